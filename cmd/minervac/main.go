@@ -1,0 +1,157 @@
+// Command minervac compiles .arch model architectures.
+//
+//	minervac check FILE [--config F] [--set k=v]
+//	minervac compile FILE [-o DIR] [--dump ir|after:PASS] [--time-passes] [--verify]
+//	minervac passes
+//
+// Diagnostics go to stderr and the exit status is non-zero on failure; dumps
+// and summaries go to stdout.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/minerva-ml/minerva/compiler"
+)
+
+// SourceFlags select and specialise an architecture.
+type SourceFlags struct {
+	File   string   `arg:"" help:"The .arch file." type:"existingfile"`
+	Config string   `help:"A Hugging Face config.json (or a model directory holding one) that specialises the architecture." placeholder:"FILE"`
+	Set    []string `help:"Override one config parameter (repeatable)." placeholder:"NAME=VALUE"`
+}
+
+func (s SourceFlags) options() (compiler.Options, error) {
+	return compiler.SourceOptions(s.File, s.Config, s.Set)
+}
+
+// CheckCmd is `minervac check`.
+type CheckCmd struct {
+	SourceFlags
+}
+
+// Run checks a file and prints a one-line summary.
+func (c *CheckCmd) Run(env *Env) error {
+	stdout, stderr := env.Stdout, env.Stderr
+	_, _ = stdout, stderr
+	opts, err := c.options()
+	if err != nil {
+		return err
+	}
+	opts.StopAfter = "lower"
+	u, err := compiler.Compile(opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, u.Summary())
+	return nil
+}
+
+// CompileCmd is `minervac compile`.
+type CompileCmd struct {
+	SourceFlags
+	Dump       []string `help:"Print a stage: 'ir' (the final IR), 'after:PASS' (the unit after a pass), 'config'." placeholder:"WHAT"`
+	TimePasses bool     `help:"Print each pass's run time to stderr."`
+	Verify     bool     `help:"Run the IR verifier after every pass that changes the IR."`
+	Disable    []string `help:"Skip an optional pass (see 'minervac passes')." placeholder:"PASS"`
+}
+
+// Run compiles a file.
+func (c *CompileCmd) Run(env *Env) error {
+	stdout, stderr := env.Stdout, env.Stderr
+	_, _ = stdout, stderr
+	opts, err := c.options()
+	if err != nil {
+		return err
+	}
+	opts.Verify, opts.Disable, opts.TimePasses = c.Verify, c.Disable, c.TimePasses
+	opts.DumpOut, opts.TimeOut = stdout, stderr
+	finalIR := false
+	for _, d := range c.Dump {
+		switch {
+		case d == "ir":
+			finalIR = true
+		case d == "config":
+			opts.DumpAfter = append(opts.DumpAfter, "config")
+		case strings.HasPrefix(d, "after:"):
+			opts.DumpAfter = append(opts.DumpAfter, strings.TrimPrefix(d, "after:"))
+		default:
+			return fmt.Errorf("--dump %s: write --dump ir, --dump config or --dump after:PASS (passes: %s)", d, strings.Join(compiler.PassNames(), ", "))
+		}
+	}
+	u, err := compiler.Compile(opts)
+	if err != nil {
+		return err
+	}
+	if finalIR {
+		fmt.Fprint(stdout, compiler.FinalIR(u))
+	}
+	return nil
+}
+
+// PassesCmd is `minervac passes`.
+type PassesCmd struct{}
+
+// Run prints the pass table.
+func (PassesCmd) Run(env *Env) error {
+	stdout, stderr := env.Stdout, env.Stderr
+	_, _ = stdout, stderr
+	for _, p := range compiler.Passes {
+		req := "optional"
+		if p.Required {
+			req = "required"
+		}
+		fmt.Fprintf(stdout, "%-14s %-8s %s\n", p.Name, req, p.Why)
+	}
+	return nil
+}
+
+// Env carries the output streams to commands: data to Stdout, messages
+// to Stderr.
+type Env struct {
+	Stdout, Stderr io.Writer
+}
+
+var cli struct {
+	Check   CheckCmd   `cmd:"" help:"Check an architecture and print a one-line summary."`
+	Compile CompileCmd `cmd:"" help:"Compile an architecture."`
+	Passes  PassesCmd  `cmd:"" help:"List the compiler's passes in order, with the reason each exists."`
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	exit := -1
+	parser, err := kong.New(&cli,
+		kong.Name("minervac"),
+		kong.Description("The Minerva compiler: .arch model architectures to Metal kernels and Go dispatch code."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { exit = code }),
+	)
+	if err != nil {
+		panic("BUG: " + err.Error())
+	}
+	ctx, err := parser.Parse(args)
+	if exit >= 0 {
+		return exit // --help
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "minervac: %v\n", err)
+		if ctx != nil {
+			fmt.Fprintf(stderr, "run 'minervac %s --help' for usage\n", ctx.Command())
+		}
+		return 2
+	}
+	if err := ctx.Run(&Env{Stdout: stdout, Stderr: stderr}); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,113 @@
+package compiler
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/minerva-ml/minerva/compiler/ir"
+	"github.com/minerva-ml/minerva/internal/golden"
+)
+
+// repoRoot is where golden files name their inputs from.
+const repoRoot = ".."
+
+// TestGolden compiles each case in testdata/golden and compares every
+// stage's output with the file. A case's `args` section reads
+// `ARCH [--config CONFIG] [--set k=v ...]` with paths from the repository
+// root.
+func TestGolden(t *testing.T) {
+	dir := filepath.Join("testdata", "golden")
+	files, err := filepath.Glob(filepath.Join(dir, "*.txtar"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden files in %s", dir)
+	}
+	used := map[string]bool{}
+	for _, path := range files {
+		used[filepath.Base(path)] = true
+		t.Run(strings.TrimSuffix(filepath.Base(path), ".txtar"), func(t *testing.T) {
+			text, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := golden.Parse(string(text))
+			args, ok := a.Get("args")
+			if !ok {
+				t.Fatalf("%s has no args section", path)
+			}
+			got := compileStages(t, args)
+			golden.Check(t, path, a, []string{"args"}, got)
+		})
+	}
+	golden.CheckOrphans(t, dir, used)
+}
+
+// compileStages compiles one case and returns the text of each stage.
+func compileStages(t *testing.T, args string) map[string]string {
+	t.Helper()
+	fields := strings.Fields(args)
+	arch := filepath.Join(repoRoot, fields[0])
+	var cfg string
+	var sets []string
+	for i := 1; i < len(fields); i++ {
+		switch fields[i] {
+		case "--config":
+			i++
+			cfg = filepath.Join(repoRoot, fields[i])
+		case "--set":
+			i++
+			sets = append(sets, fields[i])
+		default:
+			t.Fatalf("unknown golden argument %q", fields[i])
+		}
+	}
+	opts, err := SourceOptions(arch, cfg, sets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.File = fields[0]
+	opts.Verify = true
+	stages := map[string]string{}
+	var dumps strings.Builder
+	opts.DumpOut = &dumps
+	for _, p := range Passes {
+		if p.Name == "config" || p.Name == "lower" {
+			opts.DumpAfter = append(opts.DumpAfter, p.Name)
+		}
+	}
+	u, err := Compile(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stages["config"] = dumpConfig(u)
+	stages["ir"] = ir.Print(u.Func)
+	// The canonical form must read back to the same text.
+	back, err := ir.Parse(stages["ir"])
+	if err != nil {
+		t.Fatalf("the printed IR does not parse: %v", err)
+	}
+	if err := ir.Verify(back); err != nil {
+		t.Fatalf("the parsed IR does not verify: %v", err)
+	}
+	if again := ir.Print(back); again != stages["ir"] {
+		t.Fatalf("print(parse(print(ir))) differs:\n%s", golden.Diff(stages["ir"], again))
+	}
+	return stages
+}
+
+// TestDocsExampleCompiles keeps the worked example of docs/arch-language.md
+// true: an architecture written as text only compiles, with and without
+// tied embeddings.
+func TestDocsExampleCompiles(t *testing.T) {
+	for _, sets := range [][]string{nil, {"tie_embeddings=false"}, {"layers=2"}} {
+		opts, err := SourceOptions("../docs/examples/qwen3.arch", "", sets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Verify = true
+		if _, err := Compile(opts); err != nil {
+			t.Fatalf("--set %v: %v", sets, err)
+		}
+	}
+}

@@ -1,0 +1,783 @@
+// Package lower turns a parsed .arch file, with its evaluated
+// configuration, into IR: it resolves names, declares the weights, runs the
+// forward pass symbolically (loops unrolled, conditions decided) and checks
+// each op's operands, attributes and shapes as it goes.
+//
+// On return the ir.Func holds every declared weight that is present in
+// this configuration and one op per tensor operation of the forward pass,
+// in source order; every problem found is in the diagnostic list.
+package lower
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/minerva-ml/minerva/compiler/config"
+	"github.com/minerva-ml/minerva/compiler/eval"
+	"github.com/minerva-ml/minerva/compiler/ir"
+	"github.com/minerva-ml/minerva/dsl"
+	"github.com/minerva-ml/minerva/dsl/diag"
+)
+
+// Result is what lowering produces besides the IR.
+type Result struct {
+	Func *ir.Func
+	// Layers is the trip count of the forward pass's outermost loop.
+	Layers int
+}
+
+// Lower builds the IR of a file under a configuration.
+func Lower(file *dsl.File, cfg *config.Config, diags *diag.List) *Result {
+	l := &lowerer{
+		file:    file,
+		diags:   diags,
+		cfg:     cfg,
+		f:       ir.NewFunc(file.Model.Name),
+		weights: map[string]any{},
+		ckpt:    map[string]diag.Pos{},
+		layer:   -1,
+	}
+	l.ev = eval.New(diags, cfg)
+	l.declareWeights()
+	l.forward()
+	return &Result{Func: l.f, Layers: l.layers}
+}
+
+type lowerer struct {
+	file    *dsl.File
+	diags   *diag.List
+	cfg     *config.Config
+	f       *ir.Func
+	ev      *eval.Evaluator
+	weights map[string]any // *ir.Weight, *family or absent
+	ckpt    map[string]diag.Pos
+	layer   int // the outermost loop's iteration, or -1
+	layers  int
+	depth   int // loop nesting
+}
+
+// family is a weight declared once per layer.
+type family struct {
+	name    string
+	from    int64
+	weights []any // *ir.Weight or absent
+}
+
+func (f *family) Describe() string { return fmt.Sprintf("the per-layer weight %s", f.name) }
+
+// absent is a declared weight that this configuration leaves out.
+type absent struct {
+	name string
+	why  string
+}
+
+func (a absent) Describe() string { return fmt.Sprintf("the absent weight %s", a.name) }
+
+func (l *lowerer) pos(p interface{ Span() (diag.Pos, diag.Pos) }) diag.Pos {
+	s, _ := p.Span()
+	return s
+}
+
+// text returns the source text of a node, for messages.
+func (l *lowerer) text(n dsl.Node) string {
+	p, e := n.Span()
+	if p.Offset >= 0 && e.Offset <= len(l.file.Source) && p.Offset < e.Offset {
+		return strings.TrimSpace(l.file.Source[p.Offset:e.Offset])
+	}
+	return "?"
+}
+
+func (l *lowerer) declareWeights() {
+	for _, b := range l.file.Blocks {
+		if b.Weights == nil {
+			continue
+		}
+		for _, item := range b.Weights.Items {
+			if item.Weight != nil {
+				if l.checkName(item.Weight.Name, dsl.PosOf(l.file.Name, item.Weight.Pos)) {
+					l.weights[item.Weight.Name] = l.weight(item.Weight, l.cfg, -1)
+				}
+				continue
+			}
+			loop := item.Layers
+			from, ok1 := l.ev.Int(loop.From.Tree(l.file.Name), "the start of the layer range")
+			to, ok2 := l.ev.Int(loop.To.Tree(l.file.Name), "the end of the layer range")
+			if !ok1 || !ok2 {
+				continue
+			}
+			if to-from > 1<<16 || to < from {
+				l.ev.Errorf(loop.To.Tree(l.file.Name), "", "the layer range %d..%d is not sensible", from, to)
+				continue
+			}
+			fams := map[string]*family{}
+			for _, w := range loop.Weights {
+				if l.checkName(w.Name, dsl.PosOf(l.file.Name, w.Pos)) {
+					fam := &family{name: w.Name, from: from}
+					fams[w.Name] = fam
+					l.weights[w.Name] = fam
+				}
+			}
+			for i := from; i < to; i++ {
+				scope := &eval.MapScope{Vars: map[string]any{loop.Var: i}, Parent: l.cfg}
+				for _, w := range loop.Weights {
+					if fam := fams[w.Name]; fam != nil {
+						fam.weights = append(fam.weights, l.weight(w, scope, int(i)))
+					}
+				}
+			}
+		}
+	}
+}
+
+func (l *lowerer) checkName(name string, p diag.Pos) bool {
+	end := p
+	end.Col += len(name)
+	if _, dup := l.weights[name]; dup {
+		l.ev.ErrorAt(p, end, "", "weight '%s' is declared twice", name)
+		return false
+	}
+	if _, clash := l.cfg.Lookup(name); clash {
+		l.ev.ErrorAt(p, end, "rename the weight", "weight '%s' has the name of a config value", name)
+		return false
+	}
+	return true
+}
+
+// weight evaluates one declaration in a scope (the config, plus the layer
+// variable inside a loop).
+func (l *lowerer) weight(d *dsl.WeightDecl, scope eval.Scope, layer int) any {
+	name := d.Name
+	if layer >= 0 {
+		name = fmt.Sprintf("%s.%d", d.Name, layer)
+	}
+	saved := l.ev.Scope
+	l.ev.Scope = scope
+	defer func() { l.ev.Scope = saved }()
+	if d.When != nil {
+		present, ok := l.ev.Bool(d.When.Tree(l.file.Name), "a weight's when-condition")
+		if !ok {
+			return eval.Poison{}
+		}
+		if !present {
+			return absent{name: name, why: "when " + l.text(d.When.Tree(l.file.Name)) + " is false"}
+		}
+	}
+	p := dsl.PosOf(l.file.Name, d.Pos)
+	dt, ok := ir.ParseDType(d.DType)
+	if !ok || (dt != ir.BF16 && dt != ir.F16 && dt != ir.F32 && dt != ir.MXFP4) {
+		dp := p
+		dp.Col += len(d.Name) + 2
+		dp.Offset += len(d.Name) + 2
+		end := dp
+		end.Col += len(d.DType)
+		return l.ev.ErrorAt(dp, end, diag.DidYouMean(d.DType, []string{"bf16", "f16", "f32", "mxfp4"}),
+			"unknown weight dtype '%s'; weights are bf16, f16, f32 or mxfp4", d.DType)
+	}
+	w := &ir.Weight{Name: name, DType: dt, Layer: layer}
+	for _, dim := range d.Dims {
+		t := dim.Tree(l.file.Name)
+		n, ok := l.ev.Int(t, "a weight dimension")
+		if !ok {
+			return eval.Poison{}
+		}
+		if n <= 0 {
+			return l.ev.Errorf(t, "", "weight %s: dimension %s is %d; dimensions must be positive", name, l.text(t), n)
+		}
+		w.Shape = append(w.Shape, n)
+	}
+	if dt == ir.MXFP4 && w.Shape.Last()%32 != 0 {
+		t := d.Dims[len(d.Dims)-1].Tree(l.file.Name)
+		return l.ev.Errorf(t, "", "weight %s: mxfp4 packs 32 values per block, so its last dimension must be a multiple of 32, not %d", name, w.Shape.Last())
+	}
+	ck, ok := l.interpolate(d, scope)
+	if !ok {
+		return eval.Poison{}
+	}
+	w.Checkpoint = ck
+	if prev, dup := l.ckpt[ck]; dup {
+		return l.ev.ErrorAt(p, diag.Pos{}, fmt.Sprintf("the other is at %s", prev), "weight %s reads checkpoint tensor %q, which another weight reads too", name, ck)
+	}
+	l.ckpt[ck] = p
+	l.f.Weights = append(l.f.Weights, w)
+	return w
+}
+
+// interpolate fills `{name}` in a checkpoint name pattern.
+func (l *lowerer) interpolate(d *dsl.WeightDecl, scope eval.Scope) (string, bool) {
+	var b strings.Builder
+	s := d.Pattern
+	for {
+		open := strings.IndexByte(s, '{')
+		if open < 0 {
+			b.WriteString(s)
+			break
+		}
+		closing := strings.IndexByte(s[open:], '}')
+		if closing < 0 {
+			l.weightError(d, "", "the checkpoint name %q has a '{' without '}'", d.Pattern)
+			return "", false
+		}
+		b.WriteString(s[:open])
+		name := strings.TrimSpace(s[open+1 : open+closing])
+		v, ok := scope.Lookup(name)
+		if !ok {
+			l.weightError(d, diag.DidYouMean(name, scope.Names()), "the checkpoint name %q uses '{%s}', which is not defined here", d.Pattern, name)
+			return "", false
+		}
+		switch x := v.(type) {
+		case int64, string:
+			fmt.Fprint(&b, x)
+		default:
+			l.weightError(d, "", "'{%s}' in a checkpoint name must be an int or string, not %s", name, eval.Describe(v))
+			return "", false
+		}
+		s = s[open+closing+1:]
+	}
+	return b.String(), true
+}
+
+func (l *lowerer) weightError(d *dsl.WeightDecl, hint, format string, args ...any) {
+	p := dsl.PosOf(l.file.Name, d.Pos)
+	l.ev.ErrorAt(p, diag.Pos{}, hint, format, args...)
+}
+
+// scope is the forward pass's local names over the weights and config.
+type scope struct {
+	l      *lowerer
+	vars   map[string]any
+	parent *scope
+	// loopVar is the variable a loop scope iterates, which assignments may
+	// not change.
+	loopVar string
+}
+
+func (s *scope) Lookup(name string) (any, bool) {
+	for c := s; c != nil; c = c.parent {
+		if v, ok := c.vars[name]; ok {
+			return v, true
+		}
+	}
+	if v, ok := s.l.weights[name]; ok {
+		return v, true
+	}
+	return s.l.cfg.Lookup(name)
+}
+
+func (s *scope) Names() []string {
+	var out []string
+	for c := s; c != nil; c = c.parent {
+		for n := range c.vars {
+			out = append(out, n)
+		}
+	}
+	for n := range s.l.weights {
+		out = append(out, n)
+	}
+	return append(out, s.l.cfg.Names()...)
+}
+
+func (l *lowerer) forward() {
+	var fwd *dsl.ForwardBlock
+	for _, b := range l.file.Blocks {
+		if b.Forward != nil {
+			if fwd != nil {
+				l.ev.ErrorAt(dsl.PosOf(l.file.Name, b.Pos), diag.Pos{}, "", "the file has two forward blocks")
+				return
+			}
+			fwd = b.Forward
+		}
+	}
+	if fwd == nil {
+		l.diags.Errorf(dsl.PosOf(l.file.Name, l.file.Model.Pos), diag.Pos{}, "add `forward(tokens) { ... return logits }`", "the file has no forward block")
+		return
+	}
+	top := &scope{l: l, vars: map[string]any{fwd.Input: l.f.Input}}
+	l.ev.Scope = top
+	l.ev.Hooks = eval.Hooks{Call: l.call, Index: l.index, Binary: l.binary, Unary: l.unary, CallNames: ir.UserOps(), CallKind: "op"}
+	returned := l.stmts(fwd.Body, top)
+	if !returned {
+		l.diags.Errorf(dsl.PosOf(l.file.Name, fwd.Pos), diag.Pos{}, "end the forward block with `return logits`", "the forward pass does not return its output")
+	}
+}
+
+// stmts runs a statement list; it reports whether a return ran.
+func (l *lowerer) stmts(list []*dsl.Stmt, s *scope) bool {
+	for i, st := range list {
+		if l.stmt(st, s) {
+			if i < len(list)-1 {
+				l.ev.ErrorAt(dsl.PosOf(l.file.Name, list[i+1].Pos), diag.Pos{}, "", "statement after return")
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func (l *lowerer) stmt(st *dsl.Stmt, s *scope) bool {
+	file := l.file.Name
+	switch {
+	case st.Assign != nil:
+		a := st.Assign
+		v := l.withScope(s, func() any { return l.ev.Eval(a.Value.Tree(file)) })
+		if len(a.Names) > 1 {
+			l.ev.ErrorAt(dsl.PosOf(file, a.Pos), diag.Pos{}, "", "no op returns %d values; assign one name", len(a.Names))
+			v = eval.Poison{}
+		}
+		name := a.Names[0]
+		p := dsl.PosOf(file, a.Pos)
+		end := p
+		end.Col += len(name)
+		if _, isWeight := l.weights[name]; isWeight {
+			l.ev.ErrorAt(p, end, "pick another name", "cannot assign to '%s': it is a weight", name)
+			return false
+		}
+		if _, isCfg := l.cfg.Lookup(name); isCfg {
+			l.ev.ErrorAt(p, end, "pick another name", "cannot assign to '%s': it is a config value", name)
+			return false
+		}
+		if tv, ok := v.(*ir.Value); ok && tv.Name == "" {
+			tv.Name = name
+		}
+		// Assignment binds in the innermost scope that has the name, so a
+		// loop body updates the residual stream defined before the loop.
+		for c := s; c != nil; c = c.parent {
+			if _, ok := c.vars[name]; ok {
+				if c.isLoopVar(name) {
+					l.ev.ErrorAt(p, end, "", "cannot assign to the loop variable '%s'", name)
+					return false
+				}
+				c.vars[name] = v
+				return false
+			}
+		}
+		s.vars[name] = v
+	case st.For != nil:
+		fs := st.For
+		from, ok1 := l.withScopeInt(s, fs.From.Tree(file), "the start of a loop range")
+		to, ok2 := l.withScopeInt(s, fs.To.Tree(file), "the end of a loop range")
+		if !ok1 || !ok2 {
+			return false
+		}
+		if to-from > 1<<16 {
+			l.ev.ErrorAt(dsl.PosOf(file, fs.Pos), diag.Pos{}, "", "the loop %d..%d is too long", from, to)
+			return false
+		}
+		outer := l.depth == 0
+		if outer {
+			l.layers = int(max(0, to-from))
+		}
+		l.depth++
+		defer func() { l.depth-- }()
+		for i := from; i < to; i++ {
+			if outer {
+				l.layer = int(i)
+			}
+			inner := &scope{l: l, vars: map[string]any{fs.Var: i}, parent: s, loopVar: fs.Var}
+			if l.stmts(fs.Body, inner) {
+				l.ev.ErrorAt(dsl.PosOf(file, fs.Pos), diag.Pos{}, "", "return inside a loop")
+				return true
+			}
+		}
+		if outer {
+			l.layer = -1
+		}
+	case st.If != nil:
+		return l.ifStmt(st.If, s)
+	case st.Return != nil:
+		t := st.Return.Value.Tree(file)
+		v := l.withScope(s, func() any { return l.ev.Eval(t) })
+		if eval.IsPoison(v) {
+			return true
+		}
+		tv, ok := v.(*ir.Value)
+		if !ok || tv.Type.DType != ir.F32 || len(tv.Type.Shape) != 2 {
+			l.ev.Errorf(t, "return the logits: a [seq, vocab] tensor", "the forward pass must return a [seq, n] tensor, not %s", l.describe(v))
+			return true
+		}
+		l.f.Output = tv
+		return true
+	}
+	return false
+}
+
+func (s *scope) isLoopVar(name string) bool { return s.loopVar == name }
+
+func (l *lowerer) ifStmt(st *dsl.IfStmt, s *scope) bool {
+	file := l.file.Name
+	cond, ok := false, false
+	l.withScope(s, func() any {
+		cond, ok = l.ev.Bool(st.Cond.Tree(file), "an if condition")
+		return nil
+	})
+	if !ok {
+		return false
+	}
+	switch {
+	case cond:
+		return l.stmts(st.Then, s)
+	case st.ElseIf != nil:
+		return l.ifStmt(st.ElseIf, s)
+	default:
+		return l.stmts(st.Else, s)
+	}
+}
+
+func (l *lowerer) withScope(s *scope, fn func() any) any {
+	saved := l.ev.Scope
+	l.ev.Scope = s
+	defer func() { l.ev.Scope = saved }()
+	return fn()
+}
+
+func (l *lowerer) withScopeInt(s *scope, n dsl.Node, what string) (int64, bool) {
+	var v int64
+	var ok bool
+	l.withScope(s, func() any { v, ok = l.ev.Int(n, what); return nil })
+	return v, ok
+}
+
+// describe names a value in messages.
+func (l *lowerer) describe(v any) string {
+	switch x := v.(type) {
+	case *ir.Value:
+		return fmt.Sprintf("the tensor %s", x.Type)
+	case *ir.Weight:
+		return fmt.Sprintf("the weight %s (%s%s)", x.Name, x.DType, x.Shape)
+	}
+	return eval.Describe(v)
+}
+
+func (l *lowerer) index(e *eval.Evaluator, n *dsl.Index, x, i any) (any, bool) {
+	fam, ok := x.(*family)
+	if !ok {
+		if _, isT := x.(*ir.Value); isT {
+			return e.Errorf(n, "", "tensors cannot be indexed; %s is %s", l.text(n.X), l.describe(x)), true
+		}
+		return nil, false
+	}
+	k, ok := i.(int64)
+	if !ok {
+		return e.Errorf(n.Index, "", "a layer index must be an integer, not %s", eval.Describe(i)), true
+	}
+	j := k - fam.from
+	if j < 0 || j >= int64(len(fam.weights)) {
+		return e.Errorf(n.Index, "", "%s is declared for layers %d..%d; %d is out of range", fam.name, fam.from, fam.from+int64(len(fam.weights)), k), true
+	}
+	return fam.weights[j], true
+}
+
+func (l *lowerer) binary(e *eval.Evaluator, n *dsl.Binary, lv, rv any) (any, bool) {
+	lt, lIsT := lv.(*ir.Value)
+	rt, rIsT := rv.(*ir.Value)
+	_, rIsW := rv.(*ir.Weight)
+	kinds := map[string]string{"+": "add", "-": "sub", "*": "mul", "/": "div"}
+	kind, arith := kinds[n.Op]
+	if !arith || (!lIsT && !rIsT) {
+		return nil, false
+	}
+	if lIsT && (rIsT || rIsW) {
+		args := []ir.Arg{{V: lt}, argOf(rv)}
+		return l.emit(e, n, kind, args, nil, []string{l.text(n.L), l.text(n.R)}), true
+	}
+	// A tensor and a number: an affine op.
+	t, c, tensorLeft := lt, rv, true
+	if !lIsT {
+		t, c, tensorLeft = rt, lv, false
+	}
+	num, isNum := toFloat(c)
+	if !isNum {
+		return nil, false
+	}
+	mul, add := 1.0, 0.0
+	switch {
+	case n.Op == "+":
+		add = num
+	case n.Op == "-" && tensorLeft:
+		add = -num
+	case n.Op == "-":
+		mul, add = -1, num
+	case n.Op == "*":
+		mul = num
+	case n.Op == "/" && tensorLeft:
+		if num == 0 {
+			return e.Errorf(n, "", "division by zero"), true
+		}
+		mul = 1 / num
+	default:
+		return e.Errorf(n, "", "cannot divide a number by a tensor"), true
+	}
+	attrs := ir.Attrs{{Key: "mul", Value: mul}, {Key: "add", Value: add}}
+	return l.emit(e, n, "affine", []ir.Arg{{V: t}}, attrs, []string{l.text(n.L)}), true
+}
+
+func (l *lowerer) unary(e *eval.Evaluator, n *dsl.UnaryOp, x any) (any, bool) {
+	t, ok := x.(*ir.Value)
+	if !ok || n.Op != "-" {
+		return nil, false
+	}
+	attrs := ir.Attrs{{Key: "mul", Value: -1.0}, {Key: "add", Value: 0.0}}
+	return l.emit(e, n, "affine", []ir.Arg{{V: t}}, attrs, []string{l.text(n.X)}), true
+}
+
+func toFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return float64(x), true
+	case float64:
+		return x, true
+	}
+	return 0, false
+}
+
+func argOf(v any) ir.Arg {
+	switch x := v.(type) {
+	case *ir.Value:
+		return ir.Arg{V: x}
+	case *ir.Weight:
+		return ir.Arg{W: x}
+	}
+	return ir.Arg{}
+}
+
+// call lowers an op call: operands by position or name, attributes by
+// name, then the op's type rule.
+func (l *lowerer) call(e *eval.Evaluator, c *dsl.Call) (any, bool) {
+	def, ok := ir.Lookup(c.Fn)
+	if !ok || def.Internal || def.Fused {
+		return nil, false
+	}
+	args := make([]ir.Arg, len(def.Inputs))
+	given := make([]bool, len(def.Inputs))
+	texts := make([]string, len(def.Inputs))
+	attrVals := map[string]any{}
+	attrNodes := map[string]dsl.Node{}
+	poisoned := false
+	next := 0
+	names := func() []string {
+		var out []string
+		for _, in := range def.Inputs {
+			out = append(out, in.Name)
+		}
+		for _, a := range def.Attrs {
+			out = append(out, a.Name)
+		}
+		return out
+	}
+	for _, a := range c.Args {
+		idx := -1
+		switch {
+		case a.Name == "":
+			if next >= len(def.Inputs) {
+				var ins []string
+				for _, in := range def.Inputs {
+					ins = append(ins, in.Name)
+				}
+				hint := ""
+				if len(def.Attrs) > 0 {
+					hint = fmt.Sprintf("pass attributes by name, e.g. %s=...", def.Attrs[0].Name)
+				}
+				e.Errorf(a.Value, hint, "%s takes %d operands (%s); this is one too many", def.Name, len(def.Inputs), strings.Join(ins, ", "))
+				poisoned = true
+				continue
+			}
+			idx = next
+			next++
+		case def.InputIndex(a.Name) >= 0:
+			idx = def.InputIndex(a.Name)
+		case def.HasAttr(a.Name):
+			if _, dup := attrVals[a.Name]; dup {
+				e.Errorf(a, "", "%s is given twice", a.Name)
+				poisoned = true
+				continue
+			}
+			v := e.Eval(a.Value)
+			attrVals[a.Name] = v
+			attrNodes[a.Name] = a.Value
+			poisoned = poisoned || eval.IsPoison(v)
+			continue
+		default:
+			p, _ := a.Span()
+			end := p
+			end.Col += len(a.Name)
+			e.ErrorAt(p, end, diag.DidYouMean(a.Name, names()), "%s has no operand or attribute '%s'", def.Name, a.Name)
+			poisoned = true
+			continue
+		}
+		if given[idx] {
+			e.Errorf(a, "", "operand %s of %s is given twice", def.Inputs[idx].Name, def.Name)
+			poisoned = true
+			continue
+		}
+		given[idx] = true
+		v := e.Eval(a.Value)
+		texts[idx] = l.text(a.Value)
+		arg, ok := l.operand(e, def, idx, a.Value, v)
+		if !ok {
+			poisoned = true
+			continue
+		}
+		args[idx] = arg
+	}
+	for i, in := range def.Inputs {
+		if !given[i] && !in.Optional {
+			e.ErrorAt(c.FnSpan.P, c.FnSpan.E, "", "%s needs its %s operand", def.Name, in.Name)
+			poisoned = true
+		}
+	}
+	attrs := ir.Attrs{}
+	for _, ad := range def.Attrs {
+		v, ok := attrVals[ad.Name]
+		if !ok {
+			if ad.Default == nil {
+				e.ErrorAt(c.FnSpan.P, c.FnSpan.E, fmt.Sprintf("add %s=... to the call", ad.Name), "%s needs the attribute %s", def.Name, ad.Name)
+				poisoned = true
+				continue
+			}
+			v = ad.Default
+		} else if eval.IsPoison(v) {
+			continue
+		} else {
+			conv, ok := conformAttr(ad, v)
+			if !ok {
+				hint := ""
+				if len(ad.Enum) > 0 {
+					hint = "one of " + strings.Join(quoteAll(ad.Enum), ", ")
+					if s, isStr := v.(string); isStr {
+						if dm := diag.DidYouMean(s, ad.Enum); dm != "" {
+							hint = dm
+						}
+					}
+				}
+				e.Errorf(attrNodes[ad.Name], hint, "%s: %s must be %s, not %s", def.Name, ad.Name, kindPhrase(ad), eval.Describe(v))
+				poisoned = true
+				continue
+			}
+			v = conv
+		}
+		attrs = append(attrs, ir.Attr{Key: ad.Name, Value: v})
+	}
+	if poisoned {
+		return eval.Poison{}, true
+	}
+	return l.emit(e, c, def.Name, args, attrs, texts), true
+}
+
+func quoteAll(s []string) []string {
+	out := make([]string, len(s))
+	for i, x := range s {
+		out[i] = fmt.Sprintf("%q", x)
+	}
+	return out
+}
+
+func kindPhrase(ad ir.AttrDef) string {
+	switch ad.Kind {
+	case ir.IntAttr:
+		return "an int"
+	case ir.FloatAttr:
+		return "a number"
+	case ir.BoolAttr:
+		return "true or false"
+	}
+	if len(ad.Enum) > 0 {
+		return "one of " + strings.Join(quoteAll(ad.Enum), ", ")
+	}
+	return "a string"
+}
+
+func conformAttr(ad ir.AttrDef, v any) (any, bool) {
+	switch ad.Kind {
+	case ir.IntAttr:
+		i, ok := v.(int64)
+		return i, ok
+	case ir.FloatAttr:
+		f, ok := toFloat(v)
+		if ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			return nil, false
+		}
+		return f, ok
+	case ir.BoolAttr:
+		b, ok := v.(bool)
+		return b, ok
+	case ir.StringAttr:
+		s, ok := v.(string)
+		if !ok {
+			return nil, false
+		}
+		if len(ad.Enum) == 0 {
+			return s, true
+		}
+		for _, e := range ad.Enum {
+			if e == s {
+				return s, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// operand checks one operand against the op's input definition.
+func (l *lowerer) operand(e *eval.Evaluator, def *ir.OpDef, idx int, n dsl.Node, v any) (ir.Arg, bool) {
+	in := def.Inputs[idx]
+	if eval.IsPoison(v) {
+		return ir.Arg{}, false
+	}
+	switch x := v.(type) {
+	case *ir.Value:
+		if in.Kind == ir.WeightIn {
+			e.Errorf(n, "declare it in the weights block", "%s: operand %s must be a weight, but %s is an activation", def.Name, in.Name, l.text(n))
+			return ir.Arg{}, false
+		}
+		return ir.Arg{V: x}, true
+	case *ir.Weight:
+		if in.Kind == ir.TensorIn {
+			e.Errorf(n, "", "%s: operand %s must be an activation, but %s is a weight", def.Name, in.Name, l.text(n))
+			return ir.Arg{}, false
+		}
+		return ir.Arg{W: x}, true
+	case absent:
+		if in.Optional {
+			return ir.Arg{}, true
+		}
+		e.Errorf(n, "", "%s: %s is absent in this configuration (%s), but %s needs its %s operand", def.Name, x.name, x.why, def.Name, in.Name)
+		return ir.Arg{}, false
+	case nil:
+		if in.Optional {
+			return ir.Arg{}, true
+		}
+		e.Errorf(n, "", "%s needs its %s operand; it cannot be none", def.Name, in.Name)
+		return ir.Arg{}, false
+	case *family:
+		e.Errorf(n, fmt.Sprintf("write %s[i]", x.name), "%s is declared per layer: index it with the layer", x.name)
+		return ir.Arg{}, false
+	}
+	e.Errorf(n, "", "%s: operand %s must be a tensor, not %s", def.Name, in.Name, eval.Describe(v))
+	return ir.Arg{}, false
+}
+
+// emit appends an op after running its type rule.
+func (l *lowerer) emit(e *eval.Evaluator, at dsl.Node, kind string, args []ir.Arg, attrs ir.Attrs, texts []string) any {
+	def, _ := ir.Lookup(kind)
+	op := &ir.Op{Kind: kind, Args: args, Attrs: attrs, Layer: l.layer}
+	describe := func(i int) string {
+		if i < len(texts) && texts[i] != "" {
+			if w := args[i].W; w != nil {
+				return fmt.Sprintf("%s (%s)", texts[i], w.Name)
+			}
+			return texts[i]
+		}
+		return def.Inputs[i].Name
+	}
+	types, err := def.Infer(op, describe)
+	if err != nil {
+		return e.Errorf(at, "", "%s: %v", kind, err)
+	}
+	for _, t := range types {
+		r := l.f.NewValue(t, "")
+		r.Def = op
+		op.Results = append(op.Results, r)
+	}
+	l.f.Ops = append(l.f.Ops, op)
+	return op.Results[0]
+}
