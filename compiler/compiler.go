@@ -15,6 +15,7 @@ import (
 
 	"github.com/minerva-ml/minerva/compiler/config"
 	"github.com/minerva-ml/minerva/compiler/ir"
+	"github.com/minerva-ml/minerva/compiler/plan"
 	"github.com/minerva-ml/minerva/dsl"
 	"github.com/minerva-ml/minerva/dsl/diag"
 )
@@ -55,6 +56,26 @@ type PlanOptions struct {
 	Batch int
 }
 
+// Defaults of the run-time shape.
+const (
+	DefaultCtx   = 4096
+	DefaultBatch = 128
+	DefaultKV    = "f16"
+)
+
+func (p PlanOptions) withDefaults() PlanOptions {
+	if p.Ctx == 0 {
+		p.Ctx = DefaultCtx
+	}
+	if p.Batch == 0 {
+		p.Batch = DefaultBatch
+	}
+	if p.KV == "" {
+		p.KV = DefaultKV
+	}
+	return p
+}
+
 // Unit is one compilation in progress. Each pass reads what earlier passes
 // left and adds its own part.
 type Unit struct {
@@ -65,10 +86,11 @@ type Unit struct {
 	// Layers is the trip count of the forward pass's outer loop.
 	Layers int
 	Diags  diag.List
+	// KV and Arena are the memory plans.
+	KV    *plan.KV
+	Arena *plan.Arena
 	// Timings records each pass that ran, in order.
 	Timings []PassTiming
-	// State passed between later passes (plans) lives in these fields.
-	Extra map[string]any
 }
 
 // PassTiming is one pass's run time.
@@ -83,7 +105,7 @@ func Compile(opts Options) (*Unit, error) {
 	if err := checkOptions(opts); err != nil {
 		return nil, err
 	}
-	u := &Unit{Opts: opts, Extra: map[string]any{}}
+	u := &Unit{Opts: opts}
 	u.Diags.AddSource(opts.File, opts.Source)
 	disabled := map[string]bool{}
 	for _, d := range opts.Disable {

@@ -2,12 +2,14 @@ package compiler
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/minerva-ml/minerva/compiler/config"
 	"github.com/minerva-ml/minerva/compiler/eval"
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/compiler/lower"
+	"github.com/minerva-ml/minerva/compiler/plan"
 	"github.com/minerva-ml/minerva/dsl"
 )
 
@@ -31,6 +33,9 @@ var Passes = []Pass{
 	{Name: "config", Required: true, Why: "fix every parameter from defaults, config.json and --set, then run the checks", Run: configPass, Dump: dumpConfig},
 	{Name: "lower", Required: true, Why: "resolve names, declare the weights and unroll the forward pass into typed IR, checking shapes", Run: lowerPass, ChangesIR: true, Dump: dumpIR},
 	{Name: "dce", Required: false, Why: "drop ops whose results nothing reads, so later passes and kernels never see them", Run: dcePass, ChangesIR: true, Dump: dumpIR},
+	{Name: "kv_cache", Required: true, Why: "split each attention into a KV-cache write and a read over the cache, so prefill and decode share one program", Run: kvCachePass, ChangesIR: true, Dump: dumpIR},
+	{Name: "plan_kv", Required: true, Why: "size each layer's KV cache: the whole context for full attention, a ring for sliding windows", Run: planKVPass, Dump: dumpKV},
+	{Name: "plan_arena", Required: true, Why: "place every activation in one arena by liveness, so memory is the peak, not the sum", Run: planArenaPass, Dump: dumpArena},
 }
 
 func parsePass(u *Unit) error {
@@ -105,6 +110,107 @@ func HasSideEffect(op *ir.Op) bool {
 		}
 	}
 	return false
+}
+
+// kvCachePass rewrites attention(q, k, v, sinks) as
+// attend(cache_kv(q, k, v), sinks). On return no attention op remains; each
+// cache_kv/attend pair shares a cache slot, numbered in program order, and
+// attend's defaults (v_head_dim, scale) are explicit.
+func kvCachePass(u *Unit) error {
+	f := u.Func
+	var out []*ir.Op
+	slot := int64(0)
+	for _, op := range f.Ops {
+		if op.Kind != "attention" {
+			out = append(out, op)
+			continue
+		}
+		a := op.Attrs
+		hd := a.Int("head_dim")
+		vhd := a.Int("v_head_dim")
+		if vhd == 0 {
+			vhd = hd
+		}
+		scale := a.Float("scale")
+		if scale == 0 {
+			scale = 1 / math.Sqrt(float64(hd))
+		}
+		q := op.Args[0].V
+		store := &ir.Op{Kind: "cache_kv", Args: op.Args[:3:3], Layer: op.Layer, Attrs: ir.Attrs{
+			{Key: "cache", Value: slot}, {Key: "kv_heads", Value: a.Int("kv_heads")},
+			{Key: "head_dim", Value: hd}, {Key: "window", Value: a.Int("window")},
+		}}
+		qc := f.NewValue(q.Type, q.Name)
+		qc.Def = store
+		store.Results = []*ir.Value{qc}
+		attend := &ir.Op{Kind: "attend", Args: []ir.Arg{{V: qc}, op.Args[3]}, Layer: op.Layer, Results: op.Results, Attrs: ir.Attrs{
+			{Key: "cache", Value: slot}, {Key: "heads", Value: a.Int("heads")}, {Key: "kv_heads", Value: a.Int("kv_heads")},
+			{Key: "head_dim", Value: hd}, {Key: "v_head_dim", Value: vhd}, {Key: "window", Value: a.Int("window")},
+			{Key: "scale", Value: scale}, {Key: "softcap", Value: a.Float("softcap")},
+		}}
+		for _, r := range op.Results {
+			r.Def = attend
+		}
+		out = append(out, store, attend)
+		slot++
+	}
+	f.Ops = out
+	f.Renumber()
+	return nil
+}
+
+func planKVPass(u *Unit) error {
+	p := u.Opts.Plan.withDefaults()
+	format, err := plan.ParseKVFormat(p.KV)
+	if err != nil {
+		return err
+	}
+	u.KV, err = plan.PlanKV(u.Func, format, int64(p.Ctx), int64(p.Batch))
+	return err
+}
+
+func planArenaPass(u *Unit) error {
+	var err error
+	u.Arena, err = plan.PlanArena(u.Func, int64(u.Opts.Plan.withDefaults().Batch))
+	if err != nil {
+		return err
+	}
+	if u.Opts.Verify {
+		return u.Arena.Check(u.Func)
+	}
+	return nil
+}
+
+func dumpKV(u *Unit) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "kv format=%s ctx=%d batch=%d bytes=%d\n", u.KV.Format, u.KV.Ctx, u.KV.Batch, u.KV.Bytes)
+	for _, l := range u.KV.Layers {
+		kind := "full"
+		if l.Ring {
+			kind = "ring"
+		}
+		fmt.Fprintf(&b, "  cache %d (layer %d): %s capacity=%d window=%d kv_heads=%d head_dim=%d k@%d+%d v@%d+%d\n",
+			l.Cache, l.Layer, kind, l.Capacity, l.Window, l.KVHeads, l.HeadDim, l.KOffset, l.KBytes, l.VOffset, l.VBytes)
+	}
+	return b.String()
+}
+
+func dumpArena(u *Unit) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "arena batch=%d bytes=%d naive=%d\n", u.Arena.Batch, u.Arena.Bytes, u.Arena.Naive)
+	vals := []*ir.Value{u.Func.Input}
+	for _, op := range u.Func.Ops {
+		vals = append(vals, op.Results...)
+	}
+	for _, v := range vals {
+		s := u.Arena.Slots[v.ID]
+		extra := ""
+		if s.InPlace >= 0 {
+			extra = fmt.Sprintf(" in place of %%%d", s.InPlace)
+		}
+		fmt.Fprintf(&b, "  %%%d %s @%d+%d live %d..%d%s\n", v.ID, v.Type, s.Offset, s.Bytes, s.Start, s.End, extra)
+	}
+	return b.String()
 }
 
 func dumpSource(u *Unit) string { return u.Opts.Source }

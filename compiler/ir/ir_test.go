@@ -75,10 +75,10 @@ func TestVerifierCatchesUseBeforeDefinition(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	cases := map[string]string{
-		"":                                  "empty input",
+		"": "empty input",
 		"model \"t\"\nfunc forward(%0: i32[seq]) -> f32[seq, 1] {\n  %1 = nope %0 : f32[seq, 1]\n}\n": "unknown op",
 		"model \"t\"\nfunc forward(%0: i32[seq]) -> f32[seq, 1] {\n  return %9\n}\n":                  "%9 is not defined",
-		"model \"t\"\nweight @w bf17[1] \"w\"\n":                                                       "unknown dtype",
+		"model \"t\"\nweight @w bf17[1] \"w\"\n":                                                      "unknown dtype",
 	}
 	for src, want := range cases {
 		if _, err := Parse(src); err == nil || !strings.Contains(err.Error(), want) {

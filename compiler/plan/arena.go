@@ -1,0 +1,252 @@
+package plan
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/minerva-ml/minerva/compiler/ir"
+)
+
+// Slot is where a value lives in the arena.
+type Slot struct {
+	Offset int64
+	// Bytes is the size at the plan's batch: RowBytes * Batch.
+	Bytes int64
+	// RowBytes is the size of one token's row; a call of n tokens uses
+	// the first n rows.
+	RowBytes int64
+	// Start and End are the indices of the op that defines the value and
+	// of its last reader (len(ops) for the function's output).
+	Start, End int
+	// InPlace names the operand value whose space this value reuses, or -1.
+	InPlace int
+}
+
+// Arena is the placement of every activation in one buffer.
+type Arena struct {
+	Batch int64
+	Bytes int64
+	// Naive is the size if every value had its own space.
+	Naive int64
+	// Slots maps value IDs to places.
+	Slots map[int]Slot
+}
+
+// inPlace lists ops whose result may overwrite an operand that dies at the
+// op: each output element depends only on input elements at the same
+// index (or, for rope, the same rotated pair), so one pass that reads then
+// writes each element is safe on every backend.
+var inPlace = map[string]bool{
+	"add": true, "sub": true, "mul": true, "div": true, "affine": true,
+	"silu": true, "gelu": true, "gelu_tanh": true, "sigmoid": true, "tanh": true,
+	"relu": true, "exp": true, "rope": true,
+}
+
+// PlanArena places every value of f by liveness: values whose live ranges
+// do not intersect may share bytes. batch is the most tokens one call
+// processes.
+func PlanArena(f *ir.Func, batch int64) (*Arena, error) {
+	if batch <= 0 {
+		return nil, fmt.Errorf("the batch must be positive, not %d", batch)
+	}
+	a := &Arena{Batch: batch, Slots: map[int]Slot{}}
+	type live struct {
+		v          *ir.Value
+		start, end int
+	}
+	ranges := map[*ir.Value]*live{}
+	order := []*live{}
+	def := func(v *ir.Value, at int) {
+		l := &live{v: v, start: at, end: at}
+		ranges[v] = l
+		order = append(order, l)
+	}
+	def(f.Input, -1)
+	for i, op := range f.Ops {
+		for _, arg := range op.Args {
+			if arg.V != nil {
+				l, ok := ranges[arg.V]
+				if !ok {
+					return nil, fmt.Errorf("BUG: op %d reads a value with no definition", i)
+				}
+				l.end = i
+			}
+		}
+		for _, r := range op.Results {
+			def(r, i)
+		}
+	}
+	ranges[f.Output].end = len(f.Ops)
+	// In-place: the result takes its operand's slot when the operand's
+	// range ends at this op.
+	alias := map[*ir.Value]*ir.Value{}
+	for i, op := range f.Ops {
+		if !inPlace[op.Kind] || len(op.Results) != 1 {
+			continue
+		}
+		r := op.Results[0]
+		for _, arg := range op.Args {
+			v := arg.V
+			if v == nil || v == f.Input || !v.Type.Equal(r.Type) || ranges[v].end != i {
+				continue
+			}
+			// The operand must not itself be read again by this op through
+			// another argument after being overwritten: elementwise ops read
+			// each element before writing it, so a repeated operand is fine.
+			root := v
+			for alias[root] != nil {
+				root = alias[root]
+			}
+			alias[r] = v
+			break
+		}
+	}
+	// Values that alias share their root's slot; extend the root's range.
+	rootOf := func(v *ir.Value) *ir.Value {
+		for alias[v] != nil {
+			v = alias[v]
+		}
+		return v
+	}
+	for _, l := range order {
+		if r := rootOf(l.v); r != l.v && ranges[r].end < l.end {
+			ranges[r].end = l.end
+		}
+	}
+	var roots []*live
+	for _, l := range order {
+		a.Naive += align(l.v.Type.RowBytes() * batch)
+		if rootOf(l.v) == l.v {
+			roots = append(roots, l)
+		}
+	}
+	// First fit in order of definition, larger values first among equals:
+	// the classic greedy for interval placement.
+	sort.SliceStable(roots, func(i, j int) bool {
+		if roots[i].start != roots[j].start {
+			return roots[i].start < roots[j].start
+		}
+		return roots[i].v.Type.RowBytes() > roots[j].v.Type.RowBytes()
+	})
+	type placed struct {
+		off, size  int64
+		start, end int
+	}
+	var done []placed
+	offsets := map[*ir.Value]int64{}
+	for _, l := range roots {
+		size := align(l.v.Type.RowBytes() * batch)
+		// Collect the placed blocks whose lifetime overlaps, by offset.
+		var busy []placed
+		for _, p := range done {
+			if p.start <= l.end && l.start <= p.end {
+				busy = append(busy, p)
+			}
+		}
+		sort.Slice(busy, func(i, j int) bool { return busy[i].off < busy[j].off })
+		off := int64(0)
+		for _, b := range busy {
+			if off+size <= b.off {
+				break
+			}
+			if b.off+b.size > off {
+				off = b.off + b.size
+			}
+		}
+		offsets[l.v] = off
+		done = append(done, placed{off, size, l.start, l.end})
+		if off+size > a.Bytes {
+			a.Bytes = off + size
+		}
+	}
+	for _, l := range order {
+		root := rootOf(l.v)
+		slot := Slot{Offset: offsets[root], Bytes: l.v.Type.RowBytes() * batch, RowBytes: l.v.Type.RowBytes(), Start: l.start, End: l.end, InPlace: -1}
+		if root != l.v {
+			slot.InPlace = alias[l.v].ID
+		}
+		a.Slots[l.v.ID] = slot
+	}
+	return a, nil
+}
+
+// Check proves the plan safe: no two values that are live at the same time
+// overlap, except a value written in place over an operand that dies at
+// that op. It returns every conflict.
+func (a *Arena) Check(f *ir.Func) error {
+	type item struct {
+		id   int
+		slot Slot
+	}
+	var items []item
+	for id, s := range a.Slots {
+		items = append(items, item{id, s})
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].id < items[j].id })
+	inPlaceOf := map[int]int{}
+	for _, it := range items {
+		if it.slot.InPlace >= 0 {
+			inPlaceOf[it.id] = it.slot.InPlace
+		}
+	}
+	related := func(x, y int) bool {
+		// x was written in place over y (or over something y was written
+		// over): they are one storage location handed from value to value.
+		for x2 := x; ; {
+			p, ok := inPlaceOf[x2]
+			if !ok {
+				return false
+			}
+			if p == y {
+				return true
+			}
+			x2 = p
+		}
+	}
+	var errs []string
+	for i := 0; i < len(items); i++ {
+		for j := i + 1; j < len(items); j++ {
+			x, y := items[i], items[j]
+			if x.slot.Bytes == 0 || y.slot.Bytes == 0 {
+				continue
+			}
+			if x.slot.Offset+x.slot.Bytes > a.Bytes || y.slot.Offset+y.slot.Bytes > a.Bytes {
+				errs = append(errs, fmt.Sprintf("a value lies past the arena's end (%d bytes)", a.Bytes))
+			}
+			overlapBytes := x.slot.Offset < y.slot.Offset+y.slot.Bytes && y.slot.Offset < x.slot.Offset+x.slot.Bytes
+			overlapTime := x.slot.Start <= y.slot.End && y.slot.Start <= x.slot.End
+			if !overlapBytes || !overlapTime {
+				continue
+			}
+			if related(x.id, y.id) || related(y.id, x.id) {
+				continue
+			}
+			errs = append(errs, fmt.Sprintf("%%%d [%d, %d) live %d..%d overlaps %%%d [%d, %d) live %d..%d",
+				x.id, x.slot.Offset, x.slot.Offset+x.slot.Bytes, x.slot.Start, x.slot.End,
+				y.id, y.slot.Offset, y.slot.Offset+y.slot.Bytes, y.slot.Start, y.slot.End))
+		}
+	}
+	for _, op := range f.Ops {
+		for _, r := range op.Results {
+			if _, ok := a.Slots[r.ID]; !ok {
+				errs = append(errs, fmt.Sprintf("%%%d has no slot", r.ID))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return fmt.Errorf("BUG: the arena plan is unsafe:\n  %s", joinLines(errs))
+	}
+	return nil
+}
+
+func joinLines(s []string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += "\n  "
+		}
+		out += x
+	}
+	return out
+}

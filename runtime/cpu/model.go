@@ -1,0 +1,247 @@
+// Package cpu is Minerva's pure-Go backend. It executes a compiled program
+// against a memory-mapped checkpoint on every core: on Linux it is what
+// users run, and everywhere it is the reference the Metal path is checked
+// against.
+//
+// The backend follows the program exactly: it allocates the arena and the
+// KV cache the plans describe and nothing else, binds weights as views of
+// the mapping (MXFP4 experts stay packed and are decoded as they are read),
+// and runs one kernel per op. Kernels are prepared when the model is
+// loaded, so a decode step allocates nothing.
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/minerva-ml/minerva/compiler/ir"
+	"github.com/minerva-ml/minerva/runtime/program"
+	"github.com/minerva-ml/minerva/runtime/weights"
+)
+
+// Options tune a model.
+type Options struct {
+	// Workers is the number of threads; 0 means GOMAXPROCS.
+	Workers int
+	// Observe, when set, is called after every op with its results (the
+	// first seq rows of each). Fused ops then run as their bodies, so every
+	// value of the unfused program is observed too. For tests and tools.
+	Observe func(op *ir.Op, results [][]float32)
+}
+
+// Model is a program bound to its weights and buffers.
+type Model struct {
+	prog    *program.Program
+	arena   []float32
+	kv      []byte
+	steps   []step
+	pool    *pool
+	weights map[*ir.Weight]*weight
+	caches  map[int]*kvLayer
+	input   buf
+	output  buf
+	batch   int
+	ctx     int
+	vocab   int
+	observe func(op *ir.Op, results [][]float32)
+	// scratch is per-worker float space for kernels, sized at load.
+	scratch [][]float32
+}
+
+// buf is an activation: seq rows of row floats, inside the arena (or a
+// fused body's scratch). Integers (token ids, route indices) are stored as
+// their bit patterns.
+type buf struct {
+	data []float32
+	row  int
+}
+
+func (b buf) rows(seq int) []float32 { return b.data[:seq*b.row] }
+
+type step struct {
+	op  *ir.Op
+	run func(seq, pos int)
+	out []buf
+}
+
+// Load binds a program to a checkpoint that Program.Validate accepted.
+func Load(p *program.Program, ck *weights.Checkpoint, opts Options) (*Model, error) {
+	m := &Model{
+		prog:    p,
+		arena:   make([]float32, p.Arena.Bytes/4),
+		kv:      make([]byte, p.KV.Bytes),
+		pool:    newPool(opts.Workers),
+		weights: map[*ir.Weight]*weight{},
+		caches:  map[int]*kvLayer{},
+		batch:   int(p.Arena.Batch),
+		ctx:     int(p.KV.Ctx),
+		vocab:   p.Vocab(),
+		observe: opts.Observe,
+	}
+	for _, w := range p.Func.Weights {
+		bw, err := bindWeight(w, ck)
+		if err != nil {
+			return nil, err
+		}
+		m.weights[w] = bw
+	}
+	for _, l := range p.KV.Layers {
+		m.caches[l.Cache] = newKVLayer(l, p.KV.Format, m.kv)
+	}
+	m.scratch = make([][]float32, m.pool.workers)
+	val := func(v *ir.Value) buf { return m.arenaBuf(v) }
+	m.input = val(p.Func.Input)
+	m.output = val(p.Func.Output)
+	for _, op := range p.Func.Ops {
+		s, err := m.buildStep(op, val)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		m.steps = append(m.steps, s)
+	}
+	return m, nil
+}
+
+func (m *Model) arenaBuf(v *ir.Value) buf {
+	s, ok := m.prog.Arena.Slots[v.ID]
+	if !ok {
+		panic(fmt.Sprintf("BUG: value %%%d has no arena slot", v.ID))
+	}
+	off := int(s.Offset / 4)
+	return buf{data: m.arena[off : off+int(s.Bytes/4)], row: int(s.RowBytes / 4)}
+}
+
+// needScratch makes sure every worker has n floats of scratch.
+func (m *Model) needScratch(n int) {
+	for i := range m.scratch {
+		if len(m.scratch[i]) < n {
+			m.scratch[i] = make([]float32, n)
+		}
+	}
+}
+
+// Batch is the most tokens one Forward call takes.
+func (m *Model) Batch() int { return m.batch }
+
+// Ctx is the number of positions the KV cache holds.
+func (m *Model) Ctx() int { return m.ctx }
+
+// Vocab is the width of the logits.
+func (m *Model) Vocab() int { return m.vocab }
+
+// Forward runs the program on tokens at positions pos, pos+1, ... and
+// returns the logits, one row of Vocab per token. The slice is valid until
+// the next call. Tokens at positions before pos must have been run already:
+// their keys and values are in the cache.
+func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
+	n := len(tokens)
+	switch {
+	case n == 0:
+		return nil, fmt.Errorf("no tokens to run")
+	case n > m.batch:
+		return nil, fmt.Errorf("BUG: %d tokens in one call; the program was planned for at most %d", n, m.batch)
+	case pos < 0 || pos+n > m.ctx:
+		return nil, fmt.Errorf("positions %d..%d exceed the context of %d tokens; compile with a larger --ctx", pos, pos+n-1, m.ctx)
+	}
+	in := m.input.rows(n)
+	for i, t := range tokens {
+		if t < 0 || int(t) >= m.vocab {
+			return nil, fmt.Errorf("token id %d is outside the vocabulary (0..%d)", t, m.vocab-1)
+		}
+		in[i] = math.Float32frombits(uint32(t))
+	}
+	for _, s := range m.steps {
+		s.run(n, pos)
+		if m.observe != nil {
+			res := make([][]float32, len(s.out))
+			for i, b := range s.out {
+				res[i] = b.rows(n)
+			}
+			m.observe(s.op, res)
+		}
+	}
+	return m.output.rows(n), nil
+}
+
+// Close stops the workers. The checkpoint stays open; its owner closes it.
+func (m *Model) Close() { m.pool.close() }
+
+// buildStep prepares one op. Fused ops run their specialised kernel when
+// one exists, or else their body op by op, which is their definition.
+func (m *Model) buildStep(op *ir.Op, val func(*ir.Value) buf) (step, error) {
+	s := step{op: op}
+	for _, r := range op.Results {
+		s.out = append(s.out, val(r))
+	}
+	def, _ := ir.Lookup(op.Kind)
+	if def.Fused {
+		if m.observe == nil {
+			if run, ok := m.fusedKernel(op, val); ok {
+				s.run = run
+				return s, nil
+			}
+		}
+		run, err := m.bodyKernel(op, val)
+		s.run = run
+		return s, err
+	}
+	run, err := m.kernel(op, val)
+	s.run = run
+	return s, err
+}
+
+// bodyKernel runs a fused op's body: parameters are the op's operands,
+// yielded values are its results, and the rest live in scratch.
+func (m *Model) bodyKernel(op *ir.Op, outer func(*ir.Value) buf) (func(seq, pos int), error) {
+	yield := map[*ir.Value]buf{}
+	for i, y := range op.Yield {
+		yield[y] = outer(op.Results[i])
+	}
+	val := func(v *ir.Value) buf {
+		if v.Param >= 0 {
+			return outer(op.Args[v.Param].V)
+		}
+		if b, ok := yield[v]; ok {
+			return b
+		}
+		row := int(v.Type.RowBytes() / 4)
+		return buf{data: make([]float32, row*m.batch), row: row}
+	}
+	bound := map[*ir.Value]buf{}
+	memo := func(v *ir.Value) buf {
+		if b, ok := bound[v]; ok {
+			return b
+		}
+		b := val(v)
+		bound[v] = b
+		return b
+	}
+	var runs []func(seq, pos int)
+	var outs [][]buf
+	for _, b := range op.Body {
+		run, err := m.kernel(b, memo)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, run)
+		var o []buf
+		for _, r := range b.Results {
+			o = append(o, memo(r))
+		}
+		outs = append(outs, o)
+	}
+	body := op.Body
+	return func(seq, pos int) {
+		for i, r := range runs {
+			r(seq, pos)
+			if m.observe != nil {
+				res := make([][]float32, len(outs[i]))
+				for j, b := range outs[i] {
+					res[j] = b.rows(seq)
+				}
+				m.observe(body[i], res)
+			}
+		}
+	}, nil
+}

@@ -1,0 +1,209 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/minerva-ml/minerva/compiler/ir"
+	"github.com/minerva-ml/minerva/runtime/weights"
+)
+
+// weight is a checkpoint tensor as the kernels read it: a typed view of
+// the mapping, never a copy. Rows are the last dimension.
+type weight struct {
+	name    string
+	dtype   ir.DType
+	shape   ir.Shape
+	cols    int // elements per row (the last dimension)
+	rows    int // rows in all (the product of the other dimensions)
+	u16     []uint16
+	f32     []float32
+	blocks  []byte // mxfp4: cols/2 bytes per row
+	scales  []byte // mxfp4: cols/32 bytes per row
+	aligned bool
+}
+
+// fp4 is the E2M1 code table of the fixtures' README.
+var fp4 = [16]float32{0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6}
+
+// exp2Table[s] is 2^(s-127), the E8M0 block scale.
+var exp2Table = func() (t [256]float32) {
+	for s := range t {
+		t[s] = float32(math.Ldexp(1, s-127))
+	}
+	return
+}()
+
+func bindWeight(w *ir.Weight, ck *weights.Checkpoint) (*weight, error) {
+	out := &weight{name: w.Name, dtype: w.DType, shape: w.Shape, cols: int(w.Shape.Last())}
+	out.rows = int(w.Shape.Elems()) / out.cols
+	tensors := w.Tensors()
+	get := func(name string) ([]byte, error) {
+		t, ok := ck.Tensor(name)
+		if !ok {
+			return nil, fmt.Errorf("BUG: tensor %s missing after validation", name)
+		}
+		return t.Data, nil
+	}
+	data, err := get(tensors[0].Name)
+	if err != nil {
+		return nil, err
+	}
+	switch w.DType {
+	case ir.BF16, ir.F16:
+		out.u16 = view[uint16](data)
+	case ir.F32:
+		out.f32 = view[float32](data)
+	case ir.MXFP4:
+		out.blocks = data
+		if out.scales, err = get(tensors[1].Name); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("BUG: weight %s has dtype %s", w.Name, w.DType)
+	}
+	return out, nil
+}
+
+// view reinterprets mapped bytes as a slice of T. SafeTensors writers
+// align tensor data; a misaligned tensor is copied once so the kernels can
+// still use typed loads (and the race detector's pointer checks pass).
+func view[T uint16 | float32](b []byte) []T {
+	var zero T
+	size := int(unsafe.Sizeof(zero))
+	if len(b) == 0 {
+		return nil
+	}
+	if uintptr(unsafe.Pointer(&b[0]))%uintptr(size) != 0 {
+		c := make([]T, len(b)/size)
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&c[0])), len(b)), b)
+		return c
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(&b[0])), len(b)/size)
+}
+
+func bf16(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+
+// decodeRow writes row r as float32.
+func (w *weight) decodeRow(r int, dst []float32) {
+	n := w.cols
+	dst = dst[:n]
+	switch w.dtype {
+	case ir.BF16:
+		src := w.u16[r*n : r*n+n]
+		for i, h := range src {
+			dst[i] = bf16(h)
+		}
+	case ir.F16:
+		src := w.u16[r*n : r*n+n]
+		for i, h := range src {
+			dst[i] = weights.F16BitsToF32(h)
+		}
+	case ir.F32:
+		copy(dst, w.f32[r*n:r*n+n])
+	case ir.MXFP4:
+		blocks := w.blocks[r*n/2 : r*n/2+n/2]
+		scales := w.scales[r*n/32 : r*n/32+n/32]
+		for b, s := range scales {
+			scale := exp2Table[s]
+			blk := blocks[b*16 : b*16+16]
+			out := dst[b*32 : b*32+32]
+			for j, v := range blk {
+				out[2*j] = fp4[v&15] * scale
+				out[2*j+1] = fp4[v>>4] * scale
+			}
+		}
+	}
+}
+
+// dot is row r of the weight times x, without decoding the row first.
+func (w *weight) dot(r int, x []float32) float32 {
+	n := w.cols
+	x = x[:n]
+	switch w.dtype {
+	case ir.BF16:
+		return dotBF16(w.u16[r*n:r*n+n], x)
+	case ir.F16:
+		var s float32
+		for i, h := range w.u16[r*n : r*n+n] {
+			s += weights.F16BitsToF32(h) * x[i]
+		}
+		return s
+	case ir.F32:
+		return dotF32(w.f32[r*n:r*n+n], x)
+	case ir.MXFP4:
+		return dotMXFP4(w.blocks[r*n/2:r*n/2+n/2], w.scales[r*n/32:r*n/32+n/32], x)
+	}
+	panic("BUG: dot on " + w.dtype.String())
+}
+
+// at reads one element of a vector weight (biases, norms, sinks).
+func (w *weight) at(i int) float32 {
+	switch w.dtype {
+	case ir.BF16:
+		return bf16(w.u16[i])
+	case ir.F16:
+		return weights.F16BitsToF32(w.u16[i])
+	case ir.F32:
+		return w.f32[i]
+	}
+	panic("BUG: element access on " + w.dtype.String())
+}
+
+// vector decodes a small weight (a bias, a norm) once at load time.
+func (w *weight) vector() []float32 {
+	out := make([]float32, w.rows*w.cols)
+	for r := 0; r < w.rows; r++ {
+		w.decodeRow(r, out[r*w.cols:(r+1)*w.cols])
+	}
+	return out
+}
+
+func dotF32(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+func dotBF16(w []uint16, x []float32) float32 {
+	x = x[:len(w)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(w); i += 4 {
+		s0 += bf16(w[i]) * x[i]
+		s1 += bf16(w[i+1]) * x[i+1]
+		s2 += bf16(w[i+2]) * x[i+2]
+		s3 += bf16(w[i+3]) * x[i+3]
+	}
+	for ; i < len(w); i++ {
+		s0 += bf16(w[i]) * x[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// dotMXFP4 decodes 4-bit values as it multiplies: the weights stay packed.
+func dotMXFP4(blocks, scales []byte, x []float32) float32 {
+	var total float32
+	for b, s := range scales {
+		blk := blocks[b*16 : b*16+16]
+		xs := x[b*32 : b*32+32]
+		var s0, s1 float32
+		for j, v := range blk {
+			s0 += fp4[v&15] * xs[2*j]
+			s1 += fp4[v>>4] * xs[2*j+1]
+		}
+		total += (s0 + s1) * exp2Table[s]
+	}
+	return total
+}

@@ -1,0 +1,263 @@
+// Package loader turns what a user names on the command line (an .arch
+// file or a compiled artifact, a model directory or Hugging Face id, or
+// nothing) into a validated checkpoint, a compiled program and a running
+// backend.
+package loader
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/minerva-ml/minerva/compiler"
+	"github.com/minerva-ml/minerva/compiler/config"
+	"github.com/minerva-ml/minerva/models"
+	"github.com/minerva-ml/minerva/runtime/cpu"
+	"github.com/minerva-ml/minerva/runtime/engine"
+	"github.com/minerva-ml/minerva/runtime/program"
+	"github.com/minerva-ml/minerva/runtime/weights"
+)
+
+// Spec says what to load.
+type Spec struct {
+	// Arch is an .arch file or a compiled artifact directory; empty picks
+	// the shipped architecture named by the model's config.json.
+	Arch string
+	// Model is a model directory or a Hugging Face id (resolved in the
+	// local cache, offline); empty means the embedded default model.
+	Model string
+	// Plan is the run-time shape when Arch is compiled here.
+	Plan compiler.PlanOptions
+	// Backend is "auto", "cpu", "mslemu" or "metal".
+	Backend string
+	// Workers is the CPU backend's thread count (0: all cores).
+	Workers int
+	// Progress receives the progress display (stderr), or nil.
+	Progress io.Writer
+}
+
+// Model is a loaded, validated model on a backend.
+type Model struct {
+	Program    *program.Program
+	Checkpoint *weights.Checkpoint
+	Backend    engine.Backend
+	// BackendName is the backend actually chosen.
+	BackendName string
+	// Dir is the model directory, or "" for the embedded default.
+	Dir string
+	// Name is what the model is called in reports and the HTTP API.
+	Name string
+	// HFConfig is the model's config.json, for generation settings.
+	HFConfig map[string]any
+	// Tokenizer is tokenizer.json's text, or nil when the model has none.
+	Tokenizer []byte
+	// GenerationConfig is generation_config.json, or nil.
+	GenerationConfig map[string]any
+	// Ready is the time from the start of Load to a validated model.
+	Ready time.Duration
+}
+
+// Close releases the backend and the checkpoint.
+func (m *Model) Close() {
+	if m.Backend != nil {
+		m.Backend.Close()
+	}
+	if m.Checkpoint != nil {
+		m.Checkpoint.Close()
+	}
+}
+
+// DefaultName is the embedded model's name.
+const DefaultName = "fortune"
+
+// Load resolves, compiles, maps, validates and binds a model.
+func Load(spec Spec) (*Model, error) {
+	start := time.Now()
+	prog := newProgress(spec.Progress)
+	m := &Model{}
+	var cfgText []byte
+	var err error
+	if spec.Model == "" {
+		m.Name = DefaultName
+		cfgText = models.FortuneFile("config.json")
+		m.Tokenizer = models.FortuneFile("tokenizer.json")
+		prog.stage("mapping", 1)
+		m.Checkpoint, err = weights.FromBytes("models/fortune/model.safetensors", models.FortuneFile("model.safetensors"))
+		if err != nil {
+			return nil, fmt.Errorf("BUG: the embedded model does not load: %w", err)
+		}
+	} else {
+		dir, err := ResolveModel(spec.Model)
+		if err != nil {
+			return nil, err
+		}
+		m.Dir, m.Name = dir, spec.Model
+		cfgText, err = os.ReadFile(filepath.Join(dir, "config.json"))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		if tok, err := os.ReadFile(filepath.Join(dir, "tokenizer.json")); err == nil {
+			m.Tokenizer = tok
+		}
+		if g, err := os.ReadFile(filepath.Join(dir, "generation_config.json")); err == nil {
+			_ = json.Unmarshal(g, &m.GenerationConfig)
+		}
+		prog.stage("mapping", 1)
+		m.Checkpoint, err = weights.Open(dir)
+		if err != nil {
+			return nil, err
+		}
+	}
+	prog.advance(1)
+	if cfgText != nil {
+		if err := json.Unmarshal(cfgText, &m.HFConfig); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("config.json: %v", err)
+		}
+	}
+	m.Program, err = compileFor(spec, cfgText, m.HFConfig)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	prog.stage("validating", 1)
+	archHint := spec.Arch
+	if archHint == "" {
+		archHint = "ARCH"
+	}
+	if err := m.Program.Validate(m.Checkpoint, archHint); err != nil {
+		m.Close()
+		return nil, err
+	}
+	prog.advance(1)
+	prog.stage("binding", 1)
+	m.Backend, m.BackendName, err = newBackend(spec, m.Program, m.Checkpoint)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	prog.advance(1)
+	m.Ready = time.Since(start)
+	prog.done(fmt.Sprintf("%s ready in %s: %d tensors mapped and validated, %s backend",
+		m.Name, m.Ready.Round(time.Microsecond), len(m.Program.TensorSpecs()), m.BackendName))
+	return m, nil
+}
+
+// compileFor compiles the architecture for the model's config.json.
+func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program, error) {
+	var file, src string
+	switch {
+	case spec.Arch == "":
+		var names []string
+		if a, ok := hf["architectures"].([]any); ok {
+			for _, n := range a {
+				if s, ok := n.(string); ok {
+					names = append(names, s)
+				}
+			}
+		}
+		if len(names) == 0 {
+			return nil, fmt.Errorf("the model's config.json names no architectures; pass an .arch file")
+		}
+		a, err := models.ForArchitecture(names)
+		if err != nil {
+			return nil, err
+		}
+		file, src = a.File, a.Source
+	case strings.HasSuffix(spec.Arch, ".arch"):
+		b, err := os.ReadFile(spec.Arch)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the architecture: %w", err)
+		}
+		file, src = spec.Arch, string(b)
+	default:
+		return nil, fmt.Errorf("%s is neither an .arch file nor a compiled artifact", spec.Arch)
+	}
+	opts := compiler.Options{File: file, Source: src, Plan: spec.Plan}
+	if cfgText != nil {
+		js, err := config.ParseJSON("config.json", cfgText)
+		if err != nil {
+			return nil, err
+		}
+		opts.JSON = js
+	}
+	u, err := compiler.Compile(opts)
+	if err != nil {
+		return nil, err
+	}
+	return program.FromUnit(u), nil
+}
+
+// Backends lists the accepted --backend values.
+var Backends = []string{"auto", "cpu", "mslemu", "metal"}
+
+func newBackend(spec Spec, p *program.Program, ck *weights.Checkpoint) (engine.Backend, string, error) {
+	name := spec.Backend
+	if name == "" || name == "auto" {
+		name = autoBackend()
+	}
+	switch name {
+	case "cpu":
+		m, err := cpu.Load(p, ck, cpu.Options{Workers: spec.Workers})
+		return m, "cpu", err
+	}
+	return nil, "", fmt.Errorf("unknown backend %q: use %s", name, strings.Join(Backends, ", "))
+}
+
+// autoBackend picks Metal when a device exists and the CPU otherwise.
+func autoBackend() string { return "cpu" }
+
+// ResolveModel finds a model directory: a path, or a Hugging Face id such
+// as openai/gpt-oss-20b found in the local cache (offline).
+func ResolveModel(name string) (string, error) {
+	if fi, err := os.Stat(name); err == nil {
+		if !fi.IsDir() {
+			if strings.HasSuffix(name, ".safetensors") {
+				return filepath.Dir(name), nil
+			}
+			return "", fmt.Errorf("%s is a file; --model takes a model directory (config.json, model.safetensors, tokenizer.json)", name)
+		}
+		return name, nil
+	}
+	if strings.Count(name, "/") == 1 && !strings.HasPrefix(name, ".") && !strings.HasPrefix(name, "/") {
+		dir, err := hfCacheSnapshot(name)
+		if err == nil {
+			return dir, nil
+		}
+		return "", err
+	}
+	return "", fmt.Errorf("model %s: no such directory", name)
+}
+
+// hfCacheSnapshot resolves org/name in the Hugging Face hub cache layout:
+// HUB/models--org--name/refs/main holds the snapshot hash of
+// HUB/models--org--name/snapshots/HASH.
+func hfCacheSnapshot(id string) (string, error) {
+	hub := os.Getenv("HF_HUB_CACHE")
+	if hub == "" {
+		if home := os.Getenv("HF_HOME"); home != "" {
+			hub = filepath.Join(home, "hub")
+		} else if h, err := os.UserHomeDir(); err == nil {
+			hub = filepath.Join(h, ".cache", "huggingface", "hub")
+		}
+	}
+	repo := filepath.Join(hub, "models--"+strings.ReplaceAll(id, "/", "--"))
+	ref, err := os.ReadFile(filepath.Join(repo, "refs", "main"))
+	if err != nil {
+		snaps, _ := filepath.Glob(filepath.Join(repo, "snapshots", "*"))
+		if len(snaps) == 1 {
+			return snaps[0], nil
+		}
+		return "", fmt.Errorf("model %s is not a directory and is not in the Hugging Face cache (%s); download it first, e.g. `huggingface-cli download %s`", id, repo, id)
+	}
+	dir := filepath.Join(repo, "snapshots", strings.TrimSpace(string(ref)))
+	if _, err := os.Stat(dir); err != nil {
+		return "", fmt.Errorf("model %s: the cache's refs/main names snapshot %s, which is missing", id, strings.TrimSpace(string(ref)))
+	}
+	return dir, nil
+}

@@ -1,0 +1,200 @@
+package loader
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/minerva-ml/minerva/compiler"
+	"github.com/minerva-ml/minerva/runtime/engine"
+	"github.com/minerva-ml/minerva/runtime/tokenizer"
+	"github.com/minerva-ml/minerva/runtime/weights"
+)
+
+// TestEmbeddedFortunePrompts: the embedded default model, tokenised with
+// its own tokenizer.json, continues each of reference.json's three prompts
+// greedily to exactly the ids and text transformers recorded.
+func TestEmbeddedFortunePrompts(t *testing.T) {
+	b, err := os.ReadFile("../../testdata/gpt-oss/fortune/reference.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		Prompts []struct {
+			Prompt    string `json:"prompt"`
+			PromptIDs []int  `json:"prompt_ids"`
+			GreedyIDs []int  `json:"greedy_ids"`
+			Text      string `json:"greedy_text"`
+		} `json:"prompts"`
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range []string{"f32", "f16"} {
+		m, err := Load(Spec{Plan: compiler.PlanOptions{KV: kv, Ctx: 256}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := tokenizer.Parse(m.Tokenizer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ref.Prompts {
+			ids := tok.Encode(p.Prompt)
+			if !equalInts(ids, p.PromptIDs) {
+				t.Fatalf("%q encodes to %v, reference %v", p.Prompt, ids, p.PromptIDs)
+			}
+			s := engine.NewSession(m.Backend)
+			var got []int
+			_, err := engine.Generate(context.Background(), s, toInt32(ids), engine.GenOptions{MaxTokens: len(p.GreedyIDs)}, func(id int32, _ bool) error {
+				got = append(got, int(id))
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalInts(got, p.GreedyIDs) {
+				t.Fatalf("kv %s, %q: greedy ids\n got %v\nwant %v", kv, p.Prompt, got, p.GreedyIDs)
+			}
+			// reference.json's text was decoded the way the tokenizers
+			// library does by default: skipping special tokens.
+			var plain []int
+			for _, id := range got {
+				if !tok.IsSpecial(id) {
+					plain = append(plain, id)
+				}
+			}
+			text, err := tok.Decode(plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(text) != p.Text {
+				t.Fatalf("kv %s, %q: text %q, want %q", kv, p.Prompt, text, p.Text)
+			}
+		}
+		m.Close()
+	}
+}
+
+func toInt32(ids []int) []int32 {
+	out := make([]int32, len(ids))
+	for i, v := range ids {
+		out[i] = int32(v)
+	}
+	return out
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestLoadErrors: bad input gets an error that names the problem and the
+// fix.
+func TestLoadErrors(t *testing.T) {
+	empty := t.TempDir()
+	mixed := t.TempDir()
+	copyFile(t, "../../models/fortune/config.json", filepath.Join(mixed, "config.json"))
+	copyFile(t, "../../testdata/gpt-oss/tiny-random/model.safetensors", filepath.Join(mixed, "model.safetensors"))
+	truncated := t.TempDir()
+	copyFile(t, "../../testdata/gpt-oss/tiny-random/config.json", filepath.Join(truncated, "config.json"))
+	data, err := os.ReadFile("../../testdata/gpt-oss/tiny-random/model.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(truncated, "model.safetensors"), data[:len(data)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		spec Spec
+		want []string
+	}{
+		{"no checkpoint", Spec{Arch: "../../models/gpt-oss.arch", Model: empty}, []string{"contains no SafeTensors checkpoint"}},
+		{"no such directory", Spec{Model: filepath.Join(empty, "nope")}, []string{"no such directory"}},
+		{"weights of another config", Spec{Arch: "../../models/gpt-oss.arch", Model: mixed},
+			[]string{"model.embed_tokens.weight: shape [512 64], expected [4096 256]", "compiled gpt-oss (vocab_size=4096, hidden=256", "minervac compile ../../models/gpt-oss.arch --config " + mixed}},
+		{"truncated checkpoint", Spec{Arch: "../../models/gpt-oss.arch", Model: truncated}, []string{"truncated"}},
+		{"unknown hugging face id", Spec{Model: "nobody/nothing"}, []string{"not in the Hugging Face cache", "huggingface-cli download nobody/nothing"}},
+		{"not an arch", Spec{Arch: "../../README.md"}, []string{"neither an .arch file nor a compiled artifact"}},
+	}
+	t.Setenv("HF_HUB_CACHE", t.TempDir())
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := Load(c.spec)
+			if err == nil {
+				m.Close()
+				t.Fatal("loaded without error")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestContextAndVocabularyErrors(t *testing.T) {
+	m, err := Load(Spec{Plan: compiler.PlanOptions{Ctx: 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s := engine.NewSession(m.Backend)
+	_, err = engine.Generate(context.Background(), s, make([]int32, 9), engine.GenOptions{MaxTokens: 1}, func(int32, bool) error { return nil })
+	if !errors.Is(err, engine.ErrContextFull) || !strings.Contains(err.Error(), "the prompt has 9 tokens") || !strings.Contains(err.Error(), "--ctx") {
+		t.Fatalf("long prompt: %v", err)
+	}
+	if _, err := s.Prefill([]int32{4096}); err == nil || !strings.Contains(err.Error(), "token id 4096 is outside the vocabulary (0..4095)") {
+		t.Fatalf("out of vocabulary: %v", err)
+	}
+	// Generation past the context stops there instead of failing.
+	st, err := engine.Generate(context.Background(), engine.NewSession(m.Backend), []int32{1, 2, 3}, engine.GenOptions{MaxTokens: 100}, func(int32, bool) error { return nil })
+	if err != nil || st.StoppedBy != "context" && st.StoppedBy != "stop" {
+		t.Fatalf("generation to the end of the context: %+v, %v", st, err)
+	}
+}
+
+func TestHuggingFaceCacheResolution(t *testing.T) {
+	hub := t.TempDir()
+	snap := filepath.Join(hub, "models--org--model", "snapshots", "abc123")
+	if err := os.MkdirAll(snap, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(hub, "models--org--model", "refs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(hub, "models--org--model", "refs", "main"), []byte("abc123\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HF_HUB_CACHE", hub)
+	dir, err := ResolveModel("org/model")
+	if err != nil || dir != snap {
+		t.Fatalf("got %q, %v; want %q", dir, err, snap)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var _ = weights.F32
