@@ -26,13 +26,13 @@ var fixtures = []fixture{
 }
 
 type reference struct {
-	ids          []int32
-	logits       []float32 // [T, V]
-	hidden       [][]float32
-	generated    []int32
-	logitsFull   []float32 // [T+N, V]
-	vocab        int
-	prompts      []struct {
+	ids        []int32
+	logits     []float32 // [T, V]
+	hidden     [][]float32
+	generated  []int32
+	logitsFull []float32 // [T+N, V]
+	vocab      int
+	prompts    []struct {
 		Prompt    string  `json:"prompt"`
 		PromptIDs []int32 `json:"prompt_ids"`
 		GreedyIDs []int32 `json:"greedy_ids"`
