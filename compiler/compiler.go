@@ -86,6 +86,8 @@ type Unit struct {
 	// Layers is the trip count of the forward pass's outer loop.
 	Layers int
 	Diags  diag.List
+	// Fused counts how often each fusion rule fired.
+	Fused map[string]int
 	// KV and Arena are the memory plans.
 	KV    *plan.KV
 	Arena *plan.Arena

@@ -7,6 +7,7 @@ import (
 
 	"github.com/minerva-ml/minerva/compiler/config"
 	"github.com/minerva-ml/minerva/compiler/eval"
+	"github.com/minerva-ml/minerva/compiler/fuse"
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/compiler/lower"
 	"github.com/minerva-ml/minerva/compiler/plan"
@@ -34,6 +35,7 @@ var Passes = []Pass{
 	{Name: "lower", Required: true, Why: "resolve names, declare the weights and unroll the forward pass into typed IR, checking shapes", Run: lowerPass, ChangesIR: true, Dump: dumpIR},
 	{Name: "dce", Required: false, Why: "drop ops whose results nothing reads, so later passes and kernels never see them", Run: dcePass, ChangesIR: true, Dump: dumpIR},
 	{Name: "kv_cache", Required: true, Why: "split each attention into a KV-cache write and a read over the cache, so prefill and decode share one program", Run: kvCachePass, ChangesIR: true, Dump: dumpIR},
+	{Name: "fuse", Required: false, Why: "apply the rules of compiler/fuse/rules.fuse: fewer dispatches, fewer round trips through memory", Run: fusePass, ChangesIR: true, Dump: dumpIR},
 	{Name: "plan_kv", Required: true, Why: "size each layer's KV cache: the whole context for full attention, a ring for sliding windows", Run: planKVPass, Dump: dumpKV},
 	{Name: "plan_arena", Required: true, Why: "place every activation in one arena by liveness, so memory is the peak, not the sum", Run: planArenaPass, Dump: dumpArena},
 }
@@ -156,6 +158,13 @@ func kvCachePass(u *Unit) error {
 	}
 	f.Ops = out
 	f.Renumber()
+	return nil
+}
+
+// fusePass applies the fusion rules in order. On return every match of
+// every rule has been replaced by its fused op.
+func fusePass(u *Unit) error {
+	u.Fused = fuse.Apply(u.Func, fuse.Rules)
 	return nil
 }
 

@@ -9,6 +9,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/minerva-ml/minerva/compiler"
+	"github.com/minerva-ml/minerva/compiler/stats"
 )
 
 // SourceFlags select and specialise an architecture.
@@ -28,6 +30,17 @@ type SourceFlags struct {
 
 func (s SourceFlags) options() (compiler.Options, error) {
 	return compiler.SourceOptions(s.File, s.Config, s.Set)
+}
+
+// PlanFlags set the run-time shape the program is planned for.
+type PlanFlags struct {
+	Ctx   int    `help:"Context length: positions each full-attention layer's KV cache holds." default:"4096"`
+	KV    string `name:"kv" help:"KV-cache format: f16, q8 (int8, one scale per token and head), q4 (4-bit, groups of 32) or f32." default:"f16" enum:"f16,q8,q4,f32"`
+	Batch int    `help:"Most tokens one call processes (a prefill chunk)." default:"128"`
+}
+
+func (p PlanFlags) plan() compiler.PlanOptions {
+	return compiler.PlanOptions{Ctx: p.Ctx, KV: p.KV, Batch: p.Batch}
 }
 
 // CheckCmd is `minervac check`.
@@ -55,6 +68,7 @@ func (c *CheckCmd) Run(env *Env) error {
 // CompileCmd is `minervac compile`.
 type CompileCmd struct {
 	SourceFlags
+	PlanFlags
 	Dump       []string `help:"Print a stage: 'ir' (the final IR), 'after:PASS' (the unit after a pass), 'config'." placeholder:"WHAT"`
 	TimePasses bool     `help:"Print each pass's run time to stderr."`
 	Verify     bool     `help:"Run the IR verifier after every pass that changes the IR."`
@@ -70,6 +84,7 @@ func (c *CompileCmd) Run(env *Env) error {
 		return err
 	}
 	opts.Verify, opts.Disable, opts.TimePasses = c.Verify, c.Disable, c.TimePasses
+	opts.Plan = c.plan()
 	opts.DumpOut, opts.TimeOut = stdout, stderr
 	finalIR := false
 	for _, d := range c.Dump {
@@ -92,6 +107,30 @@ func (c *CompileCmd) Run(env *Env) error {
 		fmt.Fprint(stdout, compiler.FinalIR(u))
 	}
 	return nil
+}
+
+// StatsCmd is `minervac stats`.
+type StatsCmd struct {
+	SourceFlags
+	PlanFlags
+	Disable []string `help:"Skip an optional pass." placeholder:"PASS"`
+}
+
+// Run prints the figures of the compiled program as one JSON object.
+func (c *StatsCmd) Run(env *Env) error {
+	opts, err := c.options()
+	if err != nil {
+		return err
+	}
+	opts.Plan, opts.Disable = c.plan(), c.Disable
+	u, err := compiler.Compile(opts)
+	if err != nil {
+		return err
+	}
+	st := stats.Compute(u.Func, u.KV, u.Arena, u.Layers)
+	enc := json.NewEncoder(env.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(st)
 }
 
 // PassesCmd is `minervac passes`.
@@ -120,6 +159,7 @@ type Env struct {
 var cli struct {
 	Check   CheckCmd   `cmd:"" help:"Check an architecture and print a one-line summary."`
 	Compile CompileCmd `cmd:"" help:"Compile an architecture."`
+	Stats   StatsCmd   `cmd:"" help:"Print the compiled program's figures (dispatches, kernels, memory, bytes and flops per token) as JSON."`
 	Passes  PassesCmd  `cmd:"" help:"List the compiler's passes in order, with the reason each exists."`
 }
 

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -58,6 +59,10 @@ func rate(n int, d time.Duration) float64 {
 	return float64(n) / d.Seconds()
 }
 
+// ErrStopGeneration, returned by Generate's callback, ends generation
+// normally (a stop string was seen); Generate then returns no error.
+var ErrStopGeneration = errors.New("stop generation")
+
 // Generate runs the prompt after the session's current position, then
 // samples up to MaxTokens tokens, calling onToken for each (stop tokens
 // included, with stop=true). It returns when a stop token is produced, the
@@ -98,6 +103,10 @@ func Generate(ctx context.Context, s *Session, prompt []int32, opts GenOptions, 
 		}
 		if err := onToken(id, stop); err != nil {
 			st.Decode = time.Since(t1)
+			if errors.Is(err, ErrStopGeneration) {
+				st.StoppedBy = "stop"
+				return st, nil
+			}
 			return st, err
 		}
 		if stop {

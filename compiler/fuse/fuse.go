@@ -1,0 +1,480 @@
+// Package fuse rewrites the IR with declarative fusion rules (rules.fuse):
+// each rule is a tree pattern over ops and the fused op that replaces a
+// match. A fused op keeps the ops it replaced as its body, so its meaning
+// is the body's, and every backend can check its fused kernel against it.
+//
+// On return from Apply every rule has been applied wherever it matches, in
+// the order of the file: earlier rules win.
+package fuse
+
+import (
+	_ "embed"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/minerva-ml/minerva/compiler/ir"
+)
+
+//go:embed rules.fuse
+var rulesText string
+
+// Rule is one fusion rule.
+type Rule struct {
+	Name    string
+	Why     string
+	Kind    string // the fused op
+	Pattern *Node
+	// Vars lists the pattern's variables in order of first appearance: the
+	// fused op's operands.
+	Vars []string
+	Text string
+}
+
+// Node is a pattern: an op with operand patterns, or a variable.
+type Node struct {
+	Op   string
+	Args []*Node
+	// Var is a variable's name, or the name an op is bound to ($h=op(...)).
+	Var string
+	// Optional variables also match an absent operand.
+	Optional bool
+	// Export lets the op's value be read outside the match.
+	Export bool
+	// Ref is a later mention of a named op.
+	Ref bool
+}
+
+// Rules is the parsed rules file.
+var Rules = mustParse(rulesText)
+
+func mustParse(text string) []*Rule {
+	rules, err := Parse(text)
+	if err != nil {
+		panic("BUG: rules.fuse: " + err.Error())
+	}
+	for _, r := range rules {
+		ir.RegisterFused(r.Kind, "fused by rule "+r.Name+": "+r.Why)
+	}
+	return rules
+}
+
+// Parse reads rules text.
+func Parse(text string) ([]*Rule, error) {
+	var rules []*Rule
+	var why []string
+	for n, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "":
+			why = nil
+			continue
+		case strings.HasPrefix(line, "#"):
+			why = append(why, strings.TrimSpace(strings.TrimPrefix(line, "#")))
+			continue
+		}
+		r, err := parseRule(line)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", n+1, err)
+		}
+		r.Why = strings.Join(why, " ")
+		if r.Why == "" {
+			return nil, fmt.Errorf("line %d: rule %s needs a comment that says why it exists", n+1, r.Name)
+		}
+		why = nil
+		rules = append(rules, r)
+	}
+	seen := map[string]bool{}
+	for _, r := range rules {
+		if seen[r.Name] {
+			return nil, fmt.Errorf("rule %s is defined twice", r.Name)
+		}
+		seen[r.Name] = true
+	}
+	return rules, nil
+}
+
+func parseRule(line string) (*Rule, error) {
+	name, rest, ok := strings.Cut(line, ":")
+	if !ok {
+		return nil, fmt.Errorf("expected `NAME: PATTERN => OP`")
+	}
+	pat, kind, ok := strings.Cut(rest, "=>")
+	if !ok {
+		return nil, fmt.Errorf("expected `=> OP` after the pattern")
+	}
+	r := &Rule{Name: strings.TrimSpace(name), Kind: strings.TrimSpace(kind), Text: strings.TrimSpace(pat)}
+	p := &patParser{s: r.Text, names: map[string]bool{}}
+	node, err := p.node()
+	if err != nil {
+		return nil, err
+	}
+	if p.skip(); p.i != len(p.s) {
+		return nil, fmt.Errorf("unexpected %q after the pattern", p.s[p.i:])
+	}
+	if node.Op == "" {
+		return nil, fmt.Errorf("a pattern must be rooted at an op")
+	}
+	for _, n := range []string{node.Op, r.Kind} {
+		if n == "" {
+			return nil, fmt.Errorf("empty op name")
+		}
+	}
+	r.Pattern, r.Vars = node, p.vars
+	if err := checkOps(node); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func checkOps(n *Node) error {
+	if n.Op == "" {
+		return nil
+	}
+	d, ok := ir.Lookup(n.Op)
+	if !ok || d.Fused {
+		return fmt.Errorf("pattern op %q is not a base op", n.Op)
+	}
+	if len(n.Args) != len(d.Inputs) {
+		return fmt.Errorf("pattern op %s has %d operands; the op takes %d", n.Op, len(n.Args), len(d.Inputs))
+	}
+	for _, a := range n.Args {
+		if err := checkOps(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type patParser struct {
+	s     string
+	i     int
+	vars  []string
+	names map[string]bool // op bindings
+}
+
+func (p *patParser) skip() {
+	for p.i < len(p.s) && p.s[p.i] == ' ' {
+		p.i++
+	}
+}
+
+func (p *patParser) word() string {
+	p.skip()
+	start := p.i
+	for p.i < len(p.s) && (p.s[p.i] == '_' || p.s[p.i] >= 'a' && p.s[p.i] <= 'z' || p.s[p.i] >= '0' && p.s[p.i] <= '9' || p.s[p.i] >= 'A' && p.s[p.i] <= 'Z') {
+		p.i++
+	}
+	return p.s[start:p.i]
+}
+
+func (p *patParser) peek(c byte) bool {
+	p.skip()
+	return p.i < len(p.s) && p.s[p.i] == c
+}
+
+func (p *patParser) node() (*Node, error) {
+	if p.peek('$') {
+		p.i++
+		name := p.word()
+		if name == "" {
+			return nil, fmt.Errorf("expected a variable name after $")
+		}
+		if p.peek('=') {
+			p.i++
+			if p.names[name] {
+				return nil, fmt.Errorf("$%s is bound twice", name)
+			}
+			p.names[name] = true
+			n, err := p.node()
+			if err != nil {
+				return nil, err
+			}
+			if n.Op == "" {
+				return nil, fmt.Errorf("$%s= must name an op", name)
+			}
+			n.Var = name
+			return n, nil
+		}
+		n := &Node{Var: name}
+		if p.names[name] {
+			n.Ref = true
+			return n, nil
+		}
+		if p.peek('?') {
+			p.i++
+			n.Optional = true
+		}
+		known := false
+		for _, v := range p.vars {
+			known = known || v == name
+		}
+		if !known {
+			p.vars = append(p.vars, name)
+		}
+		return n, nil
+	}
+	op := p.word()
+	if op == "" {
+		return nil, fmt.Errorf("expected an op or a $variable at %q", p.s[p.i:])
+	}
+	n := &Node{Op: op}
+	if !p.peek('(') {
+		return nil, fmt.Errorf("expected ( after %s", op)
+	}
+	p.i++
+	for !p.peek(')') {
+		if len(n.Args) > 0 {
+			if !p.peek(',') {
+				return nil, fmt.Errorf("expected , or ) in %s(...)", op)
+			}
+			p.i++
+		}
+		a, err := p.node()
+		if err != nil {
+			return nil, err
+		}
+		n.Args = append(n.Args, a)
+	}
+	p.i++
+	if p.peek('!') {
+		p.i++
+		n.Export = true
+	}
+	return n, nil
+}
+
+// match is the state of one attempt.
+type match struct {
+	vars  map[string]ir.Arg
+	named map[string]*ir.Op
+	ops   []*ir.Op // matched ops, root first
+	exp   map[*ir.Op]bool
+}
+
+func (m *match) clone() *match {
+	c := &match{vars: map[string]ir.Arg{}, named: map[string]*ir.Op{}, ops: append([]*ir.Op(nil), m.ops...), exp: map[*ir.Op]bool{}}
+	for k, v := range m.vars {
+		c.vars[k] = v
+	}
+	for k, v := range m.named {
+		c.named[k] = v
+	}
+	for k, v := range m.exp {
+		c.exp[k] = v
+	}
+	return c
+}
+
+func (m *match) has(op *ir.Op) bool {
+	for _, o := range m.ops {
+		if o == op {
+			return true
+		}
+	}
+	return false
+}
+
+// matchOp tries a pattern op against an op; it returns the extended state.
+func matchOp(n *Node, op *ir.Op, m *match) *match {
+	if op.Kind != n.Op || len(op.Args) != len(n.Args) || m.has(op) {
+		return nil
+	}
+	m = m.clone()
+	m.ops = append(m.ops, op)
+	if n.Export {
+		m.exp[op] = true
+	}
+	if n.Var != "" {
+		m.named[n.Var] = op
+	}
+	orders := [][]int{identity(len(n.Args))}
+	if d, _ := ir.Lookup(op.Kind); d.Commutative && len(n.Args) == 2 {
+		orders = append(orders, []int{1, 0})
+	}
+	for _, order := range orders {
+		cur := m
+		for i, a := range n.Args {
+			if cur = matchArg(a, op.Args[order[i]], cur); cur == nil {
+				break
+			}
+		}
+		if cur != nil {
+			return cur
+		}
+	}
+	return nil
+}
+
+func identity(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+func matchArg(n *Node, a ir.Arg, m *match) *match {
+	switch {
+	case n.Ref:
+		op := m.named[n.Var]
+		if a.V == nil || a.V.Def != op {
+			return nil
+		}
+		return m
+	case n.Op != "":
+		if a.V == nil || a.V.Def == nil {
+			return nil
+		}
+		return matchOp(n, a.V.Def, m)
+	}
+	if a.IsNone() && !n.Optional {
+		return nil
+	}
+	if prev, ok := m.vars[n.Var]; ok {
+		if prev != a {
+			return nil
+		}
+		return m
+	}
+	m = m.clone()
+	m.vars[n.Var] = a
+	return m
+}
+
+// Apply runs every rule over f and returns how often each fired.
+func Apply(f *ir.Func, rules []*Rule) map[string]int {
+	fired := map[string]int{}
+	for _, r := range rules {
+		for i := 0; i < len(f.Ops); i++ {
+			op := f.Ops[i]
+			if op.Kind != r.Pattern.Op {
+				continue
+			}
+			m := matchOp(r.Pattern, op, &match{vars: map[string]ir.Arg{}, named: map[string]*ir.Op{}, exp: map[*ir.Op]bool{}})
+			if m == nil || !legal(f, m) {
+				continue
+			}
+			i = replace(f, r, m)
+			fired[r.Name]++
+		}
+	}
+	f.Renumber()
+	return fired
+}
+
+// legal checks that fusing the match keeps the program correct: ops inside
+// the match are read only inside it (or are exported), exported values are
+// first read after the fused op's position, and the output is not hidden.
+func legal(f *ir.Func, m *match) bool {
+	pos := map[*ir.Op]int{}
+	for i, op := range f.Ops {
+		pos[op] = i
+	}
+	root := m.ops[0]
+	inside := map[*ir.Op]bool{}
+	for _, op := range m.ops {
+		inside[op] = true
+	}
+	uses := f.Uses()
+	for _, op := range m.ops[1:] {
+		for _, r := range op.Results {
+			for _, u := range uses[r] {
+				if u == nil && !m.exp[op] { // the function's output
+					return false
+				}
+				if u == nil || inside[u] {
+					continue
+				}
+				if !m.exp[op] || pos[u] < pos[root] {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// replace swaps the matched ops for the fused op and returns its index.
+func replace(f *ir.Func, r *Rule, m *match) int {
+	root := m.ops[0]
+	fused := &ir.Op{Kind: r.Kind, Layer: root.Layer}
+	params := map[*ir.Value]*ir.Value{}
+	for _, name := range r.Vars {
+		a := m.vars[name]
+		if a.V != nil {
+			if _, dup := params[a.V]; !dup {
+				params[a.V] = &ir.Value{Type: a.V.Type, Name: a.V.Name, Param: len(fused.Args)}
+			}
+		}
+		fused.Args = append(fused.Args, a)
+	}
+	// The body: matched ops in program order, over the parameters.
+	pos := map[*ir.Op]int{}
+	for i, op := range f.Ops {
+		pos[op] = i
+	}
+	ordered := append([]*ir.Op(nil), m.ops...)
+	sort.Slice(ordered, func(i, j int) bool { return pos[ordered[i]] < pos[ordered[j]] })
+	clones := map[*ir.Value]*ir.Value{}
+	for _, op := range ordered {
+		c := &ir.Op{Kind: op.Kind, Attrs: append(ir.Attrs(nil), op.Attrs...), Layer: op.Layer}
+		for _, a := range op.Args {
+			switch {
+			case a.V != nil && clones[a.V] != nil:
+				c.Args = append(c.Args, ir.Arg{V: clones[a.V]})
+			case a.V != nil:
+				p, ok := params[a.V]
+				if !ok {
+					panic(fmt.Sprintf("BUG: rule %s: an operand of %s is neither a variable nor inside the match", r.Name, op.Kind))
+				}
+				c.Args = append(c.Args, ir.Arg{V: p})
+			default:
+				c.Args = append(c.Args, a)
+			}
+		}
+		for _, res := range op.Results {
+			v := &ir.Value{Type: res.Type, Name: res.Name, Def: c, Param: -1}
+			clones[res] = v
+			c.Results = append(c.Results, v)
+		}
+		fused.Body = append(fused.Body, c)
+	}
+	// Results: the root's, then exported values in pattern order.
+	out := append([]*ir.Op{root}, exported(m)...)
+	for _, op := range out {
+		for _, res := range op.Results {
+			res.Def = fused
+			fused.Results = append(fused.Results, res)
+			fused.Yield = append(fused.Yield, clones[res])
+		}
+	}
+	var ops []*ir.Op
+	at := 0
+	inside := map[*ir.Op]bool{}
+	for _, op := range m.ops {
+		inside[op] = true
+	}
+	for _, op := range f.Ops {
+		switch {
+		case op == root:
+			at = len(ops)
+			ops = append(ops, fused)
+		case inside[op]:
+		default:
+			ops = append(ops, op)
+		}
+	}
+	f.Ops = ops
+	return at
+}
+
+func exported(m *match) []*ir.Op {
+	var out []*ir.Op
+	for _, op := range m.ops[1:] {
+		if m.exp[op] {
+			out = append(out, op)
+		}
+	}
+	return out
+}
