@@ -266,3 +266,43 @@ func TestDecodeMatchesFullPass(t *testing.T) {
 		})
 	}
 }
+
+// TestFusedKernelsMatchBodies runs each fixture three ways: fused ops on
+// their specialised kernels, fused ops run as their bodies (their
+// definition), and the unfused program. All must agree far inside the
+// tolerance against transformers.
+func TestFusedKernelsMatchBodies(t *testing.T) {
+	for _, fx := range fixtures {
+		t.Run(fx.name, func(t *testing.T) {
+			ref := loadReference(t, fx.refDir)
+			seq := append(append([]int32(nil), ref.ids...), ref.generated...)
+			run := func(opts Options, disable ...string) []float32 {
+				m, _ := loadFixture(t, fx, exact, opts, disable...)
+				var all []float32
+				half := len(seq) / 2
+				out, err := m.Forward(seq[:half], 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				all = append(all, out...)
+				for p := half; p < len(seq); p++ {
+					out, err := m.Forward(seq[p:p+1], p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					all = append(all, out...)
+				}
+				return all
+			}
+			kernels := run(Options{})
+			bodies := run(Options{Observe: func(*ir.Op, [][]float32) {}})
+			unfused := run(Options{}, "fuse")
+			if e := relErr(kernels, bodies); e > 1e-6 {
+				t.Errorf("specialised kernels vs bodies: relative error %.3e", e)
+			}
+			if e := relErr(kernels, unfused); e > 1e-6 {
+				t.Errorf("fused vs unfused program: relative error %.3e", e)
+			}
+		})
+	}
+}

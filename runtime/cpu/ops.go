@@ -554,8 +554,3 @@ func (m *Model) unary(x, out buf, f func(float32) float32) func(int, int) {
 	}
 }
 
-// fusedKernel returns a specialised kernel for a fused op, if the backend
-// has one.
-func (m *Model) fusedKernel(op *ir.Op, val func(*ir.Value) buf) (func(int, int), bool) {
-	return nil, false
-}
