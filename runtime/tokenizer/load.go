@@ -1,0 +1,621 @@
+package tokenizer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+)
+
+// maxID bounds token ids so that a corrupt file cannot make the loader
+// allocate per-id tables of gigabytes. Real vocabularies stay below 1M.
+const maxID = 1 << 22
+
+// Load reads a Hugging Face tokenizer.json file.
+func Load(path string) (*Tokenizer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load tokenizer: %w", err)
+	}
+	t, err := parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("load tokenizer %s: %w", path, err)
+	}
+	return t, nil
+}
+
+// Parse reads the contents of a Hugging Face tokenizer.json file.
+func Parse(data []byte) (*Tokenizer, error) {
+	t, err := parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse tokenizer.json: %w", err)
+	}
+	return t, nil
+}
+
+// The parts of tokenizer.json that matter for encoding and decoding.
+// model.vocab and model.merges are read by vocabjson.go; the rest goes
+// through encoding/json.
+type fileJSON struct {
+	AddedTokens  []addedTokenJSON `json:"added_tokens"`
+	Normalizer   json.RawMessage  `json:"normalizer"`
+	PreTokenizer json.RawMessage  `json:"pre_tokenizer"`
+	Decoder      json.RawMessage  `json:"decoder"`
+}
+
+type modelJSON struct {
+	Type                    string    `json:"type"`
+	Dropout                 *float64  `json:"dropout"`
+	UnkToken                *string   `json:"unk_token"`
+	ContinuingSubwordPrefix *string   `json:"continuing_subword_prefix"`
+	EndOfWordSuffix         *string   `json:"end_of_word_suffix"`
+	FuseUnk                 bool      `json:"fuse_unk"`
+	ByteFallback            bool      `json:"byte_fallback"`
+	IgnoreMerges            bool      `json:"ignore_merges"`
+	Vocab                   jsonField `json:"-"`
+	Merges                  jsonField `json:"-"`
+}
+
+type addedTokenJSON struct {
+	ID         *int64  `json:"id"`
+	Content    *string `json:"content"`
+	SingleWord bool    `json:"single_word"`
+	LStrip     bool    `json:"lstrip"`
+	RStrip     bool    `json:"rstrip"`
+	Normalized *bool   `json:"normalized"`
+	Special    bool    `json:"special"`
+}
+
+// componentJSON holds the fields of every pre-tokenizer, normalizer and
+// decoder type this package understands; which ones apply depends on Type.
+type componentJSON struct {
+	Type           string            `json:"type"`
+	PreTokenizers  []json.RawMessage `json:"pretokenizers"`
+	Normalizers    []json.RawMessage `json:"normalizers"`
+	Pattern        *patternJSON      `json:"pattern"`
+	Behavior       string            `json:"behavior"`
+	Invert         bool              `json:"invert"`
+	AddPrefixSpace *bool             `json:"add_prefix_space"`
+	UseRegex       *bool             `json:"use_regex"`
+}
+
+type patternJSON struct {
+	Regex  *string `json:"Regex"`
+	String *string `json:"String"`
+}
+
+func isNull(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+func parse(data []byte) (*Tokenizer, error) {
+	if !utf8.Valid(data) {
+		return nil, errors.New("the file is not valid UTF-8 (tokenizer.json files are JSON text)")
+	}
+	r := &jsonReader{data: data}
+	top, modelFields, err := r.objectFields("tokenizer.json", "model")
+	if err == nil {
+		err = r.end()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if modelFields == nil {
+		return nil, errors.New(`no "model" object: not a tokenizer.json file`)
+	}
+	if err := checkSyntax(top, "", "model"); err != nil {
+		return nil, err
+	}
+	if err := checkSyntax(modelFields, "model.", "vocab", "merges"); err != nil {
+		return nil, err
+	}
+	var f fileJSON
+	if err := json.Unmarshal(objectWithout(top, "model"), &f); err != nil {
+		return nil, err
+	}
+	var m modelJSON
+	if err := json.Unmarshal(objectWithout(modelFields, "vocab", "merges"), &m); err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	m.Vocab = modelFields["vocab"]
+	m.Merges = modelFields["merges"]
+	t := &Tokenizer{}
+	if err := t.loadModel(&m); err != nil {
+		return nil, err
+	}
+	if err := checkNormalizer(f.Normalizer); err != nil {
+		return nil, err
+	}
+	if err := checkDecoder(f.Decoder); err != nil {
+		return nil, err
+	}
+	if err := t.loadAddedTokens(f.AddedTokens); err != nil {
+		return nil, err
+	}
+	pre, err := loadPreTokenizer(f.PreTokenizer)
+	if err != nil {
+		return nil, err
+	}
+	t.pre = pre
+	return t, nil
+}
+
+// checkSyntax validates the fields that objectFields only delimited
+// (except those named in skip, which have their own readers), so that
+// syntax errors name the field and the offset in the file.
+func checkSyntax(fields map[string]jsonField, prefix string, skip ...string) error {
+	for name, f := range fields {
+		if slices.Contains(skip, name) {
+			continue
+		}
+		dec := json.NewDecoder(bytes.NewReader(f.value))
+		var v any
+		err := dec.Decode(&v)
+		var syn *json.SyntaxError
+		switch {
+		case err == io.ErrUnexpectedEOF:
+			return fmt.Errorf("%s%s: JSON syntax error at byte %d: incomplete value", prefix, name, f.offset+len(f.value))
+		case errors.As(err, &syn):
+			return fmt.Errorf("%s%s: JSON syntax error at byte %d: %v", prefix, name, f.offset+int(syn.Offset)-1, syn)
+		case err != nil:
+			return fmt.Errorf("%s%s: %w", prefix, name, err)
+		case dec.InputOffset() != int64(len(f.value)):
+			return fmt.Errorf("%s%s: JSON syntax error at byte %d: unexpected data after the value", prefix, name, f.offset+int(dec.InputOffset()))
+		}
+	}
+	return nil
+}
+
+func (t *Tokenizer) loadModel(m *modelJSON) error {
+	if m.Type == "" && len(m.Merges.value) == 0 {
+		return errors.New("model.type is missing; only byte-level BPE models are supported")
+	}
+	if m.Type != "BPE" && m.Type != "" {
+		return fmt.Errorf("model.type is %q; only byte-level BPE models are supported", m.Type)
+	}
+	if m.Dropout != nil && *m.Dropout != 0 {
+		return fmt.Errorf("model.dropout is %v; BPE dropout is a training feature and is not supported (set it to null)", *m.Dropout)
+	}
+	if m.ContinuingSubwordPrefix != nil && *m.ContinuingSubwordPrefix != "" {
+		return fmt.Errorf("model.continuing_subword_prefix %q is not supported by byte-level BPE", *m.ContinuingSubwordPrefix)
+	}
+	if m.EndOfWordSuffix != nil && *m.EndOfWordSuffix != "" {
+		return fmt.Errorf("model.end_of_word_suffix %q is not supported by byte-level BPE", *m.EndOfWordSuffix)
+	}
+	if isNull(m.Vocab.value) {
+		return errors.New("model.vocab is missing")
+	}
+	model := &t.model
+	model.ignoreMerges = m.IgnoreMerges
+	model.fuseUnk = m.FuseUnk
+	model.unkID = -1
+
+	// The vocabulary: spellings in the byte-level alphabet are keyed by the
+	// bytes they stand for; any others can only be decoded. All keys share
+	// one allocation, which spares the garbage collector 200k objects.
+	type entry struct{ id, off, end int32 }
+	var entries, odd []entry
+	arena := make([]byte, 0, len(m.Vocab.value)/2)
+	err := scanVocab(m.Vocab.reader(), func(spelling []byte, id int64) error {
+		if id < 0 || id >= maxID {
+			return fmt.Errorf("model.vocab: %q has id %d; ids must be in 0..%d", spelling, id, maxID-1)
+		}
+		if len(arena)+len(spelling) >= 1<<31 {
+			return errors.New("model.vocab is too large")
+		}
+		start := len(arena)
+		var ok bool
+		if arena, ok = appendSpellingBytes(arena, string(spelling)); ok {
+			entries = append(entries, entry{int32(id), int32(start), int32(len(arena))})
+		} else {
+			arena = append(arena[:start], spelling...)
+			odd = append(odd, entry{int32(id), int32(start), int32(len(arena))})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	keys := string(arena)
+	highest := int32(-1)
+	for _, e := range entries {
+		highest = max(highest, e.id)
+	}
+	for _, e := range odd {
+		highest = max(highest, e.id)
+	}
+	t.idBytes = make([]string, highest+1)
+	t.idKind = make([]tokenKind, highest+1)
+	model.vocab = make(map[string]int32, len(entries))
+	claim := func(id int32, spelling func() string) error {
+		if t.idKind[id] != kindNone {
+			return fmt.Errorf("model.vocab: id %d is given to both %q and %q", id, t.TokenText(int(id)), spelling())
+		}
+		t.idKind[id] = kindModel
+		return nil
+	}
+	for n, e := range entries {
+		key := keys[e.off:e.end]
+		if err := claim(e.id, func() string { return spellingOf(key) }); err != nil {
+			return err
+		}
+		model.vocab[key] = e.id
+		if len(model.vocab) != n+1 {
+			return fmt.Errorf("model.vocab: %q appears twice", spellingOf(key))
+		}
+		t.idBytes[e.id] = key
+	}
+	if len(odd) > 0 {
+		t.oddSpelling = make(map[int32]string, len(odd))
+		t.oddID = make(map[string]int32, len(odd))
+	}
+	for _, e := range odd {
+		spelling := keys[e.off:e.end]
+		if err := claim(e.id, func() string { return spelling }); err != nil {
+			return err
+		}
+		if _, dup := t.oddID[spelling]; dup {
+			return fmt.Errorf("model.vocab: %q appears twice", spelling)
+		}
+		t.oddSpelling[e.id] = spelling
+		t.oddID[spelling] = e.id
+		t.idBytes[e.id] = spelling // the ByteLevel decoder emits it unchanged
+	}
+
+	// Bytes without a token of their own.
+	if m.UnkToken != nil {
+		id, ok := t.TokenID(*m.UnkToken)
+		if !ok {
+			return fmt.Errorf("model.unk_token %q is not in model.vocab", *m.UnkToken)
+		}
+		model.unkID = int32(id)
+	}
+	for b := 0; b < 256; b++ {
+		model.byteID[b] = -1
+		if id, ok := model.vocab[string([]byte{byte(b)})]; ok {
+			model.byteID[b] = id
+			continue
+		}
+		model.byteMissing[b] = t.missingByte(byte(b), m.ByteFallback)
+	}
+
+	merges, err := t.scanMerges(m.Merges)
+	if err != nil {
+		return err
+	}
+	model.merges = merges
+	return nil
+}
+
+// missingByte is what tokenizers' BPE::merge_word does with a character
+// that has no token: byte_fallback tokens <0xXX> for each UTF-8 byte of
+// the character (here the byte's stand-in), else the unknown token, else
+// nothing.
+func (t *Tokenizer) missingByte(b byte, byteFallback bool) []int32 {
+	if byteFallback {
+		var ids []int32
+		for _, c := range []byte(string(byteToRune[b])) {
+			id, ok := t.TokenID(fmt.Sprintf("<0x%02X>", c))
+			if !ok {
+				ids = nil
+				break
+			}
+			ids = append(ids, int32(id))
+		}
+		if ids != nil {
+			return ids
+		}
+	}
+	if t.model.unkID >= 0 {
+		return []int32{t.model.unkID}
+	}
+	return nil
+}
+
+// scanMerges builds the merge table. A merge's rank is its index; as in
+// tokenizers, a pair listed twice keeps its last rank. Looking up the
+// tokens of 446k merges dominates loading, so it runs in parallel.
+func (t *Tokenizer) scanMerges(field jsonField) (map[uint64]uint64, error) {
+	raw := field.value
+	if isNull(raw) {
+		return map[uint64]uint64{}, nil
+	}
+	type pair struct{ a, b []byte }
+	// Size the list up front: each merge has two quotes ("a b") or four
+	// (["a", "b"]).
+	quotes := bytes.Count(raw, []byte{'"'})
+	if r := (&jsonReader{data: raw}); r.consume('[') && r.consume('[') {
+		quotes /= 2
+	}
+	pairs := make([]pair, 0, quotes/2)
+	err := scanMergeList(field.reader(), func(a, b []byte) error {
+		if len(pairs) >= 1<<31-1 {
+			return errors.New("model.merges: too many merges")
+		}
+		pairs = append(pairs, pair{a, b})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	resolved := make([]uint64, 2*len(pairs)) // pair key, rank<<32|merged id
+	workers := min(runtime.GOMAXPROCS(0), 1+len(pairs)/20000)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*len(pairs)/workers, (w+1)*len(pairs)/workers
+		wg.Go(func() {
+			r := mergeResolver{t: t, prev: -1}
+			for rank := lo; rank < hi; rank++ {
+				key, merged, err := r.resolve(pairs[rank].a, pairs[rank].b)
+				if err != nil {
+					errs[w] = fmt.Errorf("model.merges[%d]: %w", rank, err)
+					return
+				}
+				resolved[2*rank] = key
+				resolved[2*rank+1] = uint64(rank)<<32 | uint64(uint32(merged))
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	merges := make(map[uint64]uint64, len(pairs))
+	for i := 0; i < len(resolved); i += 2 {
+		merges[resolved[i]] = resolved[i+1]
+	}
+	return merges, nil
+}
+
+// mergeResolver turns the two spellings of a merge into ids. It reads the
+// finished vocabulary only, so several can run at once.
+type mergeResolver struct {
+	t                  *Tokenizer
+	bufA, bufB, joined []byte
+	prev, next         int32
+}
+
+func (r *mergeResolver) resolve(a, b []byte) (key uint64, merged int32, err error) {
+	t := r.t
+	ida, ok := t.spellingID(&r.bufA, a)
+	if !ok {
+		return 0, 0, fmt.Errorf("%q is not in model.vocab", a)
+	}
+	idb, ok := t.spellingID(&r.bufB, b)
+	if !ok {
+		return 0, 0, fmt.Errorf("%q is not in model.vocab", b)
+	}
+	key = uint64(uint32(ida))<<32 | uint64(uint32(idb))
+	if t.oddSpelling[ida] != "" || t.oddSpelling[idb] != "" {
+		r.joined = append(append(r.joined[:0], a...), b...)
+		if id, ok := t.spellingID(&r.bufA, r.joined); ok {
+			return key, id, nil
+		}
+		return 0, 0, fmt.Errorf("%q + %q is not in model.vocab", a, b)
+	}
+	r.joined = append(append(r.joined[:0], t.idBytes[ida]...), t.idBytes[idb]...)
+	// Vocabularies from BPE training number merged tokens in merge order,
+	// so the merged token is nearly always the previous merge's, the one
+	// after it, or the next new id. Checking those first halves the cost;
+	// the map lookup remains the fallback.
+	merged = -1
+	for _, id := range [3]int32{r.prev + 1, r.prev, r.next} {
+		if id >= 0 && int(id) < len(t.idBytes) && t.idKind[id] == kindModel && t.idBytes[id] == string(r.joined) {
+			merged = id
+			break
+		}
+	}
+	if merged < 0 {
+		id, ok := t.model.vocab[string(r.joined)]
+		if !ok {
+			return 0, 0, fmt.Errorf("%q + %q is not in model.vocab", a, b)
+		}
+		merged = id
+	}
+	r.prev, r.next = merged, max(r.next, merged+1)
+	return key, merged, nil
+}
+
+// spellingID looks up a vocabulary spelling without allocating in the
+// common case; buf is scratch space.
+func (t *Tokenizer) spellingID(buf *[]byte, spelling []byte) (int32, bool) {
+	b, ok := appendSpellingBytes((*buf)[:0], string(spelling))
+	*buf = b
+	if ok {
+		id, found := t.model.vocab[string(b)]
+		return id, found
+	}
+	id, found := t.oddID[string(spelling)]
+	return id, found
+}
+
+func (t *Tokenizer) loadAddedTokens(list []addedTokenJSON) error {
+	t.added.byContent = map[string]int{}
+	t.added.content = map[int]string{}
+	for i, a := range list {
+		if a.ID == nil || a.Content == nil {
+			return fmt.Errorf("added_tokens[%d]: needs both \"id\" and \"content\"", i)
+		}
+		id, content := *a.ID, *a.Content
+		if id < 0 || id >= maxID {
+			return fmt.Errorf("added_tokens[%d] %q: id %d must be in 0..%d", i, content, id, maxID-1)
+		}
+		if content == "" {
+			continue // tokenizers ignores empty added tokens
+		}
+		if prev, dup := t.added.byContent[content]; dup && prev != int(id) {
+			return fmt.Errorf("added_tokens[%d]: %q is listed with ids %d and %d", i, content, prev, id)
+		}
+		for int(id) >= len(t.idKind) {
+			t.idKind = append(t.idKind, kindNone)
+			t.idBytes = append(t.idBytes, "")
+		}
+		if old, dup := t.added.content[int(id)]; dup && old != content {
+			return fmt.Errorf("added_tokens[%d]: id %d is given to both %q and %q", i, id, old, content)
+		}
+		tok := &addedToken{
+			id:         int(id),
+			content:    content,
+			special:    a.Special,
+			singleWord: a.SingleWord,
+			lstrip:     a.LStrip,
+			rstrip:     a.RStrip,
+			// tokenizers' default: special tokens are not normalized.
+			normalized: !a.Special,
+		}
+		if a.Normalized != nil {
+			tok.normalized = *a.Normalized
+		}
+		t.added.byContent[content] = tok.id
+		t.added.content[tok.id] = content
+		t.idKind[id] = kindAdded
+		if tok.special {
+			t.idKind[id] = kindSpecial
+		}
+		// Decoding goes through the ByteLevel decoder like any token.
+		if b, ok := appendSpellingBytes(nil, content); ok {
+			t.idBytes[id] = string(b)
+		} else {
+			t.idBytes[id] = content
+		}
+		if tok.normalized {
+			t.added.normalized.add(tok)
+		} else {
+			t.added.raw.add(tok)
+		}
+	}
+	t.added.raw.sortLongestFirst()
+	t.added.normalized.sortLongestFirst()
+	return nil
+}
+
+func checkNormalizer(raw json.RawMessage) error {
+	if isNull(raw) {
+		return nil
+	}
+	var c componentJSON
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return fmt.Errorf("normalizer: %w", err)
+	}
+	if c.Type == "Sequence" && len(c.Normalizers) == 0 {
+		return nil
+	}
+	return fmt.Errorf("normalizer: type %q is not supported; only tokenizers without a normalizer (null) are", c.Type)
+}
+
+func checkDecoder(raw json.RawMessage) error {
+	if isNull(raw) {
+		return errors.New("decoder: missing; only the ByteLevel decoder is supported")
+	}
+	var c componentJSON
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return fmt.Errorf("decoder: %w", err)
+	}
+	if c.Type != "ByteLevel" {
+		return fmt.Errorf("decoder: type %q is not supported; only ByteLevel is", c.Type)
+	}
+	return nil
+}
+
+// loadPreTokenizer builds the pre-tokenizer pipeline. It must end with a
+// ByteLevel step: the model's vocabulary is byte-level, and steps after
+// ByteLevel would see its stand-in characters rather than the text.
+func loadPreTokenizer(raw json.RawMessage) (pipeline, error) {
+	if isNull(raw) {
+		return nil, errors.New("pre_tokenizer: missing; byte-level BPE needs a ByteLevel pre-tokenizer")
+	}
+	var steps pipeline
+	sawByteLevel := false
+	var add func(raw json.RawMessage, path string) error
+	add = func(raw json.RawMessage, path string) error {
+		var c componentJSON
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if sawByteLevel {
+			return fmt.Errorf("%s: %s comes after ByteLevel; ByteLevel must be the last pre-tokenizer", path, c.Type)
+		}
+		switch c.Type {
+		case "Sequence":
+			for i, sub := range c.PreTokenizers {
+				if err := add(sub, fmt.Sprintf("%s.pretokenizers[%d]", path, i)); err != nil {
+					return err
+				}
+			}
+		case "Split":
+			step, err := loadSplit(&c, path)
+			if err != nil {
+				return err
+			}
+			steps = append(steps, step)
+		case "ByteLevel":
+			sawByteLevel = true
+			b := &byteLevelStep{addPrefixSpace: true, useRegex: true} // tokenizers' defaults
+			if c.AddPrefixSpace != nil {
+				b.addPrefixSpace = *c.AddPrefixSpace
+			}
+			if c.UseRegex != nil {
+				b.useRegex = *c.UseRegex
+			}
+			if b.addPrefixSpace || b.useRegex {
+				steps = append(steps, b)
+			}
+		default:
+			return fmt.Errorf("%s: type %q is not supported; supported pre-tokenizers are Sequence, Split and ByteLevel", path, c.Type)
+		}
+		return nil
+	}
+	if err := add(raw, "pre_tokenizer"); err != nil {
+		return nil, err
+	}
+	if !sawByteLevel {
+		return nil, errors.New("pre_tokenizer: no ByteLevel step; only byte-level BPE tokenizers are supported")
+	}
+	return steps, nil
+}
+
+func loadSplit(c *componentJSON, path string) (*splitStep, error) {
+	behavior, ok := splitBehaviors[c.Behavior]
+	if !ok {
+		names := make([]string, 0, len(splitBehaviors))
+		for n := range splitBehaviors {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("%s: Split behavior %q is not one of %s", path, c.Behavior, strings.Join(names, ", "))
+	}
+	step := &splitStep{behavior: behavior, invert: c.Invert}
+	switch {
+	case c.Pattern == nil:
+		return nil, fmt.Errorf("%s: Split has no pattern", path)
+	case c.Pattern.String != nil:
+		if *c.Pattern.String == "" {
+			return nil, fmt.Errorf("%s: Split pattern is the empty string", path)
+		}
+		step.literal = *c.Pattern.String
+	case c.Pattern.Regex != nil:
+		scan, ok := knownPatterns[*c.Pattern.Regex]
+		if !ok {
+			return nil, fmt.Errorf("%s: Split regex %s is not supported. Regex patterns are implemented as exact "+
+				"scanners for the patterns of gpt-oss/o200k, Llama 3/cl100k, Qwen2 and GPT-2 only; see tokenizer.PatternO200k "+
+				"and the other Pattern constants", path, strconv.Quote(*c.Pattern.Regex))
+		}
+		step.scan = scan
+	default:
+		return nil, fmt.Errorf(`%s: Split pattern must be {"Regex": ...} or {"String": ...}`, path)
+	}
+	return step, nil
+}
