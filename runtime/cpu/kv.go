@@ -82,13 +82,26 @@ func encodeKV(f plan.KVFormat, dst []byte, x []float32) {
 		}
 	case plan.KVQ8:
 		n := len(x)
+		if n%32 == 0 {
+			var buf [512]float32
+			r := buf[:n]
+			if n > len(buf) {
+				r = make([]float32, n)
+			}
+			copy(r, x)
+			rotateGroups(r)
+			x = r
+		}
 		scale := putF16(dst[n:], amax(x)/127)
 		quantize(dst[:n], x, scale, 127, func(q int) byte { return byte(int8(q)) })
 	case plan.KVQ4:
+		var rot [32]float32
 		for g := 0; g < len(x)/32; g++ {
 			blk := dst[g*18 : g*18+18]
-			xs := x[g*32 : g*32+32]
-			scale := putF16(blk[16:], amax(xs)/7)
+			copy(rot[:], x[g*32:g*32+32])
+			hadamard32(&rot)
+			xs := rot[:]
+			scale := putF16(blk[16:], q4Scale(xs))
 			inv := float32(0)
 			if scale != 0 {
 				inv = 1 / scale
@@ -101,6 +114,55 @@ func encodeKV(f plan.KVFormat, dst []byte, x []float32) {
 		}
 	}
 }
+
+// q4Scale picks a group's scale. As in llama.cpp's Q4_0 the value of
+// largest magnitude maps to -8, giving its side of zero the eighth level;
+// then a few smaller scales are tried, which clip that value a little but
+// place the others better, and the one with the least squared error wins.
+func q4Scale(xs []float32) float32 {
+	var peak float32
+	for _, v := range xs {
+		if abs32(v) > abs32(peak) {
+			peak = v
+		}
+	}
+	if peak == 0 {
+		return 0
+	}
+	best, bestErr := float32(0), float32(math.Inf(1))
+	try := func(d float32) {
+		d = weights.F16BitsToF32(weights.F32ToF16Bits(d))
+		if d == 0 {
+			return
+		}
+		var e float32
+		for _, v := range xs {
+			q := float32(clampRound(v/d, -8, 7))
+			diff := v - q*d
+			e += diff * diff
+		}
+		if e < bestErr {
+			best, bestErr = d, e
+		}
+	}
+	for f := float32(1); f >= 0.6; f -= 0.05 {
+		d := peak / -8 * f
+		try(d)
+		// Refit the scale to the levels it chose (least squares), once.
+		var num, den float32
+		for _, v := range xs {
+			q := float32(clampRound(v/d, -8, 7))
+			num += v * q
+			den += q * q
+		}
+		if den > 0 {
+			try(num / den)
+		}
+	}
+	return best
+}
+
+func abs32(v float32) float32 { return float32(math.Abs(float64(v))) }
 
 func quantize(dst []byte, x []float32, scale float32, limit int, enc func(int) byte) {
 	inv := float32(0)
@@ -183,5 +245,56 @@ func axpyKV(f plan.KVFormat, row []byte, w float32, acc []float32) {
 				a[2*j+1] += ws * float32(int(blk[j]>>4)-8)
 			}
 		}
+	}
+}
+
+// hadamard32 applies the orthonormal Walsh-Hadamard transform to a group
+// of 32 in place. The q4 cache stores rotated groups: the rotation spreads
+// a few large channels over all 32 values, so one 4-bit scale fits them
+// far better. Dot products are unchanged when the query is rotated too,
+// and the transform is its own inverse, which undoes it on the values.
+func hadamard32(x *[32]float32) {
+	for h := 1; h < 32; h *= 2 {
+		for i := 0; i < 32; i += 2 * h {
+			for j := i; j < i+h; j++ {
+				a, b := x[j], x[j+h]
+				x[j], x[j+h] = a+b, a-b
+			}
+		}
+	}
+	const norm = 0.17677669529663687 // 1/sqrt(32)
+	for i := range x {
+		x[i] *= norm
+	}
+}
+
+// prepareQuery returns the query as the cache's format needs it: rotated
+// group by group for q4, unchanged otherwise. dst is scratch of len(q).
+func (l *kvLayer) prepareQuery(q, dst []float32) []float32 {
+	if !l.rotated() {
+		return q
+	}
+	copy(dst, q)
+	rotateGroups(dst)
+	return dst
+}
+
+// finishValue undoes the q4 rotation on a weighted sum of values.
+func (l *kvLayer) finishValue(acc []float32) {
+	if l.rotated() {
+		rotateGroups(acc)
+	}
+}
+
+// rotated reports whether the format stores Hadamard-rotated groups: q4
+// always (it requires heads of multiples of 32), q8 when the head width
+// allows.
+func (l *kvLayer) rotated() bool {
+	return l.format == plan.KVQ4 || (l.format == plan.KVQ8 && l.p.HeadDim%32 == 0 && l.p.VDim%32 == 0)
+}
+
+func rotateGroups(x []float32) {
+	for g := 0; g+32 <= len(x); g += 32 {
+		hadamard32((*[32]float32)(x[g : g+32]))
 	}
 }

@@ -263,7 +263,7 @@ func (m *Model) attend(q buf, sinks []float32, out buf, a ir.Attrs, l *kvLayer) 
 	scale := float32(a.Float("scale"))
 	softcap := float32(a.Float("softcap"))
 	group := heads / kvHeads
-	m.needScratch(int(l.p.Capacity) + vd)
+	m.needScratch(int(l.p.Capacity) + vd + hd)
 	st := &seqPos{}
 	body := func(lo, hi, worker int) {
 		for item := lo; item < hi; item++ {
@@ -275,8 +275,9 @@ func (m *Model) attend(q buf, sinks []float32, out buf, a ir.Attrs, l *kvLayer) 
 			}
 			n := p - first + 1
 			scores := m.scratch[worker][:n]
-			acc := m.scratch[worker][len(m.scratch[worker])-vd:]
-			qh := q.data[t*q.row+h*hd : t*q.row+(h+1)*hd]
+			sc := m.scratch[worker]
+			acc := sc[len(sc)-vd:]
+			qh := l.prepareQuery(q.data[t*q.row+h*hd:t*q.row+(h+1)*hd], sc[len(sc)-vd-hd:len(sc)-vd])
 			kvh := h / group
 			mx := float32(math.Inf(-1))
 			for j := 0; j < n; j++ {
@@ -304,6 +305,7 @@ func (m *Model) attend(q buf, sinks []float32, out buf, a ir.Attrs, l *kvLayer) 
 			for j, s := range scores {
 				l.addV(first+j, kvh, s/denom, acc)
 			}
+			l.finishValue(acc)
 			copy(out.data[t*out.row+h*vd:t*out.row+(h+1)*vd], acc)
 		}
 	}

@@ -34,6 +34,7 @@ func TestEmbeddedFortunePrompts(t *testing.T) {
 	if err := json.Unmarshal(b, &ref); err != nil {
 		t.Fatal(err)
 	}
+	// q8 and q4 are checked in runtime/cpu (TestQuantizedKVGreedy).
 	for _, kv := range []string{"f32", "f16"} {
 		m, err := Load(Spec{Plan: compiler.PlanOptions{KV: kv, Ctx: 256}})
 		if err != nil {
@@ -197,4 +198,3 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-var _ = weights.F32
