@@ -71,27 +71,26 @@ func compileStages(t *testing.T, args string) map[string]string {
 	stages := map[string]string{}
 	var dumps strings.Builder
 	opts.DumpOut = &dumps
-	for _, p := range Passes {
-		if p.Name == "config" || p.Name == "lower" {
-			opts.DumpAfter = append(opts.DumpAfter, p.Name)
-		}
-	}
+	opts.DumpAfter = []string{"dce"}
 	u, err := Compile(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stages["config"] = dumpConfig(u)
-	stages["ir"] = ir.Print(u.Func)
+	// The IR before the back half of the pipeline, then after it.
+	stages["ir"] = dumps.String()
+	stages["fused"] = ir.Print(u.Func)
+	stages["plan"] = dumpKV(u) + dumpArena(u)
 	// The canonical form must read back to the same text.
-	back, err := ir.Parse(stages["ir"])
+	back, err := ir.Parse(stages["fused"])
 	if err != nil {
 		t.Fatalf("the printed IR does not parse: %v", err)
 	}
 	if err := ir.Verify(back); err != nil {
 		t.Fatalf("the parsed IR does not verify: %v", err)
 	}
-	if again := ir.Print(back); again != stages["ir"] {
-		t.Fatalf("print(parse(print(ir))) differs:\n%s", golden.Diff(stages["ir"], again))
+	if again := ir.Print(back); again != stages["fused"] {
+		t.Fatalf("print(parse(print(ir))) differs:\n%s", golden.Diff(stages["fused"], again))
 	}
 	return stages
 }

@@ -555,4 +555,3 @@ func (m *Model) unary(x, out buf, f func(float32) float32) func(int, int) {
 		}
 	}
 }
-

@@ -12,7 +12,6 @@ import (
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/tokenizer"
-	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
 // TestEmbeddedFortunePrompts: the embedded default model, tokenised with
@@ -197,4 +196,3 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
-
