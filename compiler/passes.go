@@ -206,7 +206,7 @@ func dumpKV(u *Unit) string {
 
 func dumpArena(u *Unit) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "arena batch=%d bytes=%d naive=%d\n", u.Arena.Batch, u.Arena.Bytes, u.Arena.Naive)
+	fmt.Fprintf(&b, "arena batch=%d bytes=%d naive=%d scratch=%d\n", u.Arena.Batch, u.Arena.Bytes, u.Arena.Naive, u.Arena.Scratch)
 	vals := []*ir.Value{u.Func.Input}
 	for _, op := range u.Func.Ops {
 		vals = append(vals, op.Results...)

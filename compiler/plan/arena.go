@@ -30,6 +30,11 @@ type Arena struct {
 	Naive int64
 	// Slots maps value IDs to places.
 	Slots map[int]Slot
+	// Scratch is the space a fused op needs for the values inside its body
+	// that are not its results (on Metal they live in threadgroup memory or
+	// registers; the CPU keeps them here). Fused ops run one at a time, so
+	// one region of the largest need serves them all.
+	Scratch int64
 }
 
 // inPlace lists ops whose result may overwrite an operand that dies at the
@@ -159,6 +164,9 @@ func PlanArena(f *ir.Func, batch int64) (*Arena, error) {
 			a.Bytes = off + size
 		}
 	}
+	for _, op := range f.Ops {
+		a.Scratch = max(a.Scratch, BodyScratch(op, batch))
+	}
 	for _, l := range order {
 		root := rootOf(l.v)
 		slot := Slot{Offset: offsets[root], Bytes: l.v.Type.RowBytes() * batch, RowBytes: l.v.Type.RowBytes(), Start: l.start, End: l.end, InPlace: -1}
@@ -249,4 +257,22 @@ func joinLines(s []string) string {
 		out += x
 	}
 	return out
+}
+
+// BodyScratch is the bytes a fused op's body values other than its yields
+// take at a batch, each aligned.
+func BodyScratch(op *ir.Op, batch int64) int64 {
+	yield := map[*ir.Value]bool{}
+	for _, y := range op.Yield {
+		yield[y] = true
+	}
+	var n int64
+	for _, b := range op.Body {
+		for _, r := range b.Results {
+			if !yield[r] {
+				n += align(r.Type.RowBytes() * batch)
+			}
+		}
+	}
+	return n
 }

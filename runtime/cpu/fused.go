@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/minerva-ml/minerva/compiler/ir"
@@ -40,9 +41,17 @@ func (f fusedOp) weight(i int) *weight {
 
 func (f fusedOp) out(i int) buf { return f.val(f.op.Results[i]) }
 
-// scratch allocates a private activation of rows of width floats.
+// scratchBuf takes a private activation of batch rows of width floats
+// from the plan's scratch region. Fused ops run one at a time, so each one
+// takes its space from the start of the region (see buildStep).
 func (m *Model) scratchBuf(width int) buf {
-	return buf{data: make([]float32, width*m.batch), row: width}
+	n := width * m.batch
+	if m.scratchUsed+n > len(m.bodyScratch) {
+		panic(fmt.Sprintf("BUG: fused op needs more scratch than the plan's %d bytes", 4*len(m.bodyScratch)))
+	}
+	b := buf{data: m.bodyScratch[m.scratchUsed : m.scratchUsed+n], row: width}
+	m.scratchUsed += (n + 63) / 64 * 64 // keep each piece aligned like the plan
+	return b
 }
 
 // fusedKernel returns a specialised kernel for a fused op. The operand

@@ -44,8 +44,13 @@ type Model struct {
 	ctx     int
 	vocab   int
 	observe func(op *ir.Op, results [][]float32)
-	// scratch is per-worker float space for kernels, sized at load.
+	// scratch is per-worker float space for kernels (a decoded weight
+	// row, attention scores), sized at load: the kernels' registers.
 	scratch [][]float32
+	// bodyScratch is the plan's scratch region for values inside fused
+	// ops; scratchUsed is the part the fused op being built has taken.
+	bodyScratch []float32
+	scratchUsed int
 }
 
 // buf is an activation: seq rows of row floats, inside the arena (or a
@@ -67,16 +72,19 @@ type step struct {
 // Load binds a program to a checkpoint that Program.Validate accepted.
 func Load(p *program.Program, ck *weights.Checkpoint, opts Options) (*Model, error) {
 	m := &Model{
-		prog:    p,
-		arena:   make([]float32, p.Arena.Bytes/4),
-		kv:      make([]byte, p.KV.Bytes),
-		pool:    newPool(opts.Workers),
-		weights: map[*ir.Weight]*weight{},
-		caches:  map[int]*kvLayer{},
-		batch:   int(p.Arena.Batch),
-		ctx:     int(p.KV.Ctx),
-		vocab:   p.Vocab(),
-		observe: opts.Observe,
+		prog:  p,
+		arena: make([]float32, p.Arena.Bytes/4),
+		// The plan aligns each body value to 256 bytes; the kernels align
+		// to 64 floats, which is the same.
+		bodyScratch: make([]float32, p.Arena.Scratch/4),
+		kv:          make([]byte, p.KV.Bytes),
+		pool:        newPool(opts.Workers),
+		weights:     map[*ir.Weight]*weight{},
+		caches:      map[int]*kvLayer{},
+		batch:       int(p.Arena.Batch),
+		ctx:         int(p.KV.Ctx),
+		vocab:       p.Vocab(),
+		observe:     opts.Observe,
 	}
 	for _, w := range p.Func.Weights {
 		bw, err := bindWeight(w, ck)
@@ -175,6 +183,7 @@ func (m *Model) buildStep(op *ir.Op, val func(*ir.Value) buf) (step, error) {
 		s.out = append(s.out, val(r))
 	}
 	def, _ := ir.Lookup(op.Kind)
+	m.scratchUsed = 0
 	if def.Fused {
 		if m.observe == nil {
 			if run, ok := m.fusedKernel(op, val); ok {
@@ -205,8 +214,7 @@ func (m *Model) bodyKernel(op *ir.Op, outer func(*ir.Value) buf) (func(seq, pos 
 		if b, ok := yield[v]; ok {
 			return b
 		}
-		row := int(v.Type.RowBytes() / 4)
-		return buf{data: make([]float32, row*m.batch), row: row}
+		return m.scratchBuf(int(v.Type.RowBytes() / 4))
 	}
 	bound := map[*ir.Value]buf{}
 	memo := func(v *ir.Value) buf {
