@@ -1,0 +1,66 @@
+package cpu
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/minerva-ml/minerva/compiler"
+)
+
+// The fortune benchmarks report tokens per second for a 64-token prefill
+// and for decoding one token after it, on all cores and on one, so each
+// run gives its own single-thread baseline. docs/benchmarks.md has the
+// figures.
+func benchFortune(b *testing.B, workers int, decode bool) {
+	m, _ := loadFixture(b, fixtures[1], compiler.PlanOptions{Ctx: 512, Batch: 64}, Options{Workers: workers})
+	prompt := make([]int32, 64)
+	for i := range prompt {
+		prompt[i] = int32(100 + i)
+	}
+	if _, err := m.Forward(prompt, 0); err != nil {
+		b.Fatal(err)
+	}
+	one := []int32{42}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var err error
+		if decode {
+			_, err = m.Forward(one, 64)
+		} else {
+			_, err = m.Forward(prompt, 0)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	tokens := 1
+	if !decode {
+		tokens = len(prompt)
+	}
+	b.ReportMetric(float64(tokens*b.N)/b.Elapsed().Seconds(), "tok/s")
+}
+
+func BenchmarkFortunePrefill(b *testing.B)        { benchFortune(b, runtime.GOMAXPROCS(0), false) }
+func BenchmarkFortunePrefill1Thread(b *testing.B) { benchFortune(b, 1, false) }
+func BenchmarkFortuneDecode(b *testing.B)         { benchFortune(b, runtime.GOMAXPROCS(0), true) }
+func BenchmarkFortuneDecode1Thread(b *testing.B)  { benchFortune(b, 1, true) }
+
+// TestDecodeAllocatesNothing: a decode step in steady state allocates no
+// memory.
+func TestDecodeAllocatesNothing(t *testing.T) {
+	for _, fx := range fixtures {
+		m, _ := loadFixture(t, fx, compiler.PlanOptions{Ctx: 512, Batch: 64}, Options{})
+		if _, err := m.Forward([]int32{1, 2, 3}, 0); err != nil {
+			t.Fatal(err)
+		}
+		one := []int32{4}
+		allocs := testing.AllocsPerRun(20, func() {
+			if _, err := m.Forward(one, 3); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %.1f allocations per decoded token", fx.name, allocs)
+		}
+	}
+}
