@@ -269,9 +269,9 @@ func hadamard32(x *[32]float32) {
 }
 
 // prepareQuery returns the query as the cache's format needs it: rotated
-// group by group for q4, unchanged otherwise. dst is scratch of len(q).
+// group by group when keys are stored rotated. dst is scratch of len(q).
 func (l *kvLayer) prepareQuery(q, dst []float32) []float32 {
-	if !l.rotated() {
+	if !l.rotated(l.p.HeadDim) {
 		return q
 	}
 	copy(dst, q)
@@ -281,16 +281,16 @@ func (l *kvLayer) prepareQuery(q, dst []float32) []float32 {
 
 // finishValue undoes the q4 rotation on a weighted sum of values.
 func (l *kvLayer) finishValue(acc []float32) {
-	if l.rotated() {
+	if l.rotated(l.p.VDim) {
 		rotateGroups(acc)
 	}
 }
 
-// rotated reports whether the format stores Hadamard-rotated groups: q4
-// always (it requires heads of multiples of 32), q8 when the head width
-// allows.
-func (l *kvLayer) rotated() bool {
-	return l.format == plan.KVQ4 || (l.format == plan.KVQ8 && l.p.HeadDim%32 == 0 && l.p.VDim%32 == 0)
+// rotated reports whether rows of width dim are stored as Hadamard-rotated
+// groups: always for q4 (which requires multiples of 32), for q8 when the
+// width allows (encodeKV decides the same way).
+func (l *kvLayer) rotated(dim int64) bool {
+	return l.format == plan.KVQ4 || (l.format == plan.KVQ8 && dim%32 == 0)
 }
 
 func rotateGroups(x []float32) {

@@ -14,11 +14,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minerva-ml/minerva/codegen"
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/config"
 	"github.com/minerva-ml/minerva/models"
 	"github.com/minerva-ml/minerva/runtime/cpu"
 	"github.com/minerva-ml/minerva/runtime/engine"
+	"github.com/minerva-ml/minerva/runtime/gpu"
 	"github.com/minerva-ml/minerva/runtime/program"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
@@ -205,6 +207,20 @@ func newBackend(spec Spec, p *program.Program, ck *weights.Checkpoint) (engine.B
 	case "cpu":
 		m, err := cpu.Load(p, ck, cpu.Options{Workers: spec.Workers})
 		return m, "cpu", err
+	case "mslemu":
+		out, err := codegen.Generate(p.Func, p.KV)
+		if err != nil {
+			return nil, "", err
+		}
+		dev, err := gpu.NewEmulator(out, 1)
+		if err != nil {
+			return nil, "", err
+		}
+		m, err := gpu.Load(p, out, ck, dev)
+		if err != nil {
+			dev.Close()
+		}
+		return m, "mslemu", err
 	}
 	return nil, "", fmt.Errorf("unknown backend %q: use %s", name, strings.Join(Backends, ", "))
 }

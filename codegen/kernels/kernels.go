@@ -1,0 +1,334 @@
+// Package kernels specialises the Metal templates for one op of a compiled
+// program: it picks the template and its constants, the kernel's
+// parameters and what the host binds to each, and the dispatch geometry.
+// Ops that differ only in which weights and buffers they read share a
+// kernel; the kernel's name encodes the op, the variant and the dtypes.
+package kernels
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+
+	"github.com/minerva-ml/minerva/compiler/ir"
+	"github.com/minerva-ml/minerva/compiler/plan"
+	"github.com/minerva-ml/minerva/templates"
+)
+
+// Variant says which calls a kernel serves.
+type Variant string
+
+const (
+	// Any serves every call.
+	Any Variant = "any"
+	// Decode serves calls of one token (matrix-vector kernels).
+	Decode Variant = "decode"
+	// Prefill serves calls of several tokens (tiled matrix kernels).
+	Prefill Variant = "prefill"
+)
+
+// BindKind is what the host binds to a kernel parameter.
+type BindKind string
+
+const (
+	BindArgs   BindKind = "args"   // StepArgs bytes
+	BindValue  BindKind = "value"  // an activation in the arena
+	BindWeight BindKind = "weight" // a checkpoint tensor
+	BindKV     BindKind = "kv"     // a layer's keys or values in the KV buffer
+)
+
+// Binding says what one parameter receives.
+type Binding struct {
+	Index  int      `json:"index"`
+	Kind   BindKind `json:"kind"`
+	Value  int      `json:"value,omitempty"`  // value ID
+	Tensor string   `json:"tensor,omitempty"` // checkpoint tensor name
+	Cache  int      `json:"cache,omitempty"`
+	Part   string   `json:"part,omitempty"` // "k" or "v"
+}
+
+// Param is one kernel parameter as the source declares it.
+type Param struct {
+	Name  string
+	Index int
+	Type  string // MSL type, e.g. "device const float*"
+}
+
+// Dim is one dimension of a grid: Const + PerTile * ceil(seq / Tile).
+type Dim struct {
+	Const   int `json:"const,omitempty"`
+	PerTile int `json:"per_tile,omitempty"`
+	Tile    int `json:"tile,omitempty"`
+}
+
+// Eval computes the dimension for a call of seq tokens.
+func (d Dim) Eval(seq int) int {
+	n := d.Const
+	if d.PerTile != 0 {
+		tile := max(d.Tile, 1)
+		n += d.PerTile * ((seq + tile - 1) / tile)
+	}
+	return max(n, 1)
+}
+
+// Grid is the threadgroups of a dispatch.
+type Grid [3]Dim
+
+// Eval computes the grid for seq tokens.
+func (g Grid) Eval(seq int) [3]int { return [3]int{g[0].Eval(seq), g[1].Eval(seq), g[2].Eval(seq)} }
+
+// Kernel is one specialised kernel: its source and how it is launched.
+type Kernel struct {
+	Name    string  `json:"name"`
+	Kind    string  `json:"op"`
+	Variant Variant `json:"variant"`
+	// Ops names the IR ops the kernel implements (a fused op's body).
+	Ops     []string `json:"implements"`
+	Params  []Param  `json:"-"`
+	Threads [3]int   `json:"threads"`
+	// TGMem is the threadgroup memory, in bytes, of each [[threadgroup(n)]].
+	TGMem  []int  `json:"threadgroup_memory,omitempty"`
+	Source string `json:"-"`
+}
+
+// Dispatch is one op's launch: a kernel per variant, the bindings (the
+// same for every variant) and the grid of each.
+type Dispatch struct {
+	Op       int                `json:"op"`
+	Kind     string             `json:"kind"`
+	Layer    int                `json:"layer"`
+	Kernels  map[Variant]string `json:"kernels"`
+	Grids    map[Variant]Grid   `json:"grids"`
+	Bindings []Binding          `json:"bindings"`
+}
+
+// KernelFor picks the kernel name and grid for a call of seq tokens.
+func (d *Dispatch) KernelFor(seq int) (string, Grid) {
+	v := Prefill
+	if seq == 1 {
+		v = Decode
+	}
+	if k, ok := d.Kernels[v]; ok {
+		return k, d.Grids[v]
+	}
+	return d.Kernels[Any], d.Grids[Any]
+}
+
+// Context is what specialisation needs to know about the program.
+type Context struct {
+	Func *ir.Func
+	KV   *plan.KV
+	// kernels collects distinct kernels by name.
+	kernels map[string]*Kernel
+}
+
+// NewContext starts specialising a program.
+func NewContext(f *ir.Func, kv *plan.KV) *Context {
+	return &Context{Func: f, KV: kv, kernels: map[string]*Kernel{}}
+}
+
+// Kernels returns the distinct kernels, sorted by name.
+func (c *Context) Kernels() []*Kernel {
+	out := make([]*Kernel, 0, len(c.kernels))
+	for _, k := range c.kernels {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// spec is what a kind's specialiser fills in for one variant.
+type spec struct {
+	variant  Variant
+	template string
+	// desc is a readable summary of the specialisation for the name.
+	desc    string
+	params  []Param
+	threads [3]int
+	tgmem   []int
+	grid    Grid
+	data    map[string]any
+}
+
+// builder accumulates an op's parameters and bindings.
+type builder struct {
+	ctx      *Context
+	op       *ir.Op
+	params   []Param
+	bindings []Binding
+}
+
+func (b *builder) add(name, typ string, bind Binding) {
+	bind.Index = len(b.params)
+	b.params = append(b.params, Param{Name: name, Index: bind.Index, Type: typ})
+	b.bindings = append(b.bindings, bind)
+}
+
+// args binds StepArgs at index 0.
+func (b *builder) args() { b.add("args", "constant StepArgs&", Binding{Kind: BindArgs}) }
+
+// value binds an activation.
+func (b *builder) value(name string, v *ir.Value, write bool) {
+	typ := "device const float*"
+	switch {
+	case v.Type.DType == ir.I32:
+		typ = "device const int*"
+	case v.Type.DType == ir.Route && write:
+		typ = "device Route*"
+	case v.Type.DType == ir.Route:
+		typ = "device const Route*"
+	case write:
+		typ = "device float*"
+	}
+	b.add(name, typ, Binding{Kind: BindValue, Value: v.ID})
+}
+
+// weight binds a weight's tensors: one for dense storage, blocks and
+// scales for MXFP4.
+func (b *builder) weight(name string, w *ir.Weight) {
+	ts := w.Tensors()
+	switch w.DType {
+	case ir.MXFP4:
+		b.add(name+"_blocks", "device const uchar*", Binding{Kind: BindWeight, Tensor: ts[0].Name})
+		b.add(name+"_scales", "device const uchar*", Binding{Kind: BindWeight, Tensor: ts[1].Name})
+	case ir.F32:
+		b.add(name, "device const float*", Binding{Kind: BindWeight, Tensor: ts[0].Name})
+	default:
+		b.add(name, "device const ushort*", Binding{Kind: BindWeight, Tensor: ts[0].Name})
+	}
+}
+
+// kv binds a layer's keys and values.
+func (b *builder) kv(cache int) {
+	b.add("kcache", "device uchar*", Binding{Kind: BindKV, Cache: cache, Part: "k"})
+	b.add("vcache", "device uchar*", Binding{Kind: BindKV, Cache: cache, Part: "v"})
+}
+
+// Specialize produces the dispatch of op i, adding its kernels to the
+// context.
+func (c *Context) Specialize(i int) (*Dispatch, error) {
+	op := c.Func.Ops[i]
+	b := &builder{ctx: c, op: op}
+	specs, err := specialise(b)
+	if err != nil {
+		return nil, fmt.Errorf("op %d (%s): %w", i, op.Kind, err)
+	}
+	d := &Dispatch{Op: i, Kind: op.Kind, Layer: op.Layer, Kernels: map[Variant]string{}, Grids: map[Variant]Grid{}, Bindings: b.bindings}
+	for _, s := range specs {
+		s.params = b.params
+		k, err := c.render(op, s)
+		if err != nil {
+			return nil, fmt.Errorf("op %d (%s): %w", i, op.Kind, err)
+		}
+		d.Kernels[s.variant] = k.Name
+		d.Grids[s.variant] = s.grid
+	}
+	return d, nil
+}
+
+var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
+	"floats": mslFloats,
+	"add":    func(a, b int) int { return a + b },
+	"mul":    func(a, b int) int { return a * b },
+	"div":    func(a, b int) int { return a / b },
+}).ParseFS(templates.FS, "*.metal.tmpl"))
+
+// render fills a template. The kernel's name is the op kind, the variant,
+// the readable description and a hash of the source, so equal
+// specialisations share a kernel and different ones never collide.
+func (c *Context) render(op *ir.Op, s spec) (*Kernel, error) {
+	data := map[string]any{}
+	for k, v := range s.data {
+		data[k] = v
+	}
+	data["Variant"] = string(s.variant)
+	data["Name"] = "KERNEL_NAME"
+	data["Sig"] = signature(s.params)
+	data["Implements"] = implements(op)
+	var buf bytes.Buffer
+	if err := tmpl.ExecuteTemplate(&buf, s.template, data); err != nil {
+		return nil, fmt.Errorf("BUG: template %s: %v", s.template, err)
+	}
+	src := buf.String()
+	h := sha256.Sum256([]byte(src + fmt.Sprint(s.threads, s.tgmem)))
+	name := sanitize(op.Kind + "_" + string(s.variant) + "_" + s.desc + "_" + hex.EncodeToString(h[:4]))
+	if k, ok := c.kernels[name]; ok {
+		return k, nil
+	}
+	k := &Kernel{
+		Name: name, Kind: op.Kind, Variant: s.variant, Ops: implementsList(op),
+		Params: s.params, Threads: s.threads, TGMem: s.tgmem,
+		Source: strings.ReplaceAll(src, "KERNEL_NAME", name),
+	}
+	c.kernels[name] = k
+	return k, nil
+}
+
+func sanitize(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// signature renders the parameter list with the thread attributes every
+// kernel receives.
+func signature(params []Param) string {
+	var parts []string
+	for _, p := range params {
+		parts = append(parts, fmt.Sprintf("%s %s [[buffer(%d)]]", p.Type, p.Name, p.Index))
+	}
+	parts = append(parts, "threadgroup float* tg [[threadgroup(0)]]",
+		"uint3 tgid [[threadgroup_position_in_grid]]",
+		"uint tid [[thread_index_in_threadgroup]]",
+		"uint lane [[thread_index_in_simdgroup]]",
+		"uint sg [[simdgroup_index_in_threadgroup]]",
+		"uint nsg [[simdgroups_per_threadgroup]]")
+	return strings.Join(parts, ",\n    ")
+}
+
+func implementsList(op *ir.Op) []string {
+	if len(op.Body) == 0 {
+		return []string{op.Kind}
+	}
+	var out []string
+	for _, b := range op.Body {
+		out = append(out, b.Kind)
+	}
+	return out
+}
+
+func implements(op *ir.Op) string {
+	if len(op.Body) == 0 {
+		return op.Kind
+	}
+	return op.Kind + " = " + strings.Join(implementsList(op), " + ")
+}
+
+// mslFloats renders float32 constants exactly (hex floats keep every bit).
+func mslFloats(xs []float32) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%sf", hexFloat(x))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func hexFloat(x float32) string {
+	s := strconv.FormatFloat(float64(x), 'g', 9, 32)
+	if !strings.ContainsAny(s, ".eEn") {
+		s += ".0"
+	}
+	return s
+}

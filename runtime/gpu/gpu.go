@@ -1,0 +1,219 @@
+// Package gpu runs a compiled program's dispatches on a Metal-like device:
+// Metal itself on a Mac, or mslemu, which runs the same kernels.metal on
+// the CPU with Metal's execution model. The device allocates the arena,
+// the KV cache and the scratch region exactly as planned, binds weights as
+// no-copy buffers over the checkpoint's files with each tensor's offset,
+// and encodes one step's dispatches together with memory barriers only
+// where a dispatch touches memory an earlier one in the step wrote.
+package gpu
+
+import (
+	"fmt"
+	"strings"
+	"unsafe"
+
+	"github.com/minerva-ml/minerva/codegen"
+	"github.com/minerva-ml/minerva/codegen/abi"
+	"github.com/minerva-ml/minerva/codegen/kernels"
+	"github.com/minerva-ml/minerva/runtime/program"
+	"github.com/minerva-ml/minerva/runtime/weights"
+)
+
+// Buffer is device memory the host can see (unified memory).
+type Buffer interface {
+	Bytes() []byte
+}
+
+// Bind sets one kernel parameter: a buffer at an offset, or bytes.
+type Bind struct {
+	Index  int
+	Buffer Buffer
+	Offset int
+	Bytes  []byte
+}
+
+// Launch is one dispatch.
+type Launch struct {
+	Kernel  string
+	Groups  [3]int
+	Threads [3]int
+	Binds   []Bind
+	TGMem   []int
+	// Barrier asks for a memory barrier before this dispatch: it reads or
+	// writes memory an earlier dispatch of the step wrote.
+	Barrier bool
+	// Label names the dispatch in errors: the op and its layer.
+	Label string
+}
+
+// Device is what the executor needs of Metal or mslemu.
+type Device interface {
+	NewBuffer(size int) (Buffer, error)
+	// FileBuffer wraps one checkpoint file without copying it.
+	FileBuffer(f weights.MappedFile) (Buffer, error)
+	// Run executes one step's launches in order.
+	Run(launches []Launch) error
+	Close() error
+}
+
+// Model is a program on a device. It implements engine.Backend.
+type Model struct {
+	prog     *program.Program
+	dev      Device
+	out      *codegen.Output
+	kernels  map[string]*kernels.Kernel
+	arena    Buffer
+	kv       Buffer
+	files    []Buffer
+	tensors  map[string]tensorRef
+	launches []Launch
+	batch    int
+	ctx      int
+	vocab    int
+	tokens   []int32
+	logits   []float32
+}
+
+type tensorRef struct {
+	buf    Buffer
+	offset int
+}
+
+// Load binds a program and its generated kernels to a device and a
+// checkpoint that Program.Validate accepted.
+func Load(p *program.Program, out *codegen.Output, ck *weights.Checkpoint, dev Device) (*Model, error) {
+	m := &Model{prog: p, dev: dev, out: out, kernels: map[string]*kernels.Kernel{}, tensors: map[string]tensorRef{},
+		batch: int(p.Arena.Batch), ctx: int(p.KV.Ctx), vocab: p.Vocab()}
+	for _, k := range out.Kernels {
+		m.kernels[k.Name] = k
+	}
+	var err error
+	if m.arena, err = dev.NewBuffer(int(max(p.Arena.Bytes, 256))); err != nil {
+		return nil, err
+	}
+	if m.kv, err = dev.NewBuffer(int(max(p.KV.Bytes, 256))); err != nil {
+		return nil, err
+	}
+	for _, f := range ck.Files() {
+		b, err := dev.FileBuffer(f)
+		if err != nil {
+			return nil, fmt.Errorf("binding %s: %w", f.Path, err)
+		}
+		m.files = append(m.files, b)
+	}
+	for _, name := range ck.Names() {
+		t, _ := ck.Tensor(name)
+		m.tensors[name] = tensorRef{m.files[t.File], int(t.Offset)}
+	}
+	in := p.Arena.Slots[p.Func.Input.ID]
+	m.tokens = unsafe.Slice((*int32)(unsafe.Pointer(&m.arena.Bytes()[in.Offset])), m.batch)
+	o := p.Arena.Slots[p.Func.Output.ID]
+	m.logits = unsafe.Slice((*float32)(unsafe.Pointer(&m.arena.Bytes()[o.Offset])), int(o.Bytes/4))
+	return m, nil
+}
+
+// Batch, Ctx and Vocab implement engine.Backend.
+func (m *Model) Batch() int { return m.batch }
+func (m *Model) Ctx() int   { return m.ctx }
+func (m *Model) Vocab() int { return m.vocab }
+
+// Close releases the device.
+func (m *Model) Close() { m.dev.Close() }
+
+// region is a byte range of a buffer, for the barrier analysis.
+type region struct {
+	buf        Buffer
+	start, end int
+}
+
+// Forward runs one call of the program.
+func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
+	n := len(tokens)
+	switch {
+	case n == 0:
+		return nil, fmt.Errorf("no tokens to run")
+	case n > m.batch:
+		return nil, fmt.Errorf("BUG: %d tokens in one call; the program was planned for at most %d", n, m.batch)
+	case pos < 0 || pos+n > m.ctx:
+		return nil, fmt.Errorf("positions %d..%d exceed the context of %d tokens; compile with a larger --ctx", pos, pos+n-1, m.ctx)
+	}
+	for i, t := range tokens {
+		if t < 0 || int(t) >= m.vocab {
+			return nil, fmt.Errorf("token id %d is outside the vocabulary (0..%d)", t, m.vocab-1)
+		}
+		m.tokens[i] = t
+	}
+	args := abi.StepArgs{Seq: uint32(n), Pos: uint32(pos)}.Bytes()
+	m.launches = m.launches[:0]
+	var written []region
+	for _, d := range m.out.Dispatches {
+		name, grid := d.KernelFor(n)
+		k := m.kernels[name]
+		l := Launch{Kernel: name, Groups: grid.Eval(n), Threads: k.Threads, TGMem: k.TGMem,
+			Label: fmt.Sprintf("op %d (%s, layer %d)", d.Op, d.Kind, d.Layer)}
+		var reads, writes []region
+		for _, b := range d.Bindings {
+			bind, r, w := m.bind(b, n, args, k)
+			l.Binds = append(l.Binds, bind)
+			if r.buf != nil {
+				if w {
+					writes = append(writes, r)
+				} else {
+					reads = append(reads, r)
+				}
+			}
+		}
+		for _, r := range append(reads, writes...) {
+			if overlaps(r, written) {
+				l.Barrier = true
+				written = written[:0]
+				break
+			}
+		}
+		written = append(written, writes...)
+		m.launches = append(m.launches, l)
+	}
+	if err := m.dev.Run(m.launches); err != nil {
+		return nil, err
+	}
+	return m.logits[:n*m.vocab], nil
+}
+
+func overlaps(r region, list []region) bool {
+	for _, w := range list {
+		if w.buf == r.buf && r.start < w.end && w.start < r.end {
+			return true
+		}
+	}
+	return false
+}
+
+// bind resolves one binding; it also returns the memory touched and
+// whether it is written (for barriers).
+func (m *Model) bind(b kernels.Binding, seq int, args []byte, k *kernels.Kernel) (Bind, region, bool) {
+	write := !isConst(k.Params[b.Index].Type)
+	switch b.Kind {
+	case kernels.BindArgs:
+		return Bind{Index: b.Index, Bytes: args}, region{}, false
+	case kernels.BindValue:
+		s := m.prog.Arena.Slots[b.Value]
+		end := int(s.Offset + s.RowBytes*int64(seq))
+		return Bind{Index: b.Index, Buffer: m.arena, Offset: int(s.Offset)}, region{m.arena, int(s.Offset), end}, write
+	case kernels.BindWeight:
+		t := m.tensors[b.Tensor]
+		return Bind{Index: b.Index, Buffer: t.buf, Offset: t.offset}, region{}, false
+	case kernels.BindKV:
+		l := m.prog.KV.Layer(b.Cache)
+		off, size := l.KOffset, l.KBytes
+		if b.Part == "v" {
+			off, size = l.VOffset, l.VBytes
+		}
+		return Bind{Index: b.Index, Buffer: m.kv, Offset: int(off)}, region{m.kv, int(off), int(off + size)}, write
+	}
+	panic("BUG: unknown binding kind " + string(b.Kind))
+}
+
+// isConst reports whether a parameter type is read-only.
+func isConst(typ string) bool {
+	return strings.HasPrefix(typ, "constant ") || strings.Contains(typ, " const ")
+}
