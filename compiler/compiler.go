@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minerva-ml/minerva/codegen"
 	"github.com/minerva-ml/minerva/compiler/config"
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/compiler/plan"
@@ -56,6 +57,9 @@ type PlanOptions struct {
 	Batch int
 }
 
+// Version is the compiler's version, recorded in artifacts.
+const Version = "0.1.0"
+
 // Defaults of the run-time shape.
 const (
 	DefaultCtx   = 4096
@@ -91,6 +95,8 @@ type Unit struct {
 	// KV and Arena are the memory plans.
 	KV    *plan.KV
 	Arena *plan.Arena
+	// Generated is the back half's output: kernels and dispatches.
+	Generated *codegen.Output
 	// Timings records each pass that ran, in order.
 	Timings []PassTiming
 }

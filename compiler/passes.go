@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/minerva-ml/minerva/codegen"
 	"github.com/minerva-ml/minerva/compiler/config"
 	"github.com/minerva-ml/minerva/compiler/eval"
 	"github.com/minerva-ml/minerva/compiler/fuse"
@@ -38,7 +39,18 @@ var Passes = []Pass{
 	{Name: "fuse", Required: false, Why: "apply the rules of compiler/fuse/rules.fuse: fewer dispatches, fewer round trips through memory", Run: fusePass, ChangesIR: true, Dump: dumpIR},
 	{Name: "plan_kv", Required: true, Why: "size each layer's KV cache: the whole context for full attention, a ring for sliding windows", Run: planKVPass, Dump: dumpKV},
 	{Name: "plan_arena", Required: true, Why: "place every activation in one arena by liveness, so memory is the peak, not the sum", Run: planArenaPass, Dump: dumpArena},
+	{Name: "codegen", Required: true, Why: "specialise a Metal kernel template for every op and record each op's dispatch: kernel, bindings, grid", Run: codegenPass, Dump: dumpMetal},
 }
+
+// codegenPass specialises the kernels. On return every op has a dispatch
+// and kernels.metal holds every distinct kernel.
+func codegenPass(u *Unit) error {
+	out, err := codegen.Generate(u.Func, u.KV)
+	u.Generated = out
+	return err
+}
+
+func dumpMetal(u *Unit) string { return u.Generated.Metal }
 
 func parsePass(u *Unit) error {
 	f, err := dsl.Parse(u.Opts.File, u.Opts.Source)

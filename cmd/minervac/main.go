@@ -11,19 +11,21 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"go/token"
 	"io"
 	"os"
 	"strings"
 
 	"github.com/alecthomas/kong"
 
+	"github.com/minerva-ml/minerva/codegen/artifact"
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/stats"
 )
 
 // SourceFlags select and specialise an architecture.
 type SourceFlags struct {
-	File   string   `arg:"" help:"The .arch file." type:"existingfile"`
+	File   string   `arg:"" help:"The .arch file."`
 	Config string   `help:"A Hugging Face config.json (or a model directory holding one) that specialises the architecture." placeholder:"FILE"`
 	Set    []string `help:"Override one config parameter (repeatable)." placeholder:"NAME=VALUE"`
 }
@@ -73,6 +75,8 @@ type CompileCmd struct {
 	TimePasses bool     `help:"Print each pass's run time to stderr."`
 	Verify     bool     `help:"Run the IR verifier after every pass that changes the IR."`
 	Disable    []string `help:"Skip an optional pass (see 'minervac passes')." placeholder:"PASS"`
+	Out        string   `short:"o" help:"Write the compiled artifact (manifest.json, kernels.metal, the Go package) to this directory." placeholder:"DIR"`
+	GoPackage  string   `help:"Name of the artifact's Go package (default: the model's name)." placeholder:"NAME"`
 }
 
 // Run compiles a file.
@@ -105,6 +109,20 @@ func (c *CompileCmd) Run(env *Env) error {
 	}
 	if finalIR {
 		fmt.Fprint(stdout, compiler.FinalIR(u))
+	}
+	if c.Out != "" {
+		pkg := c.GoPackage
+		if pkg == "" {
+			pkg = artifact.PackageName(u.Func.Model)
+		}
+		if !token.IsIdentifier(pkg) {
+			return fmt.Errorf("--go-package %q is not a Go identifier", pkg)
+		}
+		m := artifact.Build(u, u.Generated)
+		if err := artifact.Write(c.Out, m, u.Generated.Metal, pkg); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "wrote %s: %d dispatches, %d kernels\n", c.Out, len(m.Dispatches), len(m.Kernels))
 	}
 	return nil
 }

@@ -125,11 +125,14 @@ type Context struct {
 	KV   *plan.KV
 	// kernels collects distinct kernels by name.
 	kernels map[string]*Kernel
+	// rendered remembers the kernel made from each (template, data):
+	// most ops of a model share a specialisation, and rendering dominates.
+	rendered map[string]*Kernel
 }
 
 // NewContext starts specialising a program.
 func NewContext(f *ir.Func, kv *plan.KV) *Context {
-	return &Context{Func: f, KV: kv, kernels: map[string]*Kernel{}}
+	return &Context{Func: f, KV: kv, kernels: map[string]*Kernel{}, rendered: map[string]*Kernel{}}
 }
 
 // Kernels returns the distinct kernels, sorted by name.
@@ -242,6 +245,11 @@ var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 // the readable description and a hash of the source, so equal
 // specialisations share a kernel and different ones never collide.
 func (c *Context) render(op *ir.Op, s spec) (*Kernel, error) {
+	// fmt prints maps with sorted keys, so the memo key is deterministic.
+	key := fmt.Sprintf("%s|%s|%s|%v|%v|%v|%v|%s", s.template, s.variant, s.desc, s.threads, s.tgmem, s.data, s.params, implements(op))
+	if k, ok := c.rendered[key]; ok {
+		return k, nil
+	}
 	data := map[string]any{}
 	for k, v := range s.data {
 		data[k] = v
@@ -258,6 +266,7 @@ func (c *Context) render(op *ir.Op, s spec) (*Kernel, error) {
 	h := sha256.Sum256([]byte(src + fmt.Sprint(s.threads, s.tgmem)))
 	name := sanitize(op.Kind + "_" + string(s.variant) + "_" + s.desc + "_" + hex.EncodeToString(h[:4]))
 	if k, ok := c.kernels[name]; ok {
+		c.rendered[key] = k
 		return k, nil
 	}
 	k := &Kernel{
@@ -266,6 +275,7 @@ func (c *Context) render(op *ir.Op, s spec) (*Kernel, error) {
 		Source: strings.ReplaceAll(src, "KERNEL_NAME", name),
 	}
 	c.kernels[name] = k
+	c.rendered[key] = k
 	return k, nil
 }
 
@@ -331,4 +341,63 @@ func hexFloat(x float32) string {
 		s += ".0"
 	}
 	return s
+}
+
+// Region is a byte range of the arena or the KV buffer.
+type Region struct {
+	Buf        string // "arena" or "kv"
+	Start, End int64
+}
+
+// Barriers says, for each dispatch of a step of seq tokens, whether a
+// memory barrier must come first: it reads or writes memory that an
+// earlier dispatch since the last barrier wrote. Dispatches between
+// barriers may run concurrently.
+func Barriers(ds []*Dispatch, ks map[string]*Kernel, arena *plan.Arena, kv *plan.KV, seq int) []bool {
+	out := make([]bool, len(ds))
+	var written []Region
+	for i, d := range ds {
+		name, _ := d.KernelFor(seq)
+		k := ks[name]
+		var touched, writes []Region
+		for _, b := range d.Bindings {
+			var r Region
+			switch b.Kind {
+			case BindValue:
+				s := arena.Slots[b.Value]
+				r = Region{"arena", s.Offset, s.Offset + s.RowBytes*int64(seq)}
+			case BindKV:
+				l := kv.Layer(b.Cache)
+				r = Region{"kv", l.KOffset, l.KOffset + l.KBytes}
+				if b.Part == "v" {
+					r = Region{"kv", l.VOffset, l.VOffset + l.VBytes}
+				}
+			default:
+				continue
+			}
+			touched = append(touched, r)
+			typ := k.Params[b.Index].Type
+			if !strings.HasPrefix(typ, "constant ") && !strings.Contains(typ, " const ") {
+				writes = append(writes, r)
+			}
+		}
+		for _, r := range touched {
+			if overlapsAny(r, written) {
+				out[i] = true
+				written = written[:0]
+				break
+			}
+		}
+		written = append(written, writes...)
+	}
+	return out
+}
+
+func overlapsAny(r Region, list []Region) bool {
+	for _, w := range list {
+		if w.Buf == r.Buf && r.Start < w.End && w.Start < r.End {
+			return true
+		}
+	}
+	return false
 }

@@ -253,3 +253,13 @@ func (m *Model) bodyKernel(op *ir.Op, outer func(*ir.Value) buf) (func(seq, pos 
 		}
 	}, nil
 }
+
+// Arena, KVBuffer and RunOp let tests compare backends op by op: set an
+// op's inputs in the arena, run it alone, read its outputs.
+func (m *Model) Arena() []float32 { return m.arena }
+
+// KVBuffer is the KV cache's memory.
+func (m *Model) KVBuffer() []byte { return m.kv }
+
+// RunOp runs op i alone on seq tokens at position pos.
+func (m *Model) RunOp(i, seq, pos int) { m.steps[i].run(seq, pos) }

@@ -9,7 +9,6 @@ package gpu
 
 import (
 	"fmt"
-	"strings"
 	"unsafe"
 
 	"github.com/minerva-ml/minerva/codegen"
@@ -94,16 +93,13 @@ func Load(p *program.Program, out *codegen.Output, ck *weights.Checkpoint, dev D
 	if m.kv, err = dev.NewBuffer(int(max(p.KV.Bytes, 256))); err != nil {
 		return nil, err
 	}
-	for _, f := range ck.Files() {
-		b, err := dev.FileBuffer(f)
-		if err != nil {
-			return nil, fmt.Errorf("binding %s: %w", f.Path, err)
-		}
-		m.files = append(m.files, b)
+	tensors, files, err := Tensors(dev, ck)
+	if err != nil {
+		return nil, err
 	}
-	for _, name := range ck.Names() {
-		t, _ := ck.Tensor(name)
-		m.tensors[name] = tensorRef{m.files[t.File], int(t.Offset)}
+	m.files = files
+	for name, t := range tensors {
+		m.tensors[name] = tensorRef{t.Buffer, t.Offset}
 	}
 	in := p.Arena.Slots[p.Func.Input.ID]
 	m.tokens = unsafe.Slice((*int32)(unsafe.Pointer(&m.arena.Bytes()[in.Offset])), m.batch)
@@ -119,12 +115,6 @@ func (m *Model) Vocab() int { return m.vocab }
 
 // Close releases the device.
 func (m *Model) Close() { m.dev.Close() }
-
-// region is a byte range of a buffer, for the barrier analysis.
-type region struct {
-	buf        Buffer
-	start, end int
-}
 
 // Forward runs one call of the program.
 func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
@@ -144,33 +134,16 @@ func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
 		m.tokens[i] = t
 	}
 	args := abi.StepArgs{Seq: uint32(n), Pos: uint32(pos)}.Bytes()
+	barriers := kernels.Barriers(m.out.Dispatches, m.kernels, m.prog.Arena, m.prog.KV, n)
 	m.launches = m.launches[:0]
-	var written []region
-	for _, d := range m.out.Dispatches {
+	for i, d := range m.out.Dispatches {
 		name, grid := d.KernelFor(n)
 		k := m.kernels[name]
-		l := Launch{Kernel: name, Groups: grid.Eval(n), Threads: k.Threads, TGMem: k.TGMem,
+		l := Launch{Kernel: name, Groups: grid.Eval(n), Threads: k.Threads, TGMem: k.TGMem, Barrier: barriers[i],
 			Label: fmt.Sprintf("op %d (%s, layer %d)", d.Op, d.Kind, d.Layer)}
-		var reads, writes []region
 		for _, b := range d.Bindings {
-			bind, r, w := m.bind(b, n, args, k)
-			l.Binds = append(l.Binds, bind)
-			if r.buf != nil {
-				if w {
-					writes = append(writes, r)
-				} else {
-					reads = append(reads, r)
-				}
-			}
+			l.Binds = append(l.Binds, m.bind(b, args))
 		}
-		for _, r := range append(reads, writes...) {
-			if overlaps(r, written) {
-				l.Barrier = true
-				written = written[:0]
-				break
-			}
-		}
-		written = append(written, writes...)
 		m.launches = append(m.launches, l)
 	}
 	if err := m.dev.Run(m.launches); err != nil {
@@ -179,41 +152,69 @@ func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
 	return m.logits[:n*m.vocab], nil
 }
 
-func overlaps(r region, list []region) bool {
-	for _, w := range list {
-		if w.buf == r.buf && r.start < w.end && w.start < r.end {
-			return true
-		}
+// Arena, KVBuffer and RunOp let tests compare backends op by op.
+func (m *Model) Arena() []byte { return m.arena.Bytes() }
+
+// KVBuffer is the KV cache's memory.
+func (m *Model) KVBuffer() []byte { return m.kv.Bytes() }
+
+// RunOp runs op i alone on seq tokens at position pos. The launch list of
+// the last Forward is reused, so call Forward first.
+func (m *Model) RunOp(i, seq, pos int) error {
+	args := abi.StepArgs{Seq: uint32(seq), Pos: uint32(pos)}.Bytes()
+	d := m.out.Dispatches[i]
+	name, grid := d.KernelFor(seq)
+	k := m.kernels[name]
+	l := Launch{Kernel: name, Groups: grid.Eval(seq), Threads: k.Threads, TGMem: k.TGMem, Label: fmt.Sprintf("op %d (%s)", d.Op, d.Kind)}
+	for _, b := range d.Bindings {
+		l.Binds = append(l.Binds, m.bind(b, args))
 	}
-	return false
+	return m.dev.Run([]Launch{l})
 }
 
-// bind resolves one binding; it also returns the memory touched and
-// whether it is written (for barriers).
-func (m *Model) bind(b kernels.Binding, seq int, args []byte, k *kernels.Kernel) (Bind, region, bool) {
-	write := !isConst(k.Params[b.Index].Type)
+// bind resolves one binding.
+func (m *Model) bind(b kernels.Binding, args []byte) Bind {
 	switch b.Kind {
 	case kernels.BindArgs:
-		return Bind{Index: b.Index, Bytes: args}, region{}, false
+		return Bind{Index: b.Index, Bytes: args}
 	case kernels.BindValue:
-		s := m.prog.Arena.Slots[b.Value]
-		end := int(s.Offset + s.RowBytes*int64(seq))
-		return Bind{Index: b.Index, Buffer: m.arena, Offset: int(s.Offset)}, region{m.arena, int(s.Offset), end}, write
+		return Bind{Index: b.Index, Buffer: m.arena, Offset: int(m.prog.Arena.Slots[b.Value].Offset)}
 	case kernels.BindWeight:
 		t := m.tensors[b.Tensor]
-		return Bind{Index: b.Index, Buffer: t.buf, Offset: t.offset}, region{}, false
+		return Bind{Index: b.Index, Buffer: t.buf, Offset: t.offset}
 	case kernels.BindKV:
 		l := m.prog.KV.Layer(b.Cache)
-		off, size := l.KOffset, l.KBytes
+		off := l.KOffset
 		if b.Part == "v" {
-			off, size = l.VOffset, l.VBytes
+			off = l.VOffset
 		}
-		return Bind{Index: b.Index, Buffer: m.kv, Offset: int(off)}, region{m.kv, int(off), int(off + size)}, write
+		return Bind{Index: b.Index, Buffer: m.kv, Offset: int(off)}
 	}
 	panic("BUG: unknown binding kind " + string(b.Kind))
 }
 
-// isConst reports whether a parameter type is read-only.
-func isConst(typ string) bool {
-	return strings.HasPrefix(typ, "constant ") || strings.Contains(typ, " const ")
+// Tensor is a checkpoint tensor on a device: its file's buffer and its
+// offset in that file.
+type Tensor struct {
+	Buffer Buffer
+	Offset int
+}
+
+// Tensors binds every tensor of a checkpoint to the device: one no-copy
+// buffer per file.
+func Tensors(dev Device, ck *weights.Checkpoint) (map[string]Tensor, []Buffer, error) {
+	var files []Buffer
+	for _, f := range ck.Files() {
+		b, err := dev.FileBuffer(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("binding %s: %w", f.Path, err)
+		}
+		files = append(files, b)
+	}
+	out := map[string]Tensor{}
+	for _, name := range ck.Names() {
+		t, _ := ck.Tensor(name)
+		out[name] = Tensor{files[t.File], int(t.Offset)}
+	}
+	return out, files, nil
 }

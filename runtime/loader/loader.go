@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/minerva-ml/minerva/codegen"
+	"github.com/minerva-ml/minerva/codegen/artifact"
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/config"
 	"github.com/minerva-ml/minerva/models"
@@ -122,15 +123,19 @@ func Load(spec Spec) (*Model, error) {
 			return nil, fmt.Errorf("config.json: %v", err)
 		}
 	}
-	m.Program, err = compileFor(spec, cfgText, m.HFConfig)
+	var gen *codegen.Output
+	m.Program, gen, err = compileFor(spec, cfgText, m.HFConfig)
 	if err != nil {
 		m.Close()
 		return nil, err
 	}
 	prog.stage("validating", 1)
 	archHint := spec.Arch
-	if archHint == "" {
-		archHint = "ARCH"
+	if archHint == "" || artifact.IsArtifact(spec.Arch) {
+		archHint = "ARCH.arch -o " + spec.Arch
+		if spec.Arch == "" {
+			archHint = "ARCH"
+		}
 	}
 	if err := m.Program.Validate(m.Checkpoint, archHint); err != nil {
 		m.Close()
@@ -138,7 +143,7 @@ func Load(spec Spec) (*Model, error) {
 	}
 	prog.advance(1)
 	prog.stage("binding", 1)
-	m.Backend, m.BackendName, err = newBackend(spec, m.Program, m.Checkpoint)
+	m.Backend, m.BackendName, err = newBackend(spec, m.Program, gen, m.Checkpoint)
 	if err != nil {
 		m.Close()
 		return nil, err
@@ -150,10 +155,15 @@ func Load(spec Spec) (*Model, error) {
 	return m, nil
 }
 
-// compileFor compiles the architecture for the model's config.json.
-func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program, error) {
+// compileFor compiles the architecture for the model's config.json, or
+// reads a compiled artifact. The Metal kernels are generated only for the
+// backends that launch them.
+func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program, *codegen.Output, error) {
 	var file, src string
 	switch {
+	case spec.Arch != "" && artifact.IsArtifact(spec.Arch):
+		p, out, _, err := artifact.Read(spec.Arch)
+		return p, out, err
 	case spec.Arch == "":
 		var names []string
 		if a, ok := hf["architectures"].([]any); ok {
@@ -164,63 +174,78 @@ func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program,
 			}
 		}
 		if len(names) == 0 {
-			return nil, fmt.Errorf("the model's config.json names no architectures; pass an .arch file")
+			return nil, nil, fmt.Errorf("the model's config.json names no architectures; pass an .arch file")
 		}
 		a, err := models.ForArchitecture(names)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		file, src = a.File, a.Source
 	case strings.HasSuffix(spec.Arch, ".arch"):
 		b, err := os.ReadFile(spec.Arch)
 		if err != nil {
-			return nil, fmt.Errorf("cannot read the architecture: %w", err)
+			return nil, nil, fmt.Errorf("cannot read the architecture: %w", err)
 		}
 		file, src = spec.Arch, string(b)
 	default:
-		return nil, fmt.Errorf("%s is neither an .arch file nor a compiled artifact", spec.Arch)
+		return nil, nil, fmt.Errorf("%s is neither an .arch file nor a compiled artifact", spec.Arch)
 	}
 	opts := compiler.Options{File: file, Source: src, Plan: spec.Plan}
+	if backendName(spec) == "cpu" {
+		opts.StopAfter = "plan_arena"
+	}
 	if cfgText != nil {
 		js, err := config.ParseJSON("config.json", cfgText)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		opts.JSON = js
 	}
 	u, err := compiler.Compile(opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return program.FromUnit(u), nil
+	return program.FromUnit(u), u.Generated, nil
+}
+
+func backendName(spec Spec) string {
+	if spec.Backend == "" || spec.Backend == "auto" {
+		return autoBackend()
+	}
+	return spec.Backend
 }
 
 // Backends lists the accepted --backend values.
 var Backends = []string{"auto", "cpu", "mslemu", "metal"}
 
-func newBackend(spec Spec, p *program.Program, ck *weights.Checkpoint) (engine.Backend, string, error) {
-	name := spec.Backend
-	if name == "" || name == "auto" {
-		name = autoBackend()
-	}
+func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.Checkpoint) (engine.Backend, string, error) {
+	name := backendName(spec)
 	switch name {
 	case "cpu":
 		m, err := cpu.Load(p, ck, cpu.Options{Workers: spec.Workers})
 		return m, "cpu", err
-	case "mslemu":
-		out, err := codegen.Generate(p.Func, p.KV)
+	case "mslemu", "metal":
+		if gen == nil {
+			var err error
+			if gen, err = codegen.Generate(p.Func, p.KV); err != nil {
+				return nil, "", err
+			}
+		}
+		var dev gpu.Device
+		var err error
+		if name == "mslemu" {
+			dev, err = gpu.NewEmulator(gen, 1)
+		} else {
+			dev, err = gpu.NewMetal(gen)
+		}
 		if err != nil {
 			return nil, "", err
 		}
-		dev, err := gpu.NewEmulator(out, 1)
-		if err != nil {
-			return nil, "", err
-		}
-		m, err := gpu.Load(p, out, ck, dev)
+		m, err := gpu.Load(p, gen, ck, dev)
 		if err != nil {
 			dev.Close()
 		}
-		return m, "mslemu", err
+		return m, name, err
 	}
 	return nil, "", fmt.Errorf("unknown backend %q: use %s", name, strings.Join(Backends, ", "))
 }

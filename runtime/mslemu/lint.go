@@ -36,6 +36,10 @@ type lintRule struct {
 	construct string
 	re        *regexp.Regexp
 	hint      string
+	// keys are words one of which every match contains: the regular
+	// expression only runs when the source has one (regexps are slow on
+	// large sources, and most rules never match).
+	keys []string
 }
 
 // lintRules are the constructs Lint rejects besides threadgroup storage
@@ -43,26 +47,26 @@ type lintRule struct {
 // that silently behaves differently from Metal, or not at all.
 var lintRules = []lintRule{
 	{"function constant ([[function_constant(n)]])", regexp.MustCompile(`\[\[\s*function_constant\s*\(`),
-		"specialise the source text instead"},
+		"specialise the source text instead", []string{"function_constant"}},
 	{"texture", regexp.MustCompile(`\[\[\s*texture\s*\(|\b(?:texture1d|texture1d_array|texture2d|texture2d_array|texture2d_ms|texture2d_ms_array|texture3d|texturecube|texturecube_array|texture_buffer|depth2d|depth2d_array|depth2d_ms|depth2d_ms_array|depthcube|depthcube_array)\b`),
-		"use device buffers"},
-	{"sampler", regexp.MustCompile(`\[\[\s*sampler\s*\(|\bsampler\b`), "use device buffers"},
+		"use device buffers", []string{"texture", "depth"}},
+	{"sampler", regexp.MustCompile(`\[\[\s*sampler\s*\(|\bsampler\b`), "use device buffers", []string{"sampler"}},
 	{"imageblock", regexp.MustCompile(`\bimageblock\b|\[\[\s*imageblock_data|\bthreadgroup_imageblock\b`),
-		"use threadgroup memory parameters"},
-	{"[[stage_in]]", regexp.MustCompile(`\[\[\s*stage_in\s*\]\]`), "only compute kernels are modelled"},
+		"use threadgroup memory parameters", []string{"imageblock"}},
+	{"[[stage_in]]", regexp.MustCompile(`\[\[\s*stage_in\s*\]\]`), "only compute kernels are modelled", []string{"stage_in"}},
 	{"vertex or fragment function", regexp.MustCompile(`\b(?:vertex|fragment)\s+[A-Za-z_]\w*\s+[A-Za-z_]\w*\s*\(`),
-		"only compute kernels are modelled"},
+		"only compute kernels are modelled", []string{"vertex", "fragment"}},
 	{"indirect command buffer", regexp.MustCompile(`\b(?:command_buffer|compute_command|render_command|compute_pipeline_state|render_pipeline_state)\b`),
-		"encode dispatches on the host"},
+		"encode dispatches on the host", []string{"command_buffer", "compute_command", "render_command", "pipeline_state"}},
 	{"ray tracing", regexp.MustCompile(`<metal_raytracing>|\braytracing::|\b(?:intersector|acceleration_structure|primitive_acceleration_structure|instance_acceleration_structure|intersection_function_table|intersection_result)\b`),
-		"not available on the CPU"},
-	{"#pragma METAL", regexp.MustCompile(`(?m)^\s*#\s*pragma\s+METAL\b`), "the layer has no Metal internals"},
+		"not available on the CPU", []string{"raytracing", "intersect", "acceleration_structure"}},
+	{"#pragma METAL", regexp.MustCompile(`(?m)^\s*#\s*pragma\s+METAL\b`), "the layer has no Metal internals", []string{"pragma"}},
 	{"visible function", regexp.MustCompile(`\[\[\s*(?:visible|stitchable)\s*\]\]|\bvisible_function_table\b`),
-		"call functions directly"},
+		"call functions directly", []string{"visible", "stitchable"}},
 	{"[[host_name]] kernel instantiation", regexp.MustCompile(`\[\[\s*host_name\s*\(`),
-		"emit a plain (non-template) kernel function; the glue calls kernels by their C++ name"},
+		"emit a plain (non-template) kernel function; the glue calls kernels by their C++ name", []string{"host_name"}},
 	{"simdgroup_matrix thread_elements()", regexp.MustCompile(`\bthread_elements\s*\(`),
-		"it exposes the hardware's element layout, which mslemu does not reproduce; use simdgroup_load/simdgroup_store"},
+		"it exposes the hardware's element layout, which mslemu does not reproduce; use simdgroup_load/simdgroup_store", []string{"thread_elements"}},
 }
 
 // Lint rejects constructs of kernels.metal that the layer does not model
@@ -73,6 +77,9 @@ func Lint(metalSource string) error {
 	lineAt := lineIndex(src)
 	var issues []LintIssue
 	for _, r := range lintRules {
+		if !containsAny(src, r.keys) {
+			continue
+		}
 		for _, m := range r.re.FindAllStringIndex(src, -1) {
 			issues = append(issues, LintIssue{Line: lineAt(m[0]), Construct: r.construct, Hint: r.hint})
 		}
@@ -167,7 +174,6 @@ func stripCommentsAndStrings(src string) string {
 	return string(b)
 }
 
-var lintTokenRE = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_]*|[0-9][0-9A-Za-z_.]*|::|\S`)
 
 // threadgroupDecls returns the offsets of `threadgroup` storage
 // declarations: the qualifier outside any parentheses (so not a parameter
@@ -175,7 +181,7 @@ var lintTokenRE = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_]*|[0-9][0-9A-Za-z_.]*
 // reference. `threadgroup float* p = shared + 4;` is fine;
 // `threadgroup float buf[256];` is not.
 func threadgroupDecls(src string) []int {
-	toks := lintTokenRE.FindAllStringIndex(src, -1)
+	toks := lintTokens(src)
 	var found []int
 	paren := 0
 	for i, t := range toks {
@@ -215,4 +221,59 @@ func threadgroupDecls(src string) []int {
 		}
 	}
 	return found
+}
+
+func containsAny(s string, keys []string) bool {
+	if len(keys) == 0 {
+		return true
+	}
+	for _, k := range keys {
+		if strings.Contains(s, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// lintTokens splits source into identifiers, numbers, :: and any other
+// non-space character, by hand: a regexp took most of Lint's time on a
+// model's kernels.
+func lintTokens(src string) [][2]int {
+	var out [][2]int
+	isIdent := func(c byte) bool {
+		return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+	}
+	for i := 0; i < len(src); {
+		c := src[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f':
+			i++
+		case c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'):
+			j := i + 1
+			for j < len(src) && isIdent(src[j]) {
+				j++
+			}
+			out = append(out, [2]int{i, j})
+			i = j
+		case c >= '0' && c <= '9':
+			j := i + 1
+			for j < len(src) && (isIdent(src[j]) || src[j] == '.') {
+				j++
+			}
+			out = append(out, [2]int{i, j})
+			i = j
+		case c == ':' && i+1 < len(src) && src[i+1] == ':':
+			out = append(out, [2]int{i, i + 2})
+			i += 2
+		default:
+			// One non-space character (a whole UTF-8 sequence).
+			j := i + 1
+			for j < len(src) && src[j]&0xC0 == 0x80 {
+				j++
+			}
+			out = append(out, [2]int{i, j})
+			i = j
+		}
+	}
+	return out
 }
