@@ -67,7 +67,10 @@ const (
 	DefaultKV    = "f16"
 )
 
-func (p PlanOptions) withDefaults() PlanOptions {
+func (p PlanOptions) withDefaults() PlanOptions { return p.WithDefaults() }
+
+// WithDefaults fills the options left zero with the defaults.
+func (p PlanOptions) WithDefaults() PlanOptions {
 	if p.Ctx == 0 {
 		p.Ctx = DefaultCtx
 	}

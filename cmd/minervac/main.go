@@ -77,6 +77,7 @@ type CompileCmd struct {
 	Disable    []string `help:"Skip an optional pass (see 'minervac passes')." placeholder:"PASS"`
 	Out        string   `short:"o" help:"Write the compiled artifact (manifest.json, kernels.metal, the Go package) to this directory." placeholder:"DIR"`
 	GoPackage  string   `help:"Name of the artifact's Go package (default: the model's name)." placeholder:"NAME"`
+	Metallib   bool     `help:"Also precompile kernels.metallib with Xcode's Metal compiler (xcrun metal; macOS only)."`
 }
 
 // Run compiles a file.
@@ -110,6 +111,9 @@ func (c *CompileCmd) Run(env *Env) error {
 	if finalIR {
 		fmt.Fprint(stdout, compiler.FinalIR(u))
 	}
+	if c.Metallib && c.Out == "" {
+		return fmt.Errorf("--metallib writes into the artifact: give -o DIR too")
+	}
 	if c.Out != "" {
 		pkg := c.GoPackage
 		if pkg == "" {
@@ -121,6 +125,11 @@ func (c *CompileCmd) Run(env *Env) error {
 		m := artifact.Build(u, u.Generated)
 		if err := artifact.Write(c.Out, m, u.Generated.Metal, pkg); err != nil {
 			return err
+		}
+		if c.Metallib {
+			if err := artifact.BuildMetallib(c.Out, "metal3.1"); err != nil {
+				return err
+			}
 		}
 		fmt.Fprintf(stderr, "wrote %s: %d dispatches, %d kernels\n", c.Out, len(m.Dispatches), len(m.Kernels))
 	}

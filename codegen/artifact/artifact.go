@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -109,9 +110,7 @@ func Build(u *compiler.Unit, out *codegen.Output) *Manifest {
 		Dispatches: out.Dispatches,
 		IR:         ir.Print(u.Func),
 	}
-	po := u.Opts.Plan
 	m.Plan = PlanOptions{Ctx: int(u.KV.Ctx), KV: string(u.KV.Format), Batch: int(u.Arena.Batch)}
-	_ = po
 	for _, e := range u.Config.Entries {
 		m.Config = append(m.Config, ConfigValue{e.Name, e.Value})
 	}
@@ -141,7 +140,8 @@ func SourceHash(o compiler.Options) string {
 	for _, s := range o.Sets {
 		fmt.Fprintf(h, "set %s\n", s)
 	}
-	fmt.Fprintf(h, "plan %d %s %d\n", o.Plan.Ctx, o.Plan.KV, o.Plan.Batch)
+	po := o.Plan.WithDefaults()
+	fmt.Fprintf(h, "plan %d %s %d\n", po.Ctx, po.KV, po.Batch)
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
@@ -289,4 +289,29 @@ func PackageName(model string) string {
 		return "model"
 	}
 	return string(b)
+}
+
+// MetallibName is the precompiled library an artifact may carry.
+const MetallibName = "kernels.metallib"
+
+// BuildMetallib compiles the artifact's kernels.metal with Xcode's Metal
+// compiler into kernels.metallib, which the Metal backend then loads
+// instead of compiling the source at start-up. The language version is
+// set explicitly, as the run-time compiler's is.
+func BuildMetallib(dir, languageStd string) error {
+	if _, err := exec.LookPath("xcrun"); err != nil {
+		return fmt.Errorf("--metallib needs Xcode's Metal compiler (xcrun metal), which only exists on macOS; omit --metallib and the Metal backend compiles kernels.metal when it starts")
+	}
+	air := filepath.Join(dir, "kernels.air")
+	defer os.Remove(air)
+	steps := [][]string{
+		{"xcrun", "-sdk", "macosx", "metal", "-std=" + languageStd, "-c", filepath.Join(dir, "kernels.metal"), "-o", air},
+		{"xcrun", "-sdk", "macosx", "metallib", air, "-o", filepath.Join(dir, MetallibName)},
+	}
+	for _, s := range steps {
+		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s failed: %v\n%s", strings.Join(s, " "), err, out)
+		}
+	}
+	return nil
 }

@@ -23,39 +23,38 @@ func weightInfo(w *ir.Weight) map[string]any {
 	return map[string]any{"DType": w.DType.String(), "Load": load, "Cols": int(w.Shape.Last()), "MXFP4": w.DType == ir.MXFP4}
 }
 
-// specialise dispatches on the op kind; every op the optimiser can emit
-// has a case, and a test checks that.
-func specialise(b *builder) ([]spec, error) {
-	op := b.op
-	switch op.Kind {
-	case "embedding":
-		return specEmbedding(b)
-	case "linear", "linear_add", "rmsnorm_linear":
-		return specLinear(b)
-	case "glu":
-		return specGLU(b)
-	case "qkv_rope_store":
-		return specQKV(b)
-	case "attend":
-		return specAttend(b)
-	case "add_rmsnorm", "rmsnorm", "layernorm":
-		return specNorm(b)
-	case "router":
-		return specRouter(b)
-	case "moe_gate_up", "expert_linear":
-		return specExpertUp(b)
-	case "moe_down":
-		return specExpertDown(b)
-	case "rope":
-		return specRope(b)
-	case "cache_kv":
-		return specCacheKV(b)
-	case "topk", "softmax":
-		return specRows(b)
-	case "swiglu", "mix", "add", "sub", "mul", "div", "affine", "silu", "gelu", "gelu_tanh", "sigmoid", "tanh", "relu", "exp":
-		return specElementwise(b)
+// specialisers maps every op kind the optimiser can emit to its
+// specialiser; a test checks that no registered op is missing.
+var specialisers = map[string]func(*builder) ([]spec, error){
+	"embedding": specEmbedding,
+	"linear":    specLinear, "linear_add": specLinear, "rmsnorm_linear": specLinear,
+	"glu":            specGLU,
+	"qkv_rope_store": specQKV,
+	"attend":         specAttend,
+	"add_rmsnorm":    specNorm, "rmsnorm": specNorm, "layernorm": specNorm,
+	"router":      specRouter,
+	"moe_gate_up": specExpertUp, "expert_linear": specExpertUp,
+	"moe_down": specExpertDown,
+	"rope":     specRope,
+	"cache_kv": specCacheKV,
+	"topk":     specRows, "softmax": specRows,
+}
+
+func init() {
+	for _, k := range []string{"swiglu", "mix", "add", "sub", "mul", "div", "affine", "silu", "gelu", "gelu_tanh", "sigmoid", "tanh", "relu", "exp"} {
+		specialisers[k] = specElementwise
 	}
-	return nil, fmt.Errorf("BUG: no Metal template for op %s", op.Kind)
+}
+
+// Supported reports whether an op kind has a Metal template.
+func Supported(kind string) bool { return specialisers[kind] != nil }
+
+// specialise dispatches on the op kind.
+func specialise(b *builder) ([]spec, error) {
+	if f := specialisers[b.op.Kind]; f != nil {
+		return f(b)
+	}
+	return nil, fmt.Errorf("BUG: no Metal template for op %s", b.op.Kind)
 }
 
 // body finds the n-th op of a kind in a fused op's body (the op itself

@@ -76,6 +76,16 @@ func Lookup(kind string) (*OpDef, bool) {
 	return d, ok
 }
 
+// AllOps lists every registered op kind, sorted.
+func AllOps() []string {
+	var out []string
+	for n := range defs {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // UserOps lists the ops an .arch file may call, sorted.
 func UserOps() []string {
 	var out []string

@@ -22,6 +22,7 @@ import (
 	"github.com/minerva-ml/minerva/runtime/cpu"
 	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/gpu"
+	"github.com/minerva-ml/minerva/runtime/metal"
 	"github.com/minerva-ml/minerva/runtime/program"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
@@ -124,19 +125,13 @@ func Load(spec Spec) (*Model, error) {
 		}
 	}
 	var gen *codegen.Output
-	m.Program, gen, err = compileFor(spec, cfgText, m.HFConfig)
+	var archHint string
+	m.Program, gen, archHint, err = compileFor(spec, cfgText, m.HFConfig)
 	if err != nil {
 		m.Close()
 		return nil, err
 	}
 	prog.stage("validating", 1)
-	archHint := spec.Arch
-	if archHint == "" || artifact.IsArtifact(spec.Arch) {
-		archHint = "ARCH.arch -o " + spec.Arch
-		if spec.Arch == "" {
-			archHint = "ARCH"
-		}
-	}
 	if err := m.Program.Validate(m.Checkpoint, archHint); err != nil {
 		m.Close()
 		return nil, err
@@ -158,12 +153,17 @@ func Load(spec Spec) (*Model, error) {
 // compileFor compiles the architecture for the model's config.json, or
 // reads a compiled artifact. The Metal kernels are generated only for the
 // backends that launch them.
-func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program, *codegen.Output, error) {
+//
+// The hint says what to recompile when the checkpoint does not fit.
+func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program, *codegen.Output, string, error) {
 	var file, src string
 	switch {
 	case spec.Arch != "" && artifact.IsArtifact(spec.Arch):
-		p, out, _, err := artifact.Read(spec.Arch)
-		return p, out, err
+		p, out, m, err := artifact.Read(spec.Arch)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return p, out, m.Source + " -o " + spec.Arch, nil
 	case spec.Arch == "":
 		var names []string
 		if a, ok := hf["architectures"].([]any); ok {
@@ -174,21 +174,21 @@ func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program,
 			}
 		}
 		if len(names) == 0 {
-			return nil, nil, fmt.Errorf("the model's config.json names no architectures; pass an .arch file")
+			return nil, nil, "", fmt.Errorf("the model's config.json names no architectures; pass an .arch file")
 		}
 		a, err := models.ForArchitecture(names)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 		file, src = a.File, a.Source
 	case strings.HasSuffix(spec.Arch, ".arch"):
 		b, err := os.ReadFile(spec.Arch)
 		if err != nil {
-			return nil, nil, fmt.Errorf("cannot read the architecture: %w", err)
+			return nil, nil, "", fmt.Errorf("cannot read the architecture: %w", err)
 		}
 		file, src = spec.Arch, string(b)
 	default:
-		return nil, nil, fmt.Errorf("%s is neither an .arch file nor a compiled artifact", spec.Arch)
+		return nil, nil, "", fmt.Errorf("%s is neither an .arch file nor a compiled artifact", spec.Arch)
 	}
 	opts := compiler.Options{File: file, Source: src, Plan: spec.Plan}
 	if backendName(spec) == "cpu" {
@@ -197,15 +197,15 @@ func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program,
 	if cfgText != nil {
 		js, err := config.ParseJSON("config.json", cfgText)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 		opts.JSON = js
 	}
 	u, err := compiler.Compile(opts)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	return program.FromUnit(u), u.Generated, nil
+	return program.FromUnit(u), u.Generated, file, nil
 }
 
 func backendName(spec Spec) string {
@@ -236,7 +236,13 @@ func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.
 		if name == "mslemu" {
 			dev, err = gpu.NewEmulator(gen, 1)
 		} else {
-			dev, err = gpu.NewMetal(gen)
+			lib := ""
+			if spec.Arch != "" && artifact.IsArtifact(spec.Arch) {
+				if p := filepath.Join(spec.Arch, artifact.MetallibName); fileExists(p) {
+					lib = p
+				}
+			}
+			dev, err = gpu.NewMetalWith(gen, lib)
 		}
 		if err != nil {
 			return nil, "", err
@@ -250,8 +256,24 @@ func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.
 	return nil, "", fmt.Errorf("unknown backend %q: use %s", name, strings.Join(Backends, ", "))
 }
 
-// autoBackend picks Metal when a device exists and the CPU otherwise.
-func autoBackend() string { return "cpu" }
+// autoBackend picks Metal when a device exists (macOS on Apple Silicon)
+// and the CPU otherwise.
+func autoBackend() string {
+	if gpu.MetalAvailable() {
+		return "metal"
+	}
+	return "cpu"
+}
+
+// AutoBackend is the backend --backend auto picks on this machine, and
+// why.
+func AutoBackend() (string, string) {
+	if gpu.MetalAvailable() {
+		return "metal", "a Metal device is present"
+	}
+	_, err := metal.Open()
+	return "cpu", fmt.Sprint(err)
+}
 
 // ResolveModel finds a model directory: a path, or a Hugging Face id such
 // as openai/gpt-oss-20b found in the local cache (offline).
@@ -301,4 +323,9 @@ func hfCacheSnapshot(id string) (string, error) {
 		return "", fmt.Errorf("model %s: the cache's refs/main names snapshot %s, which is missing", id, strings.TrimSpace(string(ref)))
 	}
 	return dir, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
