@@ -113,3 +113,27 @@ func TestReadBack(t *testing.T) {
 		t.Fatalf("a directory without a manifest: %v", err)
 	}
 }
+
+// FuzzDecode: a damaged manifest is refused with an error, never a panic.
+func FuzzDecode(f *testing.F) {
+	u := func() []byte {
+		opts, err := compiler.SourceOptions("../../models/gpt-oss.arch", "../../testdata/gpt-oss/tiny-random/config.json", nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		u, err := compiler.Compile(opts)
+		if err != nil {
+			f.Fatal(err)
+		}
+		b, err := Build(u, u.Generated).Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}()
+	f.Add(u)
+	f.Add([]byte(`{"format": 1}`))
+	f.Fuzz(func(t *testing.T, manifest []byte) {
+		_, _, _, _ = Decode(manifest, "", "fuzz")
+	})
+}

@@ -109,3 +109,12 @@ func TestParseErrors(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseRules: the rules parser never panics on any text.
+func FuzzParseRules(f *testing.F) {
+	f.Add(rulesText)
+	f.Add("# why\nx: rmsnorm(add($a, $b)!, $w) => y\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		_, _ = Parse(text)
+	})
+}
