@@ -25,8 +25,10 @@ type Env struct {
 
 var cli struct {
 	Run      RunCmd      `cmd:"" help:"Generate text from a prompt, streaming it to stdout."`
+	Serve    ServeCmd    `cmd:"" help:"Serve the model over an OpenAI-compatible HTTP API."`
 	Logits   LogitsCmd   `cmd:"" help:"Write the logits for token ids to a SafeTensors file, to compare Minerva with another implementation."`
 	Tokenize TokenizeCmd `cmd:"" help:"Encode text to token ids, or decode ids to text, with a tokenizer.json."`
+	Info     InfoCmd     `cmd:"" help:"Show the Metal device (on a Mac) and the backend --backend auto picks."`
 }
 
 func main() {

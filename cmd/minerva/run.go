@@ -1,23 +1,146 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 
+	"github.com/minerva-ml/minerva/runtime/chat"
 	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/loader"
+	"github.com/minerva-ml/minerva/runtime/sample"
 	"github.com/minerva-ml/minerva/runtime/tokenizer"
 )
 
-// RunCmd is `minerva run`.
+// RunCmd is `minerva run`: one prompt (--prompt, or stdin when it is not
+// a terminal), or an interactive chat on a terminal.
+//
+// The answer goes to stdout. Reasoning (harmony's analysis channel) goes
+// to stderr, dimmed on a terminal, so `minerva run ... > answer.txt` keeps
+// only the answer; --hide-reasoning drops it. The summary goes to stderr.
 type RunCmd struct {
 	Arch string `arg:"" optional:"" help:"An .arch file or a compiled artifact directory. Default: the shipped architecture named by the model's config.json." name:"ARCH_OR_ARTIFACT"`
 	ModelFlags
-	Prompt    string `help:"The prompt. Without it, the prompt is read from stdin." placeholder:"TEXT"`
-	MaxTokens int    `help:"Most tokens to generate." default:"128"`
+	ChatFlags
+	SamplingFlags
+	Prompt        string   `help:"The prompt. Without it: an interactive chat when stdin is a terminal, else the prompt is read from stdin." placeholder:"TEXT"`
+	Chat          bool     `help:"Chat interactively, one message per line of stdin, even when stdin is not a terminal."`
+	System        string   `help:"Instructions (system prompt): harmony's developer message, Llama 3's system message; for a base model, text put before the prompt." placeholder:"TEXT"`
+	Stop          []string `help:"Stop when the answer contains this text (repeatable); the text is not printed." placeholder:"TEXT"`
+	MaxTokens     int      `help:"Most tokens to generate per reply." default:"128"`
+	Seed          int64    `help:"Random seed for sampling; the same seed, prompt and flags give the same text. -1 picks one (printed in the summary)." default:"-1"`
+	HideReasoning bool     `help:"Do not print the model's reasoning (harmony's analysis channel)."`
+}
+
+// ChatFlags choose the chat format; run and serve share them.
+type ChatFlags struct {
+	ChatFormat      string `help:"Chat format: auto (from the model's files), harmony, llama3, or plain (completion, no chat)." default:"auto" enum:"auto,harmony,llama3,plain"`
+	ReasoningEffort string `help:"Harmony's reasoning effort: low, medium or high." default:"medium" enum:"low,medium,high"`
+}
+
+// SamplingFlags are the sampling settings; run and serve share them
+// (serve uses them for what a request leaves out).
+type SamplingFlags struct {
+	Temperature   float64 `help:"Sampling temperature; 0 is greedy. -1 (default): greedy for base models (plain completion), else the model's generation_config.json temperature, or 1." default:"-1"`
+	TopK          int     `name:"top-k" help:"Sample from the K most likely tokens (0: all)." default:"0"`
+	TopP          float64 `name:"top-p" help:"Sample from the smallest set of tokens whose probability reaches P (1: all)." default:"1"`
+	MinP          float64 `name:"min-p" help:"Drop tokens less likely than P times the most likely one (0: off)." default:"0"`
+	RepeatPenalty float64 `help:"Penalise tokens seen in the last --repeat-last-n tokens, like llama.cpp (1: off)." default:"1"`
+	RepeatLastN   int     `help:"Window of --repeat-penalty, in tokens." default:"64"`
+}
+
+// options resolves the flags for m: a temperature of -1 becomes the
+// model's default.
+func (f SamplingFlags) options(m *chatModel) (sample.Options, error) {
+	o := sample.Options{Temperature: f.Temperature, TopK: f.TopK, TopP: f.TopP, MinP: f.MinP, RepeatPenalty: f.RepeatPenalty, RepeatLastN: f.RepeatLastN}
+	if o.Temperature == -1 {
+		o.Temperature = m.defaultTemperature()
+	}
+	if err := o.Validate(); err != nil {
+		return o, fmt.Errorf("sampling flags: %w", err)
+	}
+	return o, nil
+}
+
+// chatModel is a loaded model with its tokenizer and chat format.
+type chatModel struct {
+	*loader.Model
+	tok    *tokenizer.Tokenizer
+	format chat.Format
+	// why says how the format was chosen.
+	why string
+	eos []int32
+}
+
+func loadChatModel(spec loader.Spec, formatName string) (*chatModel, error) {
+	m, err := loader.Load(spec)
+	if err != nil {
+		return nil, err
+	}
+	if m.Tokenizer == nil {
+		m.Close()
+		return nil, fmt.Errorf("the model directory has no tokenizer.json, which text generation needs (use `minerva logits --ids` for token ids)")
+	}
+	tok, err := tokenizer.Parse(m.Tokenizer)
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("tokenizer.json: %w", err)
+	}
+	files, err := chat.ReadModelFiles(m.Dir, tok, m.HFConfig, m.GenerationConfig)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	cm := &chatModel{Model: m, tok: tok, eos: files.EOS}
+	if formatName == "auto" || formatName == "" {
+		d, err := chat.Detect(files)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		cm.format, cm.why = d.Format, d.Reason
+	} else {
+		if cm.format, err = chat.New(formatName, tok); err != nil {
+			m.Close()
+			return nil, err
+		}
+		cm.why = "--chat-format " + formatName
+	}
+	return cm, nil
+}
+
+func (m *chatModel) plain() bool { return m.format.Name() == "plain" }
+
+// defaultTemperature: greedy for base models, so that a fortune is
+// reproducible; chat models sample at their generation_config.json
+// temperature, or 1 (OpenAI's recommendation for gpt-oss).
+func (m *chatModel) defaultTemperature() float64 {
+	if m.plain() {
+		return 0
+	}
+	if t, ok := m.GenerationConfig["temperature"].(float64); ok && t >= 0 {
+		return t
+	}
+	return 1
+}
+
+// stopIDs are the format's end-of-reply tokens and the model's EOS ids.
+func (m *chatModel) stopIDs() map[int32]bool {
+	out := map[int32]bool{}
+	for _, id := range m.format.StopTokens() {
+		out[id] = true
+	}
+	for _, id := range m.eos {
+		out[id] = true
+	}
+	return out
 }
 
 // Run generates text and streams it to stdout.
@@ -25,56 +148,270 @@ func (c *RunCmd) Run(env *Env) error {
 	if c.MaxTokens < 1 {
 		return fmt.Errorf("--max-tokens must be at least 1, not %d", c.MaxTokens)
 	}
+	interactive := c.Chat || (c.Prompt == "" && isTerminal(env.Stdin))
 	prompt := c.Prompt
-	if prompt == "" {
+	if prompt == "" && !interactive {
 		b, err := io.ReadAll(env.Stdin)
 		if err != nil {
 			return err
 		}
 		prompt = string(b)
 		if prompt == "" {
-			return fmt.Errorf("no prompt: pass --prompt TEXT or pipe text to stdin")
+			return fmt.Errorf("no prompt: pass --prompt TEXT, pipe text to stdin, or run on a terminal to chat")
 		}
 	}
-	m, err := loader.Load(c.spec(c.Arch, env))
+	m, err := loadChatModel(c.spec(c.Arch, env), c.ChatFormat)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	if m.Tokenizer == nil {
-		return fmt.Errorf("the model directory has no tokenizer.json: `minerva run` needs one to read the prompt (use `minerva logits --ids` for token ids)")
-	}
-	tok, err := tokenizer.Parse(m.Tokenizer)
+	opts, err := c.SamplingFlags.options(m)
 	if err != nil {
-		return fmt.Errorf("tokenizer.json: %w", err)
+		return err
 	}
-	ids := toInt32(tok.Encode(prompt))
+	seed := c.Seed
+	if seed < 0 {
+		var b [8]byte
+		rand.Read(b[:])
+		seed = int64(binary.LittleEndian.Uint64(b[:]) >> 1)
+	}
+	opts.Seed = uint64(seed)
+	smp, err := sample.New(opts)
+	if err != nil {
+		return err
+	}
+	r := &runner{cmd: c, env: env, m: m, smp: smp, seed: seed, session: engine.NewSession(m.Backend),
+		reasoning: newReasoningWriter(env.Stderr, c.HideReasoning)}
+	if interactive {
+		fmt.Fprintf(env.Stderr, "%s: %s chat (%s). One message per line; /reset starts over; Ctrl-D exits, Ctrl-C stops a reply.\n", m.Name, m.format.Name(), m.why)
+		return r.chatLoop()
+	}
+	var ids []int32
+	if m.plain() {
+		// Completion: the prompt as written, special tokens included.
+		text := prompt
+		if c.System != "" {
+			text = c.System + "\n" + prompt
+		}
+		ids = toInt32(m.tok.Encode(text))
+	} else {
+		if ids, err = m.format.Render(r.messages(chat.Message{Role: chat.RoleUser, Content: prompt}), r.chatOptions()); err != nil {
+			return err
+		}
+	}
 	if len(ids) == 0 {
 		return fmt.Errorf("the prompt encodes to no tokens")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	dec := tok.NewStreamDecoder()
-	s := engine.NewSession(m.Backend)
-	st, err := engine.Generate(ctx, s, ids, engine.GenOptions{MaxTokens: c.MaxTokens, Stop: stopIDs(m)}, func(id int32, stopped bool) error {
-		if stopped {
+	_, err = r.reply(ctx, ids)
+	return err
+}
+
+// runner holds a run's state across turns.
+type runner struct {
+	cmd       *RunCmd
+	env       *Env
+	m         *chatModel
+	smp       *sample.Sampler
+	seed      int64
+	session   *engine.Session
+	reasoning *reasoningWriter
+	// cached are the ids in the KV cache, position by position.
+	cached  []int32
+	history []chat.Message
+}
+
+func (r *runner) chatOptions() chat.Options {
+	return chat.Options{ReasoningEffort: r.cmd.ReasoningEffort}
+}
+
+// messages is the conversation so far, after the instructions, with next
+// appended.
+func (r *runner) messages(next chat.Message) []chat.Message {
+	var msgs []chat.Message
+	if r.cmd.System != "" {
+		msgs = append(msgs, chat.Message{Role: chat.RoleSystem, Content: r.cmd.System})
+	}
+	msgs = append(msgs, r.history...)
+	return append(msgs, next)
+}
+
+// reply generates after ids, reusing the cached prefix, streams the
+// answer to stdout, and returns it.
+func (r *runner) reply(ctx context.Context, ids []int32) (string, error) {
+	reuse := 0
+	for reuse < min(len(r.cached), len(ids)) && r.cached[reuse] == ids[reuse] {
+		reuse++
+	}
+	if reuse == len(ids) {
+		reuse-- // the last prompt token must run to give logits
+	}
+	r.session.Truncate(reuse)
+	r.smp.SetContext(ids)
+	parser := r.m.format.NewParser()
+	stops := chat.NewStopStrings(r.cmd.Stop)
+	var answer strings.Builder
+	out := r.env.Stdout
+	show := func(d chat.Delta) error {
+		switch {
+		case d.Text == "":
 			return nil
+		case d.Channel == chat.Analysis:
+			return r.reasoning.write(d.Text)
+		case d.Channel == chat.Commentary && d.Recipient != "":
+			return nil // a tool call: Minerva runs no tools
 		}
-		text, err := dec.Next(int(id))
+		if err := r.reasoning.close(); err != nil {
+			return err
+		}
+		text, stopped := stops.Push(d.Text)
+		answer.WriteString(text)
+		if _, err := io.WriteString(out, text); err != nil {
+			return err
+		}
+		if stopped {
+			return engine.ErrStopGeneration
+		}
+		return nil
+	}
+	generated := make([]int32, 0, 64)
+	st, err := engine.Generate(ctx, r.session, ids[reuse:], engine.GenOptions{MaxTokens: r.cmd.MaxTokens, Stop: r.m.stopIDs(), Sampler: r.smp},
+		func(id int32, stop bool) error {
+			generated = append(generated, id)
+			return show(parser.Push(id))
+		})
+	all := append(ids[:len(ids):len(ids)], generated...)
+	r.cached = append(r.cached[:0], all[:min(r.session.Pos(), len(all))]...)
+	if err == nil {
+		if err = show(parser.Flush()); errors.Is(err, engine.ErrStopGeneration) {
+			err = nil
+		}
+		if err == nil {
+			rest := stops.Flush()
+			answer.WriteString(rest)
+			_, err = io.WriteString(out, rest)
+		}
+	}
+	r.reasoning.close()
+	fmt.Fprintln(out)
+	if err != nil && ctx.Err() == nil {
+		return answer.String(), err
+	}
+	cached := ""
+	if reuse > 0 {
+		cached = fmt.Sprintf(", %d more cached", reuse)
+	}
+	seed := ""
+	if r.smp.Options().Temperature > 0 {
+		seed = fmt.Sprintf("; seed %d", r.seed)
+	}
+	fmt.Fprintf(r.env.Stderr, "prefill: %d tokens in %s (%.1f tok/s%s); decode: %d tokens in %s (%.1f tok/s); stopped by %s%s\n",
+		st.PromptTokens, st.Prefill.Round(1e5), st.PrefillRate(), cached, st.GeneratedTokens, st.Decode.Round(1e5), st.DecodeRate(), st.StoppedBy, seed)
+	return answer.String(), nil
+}
+
+// chatLoop reads one message per line until end of input, keeping the
+// conversation and the KV cache between turns.
+func (r *runner) chatLoop() error {
+	in := bufio.NewScanner(r.env.Stdin)
+	in.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	tty := isTerminal(r.env.Stdin)
+	for {
+		if tty {
+			fmt.Fprint(r.env.Stderr, ">>> ")
+		}
+		if !in.Scan() {
+			if tty {
+				fmt.Fprintln(r.env.Stderr)
+			}
+			return in.Err()
+		}
+		line := strings.TrimSpace(in.Text())
+		switch line {
+		case "":
+			continue
+		case "/reset":
+			r.history = nil
+			fmt.Fprintln(r.env.Stderr, "(conversation cleared)")
+			continue
+		}
+		user := chat.Message{Role: chat.RoleUser, Content: line}
+		ids, err := r.m.format.Render(r.messages(user), r.chatOptions())
 		if err != nil {
 			return err
 		}
-		_, err = io.WriteString(env.Stdout, text)
-		return err
-	})
-	io.WriteString(env.Stdout, dec.Flush())
-	fmt.Fprintln(env.Stdout)
-	if err != nil && ctx.Err() == nil {
-		return err
+		if len(ids) >= r.m.Backend.Ctx() {
+			fmt.Fprintf(r.env.Stderr, "minerva: the conversation is %d tokens and no longer fits the context of %d; /reset starts over (or use a larger --ctx)\n", len(ids), r.m.Backend.Ctx())
+			continue
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		answer, err := r.reply(ctx, ids)
+		stop()
+		if err != nil {
+			return err
+		}
+		r.history = append(r.history, user, chat.Message{Role: chat.RoleAssistant, Content: answer})
 	}
-	fmt.Fprintf(env.Stderr, "prefill: %d tokens in %s (%.1f tok/s); decode: %d tokens in %s (%.1f tok/s); stopped by %s\n",
-		st.PromptTokens, st.Prefill.Round(1e5), st.PrefillRate(), st.GeneratedTokens, st.Decode.Round(1e5), st.DecodeRate(), st.StoppedBy)
-	return nil
+}
+
+// reasoningWriter shows reasoning on stderr: dimmed on a terminal,
+// between "[reasoning]" and "[/reasoning]" lines elsewhere.
+type reasoningWriter struct {
+	w      io.Writer
+	hide   bool
+	tty    bool
+	inside bool
+}
+
+func newReasoningWriter(w io.Writer, hide bool) *reasoningWriter {
+	return &reasoningWriter{w: w, hide: hide, tty: isTerminal(w)}
+}
+
+func (r *reasoningWriter) write(text string) error {
+	if r.hide {
+		return nil
+	}
+	if !r.inside {
+		r.inside = true
+		open := "[reasoning]\n"
+		if r.tty {
+			open = "\033[2m"
+		}
+		if _, err := io.WriteString(r.w, open); err != nil {
+			return err
+		}
+	}
+	_, err := io.WriteString(r.w, text)
+	return err
+}
+
+func (r *reasoningWriter) close() error {
+	if !r.inside {
+		return nil
+	}
+	r.inside = false
+	end := "\n[/reasoning]\n"
+	if r.tty {
+		end = "\033[0m\n"
+	}
+	_, err := io.WriteString(r.w, end)
+	return err
+}
+
+// isTerminal reports whether f is a terminal: a character device other
+// than the null device (stdin from /dev/null is no conversation).
+func isTerminal(f any) bool {
+	file, ok := f.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := file.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(fi, null)
 }
 
 func toInt32(ids []int) []int32 {
@@ -82,26 +419,5 @@ func toInt32(ids []int) []int32 {
 	for i, v := range ids {
 		out[i] = int32(v)
 	}
-	return out
-}
-
-// stopIDs collects eos_token_id from config.json and generation_config.json
-// (an int or a list in either).
-func stopIDs(m *loader.Model) map[int32]bool {
-	out := map[int32]bool{}
-	add := func(v any) {
-		switch x := v.(type) {
-		case float64:
-			out[int32(x)] = true
-		case []any:
-			for _, e := range x {
-				if f, ok := e.(float64); ok {
-					out[int32(f)] = true
-				}
-			}
-		}
-	}
-	add(m.HFConfig["eos_token_id"])
-	add(m.GenerationConfig["eos_token_id"])
 	return out
 }

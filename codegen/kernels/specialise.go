@@ -17,10 +17,27 @@ const (
 	tileOut    = 8 * sgPerTG
 )
 
-// weightInfo describes how a template reads a weight.
+// weightInfo describes how a template reads a weight: one element
+// (Load) or four (Load4, from a WType4 vector).
 func weightInfo(w *ir.Weight) map[string]any {
 	load := map[ir.DType]string{ir.BF16: "bf16f", ir.F16: "f16f", ir.F32: ""}[w.DType]
-	return map[string]any{"DType": w.DType.String(), "Load": load, "Cols": int(w.Shape.Last()), "MXFP4": w.DType == ir.MXFP4}
+	load4 := map[ir.DType]string{ir.BF16: "bf16f4", ir.F16: "f16f4", ir.F32: ""}[w.DType]
+	wtype := "ushort"
+	if w.DType == ir.F32 {
+		wtype = "float"
+	}
+	cols := int(w.Shape.Last())
+	return map[string]any{"DType": w.DType.String(), "Load": load, "Load4": load4, "WType": wtype, "Cols": cols,
+		"MXFP4": w.DType == ir.MXFP4, "Vec": w.DType != ir.MXFP4 && cols%4 == 0}
+}
+
+// VectorAlignment is the alignment vectorised kernels need of a weight
+// tensor's data: 16 bytes for float4 loads, 8 for bf16/f16 x4.
+func VectorAlignment(dtype string) int {
+	if dtype == "f32" {
+		return 16
+	}
+	return 8
 }
 
 // specialisers maps every op kind the optimiser can emit to its
@@ -145,7 +162,8 @@ func specLinear(b *builder) ([]spec, error) {
 	if norm != nil {
 		data["Eps"] = hexFloat(float32(norm.Attrs.Float("eps")))
 		data["Offset"] = hexFloat(float32(norm.Attrs.Float("offset")))
-		data["NormLoad"] = weightInfo(normW)["Load"]
+		ni := weightInfo(normW)
+		data["NormLoad"], data["NormLoad4"], data["NormWType"] = ni["Load"], ni["Load4"], ni["WType"]
 	}
 	desc := fmt.Sprintf("%s_%dx%d", w.DType, w.Shape[0], w.Shape[1])
 	out := int(w.Shape[0])

@@ -331,9 +331,9 @@ kernel void embedding_any_bf16_03dca740(
 }
 
 // ---------------------------------------------------------------------------
-// linear_decode_bf16_256x256_00291f4e: decode kernel of linear (linear)
+// linear_decode_bf16_256x256_b8d81309: decode kernel of linear (linear)
 // linear
-kernel void linear_decode_bf16_256x256_00291f4e(
+kernel void linear_decode_bf16_256x256_b8d81309(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* w [[buffer(2)]],
@@ -353,10 +353,12 @@ kernel void linear_decode_bf16_256x256_00291f4e(
     const uint o = (tgid.x * nsg + sg) * 2 + r;
     if (o >= OUT) break;
     float acc = 0.0f;
-    device const ushort* wr = w + o * IN;
-    for (uint i = lane; i < IN; i += 32) {
-      const float xv = xr[i];
-      acc += bf16f(wr[i]) * xv;
+    // Vectorised: four weights and four activations per load.
+    device const ushort4* wr = (device const ushort4*)(w + o * IN);
+    device const float4* x4 = (device const float4*)xr;
+    for (uint i = lane; i < IN / 4; i += 32) {
+      float4 xv = x4[i];
+      acc += dot(bf16f4(wr[i]), xv);
     }
     acc = simd_sum(acc);
     if (lane == 0) {
@@ -710,9 +712,9 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7(
 }
 
 // ---------------------------------------------------------------------------
-// rmsnorm_linear_decode_bf16_4096x256_a1b982ea: decode kernel of rmsnorm_linear (rmsnorm + linear)
+// rmsnorm_linear_decode_bf16_4096x256_70a234e1: decode kernel of rmsnorm_linear (rmsnorm + linear)
 // rmsnorm_linear = rmsnorm + linear
-kernel void rmsnorm_linear_decode_bf16_4096x256_a1b982ea(
+kernel void rmsnorm_linear_decode_bf16_4096x256_70a234e1(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -737,10 +739,13 @@ kernel void rmsnorm_linear_decode_bf16_4096x256_a1b982ea(
     const uint o = (tgid.x * nsg + sg) * 2 + r;
     if (o >= OUT) break;
     float acc = 0.0f;
-    device const ushort* wr = w + o * IN;
-    for (uint i = lane; i < IN; i += 32) {
-      const float xv = xr[i] * inv * (bf16f(norm[i]) + OFFSET);
-      acc += bf16f(wr[i]) * xv;
+    // Vectorised: four weights and four activations per load.
+    device const ushort4* wr = (device const ushort4*)(w + o * IN);
+    device const float4* x4 = (device const float4*)xr;
+    for (uint i = lane; i < IN / 4; i += 32) {
+      float4 xv = x4[i];
+      xv = xv * inv * (bf16f4(((device const ushort4*)norm)[i]) + OFFSET);
+      acc += dot(bf16f4(wr[i]), xv);
     }
     acc = simd_sum(acc);
     if (lane == 0) {

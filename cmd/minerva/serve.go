@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/minerva-ml/minerva/runtime/chat"
+	"github.com/minerva-ml/minerva/runtime/serve"
+)
+
+// ServeCmd is `minerva serve`: an OpenAI-compatible HTTP server.
+type ServeCmd struct {
+	Arch string `arg:"" optional:"" help:"An .arch file or a compiled artifact directory. Default: the shipped architecture named by the model's config.json." name:"ARCH_OR_ARTIFACT"`
+	ModelFlags
+	ChatFlags
+	SamplingFlags
+	Addr     string        `help:"Address to listen on. The default accepts connections from this machine only; use 0.0.0.0:8080 (with --api-key) to serve others." default:"127.0.0.1:8080" placeholder:"HOST:PORT"`
+	APIKey   string        `name:"api-key" env:"MINERVA_API_KEY" help:"Require this key as \"Authorization: Bearer KEY\" (also from $MINERVA_API_KEY)." placeholder:"KEY"`
+	MaxQueue int           `help:"Most requests waiting for the model; more get 503. Requests run one at a time." default:"64"`
+	Grace    time.Duration `help:"On SIGINT or SIGTERM, how long running requests may finish before they are cancelled." default:"30s"`
+}
+
+// Run serves until SIGINT or SIGTERM.
+func (c *ServeCmd) Run(env *Env) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return c.serve(ctx, env, nil)
+}
+
+// serve serves until ctx is done; ready gets the bound address.
+func (c *ServeCmd) serve(ctx context.Context, env *Env, ready func(net.Addr)) error {
+	if c.MaxQueue < 1 {
+		return fmt.Errorf("--max-queue must be at least 1, not %d", c.MaxQueue)
+	}
+	m, err := loadChatModel(c.spec(c.Arch, env), c.ChatFormat)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	opts, err := c.SamplingFlags.options(m)
+	if err != nil {
+		return err
+	}
+	srv, err := serve.New(serve.Model{
+		Name: m.Name, Backend: m.Backend, Tokenizer: m.tok, Format: m.format, EOS: m.eos, Defaults: opts,
+	}, serve.Config{
+		APIKey:   c.APIKey,
+		MaxQueue: c.MaxQueue,
+		Chat:     chat.Options{ReasoningEffort: c.ReasoningEffort},
+		Log:      log.New(env.Stderr, "", log.LstdFlags),
+	})
+	if err != nil {
+		return err
+	}
+	return serve.ListenAndServe(ctx, c.Addr, srv, c.Grace, func(a net.Addr) {
+		fmt.Fprintf(env.Stderr, "serving %s (%s: %s) at http://%s/v1; requests are queued and run one at a time; Ctrl-C stops\n", m.Name, m.format.Name(), m.why, a)
+		if host, _, err := net.SplitHostPort(a.String()); err == nil && c.APIKey == "" {
+			if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() {
+				fmt.Fprintf(env.Stderr, "warning: %s is reachable from other machines and --api-key is not set\n", a)
+			}
+		}
+		if ready != nil {
+			ready(a)
+		}
+	})
+}

@@ -1,0 +1,180 @@
+package chat
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/minerva-ml/minerva/runtime/tokenizer"
+)
+
+// ModelFiles is what Detect reads from a model.
+type ModelFiles struct {
+	Tokenizer *tokenizer.Tokenizer
+	// ChatTemplate is the Jinja chat template from tokenizer_config.json
+	// or chat_template.jinja; "" when the model has none.
+	ChatTemplate string
+	// EOS holds the end-of-sequence ids of config.json and
+	// generation_config.json.
+	EOS []int32
+}
+
+// ReadModelFiles gathers ModelFiles from a model directory (dir may be ""
+// for a model with no directory, such as the embedded one) and the
+// already parsed config.json and generation_config.json.
+func ReadModelFiles(dir string, tok *tokenizer.Tokenizer, config, generationConfig map[string]any) (ModelFiles, error) {
+	f := ModelFiles{Tokenizer: tok, EOS: EOSIDs(config, generationConfig)}
+	if dir == "" {
+		return f, nil
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "chat_template.jinja")); err == nil {
+		f.ChatTemplate = string(b)
+		return f, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return f, err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return f, nil
+	}
+	if err != nil {
+		return f, err
+	}
+	var cfg struct {
+		ChatTemplate json.RawMessage `json:"chat_template"`
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return f, fmt.Errorf("%s: %v", filepath.Join(dir, "tokenizer_config.json"), err)
+	}
+	f.ChatTemplate = templateText(cfg.ChatTemplate)
+	return f, nil
+}
+
+// templateText reads chat_template, which is a string or a list of
+// {"name", "template"} objects (the one named "default" is used).
+func templateText(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var list []struct{ Name, Template string }
+	if json.Unmarshal(raw, &list) != nil || len(list) == 0 {
+		return ""
+	}
+	for _, t := range list {
+		if t.Name == "default" {
+			return t.Template
+		}
+	}
+	return list[0].Template
+}
+
+// EOSIDs collects eos_token_id (an int or a list) from the configs.
+func EOSIDs(configs ...map[string]any) []int32 {
+	var out []int32
+	add := func(v any) {
+		if f, ok := v.(float64); ok && f >= 0 && f == float64(int32(f)) {
+			for _, x := range out {
+				if x == int32(f) {
+					return
+				}
+			}
+			out = append(out, int32(f))
+		}
+	}
+	for _, c := range configs {
+		switch x := c["eos_token_id"].(type) {
+		case []any:
+			for _, e := range x {
+				add(e)
+			}
+		default:
+			add(x)
+		}
+	}
+	return out
+}
+
+// Detection says which format Detect chose and why.
+type Detection struct {
+	Format Format
+	Reason string
+}
+
+// The tokens that identify each format, and the token that ends a reply
+// in it.
+var signatures = []struct {
+	name   string
+	tokens []string
+	endOf  []string
+}{
+	{"harmony", []string{"<|start|>", "<|channel|>", "<|message|>"}, []string{"<|return|>", "<|call|>"}},
+	{"llama3", []string{"<|start_header_id|>", "<|end_header_id|>"}, []string{"<|eot_id|>"}},
+}
+
+// Detect chooses the chat format from the model's files:
+//
+//  1. A chat template that uses harmony's <|channel|> and <|message|>
+//     tokens is harmony; one that uses <|start_header_id|> is llama3.
+//  2. A chat template Minerva cannot read falls back on the tokenizer:
+//     harmony's tokens give harmony, Llama 3's header tokens llama3,
+//     neither plain completion.
+//  3. With no chat template, a model is a chat model only if it ends its
+//     output with a format's end-of-reply token (config.json's or
+//     generation_config.json's eos_token_id holds <|return|> or
+//     <|eot_id|>), and that format's tokens are in the tokenizer.
+//     Otherwise it is a base model, run as plain completion, even when
+//     its tokenizer carries chat tokens: the embedded fortune model has
+//     all of harmony's tokens but was never trained on conversations,
+//     and stops at <|endoftext|>; Llama 3 base models likewise have the
+//     header tokens and stop at <|end_of_text|>.
+func Detect(f ModelFiles) (Detection, error) {
+	if f.Tokenizer == nil {
+		return Detection{}, fmt.Errorf("the model has no tokenizer.json, which chat needs")
+	}
+	has := func(names []string) bool {
+		for _, n := range names {
+			if id, ok := f.Tokenizer.TokenID(n); !ok || !f.Tokenizer.IsSpecial(id) {
+				return false
+			}
+		}
+		return true
+	}
+	pick := func(name, reason string) (Detection, error) {
+		format, err := New(name, f.Tokenizer)
+		return Detection{Format: format, Reason: reason}, err
+	}
+	if f.ChatTemplate != "" {
+		switch {
+		case strings.Contains(f.ChatTemplate, "<|channel|>") && strings.Contains(f.ChatTemplate, "<|message|>") && has(signatures[0].tokens):
+			return pick("harmony", "the chat template is harmony's")
+		case strings.Contains(f.ChatTemplate, "<|start_header_id|>") && has(signatures[1].tokens):
+			return pick("llama3", "the chat template is Llama 3's")
+		}
+		for _, s := range signatures {
+			if has(s.tokens) {
+				return pick(s.name, "the chat template is not one Minerva reads, but the tokenizer has "+s.name+"'s tokens")
+			}
+		}
+		return pick("plain", "the chat template is not one Minerva reads and the tokenizer has no chat tokens it knows")
+	}
+	base := "a base model: no chat template and no chat tokens"
+	for _, s := range signatures {
+		if !has(s.tokens) {
+			continue
+		}
+		for _, end := range s.endOf {
+			id, _ := f.Tokenizer.TokenID(end)
+			for _, e := range f.EOS {
+				if e == int32(id) {
+					return pick(s.name, fmt.Sprintf("the tokenizer has %s's tokens and the model stops at %s", s.name, end))
+				}
+			}
+		}
+		base = fmt.Sprintf("a base model: the tokenizer has %s's tokens, but there is no chat template and the model does not stop at %s", s.name, strings.Join(s.endOf, " or "))
+	}
+	return pick("plain", base)
+}

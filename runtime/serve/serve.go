@@ -1,0 +1,365 @@
+// Package serve is an OpenAI-compatible HTTP server for one model:
+// GET /v1/models, POST /v1/chat/completions and POST /v1/completions,
+// streaming (server-sent events ending with "data: [DONE]") or not.
+//
+// One model has one KV cache, so requests run one at a time: they wait in
+// a bounded FIFO queue (503 when it is full) and are not batched. A new
+// request reuses the cached prefix it shares with the previous one, so a
+// conversation that grows turn by turn only prefills its new tokens. A
+// client that disconnects stops its generation, or leaves the queue.
+//
+// For harmony models (gpt-oss), a chat completion's content is the final
+// channel and the reasoning (the analysis channel) is returned apart as
+// reasoning_content, an extension other servers (vLLM, llama.cpp) share.
+// Other extensions: top_k, min_p, repeat_penalty (or repetition_penalty)
+// and ignore_eos.
+package serve
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/minerva-ml/minerva/runtime/chat"
+	"github.com/minerva-ml/minerva/runtime/engine"
+	"github.com/minerva-ml/minerva/runtime/sample"
+	"github.com/minerva-ml/minerva/runtime/tokenizer"
+)
+
+// Model is what the server serves.
+type Model struct {
+	// Name is the model's id in the API.
+	Name      string
+	Backend   engine.Backend
+	Tokenizer *tokenizer.Tokenizer
+	Format    chat.Format
+	// EOS are the model's end-of-sequence ids; with the format's stop
+	// tokens they end a reply.
+	EOS []int32
+	// Defaults are the sampling options for fields a request leaves out
+	// (Seed is ignored: such requests get a random seed).
+	Defaults sample.Options
+	// Created is reported by /v1/models.
+	Created time.Time
+}
+
+// Config tunes the server; the zero value is usable.
+type Config struct {
+	// APIKey, when set, must come as "Authorization: Bearer KEY".
+	APIKey string
+	// MaxQueue is how many requests may wait for the model; more get a
+	// 503. 0 means DefaultMaxQueue.
+	MaxQueue int
+	// MaxBodyBytes limits request bodies (413 above it); 0 means
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Chat is passed to the chat format (reasoning effort, date).
+	Chat chat.Options
+	// Log receives one line per request; nil logs nothing.
+	Log *log.Logger
+	// OnGeneration, if set, is called after each generation, with the
+	// queue held (keep it short).
+	OnGeneration func(Generation)
+}
+
+// Defaults of Config.
+const (
+	DefaultMaxQueue     = 64
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultCompletionMaxTokens is /v1/completions' max_tokens default,
+	// as OpenAI's; chat completions default to the rest of the context.
+	DefaultCompletionMaxTokens = 16
+)
+
+// Generation describes one finished generation, for Config.OnGeneration.
+type Generation struct {
+	Endpoint string
+	Stats    engine.Stats
+	// Reused is how many prompt tokens came from the KV cache.
+	Reused int
+	// Err is the error that ended it: context.Canceled when the client
+	// went away.
+	Err error
+}
+
+// Metrics are running totals.
+type Metrics struct {
+	Requests, Completed, Cancelled, Failed int64
+	QueueFull                              int64
+	PromptTokens, CachedTokens             int64
+	CompletionTokens                       int64
+	// Waiting is the number of requests in the queue now.
+	Waiting int
+}
+
+// Server is an http.Handler.
+type Server struct {
+	m        Model
+	cfg      Config
+	mux      *http.ServeMux
+	queue    *fifo
+	stopIDs  map[int32]bool
+	idPrefix string
+	seq      atomic.Uint64
+
+	// Guarded by the queue: one generation at a time.
+	session *engine.Session
+	cached  []int32
+
+	mu      sync.Mutex
+	metrics Metrics
+}
+
+// New returns a server for m. The server owns the backend's KV cache:
+// nothing else may run the backend while the server is in use.
+func New(m Model, cfg Config) (*Server, error) {
+	if m.Backend == nil || m.Tokenizer == nil || m.Format == nil || m.Name == "" {
+		return nil, fmt.Errorf("serve: the model needs a name, a backend, a tokenizer and a chat format")
+	}
+	if err := m.Defaults.Validate(); err != nil {
+		return nil, fmt.Errorf("serve: default sampling: %w", err)
+	}
+	if err := cfg.Chat.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxQueue <= 0 {
+		cfg.MaxQueue = DefaultMaxQueue
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if m.Created.IsZero() {
+		m.Created = time.Now()
+	}
+	var prefix [6]byte
+	rand.Read(prefix[:])
+	s := &Server{
+		m: m, cfg: cfg,
+		queue:    newFIFO(cfg.MaxQueue),
+		stopIDs:  map[int32]bool{},
+		idPrefix: hex.EncodeToString(prefix[:]),
+		session:  engine.NewSession(m.Backend),
+	}
+	for _, id := range m.Format.StopTokens() {
+		s.stopIDs[id] = true
+	}
+	for _, id := range m.EOS {
+		s.stopIDs[id] = true
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/models", s.listModels)
+	mux.HandleFunc("GET /v1/models/{id...}", s.getModel)
+	mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
+	mux.HandleFunc("POST /v1/completions", s.completions)
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allowed, ok := endpoints[r.URL.Path]; ok {
+			w.Header().Set("Allow", allowed)
+			writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: str("method_not_allowed"),
+				Message: fmt.Sprintf("%s %s is not allowed; use %s", r.Method, r.URL.Path, allowed)})
+			return
+		}
+		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: str("unknown_url"),
+			Message: fmt.Sprintf("unknown request URL: %s %s; the API is GET /v1/models, POST /v1/chat/completions and POST /v1/completions", r.Method, r.URL.Path)})
+	})
+	s.mux = mux
+	return s, nil
+}
+
+// endpoints maps the API's paths to their method, for 405s.
+var endpoints = map[string]string{
+	"/v1/models":           "GET",
+	"/v1/chat/completions": "POST",
+	"/v1/completions":      "POST",
+	"/health":              "GET",
+}
+
+// Metrics returns the running totals.
+func (s *Server) Metrics() Metrics {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.metrics
+	m.Waiting = s.queue.waiting()
+	return m
+}
+
+func (s *Server) count(f func(*Metrics)) {
+	s.mu.Lock()
+	f(&s.metrics)
+	s.mu.Unlock()
+}
+
+// ServeHTTP checks the API key, then routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		if s.cfg.Log != nil {
+			s.cfg.Log.Printf("%s %s %d %s", r.Method, r.URL.Path, rec.status, time.Since(start).Round(time.Millisecond))
+		}
+	}()
+	if s.cfg.APIKey != "" && r.URL.Path != "/health" {
+		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(key)), []byte(s.cfg.APIKey)) != 1 {
+			msg := "incorrect API key provided; send it as \"Authorization: Bearer KEY\""
+			if r.Header.Get("Authorization") == "" {
+				msg = "no API key provided; send it as \"Authorization: Bearer KEY\""
+			}
+			writeError(rec, &apiError{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: str("invalid_api_key"), Message: msg})
+			return
+		}
+	}
+	s.mux.ServeHTTP(rec, r)
+}
+
+// statusRecorder remembers the status for the log; it passes Flush on.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+type modelJSON struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+func (s *Server) modelObject() modelJSON {
+	return modelJSON{ID: s.m.Name, Object: "model", Created: s.m.Created.Unix(), OwnedBy: "minerva"}
+}
+
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, map[string]any{"object": "list", "data": []modelJSON{s.modelObject()}})
+}
+
+func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
+	if e := s.checkModel(r.PathValue("id")); e != nil {
+		writeError(w, e)
+		return
+	}
+	writeJSON(w, s.modelObject())
+}
+
+// checkModel accepts the served model's name, or none.
+func (s *Server) checkModel(name string) *apiError {
+	if name == "" || name == s.m.Name {
+		return nil
+	}
+	return &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Param: str("model"), Code: str("model_not_found"),
+		Message: fmt.Sprintf("the model %q does not exist; this server serves %q", name, s.m.Name)}
+}
+
+// readBody reads a request body within the size limit.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: str("request_too_large"),
+				Message: fmt.Sprintf("the request body is larger than %d bytes", s.cfg.MaxBodyBytes)}
+		}
+		return nil, invalid("", "invalid_body", "reading the request body: %v", err)
+	}
+	return body, nil
+}
+
+func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
+	body, e := s.readBody(w, r)
+	if e == nil {
+		var req *request
+		if req, e = parseChatRequest(body); e == nil {
+			if e = s.checkModel(req.Model); e == nil {
+				e = s.runChat(w, r, req)
+			}
+		}
+	}
+	if e != nil {
+		writeError(w, e)
+	}
+}
+
+func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
+	body, e := s.readBody(w, r)
+	if e == nil {
+		var req *request
+		if req, e = parseCompletionRequest(body); e == nil {
+			if e = s.checkModel(req.Model); e == nil {
+				e = s.runCompletion(w, r, req)
+			}
+		}
+	}
+	if e != nil {
+		writeError(w, e)
+	}
+}
+
+func (s *Server) newID(prefix string) string {
+	return fmt.Sprintf("%s-%s%06d", prefix, s.idPrefix, s.seq.Add(1))
+}
+
+// ListenAndServe serves h on addr until ctx is done, then shuts down
+// gracefully: it stops accepting connections and lets running requests
+// finish for up to grace, then cancels them (their generations stop) and
+// closes what is left. ready, if set, is called with the bound address
+// once the server listens.
+func ListenAndServe(ctx context.Context, addr string, h http.Handler, grace time.Duration, ready func(net.Addr)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	base, cancelRequests := context.WithCancel(context.Background())
+	defer cancelRequests()
+	// Handlers are counted so that this returns only once none is left:
+	// the caller may then close the model.
+	var active sync.WaitGroup
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			active.Add(1)
+			defer active.Done()
+			h.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 30 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		cancelRequests()
+		err = srv.Close()
+	}
+	<-served // http.ErrServerClosed
+	active.Wait()
+	return err
+}
