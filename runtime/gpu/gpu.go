@@ -93,6 +93,9 @@ func Load(p *program.Program, out *codegen.Output, ck *weights.Checkpoint, dev D
 	if m.kv, err = dev.NewBuffer(int(max(p.KV.Bytes, 256))); err != nil {
 		return nil, err
 	}
+	if err := checkAlignment(out, ck); err != nil {
+		return nil, err
+	}
 	tensors, files, err := Tensors(dev, ck)
 	if err != nil {
 		return nil, err
@@ -217,4 +220,30 @@ func Tensors(dev Device, ck *weights.Checkpoint) (map[string]Tensor, []Buffer, e
 		out[name] = Tensor{files[t.File], int(t.Offset)}
 	}
 	return out, files, nil
+}
+
+// checkAlignment refuses a checkpoint whose dense weights do not start on
+// the boundary the kernels' vector loads need (8 bytes for bf16/f16 read
+// four at a time, 16 for f32): on a GPU a misaligned vector load is
+// undefined. SafeTensors writers align tensors, so this names a damaged
+// or unusual file.
+func checkAlignment(out *codegen.Output, ck *weights.Checkpoint) error {
+	seen := map[string]bool{}
+	for _, d := range out.Dispatches {
+		for _, b := range d.Bindings {
+			if b.Kind != kernels.BindWeight || seen[b.Tensor] {
+				continue
+			}
+			seen[b.Tensor] = true
+			t, ok := ck.Tensor(b.Tensor)
+			if !ok || t.DType == weights.U8 {
+				continue
+			}
+			align := int64(kernels.VectorAlignment(t.DType.String()))
+			if t.Offset%align != 0 {
+				return fmt.Errorf("checkpoint tensor %s starts at byte %d of its file, not a multiple of %d: the Metal kernels read weights four at a time; use --backend cpu, or rewrite the checkpoint with aligned tensors", b.Tensor, t.Offset, align)
+			}
+		}
+	}
+	return nil
 }
