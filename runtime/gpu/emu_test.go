@@ -147,14 +147,15 @@ func forwardAll(t testing.TB, b interface {
 }
 
 // TestEmittedMetalMatchesTransformers runs each fixture through the emitted
-// Metal: a prefill of half the reference sequence, then one token at a
-// time, against transformers' logits_full, with the greedy choices exact.
+// Metal, with the default f16 KV cache: a prefill of half the reference
+// sequence, then one token at a time, against transformers' logits_full,
+// with the greedy choices exact.
 func TestEmittedMetalMatchesTransformers(t *testing.T) {
 	needCompiler(t)
 	for _, fx := range fixtures {
 		t.Run(fx.name, func(t *testing.T) {
 			ref := loadReference(t, fx.ref)
-			p, out := compileFixture(t, fx, compiler.PlanOptions{KV: "f32", Ctx: 128, Batch: 32})
+			p, out := compileFixture(t, fx, compiler.PlanOptions{KV: "f16", Ctx: 128, Batch: 32})
 			m := startEmu(t, p, out, openCheckpoint(t, fx.dir), 7)
 			seq := append(append([]int32(nil), ref.ids...), ref.generated...)
 			got := forwardAll(t, m, seq)
