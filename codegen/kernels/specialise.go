@@ -31,13 +31,13 @@ func weightInfo(w *ir.Weight) map[string]any {
 		"MXFP4": w.DType == ir.MXFP4, "Vec": w.DType != ir.MXFP4 && cols%4 == 0}
 }
 
-// VectorAlignment is the alignment vectorised kernels need of a weight
-// tensor's data: 16 bytes for float4 loads, 8 for bf16/f16 x4.
+// VectorAlignment is the alignment kernels need of a weight tensor's
+// data: its element's size (vector loads use packed vectors).
 func VectorAlignment(dtype string) int {
 	if dtype == "f32" {
-		return 16
+		return 4
 	}
-	return 8
+	return 2
 }
 
 // specialisers maps every op kind the optimiser can emit to its
@@ -546,7 +546,7 @@ var unaryExpr = map[string]string{
 	"tanh":      "tanh(v)",
 	"relu":      "max(v, 0.0f)",
 	"exp":       "exp(v)",
-	"gelu":      "0.5f * v * (1.0f + erf(v * 0.70710678118654752f))",
+	"gelu":      "0.5f * v * (1.0f + erf_nr(v * 0.70710678118654752f))",
 	"gelu_tanh": "0.5f * v * (1.0f + tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)))",
 }
 

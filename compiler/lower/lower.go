@@ -328,12 +328,16 @@ func (l *lowerer) stmt(st *dsl.Stmt, s *scope) bool {
 		p := dsl.PosOf(file, a.Pos)
 		end := p
 		end.Col += len(name)
+		// A refused assignment still binds the name locally, to Poison, so
+		// later uses of it do not report again.
 		if _, isWeight := l.weights[name]; isWeight {
 			l.ev.ErrorAt(p, end, "pick another name", "cannot assign to '%s': it is a weight", name)
+			s.vars[name] = eval.Poison{}
 			return false
 		}
 		if _, isCfg := l.cfg.Lookup(name); isCfg {
 			l.ev.ErrorAt(p, end, "pick another name", "cannot assign to '%s': it is a config value", name)
+			s.vars[name] = eval.Poison{}
 			return false
 		}
 		if tv, ok := v.(*ir.Value); ok && tv.Name == "" {

@@ -203,56 +203,7 @@ func TestEveryKernelAgainstCPU(t *testing.T) {
 		t.Run(fmt.Sprintf("%s-%s-%d%s", c.fx.name, c.kv, c.prefix, strings.Join(c.disable, "")), func(t *testing.T) {
 			po := compiler.PlanOptions{KV: c.kv, Ctx: c.prefix + 16, Batch: 8}
 			p, out := compileFixture(t, c.fx, po, c.disable...)
-			ck := openCheckpoint(t, c.fx.dir)
-			g := startEmu(t, p, out, ck, 11)
-			cm, err := cpu.Load(p, ck, cpu.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cm.Close()
-			rng := rand.New(rand.NewSource(3))
-			var a, b []float32
-			for pos := 0; pos < c.prefix; pos += 8 {
-				chunk := make([]int32, min(8, c.prefix-pos))
-				for i := range chunk {
-					chunk[i] = int32(rng.Intn(p.Vocab()))
-				}
-				la, err := cm.Forward(chunk, pos)
-				if err != nil {
-					t.Fatal(err)
-				}
-				a = append([]float32(nil), la...)
-				if b, err = g.Forward(chunk, pos); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if e := relErr(b, a); e > 1e-4 {
-				t.Fatalf("prefill logits: relative error %.3e", e)
-			}
-			for i, op := range p.Func.Ops {
-				kinds[op.Kind] = true
-				for _, seq := range []int{1, 3} {
-					randomizeOperands(rng, p, op, cm.Arena(), g.Arena(), seq)
-					// Both caches hold the prefill; the op writes positions 6.. .
-					copy(g.KVBuffer(), cm.KVBuffer())
-					cm.RunOp(i, seq, c.prefix)
-					if err := g.RunOp(i, seq, c.prefix); err != nil {
-						t.Fatalf("op %d (%s): %v", i, op.Kind, err)
-					}
-					for _, r := range op.Results {
-						want := cpuValue(p, cm.Arena(), r, seq)
-						got := gpuValue(p, g.Arena(), r, seq)
-						if e := valueErr(r, got, want); e > 1e-4 || math.IsNaN(e) {
-							t.Errorf("op %d (%s, layer %d), seq %d: result %%%d differs from the CPU: relative error %.3e", i, op.Kind, op.Layer, seq, r.ID, e)
-						}
-					}
-					if writesCache(op) {
-						if e := relErrBytes(c.kv, g.KVBuffer(), cm.KVBuffer()); e > 1e-3 {
-							t.Errorf("op %d (%s), seq %d: KV cache differs from the CPU's: %.3e", i, op.Kind, seq, e)
-						}
-					}
-				}
-			}
+			compareOpByOp(t, p, out, openCheckpoint(t, c.fx.dir), c.prefix, kinds)
 		})
 	}
 	for _, k := range []string{"embedding", "qkv_rope_store", "attend", "linear", "add_rmsnorm", "router", "moe_gate_up", "moe_down", "rmsnorm_linear", "glu", "linear_add",
@@ -479,4 +430,59 @@ func hasNaN(x []float32) bool {
 		}
 	}
 	return false
+}
+
+// compareOpByOp fills both backends' caches with a random prefill of
+// prefix tokens, then runs every op alone on both with the same fresh
+// random operands and compares the results.
+func compareOpByOp(t *testing.T, p *program.Program, out *codegen.Output, ck *weights.Checkpoint, prefix int, kinds map[string]bool) {
+	g := startEmu(t, p, out, ck, 11)
+	cm, err := cpu.Load(p, ck, cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cm.Close()
+	rng := rand.New(rand.NewSource(3))
+	var a, b []float32
+	for pos := 0; pos < prefix; pos += 8 {
+		chunk := make([]int32, min(8, prefix-pos))
+		for i := range chunk {
+			chunk[i] = int32(rng.Intn(p.Vocab()))
+		}
+		la, err := cm.Forward(chunk, pos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a = append([]float32(nil), la...)
+		if b, err = g.Forward(chunk, pos); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e := relErr(b, a); e > 1e-4 {
+		t.Fatalf("prefill logits: relative error %.3e", e)
+	}
+	for i, op := range p.Func.Ops {
+		kinds[op.Kind] = true
+		for _, seq := range []int{1, 3} {
+			randomizeOperands(rng, p, op, cm.Arena(), g.Arena(), seq)
+			// Both caches hold the prefill; the op writes positions 6.. .
+			copy(g.KVBuffer(), cm.KVBuffer())
+			cm.RunOp(i, seq, prefix)
+			if err := g.RunOp(i, seq, prefix); err != nil {
+				t.Fatalf("op %d (%s): %v", i, op.Kind, err)
+			}
+			for _, r := range op.Results {
+				want := cpuValue(p, cm.Arena(), r, seq)
+				got := gpuValue(p, g.Arena(), r, seq)
+				if e := valueErr(r, got, want); e > 1e-4 || math.IsNaN(e) {
+					t.Errorf("op %d (%s, layer %d), seq %d: result %%%d differs from the CPU: relative error %.3e", i, op.Kind, op.Layer, seq, r.ID, e)
+				}
+			}
+			if writesCache(op) {
+				if e := relErrBytes(string(p.KV.Format), g.KVBuffer(), cm.KVBuffer()); e > 1e-3 {
+					t.Errorf("op %d (%s), seq %d: KV cache differs from the CPU's: %.3e", i, op.Kind, seq, e)
+				}
+			}
+		}
+	}
 }

@@ -223,10 +223,8 @@ func Tensors(dev Device, ck *weights.Checkpoint) (map[string]Tensor, []Buffer, e
 }
 
 // checkAlignment refuses a checkpoint whose dense weights do not start on
-// the boundary the kernels' vector loads need (8 bytes for bf16/f16 read
-// four at a time, 16 for f32): on a GPU a misaligned vector load is
-// undefined. SafeTensors writers align tensors, so this names a damaged
-// or unusual file.
+// a multiple of their element's size: on a GPU a misaligned load is
+// undefined. This names a damaged or unusual file.
 func checkAlignment(out *codegen.Output, ck *weights.Checkpoint) error {
 	seen := map[string]bool{}
 	for _, d := range out.Dispatches {
@@ -241,7 +239,7 @@ func checkAlignment(out *codegen.Output, ck *weights.Checkpoint) error {
 			}
 			align := int64(kernels.VectorAlignment(t.DType.String()))
 			if t.Offset%align != 0 {
-				return fmt.Errorf("checkpoint tensor %s starts at byte %d of its file, not a multiple of %d: the Metal kernels read weights four at a time; use --backend cpu, or rewrite the checkpoint with aligned tensors", b.Tensor, t.Offset, align)
+				return fmt.Errorf("checkpoint tensor %s starts at byte %d of its file, not a multiple of its element size %d; use --backend cpu, or rewrite the checkpoint with aligned tensors", b.Tensor, t.Offset, align)
 			}
 		}
 	}

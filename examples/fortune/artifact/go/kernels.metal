@@ -45,6 +45,16 @@ inline float mxfp4_block_dot(device const uchar* blk, uchar scale, const device 
 // ---- activations -------------------------------------------------------
 
 inline float silu(float x) { return x / (1.0f + exp(-x)); }
+
+// Metal has no erf; this is Numerical Recipes' erfc (fractional error
+// below 1.2e-7), for the exact GELU.
+inline float erf_nr(float x) {
+  const float z = abs(x);
+  const float t = 1.0f / (1.0f + 0.5f * z);
+  const float r = t * exp(-z * z - 1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
+      t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f + t * (-0.82215223f + t * 0.17087277f)))))))));
+  return x >= 0.0f ? 1.0f - r : r - 1.0f;
+}
 inline float sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
 
 // ---- threadgroup reductions --------------------------------------------
@@ -331,9 +341,9 @@ kernel void embedding_any_bf16_03dca740(
 }
 
 // ---------------------------------------------------------------------------
-// linear_decode_bf16_256x256_b8d81309: decode kernel of linear (linear)
+// linear_decode_bf16_256x256_17d7285e: decode kernel of linear (linear)
 // linear
-kernel void linear_decode_bf16_256x256_b8d81309(
+kernel void linear_decode_bf16_256x256_17d7285e(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* w [[buffer(2)]],
@@ -353,12 +363,13 @@ kernel void linear_decode_bf16_256x256_b8d81309(
     const uint o = (tgid.x * nsg + sg) * 2 + r;
     if (o >= OUT) break;
     float acc = 0.0f;
-    // Vectorised: four weights and four activations per load.
-    device const ushort4* wr = (device const ushort4*)(w + o * IN);
+    // Vectorised: four weights and four activations per load. Weights are
+    // read as packed vectors, which need only the element's alignment.
+    device const packed_ushort4* wr = (device const packed_ushort4*)(w + o * IN);
     device const float4* x4 = (device const float4*)xr;
     for (uint i = lane; i < IN / 4; i += 32) {
       float4 xv = x4[i];
-      acc += dot(bf16f4(wr[i]), xv);
+      acc += dot(bf16f4(ushort4(wr[i])), xv);
     }
     acc = simd_sum(acc);
     if (lane == 0) {
@@ -712,9 +723,9 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7(
 }
 
 // ---------------------------------------------------------------------------
-// rmsnorm_linear_decode_bf16_4096x256_70a234e1: decode kernel of rmsnorm_linear (rmsnorm + linear)
+// rmsnorm_linear_decode_bf16_4096x256_2f2fd8b0: decode kernel of rmsnorm_linear (rmsnorm + linear)
 // rmsnorm_linear = rmsnorm + linear
-kernel void rmsnorm_linear_decode_bf16_4096x256_70a234e1(
+kernel void rmsnorm_linear_decode_bf16_4096x256_2f2fd8b0(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -739,13 +750,14 @@ kernel void rmsnorm_linear_decode_bf16_4096x256_70a234e1(
     const uint o = (tgid.x * nsg + sg) * 2 + r;
     if (o >= OUT) break;
     float acc = 0.0f;
-    // Vectorised: four weights and four activations per load.
-    device const ushort4* wr = (device const ushort4*)(w + o * IN);
+    // Vectorised: four weights and four activations per load. Weights are
+    // read as packed vectors, which need only the element's alignment.
+    device const packed_ushort4* wr = (device const packed_ushort4*)(w + o * IN);
     device const float4* x4 = (device const float4*)xr;
     for (uint i = lane; i < IN / 4; i += 32) {
       float4 xv = x4[i];
-      xv = xv * inv * (bf16f4(((device const ushort4*)norm)[i]) + OFFSET);
-      acc += dot(bf16f4(wr[i]), xv);
+      xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + OFFSET);
+      acc += dot(bf16f4(ushort4(wr[i])), xv);
     }
     acc = simd_sum(acc);
     if (lane == 0) {
