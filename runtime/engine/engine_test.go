@@ -1,0 +1,95 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// fake records the calls the engine makes; its logits put the most weight
+// on token (position+1) mod vocab.
+type fake struct {
+	batch, ctx, vocab int
+	calls             [][2]int // (tokens, position)
+	out               []float32
+}
+
+func (f *fake) Forward(tokens []int32, pos int) ([]float32, error) {
+	f.calls = append(f.calls, [2]int{len(tokens), pos})
+	f.out = make([]float32, len(tokens)*f.vocab)
+	for i := range tokens {
+		f.out[i*f.vocab+(pos+i+1)%f.vocab] = 1
+	}
+	return f.out, nil
+}
+func (f *fake) Batch() int { return f.batch }
+func (f *fake) Ctx() int   { return f.ctx }
+func (f *fake) Vocab() int { return f.vocab }
+func (f *fake) Close()     {}
+
+func TestPrefillSplitsIntoBatches(t *testing.T) {
+	f := &fake{batch: 4, ctx: 100, vocab: 10}
+	s := NewSession(f)
+	logits, err := s.Prefill(make([]int32, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][2]int{{4, 0}, {4, 4}, {2, 8}}
+	if len(f.calls) != 3 || f.calls[0] != want[0] || f.calls[1] != want[1] || f.calls[2] != want[2] {
+		t.Fatalf("calls %v, want %v", f.calls, want)
+	}
+	if s.Pos() != 10 || logits[(9+1)%10] != 1 {
+		t.Fatalf("position %d, last logits %v", s.Pos(), logits)
+	}
+}
+
+func TestAllLogitsRunsPrefillThenDecode(t *testing.T) {
+	f := &fake{batch: 8, ctx: 100, vocab: 5}
+	out, err := NewSession(f).AllLogits([]int32{1, 2, 3, 4, 1}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 25 || len(f.calls) != 4 || f.calls[0] != [2]int{2, 0} || f.calls[3] != [2]int{1, 4} {
+		t.Fatalf("calls %v, %d logits", f.calls, len(out))
+	}
+}
+
+func TestGenerateStopsAtStopTokenAndContext(t *testing.T) {
+	f := &fake{batch: 8, ctx: 100, vocab: 10}
+	var got []int32
+	st, err := Generate(context.Background(), NewSession(f), []int32{0, 0, 0}, GenOptions{MaxTokens: 20, Stop: map[int32]bool{6: true}}, func(id int32, stop bool) error {
+		got = append(got, id)
+		return nil
+	})
+	// Greedy follows the fake's (position+1): after the prompt's last
+	// position (2) comes 3, then 4, 5, and 6 stops.
+	if err != nil || st.StoppedBy != "stop" || len(got) != 4 || got[0] != 3 || got[3] != 6 || st.GeneratedTokens != 3 {
+		t.Fatalf("got %v, %+v, %v", got, st, err)
+	}
+	f = &fake{batch: 8, ctx: 6, vocab: 10}
+	st, err = Generate(context.Background(), NewSession(f), []int32{0, 0, 0}, GenOptions{MaxTokens: 20}, func(int32, bool) error { return nil })
+	if err != nil || st.StoppedBy != "context" || st.GeneratedTokens != 4 {
+		t.Fatalf("at the end of the context: %+v, %v", st, err)
+	}
+	_, err = Generate(context.Background(), NewSession(f), make([]int32, 7), GenOptions{MaxTokens: 1}, func(int32, bool) error { return nil })
+	if !errors.Is(err, ErrContextFull) || !strings.Contains(err.Error(), "the prompt has 7 tokens") {
+		t.Fatalf("a prompt longer than the context: %v", err)
+	}
+}
+
+func TestGenerateCancelled(t *testing.T) {
+	f := &fake{batch: 8, ctx: 100, vocab: 10}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	st, err := Generate(ctx, NewSession(f), []int32{0}, GenOptions{MaxTokens: 50}, func(int32, bool) error {
+		n++
+		if n == 3 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || st.StoppedBy != "cancelled" || n != 3 {
+		t.Fatalf("%+v %v after %d tokens", st, err, n)
+	}
+}
