@@ -89,11 +89,11 @@ func (m *Model) fusedKernel(op *ir.Op, val func(*ir.Value) buf) (func(int, int),
 		a := sw.Attrs
 		shared := len(op.Args[0].V.Type.Shape) == 2
 		k := int(op.Results[0].Type.Shape[1])
-		return m.moeGateUp(f.arg(0), shared, f.arg(1), k, f.weight(2), vec(f.weight(3)), f.out(0),
+		return m.moeGateUp(f.arg(0), shared, f.arg(1), k, f.weight(2), f.weight(3), f.out(0),
 			float32(a.Float("alpha")), float32(a.Float("limit")), float32(a.Float("up_offset")), a.String("layout") == "interleaved"), true
 	case "moe_down":
 		k := int(op.Args[2].V.Type.Shape[1])
-		return m.moeDown(f.arg(0), f.arg(1), f.arg(2), k, f.weight(3), vec(f.weight(4)), f.out(0)), true
+		return m.moeDown(f.arg(0), f.arg(1), f.arg(2), k, f.weight(3), f.weight(4), f.out(0)), true
 	case "qkv_rope_store":
 		return m.qkvRopeStore(f)
 	}
@@ -129,12 +129,20 @@ func (m *Model) addRMSNorm(a, b buf, w []float32, eps, offset float32, normed, s
 // up activations are never stored.
 func (m *Model) glu(x buf, wg *weight, bg []float32, wu *weight, bu []float32, out buf) func(int, int) {
 	in := wg.cols
-	m.needScratch(2 * in)
-	st := &seqPos{}
+	m.needScratch(2*in + 2*m.batch)
+	if wg.dtype == ir.MXFP4 || wu.dtype == ir.MXFP4 {
+		m.needPrep(in)
+	}
+	offs := tokenOffsets(x, m.batch)
+	st := &struct {
+		seq    int
+		xg, xu []float32 // the token, prepared for each weight, when seq is 1
+	}{}
 	body := func(lo, hi, worker int) {
 		seq := st.seq
-		gr := m.scratch[worker][:in]
-		ur := m.scratch[worker][in : 2*in]
+		sc := m.scratch[worker]
+		gr, ur := sc[:in], sc[in:2*in]
+		gd, ud := sc[2*in:2*in+seq], sc[2*in+m.batch:2*in+m.batch+seq]
 		for o := lo; o < hi; o++ {
 			var gb, ub float32
 			if bg != nil {
@@ -143,74 +151,131 @@ func (m *Model) glu(x buf, wg *weight, bg []float32, wu *weight, bu []float32, o
 			if bu != nil {
 				ub = bu[o]
 			}
-			if seq > 1 {
+			if seq == 1 {
+				gd[0], ud[0] = wg.dot(o, st.xg), wu.dot(o, st.xu)
+			} else {
 				wg.decodeRow(o, gr)
 				wu.decodeRow(o, ur)
+				dotGather2(gr, ur, x.data, offs[:seq], gd, ud)
 			}
-			for t := 0; t < seq; t++ {
-				xs := x.data[t*x.row : t*x.row+in]
-				var g, u float32
-				if seq > 1 {
-					g, u = dotF32(gr, xs), dotF32(ur, xs)
-				} else {
-					g, u = wg.dot(o, xs), wu.dot(o, xs)
-				}
-				g += gb
-				u += ub
+			for t := range gd {
+				g, u := gd[t]+gb, ud[t]+ub
 				out.data[t*out.row+o] = g / (1 + exp32(-g)) * u
 			}
 		}
 	}
 	return func(seq, _ int) {
 		st.seq = seq
+		if seq == 1 {
+			st.xg = wg.prepare(x.data[:in], m.prep)
+			st.xu = wu.prepare(x.data[:in], m.prep)
+		}
 		m.pool.run(wg.rows, grainFor(2*in*seq), body)
 	}
 }
 
-// expertPairs groups a call's (token, route) pairs by expert.
+// expertPairs groups a call's (token, route) pairs by expert, and finds
+// each pair's input row.
 type expertPairs struct {
+	m     *Model
 	k     int
+	w     *weight
 	pairs [][]int32 // per expert: t*k+s of the pairs routed to it
+	offs  [][]int32 // per expert: where each pair's input row starts
+	// one is, for an expert with one pair, that pair's input as w.dot
+	// reads it (prepared in Model.prep when w is MXFP4).
+	one [][]float32
 }
 
-func newExpertPairs(experts, k, batch int) *expertPairs {
-	p := &expertPairs{k: k, pairs: make([][]int32, experts)}
+func newExpertPairs(m *Model, experts, k int, w *weight) *expertPairs {
+	p := &expertPairs{m: m, k: k, w: w, pairs: make([][]int32, experts), offs: make([][]int32, experts), one: make([][]float32, experts)}
 	for e := range p.pairs {
-		p.pairs[e] = make([]int32, 0, batch*k)
+		p.pairs[e] = make([]int32, 0, m.batch*k)
+		p.offs[e] = make([]int32, 0, m.batch*k)
+	}
+	if w.dtype == ir.MXFP4 {
+		m.needPrep(m.batch * k * w.cols)
 	}
 	return p
 }
 
-func (p *expertPairs) fill(routes buf, seq int) {
+// fill groups the pairs of seq tokens. Input rows are rows of x: one per
+// token when shared, else one per (token, route) slot.
+func (p *expertPairs) fill(routes buf, seq int, x buf, shared bool) {
+	in := p.w.cols
 	for e := range p.pairs {
 		p.pairs[e] = p.pairs[e][:0]
+		p.offs[e] = p.offs[e][:0]
 	}
 	for t := 0; t < seq; t++ {
 		for s := 0; s < p.k; s++ {
 			e, _ := routeAt(routes, t, s)
+			off := t * x.row
+			if !shared {
+				off += s * in
+			}
 			p.pairs[e] = append(p.pairs[e], int32(t*p.k+s))
+			p.offs[e] = append(p.offs[e], int32(off))
 		}
 	}
+	for e, offs := range p.offs {
+		if len(offs) != 1 {
+			continue
+		}
+		xs := x.data[offs[0] : int(offs[0])+in]
+		if p.w.dtype == ir.MXFP4 {
+			pp := int(p.pairs[e][0])
+			p.one[e] = p.w.prepare(xs, p.m.prep[pp*in:(pp+1)*in])
+		} else {
+			p.one[e] = xs
+		}
+	}
+}
+
+// dots computes row r of expert e against every input routed to it:
+// straight from the mapping for one input, else decoding the row into
+// scratch first.
+func (p *expertPairs) dots(e, r int, x buf, scratch, dots []float32) {
+	if len(p.pairs[e]) == 1 {
+		dots[0] = p.w.dot(r, p.one[e])
+		return
+	}
+	p.w.decodeRow(r, scratch)
+	dotGather(scratch, x.data, p.offs[e], dots)
+}
+
+// dots2 is dots for rows r1 and r2 of expert e at once.
+func (p *expertPairs) dots2(e, r1, r2 int, x buf, scratch1, scratch2, dots1, dots2 []float32) {
+	if len(p.pairs[e]) == 1 {
+		dots1[0] = p.w.dot(r1, p.one[e])
+		dots2[0] = p.w.dot(r2, p.one[e])
+		return
+	}
+	p.w.decodeRow(r1, scratch1)
+	p.w.decodeRow(r2, scratch2)
+	dotGather2(scratch1, scratch2, x.data, p.offs[e], dots1, dots2)
 }
 
 // moeGateUp computes each routed expert's gate and up rows for output j
 // (rows 2j and 2j+1 when interleaved, j and n+j in halves) and applies the
 // clamped SwiGLU at once.
-func (m *Model) moeGateUp(x buf, shared bool, routes buf, k int, w *weight, bias []float32, out buf, alpha, limit, upOffset float32, interleaved bool) func(int, int) {
+func (m *Model) moeGateUp(x buf, shared bool, routes buf, k int, w *weight, bias *weight, out buf, alpha, limit, upOffset float32, interleaved bool) func(int, int) {
 	experts := int(w.shape[0])
 	rowsPerExpert := int(w.shape[1])
 	n := rowsPerExpert / 2
 	in := w.cols
-	m.needScratch(2 * in)
-	ps := newExpertPairs(experts, k, m.batch)
+	m.needScratch(2*in + 2*m.batch*k)
+	ps := newExpertPairs(m, experts, k, w)
 	type unit struct{ e, lo, hi int }
 	units := make([]unit, 0, experts*16)
 	body := func(lo, hi, worker int) {
-		gr := m.scratch[worker][:in]
-		ur := m.scratch[worker][in : 2*in]
+		sc := m.scratch[worker]
+		gr, ur := sc[:in], sc[in:2*in]
 		for u := lo; u < hi; u++ {
 			un := units[u]
 			pairs := ps.pairs[un.e]
+			gd := sc[2*in : 2*in+len(pairs)]
+			ud := sc[2*in+m.batch*k : 2*in+m.batch*k+len(pairs)]
 			for j := un.lo; j < un.hi; j++ {
 				gRow, uRow := j, n+j
 				if interleaved {
@@ -220,27 +285,12 @@ func (m *Model) moeGateUp(x buf, shared bool, routes buf, k int, w *weight, bias
 				uRow += un.e * rowsPerExpert
 				var gb, ub float32
 				if bias != nil {
-					gb, ub = bias[gRow], bias[uRow]
+					gb, ub = bias.at(gRow), bias.at(uRow)
 				}
-				many := len(pairs) > 1
-				if many {
-					w.decodeRow(gRow, gr)
-					w.decodeRow(uRow, ur)
-				}
-				for _, p := range pairs {
+				ps.dots2(un.e, gRow, uRow, x, gr, ur, gd, ud)
+				for i, p := range pairs {
 					t, s := int(p)/k, int(p)%k
-					xs := x.data[t*x.row : t*x.row+in]
-					if !shared {
-						xs = x.data[t*x.row+s*in : t*x.row+(s+1)*in]
-					}
-					var g, uv float32
-					if many {
-						g, uv = dotF32(gr, xs), dotF32(ur, xs)
-					} else {
-						g, uv = w.dot(gRow, xs), w.dot(uRow, xs)
-					}
-					g += gb
-					uv += ub
+					g, uv := gd[i]+gb, ud[i]+ub
 					if limit > 0 {
 						g = min(g, limit)
 						uv = min(max(uv, -limit), limit)
@@ -251,7 +301,7 @@ func (m *Model) moeGateUp(x buf, shared bool, routes buf, k int, w *weight, bias
 		}
 	}
 	return func(seq, _ int) {
-		ps.fill(routes, seq)
+		ps.fill(routes, seq, x, shared)
 		units = units[:0]
 		for e, pairs := range ps.pairs {
 			if len(pairs) == 0 {
@@ -269,50 +319,55 @@ func (m *Model) moeGateUp(x buf, shared bool, routes buf, k int, w *weight, bias
 // moeDown adds each token's routed experts' down projections, weighted by
 // the routes, to the residual. Work is split by output row, so every
 // output element has one writer.
-func (m *Model) moeDown(residual, y, routes buf, k int, w *weight, bias []float32, out buf) func(int, int) {
+func (m *Model) moeDown(residual, y, routes buf, k int, w *weight, bias *weight, out buf) func(int, int) {
 	experts := int(w.shape[0])
 	rowsPerExpert := int(w.shape[1])
 	in := w.cols
-	m.needScratch(in)
-	ps := newExpertPairs(experts, k, m.batch)
+	m.needScratch(2*in + 2*m.batch*k)
+	ps := newExpertPairs(m, experts, k, w)
 	st := &seqPos{}
 	body := func(lo, hi, worker int) {
-		row := m.scratch[worker][:in]
+		sc := m.scratch[worker]
+		rowA, rowB := sc[:in], sc[in:2*in]
 		seq := st.seq
-		for o := lo; o < hi; o++ {
-			for t := 0; t < seq; t++ {
-				out.data[t*out.row+o] = residual.data[t*residual.row+o]
+		for t := 0; t < seq; t++ {
+			copy(out.data[t*out.row+lo:t*out.row+hi], residual.data[t*residual.row+lo:t*residual.row+hi])
+		}
+		// Expert by expert, so that an expert's inputs stay in cache for
+		// all the rows of the chunk, and its rows are read in order.
+		for e, pairs := range ps.pairs {
+			if len(pairs) == 0 {
+				continue
 			}
-			for e, pairs := range ps.pairs {
-				if len(pairs) == 0 {
-					continue
-				}
+			dotsA := sc[2*in : 2*in+len(pairs)]
+			dotsB := sc[2*in+m.batch*k : 2*in+m.batch*k+len(pairs)]
+			add := func(o int, dots []float32) {
 				r := e*rowsPerExpert + o
 				var b float32
 				if bias != nil {
-					b = bias[r]
+					b = bias.at(r)
 				}
-				many := len(pairs) > 1
-				if many {
-					w.decodeRow(r, row)
-				}
-				for _, p := range pairs {
+				for i, p := range pairs {
 					t, s := int(p)/k, int(p)%k
-					ys := y.data[t*y.row+s*in : t*y.row+(s+1)*in]
-					var v float32
-					if many {
-						v = dotF32(row, ys)
-					} else {
-						v = w.dot(r, ys)
-					}
 					_, wt := routeAt(routes, t, s)
-					out.data[t*out.row+o] += wt * (v + b)
+					out.data[t*out.row+o] += wt * (dots[i] + b)
 				}
+			}
+			o := lo
+			for ; o+2 <= hi; o += 2 {
+				r := e*rowsPerExpert + o
+				ps.dots2(e, r, r+1, y, rowA, rowB, dotsA, dotsB)
+				add(o, dotsA)
+				add(o+1, dotsB)
+			}
+			if o < hi {
+				ps.dots(e, e*rowsPerExpert+o, y, rowA, dotsA)
+				add(o, dotsA)
 			}
 		}
 	}
 	return func(seq, _ int) {
-		ps.fill(routes, seq)
+		ps.fill(routes, seq, y, false)
 		st.seq = seq
 		m.pool.run(rowsPerExpert, grainFor(in*seq*k), body)
 	}
@@ -349,29 +404,68 @@ func (m *Model) qkvRopeStore(f fusedOp) (func(int, int), bool) {
 	outs := [3]buf{q, k, v}
 	total := wq.rows + wk.rows + wv.rows
 	in := wq.cols
-	m.needScratch(in)
-	st := &seqPos{}
+	m.needScratch(2*in + 2*m.batch)
+	anyMXFP4 := wq.dtype == ir.MXFP4 || wk.dtype == ir.MXFP4 || wv.dtype == ir.MXFP4
+	if anyMXFP4 {
+		m.needPrep(in)
+	}
+	offs := tokenOffsets(h, m.batch)
+	st := &struct {
+		seq int
+		x   [3][]float32 // the token as each weight's dot reads it, when seq is 1
+	}{}
 	body := func(lo, hi, worker int) {
 		seq := st.seq
-		row := m.scratch[worker][:in]
-		for g := lo; g < hi; g++ {
+		sc := m.scratch[worker]
+		rowA, rowB := sc[:in], sc[in:2*in]
+		dotsA, dotsB := sc[2*in:2*in+seq], sc[2*in+m.batch:2*in+m.batch+seq]
+		store := func(which, o int, dots []float32) {
+			var b float32
+			if biases[which] != nil {
+				b = biases[which][o]
+			}
+			for t, v := range dots {
+				outs[which].data[t*outs[which].row+o] = v + b
+			}
+		}
+		for g := lo; g < hi; {
 			which, o := 0, g
 			for o >= mats[which].rows {
 				o -= mats[which].rows
 				which++
 			}
-			w, out := mats[which], outs[which]
-			var b float32
-			if biases[which] != nil {
-				b = biases[which][o]
+			w := mats[which]
+			switch {
+			case seq == 1:
+				dotsA[0] = w.dot(o, st.x[which])
+				store(which, o, dotsA)
+				g++
+			case g+1 < hi && o+1 < w.rows:
+				w.decodeRow(o, rowA)
+				w.decodeRow(o+1, rowB)
+				dotGather2(rowA, rowB, h.data, offs[:seq], dotsA, dotsB)
+				store(which, o, dotsA)
+				store(which, o+1, dotsB)
+				g += 2
+			default:
+				w.decodeRow(o, rowA)
+				dotGather(rowA, h.data, offs[:seq], dotsA)
+				store(which, o, dotsA)
+				g++
 			}
-			if seq == 1 {
-				out.data[o] = w.dot(o, h.data[:in]) + b
-				continue
-			}
-			w.decodeRow(o, row)
-			for t := 0; t < seq; t++ {
-				out.data[t*out.row+o] = dotF32(row, h.data[t*h.row:t*h.row+in]) + b
+		}
+	}
+	prepare := func() {
+		x := h.data[:in]
+		var paired []float32
+		if anyMXFP4 {
+			paired = m.prep[:in]
+			pairOrder(x, paired)
+		}
+		for i, w := range mats {
+			st.x[i] = x
+			if w.dtype == ir.MXFP4 {
+				st.x[i] = paired
 			}
 		}
 	}
@@ -384,6 +478,9 @@ func (m *Model) qkvRopeStore(f fusedOp) (func(int, int), bool) {
 			normRun(seq, pos)
 		}
 		st.seq = seq
+		if seq == 1 {
+			prepare()
+		}
 		m.pool.run(total, grainFor(in*seq), body)
 		rq(seq, pos)
 		rk(seq, pos)

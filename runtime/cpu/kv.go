@@ -197,9 +197,7 @@ func dotKV(f plan.KVFormat, row []byte, q []float32) float32 {
 			s += math.Float32frombits(binary.LittleEndian.Uint32(row[4*i:])) * v
 		}
 	case plan.KVF16:
-		for i, v := range q {
-			s += weights.F16BitsToF32(binary.LittleEndian.Uint16(row[2*i:])) * v
-		}
+		s = dotF16(row, q)
 	case plan.KVQ8:
 		n := len(q)
 		for i, v := range q {
@@ -227,9 +225,7 @@ func axpyKV(f plan.KVFormat, row []byte, w float32, acc []float32) {
 			acc[i] += w * math.Float32frombits(binary.LittleEndian.Uint32(row[4*i:]))
 		}
 	case plan.KVF16:
-		for i := range acc {
-			acc[i] += w * weights.F16BitsToF32(binary.LittleEndian.Uint16(row[2*i:]))
-		}
+		axpyF16(row, w, acc)
 	case plan.KVQ8:
 		ws := w * f16At(row[len(acc):])
 		for i := range acc {

@@ -1,4 +1,4 @@
-// Package cpu is Minerva's pure-Go backend. It executes a compiled program
+// Package cpu is Minerva's CPU backend. It executes a compiled program
 // against a memory-mapped checkpoint on every core: on Linux it is what
 // users run, and everywhere it is the reference the Metal path is checked
 // against.
@@ -8,12 +8,21 @@
 // the mapping (MXFP4 experts stay packed and are decoded as they are read),
 // and runs one kernel per op. Kernels are prepared when the model is
 // loaded, so a decode step allocates nothing.
+//
+// The inner loops (dot.go) are Go, which is their definition; on amd64
+// with AVX2 or AVX-512 assembly versions replace them at start-up
+// (dot_amd64.s), tested against the Go ones. Decoding a token is bound by
+// reading the weights from memory, so the kernels read each weight byte
+// once, straight from the mapping.
 package cpu
 
 import (
 	"fmt"
 	"math"
+	"sync"
+	"unsafe"
 
+	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/runtime/program"
 	"github.com/minerva-ml/minerva/runtime/weights"
@@ -51,6 +60,12 @@ type Model struct {
 	// ops; scratchUsed is the part the fused op being built has taken.
 	bodyScratch []float32
 	scratchUsed int
+	// prep holds the current op's inputs as weight.prepare reorders them
+	// for MXFP4 rows; ops run one at a time and share it.
+	prep []float32
+	// mapped lists the memory from mapZeroed, which Close returns.
+	mapped    [][]byte
+	closeOnce sync.Once
 }
 
 // buf is an activation: seq rows of row floats, inside the arena (or a
@@ -72,23 +87,33 @@ type step struct {
 // Load binds a program to a checkpoint that Program.Validate accepted.
 func Load(p *program.Program, ck *weights.Checkpoint, opts Options) (*Model, error) {
 	m := &Model{
-		prog:  p,
-		arena: make([]float32, p.Arena.Bytes/4),
+		prog:    p,
+		pool:    newPool(opts.Workers),
+		weights: map[*ir.Weight]*weight{},
+		caches:  map[int]*kvLayer{},
+		batch:   int(p.Arena.Batch),
+		ctx:     int(p.KV.Ctx),
+		vocab:   p.Vocab(),
+		observe: opts.Observe,
+	}
+	var err error
+	m.arena, err = m.mapFloats(int(p.Arena.Bytes / 4))
+	if err == nil {
 		// The plan aligns each body value to 256 bytes; the kernels align
 		// to 64 floats, which is the same.
-		bodyScratch: make([]float32, p.Arena.Scratch/4),
-		kv:          make([]byte, p.KV.Bytes),
-		pool:        newPool(opts.Workers),
-		weights:     map[*ir.Weight]*weight{},
-		caches:      map[int]*kvLayer{},
-		batch:       int(p.Arena.Batch),
-		ctx:         int(p.KV.Ctx),
-		vocab:       p.Vocab(),
-		observe:     opts.Observe,
+		m.bodyScratch, err = m.mapFloats(int(p.Arena.Scratch / 4))
+	}
+	if err == nil {
+		m.kv, err = m.mapBytes(int(p.KV.Bytes))
+	}
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("cannot allocate the activations and the KV cache (%s): %w", compiler.HumanBytes(p.Arena.Bytes+p.Arena.Scratch+p.KV.Bytes), err)
 	}
 	for _, w := range p.Func.Weights {
 		bw, err := bindWeight(w, ck)
 		if err != nil {
+			m.Close()
 			return nil, err
 		}
 		m.weights[w] = bw
@@ -126,6 +151,13 @@ func (m *Model) needScratch(n int) {
 		if len(m.scratch[i]) < n {
 			m.scratch[i] = make([]float32, n)
 		}
+	}
+}
+
+// needPrep makes sure prep holds n floats.
+func (m *Model) needPrep(n int) {
+	if len(m.prep) < n {
+		m.prep = make([]float32, n)
 	}
 }
 
@@ -172,8 +204,36 @@ func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
 	return m.output.rows(n), nil
 }
 
-// Close stops the workers. The checkpoint stays open; its owner closes it.
-func (m *Model) Close() { m.pool.close() }
+// mapBytes takes n zeroed bytes from mapZeroed; Close returns them.
+func (m *Model) mapBytes(n int) ([]byte, error) {
+	b, err := mapZeroed(n)
+	if err != nil {
+		return nil, err
+	}
+	m.mapped = append(m.mapped, b)
+	return b, nil
+}
+
+func (m *Model) mapFloats(n int) ([]float32, error) {
+	b, err := m.mapBytes(4 * n)
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), n), nil
+}
+
+// Close stops the workers and frees the activations and the KV cache:
+// logits that Forward returned are invalid afterwards. The checkpoint stays
+// open; its owner closes it.
+func (m *Model) Close() {
+	m.pool.close()
+	m.closeOnce.Do(func() {
+		for _, b := range m.mapped {
+			unmapZeroed(b)
+		}
+		m.mapped, m.arena, m.bodyScratch, m.kv = nil, nil, nil, nil
+	})
+}
 
 // buildStep prepares one op. Fused ops run their specialised kernel when
 // one exists, or else their body op by op, which is their definition.

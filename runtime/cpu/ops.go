@@ -53,7 +53,7 @@ func (m *Model) kernel(op *ir.Op, val func(*ir.Value) buf) (func(seq, pos int), 
 	case "expert_linear":
 		k := int(op.Results[0].Type.Shape[1])
 		shared := len(op.Args[0].V.Type.Shape) == 2
-		return m.expertLinear(arg(0), shared, arg(1), k, wt(2), vec(wt(3)), out), nil
+		return m.expertLinear(arg(0), shared, arg(1), k, wt(2), wt(3), out), nil
 	case "swiglu":
 		return m.swiglu(arg(0), out, int(op.Results[0].Type.Shape.Last()), float32(a.Float("alpha")), float32(a.Float("limit")), float32(a.Float("up_offset")), a.String("layout") == "interleaved"), nil
 	case "mix":
@@ -114,39 +114,102 @@ func (m *Model) embedding(table *weight, ids, out buf) func(int, int) {
 
 // linear computes x @ w^T + b (+ residual when given). One token reads each
 // weight row straight from the mapping; several tokens decode the row once
-// into scratch and reuse it.
+// into scratch and multiply it with four tokens at a time.
 func (m *Model) linear(x buf, w *weight, bias []float32, out buf, residual *buf) func(int, int) {
-	m.needScratch(w.cols)
-	st := &seqPos{}
+	m.needScratch(2*w.cols + 2*m.batch)
+	if w.dtype == ir.MXFP4 {
+		m.needPrep(w.cols)
+	}
+	offs := tokenOffsets(x, m.batch)
+	st := &struct {
+		seq int
+		x   []float32 // the token, prepared, when seq is 1
+	}{}
+	store := func(o int, dots []float32) {
+		var b float32
+		if bias != nil {
+			b = bias[o]
+		}
+		for t, v := range dots {
+			v += b
+			if residual != nil {
+				v += residual.data[t*residual.row+o]
+			}
+			out.data[t*out.row+o] = v
+		}
+	}
 	body := func(lo, hi, worker int) {
 		seq := st.seq
-		row := m.scratch[worker][:w.cols]
-		for o := lo; o < hi; o++ {
-			var b float32
-			if bias != nil {
-				b = bias[o]
+		sc := m.scratch[worker]
+		rowA, rowB := sc[:w.cols], sc[w.cols:2*w.cols]
+		dotsA, dotsB := sc[2*w.cols:2*w.cols+seq], sc[2*w.cols+m.batch:2*w.cols+m.batch+seq]
+		if seq == 1 {
+			for o := lo; o < hi; o++ {
+				dotsA[0] = w.dot(o, st.x)
+				store(o, dotsA)
 			}
-			if seq == 1 {
-				v := w.dot(o, x.data[:w.cols]) + b
-				if residual != nil {
-					v += residual.data[o]
-				}
-				out.data[o] = v
-				continue
-			}
-			w.decodeRow(o, row)
-			for t := 0; t < seq; t++ {
-				v := dotF32(row, x.data[t*x.row:t*x.row+w.cols]) + b
-				if residual != nil {
-					v += residual.data[t*residual.row+o]
-				}
-				out.data[t*out.row+o] = v
-			}
+			return
+		}
+		o := lo
+		for ; o+2 <= hi; o += 2 {
+			w.decodeRow(o, rowA)
+			w.decodeRow(o+1, rowB)
+			dotGather2(rowA, rowB, x.data, offs[:seq], dotsA, dotsB)
+			store(o, dotsA)
+			store(o+1, dotsB)
+		}
+		if o < hi {
+			w.decodeRow(o, rowA)
+			dotGather(rowA, x.data, offs[:seq], dotsA)
+			store(o, dotsA)
 		}
 	}
 	return func(seq, _ int) {
 		st.seq = seq
+		if seq == 1 {
+			st.x = w.prepare(x.data[:w.cols], m.prep)
+		}
 		m.pool.run(w.rows, grainFor(w.cols*seq), body)
+	}
+}
+
+// tokenOffsets lists where each token's row of x starts.
+func tokenOffsets(x buf, batch int) []int32 {
+	offs := make([]int32, batch)
+	for t := range offs {
+		offs[t] = int32(t * x.row)
+	}
+	return offs
+}
+
+// dotGather2 is dotGather for two rows at once: each input is read once
+// for both.
+func dotGather2(rowA, rowB, data []float32, offs []int32, dotsA, dotsB []float32) {
+	n := len(rowA)
+	i := 0
+	for ; i+4 <= len(offs); i += 4 {
+		o0, o1, o2, o3 := int(offs[i]), int(offs[i+1]), int(offs[i+2]), int(offs[i+3])
+		dotF32x2x4(rowA, rowB, data[o0:o0+n], data[o1:o1+n], data[o2:o2+n], data[o3:o3+n], dotsA[i:i+4], dotsB[i:i+4])
+	}
+	for ; i < len(offs); i++ {
+		o := int(offs[i])
+		dotsA[i] = dotF32(rowA, data[o:o+n])
+		dotsB[i] = dotF32(rowB, data[o:o+n])
+	}
+}
+
+// dotGather computes dots[i] = row · data[offs[i]:][:len(row)], reading
+// the row once for every four inputs.
+func dotGather(row, data []float32, offs []int32, dots []float32) {
+	n := len(row)
+	i := 0
+	for ; i+4 <= len(offs); i += 4 {
+		o0, o1, o2, o3 := int(offs[i]), int(offs[i+1]), int(offs[i+2]), int(offs[i+3])
+		dots[i], dots[i+1], dots[i+2], dots[i+3] = dotF32x4(row, data[o0:o0+n], data[o1:o1+n], data[o2:o2+n], data[o3:o3+n])
+	}
+	for ; i < len(offs); i++ {
+		o := int(offs[i])
+		dots[i] = dotF32(row, data[o:o+n])
 	}
 }
 
@@ -399,73 +462,49 @@ func (m *Model) softmaxRows(x, out buf) func(int, int) {
 
 // expertLinear groups the (token, route) pairs by expert, then computes
 // each expert's rows once for all the pairs routed to it.
-func (m *Model) expertLinear(x buf, shared bool, routes buf, k int, w *weight, bias []float32, out buf) func(int, int) {
+// Expert biases ([experts, rows]) are read from the mapping as needed:
+// decoding one token touches four experts' rows of them, and decoding them
+// all at load would cost time to ready and heap.
+func (m *Model) expertLinear(x buf, shared bool, routes buf, k int, w *weight, bias *weight, out buf) func(int, int) {
 	experts := int(w.shape[0])
 	outRows := int(w.shape[1])
 	in := w.cols
-	m.needScratch(in)
-	count := make([]int, experts)
-	pairs := make([][]int32, experts) // t*k+s of each pair routed to the expert
-	for e := range pairs {
-		pairs[e] = make([]int32, 0, m.batch*k)
-	}
+	m.needScratch(in + m.batch*k)
+	ps := newExpertPairs(m, experts, k, w)
 	type unit struct{ e, lo, hi int }
 	units := make([]unit, 0, experts*8)
-	unitsBuf := &units
-	st := &seqPos{}
 	body := func(lo, hi, worker int) {
 		row := m.scratch[worker][:in]
 		for u := lo; u < hi; u++ {
-			un := (*unitsBuf)[u]
-			ps := pairs[un.e]
+			un := units[u]
+			pairs := ps.pairs[un.e]
+			dots := m.scratch[worker][in : in+len(pairs)]
 			for o := un.lo; o < un.hi; o++ {
 				r := un.e*outRows + o
 				var b float32
 				if bias != nil {
-					b = bias[r]
+					b = bias.at(r)
 				}
-				if len(ps) > 1 {
-					w.decodeRow(r, row)
-				}
-				for _, p := range ps {
+				ps.dots(un.e, r, x, row, dots)
+				for i, p := range pairs {
 					t, s := int(p)/k, int(p)%k
-					xi := x.data[t*x.row : t*x.row+in]
-					if !shared {
-						xi = x.data[t*x.row+s*in : t*x.row+(s+1)*in]
-					}
-					var v float32
-					if len(ps) > 1 {
-						v = dotF32(row, xi)
-					} else {
-						v = w.dot(r, xi)
-					}
-					out.data[t*out.row+s*outRows+o] = v + b
+					out.data[t*out.row+s*outRows+o] = dots[i] + b
 				}
 			}
 		}
 	}
 	return func(seq, _ int) {
-		for e := range pairs {
-			pairs[e] = pairs[e][:0]
-			count[e] = 0
-		}
-		for t := 0; t < seq; t++ {
-			for s := 0; s < k; s++ {
-				e, _ := routeAt(routes, t, s)
-				pairs[e] = append(pairs[e], int32(t*k+s))
-			}
-		}
+		ps.fill(routes, seq, x, shared)
 		units = units[:0]
-		for e, ps := range pairs {
-			if len(ps) == 0 {
+		for e, pairs := range ps.pairs {
+			if len(pairs) == 0 {
 				continue
 			}
-			step := max(1, min(outRows, macsPerChunk/(in*len(ps))))
+			step := max(1, min(outRows, macsPerChunk/(in*len(pairs))))
 			for lo := 0; lo < outRows; lo += step {
 				units = append(units, unit{e, lo, min(lo+step, outRows)})
 			}
 		}
-		st.seq = seq
 		m.pool.run(len(units), 1, body)
 	}
 }

@@ -24,17 +24,6 @@ type weight struct {
 	aligned bool
 }
 
-// fp4 is the E2M1 code table of the fixtures' README.
-var fp4 = [16]float32{0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6}
-
-// exp2Table[s] is 2^(s-127), the E8M0 block scale.
-var exp2Table = func() (t [256]float32) {
-	for s := range t {
-		t[s] = float32(math.Ldexp(1, s-127))
-	}
-	return
-}()
-
 func bindWeight(w *ir.Weight, ck *weights.Checkpoint) (*weight, error) {
 	out := &weight{name: w.Name, dtype: w.DType, shape: w.Shape, cols: int(w.Shape.Last())}
 	out.rows = int(w.Shape.Elems()) / out.cols
@@ -91,10 +80,7 @@ func (w *weight) decodeRow(r int, dst []float32) {
 	dst = dst[:n]
 	switch w.dtype {
 	case ir.BF16:
-		src := w.u16[r*n : r*n+n]
-		for i, h := range src {
-			dst[i] = bf16(h)
-		}
+		decodeBF16(w.u16[r*n:r*n+n], dst)
 	case ir.F16:
 		src := w.u16[r*n : r*n+n]
 		for i, h := range src {
@@ -103,21 +89,24 @@ func (w *weight) decodeRow(r int, dst []float32) {
 	case ir.F32:
 		copy(dst, w.f32[r*n:r*n+n])
 	case ir.MXFP4:
-		blocks := w.blocks[r*n/2 : r*n/2+n/2]
-		scales := w.scales[r*n/32 : r*n/32+n/32]
-		for b, s := range scales {
-			scale := exp2Table[s]
-			blk := blocks[b*16 : b*16+16]
-			out := dst[b*32 : b*32+32]
-			for j, v := range blk {
-				out[2*j] = fp4[v&15] * scale
-				out[2*j+1] = fp4[v>>4] * scale
-			}
-		}
+		decodeMXFP4(w.blocks[r*n/2:r*n/2+n/2], w.scales[r*n/32:r*n/32+n/32], dst)
 	}
 }
 
-// dot is row r of the weight times x, without decoding the row first.
+// prepare returns x as dot reads it: x itself, or for MXFP4 x in pair
+// order, written to dst. A product prepares x once and reads every row
+// against it.
+func (w *weight) prepare(x, dst []float32) []float32 {
+	if w.dtype != ir.MXFP4 {
+		return x
+	}
+	dst = dst[:len(x)]
+	pairOrder(x, dst)
+	return dst
+}
+
+// dot is row r of the weight times x, without decoding the row first. x
+// must come from prepare.
 func (w *weight) dot(r int, x []float32) float32 {
 	n := w.cols
 	x = x[:n]
@@ -158,52 +147,4 @@ func (w *weight) vector() []float32 {
 		w.decodeRow(r, out[r*w.cols:(r+1)*w.cols])
 	}
 	return out
-}
-
-func dotF32(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dotBF16(w []uint16, x []float32) float32 {
-	x = x[:len(w)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(w); i += 4 {
-		s0 += bf16(w[i]) * x[i]
-		s1 += bf16(w[i+1]) * x[i+1]
-		s2 += bf16(w[i+2]) * x[i+2]
-		s3 += bf16(w[i+3]) * x[i+3]
-	}
-	for ; i < len(w); i++ {
-		s0 += bf16(w[i]) * x[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-// dotMXFP4 decodes 4-bit values as it multiplies: the weights stay packed.
-func dotMXFP4(blocks, scales []byte, x []float32) float32 {
-	var total float32
-	for b, s := range scales {
-		blk := blocks[b*16 : b*16+16]
-		xs := x[b*32 : b*32+32]
-		var s0, s1 float32
-		for j, v := range blk {
-			s0 += fp4[v&15] * xs[2*j]
-			s1 += fp4[v>>4] * xs[2*j+1]
-		}
-		total += (s0 + s1) * exp2Table[s]
-	}
-	return total
 }

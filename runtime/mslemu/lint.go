@@ -174,7 +174,6 @@ func stripCommentsAndStrings(src string) string {
 	return string(b)
 }
 
-
 // threadgroupDecls returns the offsets of `threadgroup` storage
 // declarations: the qualifier outside any parentheses (so not a parameter
 // or a cast) in a declaration that declares neither a pointer nor a

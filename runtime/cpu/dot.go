@@ -1,0 +1,166 @@
+package cpu
+
+import "math"
+
+// The inner loops of every matrix product. Each kernel has a pure-Go
+// version (the *Go functions below), which is the definition and runs
+// everywhere; on amd64 with AVX2 and FMA, dot_amd64.go replaces the
+// variables with assembly at start-up. The assembly is tested against the
+// Go versions on random inputs (dot_test.go): the results agree to float
+// rounding, since only the order of the additions differs.
+var (
+	// dotF32 is a · b[:len(a)].
+	dotF32 = dotF32Go
+	// dotBF16 is the bf16 row w times x[:len(w)].
+	dotBF16 = dotBF16Go
+	// dotMXFP4 is an MXFP4 row (len(scales) blocks of 32 values) times
+	// x in pair order (see pairOrder).
+	dotMXFP4 = dotMXFP4Go
+	// decodeBF16 widens a bf16 row into dst[:len(src)].
+	decodeBF16 = decodeBF16Go
+	// decodeMXFP4 writes the 32*len(scales) values of an MXFP4 row to dst.
+	decodeMXFP4 = decodeMXFP4Go
+	// dotF32x4 is a · x0, a · x1, a · x2, a · x3: a row of the weights
+	// against four tokens, read once for all four.
+	dotF32x4 = dotF32x4Go
+	// dotF32x2x4 is rows a and b against four tokens: outA[0:4] gets
+	// a · x0..x3, outB[0:4] b · x0..x3.
+	dotF32x2x4 = dotF32x2x4Go
+	// dotF16 is an f16 row (little-endian bytes, a KV cache row) times x.
+	dotF16 = dotF16Go
+	// axpyF16 adds w times an f16 row to acc.
+	axpyF16 = axpyF16Go
+)
+
+// kernelSet names the kernels in use, for benchmarks and reports.
+var kernelSet = "go"
+
+// fp4x2 holds twice the E2M1 values and mxfp4Half[s] is 2^(s-128), so
+// that fp4x2[c]*mxfp4Half[s] = FP4[c]*2^(s-127) with both factors exact
+// float32 values for every scale byte, 255 and 0 included (2^128 is not a
+// float32). The doubled codes are small integers, which the assembly
+// looks up as bytes.
+var (
+	fp4x2     = [16]float32{0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12}
+	mxfp4Half = func() (t [256]float32) {
+		for s := range t {
+			t[s] = float32(math.Ldexp(1, s-128))
+		}
+		return
+	}()
+)
+
+func dotF32Go(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+func dotF32x4Go(a, x0, x1, x2, x3 []float32) (float32, float32, float32, float32) {
+	return dotF32Go(a, x0), dotF32Go(a, x1), dotF32Go(a, x2), dotF32Go(a, x3)
+}
+
+func dotF32x2x4Go(a, b, x0, x1, x2, x3, outA, outB []float32) {
+	outA[0], outA[1], outA[2], outA[3] = dotF32x4Go(a, x0, x1, x2, x3)
+	outB[0], outB[1], outB[2], outB[3] = dotF32x4Go(b, x0, x1, x2, x3)
+}
+
+func dotF16Go(h []byte, x []float32) float32 {
+	h = h[:2*len(x)]
+	var s float32
+	for i, v := range x {
+		s += f16At(h[2*i:]) * v
+	}
+	return s
+}
+
+func axpyF16Go(h []byte, w float32, acc []float32) {
+	h = h[:2*len(acc)]
+	for i := range acc {
+		acc[i] += w * f16At(h[2*i:])
+	}
+}
+
+func dotBF16Go(w []uint16, x []float32) float32 {
+	x = x[:len(w)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(w); i += 4 {
+		s0 += bf16(w[i]) * x[i]
+		s1 += bf16(w[i+1]) * x[i+1]
+		s2 += bf16(w[i+2]) * x[i+2]
+		s3 += bf16(w[i+3]) * x[i+3]
+	}
+	for ; i < len(w); i++ {
+		s0 += bf16(w[i]) * x[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// pairOrder writes x in the order dotMXFP4 reads it: in each block of 32,
+// the 16 even elements, then the 16 odd ones. Byte j of an MXFP4 block
+// holds element 2j in its low nibble and 2j+1 in its high nibble, so the
+// kernels look up all low nibbles at once and all high ones at once, and
+// multiply each set by a contiguous run of x. A matrix-vector product
+// reorders x once and reads every row against it.
+func pairOrder(x, dst []float32) {
+	dst = dst[:len(x)]
+	for b := 0; b+32 <= len(x); b += 32 {
+		xs, ds := x[b:b+32], dst[b:b+32]
+		for j := 0; j < 16; j++ {
+			ds[j] = xs[2*j]
+			ds[16+j] = xs[2*j+1]
+		}
+	}
+}
+
+// dotMXFP4Go decodes 4-bit values as it multiplies: the weights stay
+// packed. xp is x in pair order.
+func dotMXFP4Go(blocks, scales []byte, xp []float32) float32 {
+	blocks = blocks[:16*len(scales)]
+	xp = xp[:32*len(scales)]
+	var total float32
+	for b, s := range scales {
+		blk := blocks[b*16 : b*16+16]
+		even := xp[b*32 : b*32+16]
+		odd := xp[b*32+16 : b*32+32]
+		var s0, s1 float32
+		for j, v := range blk {
+			s0 += fp4x2[v&15] * even[j]
+			s1 += fp4x2[v>>4] * odd[j]
+		}
+		total += (s0 + s1) * mxfp4Half[s]
+	}
+	return total
+}
+
+func decodeBF16Go(src []uint16, dst []float32) {
+	dst = dst[:len(src)]
+	for i, h := range src {
+		dst[i] = bf16(h)
+	}
+}
+
+func decodeMXFP4Go(blocks, scales []byte, dst []float32) {
+	blocks = blocks[:16*len(scales)]
+	dst = dst[:32*len(scales)]
+	for b, s := range scales {
+		scale := mxfp4Half[s]
+		blk := blocks[b*16 : b*16+16]
+		out := dst[b*32 : b*32+32]
+		for j, v := range blk {
+			out[2*j] = fp4x2[v&15] * scale
+			out[2*j+1] = fp4x2[v>>4] * scale
+		}
+	}
+}

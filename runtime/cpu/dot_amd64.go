@@ -1,0 +1,236 @@
+//go:build amd64 && !purego
+
+package cpu
+
+import "golang.org/x/sys/cpu"
+
+// The assembly kernels need AVX2 (256-bit integer ops), FMA and F16C;
+// every x86-64 CPU since Haswell (2013) and Zen 1 has all three. Others
+// keep the Go kernels. Build with -tags purego to use the Go kernels
+// everywhere.
+var haveAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C
+
+// The AVX-512 set adds an MXFP4 kernel that needs only AVX-512F (Intel
+// server parts since Skylake-SP, AMD since Zen 4).
+var haveAVX512 = haveAVX2 && cpu.X86.HasAVX512F
+
+func init() {
+	switch {
+	case haveAVX512:
+		useKernels("avx512")
+	case haveAVX2:
+		useKernels("avx2")
+	}
+}
+
+// useKernels selects a kernel set: "go" everywhere, "avx2" and "avx512"
+// where the CPU has them. Tests and benchmarks switch between them to
+// compare. It must not be called while a model runs.
+func useKernels(name string) bool {
+	switch {
+	case name == "go":
+		dotF32, dotBF16, dotMXFP4 = dotF32Go, dotBF16Go, dotMXFP4Go
+		decodeBF16, decodeMXFP4, dotF32x4 = decodeBF16Go, decodeMXFP4Go, dotF32x4Go
+		dotF32x2x4, dotF16, axpyF16 = dotF32x2x4Go, dotF16Go, axpyF16Go
+	case name == "avx2" && haveAVX2:
+		dotF32, dotBF16, dotMXFP4 = dotF32AVX2, dotBF16AVX2, dotMXFP4AVX2
+		decodeBF16, decodeMXFP4, dotF32x4 = decodeBF16AVX2, decodeMXFP4AVX2, dotF32x4AVX2
+		dotF32x2x4, dotF16, axpyF16 = dotF32x2x4AVX2, dotF16AVX2, axpyF16AVX2
+	case name == "avx512" && haveAVX512:
+		useKernels("avx2")
+		dotMXFP4 = dotMXFP4AVX512
+	default:
+		return false
+	}
+	kernelSet = name
+	return true
+}
+
+// kernelSets lists the sets this machine can run.
+func kernelSets() []string {
+	switch {
+	case haveAVX512:
+		return []string{"go", "avx2", "avx512"}
+	case haveAVX2:
+		return []string{"go", "avx2"}
+	}
+	return []string{"go"}
+}
+
+//go:noescape
+func dotF32Asm(a, b *float32, n int) float32
+
+//go:noescape
+func dotF32x4Asm(a, x0, x1, x2, x3 *float32, n int) (r0, r1, r2, r3 float32)
+
+//go:noescape
+func dotF32x2x4Asm(a, b, x0, x1, x2, x3 *float32, n int, outA, outB *float32)
+
+//go:noescape
+func dotBF16Asm(w *uint16, x *float32, n int) float32
+
+//go:noescape
+func decodeBF16Asm(src *uint16, dst *float32, n int)
+
+//go:noescape
+func dotMXFP4Asm(blocks, scales *byte, x *float32, nblocks int) float32
+
+//go:noescape
+func dotMXFP4AVX512Asm(blocks, scales *byte, x *float32, nblocks int) float32
+
+//go:noescape
+func decodeMXFP4Asm(blocks, scales *byte, dst *float32, nblocks int)
+
+//go:noescape
+func dotF16Asm(h *byte, x *float32, n int) float32
+
+//go:noescape
+func axpyF16Asm(h *byte, w float32, acc *float32, n int)
+
+//go:noescape
+func readSumAsm(p *uint64, n int) uint64
+
+// The wrappers check lengths (the slice expressions panic on a short
+// operand, as the Go kernels do) and finish the last n%8 elements in Go.
+
+func dotF32AVX2(a, b []float32) float32 {
+	b = b[:len(a)]
+	n := len(a) &^ 7
+	var s float32
+	if n > 0 {
+		s = dotF32Asm(&a[0], &b[0], n)
+	}
+	for i := n; i < len(a); i++ {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+func dotF32x4AVX2(a, x0, x1, x2, x3 []float32) (float32, float32, float32, float32) {
+	x0, x1, x2, x3 = x0[:len(a)], x1[:len(a)], x2[:len(a)], x3[:len(a)]
+	n := len(a) &^ 7
+	var r0, r1, r2, r3 float32
+	if n > 0 {
+		r0, r1, r2, r3 = dotF32x4Asm(&a[0], &x0[0], &x1[0], &x2[0], &x3[0], n)
+	}
+	for i := n; i < len(a); i++ {
+		r0 += a[i] * x0[i]
+		r1 += a[i] * x1[i]
+		r2 += a[i] * x2[i]
+		r3 += a[i] * x3[i]
+	}
+	return r0, r1, r2, r3
+}
+
+func dotF32x2x4AVX2(a, b, x0, x1, x2, x3, outA, outB []float32) {
+	b = b[:len(a)]
+	x0, x1, x2, x3 = x0[:len(a)], x1[:len(a)], x2[:len(a)], x3[:len(a)]
+	outA, outB = outA[:4], outB[:4]
+	n := len(a) &^ 7
+	if n > 0 {
+		dotF32x2x4Asm(&a[0], &b[0], &x0[0], &x1[0], &x2[0], &x3[0], n, &outA[0], &outB[0])
+	} else {
+		clear(outA)
+		clear(outB)
+	}
+	for i := n; i < len(a); i++ {
+		outA[0] += a[i] * x0[i]
+		outA[1] += a[i] * x1[i]
+		outA[2] += a[i] * x2[i]
+		outA[3] += a[i] * x3[i]
+		outB[0] += b[i] * x0[i]
+		outB[1] += b[i] * x1[i]
+		outB[2] += b[i] * x2[i]
+		outB[3] += b[i] * x3[i]
+	}
+}
+
+func dotBF16AVX2(w []uint16, x []float32) float32 {
+	x = x[:len(w)]
+	n := len(w) &^ 7
+	var s float32
+	if n > 0 {
+		s = dotBF16Asm(&w[0], &x[0], n)
+	}
+	for i := n; i < len(w); i++ {
+		s += bf16(w[i]) * x[i]
+	}
+	return s
+}
+
+func decodeBF16AVX2(src []uint16, dst []float32) {
+	dst = dst[:len(src)]
+	n := len(src) &^ 7
+	if n > 0 {
+		decodeBF16Asm(&src[0], &dst[0], n)
+	}
+	for i := n; i < len(src); i++ {
+		dst[i] = bf16(src[i])
+	}
+}
+
+func dotMXFP4AVX2(blocks, scales []byte, x []float32) float32 {
+	if len(scales) == 0 {
+		return 0
+	}
+	blocks = blocks[:16*len(scales)]
+	x = x[:32*len(scales)]
+	return dotMXFP4Asm(&blocks[0], &scales[0], &x[0], len(scales))
+}
+
+func dotMXFP4AVX512(blocks, scales []byte, x []float32) float32 {
+	if len(scales) == 0 {
+		return 0
+	}
+	blocks = blocks[:16*len(scales)]
+	x = x[:32*len(scales)]
+	return dotMXFP4AVX512Asm(&blocks[0], &scales[0], &x[0], len(scales))
+}
+
+func decodeMXFP4AVX2(blocks, scales []byte, dst []float32) {
+	if len(scales) == 0 {
+		return
+	}
+	blocks = blocks[:16*len(scales)]
+	dst = dst[:32*len(scales)]
+	decodeMXFP4Asm(&blocks[0], &scales[0], &dst[0], len(scales))
+}
+
+func dotF16AVX2(h []byte, x []float32) float32 {
+	h = h[:2*len(x)]
+	n := len(x) &^ 7
+	var s float32
+	if n > 0 {
+		s = dotF16Asm(&h[0], &x[0], n)
+	}
+	for i := n; i < len(x); i++ {
+		s += f16At(h[2*i:]) * x[i]
+	}
+	return s
+}
+
+func axpyF16AVX2(h []byte, w float32, acc []float32) {
+	h = h[:2*len(acc)]
+	n := len(acc) &^ 7
+	if n > 0 {
+		axpyF16Asm(&h[0], w, &acc[0], n)
+	}
+	for i := n; i < len(acc); i++ {
+		acc[i] += w * f16At(h[2*i:])
+	}
+}
+
+// readSum adds the words of p, 256 bits at a time where the CPU allows.
+func readSum(p []uint64) uint64 {
+	n := len(p) &^ 15
+	var s uint64
+	if haveAVX2 && n > 0 {
+		s = readSumAsm(&p[0], n)
+	} else {
+		n = 0
+	}
+	for _, v := range p[n:] {
+		s += v
+	}
+	return s
+}

@@ -1,0 +1,597 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// AVX2 + FMA versions of the kernels in dot.go. Each takes pointers and a
+// count that the Go wrappers in dot_amd64.go have checked: a multiple of
+// 8 elements (of 32 for MXFP4, counted in blocks), at least one.
+
+// The doubled E2M1 values as signed bytes, indexed by the 4-bit code:
+// 0 1 2 3 4 6 8 12, then the same negated (-0 is 0).
+DATA fp4x2lut<>+0(SB)/8, $0x0c08060403020100
+DATA fp4x2lut<>+8(SB)/8, $0xf4f8fafcfdfeff00
+GLOBL fp4x2lut<>(SB), RODATA|NOPTR, $16
+
+DATA nibblemask<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA nibblemask<>+8(SB)/8, $0x0f0f0f0f0f0f0f0f
+GLOBL nibblemask<>(SB), RODATA|NOPTR, $16
+
+// hsum reduces the 8 floats of Y0 to X0's low float.
+#define HSUM \
+	VEXTRACTF128 $1, Y0, X1 \
+	VADDPS       X1, X0, X0 \
+	VHADDPS      X0, X0, X0 \
+	VHADDPS      X0, X0, X0
+
+// func dotF32Asm(a, b *float32, n int) float32
+TEXT ·dotF32Asm(SB), NOSPLIT, $0-28
+	MOVQ   a+0(FP), SI
+	MOVQ   b+8(FP), DI
+	MOVQ   n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+f32loop32:
+	CMPQ        CX, $32
+	JLT         f32loop8
+	VMOVUPS     (SI), Y4
+	VMOVUPS     32(SI), Y5
+	VMOVUPS     64(SI), Y6
+	VMOVUPS     96(SI), Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ        $128, SI
+	ADDQ        $128, DI
+	SUBQ        $32, CX
+	JMP         f32loop32
+
+f32loop8:
+	CMPQ        CX, $8
+	JLT         f32done
+	VMOVUPS     (SI), Y4
+	VFMADD231PS (DI), Y4, Y0
+	ADDQ        $32, SI
+	ADDQ        $32, DI
+	SUBQ        $8, CX
+	JMP         f32loop8
+
+f32done:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	HSUM
+	VZEROUPPER
+	MOVSS  X0, ret+24(FP)
+	RET
+
+// func dotF32x4Asm(a, x0, x1, x2, x3 *float32, n int) (r0, r1, r2, r3 float32)
+//
+// Eight accumulators (two per token) keep both FMA ports busy; each
+// element of a is loaded once for the four tokens.
+TEXT ·dotF32x4Asm(SB), NOSPLIT, $0-64
+	MOVQ   a+0(FP), SI
+	MOVQ   x0+8(FP), R8
+	MOVQ   x1+16(FP), R9
+	MOVQ   x2+24(FP), R10
+	MOVQ   x3+32(FP), R11
+	MOVQ   n+40(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+x4loop16:
+	CMPQ        CX, $16
+	JLT         x4loop8
+	VMOVUPS     (SI), Y8
+	VMOVUPS     32(SI), Y9
+	VFMADD231PS (R8), Y8, Y0
+	VFMADD231PS (R9), Y8, Y1
+	VFMADD231PS (R10), Y8, Y2
+	VFMADD231PS (R11), Y8, Y3
+	VFMADD231PS 32(R8), Y9, Y4
+	VFMADD231PS 32(R9), Y9, Y5
+	VFMADD231PS 32(R10), Y9, Y6
+	VFMADD231PS 32(R11), Y9, Y7
+	ADDQ        $64, SI
+	ADDQ        $64, R8
+	ADDQ        $64, R9
+	ADDQ        $64, R10
+	ADDQ        $64, R11
+	SUBQ        $16, CX
+	JMP         x4loop16
+
+x4loop8:
+	CMPQ        CX, $8
+	JLT         x4done
+	VMOVUPS     (SI), Y8
+	VFMADD231PS (R8), Y8, Y0
+	VFMADD231PS (R9), Y8, Y1
+	VFMADD231PS (R10), Y8, Y2
+	VFMADD231PS (R11), Y8, Y3
+	ADDQ        $32, SI
+	ADDQ        $32, R8
+	ADDQ        $32, R9
+	ADDQ        $32, R10
+	ADDQ        $32, R11
+	SUBQ        $8, CX
+	JMP         x4loop8
+
+x4done:
+	VADDPS Y4, Y0, Y0
+	VADDPS Y5, Y1, Y1
+	VADDPS Y6, Y2, Y2
+	VADDPS Y7, Y3, Y3
+
+	// Transpose-reduce: after two rounds of VHADDPS each 128-bit lane
+	// holds the four partial sums of that lane, in token order.
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y3, Y2, Y2
+	VHADDPS      Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VZEROUPPER
+	MOVSS        X0, r0+48(FP)
+	VPSHUFD      $0x55, X0, X1
+	MOVSS        X1, r1+52(FP)
+	VPSHUFD      $0xaa, X0, X1
+	MOVSS        X1, r2+56(FP)
+	VPSHUFD      $0xff, X0, X1
+	MOVSS        X1, r3+60(FP)
+	RET
+
+// func dotF32x2x4Asm(a, b, x0, x1, x2, x3 *float32, n int, outA, outB *float32)
+//
+// Two rows against four tokens: outA[0:4] = a·x0..a·x3, outB[0:4] =
+// b·x0..b·x3. Each x
+// element is loaded once for both rows, which halves the traffic of x
+// (from L2 in a prefill) against dotF32x4.
+TEXT ·dotF32x2x4Asm(SB), NOSPLIT, $0-72
+	MOVQ   a+0(FP), SI
+	MOVQ   b+8(FP), DX
+	MOVQ   x0+16(FP), R8
+	MOVQ   x1+24(FP), R9
+	MOVQ   x2+32(FP), R10
+	MOVQ   x3+40(FP), R11
+	MOVQ   n+48(FP), CX
+	MOVQ   outA+56(FP), DI
+	MOVQ   outB+64(FP), BX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+x24loop:
+	CMPQ        CX, $8
+	JLT         x24done
+	VMOVUPS     (SI), Y8
+	VMOVUPS     (DX), Y9
+	VMOVUPS     (R8), Y10
+	VMOVUPS     (R9), Y11
+	VMOVUPS     (R10), Y12
+	VMOVUPS     (R11), Y13
+	VFMADD231PS Y10, Y8, Y0
+	VFMADD231PS Y11, Y8, Y1
+	VFMADD231PS Y12, Y8, Y2
+	VFMADD231PS Y13, Y8, Y3
+	VFMADD231PS Y10, Y9, Y4
+	VFMADD231PS Y11, Y9, Y5
+	VFMADD231PS Y12, Y9, Y6
+	VFMADD231PS Y13, Y9, Y7
+	ADDQ        $32, SI
+	ADDQ        $32, DX
+	ADDQ        $32, R8
+	ADDQ        $32, R9
+	ADDQ        $32, R10
+	ADDQ        $32, R11
+	SUBQ        $8, CX
+	JMP         x24loop
+
+x24done:
+	VHADDPS    Y1, Y0, Y0
+	VHADDPS    Y3, Y2, Y2
+	VHADDPS    Y2, Y0, Y0
+	VHADDPS    Y5, Y4, Y4
+	VHADDPS    Y7, Y6, Y6
+	VHADDPS    Y6, Y4, Y4
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x31, Y4, Y0, Y9
+	VADDPS       Y9, Y8, Y8
+	VMOVUPS      X8, (DI)
+	VEXTRACTF128 $1, Y8, (BX)
+	VZEROUPPER
+	RET
+
+// func dotBF16Asm(w *uint16, x *float32, n int) float32
+//
+// A bf16 is the top half of a float32: zero-extend to 32 bits, shift
+// left 16. The loop is bound by memory; the prefetch 1 KiB ahead keeps
+// the stream going across page boundaries.
+TEXT ·dotBF16Asm(SB), NOSPLIT, $0-28
+	MOVQ   w+0(FP), SI
+	MOVQ   x+8(FP), DI
+	MOVQ   n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+bf16loop32:
+	CMPQ        CX, $32
+	JLT         bf16loop8
+	PREFETCHT0  1024(SI)
+	VPMOVZXWD   (SI), Y4
+	VPMOVZXWD   16(SI), Y5
+	VPMOVZXWD   32(SI), Y6
+	VPMOVZXWD   48(SI), Y7
+	VPSLLD      $16, Y4, Y4
+	VPSLLD      $16, Y5, Y5
+	VPSLLD      $16, Y6, Y6
+	VPSLLD      $16, Y7, Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ        $64, SI
+	ADDQ        $128, DI
+	SUBQ        $32, CX
+	JMP         bf16loop32
+
+bf16loop8:
+	// n is a multiple of 8, so at most one step is left.
+	CMPQ        CX, $8
+	JLT         bf16done
+	VPMOVZXWD   (SI), Y4
+	VPSLLD      $16, Y4, Y4
+	VFMADD231PS (DI), Y4, Y0
+	ADDQ        $16, SI
+	ADDQ        $32, DI
+	SUBQ        $8, CX
+	JMP         bf16loop8
+
+bf16done:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	HSUM
+	VZEROUPPER
+	MOVSS  X0, ret+24(FP)
+	RET
+
+// func decodeBF16Asm(src *uint16, dst *float32, n int)
+TEXT ·decodeBF16Asm(SB), NOSPLIT, $0-24
+	MOVQ src+0(FP), SI
+	MOVQ dst+8(FP), DI
+	MOVQ n+16(FP), CX
+
+dbf16loop:
+	CMPQ      CX, $8
+	JLT       dbf16done
+	VPMOVZXWD (SI), Y4
+	VPSLLD    $16, Y4, Y4
+	VMOVUPS   Y4, (DI)
+	ADDQ      $16, SI
+	ADDQ      $32, DI
+	SUBQ      $8, CX
+	JMP       dbf16loop
+
+dbf16done:
+	VZEROUPPER
+	RET
+
+// UNPACK32 turns the 16 bytes at (SI) into the 32 doubled E2M1 values of
+// the block, in element order, as floats in Y6 (0-7), Y7 (8-15), Y8
+// (16-23) and Y9 (24-31). It needs the code table in X14 and the nibble
+// mask in X15, and clobbers X2-X5. Byte j holds element 2j in its low
+// nibble and 2j+1 in its high nibble, so interleaving the looked-up low
+// and high nibbles restores the order.
+#define UNPACK32 \
+	VMOVDQU    (SI), X2     \
+	VPSRLW     $4, X2, X3   \
+	VPAND      X15, X2, X2  \
+	VPAND      X15, X3, X3  \
+	VPSHUFB    X2, X14, X2  \
+	VPSHUFB    X3, X14, X3  \
+	VPUNPCKLBW X3, X2, X4   \
+	VPUNPCKHBW X3, X2, X5   \
+	VPMOVSXBD  X4, Y6       \
+	VPSRLDQ    $8, X4, X4   \
+	VPMOVSXBD  X4, Y7       \
+	VPMOVSXBD  X5, Y8       \
+	VPSRLDQ    $8, X5, X5   \
+	VPMOVSXBD  X5, Y9       \
+	VCVTDQ2PS  Y6, Y6       \
+	VCVTDQ2PS  Y7, Y7       \
+	VCVTDQ2PS  Y8, Y8       \
+	VCVTDQ2PS  Y9, Y9
+
+// LOOKUP32 is UNPACK32 for x in pair order: the values come out as the
+// 16 even elements (Y6, Y7), then the 16 odd ones (Y8, Y9), which saves
+// the interleave.
+#define LOOKUP32(src) \
+	VMOVDQU   (src), X2    \
+	VPSRLW    $4, X2, X3   \
+	VPAND     X15, X2, X2  \
+	VPAND     X15, X3, X3  \
+	VPSHUFB   X2, X14, X2  \
+	VPSHUFB   X3, X14, X3  \
+	VPMOVSXBD X2, Y6       \
+	VPSRLDQ   $8, X2, X2   \
+	VPMOVSXBD X2, Y7       \
+	VPMOVSXBD X3, Y8       \
+	VPSRLDQ   $8, X3, X3   \
+	VPMOVSXBD X3, Y9       \
+	VCVTDQ2PS Y6, Y6       \
+	VCVTDQ2PS Y7, Y7       \
+	VCVTDQ2PS Y8, Y8       \
+	VCVTDQ2PS Y9, Y9
+
+// func dotMXFP4Asm(blocks, scales *byte, x *float32, nblocks int) float32
+//
+// x is in pair order. Each block's 32 products are summed unscaled, then
+// the sum is scaled and added to one of two accumulators (alternating
+// blocks), as the Go version scales each block's sum. The prefetch runs
+// 512 bytes ahead of the blocks, across page boundaries, where the
+// hardware prefetchers stop.
+TEXT ·dotMXFP4Asm(SB), NOSPLIT, $0-36
+	MOVQ    blocks+0(FP), SI
+	MOVQ    scales+8(FP), BX
+	MOVQ    x+16(FP), DI
+	MOVQ    nblocks+24(FP), CX
+	LEAQ    ·mxfp4Half(SB), R8
+	VMOVDQU fp4x2lut<>(SB), X14
+	VMOVDQU nibblemask<>(SB), X15
+	VXORPS  Y0, Y0, Y0
+	VXORPS  Y1, Y1, Y1
+
+mxloop2:
+	CMPQ         CX, $2
+	JLT          mxloop1
+	PREFETCHT0   1024(SI)
+	LOOKUP32(SI)
+	VMULPS       (DI), Y6, Y6
+	VFMADD231PS  32(DI), Y7, Y6
+	VFMADD231PS  64(DI), Y8, Y6
+	VFMADD231PS  96(DI), Y9, Y6
+	MOVBLZX      (BX), AX
+	VBROADCASTSS (R8)(AX*4), Y10
+	VFMADD231PS  Y10, Y6, Y0
+	ADDQ         $16, SI
+	LOOKUP32(SI)
+	VMULPS       128(DI), Y6, Y6
+	VFMADD231PS  160(DI), Y7, Y6
+	VFMADD231PS  192(DI), Y8, Y6
+	VFMADD231PS  224(DI), Y9, Y6
+	MOVBLZX      1(BX), AX
+	VBROADCASTSS (R8)(AX*4), Y10
+	VFMADD231PS  Y10, Y6, Y1
+	ADDQ         $16, SI
+	ADDQ         $2, BX
+	ADDQ         $256, DI
+	SUBQ         $2, CX
+	JMP          mxloop2
+
+mxloop1:
+	CMPQ         CX, $1
+	JLT          mxdone
+	LOOKUP32(SI)
+	VMULPS       (DI), Y6, Y6
+	VFMADD231PS  32(DI), Y7, Y6
+	VFMADD231PS  64(DI), Y8, Y6
+	VFMADD231PS  96(DI), Y9, Y6
+	MOVBLZX      (BX), AX
+	VBROADCASTSS (R8)(AX*4), Y10
+	VFMADD231PS  Y10, Y6, Y0
+
+mxdone:
+	VADDPS Y1, Y0, Y0
+	HSUM
+	VZEROUPPER
+	MOVSS  X0, ret+32(FP)
+	RET
+
+// func decodeMXFP4Asm(blocks, scales *byte, dst *float32, nblocks int)
+TEXT ·decodeMXFP4Asm(SB), NOSPLIT, $0-32
+	MOVQ    blocks+0(FP), SI
+	MOVQ    scales+8(FP), BX
+	MOVQ    dst+16(FP), DI
+	MOVQ    nblocks+24(FP), CX
+	LEAQ    ·mxfp4Half(SB), R8
+	VMOVDQU fp4x2lut<>(SB), X14
+	VMOVDQU nibblemask<>(SB), X15
+
+dmxloop:
+	CMPQ         CX, $1
+	JLT          dmxdone
+	UNPACK32
+	MOVBLZX      (BX), AX
+	VBROADCASTSS (R8)(AX*4), Y10
+	VMULPS       Y10, Y6, Y6
+	VMULPS       Y10, Y7, Y7
+	VMULPS       Y10, Y8, Y8
+	VMULPS       Y10, Y9, Y9
+	VMOVUPS      Y6, (DI)
+	VMOVUPS      Y7, 32(DI)
+	VMOVUPS      Y8, 64(DI)
+	VMOVUPS      Y9, 96(DI)
+	ADDQ         $16, SI
+	INCQ         BX
+	ADDQ         $128, DI
+	DECQ         CX
+	JMP          dmxloop
+
+dmxdone:
+	VZEROUPPER
+	RET
+
+// func readSumAsm(p *uint64, n int) uint64
+//
+// Sums n uint64 words (n a multiple of 16) with 256-bit loads: a memory
+// read bandwidth probe for the benchmarks.
+TEXT ·readSumAsm(SB), NOSPLIT, $0-24
+	MOVQ  p+0(FP), SI
+	MOVQ  n+8(FP), CX
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+
+rsloop:
+	CMPQ   CX, $16
+	JLT    rsdone
+	VPADDQ (SI), Y0, Y0
+	VPADDQ 32(SI), Y1, Y1
+	VPADDQ 64(SI), Y2, Y2
+	VPADDQ 96(SI), Y3, Y3
+	ADDQ   $128, SI
+	SUBQ   $16, CX
+	JMP    rsloop
+
+rsdone:
+	VPADDQ       Y1, Y0, Y0
+	VPADDQ       Y3, Y2, Y2
+	VPADDQ       Y2, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDQ       X1, X0, X0
+	VPSHUFD      $0x4e, X0, X1
+	VPADDQ       X1, X0, X0
+	VZEROUPPER
+	MOVQ         X0, ret+16(FP)
+	RET
+
+// func dotMXFP4AVX512Asm(blocks, scales *byte, x *float32, nblocks int) float32
+//
+// With 512-bit registers one VPERMPS looks up 16 codes in the whole
+// 16-entry table of doubled E2M1 values as floats, so a block costs a
+// zero-extension, a shift, two lookups and two multiply-adds, with no
+// integer conversion. x is in pair order.
+TEXT ·dotMXFP4AVX512Asm(SB), NOSPLIT, $0-36
+	MOVQ    blocks+0(FP), SI
+	MOVQ    scales+8(FP), BX
+	MOVQ    x+16(FP), DI
+	MOVQ    nblocks+24(FP), CX
+	LEAQ    ·mxfp4Half(SB), R8
+	VMOVUPS ·fp4x2(SB), Z14
+	VXORPS  Z0, Z0, Z0
+	VXORPS  Z1, Z1, Z1
+
+mx5loop2:
+	CMPQ                 CX, $2
+	JLT                  mx5loop1
+	PREFETCHT0           1024(SI)
+	VPMOVZXBD            (SI), Z2
+	VPMOVZXBD            16(SI), Z6
+	VPSRLD               $4, Z2, Z3
+	VPSRLD               $4, Z6, Z7
+	VPERMPS              Z14, Z2, Z2
+	VPERMPS              Z14, Z3, Z3
+	VPERMPS              Z14, Z6, Z6
+	VPERMPS              Z14, Z7, Z7
+	VMULPS               (DI), Z2, Z2
+	VFMADD231PS          64(DI), Z3, Z2
+	VMULPS               128(DI), Z6, Z6
+	VFMADD231PS          192(DI), Z7, Z6
+	MOVBLZX              (BX), AX
+	MOVBLZX              1(BX), DX
+	VFMADD231PS.BCST     (R8)(AX*4), Z2, Z0
+	VFMADD231PS.BCST     (R8)(DX*4), Z6, Z1
+	ADDQ                 $32, SI
+	ADDQ                 $2, BX
+	ADDQ                 $256, DI
+	SUBQ                 $2, CX
+	JMP                  mx5loop2
+
+mx5loop1:
+	CMPQ             CX, $1
+	JLT              mx5done
+	VPMOVZXBD        (SI), Z2
+	VPSRLD           $4, Z2, Z3
+	VPERMPS          Z14, Z2, Z2
+	VPERMPS          Z14, Z3, Z3
+	VMULPS           (DI), Z2, Z2
+	VFMADD231PS      64(DI), Z3, Z2
+	MOVBLZX          (BX), AX
+	VFMADD231PS.BCST (R8)(AX*4), Z2, Z0
+
+mx5done:
+	VADDPS        Z1, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	HSUM
+	VZEROUPPER
+	MOVSS         X0, ret+32(FP)
+	RET
+
+// func dotF16Asm(h *byte, x *float32, n int) float32
+//
+// An f16 row (the KV cache) times x: F16C widens eight halves at a time,
+// exactly.
+TEXT ·dotF16Asm(SB), NOSPLIT, $0-28
+	MOVQ   h+0(FP), SI
+	MOVQ   x+8(FP), DI
+	MOVQ   n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+f16loop16:
+	CMPQ        CX, $16
+	JLT         f16loop8
+	VCVTPH2PS   (SI), Y4
+	VCVTPH2PS   16(SI), Y5
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	ADDQ        $32, SI
+	ADDQ        $64, DI
+	SUBQ        $16, CX
+	JMP         f16loop16
+
+f16loop8:
+	// n is a multiple of 8, so at most one step is left.
+	CMPQ        CX, $8
+	JLT         f16done
+	VCVTPH2PS   (SI), Y4
+	VFMADD231PS (DI), Y4, Y0
+
+f16done:
+	VADDPS Y1, Y0, Y0
+	HSUM
+	VZEROUPPER
+	MOVSS  X0, ret+24(FP)
+	RET
+
+// func axpyF16Asm(h *byte, w float32, acc *float32, n int)
+//
+// acc += w * the f16 row.
+TEXT ·axpyF16Asm(SB), NOSPLIT, $0-32
+	MOVQ         h+0(FP), SI
+	VBROADCASTSS w+8(FP), Y15
+	MOVQ         acc+16(FP), DI
+	MOVQ         n+24(FP), CX
+
+axpyloop:
+	CMPQ        CX, $8
+	JLT         axpydone
+	VCVTPH2PS   (SI), Y4
+	VMOVUPS     (DI), Y5
+	VFMADD231PS Y15, Y4, Y5
+	VMOVUPS     Y5, (DI)
+	ADDQ        $16, SI
+	ADDQ        $32, DI
+	SUBQ        $8, CX
+	JMP         axpyloop
+
+axpydone:
+	VZEROUPPER
+	RET

@@ -1,0 +1,384 @@
+package cpu
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/minerva-ml/minerva/compiler"
+	"github.com/minerva-ml/minerva/runtime/weights"
+)
+
+// The kernel tests check every kernel set this machine runs against an
+// oracle outside this package where one exists (the weights package's
+// decoders, float64 sums) and against the Go kernels otherwise.
+
+// withKernels runs f under each kernel set, restoring the default after.
+func withKernels(t testing.TB, f func(set string)) {
+	t.Helper()
+	def := kernelSet
+	defer useKernels(def)
+	for _, set := range kernelSets() {
+		if !useKernels(set) {
+			t.Fatalf("BUG: kernel set %s listed but not usable", set)
+		}
+		f(set)
+	}
+}
+
+// dotBound is the rounding error a float32 sum of these products may
+// have in any order: n ulps of the sum of magnitudes, doubled for slack.
+func dotBound(mags float64, n int) float64 {
+	return 2*float64(n+1)*float64(math.Nextafter32(1, 2)-1)*mags + 1e-30
+}
+
+func randFloats(r *rand.Rand, n int) []float32 {
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = float32(r.NormFloat64())
+	}
+	return out
+}
+
+// lengths covers empty rows, the assembly's tails and unrolled loops, and
+// the widths of gpt-oss-20b.
+var lengths = []int{0, 1, 7, 8, 9, 15, 16, 31, 32, 33, 63, 64, 65, 100, 127, 128, 129, 2880, 4096}
+
+func TestDotF32(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	withKernels(t, func(set string) {
+		for _, n := range lengths {
+			a, b := randFloats(r, n), randFloats(r, n+3) // b may be longer
+			var want, mags float64
+			for i := range a {
+				want += float64(a[i]) * float64(b[i])
+				mags += math.Abs(float64(a[i]) * float64(b[i]))
+			}
+			if got := dotF32(a, b); math.Abs(float64(got)-want) > dotBound(mags, n) {
+				t.Errorf("%s: dotF32 n=%d: %g, want %g", set, n, got, want)
+			}
+			xs := [4][]float32{randFloats(r, n), randFloats(r, n), randFloats(r, n), randFloats(r, n)}
+			a2 := randFloats(r, n)
+			g0, g1, g2, g3 := dotF32x4(a, xs[0], xs[1], xs[2], xs[3])
+			two := make([]float32, 8)
+			dotF32x2x4(a, a2, xs[0], xs[1], xs[2], xs[3], two[:4], two[4:])
+			got := append([]float32{g0, g1, g2, g3}, two...)
+			for j, g := range got {
+				row, k := a, j%4
+				if j >= 8 {
+					row = a2
+				}
+				var want, mags float64
+				for i := range row {
+					want += float64(row[i]) * float64(xs[k][i])
+					mags += math.Abs(float64(row[i]) * float64(xs[k][i]))
+				}
+				if math.Abs(float64(g)-want) > dotBound(mags, n) {
+					t.Errorf("%s: result %d of dotF32x4 and dotF32x2x4, n=%d: %g, want %g", set, j, n, g, want)
+				}
+			}
+		}
+	})
+}
+
+func randBF16(r *rand.Rand, n int) []uint16 {
+	out := make([]uint16, n)
+	for i := range out {
+		out[i] = weights.F32ToBF16Bits(float32(r.NormFloat64()))
+	}
+	return out
+}
+
+func TestDotBF16(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	withKernels(t, func(set string) {
+		for _, n := range lengths {
+			w, x := randBF16(r, n), randFloats(r, n)
+			var want, mags float64
+			for i := range w {
+				p := float64(weights.BF16BitsToF32(w[i])) * float64(x[i])
+				want += p
+				mags += math.Abs(p)
+			}
+			if got := dotBF16(w, x); math.Abs(float64(got)-want) > dotBound(mags, n) {
+				t.Errorf("%s: dotBF16 n=%d: %g, want %g", set, n, got, want)
+			}
+			dst := make([]float32, n+1)
+			dst[n] = 42
+			decodeBF16(w, dst)
+			for i, h := range w {
+				if math.Float32bits(dst[i]) != math.Float32bits(weights.BF16BitsToF32(h)) {
+					t.Fatalf("%s: decodeBF16 n=%d element %d: %g, want %g", set, n, i, dst[i], weights.BF16BitsToF32(h))
+				}
+			}
+			if dst[n] != 42 {
+				t.Fatalf("%s: decodeBF16 n=%d wrote past the row", set, n)
+			}
+		}
+	})
+}
+
+func TestF16Kernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	withKernels(t, func(set string) {
+		for _, n := range lengths {
+			h := make([]byte, 2*n)
+			vals := make([]float64, n)
+			for i := 0; i < n; i++ {
+				bits := weights.F32ToF16Bits(float32(r.NormFloat64() * 10))
+				if i%17 == 3 {
+					bits = uint16(r.IntN(0x400)) // subnormals too
+				}
+				binary.LittleEndian.PutUint16(h[2*i:], bits)
+				vals[i] = float64(weights.F16BitsToF32(bits))
+			}
+			x := randFloats(r, n)
+			var want, mags float64
+			for i := range x {
+				want += vals[i] * float64(x[i])
+				mags += math.Abs(vals[i] * float64(x[i]))
+			}
+			if got := dotF16(h, x); math.Abs(float64(got)-want) > dotBound(mags, n) {
+				t.Errorf("%s: dotF16 n=%d: %g, want %g", set, n, got, want)
+			}
+			acc := randFloats(r, n+1)
+			acc[n] = 42
+			before := slices.Clone(acc)
+			const w = 0.375
+			axpyF16(h, w, acc[:n])
+			for i := 0; i < n; i++ {
+				// One multiply-add per element: the FMA rounds once, the Go
+				// version twice.
+				want := float64(before[i]) + w*vals[i]
+				if math.Abs(float64(acc[i])-want) > 1e-6*(math.Abs(want)+math.Abs(w*vals[i]))+1e-30 {
+					t.Fatalf("%s: axpyF16 n=%d element %d: %g, want %g", set, n, i, acc[i], want)
+				}
+			}
+			if acc[n] != 42 {
+				t.Fatalf("%s: axpyF16 n=%d wrote past the row", set, n)
+			}
+		}
+	})
+}
+
+// mxfp4Row makes a random row of nb blocks with scale bytes from lo to hi.
+func mxfp4Row(r *rand.Rand, nb int, lo, hi int) (blocks, scales []byte) {
+	blocks = make([]byte, 16*nb)
+	scales = make([]byte, nb)
+	for i := range blocks {
+		blocks[i] = byte(r.Uint32())
+	}
+	for i := range scales {
+		scales[i] = byte(lo + r.IntN(hi-lo+1))
+	}
+	return
+}
+
+func TestMXFP4Kernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	withKernels(t, func(set string) {
+		for _, nb := range []int{0, 1, 2, 3, 4, 5, 90, 91} {
+			// Decoding is exact for every scale byte, the extremes
+			// included: compare bits with the weights package's decoder.
+			blocks, scales := mxfp4Row(r, nb, 0, 255)
+			want := make([]float32, 32*nb)
+			if nb > 0 {
+				weights.DequantMXFP4Row(want, blocks, scales)
+			}
+			got := make([]float32, 32*nb+1)
+			got[32*nb] = 42
+			decodeMXFP4(blocks, scales, got)
+			for i := range want {
+				if got[i] != want[i] && !(math.IsNaN(float64(got[i])) && math.IsNaN(float64(want[i]))) {
+					t.Fatalf("%s: decodeMXFP4 %d blocks, element %d (scale %d, byte %#02x): %g, want %g",
+						set, nb, i, scales[i/32], blocks[i/2], got[i], want[i])
+				}
+			}
+			if got[32*nb] != 42 {
+				t.Fatalf("%s: decodeMXFP4 %d blocks wrote past the row", set, nb)
+			}
+
+			// Products in a realistic scale range against a float64 sum of
+			// the exactly dequantised row.
+			blocks, scales = mxfp4Row(r, nb, 110, 130)
+			dq := make([]float32, 32*nb)
+			decodeMXFP4Go(blocks, scales, dq)
+			x := randFloats(r, 32*nb)
+			var sum, mags float64
+			for i := range x {
+				p := float64(dq[i]) * float64(x[i])
+				sum += p
+				mags += math.Abs(p)
+			}
+			xp := make([]float32, len(x))
+			pairOrder(x, xp)
+			if got := dotMXFP4(blocks, scales, xp); math.Abs(float64(got)-sum) > dotBound(mags, 32*nb) {
+				t.Errorf("%s: dotMXFP4 %d blocks: %g, want %g", set, nb, got, sum)
+			}
+		}
+	})
+}
+
+// FuzzDotKernels compares the kernel sets on rows built from the fuzzer's
+// bytes: f32, bf16 and f16 values from pairs of bytes (bounded, so no sum
+// overflows in one order and not another), MXFP4 codes as they come.
+func FuzzDotKernels(f *testing.F) {
+	f.Add([]byte{0x12, 0x34, 0xff, 0x00, 0x80, 0x7f, 0x01, 0x02, 0x03})
+	seed := make([]byte, 2*2880)
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := range seed {
+		seed[i] = byte(r.Uint32())
+	}
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n := len(data) / 2
+		x := make([]float32, n)
+		w := make([]uint16, n)
+		h := make([]byte, 2*n)
+		for i := range x {
+			v := int16(binary.LittleEndian.Uint16(data[2*i:]))
+			x[i] = float32(v) / 4096
+			w[i] = weights.F32ToBF16Bits(float32(v>>4) / 64)
+			binary.LittleEndian.PutUint16(h[2*i:], weights.F32ToF16Bits(float32(v>>3)/32))
+		}
+		nb := len(data) / 17
+		blocks := data[:16*nb]
+		scales := make([]byte, nb)
+		for i := range scales {
+			scales[i] = 100 + data[16*nb+i]%50
+		}
+		xm := make([]float32, 32*nb)
+		for i := range xm {
+			xm[i] = float32(int8(data[i%len(data)])) / 16
+		}
+
+		type results struct{ f32, f32x4, f32x2x4, bf16, f16, mx float32 }
+		var ref results
+		var mags results
+		for i := range x {
+			mags.f32 += abs32(x[i] * x[i])
+			mags.bf16 += abs32(bf16(w[i]) * x[i])
+			mags.f16 += abs32(f16At(h[2*i:]) * x[i])
+		}
+		dq := make([]float32, 32*nb)
+		decodeMXFP4Go(blocks, scales, dq)
+		for i := range xm {
+			mags.mx += abs32(dq[i] * xm[i])
+		}
+		withKernels(t, func(set string) {
+			var got results
+			got.f32 = dotF32(x, x)
+			got.f32x4, _, _, _ = dotF32x4(x, x, x, x, x)
+			two := make([]float32, 8)
+			dotF32x2x4(x, x, x, x, x, x, two[:4], two[4:])
+			got.f32x2x4 = two[7]
+			got.bf16 = dotBF16(w, x)
+			got.f16 = dotF16(h, x)
+			got.mx = dotMXFP4(blocks, scales, xm)
+			if set == "go" {
+				ref = got
+				return
+			}
+			check := func(what string, g, want, mag float32, n int) {
+				if math.Abs(float64(g-want)) > 2*dotBound(float64(mag), n) {
+					t.Errorf("%s %s (n=%d): %g, the Go kernel gives %g", set, what, n, g, want)
+				}
+			}
+			check("dotF32", got.f32, ref.f32, mags.f32, n)
+			check("dotF32x4", got.f32x4, ref.f32x4, mags.f32, n)
+			check("dotF32x2x4", got.f32x2x4, ref.f32x2x4, mags.f32, n)
+			check("dotBF16", got.bf16, ref.bf16, mags.bf16, n)
+			check("dotF16", got.f16, ref.f16, mags.f16, n)
+			check("dotMXFP4", got.mx, ref.mx, mags.mx, 32*nb)
+		})
+	})
+}
+
+// BenchmarkKernels measures each kernel over one gpt-oss-20b row (2880
+// values) held in cache: the arithmetic rate, without memory in the way.
+func BenchmarkKernels(b *testing.B) {
+	const n = 2880
+	r := rand.New(rand.NewPCG(9, 10))
+	a, x := randFloats(r, n), randFloats(r, n)
+	w := randBF16(r, n)
+	blocks, scales := mxfp4Row(r, n/32, 118, 124)
+	dst := make([]float32, n)
+	def := kernelSet
+	defer useKernels(def)
+	for _, set := range kernelSets() {
+		useKernels(set)
+		run := func(name string, bytes int, f func()) {
+			b.Run(set+"/"+name, func(b *testing.B) {
+				b.SetBytes(int64(bytes))
+				for b.Loop() {
+					f()
+				}
+			})
+		}
+		var sink float32
+		run("dotF32", 4*n, func() { sink += dotF32(a, x) })
+		run("dotF32x4", 4*n, func() { r0, _, _, _ := dotF32x4(a, x, x, x, x); sink += r0 })
+		two := make([]float32, 8)
+		run("dotF32x2x4", 8*n, func() { dotF32x2x4(a, x, x, x, x, x, two[:4], two[4:]); sink += two[0] })
+		run("dotBF16", 2*n, func() { sink += dotBF16(w, x) })
+		run("dotMXFP4", n/2+n/32, func() { sink += dotMXFP4(blocks, scales, x) })
+		run("decodeBF16", 2*n, func() { decodeBF16(w, dst) })
+		run("decodeMXFP4", n/2+n/32, func() { decodeMXFP4(blocks, scales, dst) })
+		_ = sink
+	}
+}
+
+// TestKernelSetsOnFixtures runs each fixture's reference sequence under
+// every kernel set, half as a prefill (the decoded-row path, four tokens
+// at a time) and the rest one token at a time (the packed-row path), and
+// compares the logits with transformers'.
+func TestKernelSetsOnFixtures(t *testing.T) {
+	withKernels(t, func(set string) {
+		for _, fx := range fixtures {
+			ref := loadReference(t, fx.refDir)
+			m, _ := loadFixture(t, fx, exact, Options{})
+			seq := append(append([]int32(nil), ref.ids...), ref.generated...)
+			V := ref.vocab
+			half := len(ref.ids) / 2
+			got, err := m.Forward(seq[:half], 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := relErr(got, ref.logitsFull[:half*V]); e > 1e-4 {
+				t.Errorf("%s, %s kernels: prefill: relative error %.3e", fx.name, set, e)
+			}
+			for p := half; p < len(seq); p++ {
+				got, err := m.Forward(seq[p:p+1], p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e := relErr(got, ref.logitsFull[p*V:(p+1)*V]); e > 1e-4 {
+					t.Errorf("%s, %s kernels: decode at position %d: relative error %.3e", fx.name, set, p, e)
+					break
+				}
+			}
+		}
+	})
+}
+
+// TestPrefillAllocatesNothing: a prefill in steady state allocates no
+// memory either, under every kernel set (a kernel behind a function
+// variable must not make its operands escape).
+func TestPrefillAllocatesNothing(t *testing.T) {
+	withKernels(t, func(set string) {
+		for _, fx := range fixtures {
+			m, _ := loadFixture(t, fx, compiler.PlanOptions{Ctx: 512, Batch: 64}, Options{})
+			prompt := []int32{1, 2, 3, 4, 5, 6, 7, 8, 9}
+			allocs := testing.AllocsPerRun(5, func() {
+				if _, err := m.Forward(prompt, 0); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("%s, %s kernels: %.1f allocations per prefill", fx.name, set, allocs)
+			}
+		}
+	})
+}
