@@ -374,7 +374,9 @@ func (m *Model) attend(q buf, sinks []float32, out buf, a ir.Attrs, l *kvLayer) 
 	}
 	return func(seq, pos int) {
 		st.seq, st.pos = seq, pos
-		m.pool.run(seq*heads, 1, body)
+		// Each (token, head) reads up to pos+seq cached positions; short
+		// contexts are not worth waking another thread for.
+		m.pool.run(seq*heads, grainFor((pos+seq)*(hd+vd)), body)
 	}
 }
 
