@@ -7,13 +7,20 @@ package models
 import (
 	"embed"
 	"fmt"
-	"io/fs"
 	"sort"
 	"strings"
 )
 
-//go:embed gpt-oss.arch llama.arch fortune/config.json fortune/model.safetensors fortune/tokenizer.json
+//go:embed gpt-oss.arch llama.arch fortune/config.json fortune/tokenizer.json
 var files embed.FS
+
+// fortuneCheckpoint is the default model's weights. It is a []byte
+// variable rather than a file of the FS because the FS's ReadFile returns
+// a copy, and a checkpoint is never copied: this slice is the binary's own
+// data, mapped with it.
+//
+//go:embed fortune/model.safetensors
+var fortuneCheckpoint []byte
 
 // Arch is an embedded architecture.
 type Arch struct {
@@ -79,18 +86,12 @@ func ForArchitecture(names []string) (Arch, error) {
 	return Arch{}, fmt.Errorf("no shipped architecture implements %v (shipped: %s); pass an .arch file", names, strings.Join(known, ", "))
 }
 
-// Fortune is the embedded default model: a directory-like file system with
-// config.json, model.safetensors and tokenizer.json.
-func Fortune() fs.FS {
-	sub, err := fs.Sub(files, "fortune")
-	if err != nil {
-		panic("BUG: " + err.Error())
-	}
-	return sub
-}
-
-// FortuneFile returns one file of the default model.
+// FortuneFile returns one file of the default model. The checkpoint is
+// returned without copying: do not modify it.
 func FortuneFile(name string) []byte {
+	if name == "model.safetensors" {
+		return fortuneCheckpoint
+	}
 	b, err := files.ReadFile("fortune/" + name)
 	if err != nil {
 		panic("BUG: missing embedded fortune/" + name)
