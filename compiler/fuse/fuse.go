@@ -10,7 +10,6 @@ package fuse
 import (
 	_ "embed"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/minerva-ml/minerva/compiler/ir"
@@ -366,29 +365,40 @@ func Apply(f *ir.Func, rules []*Rule) map[string]int {
 // legal checks that fusing the match keeps the program correct: ops inside
 // the match are read only inside it (or are exported), exported values are
 // first read after the fused op's position, and the output is not hidden.
+// It scans the ops once, without building a use map: it runs for every
+// match, and a model has hundreds.
 func legal(f *ir.Func, m *match) bool {
-	pos := map[*ir.Op]int{}
-	for i, op := range f.Ops {
-		pos[op] = i
-	}
 	root := m.ops[0]
-	inside := map[*ir.Op]bool{}
+	inside := make(map[*ir.Op]bool, len(m.ops))
 	for _, op := range m.ops {
 		inside[op] = true
 	}
-	uses := f.Uses()
+	owner := map[*ir.Value]*ir.Op{}
 	for _, op := range m.ops[1:] {
 		for _, r := range op.Results {
-			for _, u := range uses[r] {
-				if u == nil && !m.exp[op] { // the function's output
-					return false
-				}
-				if u == nil || inside[u] {
-					continue
-				}
-				if !m.exp[op] || pos[u] < pos[root] {
-					return false
-				}
+			owner[r] = op
+		}
+	}
+	if o, ok := owner[f.Output]; ok && !m.exp[o] {
+		return false
+	}
+	beforeRoot := true
+	for _, op := range f.Ops {
+		if op == root {
+			beforeRoot = false
+		}
+		if inside[op] {
+			continue
+		}
+		for _, a := range op.Args {
+			o, ok := owner[a.V]
+			if !ok || a.V == nil {
+				continue
+			}
+			// A read from outside the match: allowed only for an exported
+			// value, and only after the fused op will have produced it.
+			if !m.exp[o] || beforeRoot {
+				return false
 			}
 		}
 	}
@@ -410,12 +420,16 @@ func replace(f *ir.Func, r *Rule, m *match) int {
 		fused.Args = append(fused.Args, a)
 	}
 	// The body: matched ops in program order, over the parameters.
-	pos := map[*ir.Op]int{}
-	for i, op := range f.Ops {
-		pos[op] = i
+	inside := make(map[*ir.Op]bool, len(m.ops))
+	for _, op := range m.ops {
+		inside[op] = true
 	}
-	ordered := append([]*ir.Op(nil), m.ops...)
-	sort.Slice(ordered, func(i, j int) bool { return pos[ordered[i]] < pos[ordered[j]] })
+	ordered := make([]*ir.Op, 0, len(m.ops))
+	for _, op := range f.Ops {
+		if inside[op] {
+			ordered = append(ordered, op)
+		}
+	}
 	clones := map[*ir.Value]*ir.Value{}
 	for _, op := range ordered {
 		c := &ir.Op{Kind: op.Kind, Attrs: append(ir.Attrs(nil), op.Attrs...), Layer: op.Layer}
@@ -449,12 +463,9 @@ func replace(f *ir.Func, r *Rule, m *match) int {
 			fused.Yield = append(fused.Yield, clones[res])
 		}
 	}
-	var ops []*ir.Op
+	// Compact in place: the fused op takes the root's place.
+	ops := f.Ops[:0]
 	at := 0
-	inside := map[*ir.Op]bool{}
-	for _, op := range m.ops {
-		inside[op] = true
-	}
 	for _, op := range f.Ops {
 		switch {
 		case op == root:
