@@ -175,20 +175,12 @@ func (m *Model) Vocab() int { return m.vocab }
 // the next call. Tokens at positions before pos must have been run already:
 // their keys and values are in the cache.
 func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
-	n := len(tokens)
-	switch {
-	case n == 0:
-		return nil, fmt.Errorf("no tokens to run")
-	case n > m.batch:
-		return nil, fmt.Errorf("BUG: %d tokens in one call; the program was planned for at most %d", n, m.batch)
-	case pos < 0 || pos+n > m.ctx:
-		return nil, fmt.Errorf("positions %d..%d exceed the context of %d tokens; compile with a larger --ctx", pos, pos+n-1, m.ctx)
+	if err := m.prog.CheckCall(tokens, pos); err != nil {
+		return nil, err
 	}
+	n := len(tokens)
 	in := m.input.rows(n)
 	for i, t := range tokens {
-		if t < 0 || int(t) >= m.vocab {
-			return nil, fmt.Errorf("token id %d is outside the vocabulary (0..%d)", t, m.vocab-1)
-		}
 		in[i] = math.Float32frombits(uint32(t))
 	}
 	for _, s := range m.steps {

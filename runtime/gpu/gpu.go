@@ -121,21 +121,11 @@ func (m *Model) Close() { m.dev.Close() }
 
 // Forward runs one call of the program.
 func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
+	if err := m.prog.CheckCall(tokens, pos); err != nil {
+		return nil, err
+	}
 	n := len(tokens)
-	switch {
-	case n == 0:
-		return nil, fmt.Errorf("no tokens to run")
-	case n > m.batch:
-		return nil, fmt.Errorf("BUG: %d tokens in one call; the program was planned for at most %d", n, m.batch)
-	case pos < 0 || pos+n > m.ctx:
-		return nil, fmt.Errorf("positions %d..%d exceed the context of %d tokens; compile with a larger --ctx", pos, pos+n-1, m.ctx)
-	}
-	for i, t := range tokens {
-		if t < 0 || int(t) >= m.vocab {
-			return nil, fmt.Errorf("token id %d is outside the vocabulary (0..%d)", t, m.vocab-1)
-		}
-		m.tokens[i] = t
-	}
+	copy(m.tokens, tokens)
 	args := abi.StepArgs{Seq: uint32(n), Pos: uint32(pos)}.Bytes()
 	barriers := kernels.Barriers(m.out.Dispatches, m.kernels, m.prog.Arena, m.prog.KV, n)
 	m.launches = m.launches[:0]

@@ -101,3 +101,24 @@ func (p *Program) Validate(ck *weights.Checkpoint, archHint string) error {
 	hint := fmt.Sprintf("the checkpoint does not fit the compiled %s; recompile for its config: minervac compile %s --config %s", p.Describe(), archHint, ck.Path())
 	return ck.Validate(p.TensorSpecs(), hint)
 }
+
+// CheckCall refuses a call a backend cannot run: no tokens, more tokens
+// than the plan's batch, positions past the context, or ids outside the
+// vocabulary. Every backend calls it first, so all give the same errors.
+func (p *Program) CheckCall(tokens []int32, pos int) error {
+	n, batch, ctx, vocab := len(tokens), int(p.Arena.Batch), int(p.KV.Ctx), p.Vocab()
+	switch {
+	case n == 0:
+		return fmt.Errorf("no tokens to run")
+	case n > batch:
+		return fmt.Errorf("BUG: %d tokens in one call; the program was planned for at most %d", n, batch)
+	case pos < 0 || pos+n > ctx:
+		return fmt.Errorf("positions %d..%d exceed the context of %d tokens; compile with a larger --ctx", pos, pos+n-1, ctx)
+	}
+	for _, t := range tokens {
+		if t < 0 || int(t) >= vocab {
+			return fmt.Errorf("token id %d is outside the vocabulary (0..%d)", t, vocab-1)
+		}
+	}
+	return nil
+}
