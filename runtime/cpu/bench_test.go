@@ -12,7 +12,7 @@ import (
 // run gives its own single-thread baseline. docs/benchmarks.md has the
 // figures.
 func benchFortune(b *testing.B, workers int, decode bool) {
-	m, _ := loadFixture(b, fixtures[1], compiler.PlanOptions{Ctx: 512, Batch: 64}, Options{Workers: workers})
+	m, _ := loadFixture(b, testModels[1], compiler.PlanOptions{Ctx: 512, Batch: 64}, Options{Workers: workers})
 	prompt := make([]int32, 64)
 	for i := range prompt {
 		prompt[i] = int32(100 + i)
@@ -48,7 +48,7 @@ func BenchmarkFortuneDecode1Thread(b *testing.B)  { benchFortune(b, 1, true) }
 // TestDecodeAllocatesNothing: a decode step in steady state allocates no
 // memory.
 func TestDecodeAllocatesNothing(t *testing.T) {
-	for _, fx := range fixtures {
+	for _, fx := range testModels {
 		m, _ := loadFixture(t, fx, compiler.PlanOptions{Ctx: 512, Batch: 64}, Options{})
 		if _, err := m.Forward([]int32{1, 2, 3}, 0); err != nil {
 			t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/minerva-ml/minerva/internal/fixtures"
+
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
@@ -336,17 +338,17 @@ func BenchmarkKernels(b *testing.B) {
 // compares the logits with transformers'.
 func TestKernelSetsOnFixtures(t *testing.T) {
 	withKernels(t, func(set string) {
-		for _, fx := range fixtures {
-			ref := loadReference(t, fx.refDir)
+		for _, fx := range testModels {
+			ref := fixtures.Load(t, fx.refDir)
 			m, _ := loadFixture(t, fx, exact, Options{})
-			seq := append(append([]int32(nil), ref.ids...), ref.generated...)
-			V := ref.vocab
-			half := len(ref.ids) / 2
+			seq := append(append([]int32(nil), ref.IDs...), ref.Generated...)
+			V := ref.Vocab
+			half := len(ref.IDs) / 2
 			got, err := m.Forward(seq[:half], 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if e := relErr(got, ref.logitsFull[:half*V]); e > 1e-4 {
+			if e := fixtures.RelErr(got, ref.LogitsFull[:half*V]); e > 1e-4 {
 				t.Errorf("%s, %s kernels: prefill: relative error %.3e", fx.name, set, e)
 			}
 			for p := half; p < len(seq); p++ {
@@ -354,7 +356,7 @@ func TestKernelSetsOnFixtures(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if e := relErr(got, ref.logitsFull[p*V:(p+1)*V]); e > 1e-4 {
+				if e := fixtures.RelErr(got, ref.LogitsFull[p*V:(p+1)*V]); e > 1e-4 {
 					t.Errorf("%s, %s kernels: decode at position %d: relative error %.3e", fx.name, set, p, e)
 					break
 				}
@@ -368,7 +370,7 @@ func TestKernelSetsOnFixtures(t *testing.T) {
 // variable must not make its operands escape).
 func TestPrefillAllocatesNothing(t *testing.T) {
 	withKernels(t, func(set string) {
-		for _, fx := range fixtures {
+		for _, fx := range testModels {
 			m, _ := loadFixture(t, fx, compiler.PlanOptions{Ctx: 512, Batch: 64}, Options{})
 			prompt := []int32{1, 2, 3, 4, 5, 6, 7, 8, 9}
 			allocs := testing.AllocsPerRun(5, func() {

@@ -1,15 +1,13 @@
 package cpu
 
 import (
-	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"sort"
 	"testing"
 
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/ir"
+	"github.com/minerva-ml/minerva/internal/fixtures"
 	"github.com/minerva-ml/minerva/runtime/program"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
@@ -20,119 +18,10 @@ type fixture struct {
 	name, arch, dir, refDir string
 }
 
-var fixtures = []fixture{
+var testModels = []fixture{
 	{"gpt-oss/tiny-random", "../../models/gpt-oss.arch", "../../testdata/gpt-oss/tiny-random", "../../testdata/gpt-oss/tiny-random"},
 	{"gpt-oss/fortune", "../../models/gpt-oss.arch", "../../models/fortune", "../../testdata/gpt-oss/fortune"},
 	{"llama/llama-tiny", "../../models/llama.arch", "../../testdata/llama/llama-tiny", "../../testdata/llama/llama-tiny"},
-}
-
-type reference struct {
-	ids        []int32
-	logits     []float32 // [T, V]
-	hidden     [][]float32
-	generated  []int32
-	logitsFull []float32 // [T+N, V]
-	vocab      int
-	prompts    []struct {
-		Prompt    string  `json:"prompt"`
-		PromptIDs []int32 `json:"prompt_ids"`
-		GreedyIDs []int32 `json:"greedy_ids"`
-		Text      string  `json:"greedy_text"`
-	}
-}
-
-func loadReference(t testing.TB, dir string) *reference {
-	t.Helper()
-	ck, err := weights.Open(filepath.Join(dir, "reference.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ck.Close()
-	r := &reference{}
-	f32 := func(name string) []float32 {
-		tn, ok := ck.Tensor(name)
-		if !ok {
-			t.Fatalf("reference has no %s", name)
-		}
-		out := make([]float32, tn.NumElements())
-		weights.F32FromBytes(out, tn.Data)
-		return out
-	}
-	i32 := func(name string) []int32 {
-		tn, ok := ck.Tensor(name)
-		if !ok {
-			t.Fatalf("reference has no %s", name)
-		}
-		out := make([]int32, tn.NumElements())
-		for i := range out {
-			out[i] = int32(uint32(tn.Data[4*i]) | uint32(tn.Data[4*i+1])<<8 | uint32(tn.Data[4*i+2])<<16 | uint32(tn.Data[4*i+3])<<24)
-		}
-		return out
-	}
-	r.ids = i32("input_ids")
-	r.logits = f32("logits")
-	r.generated = i32("generated_ids")
-	r.logitsFull = f32("logits_full")
-	r.vocab = len(r.logits) / len(r.ids)
-	for i := 0; ; i++ {
-		name := "hidden." + itoa(i)
-		if _, ok := ck.Tensor(name); !ok {
-			break
-		}
-		r.hidden = append(r.hidden, f32(name))
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "reference.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var meta struct {
-		Prompts []struct {
-			Prompt    string  `json:"prompt"`
-			PromptIDs []int32 `json:"prompt_ids"`
-			GreedyIDs []int32 `json:"greedy_ids"`
-			Text      string  `json:"greedy_text"`
-		} `json:"prompts"`
-	}
-	if err := json.Unmarshal(b, &meta); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range meta.Prompts {
-		r.prompts = append(r.prompts, struct {
-			Prompt    string  `json:"prompt"`
-			PromptIDs []int32 `json:"prompt_ids"`
-			GreedyIDs []int32 `json:"greedy_ids"`
-			Text      string  `json:"greedy_text"`
-		}(p))
-	}
-	return r
-}
-
-func itoa(i int) string {
-	if i < 10 {
-		return string(rune('0' + i))
-	}
-	return itoa(i/10) + string(rune('0'+i%10))
-}
-
-// relErr is ‖a − b‖ / ‖b‖ in float64.
-func relErr(a, b []float32) float64 {
-	var num, den float64
-	for i := range b {
-		d := float64(a[i]) - float64(b[i])
-		num += d * d
-		den += float64(b[i]) * float64(b[i])
-	}
-	return math.Sqrt(num / den)
-}
-
-func argmax(x []float32) int {
-	best := 0
-	for i, v := range x {
-		if v > x[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // compileFixture compiles a fixture's architecture for its config.json.
@@ -173,15 +62,15 @@ var exact = compiler.PlanOptions{KV: "f32", Ctx: 256, Batch: 64}
 // TestPromptLogits: one causal pass over the prompt matches transformers'
 // logits at every position.
 func TestPromptLogits(t *testing.T) {
-	for _, fx := range fixtures {
+	for _, fx := range testModels {
 		t.Run(fx.name, func(t *testing.T) {
-			ref := loadReference(t, fx.refDir)
+			ref := fixtures.Load(t, fx.refDir)
 			m, _ := loadFixture(t, fx, exact, Options{})
-			got, err := m.Forward(ref.ids, 0)
+			got, err := m.Forward(ref.IDs, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := relErr(got, ref.logits)
+			e := fixtures.RelErr(got, ref.Logits)
 			t.Logf("relative error of the logits: %.2e", e)
 			if e > 1e-4 {
 				t.Fatalf("relative error %.3e > 1e-4", e)
@@ -193,11 +82,11 @@ func TestPromptLogits(t *testing.T) {
 // TestHiddenStates compares every layer's residual stream and the final
 // norm with transformers' hidden states.
 func TestHiddenStates(t *testing.T) {
-	for _, fx := range fixtures {
+	for _, fx := range testModels {
 		t.Run(fx.name, func(t *testing.T) {
-			ref := loadReference(t, fx.refDir)
-			layers := len(ref.hidden) - 1
-			got := make([][]float32, len(ref.hidden))
+			ref := fixtures.Load(t, fx.refDir)
+			layers := len(ref.Hidden) - 1
+			got := make([][]float32, len(ref.Hidden))
 			var finalNorm []float32
 			observe := func(op *ir.Op, res [][]float32) {
 				for i, r := range op.Results {
@@ -213,15 +102,15 @@ func TestHiddenStates(t *testing.T) {
 				}
 			}
 			m, _ := loadFixture(t, fx, exact, Options{Observe: observe})
-			if _, err := m.Forward(ref.ids, 0); err != nil {
+			if _, err := m.Forward(ref.IDs, 0); err != nil {
 				t.Fatal(err)
 			}
 			got[layers] = finalNorm
-			for i := range ref.hidden {
+			for i := range ref.Hidden {
 				if got[i] == nil {
 					t.Fatalf("hidden.%d was not observed", i)
 				}
-				e := relErr(got[i], ref.hidden[i])
+				e := fixtures.RelErr(got[i], ref.Hidden[i])
 				if e > 1e-4 {
 					t.Errorf("hidden.%d: relative error %.3e > 1e-4", i, e)
 				}
@@ -235,18 +124,18 @@ func TestHiddenStates(t *testing.T) {
 // step's logits with transformers' single pass over the whole sequence; the
 // greedy choice at each step must be the recorded continuation.
 func TestDecodeMatchesFullPass(t *testing.T) {
-	for _, fx := range fixtures {
+	for _, fx := range testModels {
 		t.Run(fx.name, func(t *testing.T) {
-			ref := loadReference(t, fx.refDir)
+			ref := fixtures.Load(t, fx.refDir)
 			m, _ := loadFixture(t, fx, exact, Options{})
-			seq := append(append([]int32(nil), ref.ids...), ref.generated...)
-			V := ref.vocab
-			half := len(ref.ids) / 2
+			seq := append(append([]int32(nil), ref.IDs...), ref.Generated...)
+			V := ref.Vocab
+			half := len(ref.IDs) / 2
 			got, err := m.Forward(seq[:half], 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if e := relErr(got, ref.logitsFull[:half*V]); e > 1e-4 {
+			if e := fixtures.RelErr(got, ref.LogitsFull[:half*V]); e > 1e-4 {
 				t.Fatalf("prefill: relative error %.3e", e)
 			}
 			for p := half; p < len(seq); p++ {
@@ -254,12 +143,12 @@ func TestDecodeMatchesFullPass(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := ref.logitsFull[p*V : (p+1)*V]
-				if e := relErr(got, want); e > 1e-4 {
+				want := ref.LogitsFull[p*V : (p+1)*V]
+				if e := fixtures.RelErr(got, want); e > 1e-4 {
 					t.Fatalf("decode at position %d: relative error %.3e", p, e)
 				}
-				if p >= len(ref.ids)-1 && p+1 < len(seq) {
-					if g := argmax(got); int32(g) != seq[p+1] {
+				if p >= len(ref.IDs)-1 && p+1 < len(seq) {
+					if g := fixtures.Argmax(got); int32(g) != seq[p+1] {
 						t.Fatalf("greedy token after position %d: got %d, transformers chose %d", p, g, seq[p+1])
 					}
 				}
@@ -273,10 +162,10 @@ func TestDecodeMatchesFullPass(t *testing.T) {
 // definition), and the unfused program. All must agree far inside the
 // tolerance against transformers.
 func TestFusedKernelsMatchBodies(t *testing.T) {
-	for _, fx := range fixtures {
+	for _, fx := range testModels {
 		t.Run(fx.name, func(t *testing.T) {
-			ref := loadReference(t, fx.refDir)
-			seq := append(append([]int32(nil), ref.ids...), ref.generated...)
+			ref := fixtures.Load(t, fx.refDir)
+			seq := append(append([]int32(nil), ref.IDs...), ref.Generated...)
 			run := func(opts Options, disable ...string) []float32 {
 				m, _ := loadFixture(t, fx, exact, opts, disable...)
 				var all []float32
@@ -298,10 +187,10 @@ func TestFusedKernelsMatchBodies(t *testing.T) {
 			kernels := run(Options{})
 			bodies := run(Options{Observe: func(*ir.Op, [][]float32) {}})
 			unfused := run(Options{}, "fuse")
-			if e := relErr(kernels, bodies); e > 1e-6 {
+			if e := fixtures.RelErr(kernels, bodies); e > 1e-6 {
 				t.Errorf("specialised kernels vs bodies: relative error %.3e", e)
 			}
-			if e := relErr(kernels, unfused); e > 1e-6 {
+			if e := fixtures.RelErr(kernels, unfused); e > 1e-6 {
 				t.Errorf("fused vs unfused program: relative error %.3e", e)
 			}
 		})
@@ -313,10 +202,10 @@ func TestFusedKernelsMatchBodies(t *testing.T) {
 // position with transformers' logits_full: relative error, top-1 agreement
 // and the mean KL divergence KL(reference || ours).
 func TestQuantizedKV(t *testing.T) {
-	fx := fixtures[1]
-	ref := loadReference(t, fx.refDir)
-	seq := append(append([]int32(nil), ref.ids...), ref.generated...)
-	V := ref.vocab
+	fx := testModels[1]
+	ref := fixtures.Load(t, fx.refDir)
+	seq := append(append([]int32(nil), ref.IDs...), ref.Generated...)
+	V := ref.Vocab
 	// q4 aims at 90% top-1; its floor here guards against regressions.
 	limits := map[string]struct{ rel, top1, promptTop1 float64 }{
 		"f32": {1e-4, 1, 1},
@@ -343,11 +232,11 @@ func TestQuantizedKV(t *testing.T) {
 				}
 				got = append(got, out...)
 			}
-			rel := relErr(got, ref.logitsFull)
+			rel := fixtures.RelErr(got, ref.LogitsFull)
 			agree, kl := 0, 0.0
 			for p := 0; p < len(seq); p++ {
-				g, w := got[p*V:(p+1)*V], ref.logitsFull[p*V:(p+1)*V]
-				if argmax(g) == argmax(w) {
+				g, w := got[p*V:(p+1)*V], ref.LogitsFull[p*V:(p+1)*V]
+				if fixtures.Argmax(g) == fixtures.Argmax(w) {
 					agree++
 				}
 				kl += klDivergence(w, g)
@@ -357,14 +246,14 @@ func TestQuantizedKV(t *testing.T) {
 			// greedy continuations: is our top token transformers' greedy
 			// choice at every position?
 			pAgree, pTotal := 0, 0
-			for _, pr := range ref.prompts {
+			for _, pr := range ref.Prompts {
 				s := append(append([]int32(nil), pr.PromptIDs...), pr.GreedyIDs...)
 				out, err := m.Forward(s[:len(s)-1], 0)
 				if err != nil {
 					t.Fatal(err)
 				}
 				for i := len(pr.PromptIDs) - 1; i < len(s)-1; i++ {
-					if int32(argmax(out[i*V:(i+1)*V])) == s[i+1] {
+					if int32(fixtures.Argmax(out[i*V:(i+1)*V])) == s[i+1] {
 						pAgree++
 					}
 					pTotal++
@@ -422,19 +311,19 @@ func logSoftmax(x []float32) []float64 {
 // fixtures README: look at the gap before blaming rounding.) The exact
 // computation is the f32 pipeline, which matches transformers to ~1e-7.
 func TestQuantizedKVGreedy(t *testing.T) {
-	fx := fixtures[1]
-	ref := loadReference(t, fx.refDir)
+	fx := testModels[1]
+	ref := fixtures.Load(t, fx.refDir)
 	po := exact
 	po.KV = "q8"
 	q8, _ := loadFixture(t, fx, po, Options{})
-	V := ref.vocab
-	for _, pr := range ref.prompts {
+	V := ref.Vocab
+	for _, pr := range ref.Prompts {
 		seq := append([]int32(nil), pr.PromptIDs...)
 		out, err := q8.Forward(seq, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		next := int32(argmax(out[(len(seq)-1)*V:]))
+		next := int32(fixtures.Argmax(out[(len(seq)-1)*V:]))
 		diverged := -1
 		for i, want := range pr.GreedyIDs {
 			if next != want {
@@ -449,7 +338,7 @@ func TestQuantizedKVGreedy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			next = int32(argmax(out))
+			next = int32(fixtures.Argmax(out))
 		}
 		if diverged < 0 {
 			continue

@@ -6,13 +6,13 @@ import (
 	"math"
 	"math/rand"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/minerva-ml/minerva/codegen"
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/ir"
+	"github.com/minerva-ml/minerva/internal/fixtures"
 	"github.com/minerva-ml/minerva/runtime/cpu"
 	"github.com/minerva-ml/minerva/runtime/program"
 	"github.com/minerva-ml/minerva/runtime/weights"
@@ -25,7 +25,7 @@ import (
 
 type fixture struct{ name, arch, dir, ref string }
 
-var fixtures = []fixture{
+var testModels = []fixture{
 	{"tiny-random", "../../models/gpt-oss.arch", "../../testdata/gpt-oss/tiny-random", "../../testdata/gpt-oss/tiny-random"},
 	{"fortune", "../../models/gpt-oss.arch", "../../models/fortune", "../../testdata/gpt-oss/fortune"},
 	{"llama-tiny", "../../models/llama.arch", "../../testdata/llama/llama-tiny", "../../testdata/llama/llama-tiny"},
@@ -76,55 +76,6 @@ func startEmu(t testing.TB, p *program.Program, out *codegen.Output, ck *weights
 	return m
 }
 
-type reference struct {
-	ids, generated []int32
-	full           []float32
-	vocab          int
-}
-
-func loadReference(t testing.TB, dir string) reference {
-	ck := openCheckpoint(t, filepath.Join(dir, "reference.safetensors"))
-	get := func(name string) *weights.Tensor {
-		tn, ok := ck.Tensor(name)
-		if !ok {
-			t.Fatalf("reference has no %s", name)
-		}
-		return tn
-	}
-	i32 := func(name string) []int32 {
-		tn := get(name)
-		out := make([]int32, tn.NumElements())
-		for i := range out {
-			out[i] = int32(binary.LittleEndian.Uint32(tn.Data[4*i:]))
-		}
-		return out
-	}
-	full := get("logits_full")
-	r := reference{ids: i32("input_ids"), generated: i32("generated_ids"), full: make([]float32, full.NumElements()), vocab: int(full.Shape[1])}
-	weights.F32FromBytes(r.full, full.Data)
-	return r
-}
-
-func relErr(a, b []float32) float64 {
-	var num, den float64
-	for i := range b {
-		d := float64(a[i]) - float64(b[i])
-		num += d * d
-		den += float64(b[i]) * float64(b[i])
-	}
-	return math.Sqrt(num / den)
-}
-
-func argmax(x []float32) int {
-	best := 0
-	for i, v := range x {
-		if v > x[best] {
-			best = i
-		}
-	}
-	return best
-}
-
 // forwardAll prefills half of seq and decodes the rest one token at a time.
 func forwardAll(t testing.TB, b interface {
 	Forward([]int32, int) ([]float32, error)
@@ -152,20 +103,20 @@ func forwardAll(t testing.TB, b interface {
 // with the greedy choices exact.
 func TestEmittedMetalMatchesTransformers(t *testing.T) {
 	needCompiler(t)
-	for _, fx := range fixtures {
+	for _, fx := range testModels {
 		t.Run(fx.name, func(t *testing.T) {
-			ref := loadReference(t, fx.ref)
+			ref := fixtures.Load(t, fx.ref)
 			p, out := compileFixture(t, fx, compiler.PlanOptions{KV: "f16", Ctx: 128, Batch: 32})
 			m := startEmu(t, p, out, openCheckpoint(t, fx.dir), 7)
-			seq := append(append([]int32(nil), ref.ids...), ref.generated...)
+			seq := append(append([]int32(nil), ref.IDs...), ref.Generated...)
 			got := forwardAll(t, m, seq)
-			e := relErr(got, ref.full)
+			e := fixtures.RelErr(got, ref.LogitsFull)
 			t.Logf("relative error against transformers: %.2e", e)
 			if e > 1e-3 {
 				t.Fatalf("relative error %.3e > 1e-3", e)
 			}
-			for i := len(ref.ids) - 1; i < len(seq)-1; i++ {
-				if g := argmax(got[i*ref.vocab : (i+1)*ref.vocab]); int32(g) != seq[i+1] {
+			for i := len(ref.IDs) - 1; i < len(seq)-1; i++ {
+				if g := fixtures.Argmax(got[i*ref.Vocab : (i+1)*ref.Vocab]); int32(g) != seq[i+1] {
 					t.Fatalf("greedy token after position %d: %d, transformers %d", i, g, seq[i+1])
 				}
 			}
@@ -191,12 +142,12 @@ func TestEveryKernelAgainstCPU(t *testing.T) {
 		prefix  int
 		disable []string
 	}{
-		{fixtures[0], "f16", 6, nil},
-		{fixtures[0], "q8", 6, []string{"fuse"}},
-		{fixtures[1], "q4", 6, nil},
-		{fixtures[1], "f16", 150, nil},
-		{fixtures[2], "f32", 6, nil},
-		{fixtures[2], "f16", 6, []string{"fuse"}},
+		{testModels[0], "f16", 6, nil},
+		{testModels[0], "q8", 6, []string{"fuse"}},
+		{testModels[1], "q4", 6, nil},
+		{testModels[1], "f16", 150, nil},
+		{testModels[2], "f32", 6, nil},
+		{testModels[2], "f16", 6, []string{"fuse"}},
 	}
 	kinds := map[string]bool{}
 	for _, c := range cases {
@@ -321,7 +272,7 @@ func valueErr(v *ir.Value, got, want []uint32) float64 {
 	if len(w) == 0 {
 		return 0
 	}
-	return relErr(g, w)
+	return fixtures.RelErr(g, w)
 }
 
 // relErrBytes compares two KV buffers by decoding f32/f16 values; quantised
@@ -375,7 +326,7 @@ func relErrSafe(g, w []float32) float64 {
 // and a barrier inside divergent control flow (reported as an error).
 func TestBrokenKernelsAreCaught(t *testing.T) {
 	needCompiler(t)
-	fx := fixtures[0]
+	fx := testModels[0]
 	p, out := compileFixture(t, fx, compiler.PlanOptions{KV: "f32", Ctx: 64, Batch: 8})
 	ck := openCheckpoint(t, fx.dir)
 	cm, err := cpu.Load(p, ck, cpu.Options{})
@@ -458,7 +409,7 @@ func compareOpByOp(t *testing.T, p *program.Program, out *codegen.Output, ck *we
 			t.Fatal(err)
 		}
 	}
-	if e := relErr(b, a); e > 1e-4 {
+	if e := fixtures.RelErr(b, a); e > 1e-4 {
 		t.Fatalf("prefill logits: relative error %.3e", e)
 	}
 	for i, op := range p.Func.Ops {

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/minerva-ml/minerva/compiler"
+	"github.com/minerva-ml/minerva/internal/fixtures"
 	"github.com/minerva-ml/minerva/runtime/cpu"
 	"github.com/minerva-ml/minerva/runtime/metal"
 )
@@ -16,9 +17,9 @@ func TestMetalMatchesCPU(t *testing.T) {
 	if _, err := metal.Open(); err != nil {
 		t.Skipf("no Metal device, so the Metal backend cannot run here: %v", err)
 	}
-	for _, fx := range fixtures {
+	for _, fx := range testModels {
 		t.Run(fx.name, func(t *testing.T) {
-			ref := loadReference(t, fx.ref)
+			ref := fixtures.Load(t, fx.ref)
 			p, out := compileFixture(t, fx, compiler.PlanOptions{KV: "f32", Ctx: 128, Batch: 32})
 			ck := openCheckpoint(t, fx.dir)
 			dev, err := NewMetal(out)
@@ -35,13 +36,13 @@ func TestMetalMatchesCPU(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer cm.Close()
-			seq := append(append([]int32(nil), ref.ids...), ref.generated...)
+			seq := append(append([]int32(nil), ref.IDs...), ref.Generated...)
 			got := forwardAll(t, m, seq)
 			want := forwardAll(t, cm, seq)
-			if e := relErr(got, want); e > 1e-3 {
+			if e := fixtures.RelErr(got, want); e > 1e-3 {
 				t.Errorf("Metal against the CPU backend: relative error %.3e", e)
 			}
-			if e := relErr(got, ref.full); e > 1e-3 {
+			if e := fixtures.RelErr(got, ref.LogitsFull); e > 1e-3 {
 				t.Errorf("Metal against transformers: relative error %.3e", e)
 			}
 		})

@@ -2,7 +2,6 @@ package loader
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/minerva-ml/minerva/compiler"
+	"github.com/minerva-ml/minerva/internal/fixtures"
 	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/tokenizer"
 )
@@ -18,21 +18,7 @@ import (
 // its own tokenizer.json, continues each of reference.json's three prompts
 // greedily to exactly the ids and text transformers recorded.
 func TestEmbeddedFortunePrompts(t *testing.T) {
-	b, err := os.ReadFile("../../testdata/gpt-oss/fortune/reference.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ref struct {
-		Prompts []struct {
-			Prompt    string `json:"prompt"`
-			PromptIDs []int  `json:"prompt_ids"`
-			GreedyIDs []int  `json:"greedy_ids"`
-			Text      string `json:"greedy_text"`
-		} `json:"prompts"`
-	}
-	if err := json.Unmarshal(b, &ref); err != nil {
-		t.Fatal(err)
-	}
+	ref := fixtures.Load(t, "../../testdata/gpt-oss/fortune")
 	// q8 and q4 are checked in runtime/cpu (TestQuantizedKVGreedy).
 	for _, kv := range []string{"f32", "f16"} {
 		m, err := Load(Spec{Plan: compiler.PlanOptions{KV: kv, Ctx: 256}})
@@ -45,7 +31,7 @@ func TestEmbeddedFortunePrompts(t *testing.T) {
 		}
 		for _, p := range ref.Prompts {
 			ids := tok.Encode(p.Prompt)
-			if !equalInts(ids, p.PromptIDs) {
+			if !equalInts(ids, toInts(p.PromptIDs)) {
 				t.Fatalf("%q encodes to %v, reference %v", p.Prompt, ids, p.PromptIDs)
 			}
 			s := engine.NewSession(m.Backend)
@@ -57,7 +43,7 @@ func TestEmbeddedFortunePrompts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !equalInts(got, p.GreedyIDs) {
+			if !equalInts(got, toInts(p.GreedyIDs)) {
 				t.Fatalf("kv %s, %q: greedy ids\n got %v\nwant %v", kv, p.Prompt, got, p.GreedyIDs)
 			}
 			// reference.json's text was decoded the way the tokenizers
@@ -78,6 +64,14 @@ func TestEmbeddedFortunePrompts(t *testing.T) {
 		}
 		m.Close()
 	}
+}
+
+func toInts(ids []int32) []int {
+	out := make([]int, len(ids))
+	for i, v := range ids {
+		out[i] = int(v)
+	}
+	return out
 }
 
 func toInt32(ids []int) []int32 {
