@@ -217,6 +217,12 @@ func kernelArgs(k Kernel) (args, infos []string, err error) {
 			}
 			infos = append(infos, fmt.Sprintf("{%d, %d, %q}", kind, p.Index, p.Name))
 		case ParamAttr:
+			// An attribute's type is AttrType; a Type, if given, must still
+			// be a plain MSL type, so a description never carries text the
+			// glue would not check.
+			if p.Type != "" && !typeRE.MatchString(p.Type) {
+				return nil, nil, fmt.Errorf("%s: type %q has characters outside an MSL type", where, p.Type)
+			}
 			expr, err := attrArg(p)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", where, err)
@@ -230,8 +236,10 @@ func kernelArgs(k Kernel) (args, infos []string, err error) {
 }
 
 func bindingArg(p Param) (string, error) {
+	// The raw text must be a plain MSL type: spaces around it are trimmed,
+	// but no other whitespace or punctuation passes.
 	t := strings.TrimSpace(p.Type)
-	if !typeRE.MatchString(t) {
+	if !typeRE.MatchString(p.Type) || !typeRE.MatchString(t) {
 		return "", fmt.Errorf("type %q has characters outside an MSL type", p.Type)
 	}
 	words := map[string]bool{}
