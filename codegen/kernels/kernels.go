@@ -193,6 +193,14 @@ func (b *builder) value(name string, v *ir.Value, write bool) {
 
 // weight binds a weight's tensors: one for dense storage, blocks and
 // scales for MXFP4.
+// optionalWeight binds w when the architecture declares it (biases are
+// optional in most layers) and binds nothing otherwise.
+func (b *builder) optionalWeight(name string, w *ir.Weight) {
+	if w != nil {
+		b.weight(name, w)
+	}
+}
+
 func (b *builder) weight(name string, w *ir.Weight) {
 	ts := w.Tensors()
 	switch w.DType {

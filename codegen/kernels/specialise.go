@@ -139,13 +139,9 @@ func specLinear(b *builder) ([]spec, error) {
 	}
 	b.args()
 	b.value("x", x, false)
-	if normW != nil {
-		b.weight("norm", normW)
-	}
+	b.optionalWeight("norm", normW)
 	b.weight("w", w)
-	if bias != nil {
-		b.weight("bias", bias)
-	}
+	b.optionalWeight("bias", bias)
 	if residual != nil {
 		b.value("residual", residual, false)
 	}
@@ -191,13 +187,9 @@ func specGLU(b *builder) ([]spec, error) {
 	b.args()
 	b.value("x", x, false)
 	b.weight("wg", wg)
-	if bg != nil {
-		b.weight("bg", bg)
-	}
+	b.optionalWeight("bg", bg)
 	b.weight("wu", wu)
-	if bu != nil {
-		b.weight("bu", bu)
-	}
+	b.optionalWeight("bu", bu)
 	b.value("out", op.Results[0], true)
 	data := weightInfo(wg)
 	data["In"] = int(wg.Shape[1])
@@ -306,17 +298,11 @@ func specQKV(b *builder) ([]spec, error) {
 		}
 	}
 	b.weight("wq", wq)
-	if bq != nil {
-		b.weight("bq", bq)
-	}
+	b.optionalWeight("bq", bq)
 	b.weight("wk", wk)
-	if bk != nil {
-		b.weight("bk", bk)
-	}
+	b.optionalWeight("bk", bk)
 	b.weight("wv", wv)
-	if bv != nil {
-		b.weight("bv", bv)
-	}
+	b.optionalWeight("bv", bv)
 	b.value("q", op.Results[0], true)
 	cache := int(store.Attrs.Int("cache"))
 	b.kv(cache)
@@ -355,9 +341,7 @@ func specAttend(b *builder) ([]spec, error) {
 	b.args()
 	b.value("q", op.Args[0].V, false)
 	sinks := op.Args[1].W
-	if sinks != nil {
-		b.weight("sinks", sinks)
-	}
+	b.optionalWeight("sinks", sinks)
 	b.kv(cache)
 	b.value("out", op.Results[0], true)
 	kv, err := kvData(b.ctx, cache)
@@ -402,9 +386,7 @@ func specRouter(b *builder) ([]spec, error) {
 	b.args()
 	b.value("x", op.Args[0].V, false)
 	b.weight("w", w)
-	if bias != nil {
-		b.weight("bias", bias)
-	}
+	b.optionalWeight("bias", bias)
 	b.value("routes", op.Results[0], true)
 	data := map[string]any{"In": int(w.Shape[1]), "E": int(w.Shape[0]), "K": int(top.Attrs.Int("k")),
 		"Load": weightInfo(w)["Load"], "Bias": bias != nil}
@@ -426,9 +408,7 @@ func specExpertUp(b *builder) ([]spec, error) {
 	b.value("x", x, false)
 	b.value("routes", routes, false)
 	b.weight("w", w)
-	if bias != nil {
-		b.weight("bias", bias)
-	}
+	b.optionalWeight("bias", bias)
 	b.value("out", op.Results[0], true)
 	k := int(el.Results[0].Type.Shape[1])
 	rows := int(w.Shape[1])
@@ -468,9 +448,7 @@ func specExpertDown(b *builder) ([]spec, error) {
 	b.value("y", y, false)
 	b.value("routes", routes, false)
 	b.weight("w", w)
-	if bias != nil {
-		b.weight("bias", bias)
-	}
+	b.optionalWeight("bias", bias)
 	b.value("out", op.Results[0], true)
 	k := int(routes.Type.Shape[1])
 	data := weightInfo(w)
