@@ -1,7 +1,6 @@
 package compiler
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,52 +13,36 @@ import (
 // compares the exact diagnostics. A case holds `input.arch`, optionally
 // `config.json` and `args` (--set k=v ...), and the expected `stderr`.
 func TestDiagnostics(t *testing.T) {
-	dir := filepath.Join("testdata", "errors")
-	files, err := filepath.Glob(filepath.Join(dir, "*.txtar"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no cases in %s", dir)
-	}
-	used := map[string]bool{}
-	for _, path := range files {
-		used[filepath.Base(path)] = true
-		t.Run(strings.TrimSuffix(filepath.Base(path), ".txtar"), func(t *testing.T) {
-			text, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
+	golden.Cases(t, filepath.Join("testdata", "errors"), func(t *testing.T, path string, a *golden.Archive) {
+		src, ok := a.Get("input.arch")
+		if !ok {
+			t.Fatalf("%s has no input.arch", path)
+		}
+		opts := Options{File: "input.arch", Source: src, Verify: true}
+		if js, ok := a.Get("config.json"); ok {
+			if j, err := config.ParseJSON("config.json", []byte(js)); err == nil {
+				opts.JSON = j
 			}
-			a := golden.Parse(string(text))
-			src, ok := a.Get("input.arch")
-			if !ok {
-				t.Fatalf("%s has no input.arch", path)
-			}
-			opts := Options{File: "input.arch", Source: src, Verify: true}
-			if js, ok := a.Get("config.json"); ok {
-				opts.JSON, err = config.ParseJSON("config.json", []byte(js))
-				if err != nil {
-					opts.JSON = nil
+		}
+		if args, ok := a.Get("args"); ok {
+			f := strings.Fields(args)
+			for i := 0; i+1 < len(f); i += 2 {
+				if f[i] == "--set" {
+					opts.Sets = append(opts.Sets, f[i+1])
 				}
 			}
-			if args, ok := a.Get("args"); ok {
-				f := strings.Fields(args)
-				for i := 0; i+1 < len(f); i += 2 {
-					if f[i] == "--set" {
-						opts.Sets = append(opts.Sets, f[i+1])
-					}
-				}
-			}
-			_, cerr := Compile(opts)
-			got := "ok\n"
-			if cerr != nil {
-				got = cerr.Error() + "\n"
-			}
-			if _, wantsErr := a.Get("stderr"); !wantsErr && !golden.Update() {
-				t.Fatalf("%s has no stderr section", path)
-			}
-			golden.Check(t, path, a, []string{"input.arch", "config.json", "args"}, map[string]string{"stderr": got})
-			if cerr == nil {
-				t.Errorf("%s compiled without error", path)
-			}
-		})
-	}
-	golden.CheckOrphans(t, dir, used)
+		}
+		_, cerr := Compile(opts)
+		got := "ok\n"
+		if cerr != nil {
+			got = cerr.Error() + "\n"
+		}
+		if _, wantsErr := a.Get("stderr"); !wantsErr && !golden.Update() {
+			t.Fatalf("%s has no stderr section", path)
+		}
+		golden.Check(t, path, a, []string{"input.arch", "config.json", "args"}, map[string]string{"stderr": got})
+		if cerr == nil {
+			t.Errorf("%s compiled without error", path)
+		}
+	})
 }

@@ -1,7 +1,6 @@
 package compiler
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,29 +17,14 @@ const repoRoot = ".."
 // `ARCH [--config CONFIG] [--set k=v ...]` with paths from the repository
 // root.
 func TestGolden(t *testing.T) {
-	dir := filepath.Join("testdata", "golden")
-	files, err := filepath.Glob(filepath.Join(dir, "*.txtar"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no golden files in %s", dir)
-	}
-	used := map[string]bool{}
-	for _, path := range files {
-		used[filepath.Base(path)] = true
-		t.Run(strings.TrimSuffix(filepath.Base(path), ".txtar"), func(t *testing.T) {
-			text, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a := golden.Parse(string(text))
-			args, ok := a.Get("args")
-			if !ok {
-				t.Fatalf("%s has no args section", path)
-			}
-			got := compileStages(t, args)
-			golden.Check(t, path, a, []string{"args"}, got)
-		})
-	}
-	golden.CheckOrphans(t, dir, used)
+	golden.Cases(t, filepath.Join("testdata", "golden"), func(t *testing.T, path string, a *golden.Archive) {
+		args, ok := a.Get("args")
+		if !ok {
+			t.Fatalf("%s has no args section", path)
+		}
+		got := compileStages(t, args)
+		golden.Check(t, path, a, []string{"args"}, got)
+	})
 }
 
 // compileStages compiles one case and returns the text of each stage.

@@ -1,8 +1,6 @@
 package fuse
 
 import (
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -16,66 +14,52 @@ import (
 // order; "all" for the whole file) and the expected `after`. Every rule
 // must be the subject of at least one case.
 func TestRules(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.txtar")
-	if len(files) == 0 {
-		t.Fatal("no cases")
-	}
 	covered := map[string]bool{}
-	used := map[string]bool{}
-	for _, path := range files {
-		used[filepath.Base(path)] = true
-		t.Run(strings.TrimSuffix(filepath.Base(path), ".txtar"), func(t *testing.T) {
-			text, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a := golden.Parse(string(text))
-			before, _ := a.Get("before")
-			names, _ := a.Get("rules")
-			f, err := ir.Parse(before)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := ir.Verify(f); err != nil {
-				t.Fatalf("before: %v", err)
-			}
-			var rules []*Rule
-			for _, n := range strings.Fields(names) {
-				if n == "all" {
-					rules = Rules
-					for _, r := range Rules {
-						covered[r.Name] = true
-					}
-					continue
+	golden.Cases(t, "testdata", func(t *testing.T, path string, a *golden.Archive) {
+		before, _ := a.Get("before")
+		names, _ := a.Get("rules")
+		f, err := ir.Parse(before)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ir.Verify(f); err != nil {
+			t.Fatalf("before: %v", err)
+		}
+		var rules []*Rule
+		for _, n := range strings.Fields(names) {
+			if n == "all" {
+				rules = Rules
+				for _, r := range Rules {
+					covered[r.Name] = true
 				}
-				r := byName(n)
-				if r == nil {
-					t.Fatalf("no rule %q", n)
-				}
-				covered[n] = true
-				rules = append(rules, r)
+				continue
 			}
-			fired := Apply(f, rules)
-			if err := ir.Verify(f); err != nil {
-				t.Fatalf("after: %v", err)
+			r := byName(n)
+			if r == nil {
+				t.Fatalf("no rule %q", n)
 			}
-			var report []string
-			for n, c := range fired {
-				report = append(report, n+" "+itoa(c))
-			}
-			sort.Strings(report)
-			golden.Check(t, path, a, []string{"before", "rules"}, map[string]string{
-				"after": ir.Print(f),
-				"fired": strings.Join(report, "\n") + "\n",
-			})
+			covered[n] = true
+			rules = append(rules, r)
+		}
+		fired := Apply(f, rules)
+		if err := ir.Verify(f); err != nil {
+			t.Fatalf("after: %v", err)
+		}
+		var report []string
+		for n, c := range fired {
+			report = append(report, n+" "+itoa(c))
+		}
+		sort.Strings(report)
+		golden.Check(t, path, a, []string{"before", "rules"}, map[string]string{
+			"after": ir.Print(f),
+			"fired": strings.Join(report, "\n") + "\n",
 		})
-	}
+	})
 	for _, r := range Rules {
 		if !covered[r.Name] {
 			t.Errorf("rule %s has no test case", r.Name)
 		}
 	}
-	golden.CheckOrphans(t, "testdata", used)
 }
 
 func byName(n string) *Rule {

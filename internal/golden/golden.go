@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -17,6 +18,26 @@ import (
 
 // Update reports whether tests should rewrite golden files.
 func Update() bool { return os.Getenv("MINERVA_UPDATE_GOLDEN") == "1" }
+
+// Cases runs check as a subtest for every txtar file in dir, named after
+// the file. A directory without cases fails: a glob that matches nothing
+// would otherwise pass silently.
+func Cases(t *testing.T, dir string, check func(t *testing.T, path string, a *Archive)) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.txtar"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no txtar cases in %s", dir)
+	}
+	for _, path := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(path), ".txtar"), func(t *testing.T) {
+			text, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, path, Parse(string(text)))
+		})
+	}
+}
 
 // Section is one named part of an archive.
 type Section struct {
