@@ -246,39 +246,23 @@ func (a Attrs) Get(key string) (any, bool) {
 
 // Int returns an integer attribute; a missing attribute is a compiler bug
 // because the verifier checks every op against its definition.
-func (a Attrs) Int(key string) int64 {
-	v, ok := a.Get(key)
-	if !ok {
-		panic("BUG: missing int attribute " + key)
-	}
-	return v.(int64)
-}
+func (a Attrs) Int(key string) int64 { return mustAttr[int64](a, key) }
 
 // Float returns a float attribute.
-func (a Attrs) Float(key string) float64 {
-	v, ok := a.Get(key)
-	if !ok {
-		panic("BUG: missing float attribute " + key)
-	}
-	return v.(float64)
-}
+func (a Attrs) Float(key string) float64 { return mustAttr[float64](a, key) }
 
 // Bool returns a bool attribute.
-func (a Attrs) Bool(key string) bool {
-	v, ok := a.Get(key)
-	if !ok {
-		panic("BUG: missing bool attribute " + key)
-	}
-	return v.(bool)
-}
+func (a Attrs) Bool(key string) bool { return mustAttr[bool](a, key) }
 
 // String returns a string attribute.
-func (a Attrs) String(key string) string {
+func (a Attrs) String(key string) string { return mustAttr[string](a, key) }
+
+func mustAttr[T any](a Attrs, key string) T {
 	v, ok := a.Get(key)
 	if !ok {
-		panic("BUG: missing string attribute " + key)
+		panic(fmt.Sprintf("BUG: missing %T attribute %s", *new(T), key))
 	}
-	return v.(string)
+	return v.(T)
 }
 
 // Set replaces or appends an attribute.
