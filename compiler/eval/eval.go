@@ -341,8 +341,8 @@ func (e *Evaluator) arith(n *dsl.Binary, l, r any) (any, bool) {
 		}
 		return nil, false
 	}
-	lf, lNum := toFloat(l)
-	rf, rNum := toFloat(r)
+	lf, lNum := Number(l)
+	rf, rNum := Number(r)
 	if lNum && rNum {
 		switch n.Op {
 		case "+":
@@ -394,7 +394,9 @@ func (e *Evaluator) arith(n *dsl.Binary, l, r any) (any, bool) {
 	return nil, false
 }
 
-func toFloat(v any) (float64, bool) {
+// Number returns a compile-time value as a float when it is numeric
+// (int64 or float64), so that callers can mix the two as the language does.
+func Number(v any) (float64, bool) {
 	switch x := v.(type) {
 	case int64:
 		return float64(x), true
@@ -407,8 +409,8 @@ func toFloat(v any) (float64, bool) {
 // equal compares scalars, strings and lists; ok is false for values it
 // cannot compare.
 func equal(l, r any) (eq, ok bool) {
-	if lf, ok1 := toFloat(l); ok1 {
-		if rf, ok2 := toFloat(r); ok2 {
+	if lf, ok1 := Number(l); ok1 {
+		if rf, ok2 := Number(r); ok2 {
 			return lf == rf, true
 		}
 	}
@@ -474,11 +476,11 @@ func (e *Evaluator) call(n *dsl.Call) any {
 				return int64(x)
 			}
 		case "float":
-			if f, ok := toFloat(v); ok {
+			if f, ok := Number(v); ok {
 				return f
 			}
 		case "sqrt":
-			if f, ok := toFloat(v); ok && f >= 0 {
+			if f, ok := Number(v); ok && f >= 0 {
 				return math.Sqrt(f)
 			}
 		}
@@ -493,15 +495,15 @@ func (e *Evaluator) call(n *dsl.Call) any {
 			if IsPoison(v) {
 				return v
 			}
-			if _, ok := toFloat(v); !ok {
+			if _, ok := Number(v); !ok {
 				return e.Errorf(a.Value, "", "%s takes numbers, not %s", n.Fn, Describe(v))
 			}
 			if best == nil {
 				best = v
 				continue
 			}
-			bf, _ := toFloat(best)
-			vf, _ := toFloat(v)
+			bf, _ := Number(best)
+			vf, _ := Number(v)
 			if (n.Fn == "min" && vf < bf) || (n.Fn == "max" && vf > bf) {
 				best = v
 			}

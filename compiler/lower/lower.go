@@ -489,7 +489,7 @@ func (l *lowerer) binary(e *eval.Evaluator, n *dsl.Binary, lv, rv any) (any, boo
 	if !lIsT {
 		t, c, tensorLeft = rt, lv, false
 	}
-	num, isNum := toFloat(c)
+	num, isNum := eval.Number(c)
 	if !isNum {
 		return nil, false
 	}
@@ -522,16 +522,6 @@ func (l *lowerer) unary(e *eval.Evaluator, n *dsl.UnaryOp, x any) (any, bool) {
 	}
 	attrs := ir.Attrs{{Key: "mul", Value: -1.0}, {Key: "add", Value: 0.0}}
 	return l.emit(e, n, "affine", []ir.Arg{{V: t}}, attrs, []string{l.text(n.X)}), true
-}
-
-func toFloat(v any) (float64, bool) {
-	switch x := v.(type) {
-	case int64:
-		return float64(x), true
-	case float64:
-		return x, true
-	}
-	return 0, false
 }
 
 func argOf(v any) ir.Arg {
@@ -696,7 +686,7 @@ func conformAttr(ad ir.AttrDef, v any) (any, bool) {
 		i, ok := v.(int64)
 		return i, ok
 	case ir.FloatAttr:
-		f, ok := toFloat(v)
+		f, ok := eval.Number(v)
 		if ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
 			return nil, false
 		}
