@@ -2,7 +2,6 @@ package cpu
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/minerva-ml/minerva/compiler/ir"
 )
@@ -101,7 +100,6 @@ func (m *Model) fusedKernel(op *ir.Op, val func(*ir.Value) buf) (func(int, int),
 }
 
 func (m *Model) addRMSNorm(a, b buf, w []float32, eps, offset float32, normed, sum buf) func(int, int) {
-	g := len(w)
 	return func(seq, _ int) {
 		for t := 0; t < seq; t++ {
 			as := a.data[t*a.row : (t+1)*a.row]
@@ -111,16 +109,7 @@ func (m *Model) addRMSNorm(a, b buf, w []float32, eps, offset float32, normed, s
 			for i := range ss {
 				ss[i] = as[i] + bs[i]
 			}
-			for base := 0; base < len(ss); base += g {
-				var acc float64
-				for _, v := range ss[base : base+g] {
-					acc += float64(v) * float64(v)
-				}
-				r := float32(1 / math.Sqrt(acc/float64(g)+float64(eps)))
-				for i := 0; i < g; i++ {
-					ns[base+i] = ss[base+i] * r * (w[i] + offset)
-				}
-			}
+			rmsNormRow(ss, w, eps, offset, ns)
 		}
 	}
 }

@@ -214,21 +214,26 @@ func dotGather(row, data []float32, offs []int32, dots []float32) {
 }
 
 func (m *Model) rmsnorm(x buf, w []float32, eps, offset float32, out buf) func(int, int) {
-	g := len(w)
 	return func(seq, _ int) {
 		for t := 0; t < seq; t++ {
-			xs := x.data[t*x.row : (t+1)*x.row]
-			os := out.data[t*out.row : (t+1)*out.row]
-			for base := 0; base < len(xs); base += g {
-				var ss float64
-				for _, v := range xs[base : base+g] {
-					ss += float64(v) * float64(v)
-				}
-				r := float32(1 / math.Sqrt(ss/float64(g)+float64(eps)))
-				for i := 0; i < g; i++ {
-					os[base+i] = xs[base+i] * r * (w[i] + offset)
-				}
-			}
+			rmsNormRow(x.data[t*x.row:(t+1)*x.row], w, eps, offset, out.data[t*out.row:(t+1)*out.row])
+		}
+	}
+}
+
+// rmsNormRow normalises xs in groups of len(w) (one group per head for a
+// per-head norm, one for the whole row otherwise), accumulating the sum of
+// squares in float64 like the float64 reference does.
+func rmsNormRow(xs, w []float32, eps, offset float32, out []float32) {
+	g := len(w)
+	for base := 0; base < len(xs); base += g {
+		var ss float64
+		for _, v := range xs[base : base+g] {
+			ss += float64(v) * float64(v)
+		}
+		r := float32(1 / math.Sqrt(ss/float64(g)+float64(eps)))
+		for i := 0; i < g; i++ {
+			out[base+i] = xs[base+i] * r * (w[i] + offset)
 		}
 	}
 }
