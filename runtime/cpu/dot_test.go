@@ -344,19 +344,12 @@ func TestKernelSetsOnFixtures(t *testing.T) {
 			seq := append(append([]int32(nil), ref.IDs...), ref.Generated...)
 			V := ref.Vocab
 			half := len(ref.IDs) / 2
-			got, err := m.Forward(seq[:half], 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if e := fixtures.RelErr(got, ref.LogitsFull[:half*V]); e > 1e-4 {
+			all := prefillThenDecode(t, m, seq, half)
+			if e := fixtures.RelErr(all[:half*V], ref.LogitsFull[:half*V]); e > 1e-4 {
 				t.Errorf("%s, %s kernels: prefill: relative error %.3e", fx.name, set, e)
 			}
 			for p := half; p < len(seq); p++ {
-				got, err := m.Forward(seq[p:p+1], p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if e := fixtures.RelErr(got, ref.LogitsFull[p*V:(p+1)*V]); e > 1e-4 {
+				if e := fixtures.RelErr(all[p*V:(p+1)*V], ref.LogitsFull[p*V:(p+1)*V]); e > 1e-4 {
 					t.Errorf("%s, %s kernels: decode at position %d: relative error %.3e", fx.name, set, p, e)
 					break
 				}

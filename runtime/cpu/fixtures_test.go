@@ -119,6 +119,27 @@ func TestHiddenStates(t *testing.T) {
 	}
 }
 
+// prefillThenDecode runs seq through m as one prefill of its first half
+// tokens and then one token at a time through the KV cache, the two paths a
+// generation takes, and returns every position's logits laid out as
+// transformers' logits_full.
+func prefillThenDecode(t *testing.T, m *Model, seq []int32, half int) []float32 {
+	t.Helper()
+	all, err := m.Forward(seq[:half], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all = append([]float32(nil), all...)
+	for p := half; p < len(seq); p++ {
+		out, err := m.Forward(seq[p:p+1], p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, out...)
+	}
+	return all
+}
+
 // TestDecodeMatchesFullPass prefills half of prompt+continuation, decodes
 // the rest one token at a time through the KV cache, and compares every
 // step's logits with transformers' single pass over the whole sequence; the
@@ -131,18 +152,12 @@ func TestDecodeMatchesFullPass(t *testing.T) {
 			seq := append(append([]int32(nil), ref.IDs...), ref.Generated...)
 			V := ref.Vocab
 			half := len(ref.IDs) / 2
-			got, err := m.Forward(seq[:half], 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if e := fixtures.RelErr(got, ref.LogitsFull[:half*V]); e > 1e-4 {
+			all := prefillThenDecode(t, m, seq, half)
+			if e := fixtures.RelErr(all[:half*V], ref.LogitsFull[:half*V]); e > 1e-4 {
 				t.Fatalf("prefill: relative error %.3e", e)
 			}
 			for p := half; p < len(seq); p++ {
-				got, err := m.Forward(seq[p:p+1], p)
-				if err != nil {
-					t.Fatal(err)
-				}
+				got := all[p*V : (p+1)*V]
 				want := ref.LogitsFull[p*V : (p+1)*V]
 				if e := fixtures.RelErr(got, want); e > 1e-4 {
 					t.Fatalf("decode at position %d: relative error %.3e", p, e)
@@ -168,21 +183,7 @@ func TestFusedKernelsMatchBodies(t *testing.T) {
 			seq := append(append([]int32(nil), ref.IDs...), ref.Generated...)
 			run := func(opts Options, disable ...string) []float32 {
 				m, _ := loadFixture(t, fx, exact, opts, disable...)
-				var all []float32
-				half := len(seq) / 2
-				out, err := m.Forward(seq[:half], 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				all = append(all, out...)
-				for p := half; p < len(seq); p++ {
-					out, err := m.Forward(seq[p:p+1], p)
-					if err != nil {
-						t.Fatal(err)
-					}
-					all = append(all, out...)
-				}
-				return all
+				return prefillThenDecode(t, m, seq, len(seq)/2)
 			}
 			kernels := run(Options{})
 			bodies := run(Options{Observe: func(*ir.Op, [][]float32) {}})
@@ -218,20 +219,7 @@ func TestQuantizedKV(t *testing.T) {
 			po := exact
 			po.KV = kv
 			m, _ := loadFixture(t, fx, po, Options{})
-			var got []float32
-			half := len(seq) / 2
-			out, err := m.Forward(seq[:half], 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, out...)
-			for p := half; p < len(seq); p++ {
-				out, err := m.Forward(seq[p:p+1], p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got = append(got, out...)
-			}
+			got := prefillThenDecode(t, m, seq, len(seq)/2)
 			rel := fixtures.RelErr(got, ref.LogitsFull)
 			agree, kl := 0, 0.0
 			for p := 0; p < len(seq); p++ {
