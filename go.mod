@@ -1,6 +1,9 @@
 module github.com/minerva-ml/minerva
 
-go 1.26.8
+// Go 1.27.3: govulncheck finds reachable standard-library vulnerabilities in
+// go1.26.8 (net/http GO-2026-6603, 6611, 6612, 6613, 6617; net/textproto
+// 6608; crypto/tls 6607; crypto/x509 6809). Export GOTOOLCHAIN=go1.27.3.
+go 1.27.3
 
 require (
 	github.com/alecthomas/kong v1.17.0
