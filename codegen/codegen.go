@@ -9,19 +9,13 @@ import (
 	"github.com/minerva-ml/minerva/codegen/metal"
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/compiler/plan"
+	"github.com/minerva-ml/minerva/program"
 )
 
-// Output is the back half's result.
-type Output struct {
-	Kernels    []*kernels.Kernel
-	Dispatches []*kernels.Dispatch
-	Metal      string
-}
-
-// Generate specialises every op of f.
-func Generate(f *ir.Func, kv *plan.KV) (*Output, error) {
+// Generate specialises every op of f: the program's Code.
+func Generate(f *ir.Func, kv *plan.KV) (*program.Code, error) {
 	ctx := kernels.NewContext(f, kv)
-	out := &Output{}
+	out := &program.Code{}
 	for i := range f.Ops {
 		d, err := ctx.Specialize(i)
 		if err != nil {

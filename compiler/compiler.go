@@ -13,12 +13,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/minerva-ml/minerva/codegen"
 	"github.com/minerva-ml/minerva/compiler/config"
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/compiler/plan"
 	"github.com/minerva-ml/minerva/dsl"
 	"github.com/minerva-ml/minerva/dsl/diag"
+	"github.com/minerva-ml/minerva/internal/human"
+	"github.com/minerva-ml/minerva/program"
 )
 
 // Options control one compilation.
@@ -99,9 +100,19 @@ type Unit struct {
 	KV    *plan.KV
 	Arena *plan.Arena
 	// Generated is the back half's output: kernels and dispatches.
-	Generated *codegen.Output
+	Generated *program.Code
 	// Timings records each pass that ran, in order.
 	Timings []PassTiming
+}
+
+// Program is the compiled program backends run: the final IR, the plans,
+// the evaluated config and (when the codegen pass ran) the Code.
+func (u *Unit) Program() *program.Program {
+	p := &program.Program{Model: u.Func.Model, Func: u.Func, KV: u.KV, Arena: u.Arena, Code: u.Generated}
+	for _, e := range u.Config.Entries {
+		p.Config = append(p.Config, program.ConfigValue{Name: e.Name, Value: e.Value})
+	}
+	return p
 }
 
 // PassTiming is one pass's run time.
@@ -236,34 +247,7 @@ func (u *Unit) Summary() string {
 		tensors += len(w.Tensors())
 	}
 	return fmt.Sprintf("%s: ok: %d layers, %s parameters, %d weights (%d tensors, %s), %d ops",
-		u.Func.Model, u.Layers, humanCount(params), len(u.Func.Weights), tensors, HumanBytes(bytes), len(u.Func.Ops))
-}
-
-func humanCount(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2fB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.2fM", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1fK", float64(n)/1e3)
-	}
-	return fmt.Sprint(n)
-}
-
-// HumanBytes formats a byte count with binary units.
-func HumanBytes(n int64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
-	f := float64(n)
-	i := 0
-	for f >= 1024 && i < len(units)-1 {
-		f /= 1024
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%d B", n)
-	}
-	return fmt.Sprintf("%.2f %s", f, units[i])
+		u.Func.Model, u.Layers, human.Count(params), len(u.Func.Weights), tensors, human.Bytes(bytes), len(u.Func.Ops))
 }
 
 // ReadConfig loads a config.json given as a file or as a model directory

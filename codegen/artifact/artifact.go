@@ -1,4 +1,4 @@
-// Package artifact writes and reads a compiled model as a directory:
+// Package artifact writes a compiled model as a directory:
 //
 //	manifest.json   format and compiler versions, a hash of the source and
 //	                config, the weight manifest, the KV and arena plans, the
@@ -8,15 +8,14 @@
 //	                the dispatch sequence: the way an app ships one model
 //
 // Writing is deterministic: the same source, config and options give
-// byte-identical directories. `minerva run DIR` and `minerva logits DIR`
-// run an artifact without a Go toolchain.
+// byte-identical directories. Reading one needs no compiler
+// (program.ReadArtifact): `minerva run DIR` and `minerva logits DIR` run an
+// artifact without a Go toolchain.
 package artifact
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,83 +23,22 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/minerva-ml/minerva/codegen"
 	"github.com/minerva-ml/minerva/codegen/gocode"
-	"github.com/minerva-ml/minerva/codegen/kernels"
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/ir"
-	"github.com/minerva-ml/minerva/compiler/plan"
-	"github.com/minerva-ml/minerva/runtime/program"
+	"github.com/minerva-ml/minerva/program"
 )
 
-// FormatVersion changes whenever the manifest's meaning changes; readers
-// refuse other versions.
-const FormatVersion = 1
-
-// Manifest is manifest.json. Its field names are an interface other tools
-// read: keep them stable.
-type Manifest struct {
-	Format     int                 `json:"format"`
-	Compiler   string              `json:"compiler"`
-	Model      string              `json:"model"`
-	SourceHash string              `json:"source_hash"`
-	Source     string              `json:"source"`
-	Config     []ConfigValue       `json:"config"`
-	Plan       PlanOptions         `json:"plan"`
-	Weights    []Tensor            `json:"weights"`
-	KV         *plan.KV            `json:"kv"`
-	Arena      *plan.Arena         `json:"arena"`
-	Kernels    []Kernel            `json:"kernels"`
-	Dispatches []*kernels.Dispatch `json:"dispatches"`
-	// IR is the final program in canonical text (ir.Print).
-	IR string `json:"ir"`
-}
-
-// ConfigValue is one evaluated config entry.
-type ConfigValue struct {
-	Name  string `json:"name"`
-	Value any    `json:"value"`
-}
-
-// PlanOptions are the run-time shape the program was planned for.
-type PlanOptions struct {
-	Ctx   int    `json:"ctx"`
-	KV    string `json:"kv"`
-	Batch int    `json:"batch"`
-}
-
-// Tensor is one checkpoint tensor the model reads.
-type Tensor struct {
-	Name  string  `json:"name"`
-	DType string  `json:"dtype"`
-	Shape []int64 `json:"shape"`
-}
-
-// Kernel is one row of the kernel table.
-type Kernel struct {
-	Name       string   `json:"name"`
-	Op         string   `json:"op"`
-	Variant    string   `json:"variant"`
-	Implements []string `json:"implements"`
-	Threads    [3]int   `json:"threads"`
-	TGMem      []int    `json:"threadgroup_memory"`
-	Params     []Param  `json:"params"`
-}
-
-// Param is one kernel parameter.
-type Param struct {
-	Name  string `json:"name"`
-	Index int    `json:"index"`
-	Type  string `json:"type"`
-}
+// Manifest is manifest.json; program defines it, with the reader.
+type Manifest = program.Manifest
 
 // CompilerVersion names this compiler in manifests.
 func CompilerVersion() string { return "minervac " + compiler.Version + " (" + runtime.Version() + ")" }
 
 // Build makes the manifest of a compiled unit.
-func Build(u *compiler.Unit, out *codegen.Output) *Manifest {
+func Build(u *compiler.Unit, out *program.Code) *Manifest {
 	m := &Manifest{
-		Format:     FormatVersion,
+		Format:     program.FormatVersion,
 		Compiler:   CompilerVersion(),
 		Model:      u.Func.Model,
 		Source:     u.Opts.File,
@@ -110,22 +48,16 @@ func Build(u *compiler.Unit, out *codegen.Output) *Manifest {
 		Dispatches: out.Dispatches,
 		IR:         ir.Print(u.Func),
 	}
-	m.Plan = PlanOptions{Ctx: int(u.KV.Ctx), KV: string(u.KV.Format), Batch: int(u.Arena.Batch)}
+	m.Plan = program.PlanOptions{Ctx: int(u.KV.Ctx), KV: string(u.KV.Format), Batch: int(u.Arena.Batch)}
 	for _, e := range u.Config.Entries {
-		m.Config = append(m.Config, ConfigValue{e.Name, e.Value})
+		m.Config = append(m.Config, program.ConfigValue{Name: e.Name, Value: e.Value})
 	}
 	for _, w := range u.Func.Weights {
 		for _, t := range w.Tensors() {
-			m.Weights = append(m.Weights, Tensor{Name: t.Name, DType: t.DType.String(), Shape: []int64(t.Shape)})
+			m.Weights = append(m.Weights, program.Tensor{Name: t.Name, DType: t.DType.String(), Shape: []int64(t.Shape)})
 		}
 	}
-	for _, k := range out.Kernels {
-		mk := Kernel{Name: k.Name, Op: k.Kind, Variant: string(k.Variant), Implements: k.Ops, Threads: k.Threads, TGMem: k.TGMem}
-		for _, p := range k.Params {
-			mk.Params = append(mk.Params, Param{p.Name, p.Index, p.Type})
-		}
-		m.Kernels = append(m.Kernels, mk)
-	}
+	m.Kernels = out.Kernels
 	return m
 }
 
@@ -143,15 +75,6 @@ func SourceHash(o compiler.Options) string {
 	po := o.Plan.WithDefaults()
 	fmt.Fprintf(h, "plan %d %s %d\n", po.Ctx, po.KV, po.Batch)
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
-}
-
-// Marshal renders manifest.json deterministically.
-func (m *Manifest) Marshal() ([]byte, error) {
-	b, err := json.MarshalIndent(m, "", " ")
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '\n'), nil
 }
 
 // Write writes the artifact directory.
@@ -183,87 +106,15 @@ func Write(dir string, m *Manifest, metal string, goPackage string) error {
 	return nil
 }
 
-// IsArtifact reports whether dir holds a compiled artifact.
-func IsArtifact(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, "manifest.json"))
-	return err == nil
-}
-
-// Read loads an artifact's program and dispatch program.
-func Read(dir string) (*program.Program, *codegen.Output, *Manifest, error) {
-	mb, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil, nil, fmt.Errorf("%s is not a compiled artifact (no manifest.json); compile one with minervac compile ARCH -o %s", dir, dir)
-		}
-		return nil, nil, nil, err
-	}
-	metal, err := os.ReadFile(filepath.Join(dir, "kernels.metal"))
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("artifact %s: %v", dir, err)
-	}
-	return Decode(mb, string(metal), dir)
-}
-
-// Decode reads a manifest (and its kernels.metal) from bytes: the
-// generated Go package embeds both.
-func Decode(manifest []byte, metal string, where string) (*program.Program, *codegen.Output, *Manifest, error) {
-	var probe struct {
-		Format   int    `json:"format"`
-		Compiler string `json:"compiler"`
-	}
-	if err := json.Unmarshal(manifest, &probe); err != nil {
-		return nil, nil, nil, fmt.Errorf("artifact %s: manifest.json is not valid JSON: %v", where, err)
-	}
-	if probe.Format != FormatVersion {
-		return nil, nil, nil, fmt.Errorf("artifact %s has format %d (written by %s), but this minerva reads format %d: recompile it with this version: minervac compile ARCH -o %s",
-			where, probe.Format, probe.Compiler, FormatVersion, where)
-	}
-	var m Manifest
-	if err := json.Unmarshal(manifest, &m); err != nil {
-		return nil, nil, nil, fmt.Errorf("artifact %s: manifest.json: %v", where, err)
-	}
-	f, err := ir.Parse(m.IR)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("artifact %s: its IR does not parse: %v", where, err)
-	}
-	if err := ir.Verify(f); err != nil {
-		return nil, nil, nil, fmt.Errorf("artifact %s: %v", where, err)
-	}
-	if m.KV == nil || m.Arena == nil {
-		return nil, nil, nil, fmt.Errorf("artifact %s: the manifest has no plans", where)
-	}
-	p := &program.Program{Model: m.Model, Func: f, KV: m.KV, Arena: m.Arena}
-	for _, c := range m.Config {
-		p.Config = append(p.Config, program.ConfigValue{Name: c.Name, Value: c.Value})
-	}
-	out := &codegen.Output{Dispatches: m.Dispatches, Metal: metal}
-	for _, k := range m.Kernels {
-		kk := &kernels.Kernel{Name: k.Name, Kind: k.Op, Variant: kernels.Variant(k.Variant), Ops: k.Implements, Threads: k.Threads, TGMem: k.TGMem}
-		for _, p := range k.Params {
-			kk.Params = append(kk.Params, kernels.Param{Name: p.Name, Index: p.Index, Type: p.Type})
-		}
-		out.Kernels = append(out.Kernels, kk)
-	}
-	if len(out.Dispatches) != len(f.Ops) {
-		return nil, nil, nil, fmt.Errorf("artifact %s: %d dispatches for %d ops", where, len(out.Dispatches), len(f.Ops))
-	}
-	return p, out, &m, nil
-}
-
 // GoPackage renders the artifact's Go package.
 func GoPackage(m *Manifest, pkg string) ([]byte, error) {
 	f, err := ir.Parse(m.IR)
 	if err != nil {
 		return nil, fmt.Errorf("BUG: the manifest's IR does not parse: %v", err)
 	}
-	ks := map[string]*kernels.Kernel{}
+	ks := map[string]*program.Kernel{}
 	for _, k := range m.Kernels {
-		kk := &kernels.Kernel{Name: k.Name, Kind: k.Op, Variant: kernels.Variant(k.Variant), Ops: k.Implements, Threads: k.Threads, TGMem: k.TGMem}
-		for _, p := range k.Params {
-			kk.Params = append(kk.Params, kernels.Param{Name: p.Name, Index: p.Index, Type: p.Type})
-		}
-		ks[k.Name] = kk
+		ks[k.Name] = k
 	}
 	gm := &gocode.Model{
 		Package: pkg, Name: m.Model, Source: m.Source, Arena: m.Arena, KV: m.KV,
@@ -291,9 +142,6 @@ func PackageName(model string) string {
 	return string(b)
 }
 
-// MetallibName is the precompiled library an artifact may carry.
-const MetallibName = "kernels.metallib"
-
 // BuildMetallib compiles the artifact's kernels.metal with Xcode's Metal
 // compiler into kernels.metallib, which the Metal backend then loads
 // instead of compiling the source at start-up. The language version is
@@ -306,7 +154,7 @@ func BuildMetallib(dir, languageStd string) error {
 	defer os.Remove(air)
 	steps := [][]string{
 		{"xcrun", "-sdk", "macosx", "metal", "-std=" + languageStd, "-c", filepath.Join(dir, "kernels.metal"), "-o", air},
-		{"xcrun", "-sdk", "macosx", "metallib", air, "-o", filepath.Join(dir, MetallibName)},
+		{"xcrun", "-sdk", "macosx", "metallib", air, "-o", filepath.Join(dir, program.MetallibName)},
 	}
 	for _, s := range steps {
 		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {

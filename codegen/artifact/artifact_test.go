@@ -9,6 +9,7 @@ import (
 
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/internal/golden"
+	"github.com/minerva-ml/minerva/program"
 )
 
 func compileTiny(t *testing.T) *compiler.Unit {
@@ -93,10 +94,11 @@ func TestReadBack(t *testing.T) {
 	if err := Write(dir, m, u.Generated.Metal, "tinyrandom"); err != nil {
 		t.Fatal(err)
 	}
-	p, out, _, err := Read(dir)
+	p, _, err := program.ReadArtifact(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	out := p.Code
 	if len(out.Dispatches) != len(u.Func.Ops) || len(out.Kernels) != len(u.Generated.Kernels) || p.Arena.Bytes != u.Arena.Bytes || p.KV.Bytes != u.KV.Bytes {
 		t.Fatalf("the artifact does not read back to the compiled program")
 	}
@@ -105,11 +107,11 @@ func TestReadBack(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(old), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, _, _, err = Read(dir)
+	_, _, err = program.ReadArtifact(dir)
 	if err == nil || !strings.Contains(err.Error(), "has format 0") || !strings.Contains(err.Error(), "recompile it with this version: minervac compile") {
 		t.Fatalf("an old format was not refused clearly: %v", err)
 	}
-	if _, _, _, err := Read(t.TempDir()); err == nil || !strings.Contains(err.Error(), "is not a compiled artifact") {
+	if _, _, err := program.ReadArtifact(t.TempDir()); err == nil || !strings.Contains(err.Error(), "is not a compiled artifact") {
 		t.Fatalf("a directory without a manifest: %v", err)
 	}
 }
@@ -134,6 +136,6 @@ func FuzzDecode(f *testing.F) {
 	f.Add(u)
 	f.Add([]byte(`{"format": 1}`))
 	f.Fuzz(func(t *testing.T, manifest []byte) {
-		_, _, _, _ = Decode(manifest, "", "fuzz")
+		_, _, _ = program.DecodeArtifact(manifest, "", "fuzz")
 	})
 }

@@ -16,13 +16,13 @@ import (
 
 	"github.com/dave/jennifer/jen"
 
-	"github.com/minerva-ml/minerva/codegen/kernels"
 	"github.com/minerva-ml/minerva/compiler/plan"
+	"github.com/minerva-ml/minerva/program"
 )
 
 const (
 	gpuPkg     = "github.com/minerva-ml/minerva/runtime/gpu"
-	abiPkg     = "github.com/minerva-ml/minerva/codegen/abi"
+	abiPkg     = "github.com/minerva-ml/minerva/program/abi"
 	weightsPkg = "github.com/minerva-ml/minerva/runtime/weights"
 )
 
@@ -37,8 +37,8 @@ type Model struct {
 	Input      int // value IDs of the token ids and the logits
 	Output     int
 	Vocab      int
-	Kernels    map[string]*kernels.Kernel
-	Dispatches []*kernels.Dispatch
+	Kernels    map[string]*program.Kernel
+	Dispatches []*program.Dispatch
 }
 
 // Tensor is one checkpoint tensor.
@@ -151,13 +151,13 @@ func Generate(m *Model) ([]byte, error) {
 
 	f.Comment("Prefill issues the dispatch sequence for a call of several tokens.")
 	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Prefill").Params(jen.Id("args").Index().Byte(), jen.Id("seq").Int()).Error().Block(
-		jen.Return(jen.Id("m").Dot("dev").Dot("Run").Call(jen.Index().Qual(gpuPkg, "Launch").Values(launches(m, fields, kernels.Prefill)...))),
+		jen.Return(jen.Id("m").Dot("dev").Dot("Run").Call(jen.Index().Qual(gpuPkg, "Launch").Values(launches(m, fields, program.VariantPrefill)...))),
 	)
 	helpers(f)
 	f.Comment("Step issues the dispatch sequence for one token (the decode kernels).")
 	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Step").Params(jen.Id("args").Index().Byte()).Error().Block(
 		jen.Id("seq").Op(":=").Lit(1),
-		jen.Return(jen.Id("m").Dot("dev").Dot("Run").Call(jen.Index().Qual(gpuPkg, "Launch").Values(launches(m, fields, kernels.Decode)...))),
+		jen.Return(jen.Id("m").Dot("dev").Dot("Run").Call(jen.Index().Qual(gpuPkg, "Launch").Values(launches(m, fields, program.VariantDecode)...))),
 	)
 
 	// Render formats the source, so the output is gofmt'd.
@@ -172,12 +172,12 @@ func Generate(m *Model) ([]byte, error) {
 // barriers the plan's dependencies need (computed for a full batch, the
 // widest extent of every value). Each launch is one call of the generated
 // launch helper, so the source stays small.
-func launches(m *Model, fields []string, v kernels.Variant) []jen.Code {
+func launches(m *Model, fields []string, v program.Variant) []jen.Code {
 	seqFor := int(m.Arena.Batch)
-	if v == kernels.Decode {
+	if v == program.VariantDecode {
 		seqFor = 1
 	}
-	barriers := kernels.Barriers(m.Dispatches, m.Kernels, m.Arena, m.KV, seqFor)
+	barriers := program.Barriers(m.Dispatches, m.Kernels, m.Arena, m.KV, seqFor)
 	field := map[string]string{}
 	for i, t := range m.Tensors {
 		field[t.Name] = fields[i]
@@ -199,13 +199,13 @@ func launches(m *Model, fields []string, v kernels.Variant) []jen.Code {
 		}
 		for _, b := range d.Bindings {
 			switch b.Kind {
-			case kernels.BindArgs:
+			case program.BindArgs:
 				args = append(args, jen.Id("stepArgs").Call(jen.Lit(b.Index), jen.Id("args")))
-			case kernels.BindValue:
+			case program.BindValue:
 				args = append(args, jen.Id("m").Dot("arena").Call(jen.Lit(b.Index), jen.Lit(int(m.Arena.Slots[b.Value].Offset))))
-			case kernels.BindWeight:
+			case program.BindWeight:
 				args = append(args, jen.Id("weight").Call(jen.Lit(b.Index), jen.Id("m").Dot("W").Dot(field[b.Tensor])))
-			case kernels.BindKV:
+			case program.BindKV:
 				l := m.KV.Layer(b.Cache)
 				off := l.KOffset
 				if b.Part == "v" {
@@ -243,7 +243,7 @@ func helpers(f *jen.File) {
 }
 
 // dimExpr renders Const + PerTile*ceil(seq/Tile).
-func dimExpr(d kernels.Dim) jen.Code {
+func dimExpr(d program.Dim) jen.Code {
 	if d.PerTile == 0 {
 		return jen.Lit(max(d.Const, 1))
 	}
@@ -298,7 +298,7 @@ func fieldNames(ts []Tensor) []string {
 }
 
 // sortedKernelNames is used by tests.
-func sortedKernelNames(ks map[string]*kernels.Kernel) []string {
+func sortedKernelNames(ks map[string]*program.Kernel) []string {
 	var out []string
 	for n := range ks {
 		out = append(out, n)

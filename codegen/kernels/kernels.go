@@ -17,107 +17,34 @@ import (
 
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/compiler/plan"
+	"github.com/minerva-ml/minerva/program"
 	"github.com/minerva-ml/minerva/templates"
 )
 
-// Variant says which calls a kernel serves.
-type Variant string
-
-const (
-	// Any serves every call.
-	Any Variant = "any"
-	// Decode serves calls of one token (matrix-vector kernels).
-	Decode Variant = "decode"
-	// Prefill serves calls of several tokens (tiled matrix kernels).
-	Prefill Variant = "prefill"
+// The kernel table's types belong to the compiled program (package
+// program), which backends read without importing codegen; the
+// specialisers name them unqualified.
+type (
+	Variant  = program.Variant
+	BindKind = program.BindKind
+	Binding  = program.Binding
+	Param    = program.Param
+	Dim      = program.Dim
+	Grid     = program.Grid
+	Kernel   = program.Kernel
+	Dispatch = program.Dispatch
 )
 
-// BindKind is what the host binds to a kernel parameter.
-type BindKind string
-
 const (
-	BindArgs   BindKind = "args"   // StepArgs bytes
-	BindValue  BindKind = "value"  // an activation in the arena
-	BindWeight BindKind = "weight" // a checkpoint tensor
-	BindKV     BindKind = "kv"     // a layer's keys or values in the KV buffer
+	Any     = program.VariantAny
+	Decode  = program.VariantDecode
+	Prefill = program.VariantPrefill
+
+	BindArgs   = program.BindArgs
+	BindValue  = program.BindValue
+	BindWeight = program.BindWeight
+	BindKV     = program.BindKV
 )
-
-// Binding says what one parameter receives.
-type Binding struct {
-	Index  int      `json:"index"`
-	Kind   BindKind `json:"kind"`
-	Value  int      `json:"value,omitempty"`  // value ID
-	Tensor string   `json:"tensor,omitempty"` // checkpoint tensor name
-	Cache  int      `json:"cache,omitempty"`
-	Part   string   `json:"part,omitempty"` // "k" or "v"
-}
-
-// Param is one kernel parameter as the source declares it.
-type Param struct {
-	Name  string
-	Index int
-	Type  string // MSL type, e.g. "device const float*"
-}
-
-// Dim is one dimension of a grid: Const + PerTile * ceil(seq / Tile).
-type Dim struct {
-	Const   int `json:"const,omitempty"`
-	PerTile int `json:"per_tile,omitempty"`
-	Tile    int `json:"tile,omitempty"`
-}
-
-// Eval computes the dimension for a call of seq tokens.
-func (d Dim) Eval(seq int) int {
-	n := d.Const
-	if d.PerTile != 0 {
-		tile := max(d.Tile, 1)
-		n += d.PerTile * ((seq + tile - 1) / tile)
-	}
-	return max(n, 1)
-}
-
-// Grid is the threadgroups of a dispatch.
-type Grid [3]Dim
-
-// Eval computes the grid for seq tokens.
-func (g Grid) Eval(seq int) [3]int { return [3]int{g[0].Eval(seq), g[1].Eval(seq), g[2].Eval(seq)} }
-
-// Kernel is one specialised kernel: its source and how it is launched.
-type Kernel struct {
-	Name    string  `json:"name"`
-	Kind    string  `json:"op"`
-	Variant Variant `json:"variant"`
-	// Ops names the IR ops the kernel implements (a fused op's body).
-	Ops     []string `json:"implements"`
-	Params  []Param  `json:"-"`
-	Threads [3]int   `json:"threads"`
-	// TGMem is the threadgroup memory, in bytes, of each [[threadgroup(n)]].
-	TGMem  []int  `json:"threadgroup_memory,omitempty"`
-	Source string `json:"-"`
-}
-
-// Dispatch is one op's launch: a kernel per variant, the bindings (the
-// same for every variant) and the grid of each.
-type Dispatch struct {
-	Op       int                `json:"op"`
-	Kind     string             `json:"kind"`
-	Layer    int                `json:"layer"`
-	Kernels  map[Variant]string `json:"kernels"`
-	Grids    map[Variant]Grid   `json:"grids"`
-	Bindings []Binding          `json:"bindings"`
-}
-
-// KernelFor picks the kernel name and grid for a call of seq tokens.
-func (d *Dispatch) KernelFor(seq int) (string, Grid) {
-	v := Prefill
-	if seq == 1 {
-		v = Decode
-	}
-	if k, ok := d.Kernels[v]; ok {
-		return k, d.Grids[v]
-	}
-	return d.Kernels[Any], d.Grids[Any]
-}
 
 // Context is what specialisation needs to know about the program.
 type Context struct {
@@ -307,12 +234,10 @@ func signature(params []Param) string {
 	for _, p := range params {
 		parts = append(parts, fmt.Sprintf("%s %s [[buffer(%d)]]", p.Type, p.Name, p.Index))
 	}
-	parts = append(parts, "threadgroup float* tg [[threadgroup(0)]]",
-		"uint3 tgid [[threadgroup_position_in_grid]]",
-		"uint tid [[thread_index_in_threadgroup]]",
-		"uint lane [[thread_index_in_simdgroup]]",
-		"uint sg [[simdgroup_index_in_threadgroup]]",
-		"uint nsg [[simdgroups_per_threadgroup]]")
+	parts = append(parts, "threadgroup float* tg [[threadgroup(0)]]")
+	for _, a := range program.ThreadAttrs {
+		parts = append(parts, fmt.Sprintf("%s %s [[%s]]", a.Type, a.Name, a.Attr))
+	}
 	return strings.Join(parts, ",\n    ")
 }
 
@@ -349,63 +274,4 @@ func hexFloat(x float32) string {
 		s += ".0"
 	}
 	return s
-}
-
-// Region is a byte range of the arena or the KV buffer.
-type Region struct {
-	Buf        string // "arena" or "kv"
-	Start, End int64
-}
-
-// Barriers says, for each dispatch of a step of seq tokens, whether a
-// memory barrier must come first: it reads or writes memory that an
-// earlier dispatch since the last barrier wrote. Dispatches between
-// barriers may run concurrently.
-func Barriers(ds []*Dispatch, ks map[string]*Kernel, arena *plan.Arena, kv *plan.KV, seq int) []bool {
-	out := make([]bool, len(ds))
-	var written []Region
-	for i, d := range ds {
-		name, _ := d.KernelFor(seq)
-		k := ks[name]
-		var touched, writes []Region
-		for _, b := range d.Bindings {
-			var r Region
-			switch b.Kind {
-			case BindValue:
-				s := arena.Slots[b.Value]
-				r = Region{"arena", s.Offset, s.Offset + s.RowBytes*int64(seq)}
-			case BindKV:
-				l := kv.Layer(b.Cache)
-				r = Region{"kv", l.KOffset, l.KOffset + l.KBytes}
-				if b.Part == "v" {
-					r = Region{"kv", l.VOffset, l.VOffset + l.VBytes}
-				}
-			default:
-				continue
-			}
-			touched = append(touched, r)
-			typ := k.Params[b.Index].Type
-			if !strings.HasPrefix(typ, "constant ") && !strings.Contains(typ, " const ") {
-				writes = append(writes, r)
-			}
-		}
-		for _, r := range touched {
-			if overlapsAny(r, written) {
-				out[i] = true
-				written = written[:0]
-				break
-			}
-		}
-		written = append(written, writes...)
-	}
-	return out
-}
-
-func overlapsAny(r Region, list []Region) bool {
-	for _, w := range list {
-		if w.Buf == r.Buf && r.Start < w.End && w.Start < r.End {
-			return true
-		}
-	}
-	return false
 }

@@ -31,15 +31,6 @@ func weightInfo(w *ir.Weight) map[string]any {
 		"MXFP4": w.DType == ir.MXFP4, "Vec": w.DType != ir.MXFP4 && cols%4 == 0}
 }
 
-// VectorAlignment is the alignment kernels need of a weight tensor's
-// data: its element's size (vector loads use packed vectors).
-func VectorAlignment(dtype string) int {
-	if dtype == "f32" {
-		return 4
-	}
-	return 2
-}
-
 // specialisers maps every op kind the optimiser can emit to its
 // specialiser; a test checks that no registered op is missing.
 var specialisers = map[string]func(*builder) ([]spec, error){

@@ -12,6 +12,7 @@ import (
 	"github.com/minerva-ml/minerva/compiler"
 	fortunemodel "github.com/minerva-ml/minerva/examples/fortune/artifact/go"
 	"github.com/minerva-ml/minerva/models"
+	"github.com/minerva-ml/minerva/program"
 	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/gpu"
 	"github.com/minerva-ml/minerva/runtime/loader"
@@ -73,11 +74,11 @@ func TestGeneratedPackageMatchesLogits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ck.Close()
-	_, out, _, err := artifact.Decode(fortunemodel.Manifest, fortunemodel.KernelsMetal, "fortunemodel")
+	p, _, err := program.DecodeArtifact(fortunemodel.Manifest, fortunemodel.KernelsMetal, "fortunemodel")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, err := gpu.NewEmulator(out, 5)
+	dev, err := gpu.NewEmulator(p.Code, 5)
 	if err != nil {
 		t.Fatal(err)
 	}

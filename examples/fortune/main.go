@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/minerva-ml/minerva/codegen/artifact"
 	fortunemodel "github.com/minerva-ml/minerva/examples/fortune/artifact/go"
 	"github.com/minerva-ml/minerva/models"
+	"github.com/minerva-ml/minerva/program"
 	"github.com/minerva-ml/minerva/runtime/gpu"
 	"github.com/minerva-ml/minerva/runtime/tokenizer"
 	"github.com/minerva-ml/minerva/runtime/weights"
@@ -25,14 +25,14 @@ func main() {
 
 // device opens Metal where there is one, and mslemu otherwise.
 func device() (gpu.Device, error) {
-	_, out, _, err := artifact.Decode(fortunemodel.Manifest, fortunemodel.KernelsMetal, "fortunemodel")
+	p, _, err := program.DecodeArtifact(fortunemodel.Manifest, fortunemodel.KernelsMetal, "fortunemodel")
 	if err != nil {
 		return nil, err
 	}
 	if gpu.MetalAvailable() {
-		return gpu.NewMetal(out)
+		return gpu.NewMetal(p.Code)
 	}
-	return gpu.NewEmulator(out, 1)
+	return gpu.NewEmulator(p.Code, 1)
 }
 
 func run(prompt string, maxTokens int) error {

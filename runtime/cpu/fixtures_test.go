@@ -8,7 +8,7 @@ import (
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/internal/fixtures"
-	"github.com/minerva-ml/minerva/runtime/program"
+	"github.com/minerva-ml/minerva/program"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
@@ -36,7 +36,7 @@ func compileFixture(t testing.TB, fx fixture, po compiler.PlanOptions, disable .
 	if err != nil {
 		t.Fatal(err)
 	}
-	return program.FromUnit(u)
+	return u.Program()
 }
 
 func loadFixture(t testing.TB, fx fixture, po compiler.PlanOptions, opts Options, disable ...string) (*Model, *weights.Checkpoint) {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/stats"
-	"github.com/minerva-ml/minerva/runtime/program"
+	"github.com/minerva-ml/minerva/program"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
@@ -52,7 +52,7 @@ func openFullSize(b testing.TB, po compiler.PlanOptions, opts Options) *fullSize
 		b.Skipf("set %s to a checkpoint directory written by `minerva synth` to run the full-size benchmarks", synthDirEnv)
 	}
 	u := compileDir(b, dir, po)
-	fs := &fullSize{unit: u, prog: program.FromUnit(u)}
+	fs := &fullSize{unit: u, prog: u.Program()}
 	var err error
 	if fs.ck, err = weights.Open(dir); err != nil {
 		b.Fatal(err)
@@ -372,7 +372,7 @@ func BenchmarkFullSizeKV(b *testing.B) {
 		for _, kv := range []string{"f16", "q8", "q4"} {
 			b.Run(fmt.Sprintf("ctx=%dK/kv=%s", ctx/1024, kv), func(b *testing.B) {
 				u := compileDir(b, dir, compiler.PlanOptions{Ctx: ctx, KV: kv, Batch: 128})
-				p := program.FromUnit(u)
+				p := u.Program()
 				planned := stats.Compute(u.Func, u.KV, u.Arena, u.Layers).KVBytes
 				var allocated int
 				var grew float64
@@ -408,7 +408,7 @@ func TestFullSizeSmoke(t *testing.T) {
 	bandwidthBytes = 1 << 20
 	dir := "../../testdata/gpt-oss/tiny-random"
 	u := compileDir(t, dir, compiler.PlanOptions{Ctx: 64, Batch: 16})
-	fs := &fullSize{unit: u, prog: program.FromUnit(u), stats: stats.Compute(u.Func, u.KV, u.Arena, u.Layers)}
+	fs := &fullSize{unit: u, prog: u.Program(), stats: stats.Compute(u.Func, u.KV, u.Arena, u.Layers)}
 	var err error
 	if fs.ck, err = weights.Open(dir); err != nil {
 		t.Fatal(err)

@@ -22,9 +22,9 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/ir"
-	"github.com/minerva-ml/minerva/runtime/program"
+	"github.com/minerva-ml/minerva/internal/human"
+	"github.com/minerva-ml/minerva/program"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
@@ -108,7 +108,7 @@ func Load(p *program.Program, ck *weights.Checkpoint, opts Options) (*Model, err
 	}
 	if err != nil {
 		m.Close()
-		return nil, fmt.Errorf("cannot allocate the activations and the KV cache (%s): %w", compiler.HumanBytes(p.Arena.Bytes+p.Arena.Scratch+p.KV.Bytes), err)
+		return nil, fmt.Errorf("cannot allocate the activations and the KV cache (%s): %w", human.Bytes(p.Arena.Bytes+p.Arena.Scratch+p.KV.Bytes), err)
 	}
 	for _, w := range p.Func.Weights {
 		bw, err := bindWeight(w, ck)

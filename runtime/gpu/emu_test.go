@@ -9,12 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/minerva-ml/minerva/codegen"
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/internal/fixtures"
+	"github.com/minerva-ml/minerva/program"
 	"github.com/minerva-ml/minerva/runtime/cpu"
-	"github.com/minerva-ml/minerva/runtime/program"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
@@ -37,7 +36,7 @@ func needCompiler(t testing.TB) {
 	}
 }
 
-func compileFixture(t testing.TB, fx fixture, po compiler.PlanOptions, disable ...string) (*program.Program, *codegen.Output) {
+func compileFixture(t testing.TB, fx fixture, po compiler.PlanOptions, disable ...string) *program.Program {
 	t.Helper()
 	opts, err := compiler.SourceOptions(fx.arch, fx.dir, nil)
 	if err != nil {
@@ -48,7 +47,7 @@ func compileFixture(t testing.TB, fx fixture, po compiler.PlanOptions, disable .
 	if err != nil {
 		t.Fatal(err)
 	}
-	return program.FromUnit(u), u.Generated
+	return u.Program()
 }
 
 func openCheckpoint(t testing.TB, dir string) *weights.Checkpoint {
@@ -61,13 +60,13 @@ func openCheckpoint(t testing.TB, dir string) *weights.Checkpoint {
 	return ck
 }
 
-func startEmu(t testing.TB, p *program.Program, out *codegen.Output, ck *weights.Checkpoint, seed uint64) *Model {
+func startEmu(t testing.TB, p *program.Program, ck *weights.Checkpoint, seed uint64) *Model {
 	t.Helper()
-	dev, err := NewEmulator(out, seed)
+	dev, err := NewEmulator(p.Code, seed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := Load(p, out, ck, dev)
+	m, err := Load(p, ck, dev)
 	if err != nil {
 		dev.Close()
 		t.Fatal(err)
@@ -106,8 +105,8 @@ func TestEmittedMetalMatchesTransformers(t *testing.T) {
 	for _, fx := range testModels {
 		t.Run(fx.name, func(t *testing.T) {
 			ref := fixtures.Load(t, fx.ref)
-			p, out := compileFixture(t, fx, compiler.PlanOptions{KV: "f16", Ctx: 128, Batch: 32})
-			m := startEmu(t, p, out, openCheckpoint(t, fx.dir), 7)
+			p := compileFixture(t, fx, compiler.PlanOptions{KV: "f16", Ctx: 128, Batch: 32})
+			m := startEmu(t, p, openCheckpoint(t, fx.dir), 7)
 			seq := append(append([]int32(nil), ref.IDs...), ref.Generated...)
 			got := forwardAll(t, m, seq)
 			e := fixtures.RelErr(got, ref.LogitsFull)
@@ -153,8 +152,8 @@ func TestEveryKernelAgainstCPU(t *testing.T) {
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s-%s-%d%s", c.fx.name, c.kv, c.prefix, strings.Join(c.disable, "")), func(t *testing.T) {
 			po := compiler.PlanOptions{KV: c.kv, Ctx: c.prefix + 16, Batch: 8}
-			p, out := compileFixture(t, c.fx, po, c.disable...)
-			compareOpByOp(t, p, out, openCheckpoint(t, c.fx.dir), c.prefix, kinds)
+			p := compileFixture(t, c.fx, po, c.disable...)
+			compareOpByOp(t, p, openCheckpoint(t, c.fx.dir), c.prefix, kinds)
 		})
 	}
 	for _, k := range []string{"embedding", "qkv_rope_store", "attend", "linear", "add_rmsnorm", "router", "moe_gate_up", "moe_down", "rmsnorm_linear", "glu", "linear_add",
@@ -327,7 +326,7 @@ func relErrSafe(g, w []float32) float64 {
 func TestBrokenKernelsAreCaught(t *testing.T) {
 	needCompiler(t)
 	fx := testModels[0]
-	p, out := compileFixture(t, fx, compiler.PlanOptions{KV: "f32", Ctx: 64, Batch: 8})
+	p := compileFixture(t, fx, compiler.PlanOptions{KV: "f32", Ctx: 64, Batch: 8})
 	ck := openCheckpoint(t, fx.dir)
 	cm, err := cpu.Load(p, ck, cpu.Options{})
 	if err != nil {
@@ -340,7 +339,8 @@ func TestBrokenKernelsAreCaught(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = append([]float32(nil), want...)
-	mutate := func(t *testing.T, kernelPrefix, from, to string) *codegen.Output {
+	out := p.Code
+	mutate := func(t *testing.T, kernelPrefix, from, to string) *program.Program {
 		t.Helper()
 		start := strings.Index(out.Metal, "kernel void "+kernelPrefix)
 		if start < 0 {
@@ -350,14 +350,16 @@ func TestBrokenKernelsAreCaught(t *testing.T) {
 		if i < 0 {
 			t.Fatalf("the %s kernel has no %q", kernelPrefix, from)
 		}
-		broken := *out
-		broken.Metal = out.Metal[:start+i] + to + out.Metal[start+i+len(from):]
+		code := *out
+		code.Metal = out.Metal[:start+i] + to + out.Metal[start+i+len(from):]
+		broken := *p
+		broken.Code = &code
 		return &broken
 	}
 	t.Run("missing barrier", func(t *testing.T) {
 		const barrier = "threadgroup_barrier(mem_flags::mem_threadgroup);\n  float qv[D];"
 		broken := mutate(t, "attend_", barrier, "float qv[D];")
-		m := startEmu(t, p, broken, ck, 3)
+		m := startEmu(t, broken, ck, 3)
 		got, err := m.Forward(ids, 0)
 		if err == nil && relErrSafe(got, want) < 1e-3 && !hasNaN(got) {
 			t.Fatal("a kernel without its barrier gave the right logits: the emulator did not catch it")
@@ -365,7 +367,7 @@ func TestBrokenKernelsAreCaught(t *testing.T) {
 	})
 	t.Run("divergent barrier", func(t *testing.T) {
 		broken := mutate(t, "add_rmsnorm_", "threadgroup_barrier(mem_flags::mem_device);", "if (tid < 16) threadgroup_barrier(mem_flags::mem_device);")
-		m := startEmu(t, p, broken, ck, 3)
+		m := startEmu(t, broken, ck, 3)
 		_, err := m.Forward(ids, 0)
 		if err == nil || !strings.Contains(err.Error(), "barrier") {
 			t.Fatalf("a barrier in divergent control flow was not reported: %v", err)
@@ -386,8 +388,8 @@ func hasNaN(x []float32) bool {
 // compareOpByOp fills both backends' caches with a random prefill of
 // prefix tokens, then runs every op alone on both with the same fresh
 // random operands and compares the results.
-func compareOpByOp(t *testing.T, p *program.Program, out *codegen.Output, ck *weights.Checkpoint, prefix int, kinds map[string]bool) {
-	g := startEmu(t, p, out, ck, 11)
+func compareOpByOp(t *testing.T, p *program.Program, ck *weights.Checkpoint, prefix int, kinds map[string]bool) {
+	g := startEmu(t, p, ck, 11)
 	cm, err := cpu.Load(p, ck, cpu.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -11,10 +11,8 @@ import (
 	"fmt"
 	"unsafe"
 
-	"github.com/minerva-ml/minerva/codegen"
-	"github.com/minerva-ml/minerva/codegen/abi"
-	"github.com/minerva-ml/minerva/codegen/kernels"
-	"github.com/minerva-ml/minerva/runtime/program"
+	"github.com/minerva-ml/minerva/program"
+	"github.com/minerva-ml/minerva/program/abi"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
@@ -59,8 +57,8 @@ type Device interface {
 type Model struct {
 	prog     *program.Program
 	dev      Device
-	out      *codegen.Output
-	kernels  map[string]*kernels.Kernel
+	code     *program.Code
+	kernels  map[string]*program.Kernel
 	arena    Buffer
 	kv       Buffer
 	files    []Buffer
@@ -78,10 +76,14 @@ type tensorRef struct {
 	offset int
 }
 
-// Load binds a program and its generated kernels to a device and a
-// checkpoint that Program.Validate accepted.
-func Load(p *program.Program, out *codegen.Output, ck *weights.Checkpoint, dev Device) (*Model, error) {
-	m := &Model{prog: p, dev: dev, out: out, kernels: map[string]*kernels.Kernel{}, tensors: map[string]tensorRef{},
+// Load binds a program (its Code included) to a device and a checkpoint
+// that Program.Validate accepted.
+func Load(p *program.Program, ck *weights.Checkpoint, dev Device) (*Model, error) {
+	out := p.Code
+	if out == nil {
+		return nil, fmt.Errorf("BUG: gpu.Load needs a program with its Code (kernels and dispatches); it was compiled without codegen")
+	}
+	m := &Model{prog: p, dev: dev, code: out, kernels: map[string]*program.Kernel{}, tensors: map[string]tensorRef{},
 		batch: int(p.Arena.Batch), ctx: int(p.KV.Ctx), vocab: p.Vocab()}
 	for _, k := range out.Kernels {
 		m.kernels[k.Name] = k
@@ -127,9 +129,9 @@ func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
 	n := len(tokens)
 	copy(m.tokens, tokens)
 	args := abi.StepArgs{Seq: uint32(n), Pos: uint32(pos)}.Bytes()
-	barriers := kernels.Barriers(m.out.Dispatches, m.kernels, m.prog.Arena, m.prog.KV, n)
+	barriers := program.Barriers(m.code.Dispatches, m.kernels, m.prog.Arena, m.prog.KV, n)
 	m.launches = m.launches[:0]
-	for i, d := range m.out.Dispatches {
+	for i, d := range m.code.Dispatches {
 		name, grid := d.KernelFor(n)
 		k := m.kernels[name]
 		l := Launch{Kernel: name, Groups: grid.Eval(n), Threads: k.Threads, TGMem: k.TGMem, Barrier: barriers[i],
@@ -155,7 +157,7 @@ func (m *Model) KVBuffer() []byte { return m.kv.Bytes() }
 // the last Forward is reused, so call Forward first.
 func (m *Model) RunOp(i, seq, pos int) error {
 	args := abi.StepArgs{Seq: uint32(seq), Pos: uint32(pos)}.Bytes()
-	d := m.out.Dispatches[i]
+	d := m.code.Dispatches[i]
 	name, grid := d.KernelFor(seq)
 	k := m.kernels[name]
 	l := Launch{Kernel: name, Groups: grid.Eval(seq), Threads: k.Threads, TGMem: k.TGMem, Label: fmt.Sprintf("op %d (%s)", d.Op, d.Kind)}
@@ -166,16 +168,16 @@ func (m *Model) RunOp(i, seq, pos int) error {
 }
 
 // bind resolves one binding.
-func (m *Model) bind(b kernels.Binding, args []byte) Bind {
+func (m *Model) bind(b program.Binding, args []byte) Bind {
 	switch b.Kind {
-	case kernels.BindArgs:
+	case program.BindArgs:
 		return Bind{Index: b.Index, Bytes: args}
-	case kernels.BindValue:
+	case program.BindValue:
 		return Bind{Index: b.Index, Buffer: m.arena, Offset: int(m.prog.Arena.Slots[b.Value].Offset)}
-	case kernels.BindWeight:
+	case program.BindWeight:
 		t := m.tensors[b.Tensor]
 		return Bind{Index: b.Index, Buffer: t.buf, Offset: t.offset}
-	case kernels.BindKV:
+	case program.BindKV:
 		l := m.prog.KV.Layer(b.Cache)
 		off := l.KOffset
 		if b.Part == "v" {
@@ -215,11 +217,11 @@ func Tensors(dev Device, ck *weights.Checkpoint) (map[string]Tensor, []Buffer, e
 // checkAlignment refuses a checkpoint whose dense weights do not start on
 // a multiple of their element's size: on a GPU a misaligned load is
 // undefined. This names a damaged or unusual file.
-func checkAlignment(out *codegen.Output, ck *weights.Checkpoint) error {
+func checkAlignment(out *program.Code, ck *weights.Checkpoint) error {
 	seen := map[string]bool{}
 	for _, d := range out.Dispatches {
 		for _, b := range d.Bindings {
-			if b.Kind != kernels.BindWeight || seen[b.Tensor] {
+			if b.Kind != program.BindWeight || seen[b.Tensor] {
 				continue
 			}
 			seen[b.Tensor] = true
@@ -227,7 +229,7 @@ func checkAlignment(out *codegen.Output, ck *weights.Checkpoint) error {
 			if !ok || t.DType == weights.U8 {
 				continue
 			}
-			align := int64(kernels.VectorAlignment(t.DType.String()))
+			align := int64(program.VectorAlignment(t.DType.String()))
 			if t.Offset%align != 0 {
 				return fmt.Errorf("checkpoint tensor %s starts at byte %d of its file, not a multiple of its element size %d; use --backend cpu, or rewrite the checkpoint with aligned tensors", b.Tensor, t.Offset, align)
 			}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/minerva-ml/minerva/codegen"
+	"github.com/minerva-ml/minerva/program"
 	"github.com/minerva-ml/minerva/runtime/metal"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
@@ -24,10 +24,10 @@ type metalDevice struct {
 
 // NewMetal opens the system's Metal device and compiles the program's
 // kernels.metal (or loads metallib, when the artifact has one).
-func NewMetal(out *codegen.Output) (Device, error) { return NewMetalWith(out, "") }
+func NewMetal(out *program.Code) (Device, error) { return NewMetalWith(out, "") }
 
 // NewMetalWith is NewMetal with a precompiled metallib path ("" for none).
-func NewMetalWith(out *codegen.Output, metallib string) (Device, error) {
+func NewMetalWith(out *program.Code, metallib string) (Device, error) {
 	dev, err := metal.Open()
 	if err != nil {
 		return nil, err

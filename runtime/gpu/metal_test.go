@@ -20,13 +20,13 @@ func TestMetalMatchesCPU(t *testing.T) {
 	for _, fx := range testModels {
 		t.Run(fx.name, func(t *testing.T) {
 			ref := fixtures.Load(t, fx.ref)
-			p, out := compileFixture(t, fx, compiler.PlanOptions{KV: "f32", Ctx: 128, Batch: 32})
+			p := compileFixture(t, fx, compiler.PlanOptions{KV: "f32", Ctx: 128, Batch: 32})
 			ck := openCheckpoint(t, fx.dir)
-			dev, err := NewMetal(out)
+			dev, err := NewMetal(p.Code)
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := Load(p, out, ck, dev)
+			m, err := Load(p, ck, dev)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -15,15 +15,14 @@ import (
 	"time"
 
 	"github.com/minerva-ml/minerva/codegen"
-	"github.com/minerva-ml/minerva/codegen/artifact"
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/config"
 	"github.com/minerva-ml/minerva/models"
+	"github.com/minerva-ml/minerva/program"
 	"github.com/minerva-ml/minerva/runtime/cpu"
 	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/gpu"
 	"github.com/minerva-ml/minerva/runtime/metal"
-	"github.com/minerva-ml/minerva/runtime/program"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
@@ -124,9 +123,8 @@ func Load(spec Spec) (*Model, error) {
 			return nil, fmt.Errorf("config.json: %v", err)
 		}
 	}
-	var gen *codegen.Output
 	var archHint string
-	m.Program, gen, archHint, err = compileFor(spec, cfgText, m.HFConfig)
+	m.Program, archHint, err = compileFor(spec, cfgText, m.HFConfig)
 	if err != nil {
 		m.Close()
 		return nil, err
@@ -138,7 +136,7 @@ func Load(spec Spec) (*Model, error) {
 	}
 	prog.advance(1)
 	prog.stage("binding", 1)
-	m.Backend, m.BackendName, err = newBackend(spec, m.Program, gen, m.Checkpoint)
+	m.Backend, m.BackendName, err = newBackend(spec, m.Program, m.Checkpoint)
 	if err != nil {
 		m.Close()
 		return nil, err
@@ -155,15 +153,15 @@ func Load(spec Spec) (*Model, error) {
 // backends that launch them.
 //
 // The hint says what to recompile when the checkpoint does not fit.
-func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program, *codegen.Output, string, error) {
+func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program, string, error) {
 	var file, src string
 	switch {
-	case spec.Arch != "" && artifact.IsArtifact(spec.Arch):
-		p, out, m, err := artifact.Read(spec.Arch)
+	case spec.Arch != "" && program.IsArtifact(spec.Arch):
+		p, m, err := program.ReadArtifact(spec.Arch)
 		if err != nil {
-			return nil, nil, "", err
+			return nil, "", err
 		}
-		return p, out, m.Source + " -o " + spec.Arch, nil
+		return p, m.Source + " -o " + spec.Arch, nil
 	case spec.Arch == "":
 		var names []string
 		if a, ok := hf["architectures"].([]any); ok {
@@ -174,21 +172,21 @@ func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program,
 			}
 		}
 		if len(names) == 0 {
-			return nil, nil, "", fmt.Errorf("the model's config.json names no architectures; pass an .arch file")
+			return nil, "", fmt.Errorf("the model's config.json names no architectures; pass an .arch file")
 		}
 		a, err := models.ForArchitecture(names)
 		if err != nil {
-			return nil, nil, "", err
+			return nil, "", err
 		}
 		file, src = a.File, a.Source
 	case strings.HasSuffix(spec.Arch, ".arch"):
 		b, err := os.ReadFile(spec.Arch)
 		if err != nil {
-			return nil, nil, "", fmt.Errorf("cannot read the architecture: %w", err)
+			return nil, "", fmt.Errorf("cannot read the architecture: %w", err)
 		}
 		file, src = spec.Arch, string(b)
 	default:
-		return nil, nil, "", fmt.Errorf("%s is neither an .arch file nor a compiled artifact", spec.Arch)
+		return nil, "", fmt.Errorf("%s is neither an .arch file nor a compiled artifact", spec.Arch)
 	}
 	opts := compiler.Options{File: file, Source: src, Plan: spec.Plan}
 	if backendName(spec) == "cpu" {
@@ -197,15 +195,15 @@ func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program,
 	if cfgText != nil {
 		js, err := config.ParseJSON("config.json", cfgText)
 		if err != nil {
-			return nil, nil, "", err
+			return nil, "", err
 		}
 		opts.JSON = js
 	}
 	u, err := compiler.Compile(opts)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, "", err
 	}
-	return program.FromUnit(u), u.Generated, file, nil
+	return u.Program(), file, nil
 }
 
 func backendName(spec Spec) string {
@@ -218,36 +216,36 @@ func backendName(spec Spec) string {
 // Backends lists the accepted --backend values.
 var Backends = []string{"auto", "cpu", "mslemu", "metal"}
 
-func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.Checkpoint) (engine.Backend, string, error) {
+func newBackend(spec Spec, p *program.Program, ck *weights.Checkpoint) (engine.Backend, string, error) {
 	name := backendName(spec)
 	switch name {
 	case "cpu":
 		m, err := cpu.Load(p, ck, cpu.Options{Workers: spec.Workers})
 		return m, "cpu", err
 	case "mslemu", "metal":
-		if gen == nil {
+		if p.Code == nil {
 			var err error
-			if gen, err = codegen.Generate(p.Func, p.KV); err != nil {
+			if p.Code, err = codegen.Generate(p.Func, p.KV); err != nil {
 				return nil, "", err
 			}
 		}
 		var dev gpu.Device
 		var err error
 		if name == "mslemu" {
-			dev, err = gpu.NewEmulator(gen, 1)
+			dev, err = gpu.NewEmulator(p.Code, 1)
 		} else {
 			lib := ""
-			if spec.Arch != "" && artifact.IsArtifact(spec.Arch) {
-				if p := filepath.Join(spec.Arch, artifact.MetallibName); fileExists(p) {
+			if spec.Arch != "" && program.IsArtifact(spec.Arch) {
+				if p := filepath.Join(spec.Arch, program.MetallibName); fileExists(p) {
 					lib = p
 				}
 			}
-			dev, err = gpu.NewMetalWith(gen, lib)
+			dev, err = gpu.NewMetalWith(p.Code, lib)
 		}
 		if err != nil {
 			return nil, "", err
 		}
-		m, err := gpu.Load(p, gen, ck, dev)
+		m, err := gpu.Load(p, ck, dev)
 		if err != nil {
 			dev.Close()
 		}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/minerva-ml/minerva/internal/msl"
 )
 
 func buf(name string, index int, typ string) Param {
@@ -173,7 +175,7 @@ func testDriver(tb testing.TB) string {
 			testExeErr = err
 			return
 		}
-		if err := Lint(string(src)); err != nil {
+		if err := msl.Lint(string(src)); err != nil {
 			testExeErr = err
 			return
 		}

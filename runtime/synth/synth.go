@@ -34,6 +34,7 @@ import (
 
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/ir"
+	"github.com/minerva-ml/minerva/internal/human"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
@@ -285,7 +286,7 @@ func Write(dir string, u *compiler.Unit, base map[string]any, opts Options) (*Re
 	res.Files = append(res.Files, "config.json")
 	res.Duration = time.Since(start)
 	bar.stop(fmt.Sprintf("wrote %d tensors, %s in %d file(s), in %s (%.0f MB/s)",
-		layout.Tensors, compiler.HumanBytes(layout.Bytes), len(layout.Shards),
+		layout.Tensors, human.Bytes(layout.Bytes), len(layout.Shards),
 		res.Duration.Round(time.Millisecond), float64(layout.Bytes)/1e6/res.Duration.Seconds()))
 	return res, nil
 }

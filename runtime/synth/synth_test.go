@@ -16,7 +16,6 @@ import (
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/runtime/cpu"
 	"github.com/minerva-ml/minerva/runtime/loader"
-	"github.com/minerva-ml/minerva/runtime/program"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
@@ -414,7 +413,7 @@ func TestProgramValidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ck.Close()
-	p := program.FromUnit(u)
+	p := u.Program()
 	if err := p.Validate(ck, gptOssArch); err != nil {
 		t.Fatal(err)
 	}

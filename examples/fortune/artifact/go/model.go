@@ -7,7 +7,7 @@ import (
 	_ "embed"
 	"encoding/binary"
 	"fmt"
-	abi "github.com/minerva-ml/minerva/codegen/abi"
+	abi "github.com/minerva-ml/minerva/program/abi"
 	gpu "github.com/minerva-ml/minerva/runtime/gpu"
 	weights "github.com/minerva-ml/minerva/runtime/weights"
 	"math"

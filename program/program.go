@@ -1,14 +1,14 @@
 // Package program is the compiled form of a model that backends execute:
-// the IR after every pass, with its KV-cache and arena plans. Backends never
-// see the .arch source; they run this.
+// the IR after every pass, its KV-cache and arena plans, and (once codegen
+// has run) the kernel table and every op's dispatch. It is the one package
+// both halves share: the compiler and codegen produce it, every backend
+// consumes it, and it imports nothing of either (only the IR and plan
+// types, which are leaves). Backends never see the .arch source.
 package program
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 
-	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/compiler/plan"
 	"github.com/minerva-ml/minerva/runtime/weights"
@@ -22,42 +22,23 @@ type Program struct {
 	Arena *plan.Arena
 	// Config holds the evaluated configuration, for reports.
 	Config []ConfigValue
+	// Code is what a Metal-like device launches: nil when codegen did not
+	// run (the CPU backend needs only the IR and the plans).
+	Code *Code
 }
 
 // ConfigValue is one configuration entry.
 type ConfigValue struct {
-	Name  string
-	Value any
+	Name  string `json:"name"`
+	Value any    `json:"value"`
 }
 
-// FromUnit takes the result of a compilation.
-func FromUnit(u *compiler.Unit) *Program {
-	p := &Program{Model: u.Func.Model, Func: u.Func, KV: u.KV, Arena: u.Arena}
-	for _, e := range u.Config.Entries {
-		p.Config = append(p.Config, ConfigValue{e.Name, e.Value})
-	}
-	return p
-}
-
-// Compile compiles an .arch source for a model directory's config.json
-// (when dir has one).
-func Compile(archFile, archSource, modelDir string, po compiler.PlanOptions) (*Program, error) {
-	opts := compiler.Options{File: archFile, Source: archSource, Plan: po}
-	if modelDir != "" {
-		cfg := filepath.Join(modelDir, "config.json")
-		if _, err := os.Stat(cfg); err == nil {
-			js, err := compiler.ReadConfig(cfg)
-			if err != nil {
-				return nil, err
-			}
-			opts.JSON = js
-		}
-	}
-	u, err := compiler.Compile(opts)
-	if err != nil {
-		return nil, err
-	}
-	return FromUnit(u), nil
+// Code is the back half's output: the distinct kernels, the dispatch of
+// every op (in op order) and kernels.metal.
+type Code struct {
+	Kernels    []*Kernel
+	Dispatches []*Dispatch
+	Metal      string
 }
 
 // TensorSpecs is the weight manifest: every checkpoint tensor the model reads.

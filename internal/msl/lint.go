@@ -1,4 +1,9 @@
-package mslemu
+// Package msl is the contract between the Metal that codegen emits and the
+// Metal that mslemu models: Lint rejects every construct outside it. It
+// stands apart from both so that codegen can check its own output without
+// importing a runtime backend, and mslemu's tests can check their kernels
+// by the same rule.
+package msl
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package mslemu
+package msl
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 )
 
 func TestLintAcceptsTestKernels(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join("testdata", "kernels.metal"))
+	src, err := os.ReadFile(filepath.Join("..", "..", "runtime", "mslemu", "testdata", "kernels.metal"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestLintReportsAllIssuesInLineOrder(t *testing.T) {
 }
 
 func FuzzLint(f *testing.F) {
-	src, err := os.ReadFile(filepath.Join("testdata", "kernels.metal"))
+	src, err := os.ReadFile(filepath.Join("..", "..", "runtime", "mslemu", "testdata", "kernels.metal"))
 	if err != nil {
 		f.Fatal(err)
 	}
