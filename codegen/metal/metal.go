@@ -1,5 +1,5 @@
 // Package metal assembles a compiled program's kernels.metal: the common
-// header (with the argument struct rendered from codegen/abi), then every
+// header (with the argument struct rendered from program/abi), then every
 // distinct kernel, sorted by name so the file is deterministic. It lints
 // its own output for constructs the Metal-compatibility layer does not
 // model (internal/msl).
