@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/minerva-ml/minerva/compiler"
+	"github.com/minerva-ml/minerva/internal/fixtures"
 )
 
 // The fortune benchmarks report tokens per second for a 64-token prefill
@@ -12,7 +13,7 @@ import (
 // run gives its own single-thread baseline. docs/benchmarks.md has the
 // figures.
 func benchFortune(b *testing.B, workers int, decode bool) {
-	m, _ := loadFixture(b, testModels[1], compiler.PlanOptions{Ctx: 512, Batch: 64}, Options{Workers: workers})
+	m := loadFixture(b, fixtures.Fortune, compiler.PlanOptions{Ctx: 512, Batch: 64}, Options{Workers: workers})
 	prompt := make([]int32, 64)
 	for i := range prompt {
 		prompt[i] = int32(100 + i)
@@ -48,8 +49,8 @@ func BenchmarkFortuneDecode1Thread(b *testing.B)  { benchFortune(b, 1, true) }
 // TestDecodeAllocatesNothing: a decode step in steady state allocates no
 // memory.
 func TestDecodeAllocatesNothing(t *testing.T) {
-	for _, fx := range testModels {
-		m, _ := loadFixture(t, fx, compiler.PlanOptions{Ctx: 512, Batch: 64}, Options{})
+	for _, fx := range fixtures.Models {
+		m := loadFixture(t, fx, compiler.PlanOptions{Ctx: 512, Batch: 64}, Options{})
 		if _, err := m.Forward([]int32{1, 2, 3}, 0); err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +61,7 @@ func TestDecodeAllocatesNothing(t *testing.T) {
 			}
 		})
 		if allocs != 0 {
-			t.Errorf("%s: %.1f allocations per decoded token", fx.name, allocs)
+			t.Errorf("%s: %.1f allocations per decoded token", fx.Name, allocs)
 		}
 	}
 }

@@ -338,19 +338,19 @@ func BenchmarkKernels(b *testing.B) {
 // compares the logits with transformers'.
 func TestKernelSetsOnFixtures(t *testing.T) {
 	withKernels(t, func(set string) {
-		for _, fx := range testModels {
-			ref := fixtures.Load(t, fx.refDir)
-			m, _ := loadFixture(t, fx, exact, Options{})
+		for _, fx := range fixtures.Models {
+			ref := fx.Reference(t)
+			m := loadFixture(t, fx, exact, Options{})
 			seq := append(append([]int32(nil), ref.IDs...), ref.Generated...)
 			V := ref.Vocab
 			half := len(ref.IDs) / 2
-			all := prefillThenDecode(t, m, seq, half)
+			all := fixtures.PrefillThenDecode(t, m, seq, half)
 			if e := fixtures.RelErr(all[:half*V], ref.LogitsFull[:half*V]); e > 1e-4 {
-				t.Errorf("%s, %s kernels: prefill: relative error %.3e", fx.name, set, e)
+				t.Errorf("%s, %s kernels: prefill: relative error %.3e", fx.Name, set, e)
 			}
 			for p := half; p < len(seq); p++ {
 				if e := fixtures.RelErr(all[p*V:(p+1)*V], ref.LogitsFull[p*V:(p+1)*V]); e > 1e-4 {
-					t.Errorf("%s, %s kernels: decode at position %d: relative error %.3e", fx.name, set, p, e)
+					t.Errorf("%s, %s kernels: decode at position %d: relative error %.3e", fx.Name, set, p, e)
 					break
 				}
 			}
@@ -363,8 +363,8 @@ func TestKernelSetsOnFixtures(t *testing.T) {
 // variable must not make its operands escape).
 func TestPrefillAllocatesNothing(t *testing.T) {
 	withKernels(t, func(set string) {
-		for _, fx := range testModels {
-			m, _ := loadFixture(t, fx, compiler.PlanOptions{Ctx: 512, Batch: 64}, Options{})
+		for _, fx := range fixtures.Models {
+			m := loadFixture(t, fx, compiler.PlanOptions{Ctx: 512, Batch: 64}, Options{})
 			prompt := []int32{1, 2, 3, 4, 5, 6, 7, 8, 9}
 			allocs := testing.AllocsPerRun(5, func() {
 				if _, err := m.Forward(prompt, 0); err != nil {
@@ -372,7 +372,7 @@ func TestPrefillAllocatesNothing(t *testing.T) {
 				}
 			})
 			if allocs != 0 {
-				t.Errorf("%s, %s kernels: %.1f allocations per prefill", fx.name, set, allocs)
+				t.Errorf("%s, %s kernels: %.1f allocations per prefill", fx.Name, set, allocs)
 			}
 		}
 	})

@@ -8,83 +8,31 @@ import (
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/internal/fixtures"
-	"github.com/minerva-ml/minerva/program"
-	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
-// fixture is one reference model: its directory of checkpoint and config,
-// and the outputs Hugging Face transformers computed in float64.
-type fixture struct {
-	name, arch, dir, refDir string
-}
-
-var testModels = []fixture{
-	{"gpt-oss/tiny-random", "../../models/gpt-oss.arch", "../../testdata/gpt-oss/tiny-random", "../../testdata/gpt-oss/tiny-random"},
-	{"gpt-oss/fortune", "../../models/gpt-oss.arch", "../../models/fortune", "../../testdata/gpt-oss/fortune"},
-	{"llama/llama-tiny", "../../models/llama.arch", "../../testdata/llama/llama-tiny", "../../testdata/llama/llama-tiny"},
-}
-
-// compileFixture compiles a fixture's architecture for its config.json.
-func compileFixture(t testing.TB, fx fixture, po compiler.PlanOptions, disable ...string) *program.Program {
+// loadFixture compiles a reference model and loads it on the CPU with
+// opts. (The conformance suite, internal/backendtest, covers what every
+// backend must do; these tests cover what only the CPU has: observers and
+// bodies.)
+func loadFixture(t testing.TB, fx fixtures.Model, po compiler.PlanOptions, opts Options, disable ...string) *Model {
 	t.Helper()
-	opts, err := compiler.SourceOptions(fx.arch, fx.dir, nil)
+	p := fx.Compile(t, po, disable...)
+	m, err := Load(p, fx.Checkpoint(t, p), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Plan, opts.Verify, opts.Disable = po, true, disable
-	u, err := compiler.Compile(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.Program()
-}
-
-func loadFixture(t testing.TB, fx fixture, po compiler.PlanOptions, opts Options, disable ...string) (*Model, *weights.Checkpoint) {
-	t.Helper()
-	p := compileFixture(t, fx, po, disable...)
-	ck, err := weights.Open(fx.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Validate(ck, fx.arch); err != nil {
-		t.Fatal(err)
-	}
-	m, err := Load(p, ck, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close(); ck.Close() })
-	return m, ck
+	t.Cleanup(m.Close)
+	return m
 }
 
 var exact = compiler.PlanOptions{KV: "f32", Ctx: 256, Batch: 64}
 
-// TestPromptLogits: one causal pass over the prompt matches transformers'
-// logits at every position.
-func TestPromptLogits(t *testing.T) {
-	for _, fx := range testModels {
-		t.Run(fx.name, func(t *testing.T) {
-			ref := fixtures.Load(t, fx.refDir)
-			m, _ := loadFixture(t, fx, exact, Options{})
-			got, err := m.Forward(ref.IDs, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e := fixtures.RelErr(got, ref.Logits)
-			t.Logf("relative error of the logits: %.2e", e)
-			if e > 1e-4 {
-				t.Fatalf("relative error %.3e > 1e-4", e)
-			}
-		})
-	}
-}
-
 // TestHiddenStates compares every layer's residual stream and the final
 // norm with transformers' hidden states.
 func TestHiddenStates(t *testing.T) {
-	for _, fx := range testModels {
-		t.Run(fx.name, func(t *testing.T) {
-			ref := fixtures.Load(t, fx.refDir)
+	for _, fx := range fixtures.Models {
+		t.Run(fx.Name, func(t *testing.T) {
+			ref := fx.Reference(t)
 			layers := len(ref.Hidden) - 1
 			got := make([][]float32, len(ref.Hidden))
 			var finalNorm []float32
@@ -101,7 +49,7 @@ func TestHiddenStates(t *testing.T) {
 					}
 				}
 			}
-			m, _ := loadFixture(t, fx, exact, Options{Observe: observe})
+			m := loadFixture(t, fx, exact, Options{Observe: observe})
 			if _, err := m.Forward(ref.IDs, 0); err != nil {
 				t.Fatal(err)
 			}
@@ -119,71 +67,18 @@ func TestHiddenStates(t *testing.T) {
 	}
 }
 
-// prefillThenDecode runs seq through m as one prefill of its first half
-// tokens and then one token at a time through the KV cache, the two paths a
-// generation takes, and returns every position's logits laid out as
-// transformers' logits_full.
-func prefillThenDecode(t *testing.T, m *Model, seq []int32, half int) []float32 {
-	t.Helper()
-	all, err := m.Forward(seq[:half], 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	all = append([]float32(nil), all...)
-	for p := half; p < len(seq); p++ {
-		out, err := m.Forward(seq[p:p+1], p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, out...)
-	}
-	return all
-}
-
-// TestDecodeMatchesFullPass prefills half of prompt+continuation, decodes
-// the rest one token at a time through the KV cache, and compares every
-// step's logits with transformers' single pass over the whole sequence; the
-// greedy choice at each step must be the recorded continuation.
-func TestDecodeMatchesFullPass(t *testing.T) {
-	for _, fx := range testModels {
-		t.Run(fx.name, func(t *testing.T) {
-			ref := fixtures.Load(t, fx.refDir)
-			m, _ := loadFixture(t, fx, exact, Options{})
-			seq := append(append([]int32(nil), ref.IDs...), ref.Generated...)
-			V := ref.Vocab
-			half := len(ref.IDs) / 2
-			all := prefillThenDecode(t, m, seq, half)
-			if e := fixtures.RelErr(all[:half*V], ref.LogitsFull[:half*V]); e > 1e-4 {
-				t.Fatalf("prefill: relative error %.3e", e)
-			}
-			for p := half; p < len(seq); p++ {
-				got := all[p*V : (p+1)*V]
-				want := ref.LogitsFull[p*V : (p+1)*V]
-				if e := fixtures.RelErr(got, want); e > 1e-4 {
-					t.Fatalf("decode at position %d: relative error %.3e", p, e)
-				}
-				if p >= len(ref.IDs)-1 && p+1 < len(seq) {
-					if g := fixtures.Argmax(got); int32(g) != seq[p+1] {
-						t.Fatalf("greedy token after position %d: got %d, transformers chose %d", p, g, seq[p+1])
-					}
-				}
-			}
-		})
-	}
-}
-
 // TestFusedKernelsMatchBodies runs each fixture three ways: fused ops on
 // their specialised kernels, fused ops run as their bodies (their
 // definition), and the unfused program. All must agree far inside the
 // tolerance against transformers.
 func TestFusedKernelsMatchBodies(t *testing.T) {
-	for _, fx := range testModels {
-		t.Run(fx.name, func(t *testing.T) {
-			ref := fixtures.Load(t, fx.refDir)
+	for _, fx := range fixtures.Models {
+		t.Run(fx.Name, func(t *testing.T) {
+			ref := fx.Reference(t)
 			seq := append(append([]int32(nil), ref.IDs...), ref.Generated...)
 			run := func(opts Options, disable ...string) []float32 {
-				m, _ := loadFixture(t, fx, exact, opts, disable...)
-				return prefillThenDecode(t, m, seq, len(seq)/2)
+				m := loadFixture(t, fx, exact, opts, disable...)
+				return fixtures.PrefillThenDecode(t, m, seq, len(seq)/2)
 			}
 			kernels := run(Options{})
 			bodies := run(Options{Observe: func(*ir.Op, [][]float32) {}})
@@ -198,42 +93,26 @@ func TestFusedKernelsMatchBodies(t *testing.T) {
 	}
 }
 
-// TestQuantizedKV runs the fortune reference sequence (prefill of half,
-// then one token at a time) with each KV-cache format and compares every
-// position with transformers' logits_full: relative error, top-1 agreement
-// and the mean KL divergence KL(reference || ours).
-func TestQuantizedKV(t *testing.T) {
-	fx := testModels[1]
-	ref := fixtures.Load(t, fx.refDir)
-	seq := append(append([]int32(nil), ref.IDs...), ref.Generated...)
+// TestQuantizedKVPrompts runs the fortune model's three reference prompts
+// with their recorded greedy continuations (teacher-forced) with each
+// KV-cache format: is our top token transformers' greedy choice at every
+// generated position? How often it is measures the format itself, so the
+// reference backend measures it; the conformance suite holds every other
+// backend to the CPU's cache bytes and to the reference sequence.
+func TestQuantizedKVPrompts(t *testing.T) {
+	fx := fixtures.Fortune
+	ref := fx.Reference(t)
 	V := ref.Vocab
-	// q4 aims at 90% top-1; its floor here guards against regressions.
-	limits := map[string]struct{ rel, top1, promptTop1 float64 }{
-		"f32": {1e-4, 1, 1},
-		"f16": {1e-3, 1, 1},
-		"q8":  {2e-2, 0.95, 0.95},
-		"q4":  {0.2, 0.75, 0.75},
-	}
-	for _, kv := range []string{"f32", "f16", "q8", "q4"} {
-		t.Run(kv, func(t *testing.T) {
+	// q4 aims at 90%; its floor guards against regressions.
+	for _, c := range []struct {
+		format string
+		min    float64
+	}{{"f32", 1}, {"f16", 1}, {"q8", 0.95}, {"q4", 0.75}} {
+		t.Run(c.format, func(t *testing.T) {
 			po := exact
-			po.KV = kv
-			m, _ := loadFixture(t, fx, po, Options{})
-			got := prefillThenDecode(t, m, seq, len(seq)/2)
-			rel := fixtures.RelErr(got, ref.LogitsFull)
-			agree, kl := 0, 0.0
-			for p := 0; p < len(seq); p++ {
-				g, w := got[p*V:(p+1)*V], ref.LogitsFull[p*V:(p+1)*V]
-				if fixtures.Argmax(g) == fixtures.Argmax(w) {
-					agree++
-				}
-				kl += klDivergence(w, g)
-			}
-			top1 := float64(agree) / float64(len(seq))
-			// Teacher-forced over the three prompts and their recorded
-			// greedy continuations: is our top token transformers' greedy
-			// choice at every position?
-			pAgree, pTotal := 0, 0
+			po.KV = c.format
+			m := loadFixture(t, fx, po, Options{})
+			agree, total := 0, 0
 			for _, pr := range ref.Prompts {
 				s := append(append([]int32(nil), pr.PromptIDs...), pr.GreedyIDs...)
 				out, err := m.Forward(s[:len(s)-1], 0)
@@ -242,52 +121,18 @@ func TestQuantizedKV(t *testing.T) {
 				}
 				for i := len(pr.PromptIDs) - 1; i < len(s)-1; i++ {
 					if int32(fixtures.Argmax(out[i*V:(i+1)*V])) == s[i+1] {
-						pAgree++
+						agree++
 					}
-					pTotal++
+					total++
 				}
 			}
-			promptTop1 := float64(pAgree) / float64(pTotal)
-			t.Logf("kv %s: relative error %.2e, top-1 agreement %.1f%% (%d/%d), mean KL %.2e nats; greedy agreement over the prompts %.1f%% (%d/%d)",
-				kv, rel, 100*top1, agree, len(seq), kl/float64(len(seq)), 100*promptTop1, pAgree, pTotal)
-			lim := limits[kv]
-			if promptTop1 < lim.promptTop1 {
-				t.Errorf("greedy agreement over the prompts %.3f < %g", promptTop1, lim.promptTop1)
-			}
-			if rel > lim.rel {
-				t.Errorf("relative error %.3e > %g", rel, lim.rel)
-			}
-			if top1 < lim.top1 {
-				t.Errorf("top-1 agreement %.3f < %g", top1, lim.top1)
+			got := float64(agree) / float64(total)
+			t.Logf("kv %s: greedy agreement over the prompts %.1f%% (%d/%d)", c.format, 100*got, agree, total)
+			if got < c.min {
+				t.Errorf("greedy agreement over the prompts %.3f < %g", got, c.min)
 			}
 		})
 	}
-}
-
-// klDivergence is KL(softmax(p) || softmax(q)) in nats.
-func klDivergence(p, q []float32) float64 {
-	lp, lq := logSoftmax(p), logSoftmax(q)
-	var kl float64
-	for i := range lp {
-		kl += math.Exp(lp[i]) * (lp[i] - lq[i])
-	}
-	return kl
-}
-
-func logSoftmax(x []float32) []float64 {
-	mx := math.Inf(-1)
-	for _, v := range x {
-		mx = math.Max(mx, float64(v))
-	}
-	var sum float64
-	for _, v := range x {
-		sum += math.Exp(float64(v) - mx)
-	}
-	out := make([]float64, len(x))
-	for i, v := range x {
-		out[i] = float64(v) - mx - math.Log(sum)
-	}
-	return out
 }
 
 // TestQuantizedKVGreedy runs the fortune model's three reference prompts
@@ -299,11 +144,11 @@ func logSoftmax(x []float32) []float64 {
 // fixtures README: look at the gap before blaming rounding.) The exact
 // computation is the f32 pipeline, which matches transformers to ~1e-7.
 func TestQuantizedKVGreedy(t *testing.T) {
-	fx := testModels[1]
-	ref := fixtures.Load(t, fx.refDir)
+	fx := fixtures.Fortune
+	ref := fx.Reference(t)
 	po := exact
 	po.KV = "q8"
-	q8, _ := loadFixture(t, fx, po, Options{})
+	q8 := loadFixture(t, fx, po, Options{})
 	V := ref.Vocab
 	for _, pr := range ref.Prompts {
 		seq := append([]int32(nil), pr.PromptIDs...)
@@ -344,7 +189,7 @@ func TestQuantizedKVGreedy(t *testing.T) {
 // margin between the k-th and (k+1)-th router logits of any layer. The
 // router is the linear whose output feeds topk, seen inside the router's
 // fused body (observing runs fused ops as their bodies).
-func decisionMargins(t *testing.T, fx fixture, seq []int32) (gap, margin float64) {
+func decisionMargins(t *testing.T, fx fixtures.Model, seq []int32) (gap, margin float64) {
 	last := len(seq) - 1
 	margin = math.Inf(1)
 	var pending []float32
@@ -360,7 +205,7 @@ func decisionMargins(t *testing.T, fx fixture, seq []int32) (gap, margin float64
 			margin = math.Min(margin, float64(row[k-1]-row[k]))
 		}
 	}
-	m, _ := loadFixture(t, fx, exact, Options{Observe: observe})
+	m := loadFixture(t, fx, exact, Options{Observe: observe})
 	out, err := m.Forward(seq, 0)
 	if err != nil {
 		t.Fatal(err)
