@@ -190,3 +190,26 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestBackendLoadErrorIsReturned: when the backend cannot allocate what
+// the plans ask for, Load returns that error. It used to return a nil
+// *cpu.Model inside a non-nil engine.Backend, and Load's clean-up then
+// panicked calling Close through it.
+func TestBackendLoadErrorIsReturned(t *testing.T) {
+	m, err := Load(Spec{Plan: compiler.PlanOptions{Ctx: 64}, Backend: "cpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	huge := *m.Program
+	kv := *huge.KV
+	kv.Bytes = 1 << 62 // no machine can map this
+	huge.KV = &kv
+	b, name, err := newBackend(Spec{Backend: "cpu"}, &huge, nil, m.Checkpoint)
+	if err == nil || !strings.Contains(err.Error(), "cannot allocate") {
+		t.Fatalf("got backend %q, error %v; want the allocation error", name, err)
+	}
+	if b != nil {
+		t.Fatalf("the backend is %#v, not a nil interface, beside the error", b)
+	}
+}
