@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/minerva-ml/minerva/compiler"
+	"github.com/minerva-ml/minerva/compiler/plan"
 	"github.com/minerva-ml/minerva/internal/fixtures"
 	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/tokenizer"
@@ -203,7 +204,7 @@ func TestBackendLoadErrorIsReturned(t *testing.T) {
 	defer m.Close()
 	huge := *m.Program
 	kv := *huge.KV
-	kv.Bytes = 1 << 62 // no machine can map this
+	kv.Bytes = plan.MaxBytes // a PiB: no machine can map this
 	huge.KV = &kv
 	b, name, err := newBackend(Spec{Backend: "cpu"}, &huge, nil, m.Checkpoint)
 	if err == nil || !strings.Contains(err.Error(), "cannot allocate") {

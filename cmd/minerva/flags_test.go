@@ -1,0 +1,38 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestSizeFlagsOutOfBounds: every size flag is checked before anything
+// loads, with the flag and the allowed range in the message. --ctx 0 and
+// --batch 0 used to be taken as the defaults, --threads 100000 started
+// 100000 workers, and --ctx 1000000000 panicked.
+func TestSizeFlagsOutOfBounds(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--ctx", "0"}, "--ctx 0: the context must be from 1 to 16777216"},
+		{[]string{"--batch", "0"}, "--batch 0: a call must process from 1 to 65536"},
+		{[]string{"--ctx", "4611686018427387904"}, "--ctx 4611686018427387904: the context must be from 1 to 16777216"},
+		{[]string{"--ctx", "1000000000"}, "--ctx 1000000000"},
+		{[]string{"--batch", "1000000000"}, "--batch 1000000000"},
+		{[]string{"--threads", "100000"}, "--threads 100000: use 0 (all cores) to"},
+		{[]string{"--threads=-1"}, "--threads -1"},
+		{[]string{"--ctx", "131073"}, "--ctx 131073: the model's max_positions (config.json max_position_embeddings) is 131072"},
+	}
+	for _, c := range cases {
+		for _, cmd := range []string{"run", "logits"} {
+			args := append([]string{cmd, "--backend", "cpu", "--prompt", "hi", "--max-tokens", "1"}, c.args...)
+			if cmd == "logits" {
+				args = append([]string{cmd, "../../models/gpt-oss.arch", "--backend", "cpu", "--ids", "1", "--out", t.TempDir() + "/l.safetensors"}, c.args...)
+			}
+			code, _, stderr := runCLI(t, "", args...)
+			if code == 0 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "panic") {
+				t.Errorf("%v: exit %d, stderr:\n%s\nwant an error containing %q", args, code, stderr, c.want)
+			}
+		}
+	}
+}
