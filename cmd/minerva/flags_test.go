@@ -1,8 +1,13 @@
 package main
 
 import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
 // TestSizeFlagsOutOfBounds: every size flag is checked before anything
@@ -34,5 +39,44 @@ func TestSizeFlagsOutOfBounds(t *testing.T) {
 				t.Errorf("%v: exit %d, stderr:\n%s\nwant an error containing %q", args, code, stderr, c.want)
 			}
 		}
+	}
+}
+
+// TestRunStopsOnNaNLogits: a checkpoint whose attention matrix is NaN (a
+// matrix is not read at load) makes `minerva run` fail with the engine's
+// error instead of printing " breakfast breakfast ..." and exiting 0.
+func TestRunStopsOnNaNLogits(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"config.json", "tokenizer.json"} {
+		b, err := os.ReadFile(filepath.Join("../../models/fortune", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile("../../models/fortune/model.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := weights.FromBytes("model.safetensors", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, ok := ck.Tensor("model.layers.1.self_attn.q_proj.weight")
+	if !ok || q.DType != weights.BF16 {
+		t.Fatalf("fortune's q_proj: %+v", q)
+	}
+	edited := append([]byte(nil), b...)
+	for i := 0; i < len(q.Data); i += 2 {
+		binary.LittleEndian.PutUint16(edited[int(q.Offset)+i:], 0x7fc0) // bf16 NaN
+	}
+	if err := os.WriteFile(filepath.Join(dir, "model.safetensors"), edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCLI(t, "", "run", "--model", dir, "--backend", "cpu", "--prompt", "A computer", "--max-tokens", "5")
+	if code != 1 || !strings.Contains(stderr, "the logits are not finite: logit 0 after position 1 is NaN") || strings.TrimSpace(stdout) != "" {
+		t.Errorf("exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
 	}
 }

@@ -87,6 +87,9 @@ func (s *Session) Prefill(ids []int32) ([]float32, error) {
 		s.pos += end - start
 		copy(s.last, out[(end-start-1)*V:])
 	}
+	if err := checkFinite(s.last, s.pos-1); err != nil {
+		return nil, err
+	}
 	return s.last, nil
 }
 
@@ -103,6 +106,9 @@ func (s *Session) Decode(id int32) ([]float32, error) {
 	}
 	s.pos++
 	copy(s.last, out)
+	if err := checkFinite(s.last, s.pos-1); err != nil {
+		return nil, err
+	}
 	return s.last, nil
 }
 
