@@ -168,8 +168,12 @@ func buildHeader(tensors []TensorHeader, metadata map[string]string) ([]byte, ma
 	for body.Len()%8 != 0 {
 		body.WriteByte(' ')
 	}
-	if body.Len() > headerLimit {
-		return nil, nil, fmt.Errorf("the header would have %d bytes, more than the format's limit of %d", body.Len(), headerLimit)
+	// Write nothing Open would refuse.
+	if body.Len() > MaxHeaderBytes {
+		return nil, nil, fmt.Errorf("the header would have %d bytes, more than the %d Minerva reads: write fewer tensors to each file", body.Len(), MaxHeaderBytes)
+	}
+	if len(tensors) > MaxTensorsPerFile {
+		return nil, nil, fmt.Errorf("%d tensors in one file, more than the %d Minerva reads: write fewer tensors to each file", len(tensors), MaxTensorsPerFile)
 	}
 	header := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+body.Len()), uint64(body.Len()))
 	header = append(header, body.Bytes()...)
