@@ -3,7 +3,14 @@ package serve
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/minerva-ml/minerva/runtime/engine"
 )
+
+// The stand-in backends of the other tests keep no KV cache, so they have
+// no rings.
+func (b *tinyBackend) Rings() []engine.Ring     { return nil }
+func (b *scriptedBackend) Rings() []engine.Ring { return nil }
 
 // completion is the part of a /v1/completions response the cache tests
 // read.
