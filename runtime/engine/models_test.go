@@ -23,6 +23,9 @@ type reuseCase struct {
 	requests    int
 	// long is a generation past the rings.
 	long int
+	// ring is the one ring the backend must report: the config's
+	// sliding window, and window + batch - 1 slots.
+	ring engine.Ring
 }
 
 // TestReuseIsExactOnModels runs random requests one after another on one
@@ -34,16 +37,16 @@ type reuseCase struct {
 func TestReuseIsExactOnModels(t *testing.T) {
 	cases := []reuseCase{
 		// fortune: window 64, so rings of 64 + 16 - 1 = 79 positions.
-		{name: "fortune", ctx: 320, batch: 16, backend: "cpu", formats: []string{"f32", "f16", "q8", "q4"}, requests: 12, long: 120},
+		{name: "fortune", ctx: 320, batch: 16, backend: "cpu", formats: []string{"f32", "f16", "q8", "q4"}, requests: 12, long: 120, ring: engine.Ring{Window: 64, Slots: 79}},
 		// tiny-random: window 8, rings of 8 + 4 - 1 = 11 positions. Its
 		// heads of 16 are too narrow for q4's groups of 32.
-		{name: "tiny-random", model: "../../testdata/gpt-oss/tiny-random", ctx: 96, batch: 4, backend: "cpu", formats: []string{"f32", "f16", "q8"}, requests: 60, long: 30},
+		{name: "tiny-random", model: "../../testdata/gpt-oss/tiny-random", ctx: 96, batch: 4, backend: "cpu", formats: []string{"f32", "f16", "q8"}, requests: 60, long: 30, ring: engine.Ring{Window: 8, Slots: 11}},
 	}
 	if raceEnabled {
 		cases[0].formats, cases[0].requests = []string{"q4"}, 6
 	}
 	if _, err := exec.LookPath("g++"); err == nil && !testing.Short() && !raceEnabled {
-		cases = append(cases, reuseCase{name: "tiny-random", model: "../../testdata/gpt-oss/tiny-random", ctx: 64, batch: 4, backend: "mslemu", formats: []string{"q8"}, requests: 8, long: 24})
+		cases = append(cases, reuseCase{name: "tiny-random", model: "../../testdata/gpt-oss/tiny-random", ctx: 64, batch: 4, backend: "mslemu", formats: []string{"q8"}, requests: 8, long: 24, ring: engine.Ring{Window: 8, Slots: 11}})
 	}
 	for _, c := range cases {
 		for _, kv := range c.formats {
@@ -58,8 +61,8 @@ func TestReuseIsExactOnModels(t *testing.T) {
 					return m.Backend
 				}
 				served, fresh := load(), load()
-				if len(served.Rings()) == 0 {
-					t.Fatal("the model has no sliding-window rings to overrun")
+				if r := served.Rings(); !slices.Equal(r, []engine.Ring{c.ring}) {
+					t.Fatalf("the backend reports rings %v, want %v", r, c.ring)
 				}
 				checkReuse(t, served, fresh, c)
 			})
