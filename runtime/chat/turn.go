@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/sample"
@@ -30,7 +31,7 @@ type Turn struct {
 	// context is set to the prompt.
 	Sampler *sample.Sampler
 	// Parser follows the reply: a Format's parser, or NewTextParser for
-	// raw completion.
+	// raw completion. It is required.
 	Parser Parser
 }
 
@@ -65,6 +66,9 @@ func (r TurnResult) FinishReason() string {
 // early: ctx's, the backend's or the sink's. A stop string is a normal
 // end.
 func (t Turn) Run(ctx context.Context, s *engine.Session, sink Sink) (TurnResult, error) {
+	if t.Parser == nil || len(t.Prompt) == 0 {
+		return TurnResult{}, fmt.Errorf("BUG: a turn needs a prompt and a parser")
+	}
 	reused := s.Reuse(t.Prompt)
 	opts := engine.GenOptions{MaxTokens: t.MaxTokens, Stop: t.StopTokens}
 	if t.Sampler != nil {
