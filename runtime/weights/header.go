@@ -199,7 +199,7 @@ func diagnoseHeader(display string, buf []byte) []Problem {
 			// Offset counts the bytes read, the bad one included.
 			fileProblem(BadHeader, "%s: the header is not valid JSON: %v (at file offset %d)", display, err, 8+syntax.Offset-1)
 		case errors.As(err, &typ):
-			fileProblem(BadHeader, "%s: the header is JSON but not an object of tensors: it is %s", display, jsonKind(typ.Value))
+			fileProblem(BadHeader, "%s: the header is JSON but not an object of tensors: found %s", display, jsonFound(typ))
 		default:
 			fileProblem(BadHeader, "%s: the header is not valid JSON: %v", display, err)
 		}
@@ -217,14 +217,12 @@ func diagnoseHeader(display string, buf []byte) []Problem {
 		if name == "__metadata__" {
 			var md map[string]string
 			if err := json.Unmarshal(raw[name], &md); err != nil {
-				// The standard library's message names Go types, and its
-				// wording changes between releases.
+				found := "malformed JSON"
 				var typ *json.UnmarshalTypeError
-				what := "it does not decode"
 				if errors.As(err, &typ) {
-					what = "it holds " + jsonKind(typ.Value)
+					found = jsonFound(typ)
 				}
-				fileProblem(BadHeader, "%s: __metadata__ must be an object of strings: %s", display, what)
+				fileProblem(BadHeader, "%s: __metadata__ must be an object of strings: found %s", display, found)
 			}
 			continue
 		}
@@ -377,18 +375,6 @@ func byteSize(dt DType, shape []uint64) (uint64, bool) {
 	return n, true
 }
 
-// jsonKind names a JSON value kind as encoding/json reports it ("array",
-// "number") with its article.
-func jsonKind(v string) string {
-	switch v {
-	case "array", "object":
-		return "an " + v
-	case "":
-		return "another kind of value"
-	}
-	return "a " + v
-}
-
 // clip shortens raw JSON for a message.
 func clip(raw []byte) string {
 	const max = 60
@@ -396,4 +382,16 @@ func clip(raw []byte) string {
 		return string(raw[:max]) + "..."
 	}
 	return string(raw)
+}
+
+// jsonFound names what a JSON value held where another type was expected,
+// in words of our own: encoding/json's full message names Go types, and its
+// wording changes between Go releases (json.RawMessage became
+// jsontext.Value in 1.27).
+func jsonFound(typ *json.UnmarshalTypeError) string {
+	where := ""
+	if typ.Field != "" {
+		where = " at " + typ.Field
+	}
+	return "a JSON " + typ.Value + where
 }
