@@ -225,9 +225,15 @@ func (s *Session) AllLogits(ids []int32, prefill int) ([]float32, error) {
 	out := make([]float32, 0, len(ids)*V)
 	for start := 0; start < prefill; start += s.b.Batch() {
 		end := min(start+s.b.Batch(), prefill)
+		first := s.pos
 		l, err := s.forward(ids[start:end])
 		if err != nil {
 			return nil, err
+		}
+		for r := range end - start {
+			if err := checkFinite(l[r*V:(r+1)*V], first+r); err != nil {
+				return nil, err
+			}
 		}
 		out = append(out, l...)
 	}

@@ -147,3 +147,15 @@ func TestGenerateStopsOnNonFiniteLogits(t *testing.T) {
 		}
 	}
 }
+
+// TestAllLogitsStopsOnNonFiniteLogits: `minerva logits` fails the same way
+// whether the bad position runs in the prefill or one at a time.
+func TestAllLogitsStopsOnNonFiniteLogits(t *testing.T) {
+	for _, prefill := range []int{0, 3, 6} {
+		f := &nanAfter{fake: fake{batch: 2, ctx: 100, vocab: 10}, nan: 4}
+		_, err := NewSession(f).AllLogits([]int32{1, 2, 3, 4, 5, 6}, prefill)
+		if !errors.Is(err, ErrNotFinite) || !strings.Contains(err.Error(), "logit 3 after position 4 is NaN") {
+			t.Errorf("prefill %d: %v", prefill, err)
+		}
+	}
+}
