@@ -103,7 +103,7 @@ type step struct {
 
 // Load binds a program to a checkpoint that Program.Validate accepted.
 func Load(p *program.Program, ck *weights.Checkpoint, opts Options) (*Model, error) {
-	if err := CheckWorkers("threads:", opts.Workers); err != nil {
+	if err := CheckWorkers("cpu.Options.Workers", opts.Workers); err != nil {
 		return nil, err
 	}
 	if err := checkSizes(p); err != nil {
