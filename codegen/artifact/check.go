@@ -18,8 +18,9 @@ import (
 // plans, the kernel table and the dispatches) and returns the first field
 // that differs. Backends allocate and index by these figures, so an edited
 // arena.Bytes or kv.Bytes would otherwise become an index out of range.
-// It costs a compilation's last three passes (about 30 ms for
-// gpt-oss-20b), not a parse of the source.
+// It costs a compilation's last passes (plan_kv, plan_arena, codegen),
+// not a parse of the source: reading gpt-oss-20b's artifact, this check
+// included, takes 22 to 34 ms.
 func checkDerived(f *ir.Func, m *Manifest) error {
 	po := compiler.PlanOptions{Ctx: m.Plan.Ctx, KV: m.Plan.KV, Batch: m.Plan.Batch}
 	if err := po.Check(); err != nil {
