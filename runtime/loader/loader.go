@@ -140,6 +140,10 @@ func Load(spec Spec) (*Model, error) {
 		m.Close()
 		return nil, err
 	}
+	if err := checkMemory(m.Program); err != nil {
+		m.Close()
+		return nil, err
+	}
 	prog.advance(1)
 	prog.stage("binding", 1)
 	m.Backend, m.BackendName, err = newBackend(spec, m.Program, gen, m.Checkpoint)

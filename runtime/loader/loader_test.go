@@ -214,3 +214,29 @@ func TestBackendLoadErrorIsReturned(t *testing.T) {
 		t.Fatalf("the backend is %#v, not a nil interface, beside the error", b)
 	}
 }
+
+// TestPlansLargerThanMemoryAreRefused: a KV cache and activations larger
+// than the machine's memory are refused at load, naming the flags; mapped
+// lazily, they would load and the process be killed later.
+func TestPlansLargerThanMemoryAreRefused(t *testing.T) {
+	defer func(f func() (int64, bool)) { machineMemory = f }(machineMemory)
+	machineMemory = func() (int64, bool) { return 1 << 20, true }
+	m, err := Load(Spec{Plan: compiler.PlanOptions{Ctx: 4096, Batch: 128}, Backend: "cpu"})
+	if err == nil {
+		m.Close()
+		t.Fatal("loaded")
+	}
+	if !strings.Contains(err.Error(), "--ctx 4096 and --batch 128 need") || !strings.Contains(err.Error(), "more than this machine's 1.00 MiB of memory") {
+		t.Errorf("%v", err)
+	}
+	// This machine's own figure is what Load compares with.
+	machineMemory = physicalMemory
+	if n, ok := physicalMemory(); ok && n < 1<<28 {
+		t.Errorf("physicalMemory says %d bytes", n)
+	}
+	m, err = Load(Spec{Plan: compiler.PlanOptions{Ctx: 4096, Batch: 128}, Backend: "cpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+}
