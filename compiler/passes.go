@@ -89,7 +89,7 @@ func DeadCode(f *ir.Func) []*ir.Op {
 	keep := make([]bool, len(f.Ops))
 	for i := len(f.Ops) - 1; i >= 0; i-- {
 		op := f.Ops[i]
-		used := HasSideEffect(op)
+		used := ir.HasSideEffects(op)
 		for _, r := range op.Results {
 			used = used || live[r]
 		}
@@ -112,19 +112,6 @@ func DeadCode(f *ir.Func) []*ir.Op {
 	return out
 }
 
-// HasSideEffect reports whether an op writes state besides its results
-// (the KV cache), so that dead-code elimination must keep it.
-func HasSideEffect(op *ir.Op) bool {
-	if op.Kind == "cache_kv" {
-		return true
-	}
-	for _, b := range op.Body {
-		if HasSideEffect(b) {
-			return true
-		}
-	}
-	return false
-}
 
 // kvCachePass rewrites attention(q, k, v, sinks) as
 // attend(cache_kv(q, k, v), sinks). On return no attention op remains; each
@@ -135,7 +122,7 @@ func kvCachePass(u *Unit) error {
 	var out []*ir.Op
 	slot := int64(0)
 	for _, op := range f.Ops {
-		if op.Kind != "attention" {
+		if op.Kind != ir.OpAttention {
 			out = append(out, op)
 			continue
 		}
@@ -150,14 +137,14 @@ func kvCachePass(u *Unit) error {
 			scale = 1 / math.Sqrt(float64(hd))
 		}
 		q := op.Args[0].V
-		store := &ir.Op{Kind: "cache_kv", Args: op.Args[:3:3], Layer: op.Layer, Attrs: ir.Attrs{
+		store := &ir.Op{Kind: ir.OpCacheKV, Args: op.Args[:3:3], Layer: op.Layer, Attrs: ir.Attrs{
 			{Key: "cache", Value: slot}, {Key: "kv_heads", Value: a.Int("kv_heads")},
 			{Key: "head_dim", Value: hd}, {Key: "window", Value: a.Int("window")},
 		}}
 		qc := f.NewValue(q.Type, q.Name)
 		qc.Def = store
 		store.Results = []*ir.Value{qc}
-		attend := &ir.Op{Kind: "attend", Args: []ir.Arg{{V: qc}, op.Args[3]}, Layer: op.Layer, Results: op.Results, Attrs: ir.Attrs{
+		attend := &ir.Op{Kind: ir.OpAttend, Args: []ir.Arg{{V: qc}, op.Args[3]}, Layer: op.Layer, Results: op.Results, Attrs: ir.Attrs{
 			{Key: "cache", Value: slot}, {Key: "heads", Value: a.Int("heads")}, {Key: "kv_heads", Value: a.Int("kv_heads")},
 			{Key: "head_dim", Value: hd}, {Key: "v_head_dim", Value: vhd}, {Key: "window", Value: a.Int("window")},
 			{Key: "scale", Value: scale}, {Key: "softcap", Value: a.Float("softcap")},

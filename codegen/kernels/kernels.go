@@ -229,7 +229,7 @@ func (c *Context) Specialize(i int) (*Dispatch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("op %d (%s): %w", i, op.Kind, err)
 	}
-	d := &Dispatch{Op: i, Kind: op.Kind, Layer: op.Layer, Kernels: map[Variant]string{}, Grids: map[Variant]Grid{}, Bindings: b.bindings}
+	d := &Dispatch{Op: i, Kind: string(op.Kind), Layer: op.Layer, Kernels: map[Variant]string{}, Grids: map[Variant]Grid{}, Bindings: b.bindings}
 	for _, s := range specs {
 		s.params = b.params
 		k, err := c.render(op, s)
@@ -272,13 +272,13 @@ func (c *Context) render(op *ir.Op, s spec) (*Kernel, error) {
 	}
 	src := buf.String()
 	h := sha256.Sum256([]byte(src + fmt.Sprint(s.threads, s.tgmem)))
-	name := sanitize(op.Kind + "_" + string(s.variant) + "_" + s.desc + "_" + hex.EncodeToString(h[:4]))
+	name := sanitize(string(op.Kind) + "_" + string(s.variant) + "_" + s.desc + "_" + hex.EncodeToString(h[:4]))
 	if k, ok := c.kernels[name]; ok {
 		c.rendered[key] = k
 		return k, nil
 	}
 	k := &Kernel{
-		Name: name, Kind: op.Kind, Variant: s.variant, Ops: implementsList(op),
+		Name: name, Kind: string(op.Kind), Variant: s.variant, Ops: implementsList(op),
 		Params: s.params, Threads: s.threads, TGMem: s.tgmem,
 		Source: strings.ReplaceAll(src, "KERNEL_NAME", name),
 	}
@@ -318,20 +318,20 @@ func signature(params []Param) string {
 
 func implementsList(op *ir.Op) []string {
 	if len(op.Body) == 0 {
-		return []string{op.Kind}
+		return []string{string(op.Kind)}
 	}
 	var out []string
 	for _, b := range op.Body {
-		out = append(out, b.Kind)
+		out = append(out, string(b.Kind))
 	}
 	return out
 }
 
 func implements(op *ir.Op) string {
 	if len(op.Body) == 0 {
-		return op.Kind
+		return string(op.Kind)
 	}
-	return op.Kind + " = " + strings.Join(implementsList(op), " + ")
+	return string(op.Kind) + " = " + strings.Join(implementsList(op), " + ")
 }
 
 // mslFloats renders float32 constants exactly (hex floats keep every bit).

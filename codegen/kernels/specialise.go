@@ -42,29 +42,27 @@ func VectorAlignment(dtype string) int {
 
 // specialisers maps every op kind the optimiser can emit to its
 // specialiser; a test checks that no registered op is missing.
-var specialisers = map[string]func(*builder) ([]spec, error){
-	"embedding": specEmbedding,
-	"linear":    specLinear, "linear_add": specLinear, "rmsnorm_linear": specLinear,
-	"glu":            specGLU,
-	"qkv_rope_store": specQKV,
-	"attend":         specAttend,
-	"add_rmsnorm":    specNorm, "rmsnorm": specNorm, "layernorm": specNorm,
-	"router":      specRouter,
-	"moe_gate_up": specExpertUp, "expert_linear": specExpertUp,
-	"moe_down": specExpertDown,
-	"rope":     specRope,
-	"cache_kv": specCacheKV,
-	"topk":     specRows, "softmax": specRows,
-}
-
-func init() {
-	for _, k := range []string{"swiglu", "mix", "add", "sub", "mul", "div", "affine", "silu", "gelu", "gelu_tanh", "sigmoid", "tanh", "relu", "exp"} {
-		specialisers[k] = specElementwise
-	}
+var specialisers = map[ir.OpKind]func(*builder) ([]spec, error){
+	ir.OpEmbedding: specEmbedding,
+	ir.OpLinear:    specLinear, ir.OpLinearAdd: specLinear, ir.OpRMSNormLinear: specLinear,
+	ir.OpGLU:          specGLU,
+	ir.OpQKVRopeStore: specQKV,
+	ir.OpAttend:       specAttend,
+	ir.OpAddRMSNorm:   specNorm, ir.OpRMSNorm: specNorm, ir.OpLayerNorm: specNorm,
+	ir.OpRouter:    specRouter,
+	ir.OpMoEGateUp: specExpertUp, ir.OpExpertLinear: specExpertUp,
+	ir.OpMoEDown: specExpertDown,
+	ir.OpRope:    specRope,
+	ir.OpCacheKV: specCacheKV,
+	ir.OpTopK:    specRows, ir.OpSoftmax: specRows,
+	ir.OpSwiGLU: specElementwise, ir.OpMix: specElementwise, ir.OpAffine: specElementwise,
+	ir.OpAdd: specElementwise, ir.OpSub: specElementwise, ir.OpMul: specElementwise, ir.OpDiv: specElementwise,
+	ir.OpSiLU: specElementwise, ir.OpGELU: specElementwise, ir.OpGELUTanh: specElementwise, ir.OpSigmoid: specElementwise,
+	ir.OpTanh: specElementwise, ir.OpReLU: specElementwise, ir.OpExp: specElementwise,
 }
 
 // Supported reports whether an op kind has a Metal template.
-func Supported(kind string) bool { return specialisers[kind] != nil }
+func Supported(kind ir.OpKind) bool { return specialisers[kind] != nil }
 
 // specialise dispatches on the op kind.
 func specialise(b *builder) ([]spec, error) {
@@ -76,7 +74,7 @@ func specialise(b *builder) ([]spec, error) {
 
 // body finds the n-th op of a kind in a fused op's body (the op itself
 // when it is not fused).
-func body(op *ir.Op, kind string, n int) *ir.Op {
+func body(op *ir.Op, kind ir.OpKind, n int) *ir.Op {
 	if len(op.Body) == 0 {
 		if op.Kind == kind && n == 0 {
 			return op
@@ -116,7 +114,7 @@ func specEmbedding(b *builder) ([]spec, error) {
 	b.value("ids", op.Args[1].V, false)
 	b.value("out", op.Results[0], true)
 	data := weightInfo(w)
-	return []spec{{variant: Any, template: "embedding", desc: w.DType.String(), threads: threads(tgThreads), tgmem: []int{16}, grid: tokensGrid(), data: data}}, nil
+	return []spec{{variant: Any, template: string(ir.OpEmbedding), desc: w.DType.String(), threads: threads(tgThreads), tgmem: []int{16}, grid: tokensGrid(), data: data}}, nil
 }
 
 // specLinear covers linear, linear_add (a residual added in the epilogue)
@@ -125,14 +123,13 @@ func specLinear(b *builder) ([]spec, error) {
 	op := b.op
 	var x, residual *ir.Value
 	var w, bias, normW *ir.Weight
-	norm := body(op, "rmsnorm", 0)
+	norm := body(op, ir.OpRMSNorm, 0)
+	x, w, bias = op.Input("x").V, op.Input("w").W, op.Input("b").W
 	switch op.Kind {
-	case "linear":
-		x, w, bias = op.Args[0].V, op.Args[1].W, op.Args[2].W
-	case "linear_add":
-		residual, x, w, bias = op.Args[0].V, op.Args[1].V, op.Args[2].W, op.Args[3].W
-	case "rmsnorm_linear":
-		x, normW, w, bias = op.Args[0].V, op.Args[1].W, op.Args[2].W, op.Args[3].W
+	case ir.OpLinearAdd:
+		residual = op.Input("residual").V
+	case ir.OpRMSNormLinear:
+		normW = op.Input("norm").W
 	}
 	if normW != nil && normW.Shape[0] != x.Type.Shape.Last() {
 		return nil, fmt.Errorf("a grouped norm as a matmul prologue is not supported")
@@ -164,8 +161,8 @@ func specLinear(b *builder) ([]spec, error) {
 	desc := fmt.Sprintf("%s_%dx%d", w.DType, w.Shape[0], w.Shape[1])
 	out := int(w.Shape[0])
 	return []spec{
-		{variant: Decode, template: "linear", desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 64}, grid: rowsGrid(out, sgPerTG*rowsPerSG), data: with(data, "RowsPerSG", rowsPerSG)},
-		{variant: Prefill, template: "linear", desc: desc, threads: threads(tgThreads), tgmem: []int{4 * (tileTokens*8 + sgPerTG*64 + tileTokens*tileOut + tileTokens)}, grid: tiledGrid(out), data: data},
+		{variant: Decode, template: string(ir.OpLinear), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 64}, grid: rowsGrid(out, sgPerTG*rowsPerSG), data: with(data, "RowsPerSG", rowsPerSG)},
+		{variant: Prefill, template: string(ir.OpLinear), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * (tileTokens*8 + sgPerTG*64 + tileTokens*tileOut + tileTokens)}, grid: tiledGrid(out), data: data},
 	}, nil
 }
 
@@ -180,7 +177,7 @@ func with(m map[string]any, k string, v any) map[string]any {
 
 func specGLU(b *builder) ([]spec, error) {
 	op := b.op
-	x, wg, bg, wu, bu := op.Args[0].V, op.Args[1].W, op.Args[2].W, op.Args[3].W, op.Args[4].W
+	x, wg, bg, wu, bu := op.Input("h").V, op.Input("wg").W, op.Input("bg").W, op.Input("wu").W, op.Input("bu").W
 	if wg.DType != wu.DType {
 		return nil, fmt.Errorf("gate and up weights of different dtypes")
 	}
@@ -204,8 +201,8 @@ func specGLU(b *builder) ([]spec, error) {
 	desc := fmt.Sprintf("%s_%dx%d", wg.DType, wg.Shape[0], wg.Shape[1])
 	out := int(wg.Shape[0])
 	return []spec{
-		{variant: Decode, template: "glu", desc: desc, threads: threads(tgThreads), tgmem: []int{16}, grid: rowsGrid(out, sgPerTG*rowsPerSG), data: with(data, "RowsPerSG", rowsPerSG)},
-		{variant: Prefill, template: "glu", desc: desc, threads: threads(tgThreads), tgmem: []int{4 * (tileTokens*8 + 2*sgPerTG*64 + 2*tileTokens*tileOut)}, grid: tiledGrid(out), data: data},
+		{variant: Decode, template: string(ir.OpGLU), desc: desc, threads: threads(tgThreads), tgmem: []int{16}, grid: rowsGrid(out, sgPerTG*rowsPerSG), data: with(data, "RowsPerSG", rowsPerSG)},
+		{variant: Prefill, template: string(ir.OpGLU), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * (tileTokens*8 + 2*sgPerTG*64 + 2*tileTokens*tileOut)}, grid: tiledGrid(out), data: data},
 	}, nil
 }
 
@@ -217,25 +214,25 @@ func specNorm(b *builder) ([]spec, error) {
 	var n *ir.Op
 	var w, bias *ir.Weight
 	switch op.Kind {
-	case "add_rmsnorm":
-		n = body(op, "rmsnorm", 0)
-		b.value("a", op.Args[0].V, false)
-		b.value("b", op.Args[1].V, false)
-		w = op.Args[2].W
+	case ir.OpAddRMSNorm:
+		n = body(op, ir.OpRMSNorm, 0)
+		b.value("a", op.Input("a").V, false)
+		b.value("b", op.Input("b").V, false)
+		w = op.Input("norm").W
 		b.weight("w", w)
 		b.value("out", op.Results[0], true)
 		b.value("sum", op.Results[1], true)
 		data["Add"] = true
-	case "rmsnorm":
+	case ir.OpRMSNorm:
 		n = op
-		b.value("x", op.Args[0].V, false)
-		w = op.Args[1].W
+		b.value("x", op.Input("x").V, false)
+		w = op.Input("w").W
 		b.weight("w", w)
 		b.value("out", op.Results[0], true)
-	case "layernorm":
+	case ir.OpLayerNorm:
 		n = op
-		b.value("x", op.Args[0].V, false)
-		w, bias = op.Args[1].W, op.Args[2].W
+		b.value("x", op.Input("x").V, false)
+		w, bias = op.Input("w").W, op.Input("b").W
 		b.weight("w", w)
 		if bias != nil {
 			b.weight("bias", bias)
@@ -270,25 +267,24 @@ func kvData(c *Context, cache int) (map[string]any, error) {
 
 func specQKV(b *builder) ([]spec, error) {
 	op := b.op
-	norm := body(op, "rmsnorm", 0)
-	ropeQ, ropeK := body(op, "rope", 0), body(op, "rope", 1)
-	store := body(op, "cache_kv", 0)
-	i := 1
+	norm := body(op, ir.OpRMSNorm, 0)
+	ropeQ, ropeK := body(op, ir.OpRope, 0), body(op, ir.OpRope, 1)
+	store := body(op, ir.OpCacheKV, 0)
 	b.args()
-	b.value("x", op.Args[0].V, false)
+	x := op.Input("x").V
+	b.value("x", x, false)
 	data := map[string]any{"Norm": norm != nil}
 	if norm != nil {
-		w := op.Args[1].W
-		if w.Shape[0] != op.Args[0].V.Type.Shape.Last() {
+		w := op.Input("norm").W
+		if w.Shape[0] != x.Type.Shape.Last() {
 			return nil, fmt.Errorf("a grouped norm as a prologue is not supported")
 		}
 		b.weight("norm", w)
 		data["NormLoad"] = weightInfo(w)["Load"]
 		data["Eps"] = hexFloat(float32(norm.Attrs.Float("eps")))
 		data["Offset"] = hexFloat(float32(norm.Attrs.Float("offset")))
-		i = 2
 	}
-	wq, bq, wk, bk, wv, bv := op.Args[i].W, op.Args[i+1].W, op.Args[i+2].W, op.Args[i+3].W, op.Args[i+4].W, op.Args[i+5].W
+	wq, bq, wk, bk, wv, bv := op.Input("wq").W, op.Input("bq").W, op.Input("wk").W, op.Input("bk").W, op.Input("wv").W, op.Input("bv").W
 	if wq.DType != wk.DType || wq.DType != wv.DType || wq.DType == ir.MXFP4 {
 		return nil, fmt.Errorf("q, k and v weights must share a dense dtype")
 	}
@@ -339,8 +335,8 @@ func specAttend(b *builder) ([]spec, error) {
 	cache := int(a.Int("cache"))
 	l := b.ctx.KV.Layer(cache)
 	b.args()
-	b.value("q", op.Args[0].V, false)
-	sinks := op.Args[1].W
+	b.value("q", op.Input("q").V, false)
+	sinks := op.Input("sinks").W
 	b.optionalWeight("sinks", sinks)
 	b.kv(cache)
 	b.value("out", op.Results[0], true)
@@ -371,20 +367,18 @@ func specAttend(b *builder) ([]spec, error) {
 	}
 	tgmem := 4 * (d + sgPerTG*(vd+2))
 	grid := Grid{{Const: int(a.Int("heads"))}, {PerTile: 1, Tile: 1}, {Const: 1}}
-	return []spec{{variant: Any, template: "attend", desc: desc, threads: threads(tgThreads), tgmem: []int{tgmem}, grid: grid, data: data}}, nil
+	return []spec{{variant: Any, template: string(ir.OpAttend), desc: desc, threads: threads(tgThreads), tgmem: []int{tgmem}, grid: grid, data: data}}, nil
 }
 
 func specRouter(b *builder) ([]spec, error) {
 	op := b.op
-	lin := body(op, "linear", 0)
-	top := body(op, "topk", 0)
-	w, bias := op.Args[1].W, op.Args[2].W
+	top := body(op, ir.OpTopK, 0)
+	w, bias := op.Input("w").W, op.Input("b").W
 	if w.DType == ir.MXFP4 {
 		return nil, fmt.Errorf("an MXFP4 router is not supported")
 	}
-	_ = lin
 	b.args()
-	b.value("x", op.Args[0].V, false)
+	b.value("x", op.Input("x").V, false)
 	b.weight("w", w)
 	b.optionalWeight("bias", bias)
 	b.value("routes", op.Results[0], true)
@@ -394,16 +388,16 @@ func specRouter(b *builder) ([]spec, error) {
 		data["BiasLoad"] = weightInfo(bias)["Load"]
 	}
 	desc := fmt.Sprintf("%s_e%d_k%d", w.DType, w.Shape[0], top.Attrs.Int("k"))
-	return []spec{{variant: Any, template: "router", desc: desc, threads: threads(tgThreads), tgmem: []int{4 * int(w.Shape[0])}, grid: tokensGrid(), data: data}}, nil
+	return []spec{{variant: Any, template: string(ir.OpRouter), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * int(w.Shape[0])}, grid: tokensGrid(), data: data}}, nil
 }
 
 // specExpertUp covers expert_linear and moe_gate_up (expert_linear +
 // swiglu).
 func specExpertUp(b *builder) ([]spec, error) {
 	op := b.op
-	el := body(op, "expert_linear", 0)
-	sw := body(op, "swiglu", 0)
-	x, routes, w, bias := op.Args[0].V, op.Args[1].V, op.Args[2].W, op.Args[3].W
+	el := body(op, ir.OpExpertLinear, 0)
+	sw := body(op, ir.OpSwiGLU, 0)
+	x, routes, w, bias := op.Input("x").V, op.Input("routes").V, op.Input("w").W, op.Input("b").W
 	b.args()
 	b.value("x", x, false)
 	b.value("routes", routes, false)
@@ -442,7 +436,7 @@ func specExpertUp(b *builder) ([]spec, error) {
 // specExpertDown covers moe_down (expert_linear + mix + residual add).
 func specExpertDown(b *builder) ([]spec, error) {
 	op := b.op
-	residual, y, routes, w, bias := op.Args[0].V, op.Args[1].V, op.Args[2].V, op.Args[3].W, op.Args[4].W
+	residual, y, routes, w, bias := op.Input("residual").V, op.Input("y").V, op.Input("routes").V, op.Input("w").W, op.Input("b").W
 	b.args()
 	b.value("residual", residual, false)
 	b.value("y", y, false)
@@ -470,7 +464,7 @@ func specRope(b *builder) ([]spec, error) {
 	inv, scale := ir.RopeFrequencies(op.Attrs)
 	n := int(op.Results[0].Type.Shape.Last())
 	data := map[string]any{"N": n, "HD": int(op.Attrs.Int("head_dim")), "Half": len(inv), "Inv": inv, "Scale": hexFloat(scale)}
-	return []spec{{variant: Any, template: "rope", desc: fmt.Sprintf("n%d_hd%d", n, op.Attrs.Int("head_dim")), threads: threads(tgThreads), tgmem: []int{16}, grid: tokensGrid(), data: data}}, nil
+	return []spec{{variant: Any, template: string(ir.OpRope), desc: fmt.Sprintf("n%d_hd%d", n, op.Attrs.Int("head_dim")), threads: threads(tgThreads), tgmem: []int{16}, grid: tokensGrid(), data: data}}, nil
 }
 
 func specCacheKV(b *builder) ([]spec, error) {
@@ -479,9 +473,9 @@ func specCacheKV(b *builder) ([]spec, error) {
 	cache := int(a.Int("cache"))
 	l := b.ctx.KV.Layer(cache)
 	b.args()
-	b.value("q", op.Args[0].V, false)
-	b.value("k", op.Args[1].V, false)
-	b.value("v", op.Args[2].V, false)
+	b.value("q", op.Input("q").V, false)
+	b.value("k", op.Input("k").V, false)
+	b.value("v", op.Input("v").V, false)
 	b.value("qout", op.Results[0], true)
 	b.kv(cache)
 	kv, err := kvData(b.ctx, cache)
@@ -494,10 +488,10 @@ func specCacheKV(b *builder) ([]spec, error) {
 	format := b.ctx.KV.Format
 	data := map[string]any{"KV": kv, "HD": int(l.HeadDim), "VD": int(l.VDim), "KVH": int(l.KVHeads),
 		"Ring": l.Ring, "Capacity": int(l.Capacity), "KRow": int(format.RowBytes(l.HeadDim)), "VRow": int(format.RowBytes(l.VDim)),
-		"QN": int(op.Args[0].V.Type.Shape.Last())}
+		"QN": int(op.Input("q").V.Type.Shape.Last())}
 	grid := Grid{{Const: int(l.KVHeads)}, {PerTile: 1, Tile: 1}, {Const: 1}}
 	desc := fmt.Sprintf("kv%d_d%d_%s", l.KVHeads, l.HeadDim, format)
-	return []spec{{variant: Any, template: "cache_kv", desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 512}, grid: grid, data: data}}, nil
+	return []spec{{variant: Any, template: string(ir.OpCacheKV), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 512}, grid: grid, data: data}}, nil
 }
 
 // specRows covers topk and softmax (over rows or routes).
@@ -509,8 +503,8 @@ func specRows(b *builder) ([]spec, error) {
 	b.value("out", op.Results[0], true)
 	n := int(x.Type.Shape.Last())
 	data := map[string]any{"N": n}
-	tmplName := op.Kind
-	if op.Kind == "topk" {
+	tmplName := string(op.Kind)
+	if op.Kind == ir.OpTopK {
 		data["K"] = int(op.Attrs.Int("k"))
 	} else {
 		data["Routes"] = x.Type.DType == ir.Route
@@ -518,27 +512,27 @@ func specRows(b *builder) ([]spec, error) {
 	return []spec{{variant: Any, template: tmplName, desc: fmt.Sprintf("n%d", n), threads: threads(tgThreads), tgmem: []int{4 * sgPerTG}, grid: tokensGrid(), data: data}}, nil
 }
 
-var unaryExpr = map[string]string{
-	"silu":      "silu(v)",
-	"sigmoid":   "sigmoid(v)",
-	"tanh":      "tanh(v)",
-	"relu":      "max(v, 0.0f)",
-	"exp":       "exp(v)",
-	"gelu":      "0.5f * v * (1.0f + erf_nr(v * 0.70710678118654752f))",
-	"gelu_tanh": "0.5f * v * (1.0f + tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)))",
+var unaryExpr = map[ir.OpKind]string{
+	ir.OpSiLU:     "silu(v)",
+	ir.OpSigmoid:  "sigmoid(v)",
+	ir.OpTanh:     "tanh(v)",
+	ir.OpReLU:     "max(v, 0.0f)",
+	ir.OpExp:      "exp(v)",
+	ir.OpGELU:     "0.5f * v * (1.0f + erf_nr(v * 0.70710678118654752f))",
+	ir.OpGELUTanh: "0.5f * v * (1.0f + tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)))",
 }
 
-var binarySymbol = map[string]string{"add": "+", "sub": "-", "mul": "*", "div": "/"}
+var binarySymbol = map[ir.OpKind]string{ir.OpAdd: "+", ir.OpSub: "-", ir.OpMul: "*", ir.OpDiv: "/"}
 
 // specElementwise covers swiglu, mix, the binary ops, affine and the
 // activations: one threadgroup per token.
 func specElementwise(b *builder) ([]spec, error) {
 	op := b.op
 	b.args()
-	data := map[string]any{"Op": op.Kind, "N": int(op.Results[0].Type.Shape.RowElems())}
+	data := map[string]any{"Op": string(op.Kind), "N": int(op.Results[0].Type.Shape.RowElems())}
 	desc := ""
 	switch op.Kind {
-	case "swiglu":
+	case ir.OpSwiGLU:
 		b.value("x", op.Args[0].V, false)
 		a := op.Attrs
 		data["Half"] = int(op.Results[0].Type.Shape.Last())
@@ -548,11 +542,11 @@ func specElementwise(b *builder) ([]spec, error) {
 		}
 		data["Alpha"] = hexFloat(float32(a.Float("alpha")))
 		data["UpOffset"] = hexFloat(float32(a.Float("up_offset")))
-	case "mix":
+	case ir.OpMix:
 		b.value("y", op.Args[0].V, false)
 		b.value("routes", op.Args[1].V, false)
 		data["K"] = int(op.Args[1].V.Type.Shape[1])
-	case "add", "sub", "mul", "div":
+	case ir.OpAdd, ir.OpSub, ir.OpMul, ir.OpDiv:
 		b.value("a", op.Args[0].V, false)
 		data["Binary"], data["Symbol"] = true, binarySymbol[op.Kind]
 		if w := op.Args[1].W; w != nil {
@@ -562,18 +556,14 @@ func specElementwise(b *builder) ([]spec, error) {
 		} else {
 			b.value("b", op.Args[1].V, false)
 		}
-	case "affine":
+	case ir.OpAffine:
 		b.value("x", op.Args[0].V, false)
 		data["Expr"] = fmt.Sprintf("v * %sf + %sf", hexFloat(float32(op.Attrs.Float("mul"))), hexFloat(float32(op.Attrs.Float("add"))))
 	default:
 		b.value("x", op.Args[0].V, false)
 		data["Expr"] = unaryExpr[op.Kind]
 	}
-	if op.Kind == "mix" {
-		b.value("out", op.Results[0], true)
-	} else {
-		b.value("out", op.Results[0], true)
-	}
+	b.value("out", op.Results[0], true)
 	desc = fmt.Sprintf("%s_n%d", desc, data["N"])
 	return []spec{{variant: Any, template: "elementwise", desc: desc, threads: threads(tgThreads), tgmem: []int{16}, grid: tokensGrid(), data: data}}, nil
 }

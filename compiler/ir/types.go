@@ -278,7 +278,7 @@ func (a *Attrs) Set(key string, v any) {
 
 // Op is one operation.
 type Op struct {
-	Kind    string
+	Kind    OpKind
 	Args    []Arg
 	Attrs   Attrs
 	Results []*Value
