@@ -112,7 +112,6 @@ func DeadCode(f *ir.Func) []*ir.Op {
 	return out
 }
 
-
 // kvCachePass rewrites attention(q, k, v, sinks) as
 // attend(cache_kv(q, k, v), sinks). On return no attention op remains; each
 // cache_kv/attend pair shares a cache slot, numbered in program order, and

@@ -80,11 +80,11 @@ func itoa(i int) string {
 
 func TestParseErrors(t *testing.T) {
 	cases := map[string]string{
-		"x: rmsnorm($a, $b) => y":                                        "needs a comment",
-		"# why\nx rmsnorm($a, $b) => y":                                  "expected `NAME: PATTERN => OP`",
-		"# why\nx: nosuchop($a) => y":                                    "not a base op",
-		"# why\nx: rmsnorm($a) => y":                                     "has 1 operands; the op takes 2",
-		"# why\nx: $a => y":                                              "rooted at an op",
+		"x: rmsnorm($a, $b) => y":       "needs a comment",
+		"# why\nx rmsnorm($a, $b) => y": "expected `NAME: PATTERN => OP`",
+		"# why\nx: nosuchop($a) => y":   "not a base op",
+		"# why\nx: rmsnorm($a) => y":    "has 1 operands; the op takes 2",
+		"# why\nx: $a => y":             "rooted at an op",
 		"# why\nx: linear(rmsnorm($x, $norm), $w, $b?) => rmsnorm_linear\n# why\nx: linear(rmsnorm($x, $norm), $w, $b?) => rmsnorm_linear": "defined twice",
 	}
 	for text, want := range cases {

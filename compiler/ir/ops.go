@@ -257,10 +257,10 @@ func init() {
 	}
 	// Ops made by the kv_cache pass.
 	Register(&OpDef{
-		Name:     OpCacheKV,
-		Doc:      "writes k and v of the new tokens into the layer's KV cache and passes q through, so that attention is ordered after the write",
-		Inputs:   []InputDef{{Name: "q", Kind: TensorIn}, {Name: "k", Kind: TensorIn}, {Name: "v", Kind: TensorIn}},
-		Attrs:    []AttrDef{{Name: "cache", Kind: IntAttr}, {Name: "kv_heads", Kind: IntAttr}, {Name: "head_dim", Kind: IntAttr}, {Name: "window", Kind: IntAttr, Default: int64(0)}},
+		Name:        OpCacheKV,
+		Doc:         "writes k and v of the new tokens into the layer's KV cache and passes q through, so that attention is ordered after the write",
+		Inputs:      []InputDef{{Name: "q", Kind: TensorIn}, {Name: "k", Kind: TensorIn}, {Name: "v", Kind: TensorIn}},
+		Attrs:       []AttrDef{{Name: "cache", Kind: IntAttr}, {Name: "kv_heads", Kind: IntAttr}, {Name: "head_dim", Kind: IntAttr}, {Name: "window", Kind: IntAttr, Default: int64(0)}},
 		Internal:    true,
 		SideEffects: true,
 		Infer: func(op *Op, describe Describer) ([]Type, error) {

@@ -37,7 +37,9 @@ func (e kernelEnv) wt(i int) *weight {
 	return e.m.weights[e.op.Args[i].W]
 }
 
-func (e kernelEnv) unary(f func(float32) float32) func(int, int) { return e.m.unary(e.arg(0), e.out, f) }
+func (e kernelEnv) unary(f func(float32) float32) func(int, int) {
+	return e.m.unary(e.arg(0), e.out, f)
+}
 
 func (e kernelEnv) binary() func(int, int) {
 	if w := e.wt(1); w != nil {
@@ -87,8 +89,12 @@ var baseKernels = map[ir.OpKind]func(e kernelEnv) func(seq, pos int){
 		mul, add := float32(e.a.Float("mul")), float32(e.a.Float("add"))
 		return e.unary(func(x float32) float32 { return x*mul + add })
 	},
-	ir.OpSiLU:    func(e kernelEnv) func(int, int) { return e.unary(func(x float32) float32 { return x / (1 + exp32(-x)) }) },
-	ir.OpSigmoid: func(e kernelEnv) func(int, int) { return e.unary(func(x float32) float32 { return 1 / (1 + exp32(-x)) }) },
+	ir.OpSiLU: func(e kernelEnv) func(int, int) {
+		return e.unary(func(x float32) float32 { return x / (1 + exp32(-x)) })
+	},
+	ir.OpSigmoid: func(e kernelEnv) func(int, int) {
+		return e.unary(func(x float32) float32 { return 1 / (1 + exp32(-x)) })
+	},
 	ir.OpTanh: func(e kernelEnv) func(int, int) {
 		return e.unary(func(x float32) float32 { return float32(math.Tanh(float64(x))) })
 	},

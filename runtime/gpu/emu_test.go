@@ -173,7 +173,6 @@ func TestEveryKernelAgainstCPU(t *testing.T) {
 	}
 }
 
-
 // randomizeOperands writes the same random values into both arenas for
 // every activation operand of op: normal floats, valid token ids, and
 // valid routes (distinct experts, softmax weights).
