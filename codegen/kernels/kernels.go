@@ -224,6 +224,9 @@ func (b *builder) kv(cache int) {
 // context.
 func (c *Context) Specialize(i int) (*Dispatch, error) {
 	op := c.Func.Ops[i]
+	if ls := Limits(op); len(ls) > 0 {
+		return nil, fmt.Errorf("op %d (%s): %s", i, op.Kind, ls[0].Message)
+	}
 	b := &builder{ctx: c, op: op}
 	specs, err := specialise(b)
 	if err != nil {

@@ -487,7 +487,7 @@ func legal(f *ir.Func, m *match) bool {
 // replace swaps the matched ops for the fused op and returns its index.
 func replace(f *ir.Func, r *Rule, m *match) int {
 	root := m.ops[0]
-	fused := &ir.Op{Kind: r.Kind, Layer: root.Layer}
+	fused := &ir.Op{Kind: r.Kind, Layer: root.Layer, Pos: root.Pos, End: root.End}
 	params := map[*ir.Value]*ir.Value{}
 	// The operands in the registry's order; an optional input the rule
 	// does not bind stays absent.
@@ -513,7 +513,7 @@ func replace(f *ir.Func, r *Rule, m *match) int {
 	}
 	clones := map[*ir.Value]*ir.Value{}
 	for _, op := range ordered {
-		c := &ir.Op{Kind: op.Kind, Attrs: append(ir.Attrs(nil), op.Attrs...), Layer: op.Layer}
+		c := &ir.Op{Kind: op.Kind, Attrs: append(ir.Attrs(nil), op.Attrs...), Layer: op.Layer, Pos: op.Pos, End: op.End}
 		for _, a := range op.Args {
 			switch {
 			case a.V != nil && clones[a.V] != nil:

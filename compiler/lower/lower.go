@@ -753,7 +753,8 @@ func (l *lowerer) operand(e *eval.Evaluator, def *ir.OpDef, idx int, n dsl.Node,
 // emit appends an op after running its type rule.
 func (l *lowerer) emit(e *eval.Evaluator, at dsl.Node, kind ir.OpKind, args []ir.Arg, attrs ir.Attrs, texts []string) any {
 	def, _ := ir.Lookup(kind)
-	op := &ir.Op{Kind: kind, Args: args, Attrs: attrs, Layer: l.layer}
+	pos, end := at.Span()
+	op := &ir.Op{Kind: kind, Args: args, Attrs: attrs, Layer: l.layer, Pos: ir.Pos(pos), End: ir.Pos(end)}
 	describe := func(i int) string {
 		if i < len(texts) && texts[i] != "" {
 			if w := args[i].W; w != nil {
