@@ -95,7 +95,7 @@ type Unit struct {
 	// LoweredOps is the number of ops the forward pass lowered to, before
 	// any pass removed, split or fused them.
 	LoweredOps int
-	Diags  diag.List
+	Diags      diag.List
 	// Fused counts how often each fusion rule fired.
 	Fused map[string]int
 	// KV and Arena are the memory plans.
