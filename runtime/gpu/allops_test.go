@@ -72,7 +72,7 @@ func writeRandomCheckpoint(t *testing.T, p *program.Program, seed int64) string 
 // uses every op of the language (unfused and fused), gives it random
 // weights, and compares the emitted Metal with the CPU backend end to end
 // and op by op. Unfused, the model must exercise every base op of the
-// registry that a backend sees; TestFixturesMatchCPUOpByOp covers the
+// registry that a backend sees; TestEveryKernelAgainstCPU covers the
 // fused ones.
 func TestEveryOpAgainstCPU(t *testing.T) {
 	needCompiler(t)
