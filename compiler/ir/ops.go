@@ -130,8 +130,9 @@ func UserOps() []string {
 	return out
 }
 
-// Register adds an op definition; duplicate names are a bug.
-func Register(d *OpDef) {
+// register adds an op definition; duplicate names are a bug. The registry
+// is static: every kind is declared in this package.
+func register(d *OpDef) {
 	if _, dup := defs[d.Name]; dup {
 		panic("BUG: op " + string(d.Name) + " registered twice")
 	}
@@ -249,14 +250,14 @@ func features(op *Op, i int, describe Describer) (int64, error) {
 
 func init() {
 	for _, d := range baseOps {
-		Register(d)
+		register(d)
 	}
 	for _, d := range fusedOps {
 		d.Fused = true
-		Register(d)
+		register(d)
 	}
 	// Ops made by the kv_cache pass.
-	Register(&OpDef{
+	register(&OpDef{
 		Name:        OpCacheKV,
 		Doc:         "writes k and v of the new tokens into the layer's KV cache and passes q through, so that attention is ordered after the write",
 		Inputs:      []InputDef{{Name: "q", Kind: TensorIn}, {Name: "k", Kind: TensorIn}, {Name: "v", Kind: TensorIn}},
@@ -268,7 +269,7 @@ func init() {
 			return []Type{t}, nil
 		},
 	})
-	Register(&OpDef{
+	register(&OpDef{
 		Name:     OpAttend,
 		Doc:      "attention of the new tokens' queries over the layer's KV cache: scores, sinks, window, softmax and weighted sum in one op",
 		Inputs:   []InputDef{{Name: "q", Kind: TensorIn}, {Name: "sinks", Kind: WeightIn, Optional: true, Role: RoleLogits}},
