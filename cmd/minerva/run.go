@@ -98,6 +98,11 @@ func loadChatModel(spec loader.Spec, formatName string) (*chatModel, error) {
 		m.Close()
 		return nil, err
 	}
+	if spec.Progress != nil {
+		for _, w := range append(m.Warnings, files.Warnings...) {
+			fmt.Fprintf(spec.Progress, "minerva: warning: %s\n", w)
+		}
+	}
 	cm := &chatModel{Model: m, tok: tok, eos: files.EOS}
 	if formatName == "auto" || formatName == "" {
 		d, err := chat.Detect(files)

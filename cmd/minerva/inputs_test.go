@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// copyModel copies a model directory's files into a temporary one.
+func copyModel(t *testing.T, from string, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(from, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, n), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestLogitsRefusesToOverwriteInputs: --out naming the model's checkpoint
+// (by its path, another spelling of it or a link to it), its config.json
+// or the architecture is refused before anything is written, and the file
+// is left as it was.
+func TestLogitsRefusesToOverwriteInputs(t *testing.T) {
+	dir := copyModel(t, "../../testdata/gpt-oss/tiny-random", "config.json", "model.safetensors")
+	arch := filepath.Join(t.TempDir(), "gpt-oss.arch")
+	src, err := os.ReadFile("../../models/gpt-oss.arch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(arch, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(dir, "model.safetensors")
+	link := filepath.Join(t.TempDir(), "logits.safetensors")
+	if err := os.Symlink(ckpt, link); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(ckpt)
+	for _, out := range []string{ckpt, filepath.Join(dir, ".", "model.safetensors"), link, filepath.Join(dir, "config.json"), arch} {
+		code, _, stderr := runCLI(t, "", "logits", arch, "--model", dir, "--ids", "1,2,3", "--out", out, "--backend", "cpu")
+		if code == 0 || !strings.Contains(stderr, "--out "+out+" is ") || !strings.Contains(stderr, "would overwrite it; choose another file") {
+			t.Errorf("--out %s: exit %d, stderr %q; want a refusal", out, code, stderr)
+		}
+	}
+	if after, _ := os.ReadFile(ckpt); !bytes.Equal(before, after) {
+		t.Fatal("the checkpoint was overwritten")
+	}
+	if after, _ := os.ReadFile(arch); !bytes.Equal(src, after) {
+		t.Fatal("the architecture was overwritten")
+	}
+	// Another file in the same directory is fine.
+	out := filepath.Join(dir, "logits.safetensors")
+	if code, _, stderr := runCLI(t, "", "logits", arch, "--model", dir, "--ids", "1,2,3", "--out", out, "--backend", "cpu"); code != 0 {
+		t.Fatalf("--out %s: exit %d: %s", out, code, stderr)
+	}
+}
+
+// TestWarnsOnInvalidOptionalFiles: an invalid generation_config.json or
+// chat template is not ignored silently: a warning on stderr names the
+// file and the problem, and the run goes on with the defaults.
+func TestWarnsOnInvalidOptionalFiles(t *testing.T) {
+	cases := []struct {
+		file, text string
+		want       string
+	}{
+		{"generation_config.json", `{"temperature": 0.5,`, "generation_config.json is not a valid JSON object (unexpected end of JSON input); it is ignored and the default generation settings are used"},
+		{"generation_config.json", `[1, 2]`, "generation_config.json is not a valid JSON object"},
+		{"generation_config.json", `{"eos_token_id": "x"}`, `generation_config.json: "eos_token_id" is "x"; expected a token id (an integer from 0 to 4095) or a list of them; it is ignored`},
+		{"generation_config.json", `{"eos_token_id": [1, 1e9]}`, `generation_config.json: "eos_token_id" element 1 is 1000000000; expected a token id (an integer from 0 to 4095) or a list of them; it is ignored`},
+		{"generation_config.json", `{"temperature": "hot"}`, `generation_config.json: "temperature" is "hot"; expected a number >= 0; it is ignored`},
+		{"tokenizer_config.json", `{"chat_template": 5}`, `tokenizer_config.json: "chat_template" is 5; expected a string or a list of {"name", "template"} objects; it is ignored`},
+		{"chat_template.jinja", "", "chat_template.jinja is empty or not UTF-8 text; it is ignored"},
+	}
+	for _, c := range cases {
+		dir := copyModel(t, "../../models/fortune", "config.json", "model.safetensors", "tokenizer.json")
+		if err := os.WriteFile(filepath.Join(dir, c.file), []byte(c.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, stderr := runCLI(t, "", "run", "--model", dir, "--prompt", "A computer", "--max-tokens", "7", "--backend", "cpu")
+		if code != 0 {
+			t.Errorf("%s %s: exit %d: %s", c.file, c.text, code, stderr)
+			continue
+		}
+		if !strings.Contains(stderr, "minerva: warning: ") || !strings.Contains(stderr, c.want) {
+			t.Errorf("%s %s: stderr %q; want a warning saying %q", c.file, c.text, stderr, c.want)
+		}
+		if want := " salesman knows when he's lying."; !strings.HasPrefix(stdout, want) {
+			t.Errorf("%s %s: stdout %q, want the defaults' %q", c.file, c.text, stdout, want)
+		}
+	}
+}
+
+// TestConfigEOSErrors: an eos_token_id in config.json that is not a token
+// id is an error naming the key, before any generation.
+func TestConfigEOSErrors(t *testing.T) {
+	for _, c := range []struct{ val, want string }{
+		{`"x"`, `"eos_token_id" is "x"; expected an integer or a list of integers`},
+		{`-1`, `"eos_token_id" is -1; expected an integer from 0 to 4095`},
+		{`1e9`, `"eos_token_id" is 1000000000; expected an integer from 0 to 4095`},
+	} {
+		dir := copyModel(t, "../../models/fortune", "config.json", "model.safetensors", "tokenizer.json")
+		cfg, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+		edited := strings.Replace(string(cfg), `"eos_token_id": 1,`, `"eos_token_id": `+c.val+`,`, 1)
+		if edited == string(cfg) {
+			t.Fatal("the test's edit of config.json no longer applies")
+		}
+		os.WriteFile(filepath.Join(dir, "config.json"), []byte(edited), 0o644)
+		code, _, stderr := runCLI(t, "", "run", "--model", dir, "--prompt", "A computer", "--max-tokens", "1", "--backend", "cpu")
+		if code == 0 || !strings.Contains(stderr, "config.json:8:3: "+c.want) {
+			t.Errorf("eos_token_id %s: exit %d, stderr %q; want %q", c.val, code, stderr, c.want)
+		}
+	}
+}
