@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
+	"runtime"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -117,5 +119,58 @@ func TestConfigEOSErrors(t *testing.T) {
 		if code == 0 || !strings.Contains(stderr, "config.json:8:3: "+c.want) {
 			t.Errorf("eos_token_id %s: exit %d, stderr %q; want %q", c.val, code, stderr, c.want)
 		}
+	}
+}
+
+// repeatReader yields n bytes of a repeated text without holding them.
+type repeatReader struct {
+	text string
+	n, off int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, io.EOF
+	}
+	k := 0
+	for k < len(p) && r.n > 0 {
+		c := copy(p[k:min(len(p), k+r.n)], r.text[r.off:])
+		k += c
+		r.n -= c
+		r.off = (r.off + c) % len(r.text)
+	}
+	return k, nil
+}
+
+// TestOversizedPrompt: a 50 MB prompt on stdin is refused after reading
+// what the context could hold (4096 tokens of at most the longest token's
+// bytes), not read and encoded whole (1.7 GB before); a prompt under that
+// but over the context stops encoding at the context. Both errors name
+// the context and --ctx.
+func TestOversizedPrompt(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var out, errb bytes.Buffer
+	code := run([]string{"run", "--max-tokens", "1", "--backend", "cpu"},
+		&Env{Stdin: &repeatReader{text: "hello world, ", n: 50 << 20}, Stdout: &out, Stderr: &errb})
+	runtime.ReadMemStats(&after)
+	want := "the prompt on stdin is more than 65536 bytes, more than a context of 4096 tokens can hold (a token is at most 16 bytes); shorten it or use a larger --ctx"
+	if code == 0 || !strings.Contains(errb.String(), want) {
+		t.Errorf("50 MB on stdin: exit %d, stderr %q; want %q", code, errb.String(), want)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("refusing a 50 MB prompt allocated %.1f MB", float64(alloc)/(1<<20))
+	if alloc > 64<<20 {
+		t.Errorf("refusing a 50 MB prompt allocated %d MB", alloc>>20)
+	}
+
+	// Under the byte bound, over the context in tokens.
+	code, _, stderr := runCLI(t, strings.Repeat("a b ", 100), "run", "--ctx", "64", "--max-tokens", "1", "--backend", "cpu")
+	if want := "context full: the prompt is more than 64 tokens, the context; shorten it or use a larger --ctx"; code == 0 || !strings.Contains(stderr, want) {
+		t.Errorf("200 tokens in a context of 64: exit %d, stderr %q; want %q", code, stderr, want)
+	}
+	code, _, stderr = runCLI(t, "", "run", "--prompt", strings.Repeat("a b ", 100), "--ctx", "64", "--max-tokens", "1", "--backend", "cpu")
+	if want := "the prompt is more than 64 tokens, the context"; code == 0 || !strings.Contains(stderr, want) {
+		t.Errorf("--prompt of 200 tokens in a context of 64: exit %d, stderr %q; want %q", code, stderr, want)
 	}
 }

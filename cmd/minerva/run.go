@@ -154,22 +154,17 @@ func (c *RunCmd) Run(env *Env) error {
 		return fmt.Errorf("--max-tokens must be at least 1, not %d", c.MaxTokens)
 	}
 	interactive := c.Chat || (c.Prompt == "" && isTerminal(env.Stdin))
-	prompt := c.Prompt
-	if prompt == "" && !interactive {
-		b, err := io.ReadAll(env.Stdin)
-		if err != nil {
-			return err
-		}
-		prompt = string(b)
-		if prompt == "" {
-			return fmt.Errorf("no prompt: pass --prompt TEXT, pipe text to stdin, or run on a terminal to chat")
-		}
-	}
 	m, err := loadChatModel(c.spec(c.Arch, env), c.ChatFormat)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	prompt := c.Prompt
+	if prompt == "" && !interactive {
+		if prompt, err = readPrompt(env.Stdin, m); err != nil {
+			return err
+		}
+	}
 	opts, err := c.SamplingFlags.options(m)
 	if err != nil {
 		return err
@@ -198,9 +193,17 @@ func (c *RunCmd) Run(env *Env) error {
 		if c.System != "" {
 			text = c.System + "\n" + prompt
 		}
-		ids = toInt32(m.tok.Encode(text))
+		enc, err := m.tok.EncodeLimit(text, m.Backend.Ctx())
+		if err != nil {
+			return promptTooLong(m)
+		}
+		ids = toInt32(enc)
 	} else {
-		if ids, err = m.format.Render(r.messages(chat.Message{Role: chat.RoleUser, Content: prompt}), r.chatOptions()); err != nil {
+		opts := r.chatOptions()
+		opts.MaxTokens = m.Backend.Ctx()
+		if ids, err = m.format.Render(r.messages(chat.Message{Role: chat.RoleUser, Content: prompt}), opts); errors.Is(err, chat.ErrTooLong) {
+			return promptTooLong(m)
+		} else if err != nil {
 			return err
 		}
 	}
@@ -211,6 +214,32 @@ func (c *RunCmd) Run(env *Env) error {
 	defer stop()
 	_, err = r.reply(ctx, ids)
 	return err
+}
+
+// readPrompt reads the prompt from stdin, but no more bytes than the
+// context can hold: the context length times the most bytes one token
+// stands for (the tokenizer's longest token). A longer input cannot fit,
+// so it is refused after reading that much, not read whole.
+func readPrompt(in io.Reader, m *chatModel) (string, error) {
+	limit := int64(m.Backend.Ctx()) * int64(m.tok.MaxTokenBytes())
+	b, err := io.ReadAll(io.LimitReader(in, limit+1))
+	if err != nil {
+		return "", err
+	}
+	if int64(len(b)) > limit {
+		return "", fmt.Errorf("the prompt on stdin is more than %d bytes, more than a context of %d tokens can hold (a token is at most %d bytes); shorten it or use a larger --ctx",
+			limit, m.Backend.Ctx(), m.tok.MaxTokenBytes())
+	}
+	if len(b) == 0 {
+		return "", fmt.Errorf("no prompt: pass --prompt TEXT, pipe text to stdin, or run on a terminal to chat")
+	}
+	return string(b), nil
+}
+
+// promptTooLong is the error for a prompt that encodes to more tokens
+// than the context holds; encoding stopped there.
+func promptTooLong(m *chatModel) error {
+	return fmt.Errorf("%w: the prompt is more than %d tokens, the context; shorten it or use a larger --ctx", engine.ErrContextFull, m.Backend.Ctx())
 }
 
 // runner holds a run's state across turns.

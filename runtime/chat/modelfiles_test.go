@@ -1,9 +1,14 @@
 package chat
 
 import (
+	"errors"
+	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/minerva-ml/minerva/runtime/tokenizer"
 )
 
 // TestEOSIDsChecked: eos_token_id must be token ids of the tokenizer.
@@ -48,5 +53,45 @@ func TestEOSIDsChecked(t *testing.T) {
 	}
 	if _, ok := gen["temperature"]; ok {
 		t.Error("the invalid temperature was kept")
+	}
+}
+
+// TestRenderMaxTokens: with Options.MaxTokens every format renders a
+// prompt that fits exactly as without it, and refuses one token more
+// with ErrTooLong, stopping on a long message instead of encoding it.
+func TestRenderMaxTokens(t *testing.T) {
+	toks := map[string]*tokenizer.Tokenizer{"harmony": gptOSSTokenizer(t), "llama3": llama3Tokenizer(t), "plain": fortuneTokenizer(t)}
+	msgs := []Message{{Role: RoleSystem, Content: "Be brief."}, {Role: RoleUser, Content: "What is the capital of France?"}}
+	opts := Options{CurrentDate: "2025-01-01"}
+	for name, tok := range toks {
+		f, err := New(name, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := f.Render(msgs, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := opts
+		o.MaxTokens = len(want)
+		if got, err := f.Render(msgs, o); err != nil || !slices.Equal(got, want) {
+			t.Errorf("%s: MaxTokens %d: %v, %v; want %v", name, len(want), got, err, want)
+		}
+		o.MaxTokens = len(want) - 1
+		if _, err := f.Render(msgs, o); !errors.Is(err, ErrTooLong) || !strings.Contains(err.Error(), fmt.Sprintf("more than %d tokens", len(want)-1)) {
+			t.Errorf("%s: MaxTokens %d of %d: %v", name, len(want)-1, len(want), err)
+		}
+		long := []Message{{Role: RoleUser, Content: strings.Repeat("word ", 10<<20)}}
+		o.MaxTokens = 4096
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err = f.Render(long, o)
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, ErrTooLong) {
+			t.Errorf("%s: 50 MB message: %v", name, err)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
+			t.Errorf("%s: refusing a 50 MB message allocated %d MB", name, alloc>>20)
+		}
 	}
 }
