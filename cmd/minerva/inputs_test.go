@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"io"
 	"os"
-	"runtime"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -124,7 +124,7 @@ func TestConfigEOSErrors(t *testing.T) {
 
 // repeatReader yields n bytes of a repeated text without holding them.
 type repeatReader struct {
-	text string
+	text   string
 	n, off int
 }
 
