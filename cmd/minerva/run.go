@@ -111,6 +111,9 @@ func loadChatModel(spec loader.Spec, formatName string) (*chatModel, error) {
 			return nil, err
 		}
 		cm.format, cm.why = d.Format, d.Reason
+		if d.Warning != "" && spec.Progress != nil {
+			fmt.Fprintf(spec.Progress, "minerva: warning: %s\n", d.Warning)
+		}
 	} else {
 		if cm.format, err = chat.New(formatName, tok); err != nil {
 			m.Close()

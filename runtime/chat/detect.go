@@ -173,6 +173,9 @@ func shorten(s string) string {
 type Detection struct {
 	Format Format
 	Reason string
+	// Warning is set when the model's chat template was not used (it is
+	// not one Minerva reads); callers print it on stderr.
+	Warning string
 }
 
 // The tokens that identify each format, and the token that ends a reply
@@ -225,12 +228,21 @@ func Detect(f ModelFiles) (Detection, error) {
 		case strings.Contains(f.ChatTemplate, "<|start_header_id|>") && has(signatures[1].tokens):
 			return pick("llama3", "the chat template is Llama 3's")
 		}
+		name, reason := "plain", "the chat template is not one Minerva reads and the tokenizer has no chat tokens it knows"
 		for _, s := range signatures {
 			if has(s.tokens) {
-				return pick(s.name, "the chat template is not one Minerva reads, but the tokenizer has "+s.name+"'s tokens")
+				name, reason = s.name, "the chat template is not one Minerva reads, but the tokenizer has "+s.name+"'s tokens"
+				break
 			}
 		}
-		return pick("plain", "the chat template is not one Minerva reads and the tokenizer has no chat tokens it knows")
+		d, err := pick(name, reason)
+		d.Warning = "the model's chat template is not harmony's or Llama 3's, the formats Minerva renders, so it is not used; "
+		if name == "plain" {
+			d.Warning += "the prompt is plain completion (--chat-format chooses a format)"
+		} else {
+			d.Warning += "the " + name + " format is, as the tokenizer has its tokens (--chat-format chooses another)"
+		}
+		return d, err
 	}
 	base := "a base model: no chat template and no chat tokens"
 	for _, s := range signatures {
