@@ -173,6 +173,11 @@ func TestOversizedPrompt(t *testing.T) {
 	if want := "context full: the prompt is more than 64 tokens, the context; shorten it or use a larger --ctx"; code == 0 || !strings.Contains(stderr, want) {
 		t.Errorf("200 tokens in a context of 64: exit %d, stderr %q; want %q", code, stderr, want)
 	}
+	// A chat line that does not fit is reported and the chat goes on.
+	code, stdout, stderr := runCLI(t, strings.Repeat("a b ", 100)+"\nA computer\n", "run", "--chat", "--ctx", "64", "--max-tokens", "7", "--backend", "cpu")
+	if want := "the conversation is more than 63 tokens and no longer fits the context of 64"; code != 0 || !strings.Contains(stderr, want) || !strings.Contains(stdout, "salesman") {
+		t.Errorf("a chat line of 200 tokens in a context of 64: exit %d, stdout %q, stderr %q; want %q and then a reply", code, stdout, stderr, want)
+	}
 	code, _, stderr = runCLI(t, "", "run", "--prompt", strings.Repeat("a b ", 100), "--ctx", "64", "--max-tokens", "1", "--backend", "cpu")
 	if want := "the prompt is more than 64 tokens, the context"; code == 0 || !strings.Contains(stderr, want) {
 		t.Errorf("--prompt of 200 tokens in a context of 64: exit %d, stderr %q; want %q", code, stderr, want)

@@ -374,11 +374,17 @@ func (r *runner) chatLoop() error {
 			continue
 		}
 		user := chat.Message{Role: chat.RoleUser, Content: line}
-		ids, err := r.m.format.Render(r.messages(user), r.chatOptions())
+		opts := r.chatOptions()
+		opts.MaxTokens = r.m.Backend.Ctx() - 1 // leave a position to reply in
+		ids, err := r.m.format.Render(r.messages(user), opts)
+		if errors.Is(err, chat.ErrTooLong) {
+			fmt.Fprintf(r.env.Stderr, "minerva: the conversation is more than %d tokens and no longer fits the context of %d; /reset starts over (or use a larger --ctx)\n", opts.MaxTokens, r.m.Backend.Ctx())
+			continue
+		}
 		if err != nil {
 			return err
 		}
-		if len(ids) >= r.m.Backend.Ctx() {
+		if len(ids) >= r.m.Backend.Ctx() { // a context of 1 leaves MaxTokens 0: no limit
 			fmt.Fprintf(r.env.Stderr, "minerva: the conversation is %d tokens and no longer fits the context of %d; /reset starts over (or use a larger --ctx)\n", len(ids), r.m.Backend.Ctx())
 			continue
 		}
