@@ -73,7 +73,8 @@ func TestWarnsOnInvalidOptionalFiles(t *testing.T) {
 		file, text string
 		want       string
 	}{
-		{"generation_config.json", `{"temperature": 0.5,`, "generation_config.json is not a valid JSON object (unexpected end of JSON input); it is ignored and the default generation settings are used"},
+		{"generation_config.json", `{"temperature": 0.5,`, "generation_config.json is not a valid JSON object ("},
+		{"generation_config.json", `{"temperature": 0.5,`, "); it is ignored and the default generation settings are used"},
 		{"generation_config.json", `[1, 2]`, "generation_config.json is not a valid JSON object"},
 		{"generation_config.json", `{"eos_token_id": "x"}`, `generation_config.json: "eos_token_id" is "x"; expected a token id (an integer from 0 to 4095) or a list of them; it is ignored`},
 		{"generation_config.json", `{"eos_token_id": [1, 1e9]}`, `generation_config.json: "eos_token_id" element 1 is 1000000000; expected a token id (an integer from 0 to 4095) or a list of them; it is ignored`},
