@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -254,9 +253,7 @@ type runner struct {
 	seed      int64
 	session   *engine.Session
 	reasoning *reasoningWriter
-	// cached are the ids in the KV cache, position by position.
-	cached  []int32
-	history []chat.Message
+	history   []chat.Message
 }
 
 func (r *runner) chatOptions() chat.Options {
@@ -274,79 +271,50 @@ func (r *runner) messages(next chat.Message) []chat.Message {
 	return append(msgs, next)
 }
 
-// reply generates after ids, reusing the cached prefix, streams the
-// answer to stdout, and returns it.
+// reply generates after ids, reusing what the KV cache holds of them,
+// streams the answer to stdout, and returns it.
 func (r *runner) reply(ctx context.Context, ids []int32) (string, error) {
-	reuse := 0
-	for reuse < min(len(r.cached), len(ids)) && r.cached[reuse] == ids[reuse] {
-		reuse++
-	}
-	if reuse == len(ids) {
-		reuse-- // the last prompt token must run to give logits
-	}
-	r.session.Truncate(reuse)
-	r.smp.SetContext(ids)
-	parser := r.m.format.NewParser()
-	stops := chat.NewStopStrings(r.cmd.Stop)
-	var answer strings.Builder
-	out := r.env.Stdout
-	show := func(d chat.Delta) error {
-		switch {
-		case d.Text == "":
-			return nil
-		case d.Channel == chat.Analysis:
-			return r.reasoning.write(d.Text)
-		case d.Channel == chat.Commentary && d.Recipient != "":
-			return nil // a tool call: Minerva runs no tools
-		}
-		if err := r.reasoning.close(); err != nil {
-			return err
-		}
-		text, stopped := stops.Push(d.Text)
-		answer.WriteString(text)
-		if _, err := io.WriteString(out, text); err != nil {
-			return err
-		}
-		if stopped {
-			return engine.ErrStopGeneration
-		}
-		return nil
-	}
-	generated := make([]int32, 0, 64)
-	st, err := engine.Generate(ctx, r.session, ids[reuse:], engine.GenOptions{MaxTokens: r.cmd.MaxTokens, Stop: r.m.stopIDs(), Sampler: r.smp},
-		func(id int32, stop bool) error {
-			generated = append(generated, id)
-			return show(parser.Push(id))
-		})
-	all := append(ids[:len(ids):len(ids)], generated...)
-	r.cached = append(r.cached[:0], all[:min(r.session.Pos(), len(all))]...)
-	if err == nil {
-		if err = show(parser.Flush()); errors.Is(err, engine.ErrStopGeneration) {
-			err = nil
-		}
-		if err == nil {
-			rest := stops.Flush()
-			answer.WriteString(rest)
-			_, err = io.WriteString(out, rest)
-		}
-	}
+	out := &replyWriter{out: r.env.Stdout, reasoning: r.reasoning}
+	turn := chat.Turn{Prompt: ids, MaxTokens: r.cmd.MaxTokens, StopTokens: r.m.stopIDs(), StopStrings: r.cmd.Stop,
+		Sampler: r.smp, Parser: r.m.format.NewParser()}
+	res, err := turn.Run(ctx, r.session, out)
 	r.reasoning.close()
-	fmt.Fprintln(out)
+	fmt.Fprintln(r.env.Stdout)
 	if err != nil && ctx.Err() == nil {
-		return answer.String(), err
+		return out.answer.String(), err
 	}
 	cached := ""
-	if reuse > 0 {
-		cached = fmt.Sprintf(", %d more cached", reuse)
+	if res.Reused > 0 {
+		cached = fmt.Sprintf(", %d more cached", res.Reused)
 	}
 	seed := ""
 	if r.smp.Options().Temperature > 0 {
 		seed = fmt.Sprintf("; seed %d", r.seed)
 	}
+	st := res.Stats
 	fmt.Fprintf(r.env.Stderr, "prefill: %d tokens in %s (%.1f tok/s%s); decode: %d tokens in %s (%.1f tok/s); stopped by %s%s\n",
 		st.PromptTokens, st.Prefill.Round(1e5), st.PrefillRate(), cached, st.GeneratedTokens, st.Decode.Round(1e5), st.DecodeRate(), st.StoppedBy, seed)
-	return answer.String(), nil
+	return out.answer.String(), nil
 }
+
+// replyWriter is a turn's sink for run: the answer to stdout (and kept,
+// for the conversation's history), the reasoning to stderr.
+type replyWriter struct {
+	out       io.Writer
+	reasoning *reasoningWriter
+	answer    strings.Builder
+}
+
+func (w *replyWriter) Content(text string) error {
+	if err := w.reasoning.close(); err != nil {
+		return err
+	}
+	w.answer.WriteString(text)
+	_, err := io.WriteString(w.out, text)
+	return err
+}
+
+func (w *replyWriter) Reasoning(text string) error { return w.reasoning.write(text) }
 
 // chatLoop reads one message per line until end of input, keeping the
 // conversation and the KV cache between turns.
