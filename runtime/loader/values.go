@@ -9,7 +9,7 @@ import (
 // checkValues refuses a checkpoint whose small tensors hold NaN or an
 // infinity: one such norm, bias or sink turns every logit into NaN, and
 // the output into garbage. It reads every weight that is not a matrix (the
-// weight of linear and expert_linear, the embedding table) or MXFP4: for
+// weight of a product or the embedding table) or MXFP4: for
 // gpt-oss-20b 14 MB of norms, biases and sinks, a few milliseconds.
 //
 // MXFP4 scales are not read: gpt-oss-20b has 597 MB of them, which would
@@ -22,22 +22,24 @@ func checkValues(p *program.Program, ck *weights.Checkpoint) error {
 	return ck.CheckValues(checkedTensors(p.Func), nil, "the checkpoint's weights are damaged: download, convert or write them again")
 }
 
-// checkedTensors lists, in manifest order, the tensors checkValues reads.
+// checkedTensors lists, in manifest order, the tensors checkValues reads:
+// the weights no op takes as a matrix (ir.RoleMatrix in the op registry),
+// other than MXFP4 ones.
 func checkedTensors(f *ir.Func) []string {
 	matrix := map[*ir.Weight]bool{}
-	var visit func(op *ir.Op)
-	visit = func(op *ir.Op) {
-		role := map[string]int{"linear": 1, "expert_linear": 2, "embedding": 0}
-		if i, ok := role[op.Kind]; ok && i < len(op.Args) && op.Args[i].W != nil {
-			matrix[op.Args[i].W] = true
-		}
-		for _, b := range op.Body {
-			visit(b)
+	var visit func(ops []*ir.Op)
+	visit = func(ops []*ir.Op) {
+		for _, op := range ops {
+			inputs := ir.MustLookup(op.Kind).Inputs
+			for i, a := range op.Args {
+				if a.W != nil && i < len(inputs) && inputs[i].Role == ir.RoleMatrix {
+					matrix[a.W] = true
+				}
+			}
+			visit(op.Body)
 		}
 	}
-	for _, op := range f.Ops {
-		visit(op)
-	}
+	visit(f.Ops)
 	var values []string
 	for _, w := range f.Weights {
 		if w.DType != ir.MXFP4 && !matrix[w] {
