@@ -178,7 +178,8 @@ const maxBytes = 1 << 50
 var freeSpace = diskFree
 
 // checkFreeSpace refuses to start a checkpoint the file system holding dir
-// cannot take: writing would fail hours later, or fill the disk. need
+// cannot take: writing would fail far into the job, after filling the
+// disk. need
 // counts the tensor data and a generous allowance for the headers, the
 // index and config.json.
 func checkFreeSpace(dir string, l *Layout) error {
