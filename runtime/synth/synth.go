@@ -179,9 +179,8 @@ var freeSpace = diskFree
 
 // checkFreeSpace refuses to start a checkpoint the file system holding dir
 // cannot take: writing would fail far into the job, after filling the
-// disk. need
-// counts the tensor data and a generous allowance for the headers, the
-// index and config.json.
+// disk. need counts the tensor data and a generous allowance for the
+// headers, the index and config.json.
 func checkFreeSpace(dir string, l *Layout) error {
 	need := l.Bytes + int64(l.Tensors)*1024 + 1<<20
 	// dir may not exist yet: ask about the directory it will be made in.
