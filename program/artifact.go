@@ -23,8 +23,10 @@ import (
 // Reading one needs no compiler: this file is all of it.
 
 // FormatVersion changes whenever the manifest's meaning changes; readers
-// refuse other versions.
-const FormatVersion = 1
+// refuse other versions. 2: bindings say whether the kernel writes them
+// ("write"); barriers come from that, so a manifest without it would run
+// without barriers.
+const FormatVersion = 2
 
 // MetallibName is the precompiled library an artifact may carry.
 const MetallibName = "kernels.metallib"

@@ -1,10 +1,6 @@
 package program
 
-import (
-	"strings"
-
-	"github.com/minerva-ml/minerva/compiler/plan"
-)
+import "github.com/minerva-ml/minerva/compiler/plan"
 
 // Variant says which calls a kernel serves.
 type Variant string
@@ -36,6 +32,9 @@ type Binding struct {
 	Tensor string   `json:"tensor,omitempty"` // checkpoint tensor name
 	Cache  int      `json:"cache,omitempty"`
 	Part   string   `json:"part,omitempty"` // "k" or "v"
+	// Write: the kernel writes what is bound here, so a later dispatch
+	// that touches it must wait for a barrier (see Barriers).
+	Write bool `json:"write,omitempty"`
 }
 
 // Param is one kernel parameter as the source declares it.
@@ -144,13 +143,12 @@ type Region struct {
 // Barriers says, for each dispatch of a step of seq tokens, whether a
 // memory barrier must come first: it reads or writes memory that an
 // earlier dispatch since the last barrier wrote. Dispatches between
-// barriers may run concurrently.
-func Barriers(ds []*Dispatch, ks map[string]*Kernel, arena *plan.Arena, kv *plan.KV, seq int) []bool {
+// barriers may run concurrently. What a dispatch writes is its bindings'
+// Write flags, which are the same for every variant of its kernel.
+func Barriers(ds []*Dispatch, arena *plan.Arena, kv *plan.KV, seq int) []bool {
 	out := make([]bool, len(ds))
 	var written []Region
 	for i, d := range ds {
-		name, _ := d.KernelFor(seq)
-		k := ks[name]
 		var touched, writes []Region
 		for _, b := range d.Bindings {
 			var r Region
@@ -168,8 +166,7 @@ func Barriers(ds []*Dispatch, ks map[string]*Kernel, arena *plan.Arena, kv *plan
 				continue
 			}
 			touched = append(touched, r)
-			typ := k.Params[b.Index].Type
-			if !strings.HasPrefix(typ, "constant ") && !strings.Contains(typ, " const ") {
+			if b.Write {
 				writes = append(writes, r)
 			}
 		}

@@ -8,9 +8,11 @@
 //	                the dispatch sequence: the way an app ships one model
 //
 // Writing is deterministic: the same source, config and options give
-// byte-identical directories. Reading one needs no compiler
-// (program.ReadArtifact): `minerva run DIR` and `minerva logits DIR` run an
-// artifact without a Go toolchain.
+// byte-identical directories. program.ReadArtifact reads one without the
+// compiler; Read here also recomputes what the manifest derives from its
+// IR, so an edited figure is refused before a backend indexes by it.
+// `minerva run DIR` and `minerva logits DIR` run an artifact without a Go
+// toolchain.
 package artifact
 
 import (
@@ -104,6 +106,35 @@ func Write(dir string, m *Manifest, metal string, goPackage string) error {
 		}
 	}
 	return nil
+}
+
+// Read loads an artifact directory as program.ReadArtifact does, then
+// checks every figure the manifest derives from its IR (checkDerived).
+func Read(dir string) (*program.Program, *Manifest, error) {
+	p, m, err := program.ReadArtifact(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return checked(p, m, dir)
+}
+
+// Decode reads a manifest and its kernels.metal from bytes as
+// program.DecodeArtifact does, then checks every figure the manifest
+// derives from its IR. where names the artifact in errors.
+func Decode(manifest []byte, metal string, where string) (*program.Program, *Manifest, error) {
+	p, m, err := program.DecodeArtifact(manifest, metal, where)
+	if err != nil {
+		return nil, nil, err
+	}
+	return checked(p, m, where)
+}
+
+func checked(p *program.Program, m *Manifest, where string) (*program.Program, *Manifest, error) {
+	if err := checkDerived(p.Func, m); err != nil {
+		return nil, nil, fmt.Errorf("artifact %s: manifest.json: %v: it was edited or is damaged; recompile with minervac compile %s -o %s",
+			where, err, m.Source, where)
+	}
+	return p, m, nil
 }
 
 // GoPackage renders the artifact's Go package.

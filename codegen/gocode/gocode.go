@@ -177,7 +177,7 @@ func launches(m *Model, fields []string, v program.Variant) []jen.Code {
 	if v == program.VariantDecode {
 		seqFor = 1
 	}
-	barriers := program.Barriers(m.Dispatches, m.Kernels, m.Arena, m.KV, seqFor)
+	barriers := program.Barriers(m.Dispatches, m.Arena, m.KV, seqFor)
 	field := map[string]string{}
 	for i, t := range m.Tensors {
 		field[t.Name] = fields[i]

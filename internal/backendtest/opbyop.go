@@ -2,13 +2,11 @@ package backendtest
 
 import (
 	"encoding/binary"
-	"fmt"
 	"math"
 	"math/rand"
 	"path/filepath"
 	"testing"
 
-	"github.com/minerva-ml/minerva/codegen/kernels"
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/internal/fixtures"
 	"github.com/minerva-ml/minerva/program"
@@ -17,12 +15,13 @@ import (
 )
 
 // RunnableOps are the op kinds a compiled program can hand a backend:
-// every registered op that codegen has a kernel for.
-func RunnableOps() []string {
-	var out []string
+// every op of the registry that no pass rewrites away (fused ones
+// included).
+func RunnableOps() []ir.OpKind {
+	var out []ir.OpKind
 	for _, k := range ir.AllOps() {
-		if kernels.Supported(k) {
-			out = append(out, fmt.Sprint(k))
+		if ir.MustLookup(k).Rewritten == "" {
+			out = append(out, k)
 		}
 	}
 	return out
@@ -33,7 +32,7 @@ func RunnableOps() []string {
 // and with the same fresh random operands (for one token and for
 // several), and compares the results and the whole KV cache (an op that
 // writes none must leave it as it was). seen collects the op kinds run.
-func (s *suite) compareOpByOp(t *testing.T, p *program.Program, ck *weights.Checkpoint, prefix int, seen map[string]bool) {
+func (s *suite) compareOpByOp(t *testing.T, p *program.Program, ck *weights.Checkpoint, prefix int, seen map[ir.OpKind]bool) {
 	t.Helper()
 	b := s.load(t, p, ck)
 	g := b.(OpRunner)
@@ -52,7 +51,7 @@ func (s *suite) compareOpByOp(t *testing.T, p *program.Program, ck *weights.Chec
 	forwardChunked(t, cm, seqIDs, prefillChunk)
 	experts := expertCounts(p)
 	for i, op := range p.Func.Ops {
-		seen[fmt.Sprint(op.Kind)] = true
+		seen[op.Kind] = true
 		for _, seq := range []int{1, 3} {
 			randomizeOperands(rng, p, op, experts, cm.Arena(), g.Arena(), seq)
 			// Both caches hold the prefill; the op writes the positions

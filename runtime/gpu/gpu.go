@@ -9,10 +9,12 @@ package gpu
 
 import (
 	"fmt"
+	"slices"
 	"unsafe"
 
 	"github.com/minerva-ml/minerva/program"
 	"github.com/minerva-ml/minerva/program/abi"
+	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
@@ -118,6 +120,19 @@ func (m *Model) Batch() int { return m.batch }
 func (m *Model) Ctx() int   { return m.ctx }
 func (m *Model) Vocab() int { return m.vocab }
 
+// Rings implements engine.Backend: the sliding-window layers whose plan
+// keeps a ring of window + batch - 1 positions instead of the context.
+func (m *Model) Rings() []engine.Ring {
+	var out []engine.Ring
+	for _, l := range m.prog.KV.Layers {
+		r := engine.Ring{Window: int(l.Window), Slots: int(l.Capacity)}
+		if l.Ring && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // Close releases the device.
 func (m *Model) Close() { m.dev.Close() }
 
@@ -129,7 +144,7 @@ func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
 	n := len(tokens)
 	copy(m.tokens, tokens)
 	args := abi.StepArgs{Seq: uint32(n), Pos: uint32(pos)}.Bytes()
-	barriers := program.Barriers(m.code.Dispatches, m.kernels, m.prog.Arena, m.prog.KV, n)
+	barriers := program.Barriers(m.code.Dispatches, m.prog.Arena, m.prog.KV, n)
 	m.launches = m.launches[:0]
 	for i, d := range m.code.Dispatches {
 		name, grid := d.KernelFor(n)
