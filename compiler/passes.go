@@ -131,10 +131,7 @@ func kvCachePass(u *Unit) error {
 		}
 		a := op.Attrs
 		hd := a.Int("head_dim")
-		vhd := a.Int("v_head_dim")
-		if vhd == 0 {
-			vhd = hd
-		}
+		vhd := ir.VHeadDim(a)
 		scale := a.Float("scale")
 		if scale == 0 {
 			scale = 1 / math.Sqrt(float64(hd))

@@ -8,6 +8,7 @@ package program
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/compiler/plan"
@@ -59,21 +60,58 @@ func (p *Program) TensorSpecs() []weights.TensorSpec {
 // Vocab is the width of the logits.
 func (p *Program) Vocab() int { return int(p.Func.Output.Type.Shape.Last()) }
 
-// Describe names the configuration in messages: "gpt-oss (hidden=2880, layers=24)".
+// Describe names the model's shape in messages: "gpt-oss (vocab=201088,
+// hidden=2880, layers=24, heads=64, experts=32)". The figures are read
+// from the program itself (the IR's values and weights, the attention
+// ops' attributes), not from config entries, whose names each .arch file
+// chooses; one that a model lacks (experts) is left out.
 func (p *Program) Describe() string {
-	s := p.Model + " ("
-	n := 0
-	for _, c := range p.Config {
-		switch c.Name {
-		case "hidden", "layers", "vocab_size", "experts", "heads":
-			if n > 0 {
-				s += ", "
-			}
-			s += fmt.Sprintf("%s=%v", c.Name, c.Value)
-			n++
+	var parts []string
+	add := func(name string, v int64) {
+		if v > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", name, v))
 		}
 	}
-	return s + ")"
+	f := p.Func
+	add("vocab", int64(p.Vocab()))
+	// hidden: the width of what the tokens become (the embedding).
+	var hidden, layers, heads, experts int64
+	for _, op := range f.Ops {
+		for _, a := range op.Args {
+			if a.V == f.Input && hidden == 0 && len(op.Results) > 0 {
+				hidden = op.Results[0].Type.Shape.Last()
+			}
+		}
+		layers = max(layers, int64(op.Layer)+1)
+		if v, ok := op.Attrs.Get("heads"); ok && heads == 0 {
+			heads, _ = v.(int64)
+		}
+		experts = max(experts, expertsRead(op))
+	}
+	add("hidden", hidden)
+	add("layers", layers)
+	add("heads", heads)
+	add("experts", experts)
+	return p.Model + " (" + strings.Join(parts, ", ") + ")"
+}
+
+// expertsRead is the number of experts an op chooses among: the first
+// dimension of the stacked expert weights it reads beside a route, or 0.
+func expertsRead(op *ir.Op) int64 {
+	routed := false
+	var n int64
+	for _, a := range op.Args {
+		switch {
+		case a.V != nil && a.V.Type.DType == ir.Route:
+			routed = true
+		case a.W != nil && len(a.W.Shape) == 3:
+			n = a.W.Shape[0]
+		}
+	}
+	if !routed {
+		return 0
+	}
+	return n
 }
 
 // Validate checks a checkpoint against the weight manifest before anything

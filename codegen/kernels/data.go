@@ -41,6 +41,9 @@ type KVData struct {
 	Format    string
 	D, VD     int
 	MaxGroups int
+	// RotK and RotV: the format stores keys (values) Hadamard-rotated
+	// (plan.KVFormat.Rotated).
+	RotK, RotV bool
 }
 
 // EmbeddingData is the embedding template's.
@@ -123,8 +126,6 @@ type AttendData struct {
 	Capacity, KRow, VRow int
 	Sinks                bool
 	SinkLoad             string
-	// RotK and RotV: the format stores keys (values) Hadamard-rotated.
-	RotK, RotV bool
 }
 
 // RouterData is the router template's.

@@ -227,7 +227,8 @@ func specNorm(b *builder) ([]spec, error) {
 // kvData describes a layer's cache for the kvcache templates.
 func kvData(c *Context, cache int) KVData {
 	l := c.KV.Layer(cache)
-	return KVData{Format: string(c.KV.Format), D: int(l.HeadDim), VD: int(l.VDim), MaxGroups: int(max(l.HeadDim, l.VDim)/32 + 1)}
+	return KVData{Format: string(c.KV.Format), D: int(l.HeadDim), VD: int(l.VDim), MaxGroups: int(max(l.HeadDim, l.VDim)/32 + 1),
+		RotK: c.KV.Format.Rotated(l.HeadDim), RotV: c.KV.Format.Rotated(l.VDim)}
 }
 
 func specQKV(b *builder) ([]spec, error) {
@@ -291,15 +292,13 @@ func specAttend(b *builder) ([]spec, error) {
 	b.kv(cache, false)
 	b.value("out", op.Results[0], true)
 	format := b.ctx.KV.Format
-	d, vd := int(a.Int("head_dim")), int(a.Int("v_head_dim"))
+	d, vd := int(a.Int("head_dim")), int(ir.VHeadDim(a))
 	data := &AttendData{
 		KV: kvData(b.ctx, cache), D: d, VD: vd, KVH: int(a.Int("kv_heads")), Heads: int(a.Int("heads")),
 		Group: int(a.Int("heads") / a.Int("kv_heads")), Window: int(a.Int("window")),
 		Scale: hexFloat(float32(a.Float("scale"))), Ring: l.Ring, Capacity: int(l.Capacity),
 		KRow: int(format.RowBytes(int64(d))), VRow: int(format.RowBytes(int64(vd))),
 		Sinks: sinks != nil, SinkLoad: loadOf(sinks),
-		RotK: format == "q4" || (format == "q8" && d%32 == 0),
-		RotV: format == "q4" || (format == "q8" && vd%32 == 0),
 	}
 	if sc := a.Float("softcap"); sc > 0 {
 		data.Softcap = hexFloat(float32(sc))

@@ -282,7 +282,7 @@ func init() {
 			if w := a.Int("window"); w > 0 && w < seen {
 				seen = w
 			}
-			return Cost{Flops: 2 * seen * a.Int("heads") * (a.Int("head_dim") + a.Int("v_head_dim")), WeightBytes: weightBytes(op, 1)}
+			return Cost{Flops: 2 * seen * a.Int("heads") * (a.Int("head_dim") + VHeadDim(a)), WeightBytes: weightBytes(op, 1)}
 		},
 		Infer: func(op *Op, describe Describer) ([]Type, error) {
 			qd, err := features(op, 0, describe)
@@ -293,13 +293,20 @@ func init() {
 			if qd != heads*hd {
 				return nil, fmt.Errorf("%s has %d features; heads*head_dim is %d", describe(0), qd, heads*hd)
 			}
-			vhd := op.Attrs.Int("v_head_dim")
-			if vhd == 0 {
-				vhd = hd
-			}
-			return []Type{f32(Seq, heads*vhd)}, nil
+			return []Type{f32(Seq, heads*VHeadDim(op.Attrs))}, nil
 		},
 	})
+}
+
+// VHeadDim is the width of a value head of an attention op (attention,
+// attend): its v_head_dim, or head_dim when v_head_dim is 0 (unset, as in
+// most models, whose values are as wide as their keys). Every pass and
+// backend reads the width through it.
+func VHeadDim(a Attrs) int64 {
+	if v := a.Int("v_head_dim"); v != 0 {
+		return v
+	}
+	return a.Int("head_dim")
 }
 
 var attentionAttrs = []AttrDef{
@@ -467,10 +474,7 @@ var baseOps = []*OpDef{
 		Rewritten: "kv_cache",
 		Infer: func(op *Op, describe Describer) ([]Type, error) {
 			a := op.Attrs
-			heads, kvh, hd, vhd := a.Int("heads"), a.Int("kv_heads"), a.Int("head_dim"), a.Int("v_head_dim")
-			if vhd == 0 {
-				vhd = hd
-			}
+			heads, kvh, hd, vhd := a.Int("heads"), a.Int("kv_heads"), a.Int("head_dim"), VHeadDim(a)
 			if heads <= 0 || kvh <= 0 || hd <= 0 {
 				return nil, fmt.Errorf("heads, kv_heads and head_dim must be positive (got %d, %d, %d)", heads, kvh, hd)
 			}

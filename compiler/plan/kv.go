@@ -52,6 +52,15 @@ func (f KVFormat) RowBytes(dim int64) int64 {
 	return 2 * dim
 }
 
+// Rotated reports whether the format stores rows of width dim as groups
+// of 32 rotated by the orthonormal Walsh-Hadamard transform: always for q4
+// (whose widths are multiples of 32), for q8 when the width is one. The
+// rotation spreads a few large channels over a group, so one scale fits
+// them. Every backend and template asks this one function.
+func (f KVFormat) Rotated(dim int64) bool {
+	return f == KVQ4 || (f == KVQ8 && dim%32 == 0)
+}
+
 // Check reports whether a head width suits the format.
 func (f KVFormat) Check(dim int64) error {
 	if f == KVQ4 && dim%32 != 0 {

@@ -82,7 +82,7 @@ func encodeKV(f plan.KVFormat, dst []byte, x []float32) {
 		}
 	case plan.KVQ8:
 		n := len(x)
-		if n%32 == 0 {
+		if f.Rotated(int64(n)) {
 			var buf [512]float32
 			r := buf[:n]
 			if n > len(buf) {
@@ -283,11 +283,8 @@ func (l *kvLayer) finishValue(acc []float32) {
 }
 
 // rotated reports whether rows of width dim are stored as Hadamard-rotated
-// groups: always for q4 (which requires multiples of 32), for q8 when the
-// width allows (encodeKV decides the same way).
-func (l *kvLayer) rotated(dim int64) bool {
-	return l.format == plan.KVQ4 || (l.format == plan.KVQ8 && dim%32 == 0)
-}
+// groups (plan.KVFormat.Rotated, which encodeKV asks too).
+func (l *kvLayer) rotated(dim int64) bool { return l.format.Rotated(dim) }
 
 func rotateGroups(x []float32) {
 	for g := 0; g+32 <= len(x); g += 32 {

@@ -535,17 +535,18 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_d9d292b5(
 }
 
 // ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
-// Stores n values of src into a cache row. Called by one whole SIMD-group.
-inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_store(device uchar* dst, threadgroup const float* src, uint n, uint lane) {
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_2d084959: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+// Stores n values of src into a cache row, rotated when the format stores
+// rows of n rotated. Called by one whole SIMD-group.
+inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_2d084959_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
   for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
 }
 
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_2d084959_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_2d084959_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
 
 // qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f(
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_2d084959(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -607,7 +608,7 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f(
       float v = row[i];
       if (i < 2 * half_) {
         const uint j = i % half_;
-        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_invk[j];
+        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_2d084959_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_2d084959_invk[j];
         const float angle = float(p) * f;
         const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
         const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
@@ -623,23 +624,24 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f(
     for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
   } else if (sg == 0) {
     const uint cslot = p;
-    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_store(kcache + (cslot * KVH + head) * 64, rot, HD, lane);
-    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_store(vcache + (cslot * KVH + head) * 64, rot, VD, lane);
+    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_2d084959_store(kcache + (cslot * KVH + head) * 64, rot, HD, false, lane);
+    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_2d084959_store(vcache + (cslot * KVH + head) * 64, rot, VD, false, lane);
   }
 }
 
 // ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
-// Stores n values of src into a cache row. Called by one whole SIMD-group.
-inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_store(device uchar* dst, threadgroup const float* src, uint n, uint lane) {
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_d0a8877c: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+// Stores n values of src into a cache row, rotated when the format stores
+// rows of n rotated. Called by one whole SIMD-group.
+inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_d0a8877c_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
   for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
 }
 
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_d0a8877c_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_d0a8877c_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
 
 // qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7(
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_d0a8877c(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -701,7 +703,7 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7(
       float v = row[i];
       if (i < 2 * half_) {
         const uint j = i % half_;
-        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_invk[j];
+        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_d0a8877c_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_d0a8877c_invk[j];
         const float angle = float(p) * f;
         const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
         const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
@@ -717,8 +719,8 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7(
     for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
   } else if (sg == 0) {
     const uint cslot = p % 191u;
-    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_store(kcache + (cslot * KVH + head) * 64, rot, HD, lane);
-    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_store(vcache + (cslot * KVH + head) * 64, rot, VD, lane);
+    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_d0a8877c_store(kcache + (cslot * KVH + head) * 64, rot, HD, false, lane);
+    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_d0a8877c_store(vcache + (cslot * KVH + head) * 64, rot, VD, false, lane);
   }
 }
 
