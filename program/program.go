@@ -2,8 +2,9 @@
 // the IR after every pass, its KV-cache and arena plans, and (once codegen
 // has run) the kernel table and every op's dispatch. It is the one package
 // both halves share: the compiler and codegen produce it, every backend
-// consumes it, and it imports nothing of either (only the IR and plan
-// types, which are leaves). Backends never see the .arch source.
+// consumes it, and it imports nothing of either: only the IR and plan
+// types and the checkpoint format, which are leaves too (internal/layers
+// checks this). Backends never see the .arch source.
 package program
 
 import (
