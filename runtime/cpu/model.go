@@ -19,6 +19,7 @@ package cpu
 import (
 	"fmt"
 	"math"
+	"runtime/debug"
 	"sync"
 	"unsafe"
 
@@ -41,6 +42,7 @@ type Options struct {
 // Model is a program bound to its weights and buffers.
 type Model struct {
 	prog    *program.Program
+	ck      *weights.Checkpoint // for FaultError
 	arena   []float32
 	kv      []byte
 	steps   []step
@@ -88,6 +90,7 @@ type step struct {
 func Load(p *program.Program, ck *weights.Checkpoint, opts Options) (*Model, error) {
 	m := &Model{
 		prog:    p,
+		ck:      ck,
 		pool:    newPool(opts.Workers),
 		weights: map[*ir.Weight]*weight{},
 		caches:  map[int]*kvLayer{},
@@ -174,7 +177,20 @@ func (m *Model) Vocab() int { return m.vocab }
 // returns the logits, one row of Vocab per token. The slice is valid until
 // the next call. Tokens at positions before pos must have been run already:
 // their keys and values are in the cache.
-func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
+//
+// If the checkpoint file is cut short while mapped, reading it faults:
+// Forward then returns an error matching weights.ErrChanged, and the
+// cache and the arena hold garbage; the model must be loaded again.
+func (m *Model) Forward(tokens []int32, pos int) (logits []float32, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if err = m.ck.FaultError(r); err == nil {
+				panic(r)
+			}
+			logits = nil
+		}
+	}()
 	if err := m.prog.CheckCall(tokens, pos); err != nil {
 		return nil, err
 	}
