@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -33,8 +34,8 @@ import (
 //   - Replies: each write to a client must finish within WriteTimeout, so a
 //     client that stops reading holds the model for at most that long.
 //     A stream buffers what the server's connection buffers (4 KiB) and the
-//     socket's send buffer: nothing more is queued; generation waits for
-//     the client.
+//     socket's send buffer, set to sendBuffer: nothing more is queued, and
+//     generation waits for the client.
 
 // Defaults of Config's limits.
 const (
@@ -44,6 +45,11 @@ const (
 	DefaultMaxReading        = 64
 	// maxHeaderBytes bounds a request's headers (Go's default is 1 MiB).
 	maxHeaderBytes = 64 << 10
+	// sendBuffer is each connection's socket send buffer. Left to itself
+	// Linux grows it up to 4 MiB (tcp_wmem), which a client that stops
+	// reading fills before a write blocks and its deadline counts; 16 KiB
+	// (Linux doubles it) is ample for a stream of tokens.
+	sendBuffer = 16 << 10
 )
 
 // defaultMaxDecoding is one decoder per core: decoding is CPU work, and
@@ -63,6 +69,12 @@ func (s *Server) ConfigureHTTP(hs *http.Server) {
 	// WriteTimeout stays 0: it would bound a whole reply, and a stream may
 	// rightly last long. Each write has its own deadline (deadlineWriter).
 	hs.WriteTimeout = 0
+	hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if b, ok := c.(interface{ SetWriteBuffer(int) error }); ok {
+			_ = b.SetWriteBuffer(sendBuffer) // best effort: the deadline still holds
+		}
+		return ctx
+	}
 }
 
 // deadlineWriter gives every write to the client WriteTimeout to finish.
