@@ -7,6 +7,8 @@
 // request reuses the cached prefix it shares with the previous one, so a
 // conversation that grows turn by turn only prefills its new tokens. A
 // client that disconnects stops its generation, or leaves the queue.
+// What a client can make the server spend (bodies, time, buffered replies)
+// is bounded: see limits.go and docs/limits.md.
 //
 // For harmony models (gpt-oss), a chat completion's content is the final
 // channel and the reasoning (the analysis channel) is returned apart as
