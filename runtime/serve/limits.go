@@ -160,7 +160,7 @@ func leaveIntake(ctx context.Context) {
 func (s *Server) intake(w http.ResponseWriter, r *http.Request) (*http.Request, []byte, func(), *apiError) {
 	if msg := s.degraded.Load(); msg != nil {
 		return nil, nil, nil, &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: str("model_unavailable"),
-			Message: fmt.Sprintf("the model cannot run: %s (restart minerva serve)", *msg)}
+			Message: "the server cannot run the model until it is restarted: " + *msg}
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		return nil, nil, nil, s.tooLarge()

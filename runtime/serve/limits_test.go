@@ -275,7 +275,7 @@ func TestTruncatedCheckpoint(t *testing.T) {
 		t.Errorf("/health after the fault: %d %s", res.StatusCode, b)
 	}
 	got = post(t, hs.URL+"/v1/completions", body, http.StatusServiceUnavailable)
-	checkError(t, got, "server_error", "", "model_unavailable", "restart minerva serve")
+	checkError(t, got, "server_error", "", "model_unavailable", "cannot run the model until it is restarted: the checkpoint changed on disk")
 	post(t, hs.URL+"/v1/models", "", http.StatusMethodNotAllowed)
 	res, err = http.Get(hs.URL + "/v1/models")
 	if err != nil || res.StatusCode != http.StatusOK {

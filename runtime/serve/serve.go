@@ -259,7 +259,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	if msg := s.degraded.Load(); msg != nil {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusServiceUnavailable)
-		b, _ := json.Marshal(map[string]string{"status": "degraded", "error": *msg + " (restart minerva serve)"})
+		b, _ := json.Marshal(map[string]string{"status": "degraded", "error": *msg})
 		w.Write(append(b, '\n'))
 		return
 	}
