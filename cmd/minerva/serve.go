@@ -27,6 +27,7 @@ type ServeCmd struct {
 
 	// Limits on what clients can make the server spend (docs/limits.md).
 	MaxBody           int64         `help:"Largest request body in bytes; larger ones get 413." default:"1048576" placeholder:"BYTES"`
+	MaxConnections    int           `help:"Most connections open at once; a further one gets 503 and is closed." default:"1024"`
 	MaxReading        int           `help:"Most requests being received and decoded at once; more get 503." default:"64"`
 	MaxDecoding       int           `help:"Most requests decoding their JSON and tokenizing their prompt at once; the others wait. 0: one per core." default:"0"`
 	ReadHeaderTimeout time.Duration `help:"Time a client has to send a request's headers." default:"10s"`
@@ -41,6 +42,8 @@ func (c *ServeCmd) checkLimits() error {
 		return fmt.Errorf("--max-queue must be at least 1, not %d", c.MaxQueue)
 	case c.MaxBody < 1:
 		return fmt.Errorf("--max-body must be at least 1 byte, not %d", c.MaxBody)
+	case c.MaxConnections < 1:
+		return fmt.Errorf("--max-connections must be at least 1, not %d", c.MaxConnections)
 	case c.MaxReading < 1:
 		return fmt.Errorf("--max-reading must be at least 1, not %d", c.MaxReading)
 	case c.MaxDecoding < 0:
@@ -84,6 +87,7 @@ func (c *ServeCmd) serve(ctx context.Context, env *Env, ready func(net.Addr)) er
 		APIKey:            c.APIKey,
 		MaxQueue:          c.MaxQueue,
 		MaxBodyBytes:      c.MaxBody,
+		MaxConnections:    c.MaxConnections,
 		MaxReading:        c.MaxReading,
 		MaxDecoding:       c.MaxDecoding,
 		ReadHeaderTimeout: c.ReadHeaderTimeout,

@@ -17,6 +17,7 @@ func TestServeLimitFlags(t *testing.T) {
 		{[]string{"serve", "--read-header-timeout", "0s"}, "--read-header-timeout must be positive"},
 		{[]string{"serve", "--max-body", "0"}, "--max-body must be at least 1 byte"},
 		{[]string{"serve", "--max-reading", "0"}, "--max-reading must be at least 1"},
+		{[]string{"serve", "--max-connections", "0"}, "--max-connections must be at least 1"},
 		{[]string{"serve", "--max-decoding=-1"}, "--max-decoding must be 0"},
 		{[]string{"serve", "--max-queue", "0"}, "--max-queue must be at least 1"},
 	}

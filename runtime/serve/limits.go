@@ -18,6 +18,8 @@ import (
 // What a client can make the server spend before its request reaches the
 // model's queue, and while its reply is written.
 //
+//   - Connections: MaxConnections open at once; a further one gets a 503
+//     and is closed. Each costs a goroutine and a 4 KiB read buffer.
 //   - Headers: ReadHeaderTimeout and maxHeaderBytes.
 //   - The body: MaxBodyBytes (413 above it) and ReadTimeout, which covers
 //     the headers and the whole body; a half-sent body is dropped with a
@@ -43,6 +45,7 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
 	DefaultMaxReading        = 64
+	DefaultMaxConnections    = 1024
 	// maxHeaderBytes bounds a request's headers (Go's default is 1 MiB).
 	maxHeaderBytes = 64 << 10
 	// sendBuffer is each connection's socket send buffer. Left to itself
@@ -69,11 +72,32 @@ func (s *Server) ConfigureHTTP(hs *http.Server) {
 	// WriteTimeout stays 0: it would bound a whole reply, and a stream may
 	// rightly last long. Each write has its own deadline (deadlineWriter).
 	hs.WriteTimeout = 0
+	hs.ConnState = s.trackConn
 	hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		if b, ok := c.(interface{ SetWriteBuffer(int) error }); ok {
 			_ = b.SetWriteBuffer(sendBuffer) // best effort: the deadline still holds
 		}
 		return ctx
+	}
+}
+
+// trackConn counts open connections, and closes a new one past
+// MaxConnections with a 503. It runs on the server's accept loop.
+func (s *Server) trackConn(c net.Conn, state http.ConnState) {
+	switch state {
+	case http.StateNew:
+		if s.conns.Add(1) <= int64(s.cfg.MaxConnections) {
+			return
+		}
+		s.count(func(m *Metrics) { m.ConnectionsFull++ })
+		body := fmt.Sprintf(`{"error":{"message":"the server is busy: %d connections are open (the server's limit, minerva serve --max-connections); retry later","type":"server_error","param":null,"code":"server_busy"}}`+"\n", s.cfg.MaxConnections)
+		// A new socket's send buffer is empty: this does not block, and
+		// the deadline makes sure of it.
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		fmt.Fprintf(c, "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		c.Close() // the server then reports it closed
+	case http.StateClosed, http.StateHijacked:
+		s.conns.Add(-1)
 	}
 }
 

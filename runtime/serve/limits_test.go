@@ -284,3 +284,84 @@ func TestTruncatedCheckpoint(t *testing.T) {
 	res.Body.Close()
 	http.DefaultClient.CloseIdleConnections()
 }
+
+// TestMaxConnections: past MaxConnections open connections a new one gets
+// a 503 naming the flag and is closed; once one closes, requests are
+// served again.
+func TestMaxConnections(t *testing.T) {
+	s, err := New(fortune, Config{MaxConnections: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, _ := startServer(t, s)
+	var open []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", hs.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		open = append(open, c)
+	}
+	waitFor(t, func() bool { return s.Metrics().Connections == 2 })
+	c, err := net.Dial("tcp", hs.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("connection past the limit: %v", err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("connection past the limit: status %d", res.StatusCode)
+	}
+	checkError(t, string(b), "server_error", "", "server_busy", "--max-connections")
+	open[0].Close()
+	waitFor(t, func() bool { return s.Metrics().Connections == 1 })
+	post(t, hs.URL+"/v1/completions", `{"prompt":"A computer","max_tokens":1}`, http.StatusOK)
+	http.DefaultClient.CloseIdleConnections()
+	if m := s.Metrics(); m.ConnectionsFull != 1 {
+		t.Errorf("metrics %+v: want 1 connection refused", m)
+	}
+}
+
+// TestStreamOutlivesReadTimeout: the read timeout bounds receiving a
+// request, not the reply: a stream that lasts longer goes on.
+func TestStreamOutlivesReadTimeout(t *testing.T) {
+	const readTimeout = 100 * time.Millisecond
+	s, err := New(fortune, Config{ReadTimeout: readTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, client := startServer(t, s)
+	start := time.Now()
+	stream := client.Completions.NewStreaming(context.Background(), openai.CompletionNewParams{
+		Model:       "fortune",
+		Prompt:      openai.CompletionNewParamsPromptUnion{OfString: openai.String(prompt)},
+		MaxTokens:   openai.Int(60),
+		Temperature: openai.Float(0),
+	}, option.WithJSONSet("ignore_eos", true))
+	defer stream.Close()
+	finish := ""
+	for stream.Next() {
+		for _, c := range stream.Current().Choices {
+			if c.FinishReason != "" {
+				finish = string(c.FinishReason)
+			}
+		}
+		time.Sleep(readTimeout / 20) // a slow but live client
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if finish != "length" {
+		t.Errorf("the stream ended with finish reason %q, want length (all 60 tokens)", finish)
+	}
+	if d := time.Since(start); d < 2*readTimeout {
+		t.Errorf("the stream took %s: the test needs it to outlast the read timeout (%s)", d, readTimeout)
+	}
+}

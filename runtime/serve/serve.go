@@ -72,6 +72,10 @@ type Config struct {
 	// tokenize at once (the others wait). 0 means DefaultMaxReading, and
 	// one decoder per core. See limits.go.
 	MaxReading, MaxDecoding int
+	// MaxConnections is how many connections may be open at once (a
+	// further one gets a 503 and is closed); 0 means
+	// DefaultMaxConnections.
+	MaxConnections int
 	// ReadHeaderTimeout and ReadTimeout bound the time to receive a
 	// request's headers, and its headers and body (ListenAndServe and
 	// ConfigureHTTP apply them); WriteTimeout bounds each write of a
@@ -112,13 +116,18 @@ type Metrics struct {
 	QueueFull                              int64
 	// ReadingFull counts the requests refused because MaxReading were
 	// already being received.
-	ReadingFull                int64
+	ReadingFull int64
+	// ConnectionsFull counts the connections refused because
+	// MaxConnections were already open.
+	ConnectionsFull            int64
 	PromptTokens, CachedTokens int64
 	CompletionTokens           int64
 	// Waiting is the number of requests in the queue now.
 	Waiting int
 	// Reading is the number of requests being received or decoded now.
 	Reading int
+	// Connections is the number of open connections now.
+	Connections int
 }
 
 // Server is an http.Handler.
@@ -138,6 +147,7 @@ type Server struct {
 	// Requests being received or decoded hold a slot of reading; those
 	// decoding, one of decoding too (limits.go).
 	reading, decoding chan struct{}
+	conns             atomic.Int64 // open connections
 
 	// degraded, once set, is why the model cannot run any more: its
 	// checkpoint changed on disk. /health reports it.
@@ -173,6 +183,9 @@ func New(m Model, cfg Config) (*Server, error) {
 		cfg.MaxDecoding = defaultMaxDecoding()
 	}
 	cfg.MaxDecoding = min(cfg.MaxDecoding, cfg.MaxReading)
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
 	}
@@ -250,6 +263,7 @@ func (s *Server) Metrics() Metrics {
 	m := s.metrics
 	m.Waiting = s.queue.waiting()
 	m.Reading = len(s.reading)
+	m.Connections = int(s.conns.Load())
 	return m
 }
 
