@@ -142,7 +142,6 @@ type Server struct {
 
 	// Guarded by the queue: one generation at a time.
 	session *engine.Session
-	cached  []int32
 
 	// Requests being received or decoded hold a slot of reading; those
 	// decoding, one of decoding too (limits.go).
