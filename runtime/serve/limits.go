@@ -230,7 +230,21 @@ func (s *Server) tooLarge() *apiError {
 
 // readBody reads a request body within the size limit.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	in := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	var body []byte
+	var err error
+	if n := r.ContentLength; n >= 0 && n <= s.cfg.MaxBodyBytes {
+		// The declared size, exactly: io.ReadAll's growth would hold up
+		// to twice the body while it waits for a decoding slot. The
+		// server ends the body at the declared length.
+		body = make([]byte, n)
+		_, err = io.ReadFull(in, body)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("the body ended before its Content-Length (%d bytes)", n)
+		}
+	} else {
+		body, err = io.ReadAll(in)
+	}
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		switch {
