@@ -59,7 +59,7 @@ func inAny(pkg string, roots []string) bool {
 // packages the patterns named.
 func graph(t *testing.T, env []string, patterns ...string) (imports map[string][]string, roots []string) {
 	t.Helper()
-	args := append([]string{"list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{if .DepOnly}}{{else}} ROOT{{end}}:{{join .Imports \" \"}}{{end}}"}, patterns...)
+	args := append([]string{"list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{if .DepOnly}}{{else}} ROOT{{end}}:{{join .Imports \" \"}}|{{.Dir}}|{{join .GoFiles \"|\"}}{{end}}"}, patterns...)
 	cmd := exec.Command("go", args...)
 	cmd.Dir = filepath.Join("..", "..")
 	cmd.Env = append(os.Environ(), env...)
@@ -76,9 +76,18 @@ func graph(t *testing.T, env []string, patterns ...string) (imports map[string][
 		if line == "" {
 			continue
 		}
-		head, deps, _ := strings.Cut(line, ":")
+		head, rest, _ := strings.Cut(line, ":")
 		name, root := strings.CutSuffix(head, " ROOT")
-		imports[name] = strings.Fields(deps)
+		fields := strings.Split(rest, "|")
+		imports[name] = strings.Fields(fields[0])
+		if strings.HasPrefix(name, module) {
+			// go test caches a result by the files the test itself opens
+			// or stats; go list reads them in another process. Stat them
+			// here, so an edit to any import line reruns the test.
+			for _, f := range append([]string{""}, fields[2:]...) {
+				os.Stat(filepath.Join(fields[1], f))
+			}
+		}
 		if root {
 			roots = append(roots, name)
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/minerva-ml/minerva/internal/fixtures"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
@@ -15,11 +16,11 @@ import (
 // the process with SIGBUS; on one worker (the caller's goroutine) and on
 // several (the pool's).
 func TestTruncatedCheckpoint(t *testing.T) {
-	src := testModels[0] // gpt-oss/tiny-random
+	src := fixtures.TinyRandom
 	for _, workers := range []int{1, 4} {
 		dir := t.TempDir()
 		for _, name := range []string{"config.json", "model.safetensors"} {
-			b, err := os.ReadFile(filepath.Join(src.dir, name))
+			b, err := os.ReadFile(filepath.Join(fixtures.Path(t, src.Dir), name))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -28,8 +29,8 @@ func TestTruncatedCheckpoint(t *testing.T) {
 			}
 		}
 		fx := src
-		fx.dir = dir
-		m, _ := loadFixture(t, fx, exact, Options{Workers: workers})
+		fx.Dir = dir
+		m := loadFixture(t, fx, exact, Options{Workers: workers})
 		if _, err := m.Forward([]int32{1, 2, 3}, 0); err != nil {
 			t.Fatalf("%d workers, before truncation: %v", workers, err)
 		}

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/minerva-ml/minerva/compiler"
+	"github.com/minerva-ml/minerva/internal/human"
 )
 
 // What a client can make the server spend before its request reaches the
@@ -225,7 +225,7 @@ func (s *Server) notePeak(n int) {
 func (s *Server) tooLarge() *apiError {
 	return &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: str("request_too_large"),
 		Message: fmt.Sprintf("the request body is larger than %d bytes (%s), the server's limit; send less, or start the server with a larger --max-body",
-			s.cfg.MaxBodyBytes, compiler.HumanBytes(s.cfg.MaxBodyBytes))}
+			s.cfg.MaxBodyBytes, human.Bytes(s.cfg.MaxBodyBytes))}
 }
 
 // readBody reads a request body within the size limit.
