@@ -87,7 +87,7 @@ func (p *Program) Describe() string {
 		if v, ok := op.Attrs.Get("heads"); ok && heads == 0 {
 			heads, _ = v.(int64)
 		}
-		experts = max(experts, expertsRead(op))
+		experts = max(experts, ExpertsChosen(op))
 	}
 	add("hidden", hidden)
 	add("layers", layers)
@@ -96,9 +96,10 @@ func (p *Program) Describe() string {
 	return p.Model + " (" + strings.Join(parts, ", ") + ")"
 }
 
-// expertsRead is the number of experts an op chooses among: the first
-// dimension of the stacked expert weights it reads beside a route, or 0.
-func expertsRead(op *ir.Op) int64 {
+// ExpertsChosen is the number of experts an op chooses among: the first
+// dimension of the stacked expert weights it reads beside a route, or 0
+// for an op that reads no route.
+func ExpertsChosen(op *ir.Op) int64 {
 	routed := false
 	var n int64
 	for _, a := range op.Args {

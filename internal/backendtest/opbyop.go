@@ -76,24 +76,17 @@ func (s *suite) compareOpByOp(t *testing.T, p *program.Program, ck *weights.Chec
 }
 
 // expertCounts maps each route value to the number of experts it chooses
-// from: the first dimension of the expert weights that an op reading it
-// also reads.
+// from (program.ExpertsChosen of an op that reads it).
 func expertCounts(p *program.Program) map[int]int {
 	out := map[int]int{}
 	for _, op := range p.Func.Ops {
-		var routes []int
-		experts := 0
-		for _, a := range op.Args {
-			switch {
-			case a.V != nil && a.V.Type.DType == ir.Route:
-				routes = append(routes, a.V.ID)
-			case a.W != nil && len(a.W.Shape) == 3:
-				experts = int(a.W.Shape[0])
-			}
+		n := program.ExpertsChosen(op)
+		if n == 0 {
+			continue
 		}
-		for _, r := range routes {
-			if experts > 0 {
-				out[r] = experts
+		for _, a := range op.Args {
+			if a.V != nil && a.V.Type.DType == ir.Route {
+				out[a.V.ID] = int(n)
 			}
 		}
 	}
