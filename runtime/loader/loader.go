@@ -37,7 +37,7 @@ type Spec struct {
 	Model string
 	// Plan is the run-time shape when Arch is compiled here.
 	Plan compiler.PlanOptions
-	// Backend is "auto", "cpu", "mslemu" or "metal".
+	// Backend is "auto", "cpu", "mslemu", "metal" or "cuda".
 	Backend string
 	// Workers is the CPU backend's thread count (0: all cores).
 	Workers int
@@ -216,7 +216,7 @@ func backendName(spec Spec) string {
 }
 
 // Backends lists the accepted --backend values.
-var Backends = []string{"auto", "cpu", "mslemu", "metal"}
+var Backends = []string{"auto", "cpu", "mslemu", "metal", "cuda"}
 
 func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.Checkpoint) (engine.Backend, string, error) {
 	name := backendName(spec)
@@ -224,7 +224,7 @@ func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.
 	case "cpu":
 		m, err := cpu.Load(p, ck, cpu.Options{Workers: spec.Workers})
 		return m, "cpu", err
-	case "mslemu", "metal":
+	case "mslemu", "metal", "cuda":
 		if gen == nil {
 			var err error
 			if gen, err = codegen.Generate(p.Func, p.KV); err != nil {
@@ -233,9 +233,12 @@ func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.
 		}
 		var dev gpu.Device
 		var err error
-		if name == "mslemu" {
+		switch name {
+		case "mslemu":
 			dev, err = gpu.NewEmulator(gen, 1)
-		} else {
+		case "cuda":
+			dev, err = gpu.NewCUDA(gen)
+		default:
 			lib := ""
 			if spec.Arch != "" && artifact.IsArtifact(spec.Arch) {
 				if p := filepath.Join(spec.Arch, artifact.MetallibName); fileExists(p) {
