@@ -22,45 +22,45 @@ var api struct {
 	once sync.Once
 	err  error
 
-	cuInit                   func(flags uint32) int32
-	cuDeviceGet              func(dev *int32, ordinal int32) int32
-	cuDeviceGetCount         func(n *int32) int32
-	cuDeviceGetName          func(name *byte, n int32, dev int32) int32
-	cuDeviceTotalMem         func(bytes *uint64, dev int32) int32
-	cuDeviceGetAttribute     func(v *int32, attr int32, dev int32) int32
-	cuDevicePrimaryCtxRetain func(ctx *uintptr, dev int32) int32
+	cuInit                    func(flags uint32) int32
+	cuDeviceGet               func(dev *int32, ordinal int32) int32
+	cuDeviceGetCount          func(n *int32) int32
+	cuDeviceGetName           func(name *byte, n int32, dev int32) int32
+	cuDeviceTotalMem          func(bytes *uint64, dev int32) int32
+	cuDeviceGetAttribute      func(v *int32, attr int32, dev int32) int32
+	cuDevicePrimaryCtxRetain  func(ctx *uintptr, dev int32) int32
 	cuDevicePrimaryCtxRelease func(dev int32) int32
-	cuCtxSetCurrent          func(ctx uintptr) int32
-	cuCtxSynchronize         func() int32
-	cuMemAlloc               func(p *uint64, n uint64) int32
-	cuMemFree                func(p uint64) int32
-	cuMemcpyHtoD             func(dst uint64, src unsafe.Pointer, n uint64) int32
-	cuMemcpyDtoH             func(dst unsafe.Pointer, src uint64, n uint64) int32
-	cuMemcpyDtoDAsync        func(dst, src uint64, n uint64, stream uintptr) int32
-	cuMemsetD8               func(dst uint64, v uint8, n uint64) int32
-	cuMemGetInfo             func(free, total *uint64) int32
-	cuModuleLoadData         func(mod *uintptr, image unsafe.Pointer) int32
-	cuModuleUnload           func(mod uintptr) int32
-	cuModuleGetFunction      func(f *uintptr, mod uintptr, name string) int32
-	cuFuncSetAttribute       func(f uintptr, attr int32, v int32) int32
-	cuFuncGetAttribute       func(v *int32, attr int32, f uintptr) int32
-	cuLaunchKernel           func(f uintptr, gx, gy, gz, bx, by, bz, shmem uint32, stream uintptr, params unsafe.Pointer, extra unsafe.Pointer) int32
-	cuEventCreate            func(ev *uintptr, flags uint32) int32
-	cuEventRecord            func(ev uintptr, stream uintptr) int32
-	cuEventSynchronize       func(ev uintptr) int32
-	cuEventElapsedTime       func(ms *float32, start, end uintptr) int32
-	cuEventDestroy           func(ev uintptr) int32
-	cuGetErrorName           func(err int32, s **byte) int32
-	cuDriverGetVersion       func(v *int32) int32
+	cuCtxSetCurrent           func(ctx uintptr) int32
+	cuCtxSynchronize          func() int32
+	cuMemAlloc                func(p *uint64, n uint64) int32
+	cuMemFree                 func(p uint64) int32
+	cuMemcpyHtoD              func(dst uint64, src unsafe.Pointer, n uint64) int32
+	cuMemcpyDtoH              func(dst unsafe.Pointer, src uint64, n uint64) int32
+	cuMemcpyDtoDAsync         func(dst, src uint64, n uint64, stream uintptr) int32
+	cuMemsetD8                func(dst uint64, v uint8, n uint64) int32
+	cuMemGetInfo              func(free, total *uint64) int32
+	cuModuleLoadData          func(mod *uintptr, image unsafe.Pointer) int32
+	cuModuleUnload            func(mod uintptr) int32
+	cuModuleGetFunction       func(f *uintptr, mod uintptr, name string) int32
+	cuFuncSetAttribute        func(f uintptr, attr int32, v int32) int32
+	cuFuncGetAttribute        func(v *int32, attr int32, f uintptr) int32
+	cuLaunchKernel            func(f uintptr, gx, gy, gz, bx, by, bz, shmem uint32, stream uintptr, params unsafe.Pointer, extra unsafe.Pointer) int32
+	cuEventCreate             func(ev *uintptr, flags uint32) int32
+	cuEventRecord             func(ev uintptr, stream uintptr) int32
+	cuEventSynchronize        func(ev uintptr) int32
+	cuEventElapsedTime        func(ms *float32, start, end uintptr) int32
+	cuEventDestroy            func(ev uintptr) int32
+	cuGetErrorName            func(err int32, s **byte) int32
+	cuDriverGetVersion        func(v *int32) int32
 
-	nvrtcCreateProgram      func(prog *uintptr, src string, name string, n int32, headers, names unsafe.Pointer) int32
-	nvrtcCompileProgram     func(prog uintptr, n int32, opts unsafe.Pointer) int32
-	nvrtcGetProgramLogSize  func(prog uintptr, n *uint64) int32
-	nvrtcGetProgramLog      func(prog uintptr, log *byte) int32
-	nvrtcGetCUBINSize       func(prog uintptr, n *uint64) int32
-	nvrtcGetCUBIN           func(prog uintptr, out *byte) int32
-	nvrtcDestroyProgram     func(prog *uintptr) int32
-	nvrtcVersion            func(major, minor *int32) int32
+	nvrtcCreateProgram     func(prog *uintptr, src string, name string, n int32, headers, names unsafe.Pointer) int32
+	nvrtcCompileProgram    func(prog uintptr, n int32, opts unsafe.Pointer) int32
+	nvrtcGetProgramLogSize func(prog uintptr, n *uint64) int32
+	nvrtcGetProgramLog     func(prog uintptr, log *byte) int32
+	nvrtcGetCUBINSize      func(prog uintptr, n *uint64) int32
+	nvrtcGetCUBIN          func(prog uintptr, out *byte) int32
+	nvrtcDestroyProgram    func(prog *uintptr) int32
+	nvrtcVersion           func(major, minor *int32) int32
 }
 
 // libraries to try, in order; MINERVA_LIBCUDA and MINERVA_LIBNVRTC name
@@ -405,9 +405,9 @@ type Module struct {
 
 // Function is one __global__ entry.
 type Function struct {
-	f        uintptr
+	f         uintptr
 	smemOptIn int
-	name     string
+	name      string
 }
 
 // CompileError is NVRTC's refusal, with its log.
@@ -427,7 +427,7 @@ func (d *Device) Compile(src string, extraOpts ...string) (*Module, error) {
 		return nil, fmt.Errorf("cuda: nvrtcCreateProgram: error %d", r)
 	}
 	defer api.nvrtcDestroyProgram(&prog)
-	opts := append([]string{"--gpu-architecture=" + d.Arch(), "--std=c++17", "-default-device", "--use_fast_math=false", "-lineinfo"}, extraOpts...)
+	opts := append([]string{"--gpu-architecture=" + d.Arch(), "--std=c++17", "-default-device", "-lineinfo"}, extraOpts...)
 	cs := make([][]byte, len(opts))
 	ptrs := make([]*byte, len(opts))
 	for i, o := range opts {

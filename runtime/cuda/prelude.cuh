@@ -113,9 +113,20 @@ MINERVA_SMALL_FLOAT(bfloat, f32_to_bf16_bits, bf16_bits_to_f32)
 template <class To, class From>
 __device__ __forceinline__ To as_type(const From& f) {
   static_assert(sizeof(To) == sizeof(From), "as_type needs types of the same size");
-  To t;
-  __builtin_memcpy(&t, &f, sizeof(To));
-  return t;
+  if constexpr (sizeof(To) == 4 && alignof(To) == 4 && alignof(From) == 4) {
+    // One 32-bit move: float, int, uint, half2, ushort2, ...
+    const unsigned int* s = reinterpret_cast<const unsigned int*>(&f);
+    To t;
+    *reinterpret_cast<unsigned int*>(&t) = *s;
+    return t;
+  } else {
+    To t;
+    const unsigned char* s = reinterpret_cast<const unsigned char*>(&f);
+    unsigned char* d = reinterpret_cast<unsigned char*>(&t);
+#pragma unroll
+    for (unsigned i = 0; i < sizeof(To); i++) d[i] = s[i];
+    return t;
+  }
 }
 
 // ---- vectors --------------------------------------------------------------
@@ -524,10 +535,12 @@ __device__ __forceinline__ T simd_shuffle(T v, ushort src) {
     return as_type<T>(__shfl_sync(0xffffffffu, as_type<uint>(v), int(src)));
   } else {
     uint b = 0;
-    __builtin_memcpy(&b, &v, sizeof(T));
+    const unsigned char* s = reinterpret_cast<const unsigned char*>(&v);
+    for (unsigned i = 0; i < sizeof(T); i++) b |= uint(s[i]) << (8 * i);
     b = __shfl_sync(0xffffffffu, b, int(src));
     T r;
-    __builtin_memcpy(&r, &b, sizeof(T));
+    unsigned char* d = reinterpret_cast<unsigned char*>(&r);
+    for (unsigned i = 0; i < sizeof(T); i++) d[i] = (unsigned char)(b >> (8 * i));
     return r;
   }
 }

@@ -239,4 +239,3 @@ func SetProfile(d Device, f func(kernel string, ms float64)) {
 		c.Profile = f
 	}
 }
-

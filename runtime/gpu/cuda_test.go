@@ -2,6 +2,7 @@ package gpu
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/minerva-ml/minerva/codegen"
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/internal/fixtures"
+	"github.com/minerva-ml/minerva/runtime/cpu"
 	"github.com/minerva-ml/minerva/runtime/program"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
@@ -46,25 +48,41 @@ func startCUDA(t testing.TB, p *program.Program, out *codegen.Output, ck *weight
 
 // TestCUDAMatchesTransformers runs every fixture model on the GPU, a
 // prefill of half the reference sequence and then one token at a time,
-// against transformers' logits_full: 1e-4 with the f32 cache, and the
-// bounds the CPU backend meets with f16 (1e-3) and q8 (2e-2). Greedy
+// against transformers' logits_full. With the f32 cache the bound is 1e-4;
+// with f16 and q8 it is what the CPU backend meets on the same sequence in
+// the same format (measured here; f16 at most 1e-3), plus 10%. Greedy
 // choices must be transformers' at every generated position with f32 and
 // f16, so fortune's greedy text is exact.
 func TestCUDAMatchesTransformers(t *testing.T) {
 	needCUDA(t)
-	bounds := map[string]float64{"f32": 1e-4, "f16": 1e-3, "q8": 2e-2}
 	for _, fx := range testModels {
 		for _, kv := range []string{"f32", "f16", "q8"} {
 			t.Run(fx.name+"-"+kv, func(t *testing.T) {
 				ref := fixtures.Load(t, fx.ref)
 				p, out := compileFixture(t, fx, compiler.PlanOptions{KV: kv, Ctx: 128, Batch: 32})
-				m := startCUDA(t, p, out, openCheckpoint(t, fx.dir))
+				ck := openCheckpoint(t, fx.dir)
+				m := startCUDA(t, p, out, ck)
 				seq := append(append([]int32(nil), ref.IDs...), ref.Generated...)
 				got := forwardAll(t, m, seq)
 				e := fixtures.RelErr(got, ref.LogitsFull)
-				t.Logf("%s, %s cache: relative error against transformers %.2e (bound %g)", fx.name, kv, e, bounds[kv])
-				if e > bounds[kv] {
-					t.Fatalf("relative error %.3e > %g", e, bounds[kv])
+				bound := 1e-4
+				if kv != "f32" {
+					cm, err := cpu.Load(p, ck, cpu.Options{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer cm.Close()
+					want := forwardAll(t, cm, seq)
+					eCPU := fixtures.RelErr(want, ref.LogitsFull)
+					bound = 1.1 * eCPU
+					if kv == "f16" {
+						bound = min(bound, 1e-3)
+					}
+					t.Logf("%s, %s cache: the CPU backend's error against transformers %.2e; GPU against CPU %.2e", fx.name, kv, eCPU, fixtures.RelErr(got, want))
+				}
+				t.Logf("%s, %s cache: relative error against transformers %.2e (bound %.2e)", fx.name, kv, e, bound)
+				if e > bound || math.IsNaN(e) {
+					t.Fatalf("relative error %.3e > %.3e", e, bound)
 				}
 				if kv == "q8" {
 					return
