@@ -12,6 +12,12 @@ const (
 	sgPerTG   = 4
 	rowsPerSG = 2
 	tgThreads = 32 * sgPerTG
+	// wideSG SIMD-groups serve kernels whose grid is one threadgroup per
+	// token (or per head of a token): the norms, the router and the q/k/v
+	// projections. In decode such a dispatch has few threadgroups, and
+	// more SIMD-groups in each is the only parallelism there is.
+	wideSG      = 32
+	wideThreads = 32 * wideSG
 	// A tiled threadgroup covers 8 tokens x 32 outputs.
 	tileTokens = 8
 	tileOut    = 8 * sgPerTG
@@ -253,7 +259,7 @@ func specNorm(b *builder) ([]spec, error) {
 	}
 	data["WLoad"] = weightInfo(w)["Load"]
 	desc := fmt.Sprintf("%s_%d", w.DType, data["N"])
-	return []spec{{variant: Any, template: "norm", desc: desc, threads: threads(tgThreads), tgmem: []int{4 * sgPerTG}, grid: tokensGrid(), data: data}}, nil
+	return []spec{{variant: Any, template: "norm", desc: desc, threads: threads(wideThreads), tgmem: []int{4 * wideSG}, grid: tokensGrid(), data: data}}, nil
 }
 
 // kvData describes a layer's cache for the kvcache templates.
@@ -330,7 +336,7 @@ func specQKV(b *builder) ([]spec, error) {
 	}
 	desc := fmt.Sprintf("%s_h%d_q%d_kv%d_%s", wq.DType, wq.Shape[1], qh, l.KVHeads, b.ctx.KV.Format)
 	grid := Grid{{Const: qh + 2*int(l.KVHeads)}, {PerTile: 1, Tile: 1}, {Const: 1}}
-	return []spec{{variant: Any, template: "qkv", desc: desc, threads: threads(tgThreads), tgmem: []int{4 * (8 + 512)}, grid: grid, data: data}}, nil
+	return []spec{{variant: Any, template: "qkv", desc: desc, threads: threads(wideThreads), tgmem: []int{4 * (wideSG + 512)}, grid: grid, data: data}}, nil
 }
 
 func specAttend(b *builder) ([]spec, error) {
@@ -394,7 +400,7 @@ func specRouter(b *builder) ([]spec, error) {
 		data["BiasLoad"] = weightInfo(bias)["Load"]
 	}
 	desc := fmt.Sprintf("%s_e%d_k%d", w.DType, w.Shape[0], top.Attrs.Int("k"))
-	return []spec{{variant: Any, template: "router", desc: desc, threads: threads(tgThreads), tgmem: []int{4 * int(w.Shape[0])}, grid: tokensGrid(), data: data}}, nil
+	return []spec{{variant: Any, template: "router", desc: desc, threads: threads(wideThreads), tgmem: []int{4 * max(int(w.Shape[0]), wideSG)}, grid: tokensGrid(), data: data}}, nil
 }
 
 // specExpertUp covers expert_linear and moe_gate_up (expert_linear +
