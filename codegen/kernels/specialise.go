@@ -375,9 +375,13 @@ func specAttend(b *builder) ([]spec, error) {
 	if sinks != nil {
 		desc += "_sinks"
 	}
-	tgmem := 4 * (d + sgPerTG*(vd+2))
+	// One threadgroup per (head, token) is few threadgroups in decode, so
+	// attention takes 8 SIMD-groups; each lane keeps the query and a
+	// head's accumulator in registers, which bounds the threadgroup.
+	const attendSG = 8
+	tgmem := 4 * (d + attendSG*(vd+2))
 	grid := Grid{{Const: int(a.Int("heads"))}, {PerTile: 1, Tile: 1}, {Const: 1}}
-	return []spec{{variant: Any, template: "attend", desc: desc, threads: threads(tgThreads), tgmem: []int{tgmem}, grid: grid, data: data}}, nil
+	return []spec{{variant: Any, template: "attend", desc: desc, threads: threads(32 * attendSG), tgmem: []int{tgmem}, grid: grid, data: data}}, nil
 }
 
 func specRouter(b *builder) ([]spec, error) {

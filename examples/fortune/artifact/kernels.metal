@@ -142,21 +142,36 @@ kernel void add_rmsnorm_any_bf16_256_9cfcf3aa(
 }
 
 // ---------------------------------------------------------------------------
-// attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5: any kernel of attend (attend)
+// attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d: any kernel of attend (attend)
 // q · k for one cached key row; q is already rotated when the format is.
-inline float attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5_kdot(device const uchar* row, thread const float* q) {
+inline float attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d_kdot(device const uchar* row, thread const float* q) {
   float s = 0.0f;
-  for (uint i = 0; i < 32; i++) s += float(((device const half*)row)[i]) * q[i];
+  // Four halves per load when rows are 8-byte aligned (D % 4 == 0).
+  for (uint i = 0; i < (32 % 4 == 0 ? 32 : 0u); i += 4) {
+    const float4 k = float4(((device const half4*)row)[i / 4]);
+    s += k.x * q[i];
+    s += k.y * q[i + 1];
+    s += k.z * q[i + 2];
+    s += k.w * q[i + 3];
+  }
+  for (uint i = (32 % 4 == 0 ? 32 : 0u); i < 32; i++) s += float(((device const half*)row)[i]) * q[i];
   return s;
 }
 
 // acc += w * v for one cached value row.
-inline void attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5_vaxpy(device const uchar* row, float w, thread float* acc) {
-  for (uint i = 0; i < 32; i++) acc[i] += w * float(((device const half*)row)[i]);
+inline void attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d_vaxpy(device const uchar* row, float w, thread float* acc) {
+  for (uint i = 0; i < (32 % 4 == 0 ? 32 : 0u); i += 4) {
+    const float4 v = float4(((device const half4*)row)[i / 4]);
+    acc[i] += w * v.x;
+    acc[i + 1] += w * v.y;
+    acc[i + 2] += w * v.z;
+    acc[i + 3] += w * v.w;
+  }
+  for (uint i = (32 % 4 == 0 ? 32 : 0u); i < 32; i++) acc[i] += w * float(((device const half*)row)[i]);
 }
 
 // attend
-kernel void attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5(
+kernel void attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -190,13 +205,13 @@ kernel void attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5(
   for (uint i = 0; i < VD; i++) acc[i] = 0.0f;
   for (uint j = lo + sg * 32 + lane; j <= p; j += 32 * nsg) {
     const uint slot = j;
-    float s = attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5_kdot(kcache + (slot * KVH + g) * 64, qv) * 0.176776692f;
+    float s = attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d_kdot(kcache + (slot * KVH + g) * 64, qv) * 0.176776692f;
     const float mNew = max(m, s);
     const float corr = exp(m - mNew);
     const float e = exp(s - mNew);
     l = l * corr + e;
     for (uint i = 0; i < VD; i++) acc[i] *= corr;
-    attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5_vaxpy(vcache + (slot * KVH + g) * 64, e, acc);
+    attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d_vaxpy(vcache + (slot * KVH + g) * 64, e, acc);
     m = mNew;
   }
   // Combine the lanes of each SIMD-group, then the SIMD-groups.
@@ -236,21 +251,36 @@ kernel void attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5(
 }
 
 // ---------------------------------------------------------------------------
-// attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6: any kernel of attend (attend)
+// attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d: any kernel of attend (attend)
 // q · k for one cached key row; q is already rotated when the format is.
-inline float attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6_kdot(device const uchar* row, thread const float* q) {
+inline float attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d_kdot(device const uchar* row, thread const float* q) {
   float s = 0.0f;
-  for (uint i = 0; i < 32; i++) s += float(((device const half*)row)[i]) * q[i];
+  // Four halves per load when rows are 8-byte aligned (D % 4 == 0).
+  for (uint i = 0; i < (32 % 4 == 0 ? 32 : 0u); i += 4) {
+    const float4 k = float4(((device const half4*)row)[i / 4]);
+    s += k.x * q[i];
+    s += k.y * q[i + 1];
+    s += k.z * q[i + 2];
+    s += k.w * q[i + 3];
+  }
+  for (uint i = (32 % 4 == 0 ? 32 : 0u); i < 32; i++) s += float(((device const half*)row)[i]) * q[i];
   return s;
 }
 
 // acc += w * v for one cached value row.
-inline void attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6_vaxpy(device const uchar* row, float w, thread float* acc) {
-  for (uint i = 0; i < 32; i++) acc[i] += w * float(((device const half*)row)[i]);
+inline void attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d_vaxpy(device const uchar* row, float w, thread float* acc) {
+  for (uint i = 0; i < (32 % 4 == 0 ? 32 : 0u); i += 4) {
+    const float4 v = float4(((device const half4*)row)[i / 4]);
+    acc[i] += w * v.x;
+    acc[i + 1] += w * v.y;
+    acc[i + 2] += w * v.z;
+    acc[i + 3] += w * v.w;
+  }
+  for (uint i = (32 % 4 == 0 ? 32 : 0u); i < 32; i++) acc[i] += w * float(((device const half*)row)[i]);
 }
 
 // attend
-kernel void attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6(
+kernel void attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -284,13 +314,13 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6(
   for (uint i = 0; i < VD; i++) acc[i] = 0.0f;
   for (uint j = lo + sg * 32 + lane; j <= p; j += 32 * nsg) {
     const uint slot = j % 191u;
-    float s = attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6_kdot(kcache + (slot * KVH + g) * 64, qv) * 0.176776692f;
+    float s = attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d_kdot(kcache + (slot * KVH + g) * 64, qv) * 0.176776692f;
     const float mNew = max(m, s);
     const float corr = exp(m - mNew);
     const float e = exp(s - mNew);
     l = l * corr + e;
     for (uint i = 0; i < VD; i++) acc[i] *= corr;
-    attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6_vaxpy(vcache + (slot * KVH + g) * 64, e, acc);
+    attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d_vaxpy(vcache + (slot * KVH + g) * 64, e, acc);
     m = mNew;
   }
   // Combine the lanes of each SIMD-group, then the SIMD-groups.
