@@ -4,6 +4,7 @@ package gpu
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/minerva-ml/minerva/codegen"
 	"github.com/minerva-ml/minerva/codegen/metal"
@@ -51,10 +52,17 @@ func NewCUDA(out *codegen.Output) (Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	mod, err := dev.Compile(src)
+	var opts []string
+	if os.Getenv("MINERVA_CUDA_VERBOSE") == "1" {
+		opts = append(opts, "--ptxas-options=-v")
+	}
+	mod, err := dev.Compile(src, opts...)
 	if err != nil {
 		dev.Close()
 		return nil, err
+	}
+	if mod.Log != "" && len(opts) > 0 {
+		fmt.Fprintln(os.Stderr, mod.Log)
 	}
 	c := &cudaDevice{dev: dev, mod: mod, kernels: map[string]cudaKernel{}}
 	for _, k := range ks {
@@ -238,4 +246,18 @@ func SetProfile(d Device, f func(kernel string, ms float64)) {
 	if c, ok := d.(*cudaDevice); ok {
 		c.Profile = f
 	}
+}
+
+// CUDAKernelResources lists each kernel's registers per thread and local
+// (spilled or stack) bytes per thread, for a CUDA device; nil otherwise.
+func CUDAKernelResources(d Device) map[string][2]int {
+	c, ok := d.(*cudaDevice)
+	if !ok {
+		return nil
+	}
+	out := map[string][2]int{}
+	for name, k := range c.kernels {
+		out[name] = [2]int{k.f.Attribute(4), k.f.Attribute(3)} // CU_FUNC_ATTRIBUTE_NUM_REGS, LOCAL_SIZE_BYTES
+	}
+	return out
 }

@@ -72,6 +72,15 @@ func TestCUDASpeed(t *testing.T) {
 			t.Fatal(err)
 		}
 		fmt.Printf("[%s] NVRTC compile + load of %d kernels: %.1f s\n", kv, len(u.Generated.Kernels), time.Since(t0).Seconds())
+		res := CUDAKernelResources(gd)
+		var rn []string
+		for k := range res {
+			rn = append(rn, k)
+		}
+		sort.Strings(rn)
+		for _, k := range rn {
+			fmt.Printf("[%s]   %s: %d registers, %d local bytes per thread\n", kv, k, res[k][0], res[k][1])
+		}
 		t0 = time.Now()
 		m, err := Load(p, u.Generated, ck, gd)
 		if err != nil {

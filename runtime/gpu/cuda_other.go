@@ -15,3 +15,6 @@ func CUDAAvailable() bool { return false }
 
 // SetProfile does nothing here.
 func SetProfile(d Device, f func(kernel string, ms float64)) {}
+
+// CUDAKernelResources is nil here.
+func CUDAKernelResources(d Device) map[string][2]int { return nil }

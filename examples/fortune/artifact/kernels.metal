@@ -487,9 +487,9 @@ kernel void linear_prefill_bf16_256x256_5fb0e739(
 }
 
 // ---------------------------------------------------------------------------
-// moe_down_any_mxfp4_e8_256x256_k2_c71b711a: any kernel of moe_down (expert_linear + mix + add)
+// moe_down_any_mxfp4_e8_256x256_k2_c0fa95c6: any kernel of moe_down (expert_linear + mix + add)
 // moe_down = expert_linear + mix + add
-kernel void moe_down_any_mxfp4_e8_256x256_k2_c71b711a(
+kernel void moe_down_any_mxfp4_e8_256x256_k2_c0fa95c6(
     constant StepArgs& args [[buffer(0)]],
     device const float* residual [[buffer(1)]],
     device const float* y [[buffer(2)]],
@@ -517,8 +517,12 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_c71b711a(
       const uint R = uint(route.expert) * ROWS + o;
       device const float* XR = y + (t * K + s) * IN;
       float acc = 0.0f;
-    for (uint blk = lane; blk < IN / 32; blk += 32) {
-      acc += mxfp4_block_dot(w_blocks + ((R) * (IN / 32) + blk) * 16, w_scales[(R) * (IN / 32) + blk], XR + blk * 32);
+    // A trip count known at compile time (the lanes past the last block
+    // skip it), so the compiler can unroll and issue every block's loads
+    // before the first sum.
+    for (uint b0 = 0; b0 < IN / 32; b0 += 32) {
+      const uint blk = b0 + lane;
+      if (blk < IN / 32) acc += mxfp4_block_dot(w_blocks + ((R) * (IN / 32) + blk) * 16, w_scales[(R) * (IN / 32) + blk], XR + blk * 32);
     }
       acc = simd_sum(acc);
       acc += bf16f(bias[R]);
@@ -529,9 +533,9 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_c71b711a(
 }
 
 // ---------------------------------------------------------------------------
-// moe_gate_up_any_mxfp4_e8_512x256_k2_d9d292b5: any kernel of moe_gate_up (expert_linear + swiglu)
+// moe_gate_up_any_mxfp4_e8_512x256_k2_ab439636: any kernel of moe_gate_up (expert_linear + swiglu)
 // moe_gate_up = expert_linear + swiglu
-kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_d9d292b5(
+kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_ab439636(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const Route* routes [[buffer(2)]],
@@ -559,8 +563,12 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_d9d292b5(
     for (uint part = 0; part < 2; part++) {
       const uint R = e * ROWS + 2 * j + part;
       float acc = 0.0f;
-    for (uint blk = lane; blk < IN / 32; blk += 32) {
-      acc += mxfp4_block_dot(w_blocks + ((R) * (IN / 32) + blk) * 16, w_scales[(R) * (IN / 32) + blk], XR + blk * 32);
+    // A trip count known at compile time (the lanes past the last block
+    // skip it), so the compiler can unroll and issue every block's loads
+    // before the first sum.
+    for (uint b0 = 0; b0 < IN / 32; b0 += 32) {
+      const uint blk = b0 + lane;
+      if (blk < IN / 32) acc += mxfp4_block_dot(w_blocks + ((R) * (IN / 32) + blk) * 16, w_scales[(R) * (IN / 32) + blk], XR + blk * 32);
     }
       acc = simd_sum(acc);
       acc += bf16f(bias[R]);
