@@ -210,7 +210,7 @@ func specGLU(b *builder) ([]spec, error) {
 	desc := fmt.Sprintf("%s_%dx%d", wg.DType, wg.Shape[0], wg.Shape[1])
 	out := int(wg.Shape[0])
 	return []spec{
-		{variant: Decode, template: "glu", desc: desc, threads: threads(tgThreads), tgmem: []int{16}, grid: rowsGrid(out, sgPerTG*rowsPerSG), data: with(data, "RowsPerSG", rowsPerSG)},
+		{variant: Decode, template: "glu", desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 16}, grid: rowsGrid(out, sgPerTG*rowsPerSG), data: with(data, "RowsPerSG", rowsPerSG)},
 		{variant: Prefill, template: "glu", desc: desc, threads: threads(tgThreads), tgmem: []int{4 * (tileTokens*8 + 2*sgPerTG*64 + 2*tileTokens*tileOut)}, grid: tiledGrid(out), data: data},
 	}, nil
 }
@@ -446,7 +446,7 @@ func specExpertUp(b *builder) ([]spec, error) {
 	data["OutW"] = outW
 	desc := fmt.Sprintf("%s_e%d_%dx%d_k%d", w.DType, w.Shape[0], w.Shape[1], w.Shape[2], k)
 	grid := Grid{{Const: (outW + sgPerTG*rowsPerSG - 1) / (sgPerTG * rowsPerSG)}, {PerTile: k, Tile: 1}, {Const: 1}}
-	return []spec{{variant: Any, template: "expert_up", desc: desc, threads: threads(tgThreads), tgmem: []int{16}, grid: grid, data: data}}, nil
+	return []spec{{variant: Any, template: "expert_up", desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 16}, grid: grid, data: data}}, nil
 }
 
 // specExpertDown covers moe_down (expert_linear + mix + residual add).
@@ -469,7 +469,7 @@ func specExpertDown(b *builder) ([]spec, error) {
 		data["BiasLoad"] = weightInfo(bias)["Load"]
 	}
 	desc := fmt.Sprintf("%s_e%d_%dx%d_k%d", w.DType, w.Shape[0], w.Shape[1], w.Shape[2], k)
-	return []spec{{variant: Any, template: "expert_down", desc: desc, threads: threads(tgThreads), tgmem: []int{16}, grid: rowsGrid(int(w.Shape[1]), sgPerTG*rowsPerSG), data: data}}, nil
+	return []spec{{variant: Any, template: "expert_down", desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 16}, grid: rowsGrid(int(w.Shape[1]), sgPerTG*rowsPerSG), data: data}}, nil
 }
 
 func specRope(b *builder) ([]spec, error) {

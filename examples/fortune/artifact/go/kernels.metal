@@ -37,18 +37,28 @@ inline float fp4(uint c) {
 }
 inline float e8m0(uchar s) { return s == 0 ? as_type<float>(0x00400000u) : as_type<float>(uint(s) << 23); }
 
+// The 16 E2M1 values in threadgroup memory, for kernels that decode many
+// codes: a lookup by each lane's own code is then a conflict-free
+// threadgroup-memory read, where the arithmetic above costs about ten
+// integer instructions per value. Every thread of the threadgroup calls it
+// (it has a barrier), before the first use.
+inline void fp4_table(threadgroup float* lut, uint tid) {
+  if (tid < 16) lut[tid] = fp4(tid);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+}
+
 // One 32-value MXFP4 block times 32 activations (x is 16-byte aligned:
 // arena values are, and a block is 32 floats).
-inline float mxfp4_block_dot(device const uchar* blk, uchar scale, const device float* x) {
+inline float mxfp4_block_dot(device const uchar* blk, uchar scale, const device float* x, threadgroup const float* lut) {
   device const float4* x4 = (device const float4*)x;
   float s0 = 0.0f, s1 = 0.0f;
   for (uint j = 0; j < 16; j += 2) {
     const uchar v0 = blk[j], v1 = blk[j + 1];
     const float4 xv = x4[j / 2];
-    s0 += fp4(v0 & 15) * xv.x;
-    s1 += fp4(v0 >> 4) * xv.y;
-    s0 += fp4(v1 & 15) * xv.z;
-    s1 += fp4(v1 >> 4) * xv.w;
+    s0 += lut[v0 & 15] * xv.x;
+    s1 += lut[v0 >> 4] * xv.y;
+    s0 += lut[v1 & 15] * xv.z;
+    s1 += lut[v1 >> 4] * xv.w;
   }
   return (s0 + s1) * e8m0(scale);
 }
@@ -487,9 +497,9 @@ kernel void linear_prefill_bf16_256x256_5fb0e739(
 }
 
 // ---------------------------------------------------------------------------
-// moe_down_any_mxfp4_e8_256x256_k2_c0fa95c6: any kernel of moe_down (expert_linear + mix + add)
+// moe_down_any_mxfp4_e8_256x256_k2_64dd5662: any kernel of moe_down (expert_linear + mix + add)
 // moe_down = expert_linear + mix + add
-kernel void moe_down_any_mxfp4_e8_256x256_k2_c0fa95c6(
+kernel void moe_down_any_mxfp4_e8_256x256_k2_64dd5662(
     constant StepArgs& args [[buffer(0)]],
     device const float* residual [[buffer(1)]],
     device const float* y [[buffer(2)]],
@@ -508,6 +518,8 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_c0fa95c6(
   constexpr uint ROWS = 256;
   constexpr uint K = 2;
   const uint t = tgid.y;
+  threadgroup float* lut = tg;
+  fp4_table(lut, tid);
   for (uint r = 0; r < 2; r++) {
     const uint o = (tgid.x * nsg + sg) * 2 + r;
     if (o >= ROWS) break;
@@ -522,7 +534,7 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_c0fa95c6(
     // before the first sum.
     for (uint b0 = 0; b0 < IN / 32; b0 += 32) {
       const uint blk = b0 + lane;
-      if (blk < IN / 32) acc += mxfp4_block_dot(w_blocks + ((R) * (IN / 32) + blk) * 16, w_scales[(R) * (IN / 32) + blk], XR + blk * 32);
+      if (blk < IN / 32) acc += mxfp4_block_dot(w_blocks + ((R) * (IN / 32) + blk) * 16, w_scales[(R) * (IN / 32) + blk], XR + blk * 32, lut);
     }
       acc = simd_sum(acc);
       acc += bf16f(bias[R]);
@@ -533,9 +545,9 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_c0fa95c6(
 }
 
 // ---------------------------------------------------------------------------
-// moe_gate_up_any_mxfp4_e8_512x256_k2_ab439636: any kernel of moe_gate_up (expert_linear + swiglu)
+// moe_gate_up_any_mxfp4_e8_512x256_k2_72d6ecfb: any kernel of moe_gate_up (expert_linear + swiglu)
 // moe_gate_up = expert_linear + swiglu
-kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_ab439636(
+kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_72d6ecfb(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const Route* routes [[buffer(2)]],
@@ -555,6 +567,8 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_ab439636(
   constexpr uint OUTW = 256;   // outputs per route
   const uint t = tgid.y / K, s = tgid.y % K;
   const uint e = uint(routes[t * K + s].expert);
+  threadgroup float* lut = tg;
+  fp4_table(lut, tid);
   device const float* XR = x + t * IN;
   for (uint r = 0; r < 2; r++) {
     const uint j = (tgid.x * nsg + sg) * 2 + r;
@@ -568,7 +582,7 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_ab439636(
     // before the first sum.
     for (uint b0 = 0; b0 < IN / 32; b0 += 32) {
       const uint blk = b0 + lane;
-      if (blk < IN / 32) acc += mxfp4_block_dot(w_blocks + ((R) * (IN / 32) + blk) * 16, w_scales[(R) * (IN / 32) + blk], XR + blk * 32);
+      if (blk < IN / 32) acc += mxfp4_block_dot(w_blocks + ((R) * (IN / 32) + blk) * 16, w_scales[(R) * (IN / 32) + blk], XR + blk * 32, lut);
     }
       acc = simd_sum(acc);
       acc += bf16f(bias[R]);
