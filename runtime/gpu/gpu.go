@@ -251,12 +251,20 @@ func checkAlignment(out *codegen.Output, ck *weights.Checkpoint) error {
 			}
 			seen[b.Tensor] = true
 			t, ok := ck.Tensor(b.Tensor)
-			if !ok || t.DType == weights.U8 {
+			if !ok {
 				continue
 			}
-			align := int64(kernels.VectorAlignment(t.DType.String()))
+			align := int64(1)
+			if t.DType == weights.U8 {
+				// MXFP4 blocks (16 bytes each) are read as 8-byte words.
+				if len(t.Shape) > 0 && t.Shape[len(t.Shape)-1] == 16 {
+					align = 8
+				}
+			} else {
+				align = int64(kernels.VectorAlignment(t.DType.String()))
+			}
 			if t.Offset%align != 0 {
-				return fmt.Errorf("checkpoint tensor %s starts at byte %d of its file, not a multiple of its element size %d; use --backend cpu, or rewrite the checkpoint with aligned tensors", b.Tensor, t.Offset, align)
+				return fmt.Errorf("checkpoint tensor %s starts at byte %d of its file, not a multiple of %d, which the GPU kernels need; use --backend cpu, or rewrite the checkpoint with aligned tensors", b.Tensor, t.Offset, align)
 			}
 		}
 	}

@@ -47,14 +47,22 @@ inline void fp4_table(threadgroup float* lut, uint tid) {
   threadgroup_barrier(mem_flags::mem_threadgroup);
 }
 
-// One 32-value MXFP4 block times 32 activations (x is 16-byte aligned:
-// arena values are, and a block is 32 floats).
+// One 32-value MXFP4 block times 32 activations. The block's 16 bytes are
+// read as two 8-byte words (gpu.Load refuses block tensors that do not
+// start on a multiple of 8; a block is 16 bytes), not byte by byte: 16
+// one-byte loads per lane cost more than the arithmetic. x is 16-byte
+// aligned (arena values are, and a block is 32 floats).
 inline float mxfp4_block_dot(device const uchar* blk, uchar scale, const device float* x, threadgroup const float* lut) {
   device const float4* x4 = (device const float4*)x;
+  device const uint2* b8 = (device const uint2*)blk;
+  const uint2 wa = b8[0], wb = b8[1];
+  const uint words[4] = {wa.x, wa.y, wb.x, wb.y};
   float s0 = 0.0f, s1 = 0.0f;
-  for (uint j = 0; j < 16; j += 2) {
-    const uchar v0 = blk[j], v1 = blk[j + 1];
-    const float4 xv = x4[j / 2];
+  for (uint p = 0; p < 8; p++) {
+    // Bytes 2p and 2p + 1 (little-endian words).
+    const uint w = words[p / 2] >> (16 * (p % 2));
+    const uint v0 = w & 255u, v1 = (w >> 8) & 255u;
+    const float4 xv = x4[p];
     s0 += lut[v0 & 15] * xv.x;
     s1 += lut[v0 >> 4] * xv.y;
     s0 += lut[v1 & 15] * xv.z;
