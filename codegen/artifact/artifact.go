@@ -34,8 +34,10 @@ import (
 )
 
 // FormatVersion changes whenever the manifest's meaning changes; readers
-// refuse other versions.
-const FormatVersion = 1
+// refuse other versions. 2: bindings say whether the kernel writes them
+// ("write"); barriers come from that, so a manifest without it would run
+// without barriers.
+const FormatVersion = 2
 
 // Manifest is manifest.json. Its field names are an interface other tools
 // read: keep them stable.
@@ -232,6 +234,10 @@ func Decode(manifest []byte, metal string, where string) (*program.Program, *cod
 	}
 	if m.KV == nil || m.Arena == nil {
 		return nil, nil, nil, fmt.Errorf("artifact %s: the manifest has no plans", where)
+	}
+	if err := checkDerived(f, &m); err != nil {
+		return nil, nil, nil, fmt.Errorf("artifact %s: manifest.json: %v: it was edited or is damaged; recompile with minervac compile %s -o %s",
+			where, err, m.Source, where)
 	}
 	p := &program.Program{Model: m.Model, Func: f, KV: m.KV, Arena: m.Arena}
 	for _, c := range m.Config {

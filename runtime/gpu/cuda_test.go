@@ -9,6 +9,7 @@ import (
 
 	"github.com/minerva-ml/minerva/codegen"
 	"github.com/minerva-ml/minerva/compiler"
+	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/internal/fixtures"
 	"github.com/minerva-ml/minerva/runtime/cpu"
 	"github.com/minerva-ml/minerva/runtime/program"
@@ -113,7 +114,7 @@ func TestCUDAEveryKernelAgainstCPU(t *testing.T) {
 		{testModels[2], "f32", 6, nil},
 		{testModels[2], "f16", 6, []string{"fuse"}},
 	}
-	kinds := map[string]bool{}
+	kinds := map[ir.OpKind]bool{}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s-%s-%d%s", c.fx.name, c.kv, c.prefix, strings.Join(c.disable, "")), func(t *testing.T) {
 			po := compiler.PlanOptions{KV: c.kv, Ctx: c.prefix + 16, Batch: 8}
@@ -146,7 +147,7 @@ func TestCUDAEveryOpAgainstCPU(t *testing.T) {
 			if err := p.Validate(ck, "allops.arch"); err != nil {
 				t.Fatal(err)
 			}
-			compareOpByOpOn(t, startCUDA(t, p, u.Generated, ck), p, ck, 20, map[string]bool{})
+			compareOpByOpOn(t, startCUDA(t, p, u.Generated, ck), p, ck, 20, map[ir.OpKind]bool{})
 		})
 	}
 }

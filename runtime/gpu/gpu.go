@@ -9,11 +9,13 @@ package gpu
 
 import (
 	"fmt"
+	"slices"
 	"unsafe"
 
 	"github.com/minerva-ml/minerva/codegen"
 	"github.com/minerva-ml/minerva/codegen/abi"
 	"github.com/minerva-ml/minerva/codegen/kernels"
+	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/program"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
@@ -132,6 +134,19 @@ func (m *Model) Batch() int { return m.batch }
 func (m *Model) Ctx() int   { return m.ctx }
 func (m *Model) Vocab() int { return m.vocab }
 
+// Rings implements engine.Backend: the sliding-window layers whose plan
+// keeps a ring of window + batch - 1 positions instead of the context.
+func (m *Model) Rings() []engine.Ring {
+	var out []engine.Ring
+	for _, l := range m.prog.KV.Layers {
+		r := engine.Ring{Window: int(l.Window), Slots: int(l.Capacity)}
+		if l.Ring && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // Close releases the device.
 func (m *Model) Close() { m.dev.Close() }
 
@@ -143,7 +158,7 @@ func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
 	n := len(tokens)
 	copy(m.tokens, tokens)
 	args := abi.StepArgs{Seq: uint32(n), Pos: uint32(pos)}.Bytes()
-	barriers := kernels.Barriers(m.out.Dispatches, m.kernels, m.prog.Arena, m.prog.KV, n)
+	barriers := kernels.Barriers(m.out.Dispatches, m.prog.Arena, m.prog.KV, n)
 	m.launches = m.launches[:0]
 	for i, d := range m.out.Dispatches {
 		name, grid := d.KernelFor(n)
