@@ -47,7 +47,14 @@ func TestCUDASpeed(t *testing.T) {
 	}
 	defer ck.Close()
 	ctxs := []int{4096, 32768}
-	for _, kv := range []string{"f16", "q8"} {
+	kvs := []string{"f16", "q8"}
+	// MINERVA_CUDA_BENCH_QUICK=1: f16 only, no prefill, a few decode steps
+	// at 4K (for a profiler such as ncu, which replays each kernel).
+	quick := os.Getenv("MINERVA_CUDA_BENCH_QUICK") == "1"
+	if quick {
+		ctxs, kvs = []int{4096}, []string{"f16"}
+	}
+	for _, kv := range kvs {
 		opts, err := compiler.SourceOptions(arch, dir, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -97,10 +104,13 @@ func TestCUDASpeed(t *testing.T) {
 		}
 		// Prefill: one warm-up call, then a 512-token prompt in one call and
 		// a 4096-token prompt in eight.
-		if _, err := m.Forward(tokens(512), 0); err != nil {
+		prompts := []int{512, 4096}
+		if quick {
+			prompts = nil
+		} else if _, err := m.Forward(tokens(512), 0); err != nil {
 			t.Fatal(err)
 		}
-		for _, n := range []int{512, 4096} {
+		for _, n := range prompts {
 			ids := tokens(n)
 			t0 := time.Now()
 			for pos := 0; pos < n; pos += 512 {
@@ -115,7 +125,10 @@ func TestCUDASpeed(t *testing.T) {
 		// |x| < 2) at every position, then steps run at positions ctx...
 		fillKV(m.KVBuffer(), rng)
 		for _, c := range ctxs {
-			const steps = 32
+			steps := 32
+			if quick {
+				steps = 2
+			}
 			ids := tokens(steps + 2)
 			if _, err := m.Forward(ids[:1], c-2); err != nil { // warm-up
 				t.Fatal(err)
@@ -126,10 +139,10 @@ func TestCUDASpeed(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			s := time.Since(t0).Seconds() / steps
+			s := time.Since(t0).Seconds() / float64(steps)
 			fmt.Printf("[%s] decode at context %d: %.1f tok/s (%.3f ms/token) = %.0f%% of the floor\n", kv, c, 1/s, 1e3*s, 100*(perTok/bw)/s)
 		}
-		if kv == "f16" {
+		if kv == "f16" && !quick {
 			kernelTable(t, m, gd, p, ck, bw, 4096)
 		}
 		m.Close()
