@@ -505,9 +505,9 @@ kernel void linear_prefill_bf16_256x256_5fb0e739(
 }
 
 // ---------------------------------------------------------------------------
-// moe_down_any_mxfp4_e8_256x256_k2_266caea8: any kernel of moe_down (expert_linear + mix + add)
+// moe_down_any_mxfp4_e8_256x256_k2_64dd5662: any kernel of moe_down (expert_linear + mix + add)
 // moe_down = expert_linear + mix + add
-kernel void moe_down_any_mxfp4_e8_256x256_k2_266caea8(
+kernel void moe_down_any_mxfp4_e8_256x256_k2_64dd5662(
     constant StepArgs& args [[buffer(0)]],
     device const float* residual [[buffer(1)]],
     device const float* y [[buffer(2)]],
@@ -537,22 +537,12 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_266caea8(
       const uint R = uint(route.expert) * ROWS + o;
       device const float* XR = y + (t * K + s) * IN;
       float acc = 0.0f;
-    // Eight lanes per 32-value block, two bytes (four values) each: a
-    // SIMD-group reads four consecutive blocks and their 128 activations
-    // per step, so its weight and activation loads are contiguous. (A lane
-    // per block made each activation load touch 32 cache lines, which
-    // bounded these kernels by the L1's throughput.) Blocks are 16 bytes
-    // from an 8-byte-aligned tensor, so the 2-byte loads are aligned.
-    for (uint b0 = 0; b0 < IN / 32; b0 += 4) {
-      const uint blk = b0 + lane / 8;
-      if (blk < IN / 32) {
-        const uint q = lane % 8;
-        const uint w2 = ((device const ushort*)(w_blocks + ((R) * (IN / 32) + blk) * 16))[q];
-        const float4 xv = ((device const float4*)(XR + blk * 32))[q];
-        const uint v0 = w2 & 255u, v1 = w2 >> 8;
-        acc += (lut[v0 & 15] * xv.x + lut[v0 >> 4] * xv.y + lut[v1 & 15] * xv.z + lut[v1 >> 4] * xv.w) *
-               e8m0(w_scales[(R) * (IN / 32) + blk]);
-      }
+    // A trip count known at compile time (the lanes past the last block
+    // skip it), so the compiler can unroll and issue every block's loads
+    // before the first sum.
+    for (uint b0 = 0; b0 < IN / 32; b0 += 32) {
+      const uint blk = b0 + lane;
+      if (blk < IN / 32) acc += mxfp4_block_dot(w_blocks + ((R) * (IN / 32) + blk) * 16, w_scales[(R) * (IN / 32) + blk], XR + blk * 32, lut);
     }
       acc = simd_sum(acc);
       acc += bf16f(bias[R]);
@@ -563,9 +553,9 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_266caea8(
 }
 
 // ---------------------------------------------------------------------------
-// moe_gate_up_any_mxfp4_e8_512x256_k2_0d657ed7: any kernel of moe_gate_up (expert_linear + swiglu)
+// moe_gate_up_any_mxfp4_e8_512x256_k2_72d6ecfb: any kernel of moe_gate_up (expert_linear + swiglu)
 // moe_gate_up = expert_linear + swiglu
-kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_0d657ed7(
+kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_72d6ecfb(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const Route* routes [[buffer(2)]],
@@ -595,22 +585,12 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_0d657ed7(
     for (uint part = 0; part < 2; part++) {
       const uint R = e * ROWS + 2 * j + part;
       float acc = 0.0f;
-    // Eight lanes per 32-value block, two bytes (four values) each: a
-    // SIMD-group reads four consecutive blocks and their 128 activations
-    // per step, so its weight and activation loads are contiguous. (A lane
-    // per block made each activation load touch 32 cache lines, which
-    // bounded these kernels by the L1's throughput.) Blocks are 16 bytes
-    // from an 8-byte-aligned tensor, so the 2-byte loads are aligned.
-    for (uint b0 = 0; b0 < IN / 32; b0 += 4) {
-      const uint blk = b0 + lane / 8;
-      if (blk < IN / 32) {
-        const uint q = lane % 8;
-        const uint w2 = ((device const ushort*)(w_blocks + ((R) * (IN / 32) + blk) * 16))[q];
-        const float4 xv = ((device const float4*)(XR + blk * 32))[q];
-        const uint v0 = w2 & 255u, v1 = w2 >> 8;
-        acc += (lut[v0 & 15] * xv.x + lut[v0 >> 4] * xv.y + lut[v1 & 15] * xv.z + lut[v1 >> 4] * xv.w) *
-               e8m0(w_scales[(R) * (IN / 32) + blk]);
-      }
+    // A trip count known at compile time (the lanes past the last block
+    // skip it), so the compiler can unroll and issue every block's loads
+    // before the first sum.
+    for (uint b0 = 0; b0 < IN / 32; b0 += 32) {
+      const uint blk = b0 + lane;
+      if (blk < IN / 32) acc += mxfp4_block_dot(w_blocks + ((R) * (IN / 32) + blk) * 16, w_scales[(R) * (IN / 32) + blk], XR + blk * 32, lut);
     }
       acc = simd_sum(acc);
       acc += bf16f(bias[R]);
