@@ -211,7 +211,6 @@ func check(what string, r int32) error {
 // stream. Its methods may be called from any goroutine: each makes the
 // context current on its OS thread first.
 type Device struct {
-	mu    sync.Mutex
 	dev   int32
 	ctx   uintptr
 	name  string

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/minerva-ml/minerva/runtime/mslemu"
@@ -300,6 +299,7 @@ func rewrite(src string) (string, error) {
 				if j == len(ts) {
 					errs = append(errs, fmt.Errorf("kernels.metal:%d: unterminated [[attribute", line))
 				}
+				line += keepLines(&b, ts[i+1:min(j, len(ts))])
 				i = j
 				continue
 			case "[":
@@ -330,6 +330,7 @@ func rewrite(src string) (string, error) {
 			j := next(ts, next(ts, n))
 			if j < len(ts) && ts[j].text == ";" {
 				b.WriteString("/* using namespace metal; */")
+				line += keepLines(&b, ts[i+1:j])
 				i = j
 			} else {
 				b.WriteString(t.text)
@@ -354,6 +355,7 @@ func rewrite(src string) (string, error) {
 				continue
 			}
 			b.WriteString("static __device__ __forceinline__ void " + ts[nm].text + EntrySuffix)
+			line += keepLines(&b, ts[i+1:nm])
 			i = nm
 		case metalTypes[t.text]:
 			b.WriteString("metal::" + t.text)
@@ -369,6 +371,18 @@ func rewrite(src string) (string, error) {
 		errs = append(errs, fmt.Errorf("kernels.metal: unbalanced braces (%d), parentheses (%d) or brackets (%d)", braces, parens, brackets))
 	}
 	return b.String(), errors.Join(errs...)
+}
+
+// keepLines writes the line breaks of skipped tokens, so that the output
+// keeps kernels.metal's line numbers, and returns how many it wrote.
+func keepLines(b *strings.Builder, skipped []token) int {
+	n := 0
+	for _, t := range skipped {
+		c := strings.Count(t.text, "\n")
+		b.WriteString(strings.Repeat("\n", c))
+		n += c
+	}
+	return n
 }
 
 // Translate turns kernels.metal into CUDA C++: the prelude, the rewritten
@@ -556,11 +570,4 @@ func entry(k mslemu.Kernel) (string, Kernel, error) {
 	}
 	b.WriteString(");\n}\n\n")
 	return b.String(), ck, nil
-}
-
-// sortedParams is a kernel's pointer and value parameters by buffer index.
-func sortedParams(k Kernel) []Param {
-	ps := append([]Param(nil), k.Params...)
-	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Index < ps[j].Index })
-	return ps
 }

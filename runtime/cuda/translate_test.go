@@ -155,3 +155,20 @@ func TestSwizzles(t *testing.T) {
 		t.Errorf("%d swizzle members, want %d", n, 2*(4+8+16+9+27+81+16+64+256))
 	}
 }
+
+// TestRewriteKeepsLines checks that constructs the rewriting drops keep
+// their line breaks, so NVRTC's errors point at kernels.metal's lines.
+func TestRewriteKeepsLines(t *testing.T) {
+	for _, in := range []string{
+		"kernel\nvoid\nk(device float* x [[\nbuffer(0)\n]]) {}\n",
+		"using\nnamespace\nmetal\n;\nint x;",
+	} {
+		got, err := rewrite(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Count(got, "\n") != strings.Count(in, "\n") {
+			t.Errorf("rewrite(%q) = %q: %d line breaks, want %d", in, got, strings.Count(got, "\n"), strings.Count(in, "\n"))
+		}
+	}
+}
