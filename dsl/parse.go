@@ -8,6 +8,7 @@ import (
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
 
+	"github.com/minerva-ml/minerva/dsl/budget"
 	"github.com/minerva-ml/minerva/dsl/diag"
 )
 
@@ -25,15 +26,36 @@ var parser = participle.MustBuild[File](
 // more messages to help.
 const maxSyntaxErrors = 20
 
-// Parse reads one .arch file. On syntax errors it returns every error it can
-// find, sorted by position: after each error it blanks the offending line and
-// parses again, so one typo yields one message rather than a cascade.
+// recoveryTokens bounds the work of error recovery, which parses the file
+// again after each error: it stops once the next attempt would take the
+// tokens parsed in all past this many budget.Limits.Tokens.
+const recoveryTokens = 2
+
+// Parse reads one .arch file within the default limits (see ParseWithin).
 func Parse(name, src string) (*File, error) {
+	return ParseWithin(name, src, budget.Limits{})
+}
+
+// ParseWithin reads one .arch file. On syntax errors it returns every error
+// it can find, sorted by position: after each error it blanks the offending
+// line and parses again, so one typo yields one message rather than a
+// cascade. A file past the limits on size, tokens or nesting depth (zero
+// fields take the defaults) is refused before the parser runs.
+func ParseWithin(name, src string, lim budget.Limits) (*File, error) {
+	lim = lim.WithDefaults()
 	var diags diag.List
 	diags.AddSource(name, src)
+	tokens, d := checkLimits(name, src, lim)
+	if d != nil {
+		diags.Add(*d)
+		return nil, diags.Err()
+	}
 	text := []byte(src)
 	blanked := map[int]bool{} // lines already removed by recovery
 	for attempt := 0; attempt < maxSyntaxErrors; attempt++ {
+		if attempt > 0 && (attempt+1)*tokens > recoveryTokens*lim.Tokens {
+			break
+		}
 		f, err := parser.ParseBytes(name, text)
 		if err == nil {
 			if diags.Len() > 0 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/minerva-ml/minerva/compiler/eval"
 	"github.com/minerva-ml/minerva/dsl"
+	"github.com/minerva-ml/minerva/dsl/budget"
 	"github.com/minerva-ml/minerva/dsl/diag"
 )
 
@@ -42,7 +43,10 @@ type Entry struct {
 // Config is the evaluated configuration, in declaration order.
 type Config struct {
 	Entries []Entry
-	index   map[string]int
+	// Budget is what compile-time evaluation may still spend; lowering
+	// evaluates the weights and the forward pass from the same budget.
+	Budget *budget.Budget
+	index  map[string]int
 }
 
 // Lookup implements eval.Scope.
@@ -142,6 +146,8 @@ type Options struct {
 	JSON *JSON
 	// Sets are `name=value` overrides, applied last.
 	Sets []string
+	// Budget bounds evaluation; nil means a budget of the default limits.
+	Budget *budget.Budget
 }
 
 // Evaluate computes the configuration of a file. Problems go to diags;
@@ -150,8 +156,12 @@ func Evaluate(f *dsl.File, opts Options, diags *diag.List) *Config {
 	if opts.JSON != nil {
 		diags.AddSource(opts.JSON.Path, opts.JSON.Text)
 	}
-	cfg := &Config{}
+	cfg := &Config{Budget: opts.Budget}
+	if cfg.Budget == nil {
+		cfg.Budget = budget.New(budget.Limits{})
+	}
 	ev := eval.New(diags, cfg)
+	ev.Budget = cfg.Budget
 	sets := parseSets(opts.Sets, diags)
 	declared := map[string]dsl.Node{}
 	var blocks []*dsl.ConfigBlock

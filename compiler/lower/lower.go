@@ -39,6 +39,9 @@ func Lower(file *dsl.File, cfg *config.Config, diags *diag.List) *Result {
 		layer:   -1,
 	}
 	l.ev = eval.New(diags, cfg)
+	if cfg.Budget != nil {
+		l.ev.Budget = cfg.Budget
+	}
 	l.declareWeights()
 	l.forward()
 	return &Result{Func: l.f, Layers: l.layers}
