@@ -99,6 +99,8 @@ type Evaluator struct {
 	// reported holds positions that already have a diagnostic: a mistake
 	// inside a loop body is evaluated once per iteration but reported once.
 	reported map[diag.Pos]bool
+	// last is where evaluation was, for the diagnostic that stops it.
+	last diag.Pos
 }
 
 // New creates an evaluator.
@@ -120,14 +122,29 @@ func (e *Evaluator) Spent(n dsl.Node, err error, format string, args ...any) boo
 	return false
 }
 
-// Suggest is diag.DidYouMean charged to the budget: one step per
-// candidate, so that thousands of misspelt names among thousands of
-// declared ones cannot take quadratic time.
-func (e *Evaluator) Suggest(n dsl.Node, name string, candidates []string) string {
-	if !e.Spent(n, e.Budget.Steps(int64(len(candidates))), "suggesting a name") {
+// Suggest is diag.DidYouMean for a diagnostic at p, computed only when
+// that diagnostic will be reported and charged to the budget (a step per
+// candidate): thousands of misspelt names among thousands of declared
+// ones must not take quadratic time.
+func (e *Evaluator) Suggest(p diag.Pos, name string, candidates func() []string) string {
+	if e.reported[p] || e.stopping() {
 		return ""
 	}
-	return diag.DidYouMean(name, candidates)
+	c := candidates()
+	if e.Budget.Steps(int64(len(c))) != nil {
+		return ""
+	}
+	return diag.DidYouMean(name, c)
+}
+
+// stopping reports whether there are enough diagnostics to stop
+// evaluating; the first time, it says so in one more diagnostic.
+func (e *Evaluator) stopping() bool {
+	stop, first := e.Budget.TooManyErrors(e.Diags.Len())
+	if first {
+		e.Diags.Errorf(e.last, diag.Pos{}, "fix these and compile again", "too many errors (%d); evaluation stops here", e.Diags.Len())
+	}
+	return stop
 }
 
 // Errorf reports a diagnostic spanning n (once per position) and returns Poison.
@@ -156,7 +173,11 @@ func (e *Evaluator) Eval(n dsl.Node) any {
 	if e.Budget == nil {
 		e.Budget = budget.New(budget.Limits{})
 	}
-	if !e.Spent(n, e.Budget.Steps(1), "evaluation goes on") {
+	if !e.Spent(n, e.Budget.Steps(1), "compile-time evaluation goes on here") {
+		return Poison{}
+	}
+	e.last, _ = n.Span()
+	if e.stopping() {
 		return Poison{}
 	}
 	switch n := n.(type) {
@@ -165,7 +186,8 @@ func (e *Evaluator) Eval(n dsl.Node) any {
 	case *dsl.Name:
 		v, ok := e.Scope.Lookup(n.Name)
 		if !ok {
-			return e.Errorf(n, e.Suggest(n, n.Name, e.Scope.Names()), "unknown name '%s'", n.Name)
+			p, _ := n.Span()
+			return e.Errorf(n, e.Suggest(p, n.Name, e.Scope.Names), "unknown name '%s'", n.Name)
 		}
 		return v
 	case *dsl.UnaryOp:

@@ -57,7 +57,8 @@ type lowerer struct {
 	ckpt    map[string]diag.Pos
 	layer   int // the outermost loop's iteration, or -1
 	layers  int
-	depth   int // loop nesting
+	depth   int   // loop nesting
+	size    int64 // four bytes for every weight element declared so far
 }
 
 // family is a weight declared once per layer.
@@ -109,8 +110,12 @@ func (l *lowerer) declareWeights() {
 			if !ok1 || !ok2 {
 				continue
 			}
-			if to-from > 1<<16 || to < from {
+			if to < from {
 				l.ev.Errorf(loop.To.Tree(l.file.Name), "", "the layer range %d..%d is not sensible", from, to)
+				continue
+			}
+			count := eval.RangeLen(from, to)
+			if !l.ev.Spent(loop.To.Tree(l.file.Name), l.ev.Budget.Steps(int64(count)), "the layer range %d..%d has %d iterations", from, to, count) {
 				continue
 			}
 			fams := map[string]*family{}
@@ -121,7 +126,8 @@ func (l *lowerer) declareWeights() {
 					l.weights[w.Name] = fam
 				}
 			}
-			for i := from; i < to; i++ {
+			for k := uint64(0); k < count && !l.ev.Budget.Exhausted(); k++ {
+				i := from + int64(k)
 				scope := &eval.MapScope{Vars: map[string]any{loop.Var: i}, Parent: l.cfg}
 				for _, w := range loop.Weights {
 					if fam := fams[w.Name]; fam != nil {
@@ -178,6 +184,11 @@ func (l *lowerer) weight(d *dsl.WeightDecl, scope eval.Scope, layer int) any {
 			"unknown weight dtype '%s'; weights are bf16, f16, f32 or mxfp4", d.DType)
 	}
 	w := &ir.Weight{Name: name, DType: dt, Layer: layer}
+	// Sizes are products and sums of dimensions from here on (parameter
+	// counts, bytes, plans). Four bytes an element bounds every dtype, so
+	// a weight whose elements times four fit in an int64, in a manifest
+	// whose total does too, cannot make any of them wrap.
+	size := int64(4)
 	for _, dim := range d.Dims {
 		t := dim.Tree(l.file.Name)
 		n, ok := l.ev.Int(t, "a weight dimension")
@@ -187,7 +198,18 @@ func (l *lowerer) weight(d *dsl.WeightDecl, scope eval.Scope, layer int) any {
 		if n <= 0 {
 			return l.ev.Errorf(t, "", "weight %s: dimension %s is %d; dimensions must be positive", name, l.text(t), n)
 		}
+		if size, ok = eval.CheckedInt("*", size, n); !ok {
+			return l.ev.Errorf(t, "", "weight %s: its size overflows a 64-bit int", name)
+		}
 		w.Shape = append(w.Shape, n)
+	}
+	total, ok := eval.CheckedInt("+", l.size, size)
+	if !ok {
+		return l.ev.ErrorAt(p, diag.Pos{}, "", "weight %s: the size of all the weights overflows a 64-bit int", name)
+	}
+	l.size = total
+	if !l.ev.Spent(d.Dims[0].Tree(l.file.Name), l.ev.Budget.Unrolled(1), "unrolling adds weight %s", name) {
+		return eval.Poison{}
 	}
 	if dt == ir.MXFP4 && w.Shape.Last()%32 != 0 {
 		t := d.Dims[len(d.Dims)-1].Tree(l.file.Name)
@@ -225,7 +247,7 @@ func (l *lowerer) interpolate(d *dsl.WeightDecl, scope eval.Scope) (string, bool
 		name := strings.TrimSpace(s[open+1 : open+closing])
 		v, ok := scope.Lookup(name)
 		if !ok {
-			l.weightError(d, diag.DidYouMean(name, scope.Names()), "the checkpoint name %q uses '{%s}', which is not defined here", d.Pattern, name)
+			l.weightError(d, l.ev.Suggest(dsl.PosOf(l.file.Name, d.Pos), name, scope.Names), "the checkpoint name %q uses '{%s}', which is not defined here", d.Pattern, name)
 			return "", false
 		}
 		switch x := v.(type) {
@@ -366,17 +388,18 @@ func (l *lowerer) stmt(st *dsl.Stmt, s *scope) bool {
 		if !ok1 || !ok2 {
 			return false
 		}
-		if to-from > 1<<16 {
-			l.ev.ErrorAt(dsl.PosOf(file, fs.Pos), diag.Pos{}, "", "the loop %d..%d is too long", from, to)
+		count := eval.RangeLen(from, to)
+		if !l.ev.Spent(fs.To.Tree(file), l.ev.Budget.Steps(int64(count)), "the loop %d..%d has %d iterations", from, to, count) {
 			return false
 		}
 		outer := l.depth == 0
 		if outer {
-			l.layers = int(max(0, to-from))
+			l.layers = int(count)
 		}
 		l.depth++
 		defer func() { l.depth-- }()
-		for i := from; i < to; i++ {
+		for k := uint64(0); k < count && !l.ev.Budget.Exhausted(); k++ {
+			i := from + int64(k)
 			if outer {
 				l.layer = int(i)
 			}
@@ -755,6 +778,9 @@ func (l *lowerer) operand(e *eval.Evaluator, def *ir.OpDef, idx int, n dsl.Node,
 
 // emit appends an op after running its type rule.
 func (l *lowerer) emit(e *eval.Evaluator, at dsl.Node, kind string, args []ir.Arg, attrs ir.Attrs, texts []string) any {
+	if !e.Spent(at, e.Budget.Unrolled(1), "unrolling adds this op") {
+		return eval.Poison{}
+	}
 	def, _ := ir.Lookup(kind)
 	op := &ir.Op{Kind: kind, Args: args, Attrs: attrs, Layer: l.layer}
 	describe := func(i int) string {

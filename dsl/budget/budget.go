@@ -32,18 +32,23 @@ type Limits struct {
 	// Unrolled is the most IR ops and weights the weights block and the
 	// forward pass may unroll to.
 	Unrolled int64
+	// Errors is the number of diagnostics after which evaluation stops:
+	// each costs work (a "did you mean" search, quoting the line), and
+	// past a screenful more do not help.
+	Errors int
 }
 
 // Defaults. The shipped models are 3 to 7 KB, about 2000 tokens, nest
 // about 5 deep and unroll to under 1500 ops and weights.
 const (
 	DefaultSourceBytes = 1 << 20
-	DefaultTokens      = 1 << 16
+	DefaultTokens      = 1 << 15
 	DefaultDepth       = 256
-	DefaultSteps       = 1 << 22
+	DefaultSteps       = 1 << 20
 	DefaultElements    = 1 << 20
 	DefaultStringBytes = 1 << 24
 	DefaultUnrolled    = 1 << 16
+	DefaultErrors      = 100
 )
 
 // WithDefaults fills the fields left zero.
@@ -62,6 +67,9 @@ func (l Limits) WithDefaults() Limits {
 	if l.Depth <= 0 {
 		l.Depth = DefaultDepth
 	}
+	if l.Errors <= 0 {
+		l.Errors = DefaultErrors
+	}
 	def(&l.Steps, DefaultSteps)
 	def(&l.Elements, DefaultElements)
 	def(&l.StringBytes, DefaultStringBytes)
@@ -78,6 +86,7 @@ type Budget struct {
 	Limits
 	steps, elements, stringBytes, unrolled int64
 	exhausted                              bool
+	stopped                                bool
 }
 
 // New returns a budget of the given limits (zero fields take defaults).
@@ -85,6 +94,18 @@ func New(l Limits) *Budget { return &Budget{Limits: l.WithDefaults()} }
 
 // Exhausted reports whether some charge has already failed.
 func (b *Budget) Exhausted() bool { return b.exhausted }
+
+// TooManyErrors reports whether count diagnostics are enough to stop
+// evaluating, and whether this is the first time it says so (when the
+// caller reports the stop).
+func (b *Budget) TooManyErrors(count int) (stop, first bool) {
+	if count < b.Limits.Errors {
+		return false, false
+	}
+	first = !b.stopped
+	b.stopped = true
+	return true, first
+}
 
 // ErrExhausted is returned by charges after the first failure; its
 // diagnostic has been reported already.
