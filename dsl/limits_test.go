@@ -97,9 +97,11 @@ func TestDepthBoundsRecursion(t *testing.T) {
 		"negation":    func(n int) string { return cfg(strings.Repeat("- ", n) + "1") },
 		"not":         func(n int) string { return cfg(strings.Repeat("not ", n) + "true") },
 		"else-if":     func(n int) string { return cfg(strings.Repeat("if true then 1 else ", n) + "1") },
-		"then-if":     func(n int) string { return cfg(strings.Repeat("if true then ", n) + "1" + strings.Repeat(" else 2", n)) },
-		"call args":   func(n int) string { return cfg(strings.Repeat("min(1, ", n) + "1" + strings.Repeat(")", n)) },
-		"mixed":       func(n int) string { return cfg("-" + strings.Repeat("(-", n/2) + "1" + strings.Repeat(")", n/2)) },
+		"then-if": func(n int) string {
+			return cfg(strings.Repeat("if true then ", n) + "1" + strings.Repeat(" else 2", n))
+		},
+		"call args": func(n int) string { return cfg(strings.Repeat("min(1, ", n) + "1" + strings.Repeat(")", n)) },
+		"mixed":     func(n int) string { return cfg("-" + strings.Repeat("(-", n/2) + "1" + strings.Repeat(")", n/2)) },
 		// The forward block's '{' is one level, each 'if' of the chain one more.
 		"else-if statements": func(n int) string {
 			return fwd(strings.Repeat("if c { x = 1 } else ", n-1) + "{ x = 2 }")
