@@ -47,7 +47,7 @@ const (
 	DefaultSteps       = 1 << 20
 	DefaultElements    = 1 << 20
 	DefaultStringBytes = 1 << 24
-	DefaultUnrolled    = 1 << 16
+	DefaultUnrolled    = 1 << 14
 	DefaultErrors      = 100
 )
 
