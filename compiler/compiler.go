@@ -124,6 +124,7 @@ func Compile(opts Options) (*Unit, error) {
 		return nil, err
 	}
 	u := &Unit{Opts: opts, Budget: budget.New(opts.Limits)}
+	u.Diags.Limit = u.Budget.Limits.Errors
 	u.Diags.AddSource(opts.File, opts.Source)
 	disabled := map[string]bool{}
 	for _, d := range opts.Disable {

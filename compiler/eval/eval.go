@@ -99,8 +99,6 @@ type Evaluator struct {
 	// reported holds positions that already have a diagnostic: a mistake
 	// inside a loop body is evaluated once per iteration but reported once.
 	reported map[diag.Pos]bool
-	// last is where evaluation was, for the diagnostic that stops it.
-	last diag.Pos
 }
 
 // New creates an evaluator.
@@ -127,7 +125,7 @@ func (e *Evaluator) Spent(n dsl.Node, err error, format string, args ...any) boo
 // candidate): thousands of misspelt names among thousands of declared
 // ones must not take quadratic time.
 func (e *Evaluator) Suggest(p diag.Pos, name string, candidates func() []string) string {
-	if e.reported[p] || e.stopping() {
+	if e.reported[p] || e.Diags.Full() {
 		return ""
 	}
 	c := candidates()
@@ -137,15 +135,6 @@ func (e *Evaluator) Suggest(p diag.Pos, name string, candidates func() []string)
 	return diag.DidYouMean(name, c)
 }
 
-// stopping reports whether there are enough diagnostics to stop
-// evaluating; the first time, it says so in one more diagnostic.
-func (e *Evaluator) stopping() bool {
-	stop, first := e.Budget.TooManyErrors(e.Diags.Len())
-	if first {
-		e.Diags.Errorf(e.last, diag.Pos{}, "fix these and compile again", "too many errors (%d); evaluation stops here", e.Diags.Len())
-	}
-	return stop
-}
 
 // Errorf reports a diagnostic spanning n (once per position) and returns Poison.
 func (e *Evaluator) Errorf(n dsl.Node, hint, format string, args ...any) Poison {
@@ -176,8 +165,9 @@ func (e *Evaluator) Eval(n dsl.Node) any {
 	if !e.Spent(n, e.Budget.Steps(1), "compile-time evaluation goes on here") {
 		return Poison{}
 	}
-	e.last, _ = n.Span()
-	if e.stopping() {
+	// With the diagnostic list full, more evaluation finds nothing that
+	// will be reported.
+	if e.Diags.Full() {
 		return Poison{}
 	}
 	switch n := n.(type) {

@@ -126,7 +126,7 @@ func (l *lowerer) declareWeights() {
 					l.weights[w.Name] = fam
 				}
 			}
-			for k := uint64(0); k < count && !l.ev.Budget.Exhausted(); k++ {
+			for k := uint64(0); k < count && !l.ev.Budget.Exhausted() && !l.diags.Full(); k++ {
 				i := from + int64(k)
 				scope := &eval.MapScope{Vars: map[string]any{loop.Var: i}, Parent: l.cfg}
 				for _, w := range loop.Weights {
@@ -398,7 +398,7 @@ func (l *lowerer) stmt(st *dsl.Stmt, s *scope) bool {
 		}
 		l.depth++
 		defer func() { l.depth-- }()
-		for k := uint64(0); k < count && !l.ev.Budget.Exhausted(); k++ {
+		for k := uint64(0); k < count && !l.ev.Budget.Exhausted() && !l.diags.Full(); k++ {
 			i := from + int64(k)
 			if outer {
 				l.layer = int(i)

@@ -32,9 +32,9 @@ type Limits struct {
 	// Unrolled is the most IR ops and weights the weights block and the
 	// forward pass may unroll to.
 	Unrolled int64
-	// Errors is the number of diagnostics after which evaluation stops:
-	// each costs work (a "did you mean" search, quoting the line), and
-	// past a screenful more do not help.
+	// Errors is the most diagnostics a compilation reports; evaluation
+	// stops when it has that many. Each costs work (a "did you mean"
+	// search, quoting its line), and past a screenful more do not help.
 	Errors int
 }
 
@@ -42,10 +42,10 @@ type Limits struct {
 // about 5 deep and unroll to under 1500 ops and weights.
 const (
 	DefaultSourceBytes = 1 << 20
-	DefaultTokens      = 1 << 15
+	DefaultTokens      = 1 << 14
 	DefaultDepth       = 256
-	DefaultSteps       = 1 << 20
-	DefaultElements    = 1 << 20
+	DefaultSteps       = 1 << 18
+	DefaultElements    = 1 << 18
 	DefaultStringBytes = 1 << 24
 	DefaultUnrolled    = 1 << 14
 	DefaultErrors      = 100
@@ -86,7 +86,6 @@ type Budget struct {
 	Limits
 	steps, elements, stringBytes, unrolled int64
 	exhausted                              bool
-	stopped                                bool
 }
 
 // New returns a budget of the given limits (zero fields take defaults).
@@ -94,18 +93,6 @@ func New(l Limits) *Budget { return &Budget{Limits: l.WithDefaults()} }
 
 // Exhausted reports whether some charge has already failed.
 func (b *Budget) Exhausted() bool { return b.exhausted }
-
-// TooManyErrors reports whether count diagnostics are enough to stop
-// evaluating, and whether this is the first time it says so (when the
-// caller reports the stop).
-func (b *Budget) TooManyErrors(count int) (stop, first bool) {
-	if count < b.Limits.Errors {
-		return false, false
-	}
-	first = !b.stopped
-	b.stopped = true
-	return true, first
-}
 
 // ErrExhausted is returned by charges after the first failure; its
 // diagnostic has been reported already.

@@ -48,9 +48,20 @@ type Diagnostic struct {
 // List collects diagnostics. The zero value is ready to use.
 type List struct {
 	Diags []Diagnostic
+	// Limit, when positive, is the most diagnostics the list keeps; later
+	// ones are counted, not kept. Each costs work (quoting its line means
+	// finding it in the file), so a file with thousands of mistakes must
+	// not cost thousands of them.
+	Limit int
+	// dropped counts the diagnostics past Limit.
+	dropped int
 	// sources maps a file name to its text, for quoting the source line.
 	sources map[string]string
 }
+
+// Full reports whether the list holds Limit diagnostics: callers may stop
+// looking for more.
+func (l *List) Full() bool { return l.Limit > 0 && len(l.Diags) >= l.Limit }
 
 // AddSource registers the text of a file so that its diagnostics can quote it.
 func (l *List) AddSource(file, src string) {
@@ -62,18 +73,31 @@ func (l *List) AddSource(file, src string) {
 
 // Errorf records a diagnostic at a span.
 func (l *List) Errorf(pos, end Pos, hint string, format string, args ...any) {
+	if l.Full() {
+		l.dropped++
+		return
+	}
 	l.Diags = append(l.Diags, Diagnostic{Pos: pos, End: end, Message: fmt.Sprintf(format, args...), Hint: hint})
 }
 
 // Add records a diagnostic.
-func (l *List) Add(d Diagnostic) { l.Diags = append(l.Diags, d) }
+func (l *List) Add(d Diagnostic) {
+	if l.Full() {
+		l.dropped++
+		return
+	}
+	l.Diags = append(l.Diags, d)
+}
 
 // Merge appends the diagnostics and sources of another list.
 func (l *List) Merge(o *List) {
 	if o == nil {
 		return
 	}
-	l.Diags = append(l.Diags, o.Diags...)
+	for _, d := range o.Diags {
+		l.Add(d)
+	}
+	l.dropped += o.dropped
 	for f, s := range o.sources {
 		l.AddSource(f, s)
 	}
@@ -131,6 +155,9 @@ func (e *Error) Error() string {
 			b.WriteByte('\n')
 		}
 		b.WriteString(e.List.Format(d))
+	}
+	if e.List.Full() {
+		fmt.Fprintf(&b, "\ntoo many errors: only the first %d are shown", e.List.Limit)
 	}
 	return b.String()
 }
