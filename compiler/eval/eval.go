@@ -135,7 +135,6 @@ func (e *Evaluator) Suggest(p diag.Pos, name string, candidates func() []string)
 	return diag.DidYouMean(name, c)
 }
 
-
 // Errorf reports a diagnostic spanning n (once per position) and returns Poison.
 func (e *Evaluator) Errorf(n dsl.Node, hint, format string, args ...any) Poison {
 	p, end := n.Span()
