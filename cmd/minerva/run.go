@@ -98,6 +98,11 @@ func loadChatModel(spec loader.Spec, formatName string) (*chatModel, error) {
 		m.Close()
 		return nil, err
 	}
+	if spec.Progress != nil {
+		for _, w := range append(m.Warnings, files.Warnings...) {
+			fmt.Fprintf(spec.Progress, "minerva: warning: %s\n", w)
+		}
+	}
 	cm := &chatModel{Model: m, tok: tok, eos: files.EOS}
 	if formatName == "auto" || formatName == "" {
 		d, err := chat.Detect(files)
@@ -106,6 +111,9 @@ func loadChatModel(spec loader.Spec, formatName string) (*chatModel, error) {
 			return nil, err
 		}
 		cm.format, cm.why = d.Format, d.Reason
+		if d.Warning != "" && spec.Progress != nil {
+			fmt.Fprintf(spec.Progress, "minerva: warning: %s\n", d.Warning)
+		}
 	} else {
 		if cm.format, err = chat.New(formatName, tok); err != nil {
 			m.Close()
@@ -149,22 +157,17 @@ func (c *RunCmd) Run(env *Env) error {
 		return fmt.Errorf("--max-tokens must be at least 1, not %d", c.MaxTokens)
 	}
 	interactive := c.Chat || (c.Prompt == "" && isTerminal(env.Stdin))
-	prompt := c.Prompt
-	if prompt == "" && !interactive {
-		b, err := io.ReadAll(env.Stdin)
-		if err != nil {
-			return err
-		}
-		prompt = string(b)
-		if prompt == "" {
-			return fmt.Errorf("no prompt: pass --prompt TEXT, pipe text to stdin, or run on a terminal to chat")
-		}
-	}
 	m, err := loadChatModel(c.spec(c.Arch, env), c.ChatFormat)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	prompt := c.Prompt
+	if prompt == "" && !interactive {
+		if prompt, err = readPrompt(env.Stdin, m); err != nil {
+			return err
+		}
+	}
 	opts, err := c.SamplingFlags.options(m)
 	if err != nil {
 		return err
@@ -193,9 +196,17 @@ func (c *RunCmd) Run(env *Env) error {
 		if c.System != "" {
 			text = c.System + "\n" + prompt
 		}
-		ids = toInt32(m.tok.Encode(text))
+		enc, err := m.tok.EncodeLimit(text, m.Backend.Ctx())
+		if err != nil {
+			return promptTooLong(m)
+		}
+		ids = toInt32(enc)
 	} else {
-		if ids, err = m.format.Render(r.messages(chat.Message{Role: chat.RoleUser, Content: prompt}), r.chatOptions()); err != nil {
+		opts := r.chatOptions()
+		opts.MaxTokens = m.Backend.Ctx()
+		if ids, err = m.format.Render(r.messages(chat.Message{Role: chat.RoleUser, Content: prompt}), opts); errors.Is(err, chat.ErrTooLong) {
+			return promptTooLong(m)
+		} else if err != nil {
 			return err
 		}
 	}
@@ -208,6 +219,32 @@ func (c *RunCmd) Run(env *Env) error {
 	return err
 }
 
+// readPrompt reads the prompt from stdin, but no more bytes than the
+// context can hold: the context length times the most bytes one token
+// stands for (the tokenizer's longest token). A longer input cannot fit,
+// so it is refused after reading that much, not read whole.
+func readPrompt(in io.Reader, m *chatModel) (string, error) {
+	limit := int64(m.Backend.Ctx()) * int64(m.tok.MaxTokenBytes())
+	b, err := io.ReadAll(io.LimitReader(in, limit+1))
+	if err != nil {
+		return "", err
+	}
+	if int64(len(b)) > limit {
+		return "", fmt.Errorf("the prompt on stdin is more than %d bytes, more than a context of %d tokens can hold (a token is at most %d bytes); shorten it or use a larger --ctx",
+			limit, m.Backend.Ctx(), m.tok.MaxTokenBytes())
+	}
+	if len(b) == 0 {
+		return "", fmt.Errorf("no prompt: pass --prompt TEXT, pipe text to stdin, or run on a terminal to chat")
+	}
+	return string(b), nil
+}
+
+// promptTooLong is the error for a prompt that encodes to more tokens
+// than the context holds; encoding stopped there.
+func promptTooLong(m *chatModel) error {
+	return fmt.Errorf("%w: the prompt is more than %d tokens, the context; shorten it or use a larger --ctx", engine.ErrContextFull, m.Backend.Ctx())
+}
+
 // runner holds a run's state across turns.
 type runner struct {
 	cmd       *RunCmd
@@ -217,9 +254,7 @@ type runner struct {
 	seed      int64
 	session   *engine.Session
 	reasoning *reasoningWriter
-	// cached are the ids in the KV cache, position by position.
-	cached  []int32
-	history []chat.Message
+	history   []chat.Message
 }
 
 func (r *runner) chatOptions() chat.Options {
@@ -237,79 +272,50 @@ func (r *runner) messages(next chat.Message) []chat.Message {
 	return append(msgs, next)
 }
 
-// reply generates after ids, reusing the cached prefix, streams the
-// answer to stdout, and returns it.
+// reply generates after ids, reusing what the KV cache holds of them,
+// streams the answer to stdout, and returns it.
 func (r *runner) reply(ctx context.Context, ids []int32) (string, error) {
-	reuse := 0
-	for reuse < min(len(r.cached), len(ids)) && r.cached[reuse] == ids[reuse] {
-		reuse++
-	}
-	if reuse == len(ids) {
-		reuse-- // the last prompt token must run to give logits
-	}
-	r.session.Truncate(reuse)
-	r.smp.SetContext(ids)
-	parser := r.m.format.NewParser()
-	stops := chat.NewStopStrings(r.cmd.Stop)
-	var answer strings.Builder
-	out := r.env.Stdout
-	show := func(d chat.Delta) error {
-		switch {
-		case d.Text == "":
-			return nil
-		case d.Channel == chat.Analysis:
-			return r.reasoning.write(d.Text)
-		case d.Channel == chat.Commentary && d.Recipient != "":
-			return nil // a tool call: Minerva runs no tools
-		}
-		if err := r.reasoning.close(); err != nil {
-			return err
-		}
-		text, stopped := stops.Push(d.Text)
-		answer.WriteString(text)
-		if _, err := io.WriteString(out, text); err != nil {
-			return err
-		}
-		if stopped {
-			return engine.ErrStopGeneration
-		}
-		return nil
-	}
-	generated := make([]int32, 0, 64)
-	st, err := engine.Generate(ctx, r.session, ids[reuse:], engine.GenOptions{MaxTokens: r.cmd.MaxTokens, Stop: r.m.stopIDs(), Sampler: r.smp},
-		func(id int32, stop bool) error {
-			generated = append(generated, id)
-			return show(parser.Push(id))
-		})
-	all := append(ids[:len(ids):len(ids)], generated...)
-	r.cached = append(r.cached[:0], all[:min(r.session.Pos(), len(all))]...)
-	if err == nil {
-		if err = show(parser.Flush()); errors.Is(err, engine.ErrStopGeneration) {
-			err = nil
-		}
-		if err == nil {
-			rest := stops.Flush()
-			answer.WriteString(rest)
-			_, err = io.WriteString(out, rest)
-		}
-	}
+	out := &replyWriter{out: r.env.Stdout, reasoning: r.reasoning}
+	turn := chat.Turn{Prompt: ids, MaxTokens: r.cmd.MaxTokens, StopTokens: r.m.stopIDs(), StopStrings: r.cmd.Stop,
+		Sampler: r.smp, Parser: r.m.format.NewParser()}
+	res, err := turn.Run(ctx, r.session, out)
 	r.reasoning.close()
-	fmt.Fprintln(out)
+	fmt.Fprintln(r.env.Stdout)
 	if err != nil && ctx.Err() == nil {
-		return answer.String(), err
+		return out.answer.String(), err
 	}
 	cached := ""
-	if reuse > 0 {
-		cached = fmt.Sprintf(", %d more cached", reuse)
+	if res.Reused > 0 {
+		cached = fmt.Sprintf(", %d more cached", res.Reused)
 	}
 	seed := ""
 	if r.smp.Options().Temperature > 0 {
 		seed = fmt.Sprintf("; seed %d", r.seed)
 	}
+	st := res.Stats
 	fmt.Fprintf(r.env.Stderr, "prefill: %d tokens in %s (%.1f tok/s%s); decode: %d tokens in %s (%.1f tok/s); stopped by %s%s\n",
 		st.PromptTokens, st.Prefill.Round(1e5), st.PrefillRate(), cached, st.GeneratedTokens, st.Decode.Round(1e5), st.DecodeRate(), st.StoppedBy, seed)
-	return answer.String(), nil
+	return out.answer.String(), nil
 }
+
+// replyWriter is a turn's sink for run: the answer to stdout (and kept,
+// for the conversation's history), the reasoning to stderr.
+type replyWriter struct {
+	out       io.Writer
+	reasoning *reasoningWriter
+	answer    strings.Builder
+}
+
+func (w *replyWriter) Content(text string) error {
+	if err := w.reasoning.close(); err != nil {
+		return err
+	}
+	w.answer.WriteString(text)
+	_, err := io.WriteString(w.out, text)
+	return err
+}
+
+func (w *replyWriter) Reasoning(text string) error { return w.reasoning.write(text) }
 
 // chatLoop reads one message per line until end of input, keeping the
 // conversation and the KV cache between turns.
@@ -337,11 +343,17 @@ func (r *runner) chatLoop() error {
 			continue
 		}
 		user := chat.Message{Role: chat.RoleUser, Content: line}
-		ids, err := r.m.format.Render(r.messages(user), r.chatOptions())
+		opts := r.chatOptions()
+		opts.MaxTokens = r.m.Backend.Ctx() - 1 // leave a position to reply in
+		ids, err := r.m.format.Render(r.messages(user), opts)
+		if errors.Is(err, chat.ErrTooLong) {
+			fmt.Fprintf(r.env.Stderr, "minerva: the conversation is more than %d tokens and no longer fits the context of %d; /reset starts over (or use a larger --ctx)\n", opts.MaxTokens, r.m.Backend.Ctx())
+			continue
+		}
 		if err != nil {
 			return err
 		}
-		if len(ids) >= r.m.Backend.Ctx() {
+		if len(ids) >= r.m.Backend.Ctx() { // a context of 1 leaves MaxTokens 0: no limit
 			fmt.Fprintf(r.env.Stderr, "minerva: the conversation is %d tokens and no longer fits the context of %d; /reset starts over (or use a larger --ctx)\n", len(ids), r.m.Backend.Ctx())
 			continue
 		}

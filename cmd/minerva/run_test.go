@@ -175,3 +175,25 @@ func TestServeCommand(t *testing.T) {
 		t.Errorf("stderr %q", stderr.String())
 	}
 }
+
+// TestRunChatResetAfterLongConversation is issue 11's repro for `run
+// --chat`: a conversation longer than the sliding-window rings hold
+// (window 64 + batch 8 - 1 = 71 positions), then /reset and the first
+// message again. The reply must be the first reply, and the rings no
+// longer hold position 0, so nothing may be reused.
+func TestRunChatResetAfterLongConversation(t *testing.T) {
+	in := "A computer\nThe meaning of life is\nTell me a story about a dog\nWhat is the weather\n/reset\nA computer\n"
+	code, stdout, stderr := runCLI(t, in, "run", "--chat", "--batch", "8", "--max-tokens", "100")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+	want := " salesman knows when he's lying."
+	if lines[0] != want || lines[len(lines)-1] != want {
+		t.Errorf("first reply %q, reply after /reset %q; want %q for both", lines[0], lines[len(lines)-1], want)
+	}
+	summaries := strings.Split(strings.TrimSpace(stderr), "\n")
+	if last := summaries[len(summaries)-1]; !strings.Contains(last, "prefill: 2 tokens") || strings.Contains(last, "cached") {
+		t.Errorf("after /reset: %q; want both prompt tokens run, none cached", last)
+	}
+}

@@ -19,11 +19,13 @@ package cpu
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"unsafe"
 
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/ir"
+	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/program"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
@@ -169,6 +171,19 @@ func (m *Model) Ctx() int { return m.ctx }
 
 // Vocab is the width of the logits.
 func (m *Model) Vocab() int { return m.vocab }
+
+// Rings implements engine.Backend: the sliding-window layers whose plan
+// keeps a ring of window + batch - 1 positions instead of the context.
+func (m *Model) Rings() []engine.Ring {
+	var out []engine.Ring
+	for _, l := range m.prog.KV.Layers {
+		r := engine.Ring{Window: int(l.Window), Slots: int(l.Capacity)}
+		if l.Ring && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
 
 // Forward runs the program on tokens at positions pos, pos+1, ... and
 // returns the logits, one row of Vocab per token. The slice is valid until

@@ -21,17 +21,43 @@ type Backend interface {
 	Ctx() int
 	// Vocab is the width of the logits.
 	Vocab() int
+	// Rings are the KV cache's sliding-window rings: the caches that keep
+	// only their last Slots positions, not the whole context. A cache
+	// that holds every position up to Ctx is not one. The session uses
+	// them to know which earlier positions the cache still holds, so a
+	// sequence is only ever rolled back to a point it can continue from
+	// exactly (Session.CanResume).
+	Rings() []Ring
 	Close()
+}
+
+// Ring is a sliding-window layer's KV cache: position p is kept in slot p
+// mod Slots, so writing position p overwrites position p - Slots; a query
+// at position p reads positions p-Window+1 .. p.
+type Ring struct {
+	Window int
+	Slots  int
 }
 
 // ErrContextFull is matched (errors.Is) when a prompt or a generation
 // would run past the context.
 var ErrContextFull = errors.New("context full")
 
-// Session is one sequence on a backend.
+// Session is one sequence on a backend. It knows the tokens at each
+// position and, for each sliding-window ring, the earliest position the
+// ring still holds, so that it can roll the sequence back for a prompt
+// that shares a prefix with it (Reuse) without ever reading a position a
+// later token overwrote.
 type Session struct {
 	b   Backend
 	pos int
+	// ids are the tokens at positions 0 .. pos-1.
+	ids []int32
+	// rings are the backend's, and held[i] is the earliest position
+	// ring i holds for this sequence: positions held[i] .. pos-1 are in
+	// the ring, unoverwritten.
+	rings []Ring
+	held  []int
 	// last holds the logits of the latest token, copied out of the
 	// backend's buffer so they survive the next call.
 	last []float32
@@ -39,23 +65,100 @@ type Session struct {
 
 // NewSession starts an empty sequence.
 func NewSession(b Backend) *Session {
-	return &Session{b: b, last: make([]float32, b.Vocab())}
+	s := &Session{b: b, last: make([]float32, b.Vocab()), rings: b.Rings()}
+	s.held = make([]int, len(s.rings))
+	return s
 }
 
 // Pos is the number of tokens in the sequence so far.
 func (s *Session) Pos() int { return s.pos }
 
+// Tokens are the tokens of the sequence so far, position by position;
+// the slice is valid until the next call.
+func (s *Session) Tokens() []int32 { return s.ids[:s.pos] }
+
 // Backend returns the session's backend.
 func (s *Session) Backend() Backend { return s.b }
 
 // Reset empties the sequence; the cache is overwritten as it refills.
-func (s *Session) Reset() { s.pos = 0 }
+func (s *Session) Reset() { s.Rewind(0) }
 
-// Truncate drops the tokens after n, so a new turn can reuse the cached
-// prefix.
-func (s *Session) Truncate(n int) {
-	if n < s.pos {
-		s.pos = max(n, 0)
+// CanResume reports whether the sequence, cut back to its first p
+// tokens, can continue exactly as if those tokens had just been run:
+// every sliding-window ring still holds the window of positions before p
+// (positions p-Window+1 .. p-1), none of them overwritten by a later
+// token. A cache holding the whole context always can. This is the one
+// rule for reusing the KV cache; every backend's rings obey it.
+func (s *Session) CanResume(p int) bool {
+	if p < 0 || p > s.pos {
+		return false
+	}
+	if p == 0 {
+		return true
+	}
+	for i, r := range s.rings {
+		if max(0, p-r.Window+1) < s.held[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Rewind cuts the sequence back to at most n tokens, so a new turn can
+// reuse the cached prefix. It keeps n tokens when the cache can resume
+// from there (CanResume) and none otherwise (no shorter prefix can be
+// resumed when n cannot: a ring that lost the window before n lost it
+// before every earlier position too). It returns the tokens kept.
+func (s *Session) Rewind(n int) int {
+	n = min(max(n, 0), s.pos)
+	if !s.CanResume(n) {
+		n = 0
+	}
+	s.pos = n
+	for i := range s.held {
+		// Positions held[i] .. n-1 are still held; when the ring had
+		// already lost position n, the next token starts it afresh.
+		s.held[i] = min(s.held[i], n)
+	}
+	return n
+}
+
+// Reuse prepares the sequence for prompt: it keeps the longest common
+// prefix of the sequence and prompt that the cache can resume from, and
+// returns its length, the prompt tokens that need not run. The last
+// prompt token always runs, to give the logits of the next token.
+// Generate then runs prompt[Reuse(prompt):].
+func (s *Session) Reuse(prompt []int32) int {
+	n := 0
+	for n < min(s.pos, len(prompt)-1) && s.ids[n] == prompt[n] {
+		n++
+	}
+	return s.Rewind(n)
+}
+
+// forward runs tokens at the current position and advances it; every
+// call of the backend goes through here, so the session always knows
+// what the cache holds.
+func (s *Session) forward(tokens []int32) ([]float32, error) {
+	out, err := s.b.Forward(tokens, s.pos)
+	if err != nil {
+		// The cache may hold some of these tokens' keys and values:
+		// the session is unchanged, but the rings may have lost the
+		// positions these calls overwrote.
+		s.wrote(s.pos + len(tokens))
+		return nil, err
+	}
+	s.ids = append(s.ids[:s.pos], tokens...)
+	s.pos += len(tokens)
+	s.wrote(s.pos)
+	return out, nil
+}
+
+// wrote records that positions up to end (exclusive) were written: each
+// ring kept only its last Slots of them.
+func (s *Session) wrote(end int) {
+	for i, r := range s.rings {
+		s.held[i] = max(s.held[i], end-r.Slots)
 	}
 }
 
@@ -80,11 +183,10 @@ func (s *Session) Prefill(ids []int32) ([]float32, error) {
 	V := s.b.Vocab()
 	for start := 0; start < len(ids); start += s.b.Batch() {
 		end := min(start+s.b.Batch(), len(ids))
-		out, err := s.b.Forward(ids[start:end], s.pos)
+		out, err := s.forward(ids[start:end])
 		if err != nil {
 			return nil, err
 		}
-		s.pos += end - start
 		copy(s.last, out[(end-start-1)*V:])
 	}
 	return s.last, nil
@@ -97,11 +199,10 @@ func (s *Session) Decode(id int32) ([]float32, error) {
 	}
 	var one [1]int32
 	one[0] = id
-	out, err := s.b.Forward(one[:], s.pos)
+	out, err := s.forward(one[:])
 	if err != nil {
 		return nil, err
 	}
-	s.pos++
 	copy(s.last, out)
 	return s.last, nil
 }
@@ -118,11 +219,10 @@ func (s *Session) AllLogits(ids []int32, prefill int) ([]float32, error) {
 	out := make([]float32, 0, len(ids)*V)
 	for start := 0; start < prefill; start += s.b.Batch() {
 		end := min(start+s.b.Batch(), prefill)
-		l, err := s.b.Forward(ids[start:end], s.pos)
+		l, err := s.forward(ids[start:end])
 		if err != nil {
 			return nil, err
 		}
-		s.pos += end - start
 		out = append(out, l...)
 	}
 	for _, id := range ids[prefill:] {

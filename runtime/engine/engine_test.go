@@ -11,6 +11,7 @@ import (
 // on token (position+1) mod vocab.
 type fake struct {
 	batch, ctx, vocab int
+	rings             []Ring
 	calls             [][2]int // (tokens, position)
 	out               []float32
 }
@@ -23,10 +24,11 @@ func (f *fake) Forward(tokens []int32, pos int) ([]float32, error) {
 	}
 	return f.out, nil
 }
-func (f *fake) Batch() int { return f.batch }
-func (f *fake) Ctx() int   { return f.ctx }
-func (f *fake) Vocab() int { return f.vocab }
-func (f *fake) Close()     {}
+func (f *fake) Batch() int    { return f.batch }
+func (f *fake) Ctx() int      { return f.ctx }
+func (f *fake) Vocab() int    { return f.vocab }
+func (f *fake) Close()        {}
+func (f *fake) Rings() []Ring { return f.rings }
 
 func TestPrefillSplitsIntoBatches(t *testing.T) {
 	f := &fake{batch: 4, ctx: 100, vocab: 10}

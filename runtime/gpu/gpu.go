@@ -9,11 +9,13 @@ package gpu
 
 import (
 	"fmt"
+	"slices"
 	"unsafe"
 
 	"github.com/minerva-ml/minerva/codegen"
 	"github.com/minerva-ml/minerva/codegen/abi"
 	"github.com/minerva-ml/minerva/codegen/kernels"
+	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/program"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
@@ -115,6 +117,19 @@ func Load(p *program.Program, out *codegen.Output, ck *weights.Checkpoint, dev D
 func (m *Model) Batch() int { return m.batch }
 func (m *Model) Ctx() int   { return m.ctx }
 func (m *Model) Vocab() int { return m.vocab }
+
+// Rings implements engine.Backend: the sliding-window layers whose plan
+// keeps a ring of window + batch - 1 positions instead of the context.
+func (m *Model) Rings() []engine.Ring {
+	var out []engine.Ring
+	for _, l := range m.prog.KV.Layers {
+		r := engine.Ring{Window: int(l.Window), Slots: int(l.Capacity)}
+		if l.Ring && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
 
 // Close releases the device.
 func (m *Model) Close() { m.dev.Close() }

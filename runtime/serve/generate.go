@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/minerva-ml/minerva/runtime/chat"
-	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/sample"
 )
 
@@ -50,8 +49,12 @@ func (s *Server) runChat(w http.ResponseWriter, r *http.Request, req *request) *
 	if req.ReasoningEffort != "" {
 		opts.ReasoningEffort = req.ReasoningEffort
 	}
+	opts.MaxTokens = s.m.Backend.Ctx() // stop encoding past the context
 	prompt, err := s.m.Format.Render(req.Messages, opts)
 	if err != nil {
+		if errors.Is(err, chat.ErrTooLong) {
+			return promptTooLong("messages", opts.MaxTokens)
+		}
 		if errors.Is(err, chat.ErrBadConversation) {
 			return invalid("messages", "invalid_value", "%v", err)
 		}
@@ -68,12 +71,21 @@ func (s *Server) runChat(w http.ResponseWriter, r *http.Request, req *request) *
 	return s.generate(r.Context(), j, out, true)
 }
 
+// promptTooLong: encoding stopped once the prompt passed the context.
+func promptTooLong(param string, ctxLen int) *apiError {
+	return invalid(param, "context_length_exceeded", "the prompt is more than %d tokens, but the model's context holds %d; shorten it (or serve with a larger --ctx)", ctxLen, ctxLen)
+}
+
 func (s *Server) runCompletion(w http.ResponseWriter, r *http.Request, req *request) *apiError {
 	prompt := req.PromptIDs
 	if prompt == nil {
 		// A raw prompt may hold special tokens, as llama.cpp allows: it
 		// is how a client drives a chat format itself.
-		prompt = toInt32(s.m.Tokenizer.Encode(req.Prompt))
+		ids, err := s.m.Tokenizer.EncodeLimit(req.Prompt, s.m.Backend.Ctx())
+		if err != nil {
+			return promptTooLong("prompt", s.m.Backend.Ctx())
+		}
+		prompt = toInt32(ids)
 	}
 	V := s.m.Backend.Vocab()
 	for i, id := range prompt {
@@ -185,75 +197,25 @@ func (s *Server) generate(ctx context.Context, j *job, out output, chatMode bool
 	}
 	defer s.queue.release()
 
-	// Reuse the cached prefix; at least one token must run to give the
-	// logits of the last prompt token.
-	reuse := commonPrefix(s.cached, j.prompt)
-	if reuse == n {
-		reuse--
-	}
-	s.session.Truncate(reuse)
-	s.cached = s.cached[:reuse]
-
 	if err := out.begin(); err != nil {
 		s.count(func(m *Metrics) { m.Cancelled++ })
 		return nil
 	}
-	var parser chat.Parser
+	turn := chat.Turn{Prompt: j.prompt, MaxTokens: maxTokens, StopTokens: stopIDs, StopStrings: req.Stop, Sampler: smp}
 	if chatMode {
-		parser = s.m.Format.NewParser()
+		turn.Parser = s.m.Format.NewParser()
+	} else {
+		// Special tokens are structure, not text, as in chat.
+		turn.Parser = chat.NewTextParser(s.m.Tokenizer)
 	}
-	raw := s.m.Tokenizer.NewStreamDecoder()
-	stops := chat.NewStopStrings(req.Stop)
-	generated := make([]int32, 0, 64)
-	// emit sends text through the stop strings; it reports a stop.
-	emit := func(text string) error {
-		shown, stopped := stops.Push(text)
-		if shown != "" {
-			if err := out.content(shown); err != nil {
-				return err
-			}
-		}
-		if stopped {
-			return engine.ErrStopGeneration
-		}
-		return nil
-	}
-	route := func(d chat.Delta) error {
-		switch {
-		case d.Text == "":
-			return nil
-		case d.Channel == chat.Analysis:
-			return out.reasoning(d.Text)
-		case d.Channel == chat.Commentary && d.Recipient != "":
-			return nil // a tool call: not supported, not shown
-		}
-		return emit(d.Text)
-	}
-	stoppedByString := false
-	st, err := engine.Generate(ctx, s.session, j.prompt[reuse:], engine.GenOptions{MaxTokens: maxTokens, Stop: stopIDs, Sampler: smp}, func(id int32, stop bool) error {
-		generated = append(generated, id)
-		var err error
-		if chatMode {
-			err = route(parser.Push(id))
-		} else if !stop && !s.m.Tokenizer.IsSpecial(int(id)) {
-			// Special tokens are structure, not text, as in chat.
-			text, derr := raw.Next(int(id))
-			if derr == nil {
-				err = emit(text)
-			}
-		}
-		if errors.Is(err, engine.ErrStopGeneration) {
-			stoppedByString = true
-		}
-		return err
-	})
-	all := append(j.prompt[:n:n], generated...)
-	s.cached = append(s.cached[:0], all[:min(s.session.Pos(), len(all))]...)
+	sink := &outputSink{out: out}
+	res, err := turn.Run(ctx, s.session, sink)
 	if s.cfg.OnGeneration != nil {
-		s.cfg.OnGeneration(Generation{Endpoint: j.endpoint, Stats: st, Reused: reuse, Err: err})
+		s.cfg.OnGeneration(Generation{Endpoint: j.endpoint, Stats: res.Stats, Reused: res.Reused, Err: err})
 	}
 	if err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || sink.err != nil {
+			// The client is gone, or its connection failed.
 			s.count(func(m *Metrics) { m.Cancelled++ })
 			return nil
 		}
@@ -261,51 +223,35 @@ func (s *Server) generate(ctx context.Context, j *job, out output, chatMode bool
 		out.fail(&apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: err.Error()})
 		return nil
 	}
-	// The text held back at the end.
-	if !stoppedByString {
-		var ferr error
-		if chatMode {
-			ferr = route(parser.Flush())
-		} else {
-			ferr = emit(raw.Flush())
-		}
-		if errors.Is(ferr, engine.ErrStopGeneration) {
-			stoppedByString, ferr = true, nil
-		}
-		if rest := stops.Flush(); ferr == nil && rest != "" {
-			ferr = out.content(rest)
-		}
-		if ferr != nil {
-			s.count(func(m *Metrics) { m.Cancelled++ })
-			return nil
-		}
-	}
-	finish := "stop"
-	if !stoppedByString && (st.StoppedBy == "length" || st.StoppedBy == "context") {
-		finish = "length"
-	}
-	u := usage{PromptTokens: n, CompletionTokens: st.GeneratedTokens, TotalTokens: n + st.GeneratedTokens}
-	u.PromptTokensDetails.CachedTokens = reuse
+	u := usage{PromptTokens: n, CompletionTokens: res.GeneratedTokens, TotalTokens: n + res.GeneratedTokens}
+	u.PromptTokensDetails.CachedTokens = res.Reused
 	s.count(func(m *Metrics) {
 		m.Completed++
 		m.PromptTokens += int64(n)
-		m.CachedTokens += int64(reuse)
-		m.CompletionTokens += int64(st.GeneratedTokens)
+		m.CachedTokens += int64(res.Reused)
+		m.CompletionTokens += int64(res.GeneratedTokens)
 	})
-	if err := out.end(finish, u); err != nil {
+	if err := out.end(res.FinishReason(), u); err != nil {
 		s.count(func(m *Metrics) { m.Cancelled++ })
 	}
 	return nil
 }
 
-func commonPrefix(a, b []int32) int {
-	n := min(len(a), len(b))
-	for i := range n {
-		if a[i] != b[i] {
-			return i
-		}
+// outputSink writes a turn's text to a response and keeps the first
+// error, which means the client can no longer be written to.
+type outputSink struct {
+	out output
+	err error
+}
+
+func (o *outputSink) Content(text string) error   { return o.keep(o.out.content(text)) }
+func (o *outputSink) Reasoning(text string) error { return o.keep(o.out.reasoning(text)) }
+
+func (o *outputSink) keep(err error) error {
+	if err != nil && o.err == nil {
+		o.err = err
 	}
-	return n
+	return err
 }
 
 func toInt32(ids []int) []int32 {

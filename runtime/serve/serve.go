@@ -115,7 +115,6 @@ type Server struct {
 
 	// Guarded by the queue: one generation at a time.
 	session *engine.Session
-	cached  []int32
 
 	mu      sync.Mutex
 	metrics Metrics

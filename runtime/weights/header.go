@@ -127,7 +127,7 @@ func diagnoseHeader(display string, buf []byte) []Problem {
 			// Offset counts the bytes read, the bad one included.
 			fileProblem(BadHeader, "%s: the header is not valid JSON: %v (at file offset %d)", display, err, 8+syntax.Offset-1)
 		case errors.As(err, &typ):
-			fileProblem(BadHeader, "%s: the header is JSON but not an object of tensors: %v", display, err)
+			fileProblem(BadHeader, "%s: the header is JSON but not an object of tensors: found %s", display, jsonFound(typ))
 		default:
 			fileProblem(BadHeader, "%s: the header is not valid JSON: %v", display, err)
 		}
@@ -145,7 +145,12 @@ func diagnoseHeader(display string, buf []byte) []Problem {
 		if name == "__metadata__" {
 			var md map[string]string
 			if err := json.Unmarshal(raw[name], &md); err != nil {
-				fileProblem(BadHeader, "%s: __metadata__ must be an object of strings: %v", display, err)
+				found := "malformed JSON"
+				var typ *json.UnmarshalTypeError
+				if errors.As(err, &typ) {
+					found = jsonFound(typ)
+				}
+				fileProblem(BadHeader, "%s: __metadata__ must be an object of strings: found %s", display, found)
 			}
 			continue
 		}
@@ -305,4 +310,16 @@ func clip(raw []byte) string {
 		return string(raw[:max]) + "..."
 	}
 	return string(raw)
+}
+
+// jsonFound names what a JSON value held where another type was expected,
+// in words of our own: encoding/json's full message names Go types, and its
+// wording changes between Go releases (json.RawMessage became
+// jsontext.Value in 1.27).
+func jsonFound(typ *json.UnmarshalTypeError) string {
+	where := ""
+	if typ.Field != "" {
+		where = " at " + typ.Field
+	}
+	return "a JSON " + typ.Value + where
 }
