@@ -694,7 +694,7 @@ func quoteAll(s []string) []string {
 func kindPhrase(ad ir.AttrDef) string {
 	switch ad.Kind {
 	case ir.IntAttr:
-		return "an int"
+		return fmt.Sprintf("an int between %d and %d", -maxIntAttr, maxIntAttr)
 	case ir.FloatAttr:
 		return "a number"
 	case ir.BoolAttr:
@@ -706,11 +706,17 @@ func kindPhrase(ad ir.AttrDef) string {
 	return "a string"
 }
 
+// maxIntAttr bounds int attributes. Type rules multiply them
+// (heads * head_dim must equal q's width): within this bound a product of
+// two is exact, so a huge attribute cannot wrap around to a width that
+// matches.
+const maxIntAttr = 1<<31 - 1
+
 func conformAttr(ad ir.AttrDef, v any) (any, bool) {
 	switch ad.Kind {
 	case ir.IntAttr:
 		i, ok := v.(int64)
-		return i, ok
+		return i, ok && -maxIntAttr <= i && i <= maxIntAttr
 	case ir.FloatAttr:
 		f, ok := eval.Number(v)
 		if ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
@@ -778,9 +784,6 @@ func (l *lowerer) operand(e *eval.Evaluator, def *ir.OpDef, idx int, n dsl.Node,
 
 // emit appends an op after running its type rule.
 func (l *lowerer) emit(e *eval.Evaluator, at dsl.Node, kind string, args []ir.Arg, attrs ir.Attrs, texts []string) any {
-	if !e.Spent(at, e.Budget.Unrolled(1), "unrolling adds this op") {
-		return eval.Poison{}
-	}
 	def, _ := ir.Lookup(kind)
 	op := &ir.Op{Kind: kind, Args: args, Attrs: attrs, Layer: l.layer}
 	describe := func(i int) string {
@@ -795,6 +798,9 @@ func (l *lowerer) emit(e *eval.Evaluator, at dsl.Node, kind string, args []ir.Ar
 	types, err := def.Infer(op, describe)
 	if err != nil {
 		return e.Errorf(at, "", "%s: %v", kind, err)
+	}
+	if !e.Spent(at, e.Budget.Unrolled(1), "unrolling adds this op") {
+		return eval.Poison{}
 	}
 	for _, t := range types {
 		r := l.f.NewValue(t, "")
