@@ -97,9 +97,6 @@ type Unit struct {
 	// Layers is the trip count of the forward pass's outer loop.
 	Layers int
 	Diags  diag.List
-	// Budget is what the front end may still spend, shared by parse,
-	// config and lower.
-	Budget *budget.Budget
 	// Fused counts how often each fusion rule fired.
 	Fused map[string]int
 	// KV and Arena are the memory plans.
@@ -109,6 +106,9 @@ type Unit struct {
 	Generated *codegen.Output
 	// Timings records each pass that ran, in order.
 	Timings []PassTiming
+	// Budget is what the front end may still spend, shared by parse,
+	// config and lower.
+	Budget *budget.Budget
 }
 
 // PassTiming is one pass's run time.
