@@ -691,7 +691,7 @@ func Format(v any) string {
 }
 
 // FormatLimit bounds the text Format returns.
-const FormatLimit = 1 << 16
+const FormatLimit = 1 << 13
 
 func format(b *strings.Builder, v any) {
 	if b.Len() > FormatLimit {
