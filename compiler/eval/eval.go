@@ -701,6 +701,9 @@ func format(b *strings.Builder, v any) {
 	case nil:
 		b.WriteString("none")
 	case string:
+		if len(x) > FormatLimit {
+			x = x[:FormatLimit]
+		}
 		fmt.Fprintf(b, "%q", x)
 	case float64:
 		s := fmt.Sprint(x)
