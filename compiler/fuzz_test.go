@@ -23,10 +23,10 @@ var fuzzLimits = budget.Limits{
 	Steps: 1 << 14, Elements: 1 << 12, StringBytes: 1 << 14, Unrolled: 1 << 10,
 }
 
-// FuzzCheck runs the front end (parse, config, lower) on arbitrary source
-// and config.json text: it must fail with diagnostics or succeed with IR
-// that verifies, and never panic or hang. Seeded with the shipped models
-// and every case of testdata/errors.
+// FuzzCheck runs what `minervac check` runs (the pipeline up to
+// legalize) on arbitrary source and config.json text: it must fail with
+// diagnostics or succeed with IR that verifies, and never panic or hang.
+// Seeded with the shipped models and every case of testdata/errors.
 func FuzzCheck(f *testing.F) {
 	archs, _ := filepath.Glob("../models/*.arch")
 	cfgs := []string{"../testdata/gpt-oss/tiny-random/config.json", "../testdata/llama/llama-tiny/config.json"}
@@ -52,7 +52,7 @@ func FuzzCheck(f *testing.F) {
 		f.Add(src, cfg)
 	}
 	f.Fuzz(func(t *testing.T, src, cfgText string) {
-		opts := Options{File: "fuzz.arch", Source: src, Verify: true, StopAfter: "dce", Limits: fuzzLimits}
+		opts := Options{File: "fuzz.arch", Source: src, Verify: true, StopAfter: "legalize", Limits: fuzzLimits} // what check runs
 		if cfgText != "" {
 			js, err := config.ParseJSON("config.json", []byte(cfgText))
 			if err != nil {
@@ -92,7 +92,7 @@ forward(tokens) {
 `
 
 // FuzzEval fuzzes compile-time evaluation: config items and forward-pass
-// statements inside a valid model, through config and lowering, under a
+// statements inside a valid model, through what `minervac check` runs, under a
 // small budget. Evaluation must end in a value or in diagnostics, every
 // budget diagnostic points into the file, and nothing panics or hangs.
 func FuzzEval(f *testing.F) {
@@ -117,7 +117,7 @@ func FuzzEval(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, cfgItems, body string) {
 		src := fmt.Sprintf(evalTemplate, cfgItems, body)
-		u, err := Compile(Options{File: "fuzz.arch", Source: src, Verify: true, StopAfter: "dce", Limits: fuzzLimits})
+		u, err := Compile(Options{File: "fuzz.arch", Source: src, Verify: true, StopAfter: "legalize", Limits: fuzzLimits}) // what check runs
 		if err == nil && (u.Func == nil || u.Func.Output == nil) {
 			t.Fatal("compiled without an output")
 		}

@@ -32,7 +32,7 @@ func TestFiftyMegabyteSourceRefused(t *testing.T) {
 	if len(opts.Source) != budget.DefaultSourceBytes+1 {
 		t.Fatalf("read %d bytes of a 50 MB file, want %d", len(opts.Source), budget.DefaultSourceBytes+1)
 	}
-	opts.StopAfter = "lower"
+	opts.StopAfter = "legalize"
 	_, err = Compile(opts)
 	// Line 4 starts after the header; byte 1048576 is on it.
 	col := budget.DefaultSourceBytes - len(head) + 1
@@ -84,7 +84,7 @@ func BenchmarkCheckAtLimits(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				_, _ = Compile(Options{File: "t.arch", Source: src, StopAfter: "lower"})
+				_, _ = Compile(Options{File: "t.arch", Source: src, StopAfter: "legalize"})
 			}
 		})
 	}
@@ -104,7 +104,7 @@ func TestAtLimitsStayWithin(t *testing.T) {
 		"errors":          "too many errors: only the first 100 are shown",
 	}
 	for name, src := range atLimits {
-		_, err := Compile(Options{File: "t.arch", Source: src, StopAfter: "lower"})
+		_, err := Compile(Options{File: "t.arch", Source: src, StopAfter: "legalize"})
 		switch {
 		case want[name] == "" && err != nil:
 			t.Errorf("%s: %v", name, firstLine(err.Error()))
