@@ -159,3 +159,30 @@ func TestShippedModelsFarWithinLimits(t *testing.T) {
 		}
 	}
 }
+
+// Error recovery blanks the line of each syntax error and parses again;
+// blanking a line of '=' joins the prefix operators of the lines around
+// it into one expression nested twice as deep. The text parsed again is
+// checked too, so recovery stops there rather than recurse past the limit
+// (and the later error on line 6 goes unreported).
+func TestRecoveryRechecksDepth(t *testing.T) {
+	run := strings.Repeat("- ", 6)
+	src := "model \"m\"\nconfig {\n  a = " + run + "\n= 1\n" + run + "1\n  b = )\n}\n"
+	count := func(lim budget.Limits) int {
+		_, err := ParseWithin("input.arch", src, lim)
+		var de *diag.Error
+		if !errors.As(err, &de) {
+			t.Fatalf("want syntax errors, got %v", err)
+		}
+		if d := de.List.Diags[0]; d.Message != "unexpected '='" || d.Pos.Line != 4 {
+			t.Fatalf("first error: %s: %s", d.Pos, d.Message)
+		}
+		return len(de.List.Diags)
+	}
+	if n := count(budget.Limits{Depth: 10}); n != 1 {
+		t.Fatalf("depth 10: %d errors, want recovery to stop after the first", n)
+	}
+	if n := count(budget.Limits{Depth: 20}); n != 2 {
+		t.Fatalf("depth 20: %d errors, want both", n)
+	}
+}

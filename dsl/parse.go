@@ -81,6 +81,12 @@ func ParseWithin(name, src string, lim budget.Limits) (*File, error) {
 		if !ok {
 			break
 		}
+		// Blanking a line can join what it separated (the prefix
+		// operators of two lines, say) into deeper nesting: the text to
+		// parse next must pass the same check.
+		if _, d := checkLimits(name, string(text), lim); d != nil {
+			break
+		}
 	}
 	return nil, diags.Err()
 }
