@@ -52,14 +52,16 @@ func checkLimits(name, src string, lim budget.Limits) (int, *diag.Diagnostic) {
 		if tok.EOF() {
 			return tokens, nil
 		}
-		if tok.Type == tokWhitespace || tok.Type == tokComment {
-			continue
-		}
+		// Comments and whitespace count: the parser elides them, but
+		// holds them all.
 		tokens++
 		if tokens > lim.Tokens {
 			p := PosOf(name, tok.Pos)
 			return 0, &diag.Diagnostic{Pos: p, Hint: budget.Hint,
 				Message: fmt.Sprintf("the file goes on past the limit of %d tokens for an .arch file", lim.Tokens)}
+		}
+		if tok.Type == tokWhitespace || tok.Type == tokComment {
+			continue
 		}
 		top := len(soft) - 1
 		if afterBlock && tok.Value != "else" {

@@ -74,12 +74,19 @@ func TestFileSizeRefusedBeforeLexing(t *testing.T) {
 
 func TestTokenLimit(t *testing.T) {
 	src := "model \"m\"\nconfig {\n  a = [1, 2, 3]\n}\n"
-	// model "m" config { a = [ 1 , 2 , 3 ] } is 14 tokens.
-	if _, err := ParseWithin("input.arch", src, budget.Limits{Tokens: 14}); err != nil {
-		t.Fatalf("14 tokens within a limit of 14: %v", err)
+	// model "m" config { a = [ 1 , 2 , 3 ] } is 14 tokens, and the runs
+	// of whitespace between them 10 more.
+	if _, err := ParseWithin("input.arch", src, budget.Limits{Tokens: 24}); err != nil {
+		t.Fatalf("24 tokens within a limit of 24: %v", err)
 	}
-	wantDiag(t, firstDiag(t, src, budget.Limits{Tokens: 13}), "input.arch:4:1",
-		"the file goes on past the limit of 13 tokens for an .arch file")
+	// The 24th is the newline after '}'.
+	wantDiag(t, firstDiag(t, src, budget.Limits{Tokens: 23}), "input.arch:4:2",
+		"the file goes on past the limit of 23 tokens for an .arch file")
+	// A comment is a token too: a file of comments cannot hold more than
+	// a file of code. Line 3 starts with token 9, and each line is two.
+	comments := "model \"m\"\nconfig {\n" + strings.Repeat("#\n", 100) + "}\n"
+	wantDiag(t, firstDiag(t, comments, budget.Limits{Tokens: 100}), "input.arch:49:1",
+		"the file goes on past the limit of 100 tokens for an .arch file")
 }
 
 // TestDepthBoundsRecursion checks the depth measure against each way the
