@@ -69,6 +69,12 @@ var atLimits = map[string]string{
 	"string-bytes": limitModel("", "  s = \"ab\"\n  for i in 0..22 {\n    s = s + s\n  }\n"),
 	// 16384 unrolled ops.
 	"unrolled": limitModel("", "  for i in 0..16380 {\n    x = x + x\n  }\n"),
+	// 16202 unrolled ops that the fusion rules rewrite: a sweep per match
+	// over every op made this take seconds.
+	"unrolled-fusing": "model \"t\"\nconfig {\n  vocab: int = 16\n}\nweights {\n  embed: f32[vocab, 64] = \"embed\"\n" +
+		"  norm: f32[64] = \"norm\"\n  w: f32[64, 64] = \"w\"\n  wq: f32[64, 64] = \"wq\"\n}\nforward(tokens) {\n  x = embedding(embed, tokens)\n" +
+		"  for i in 0..2700 {\n    h = rmsnorm(x, norm, eps=1e-5)\n    q = rope(linear(h, wq), head_dim=16, theta=10000.0)\n" +
+		"    a = attention(q, q, q, heads=4, kv_heads=4, head_dim=16)\n    x = x + linear(a, w)\n  }\n  return linear(x, embed)\n}\n",
 	// 100 errors, then evaluation stops.
 	"errors": "model \"t\"\nconfig {\n" + strings.Repeat("  a = b\n", 2700) + "}\n",
 }
@@ -79,7 +85,7 @@ func limitModel(cfg, body string) string {
 }
 
 func BenchmarkCheckAtLimits(b *testing.B) {
-	for _, name := range []string{"tokens", "tokens-recovery", "steps", "elements", "string-bytes", "unrolled", "errors"} {
+	for _, name := range []string{"tokens", "tokens-recovery", "steps", "elements", "string-bytes", "unrolled", "unrolled-fusing", "errors"} {
 		src := atLimits[name]
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -101,6 +107,7 @@ func TestAtLimitsStayWithin(t *testing.T) {
 		"elements":        "the file has no forward block",
 		"string-bytes":    "",
 		"unrolled":        "",
+		"unrolled-fusing": "",
 		"errors":          "too many errors: only the first 100 are shown",
 	}
 	for name, src := range atLimits {
