@@ -411,18 +411,27 @@ func matchArg(n *Node, a ir.Arg, m *match) *match {
 func Apply(f *ir.Func, rules []*Rule) map[string]int {
 	fired := map[string]int{}
 	for _, r := range rules {
-		p := newPass(f)
+		var p *pass // built at the rule's first match: most rules match nothing
 		for i := 0; i < len(f.Ops); i++ {
 			op := f.Ops[i]
 			if op == nil || op.Kind != r.Pattern.Op {
 				continue
 			}
 			m := matchOp(r.Pattern, op, &match{vars: map[string]ir.Arg{}, named: map[string]*ir.Op{}, exp: map[*ir.Op]bool{}})
-			if m == nil || !fits(r, m) || !p.legal(f, m) {
+			if m == nil || !fits(r, m) {
+				continue
+			}
+			if p == nil {
+				p = newPass(f)
+			}
+			if !p.legal(f, m) {
 				continue
 			}
 			p.replace(f, r, m)
 			fired[r.Name]++
+		}
+		if p == nil {
+			continue
 		}
 		// Fused ops took their roots' places and left the other
 		// matched ops as holes: close them once per rule, not per match.
