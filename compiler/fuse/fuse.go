@@ -410,8 +410,9 @@ func matchArg(n *Node, a ir.Arg, m *match) *match {
 // Apply runs every rule over f and returns how often each fired.
 func Apply(f *ir.Func, rules []*Rule) map[string]int {
 	fired := map[string]int{}
+	var p *pass // built at the first match
 	for _, r := range rules {
-		var p *pass // built at the rule's first match: most rules match nothing
+		changed := false
 		for i := 0; i < len(f.Ops); i++ {
 			op := f.Ops[i]
 			if op == nil || op.Kind != r.Pattern.Op {
@@ -429,8 +430,9 @@ func Apply(f *ir.Func, rules []*Rule) map[string]int {
 			}
 			p.replace(f, r, m)
 			fired[r.Name]++
+			changed = true
 		}
-		if p == nil {
+		if !changed {
 			continue
 		}
 		// Fused ops took their roots' places and left the other
@@ -438,6 +440,7 @@ func Apply(f *ir.Func, rules []*Rule) map[string]int {
 		ops := f.Ops[:0]
 		for _, op := range f.Ops {
 			if op != nil {
+				p.index[op] = len(ops)
 				ops = append(ops, op)
 			}
 		}
@@ -447,14 +450,14 @@ func Apply(f *ir.Func, rules []*Rule) map[string]int {
 	return fired
 }
 
-// pass is what one rule's sweep over the ops knows about them: each op's
-// index in f.Ops and, for each value, the ops that read it in program
-// order. Each match is then checked and replaced in time proportional to
-// its own size, not to the program's: a sweep is linear, where a scan of
-// every op per match made an .arch of 12000 ops take seconds to check.
+// pass is what Apply knows about the ops: each live op's index in f.Ops
+// and, for each value, the ops that read it in program order. Each match
+// is then checked and replaced in time proportional to its own size, not
+// to the program's: Apply is linear, where a scan of every op per match
+// made an .arch of 12000 ops take seconds to check.
 type pass struct {
-	index   map[*ir.Op]int
-	readers map[*ir.Value][]*ir.Op // ascending index; may hold dead ops
+	index   map[*ir.Op]int         // live ops; a dead op keeps a stale index
+	readers map[*ir.Value][]*ir.Op // ascending index once dead ops are dropped
 	dead    map[*ir.Op]bool        // ops a fused op replaced
 }
 
@@ -590,7 +593,7 @@ func (p *pass) replace(f *ir.Func, r *Rule, m *match) {
 
 // addReader inserts op, at index at, into v's readers in program order.
 func (p *pass) addReader(v *ir.Value, op *ir.Op, at int) {
-	rs := p.readers[v]
+	rs := p.live(v)
 	i := sort.Search(len(rs), func(i int) bool { return p.index[rs[i]] > at })
 	if i > 0 && rs[i-1] == op {
 		return
