@@ -491,14 +491,23 @@ func (p *pass) live(v *ir.Value) []*ir.Op {
 	return out
 }
 
-// legal checks that fusing the match keeps the program correct: ops inside
-// the match are read only inside it (or are exported), exported values are
-// first read after the fused op's position, and the output is not hidden.
+// legal checks that fusing the match keeps the program correct: its
+// operands come from outside it, ops inside the match are read only inside
+// it (or are exported), exported values are first read after the fused
+// op's position, and the output is not hidden.
 func (p *pass) legal(f *ir.Func, m *match) bool {
 	root := m.ops[0]
 	inside := make(map[*ir.Op]bool, len(m.ops))
 	for _, op := range m.ops {
 		inside[op] = true
+	}
+	// An operand of the fused op must come from outside it: in
+	// `y = linear(x, w); y + y`, linear_add's $residual would be the
+	// linear's own result.
+	for _, a := range m.vars {
+		if a.V != nil && inside[a.V.Def] {
+			return false
+		}
 	}
 	for _, o := range m.ops[1:] {
 		for _, r := range o.Results {
