@@ -490,8 +490,8 @@ func (l *lowerer) index(e *eval.Evaluator, n *dsl.Index, x, i any) (any, bool) {
 	if !ok {
 		return e.Errorf(n.Index, "", "a layer index must be an integer, not %s", eval.Describe(i)), true
 	}
-	j := k - fam.from
-	if j < 0 || j >= int64(len(fam.weights)) {
+	j, fits := eval.CheckedInt("-", k, fam.from)
+	if !fits || j < 0 || j >= int64(len(fam.weights)) {
 		return e.Errorf(n.Index, "", "%s is declared for layers %d..%d; %d is out of range", fam.name, fam.from, fam.from+int64(len(fam.weights)), k), true
 	}
 	return fam.weights[j], true
