@@ -120,6 +120,18 @@ func (e *Evaluator) Spent(n dsl.Node, err error, format string, args ...any) boo
 	return false
 }
 
+// SpentAt is Spent for a span that is not a node.
+func (e *Evaluator) SpentAt(p, end diag.Pos, err error, format string, args ...any) bool {
+	if err == nil {
+		return true
+	}
+	var le *budget.LimitError
+	if errors.As(err, &le) {
+		e.ErrorAt(p, end, budget.Hint, "%s, %v", fmt.Sprintf(format, args...), le)
+	}
+	return false
+}
+
 // Suggest is diag.DidYouMean for a diagnostic at p, computed only when
 // that diagnostic will be reported and charged to the budget (a step per
 // candidate): thousands of misspelt names among thousands of declared
@@ -657,6 +669,9 @@ func (e *Evaluator) call(n *dsl.Call) any {
 	return e.ErrorAt(p, end, diag.DidYouMean(n.Fn, append(append([]string{}, Builtins...), e.Hooks.CallNames...)), "unknown %s '%s'", kind, n.Fn)
 }
 
+// describeBytes is how much of a string Describe quotes.
+const describeBytes = 64
+
 // Describe names a value's kind for messages: "the int 3", "a list of 4".
 func Describe(v any) string {
 	switch x := v.(type) {
@@ -669,6 +684,9 @@ func Describe(v any) string {
 	case bool:
 		return fmt.Sprintf("%t", x)
 	case string:
+		if len(x) > describeBytes {
+			return fmt.Sprintf("the string %q... (%d bytes)", x[:describeBytes], len(x))
+		}
 		return fmt.Sprintf("the string %q", x)
 	case []any:
 		return fmt.Sprintf("a list of %d", len(x))

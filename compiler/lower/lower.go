@@ -83,14 +83,21 @@ func (l *lowerer) pos(p interface{ Span() (diag.Pos, diag.Pos) }) diag.Pos {
 	return s
 }
 
-// text returns the source text of a node, for messages.
+// text returns the source text of a node, for messages: at most
+// textBytes of it, since a node's text may be most of the file.
 func (l *lowerer) text(n dsl.Node) string {
 	p, e := n.Span()
 	if p.Offset >= 0 && e.Offset <= len(l.file.Source) && p.Offset < e.Offset {
-		return strings.TrimSpace(l.file.Source[p.Offset:e.Offset])
+		s := strings.TrimSpace(l.file.Source[p.Offset:e.Offset])
+		if len(s) > textBytes {
+			s = s[:textBytes] + "..."
+		}
+		return s
 	}
 	return "?"
 }
+
+const textBytes = 100
 
 func (l *lowerer) declareWeights() {
 	for _, b := range l.file.Blocks {
@@ -217,6 +224,11 @@ func (l *lowerer) weight(d *dsl.WeightDecl, scope eval.Scope, layer int) any {
 	}
 	ck, ok := l.interpolate(d, scope)
 	if !ok {
+		return eval.Poison{}
+	}
+	// The names a weight loop makes are strings like any other: a long
+	// pattern or name times many layers is charged to the budget.
+	if layer >= 0 && !l.ev.SpentAt(p, diag.Pos{}, l.ev.Budget.StringBytes(int64(len(name))+int64(len(ck))), "naming the weights of layer %d", layer) {
 		return eval.Poison{}
 	}
 	w.Checkpoint = ck

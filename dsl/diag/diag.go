@@ -73,20 +73,31 @@ func (l *List) AddSource(file, src string) {
 
 // Errorf records a diagnostic at a span.
 func (l *List) Errorf(pos, end Pos, hint string, format string, args ...any) {
-	if l.Full() {
-		l.dropped++
-		return
-	}
-	l.Diags = append(l.Diags, Diagnostic{Pos: pos, End: end, Message: fmt.Sprintf(format, args...), Hint: hint})
+	l.Add(Diagnostic{Pos: pos, End: end, Message: fmt.Sprintf(format, args...), Hint: hint})
 }
 
-// Add records a diagnostic.
+// Add records a diagnostic. A message or hint longer than MaxText bytes
+// is cut there: one can quote a name or a string of the input, and the
+// input may be a megabyte long.
 func (l *List) Add(d Diagnostic) {
 	if l.Full() {
 		l.dropped++
 		return
 	}
+	d.Message, d.Hint = clip(d.Message, MaxText), clip(d.Hint, MaxText)
 	l.Diags = append(l.Diags, d)
+}
+
+// MaxText bounds a diagnostic's message and hint, and the part of a
+// source line it quotes.
+const MaxText = 1024
+
+// clip cuts s to at most n bytes (and "...").
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // Merge appends the diagnostics and sources of another list.
@@ -170,6 +181,22 @@ func (l *List) Format(d Diagnostic) string {
 		width := 1
 		if d.End.IsValid() && d.End.Line == d.Pos.Line && d.End.Col > d.Pos.Col {
 			width = d.End.Col - d.Pos.Col
+		}
+		// A long line is quoted around the caret only.
+		if full := line; len(full) > MaxText {
+			start := max(0, min(d.Pos.Col-1, len(full))-MaxText/2)
+			end := min(len(full), start+MaxText)
+			col := d.Pos.Col - start // in full[start:end]
+			width = max(1, min(width, end-start-(col-1)))
+			line = full[start:end]
+			if start > 0 {
+				line = "..." + line
+				col += 3
+			}
+			if end < len(full) {
+				line += "..."
+			}
+			d.Pos.Col = col
 		}
 		// Tabs in the prefix stay tabs so the caret lines up in any editor.
 		prefix := []byte(line)
