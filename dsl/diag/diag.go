@@ -245,8 +245,18 @@ func (l *List) sourceLine(p Pos) (string, bool) {
 // Suggest returns the candidate closest to name by edit distance, or "" when
 // none is close enough to be a plausible typo.
 func Suggest(name string, candidates []string) string {
+	// The distance takes len(name) * len(c) steps and as many ints: past
+	// a plausible name's length there is no suggestion (two names of
+	// 200 KB took 320 GB). A candidate whose length differs by more than
+	// the limit below cannot be close enough.
+	if len(name) > maxSuggest {
+		return ""
+	}
 	best, bestD := "", 1<<30
 	for _, c := range candidates {
+		if len(c) > maxSuggest || len(c) > len(name)+3 || len(name) > len(c)+3 {
+			continue
+		}
 		d := distance(name, c)
 		if d < bestD || (d == bestD && c < best) {
 			best, bestD = c, d
@@ -266,6 +276,9 @@ func Suggest(name string, candidates []string) string {
 	}
 	return ""
 }
+
+// maxSuggest is the longest name Suggest compares.
+const maxSuggest = 64
 
 // DidYouMean formats a hint from Suggest, or returns "".
 func DidYouMean(name string, candidates []string) string {

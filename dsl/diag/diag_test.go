@@ -48,3 +48,18 @@ func TestLimit(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// Suggest compares names of a plausible length only: the distance of two
+// 200 KB names needed 320 GB.
+func TestSuggestLongNames(t *testing.T) {
+	if got := Suggest("rmsnrom", []string{"rmsnorm", "linear"}); got != "rmsnorm" {
+		t.Fatalf("got %q", got)
+	}
+	long := strings.Repeat("a", 200000)
+	if got := Suggest(long+"b", []string{long + "c", "x"}); got != "" {
+		t.Fatalf("got a suggestion of %d bytes", len(got))
+	}
+	if got := Suggest("abc", []string{long}); got != "" {
+		t.Fatalf("got %q", got)
+	}
+}
