@@ -27,15 +27,21 @@ func RunnableOps() []ir.OpKind {
 	return out
 }
 
-// compareOpByOp fills the CPU's cache with a random prefill of prefix
-// tokens, then runs every op alone on both backends, from the same cache
-// and with the same fresh random operands (for one token and for
-// several), and compares the results and the whole KV cache (an op that
-// writes none must leave it as it was). seen collects the op kinds run.
+// compareOpByOp loads the backend under test and compares it with the CPU
+// op by op (CompareOpByOp).
 func (s *suite) compareOpByOp(t *testing.T, p *program.Program, ck *weights.Checkpoint, prefix int, seen map[ir.OpKind]bool) {
 	t.Helper()
-	b := s.load(t, p, ck)
-	g := b.(OpRunner)
+	CompareOpByOp(t, s.load(t, p, ck).(OpRunner), p, ck, prefix, seen)
+}
+
+// CompareOpByOp fills the CPU's cache with a random prefill of prefix
+// tokens, then runs every op of p alone on both the CPU and g (a backend
+// that loaded p and ck), from the same cache and with the same fresh
+// random operands (for one token and for several), and compares the
+// results and the whole KV cache (an op that writes none must leave it as
+// it was). seen collects the op kinds run.
+func CompareOpByOp(t *testing.T, g OpRunner, p *program.Program, ck *weights.Checkpoint, prefix int, seen map[ir.OpKind]bool) {
+	t.Helper()
 	cm, err := cpu.Load(p, ck, cpu.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ func CacheDir() string {
 // compiler against the Metal-compatibility layer and starts its driver.
 // seed drives the order in which each threadgroup's threads run.
 func NewEmulator(out *program.Code, seed uint64) (Device, error) {
-	glue, err := mslemu.Glue(emuKernels(out.Kernels))
+	glue, err := mslemu.Glue(mslemu.Signatures(out.Kernels))
 	if err != nil {
 		return nil, fmt.Errorf("BUG: mslemu glue: %w", err)
 	}
@@ -46,25 +46,6 @@ func NewEmulator(out *program.Code, seed uint64) (Device, error) {
 		return nil, err
 	}
 	return &emu{dev: dev, seed: seed}, nil
-}
-
-// emuKernels describes every kernel's signature to mslemu, which generates
-// the launch code from it rather than re-parsing the source: the buffers,
-// the threadgroup memory, then the thread positions every kernel declares.
-func emuKernels(ks []*program.Kernel) []mslemu.Kernel {
-	var out []mslemu.Kernel
-	for _, k := range ks {
-		mk := mslemu.Kernel{Name: k.Name}
-		for _, p := range k.Params {
-			mk.Params = append(mk.Params, mslemu.Param{Name: p.Name, Kind: mslemu.ParamBuffer, Index: p.Index, Type: p.Type})
-		}
-		mk.Params = append(mk.Params, mslemu.Param{Name: "tg", Kind: mslemu.ParamThreadgroupMem, Index: 0, Type: "threadgroup float*"})
-		for _, a := range program.ThreadAttrs {
-			mk.Params = append(mk.Params, mslemu.Param{Name: a.Name, Kind: mslemu.ParamAttr, Attr: a.Attr, AttrType: a.Type})
-		}
-		out = append(out, mk)
-	}
-	return out
 }
 
 func (e *emu) NewBuffer(size int) (Buffer, error) {

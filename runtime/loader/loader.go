@@ -37,7 +37,7 @@ type Spec struct {
 	Model string
 	// Plan is the run-time shape when Arch is compiled here.
 	Plan compiler.PlanOptions
-	// Backend is "auto", "cpu", "mslemu" or "metal".
+	// Backend is "auto", "cpu", "mslemu", "metal" or "cuda".
 	Backend string
 	// Workers is the CPU backend's thread count (0: all cores).
 	Workers int
@@ -196,11 +196,11 @@ func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program,
 		}
 		file, src = a.File, a.Source
 	case strings.HasSuffix(spec.Arch, ".arch"):
-		b, err := os.ReadFile(spec.Arch)
+		text, err := compiler.ReadSource(spec.Arch)
 		if err != nil {
-			return nil, "", fmt.Errorf("cannot read the architecture: %w", err)
+			return nil, "", err
 		}
-		file, src = spec.Arch, string(b)
+		file, src = spec.Arch, text
 	default:
 		return nil, "", fmt.Errorf("%s is neither an .arch file nor a compiled artifact", spec.Arch)
 	}
@@ -230,7 +230,7 @@ func backendName(spec Spec) string {
 }
 
 // Backends lists the accepted --backend values.
-var Backends = []string{"auto", "cpu", "mslemu", "metal"}
+var Backends = []string{"auto", "cpu", "mslemu", "metal", "cuda"}
 
 func newBackend(spec Spec, p *program.Program, ck *weights.Checkpoint) (engine.Backend, string, error) {
 	name := backendName(spec)
@@ -243,7 +243,7 @@ func newBackend(spec Spec, p *program.Program, ck *weights.Checkpoint) (engine.B
 			return nil, "", err
 		}
 		return m, "cpu", nil
-	case "mslemu", "metal":
+	case "mslemu", "metal", "cuda":
 		if p.Code == nil {
 			var err error
 			if p.Code, err = codegen.Generate(p.Func, p.KV); err != nil {
@@ -252,9 +252,12 @@ func newBackend(spec Spec, p *program.Program, ck *weights.Checkpoint) (engine.B
 		}
 		var dev gpu.Device
 		var err error
-		if name == "mslemu" {
+		switch name {
+		case "mslemu":
 			dev, err = gpu.NewEmulator(p.Code, 1)
-		} else {
+		case "cuda":
+			dev, err = gpu.NewCUDA(p.Code)
+		default:
 			lib := ""
 			if spec.Arch != "" && program.IsArtifact(spec.Arch) {
 				if p := filepath.Join(spec.Arch, program.MetallibName); fileExists(p) {

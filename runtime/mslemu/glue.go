@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/minerva-ml/minerva/program"
 )
 
 // ParamKind says how a kernel parameter receives its value.
@@ -101,6 +103,26 @@ const maxThreadsPerThreadgroup = 1024
 
 // maxBindings is Metal's number of buffer and threadgroup-memory slots.
 const maxBindings = 31
+
+// Signatures describes compiled kernels' signatures as Glue (and
+// runtime/cuda's translation) read them, rather than re-parsing the
+// source: the buffers, the threadgroup memory, then the thread positions
+// every kernel declares (program.ThreadAttrs).
+func Signatures(ks []*program.Kernel) []Kernel {
+	var out []Kernel
+	for _, k := range ks {
+		mk := Kernel{Name: k.Name}
+		for _, p := range k.Params {
+			mk.Params = append(mk.Params, Param{Name: p.Name, Kind: ParamBuffer, Index: p.Index, Type: p.Type})
+		}
+		mk.Params = append(mk.Params, Param{Name: "tg", Kind: ParamThreadgroupMem, Index: 0, Type: "threadgroup float*"})
+		for _, a := range program.ThreadAttrs {
+			mk.Params = append(mk.Params, Param{Name: a.Name, Kind: ParamAttr, Attr: a.Attr, AttrType: a.Type})
+		}
+		out = append(out, mk)
+	}
+	return out
+}
 
 // Glue returns the C++ launch glue for the kernels: one launcher per kernel
 // with the uniform signature void(const Launch*, const Thread*), and the
