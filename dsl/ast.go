@@ -214,7 +214,7 @@ type Expr struct {
 // OpTerm is one `op operand` pair of an Expr.
 type OpTerm struct {
 	Pos     lexer.Position
-	Op      string `parser:"@( 'or' | 'and' | '==' | '!=' | '<=' | '>=' | '<' | '>' | '+' | '-' | '*' | '/' | '%' )"`
+	Op      string `parser:"@( 'or' | 'and' | 'in' | '==' | '!=' | '<=' | '>=' | '<' | '>' | '+' | '-' | '*' | '/' | '%' )"`
 	Operand *Unary `parser:"@@"`
 }
 

@@ -11,6 +11,7 @@ package lower
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/minerva-ml/minerva/compiler/config"
@@ -195,6 +196,15 @@ func (l *lowerer) weight(d *dsl.WeightDecl, scope eval.Scope, layer int) any {
 		return eval.Poison{}
 	}
 	w.Checkpoint = ck
+	if st, ok := w.Stacked(); ok {
+		switch {
+		case dt == ir.MXFP4:
+			return l.ev.ErrorAt(p, diag.Pos{}, "", "weight %s: mxfp4 weights cannot be stacked from one tensor per index", name)
+		case len(w.Shape) < 2 || w.Shape[0] != st.Hi-st.Lo:
+			return l.ev.ErrorAt(p, diag.Pos{}, "the first dimension counts the stacked tensors",
+				"weight %s stacks %d tensors (%s), so its shape must be [%d, ...], not %s", name, st.Hi-st.Lo, ir.StackRange(st.Lo, st.Hi), st.Hi-st.Lo, w.Shape)
+		}
+	}
 	if prev, dup := l.ckpt[ck]; dup {
 		return l.ev.ErrorAt(p, diag.Pos{}, fmt.Sprintf("the other is at %s", prev), "weight %s reads checkpoint tensor %q, which another weight reads too", name, ck)
 	}
@@ -204,8 +214,13 @@ func (l *lowerer) weight(d *dsl.WeightDecl, scope eval.Scope, layer int) any {
 }
 
 // interpolate fills `{name}` in a checkpoint name pattern.
+//
+// `{lo..hi}` (integer literals or names) stacks one tensor per index along
+// a new first dimension; the name keeps the range with its bounds
+// evaluated (ir.Weight.Stacked).
 func (l *lowerer) interpolate(d *dsl.WeightDecl, scope eval.Scope) (string, bool) {
 	var b strings.Builder
+	stacked := false
 	s := d.Pattern
 	for {
 		open := strings.IndexByte(s, '{')
@@ -220,6 +235,36 @@ func (l *lowerer) interpolate(d *dsl.WeightDecl, scope eval.Scope) (string, bool
 		}
 		b.WriteString(s[:open])
 		name := strings.TrimSpace(s[open+1 : open+closing])
+		if lo, hi, isRange := strings.Cut(name, ".."); isRange {
+			// One tensor per index, stacked along a new first dimension.
+			if stacked {
+				l.weightError(d, "", "the checkpoint name %q has two ranges; a weight stacks tensors along one dimension", d.Pattern)
+				return "", false
+			}
+			stacked = true
+			var bounds [2]int64
+			for k, e := range []string{lo, hi} {
+				e = strings.TrimSpace(e)
+				if n, err := strconv.ParseInt(e, 10, 64); err == nil {
+					bounds[k] = n
+					continue
+				}
+				v, ok := scope.Lookup(e)
+				n, isInt := v.(int64)
+				if !ok || !isInt {
+					l.weightError(d, diag.DidYouMean(e, scope.Names()), "the range '{%s}' in the checkpoint name %q needs integer bounds; '%s' is not an int here", name, d.Pattern, e)
+					return "", false
+				}
+				bounds[k] = n
+			}
+			if bounds[1] <= bounds[0] {
+				l.weightError(d, "", "the range '{%s}' in the checkpoint name %q is empty (%d..%d)", name, d.Pattern, bounds[0], bounds[1])
+				return "", false
+			}
+			b.WriteString(ir.StackRange(bounds[0], bounds[1]))
+			s = s[open+closing+1:]
+			continue
+		}
 		v, ok := scope.Lookup(name)
 		if !ok {
 			l.weightError(d, diag.DidYouMean(name, scope.Names()), "the checkpoint name %q uses '{%s}', which is not defined here", d.Pattern, name)

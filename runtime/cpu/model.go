@@ -88,6 +88,9 @@ type step struct {
 
 // Load binds a program to a checkpoint that Program.Validate accepted.
 func Load(p *program.Program, ck *weights.Checkpoint, opts Options) (*Model, error) {
+	if err := p.StackWeights(ck); err != nil {
+		return nil, err
+	}
 	m := &Model{
 		prog:    p,
 		pool:    newPool(opts.Workers),

@@ -27,7 +27,7 @@ type weight struct {
 func bindWeight(w *ir.Weight, ck *weights.Checkpoint) (*weight, error) {
 	out := &weight{name: w.Name, dtype: w.DType, shape: w.Shape, cols: int(w.Shape.Last())}
 	out.rows = int(w.Shape.Elems()) / out.cols
-	tensors := w.Tensors()
+	tensors := w.Bound()
 	get := func(name string) ([]byte, error) {
 		t, ok := ck.Tensor(name)
 		if !ok {

@@ -83,6 +83,9 @@ type tensorRef struct {
 // Load binds a program and its generated kernels to a device and a
 // checkpoint that Program.Validate accepted.
 func Load(p *program.Program, out *codegen.Output, ck *weights.Checkpoint, dev Device) (*Model, error) {
+	if err := p.StackWeights(ck); err != nil {
+		return nil, err
+	}
 	m := &Model{prog: p, dev: dev, out: out, kernels: map[string]*kernels.Kernel{}, tensors: map[string]tensorRef{},
 		batch: int(p.Arena.Batch), ctx: int(p.KV.Ctx), vocab: p.Vocab()}
 	for _, k := range out.Kernels {
