@@ -31,6 +31,7 @@ var testModels = []fixture{
 	{"llama-tiny", "../../models/llama.arch", "../../testdata/llama/llama-tiny", "../../testdata/llama/llama-tiny"},
 	{"mistral-tiny", "../../models/mistral.arch", "../../testdata/families/mistral-tiny", "../../testdata/families/mistral-tiny"},
 	{"qwen3-moe-tiny", "../../models/qwen3-moe.arch", "../../testdata/families/qwen3-moe-tiny", "../../testdata/families/qwen3-moe-tiny"},
+	{"gemma3-tiny", "../../models/gemma3.arch", "../../testdata/families/gemma3-tiny", "../../testdata/families/gemma3-tiny"},
 }
 
 func needCompiler(t testing.TB) {
