@@ -623,6 +623,23 @@ var baseOps = []*OpDef{
 	unary(OpTanh, "tanh(x)"),
 	unary(OpReLU, "max(x, 0)"),
 	unary(OpExp, "exp(x)"),
+	{
+		Name:   OpNarrow,
+		Doc:    "features start..start+size of each token: one part of a fused projection (Phi-3's qkv_proj)",
+		Inputs: []InputDef{{Name: "x", Kind: TensorIn}},
+		Attrs:  []AttrDef{{Name: "start", Kind: IntAttr}, {Name: "size", Kind: IntAttr}},
+		Infer: func(op *Op, describe Describer) ([]Type, error) {
+			n, err := features(op, 0, describe)
+			if err != nil {
+				return nil, err
+			}
+			start, size := op.Attrs.Int("start"), op.Attrs.Int("size")
+			if start < 0 || size <= 0 || start+size > n {
+				return nil, fmt.Errorf("narrow start=%d size=%d does not fit the %d features of %s (it needs 0 <= start and start + size <= %d, size > 0)", start, size, n, describe(0), n)
+			}
+			return []Type{f32(Seq, size)}, nil
+		},
+	},
 }
 
 // fusedOps are the kinds the fusion rules make. Their inputs are the

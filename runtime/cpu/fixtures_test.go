@@ -25,6 +25,7 @@ var testModels = []fixture{
 	{"families/mistral-tiny", "../../models/mistral.arch", "../../testdata/families/mistral-tiny", "../../testdata/families/mistral-tiny"},
 	{"families/qwen3-moe-tiny", "../../models/qwen3-moe.arch", "../../testdata/families/qwen3-moe-tiny", "../../testdata/families/qwen3-moe-tiny"},
 	{"families/gemma3-tiny", "../../models/gemma3.arch", "../../testdata/families/gemma3-tiny", "../../testdata/families/gemma3-tiny"},
+	{"families/phi3-tiny", "../../models/phi3.arch", "../../testdata/families/phi3-tiny", "../../testdata/families/phi3-tiny"},
 }
 
 // compileFixture compiles a fixture's architecture for its config.json.
