@@ -601,7 +601,19 @@ func (l *lowerer) call(e *eval.Evaluator, c *dsl.Call) (any, bool) {
 		for _, a := range def.Attrs {
 			out = append(out, a.Name)
 		}
+		for _, a := range def.Stated {
+			out = append(out, a.Name)
+		}
 		return out
+	}
+	stated, statedNodes := ir.Attrs{}, map[string]dsl.Node{}
+	isStated := func(name string) *ir.AttrDef {
+		for i := range def.Stated {
+			if def.Stated[i].Name == name {
+				return &def.Stated[i]
+			}
+		}
+		return nil
 	}
 	for _, a := range c.Args {
 		idx := -1
@@ -634,6 +646,27 @@ func (l *lowerer) call(e *eval.Evaluator, c *dsl.Call) (any, bool) {
 			attrVals[a.Name] = v
 			attrNodes[a.Name] = a.Value
 			poisoned = poisoned || eval.IsPoison(v)
+			continue
+		case isStated(a.Name) != nil:
+			if _, dup := statedNodes[a.Name]; dup {
+				e.Errorf(a, "", "%s is given twice", a.Name)
+				poisoned = true
+				continue
+			}
+			statedNodes[a.Name] = a.Value
+			v := e.Eval(a.Value)
+			if eval.IsPoison(v) {
+				poisoned = true
+				continue
+			}
+			ad := isStated(a.Name)
+			conv, ok := conformAttr(*ad, v)
+			if !ok {
+				e.Errorf(a.Value, "", "%s: %s must be %s, not %s", def.Name, ad.Name, kindPhrase(*ad), eval.Describe(v))
+				poisoned = true
+				continue
+			}
+			stated = append(stated, ir.Attr{Key: ad.Name, Value: conv})
 			continue
 		default:
 			p, _ := a.Span()
@@ -699,7 +732,22 @@ func (l *lowerer) call(e *eval.Evaluator, c *dsl.Call) (any, bool) {
 	if poisoned {
 		return eval.Poison{}, true
 	}
-	return l.emit(e, c, def.Name, args, attrs, texts), true
+	res := l.emit(e, c, def.Name, args, attrs, texts)
+	if v, ok := res.(*ir.Value); ok && def.CheckStated != nil {
+		describe := func(i int) string {
+			if texts[i] != "" {
+				if w := args[i].W; w != nil {
+					return fmt.Sprintf("%s (%s)", texts[i], w.Name)
+				}
+				return texts[i]
+			}
+			return def.Inputs[i].Name
+		}
+		if err := def.CheckStated(v.Def, stated, describe); err != nil {
+			return e.Errorf(c, "", "%s: %v", def.Name, err), true
+		}
+	}
+	return res, true
 }
 
 func quoteAll(s []string) []string {
