@@ -1,6 +1,6 @@
 // Command minervac compiles .arch model architectures.
 //
-//	minervac check FILE [--config F] [--set k=v]
+//	minervac check FILE [--config F] [--set k=v] [--model DIR]
 //	minervac compile FILE [-o DIR] [--dump ir|after:PASS] [--time-passes] [--verify]
 //	minervac passes
 //
@@ -14,6 +14,7 @@ import (
 	"go/token"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -21,6 +22,8 @@ import (
 	"github.com/minerva-ml/minerva/codegen/artifact"
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/stats"
+	"github.com/minerva-ml/minerva/compiler/wcheck"
+	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
 // SourceFlags select and specialise an architecture.
@@ -48,15 +51,29 @@ func (p PlanFlags) plan() compiler.PlanOptions {
 // CheckCmd is `minervac check`.
 type CheckCmd struct {
 	SourceFlags
+	Model string `help:"A model directory (or .safetensors file): check every declared weight against its checkpoint's tensor headers (names, dtypes, shapes), and use its config.json unless --config is given." placeholder:"DIR"`
 }
 
 // Run checks a file and prints a one-line summary.
 func (c *CheckCmd) Run(env *Env) error {
 	stdout, stderr := env.Stdout, env.Stderr
 	_, _ = stdout, stderr
+	if c.Model != "" && c.Config == "" {
+		if _, err := os.Stat(filepath.Join(c.Model, "config.json")); err == nil {
+			c.Config = c.Model
+		}
+	}
 	opts, err := c.options()
 	if err != nil {
 		return err
+	}
+	if c.Model != "" {
+		ck, err := weights.Open(c.Model)
+		if err != nil {
+			return err
+		}
+		opts.Checkpoint = Headers(ck)
+		ck.Close()
 	}
 	// Up to legalize: the source is checked against every limit of the
 	// kernels, so that check says ok only when compile will succeed.
@@ -67,6 +84,18 @@ func (c *CheckCmd) Run(env *Env) error {
 	}
 	fmt.Fprintln(stdout, u.Summary())
 	return nil
+}
+
+// Headers lists a checkpoint's tensor headers for compiler.Options.Checkpoint.
+func Headers(ck *weights.Checkpoint) []wcheck.Header {
+	out := []wcheck.Header{}
+	for _, name := range ck.Names() {
+		t, _ := ck.Tensor(name)
+		if !t.Stacked {
+			out = append(out, wcheck.Header{Name: name, DType: t.DType.String(), Shape: t.Shape})
+		}
+	}
+	return out
 }
 
 // CompileCmd is `minervac compile`.

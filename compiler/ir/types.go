@@ -170,6 +170,13 @@ type Weight struct {
 	Checkpoint string
 	// Layer is the layer the weight belongs to, or -1.
 	Layer int
+	// Decl is the declaration's name ("q_proj" for "q_proj.3"), Pattern
+	// its checkpoint name as written ("model.layers.{i}.q_proj.weight"),
+	// and Pos, End the span of the declared name, so that a checkpoint
+	// that does not fit is reported once per declaration, at it. The
+	// front end fills them; the IR's text form does not keep them.
+	Decl, Pattern string
+	Pos, End      Pos
 }
 
 // Tensor is one physical tensor of the checkpoint.

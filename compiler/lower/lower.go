@@ -175,7 +175,10 @@ func (l *lowerer) weight(d *dsl.WeightDecl, scope eval.Scope, layer int) any {
 		return l.ev.ErrorAt(dp, end, diag.DidYouMean(d.DType, []string{"bf16", "f16", "f32", "mxfp4"}),
 			"unknown weight dtype '%s'; weights are bf16, f16, f32 or mxfp4", d.DType)
 	}
-	w := &ir.Weight{Name: name, DType: dt, Layer: layer}
+	end := p
+	end.Col += len(d.Name)
+	end.Offset += len(d.Name)
+	w := &ir.Weight{Name: name, DType: dt, Layer: layer, Decl: d.Name, Pattern: d.Pattern, Pos: ir.Pos(p), End: ir.Pos(end)}
 	for _, dim := range d.Dims {
 		t := dim.Tree(l.file.Name)
 		n, ok := l.ev.Int(t, "a weight dimension")

@@ -18,6 +18,7 @@ import (
 	"github.com/minerva-ml/minerva/codegen/artifact"
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/config"
+	"github.com/minerva-ml/minerva/compiler/wcheck"
 	"github.com/minerva-ml/minerva/models"
 	"github.com/minerva-ml/minerva/runtime/cpu"
 	"github.com/minerva-ml/minerva/runtime/engine"
@@ -37,6 +38,9 @@ type Spec struct {
 	Model string
 	// Plan is the run-time shape when Arch is compiled here.
 	Plan compiler.PlanOptions
+	// Sets are `name=value` overrides of config parameters (--set), when
+	// Arch is compiled here.
+	Sets []string
 	// Backend is "auto", "cpu", "mslemu" or "metal".
 	Backend string
 	// Workers is the CPU backend's thread count (0: all cores).
@@ -133,7 +137,7 @@ func Load(spec Spec) (*Model, error) {
 	}
 	var gen *codegen.Output
 	var archHint string
-	m.Program, gen, archHint, err = compileFor(spec, cfgText, m.HFConfig)
+	m.Program, gen, archHint, err = compileFor(spec, cfgText, m.HFConfig, m.Checkpoint)
 	if err != nil {
 		m.Close()
 		return nil, err
@@ -162,7 +166,7 @@ func Load(spec Spec) (*Model, error) {
 // backends that launch them.
 //
 // The hint says what to recompile when the checkpoint does not fit.
-func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program, *codegen.Output, string, error) {
+func compileFor(spec Spec, cfgText []byte, hf map[string]any, ck *weights.Checkpoint) (*program.Program, *codegen.Output, string, error) {
 	var file, src string
 	switch {
 	case spec.Arch != "" && artifact.IsArtifact(spec.Arch):
@@ -197,7 +201,10 @@ func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program,
 	default:
 		return nil, nil, "", fmt.Errorf("%s is neither an .arch file nor a compiled artifact", spec.Arch)
 	}
-	opts := compiler.Options{File: file, Source: src, Plan: spec.Plan}
+	// The declared weights are checked against the checkpoint's headers
+	// as the source compiles, so that a mismatch is reported at its
+	// declaration in the .arch file.
+	opts := compiler.Options{File: file, Source: src, Plan: spec.Plan, Sets: spec.Sets, Checkpoint: checkpointHeaders(ck)}
 	if backendName(spec) == "cpu" {
 		opts.StopAfter = "plan_arena"
 	}
@@ -213,6 +220,18 @@ func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program,
 		return nil, nil, "", err
 	}
 	return program.FromUnit(u), u.Generated, file, nil
+}
+
+// checkpointHeaders lists a checkpoint's tensor headers for the compiler.
+func checkpointHeaders(ck *weights.Checkpoint) []wcheck.Header {
+	out := []wcheck.Header{}
+	for _, name := range ck.Names() {
+		t, _ := ck.Tensor(name)
+		if !t.Stacked {
+			out = append(out, wcheck.Header{Name: name, DType: t.DType.String(), Shape: t.Shape})
+		}
+	}
+	return out
 }
 
 func backendName(spec Spec) string {
