@@ -189,6 +189,9 @@ func (s *Session) Prefill(ids []int32) ([]float32, error) {
 		}
 		copy(s.last, out[(end-start-1)*V:])
 	}
+	if err := checkFinite(s.last, s.pos-1); err != nil {
+		return nil, err
+	}
 	return s.last, nil
 }
 
@@ -204,6 +207,9 @@ func (s *Session) Decode(id int32) ([]float32, error) {
 		return nil, err
 	}
 	copy(s.last, out)
+	if err := checkFinite(s.last, s.pos-1); err != nil {
+		return nil, err
+	}
 	return s.last, nil
 }
 
@@ -219,9 +225,15 @@ func (s *Session) AllLogits(ids []int32, prefill int) ([]float32, error) {
 	out := make([]float32, 0, len(ids)*V)
 	for start := 0; start < prefill; start += s.b.Batch() {
 		end := min(start+s.b.Batch(), prefill)
+		first := s.pos
 		l, err := s.forward(ids[start:end])
 		if err != nil {
 			return nil, err
+		}
+		for r := range end - start {
+			if err := checkFinite(l[r*V:(r+1)*V], first+r); err != nil {
+				return nil, err
+			}
 		}
 		out = append(out, l...)
 	}
