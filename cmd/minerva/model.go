@@ -15,6 +15,9 @@ type ModelFlags struct {
 	KV      string `name:"kv" help:"KV-cache format: f16, q8, q4 or f32." default:"f16" enum:"f16,q8,q4,f32"`
 	Batch   int    `help:"Most tokens one prefill call processes." default:"128"`
 	Threads int    `help:"CPU threads (0: all cores)." default:"0"`
+	// sep:"none": a list value (--set 'layer_types=["a", "b"]') holds
+	// commas, so the flag is not split on them; repeat it instead.
+	Set []string `help:"Override one config parameter when an .arch file is compiled (repeatable; lists as JSON)." placeholder:"NAME=VALUE" sep:"none"`
 }
 
 // Validate refuses sizes out of bounds before anything loads (kong calls
@@ -31,6 +34,7 @@ func (f ModelFlags) spec(arch string, env *Env) loader.Spec {
 		Arch:     arch,
 		Model:    f.Model,
 		Plan:     compiler.PlanOptions{Ctx: f.Ctx, KV: f.KV, Batch: f.Batch},
+		Sets:     f.Set,
 		Backend:  f.Backend,
 		Workers:  f.Threads,
 		Progress: env.Stderr,

@@ -28,9 +28,10 @@ import (
 
 // SourceFlags select and specialise an architecture.
 type SourceFlags struct {
-	File   string   `arg:"" help:"The .arch file."`
-	Config string   `help:"A Hugging Face config.json (or a model directory holding one) that specialises the architecture." placeholder:"FILE"`
-	Set    []string `help:"Override one config parameter (repeatable)." placeholder:"NAME=VALUE"`
+	File   string `arg:"" help:"The .arch file."`
+	Config string `help:"A Hugging Face config.json (or a model directory holding one) that specialises the architecture." placeholder:"FILE"`
+	// sep:"none": list values hold commas (--set 'layer_types=["a", "b"]').
+	Set []string `help:"Override one config parameter (repeatable; lists as JSON)." placeholder:"NAME=VALUE" sep:"none"`
 }
 
 func (s SourceFlags) options() (compiler.Options, error) {

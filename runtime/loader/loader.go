@@ -178,6 +178,9 @@ func compileFor(spec Spec, cfgText []byte, hf map[string]any, ck *weights.Checkp
 	var file, src string
 	switch {
 	case spec.Arch != "" && artifact.IsArtifact(spec.Arch):
+		if len(spec.Sets) > 0 {
+			return nil, nil, "", fmt.Errorf("--set changes the config an .arch file is compiled for; %s is already compiled: recompile it with minervac compile --set, or pass the .arch file", spec.Arch)
+		}
 		p, out, m, err := artifact.Read(spec.Arch)
 		if err != nil {
 			return nil, nil, "", err
