@@ -271,6 +271,9 @@ func dumpConfig(u *Unit) string {
 		if e.Key != "" {
 			src += " " + e.Key
 		}
+		if len(e.Missing) > 0 {
+			src += ": config.json has no " + strings.Join(e.Missing, ", ")
+		}
 		if e.Type == "" {
 			fmt.Fprintf(&b, "%s = %s  # %s\n", e.Name, eval.Format(e.Value), src)
 			continue

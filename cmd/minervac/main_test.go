@@ -96,3 +96,27 @@ func TestCheckAgainstCheckpoint(t *testing.T) {
 		t.Fatalf("exit %d\nstderr:\n%s\nwant:\n%s", code, stderr.String(), want)
 	}
 }
+
+// TestDumpConfigProvenance: --dump config tells a value config.json gave,
+// the declared default, and an `or EXPR` fallback (which may differ from
+// the default: llama.arch's rope_factor defaults to 8 but falls back to 1
+// for a config.json without RoPE scaling) apart, and names the keys that
+// were missing.
+func TestDumpConfigProvenance(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"compile", "../../models/llama.arch", "--config", "../../testdata/families/mistral-tiny", "--dump", "config", "--set", "layers=2"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{
+		"hidden: int = 64  # config.json hidden_size\n",
+		"layers: int = 2  # --set\n",
+		"attention_bias: bool = false  # default: config.json has no attention_bias\n",
+		"rope_factor: float = 1.0  # fallback: config.json has no rope_scaling.factor, rope_parameters.factor\n",
+		"q_dim = 64  # derived\n",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("--dump config lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
