@@ -315,6 +315,8 @@ func visitArgs(f *File, lists func(*ListItems), fn func(*Arg)) {
 			}
 		case b.Forward != nil:
 			stmts(b.Forward.Body)
+		case b.Def != nil:
+			stmts(b.Def.Body)
 		}
 	}
 }

@@ -11,6 +11,8 @@ package lower
 import (
 	"fmt"
 	"math"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -56,6 +58,12 @@ type lowerer struct {
 	layer   int // the outermost loop's iteration, or -1
 	layers  int
 	depth   int // loop nesting
+	// funcs are the file's user functions; calling lists those being
+	// inlined, innermost last (recursion is refused); ret receives the
+	// innermost function's return value (nil in the forward pass).
+	funcs   map[string]*dsl.FuncDecl
+	calling []string
+	ret     *any
 }
 
 // family is a weight declared once per layer.
@@ -342,7 +350,14 @@ func (l *lowerer) forward() {
 	}
 	top := &scope{l: l, vars: map[string]any{fwd.Input: l.f.Input}}
 	l.ev.Scope = top
-	l.ev.Hooks = eval.Hooks{Call: l.call, Index: l.index, Binary: l.binary, Unary: l.unary, CallNames: ir.UserOps(), CallKind: "op"}
+	names := ir.UserOps()
+	l.declareFuncs()
+	kind := "op"
+	for n := range l.funcs {
+		names, kind = append(names, n), "op or function"
+	}
+	sort.Strings(names)
+	l.ev.Hooks = eval.Hooks{Call: l.call, Index: l.index, Binary: l.binary, Unary: l.unary, CallNames: names, CallKind: kind}
 	returned := l.stmts(fwd.Body, top)
 	if !returned {
 		l.diags.Errorf(dsl.PosOf(l.file.Name, fwd.Pos), diag.Pos{}, "end the forward block with `return logits`", "the forward pass does not return its output")
@@ -439,6 +454,11 @@ func (l *lowerer) stmt(st *dsl.Stmt, s *scope) bool {
 	case st.Return != nil:
 		t := st.Return.Value.Tree(file)
 		v := l.withScope(s, func() any { return l.ev.Eval(t) })
+		if l.ret != nil {
+			// A user function's return: its value replaces the call.
+			*l.ret = v
+			return true
+		}
 		if eval.IsPoison(v) {
 			return true
 		}
@@ -585,6 +605,9 @@ func argOf(v any) ir.Arg {
 // call lowers an op call: operands by position or name, attributes by
 // name, then the op's type rule.
 func (l *lowerer) call(e *eval.Evaluator, c *dsl.Call) (any, bool) {
+	if fn, ok := l.funcs[c.Fn]; ok {
+		return l.inline(e, c, fn), true
+	}
 	def, ok := ir.Lookup(ir.OpKind(c.Fn))
 	if !ok || def.Internal || def.Fused {
 		return nil, false
@@ -871,4 +894,108 @@ func (l *lowerer) emit(e *eval.Evaluator, at dsl.Node, kind ir.OpKind, args []ir
 	}
 	l.f.Ops = append(l.f.Ops, op)
 	return op.Results[0]
+}
+
+// declareFuncs collects the file's user functions. A function may not take
+// the name of an op, a built-in, a weight or a config value, nor be
+// declared twice.
+func (l *lowerer) declareFuncs() {
+	l.funcs = map[string]*dsl.FuncDecl{}
+	for _, b := range l.file.Blocks {
+		fn := b.Def
+		if fn == nil {
+			continue
+		}
+		p := dsl.PosOf(l.file.Name, fn.Pos)
+		p.Col += len("def ")
+		p.Offset += len("def ")
+		end := p
+		end.Col += len(fn.Name)
+		end.Offset += len(fn.Name)
+		_, isOp := ir.Lookup(ir.OpKind(fn.Name))
+		_, isWeight := l.weights[fn.Name]
+		_, isCfg := l.cfg.Lookup(fn.Name)
+		switch {
+		case l.funcs[fn.Name] != nil:
+			l.ev.ErrorAt(p, end, "rename one of them", "function '%s' is defined twice", fn.Name)
+		case isOp || slices.Contains(eval.Builtins, fn.Name):
+			l.ev.ErrorAt(p, end, "rename the function", "function '%s' has the name of a built-in op or function", fn.Name)
+		case isWeight || isCfg:
+			l.ev.ErrorAt(p, end, "rename the function", "function '%s' has the name of a weight or config value", fn.Name)
+		default:
+			seen := map[string]bool{}
+			for _, prm := range fn.Params {
+				if seen[prm] {
+					l.ev.ErrorAt(p, end, "", "function '%s' has two parameters named '%s'", fn.Name, prm)
+				}
+				seen[prm] = true
+			}
+			l.funcs[fn.Name] = fn
+		}
+	}
+}
+
+// inline runs a user function's body in a scope of its own, over its
+// arguments and the file's weights and config (not the caller's names),
+// and returns what it returns. The ops it makes belong to the caller's
+// layer. A function that calls itself, directly or not, is refused: the
+// body is unrolled at compile time, so recursion would never end.
+func (l *lowerer) inline(e *eval.Evaluator, c *dsl.Call, fn *dsl.FuncDecl) any {
+	if i := slices.Index(l.calling, fn.Name); i >= 0 {
+		chain := strings.Join(append(append([]string{}, l.calling[i:]...), fn.Name), " -> ")
+		return e.ErrorAt(c.FnSpan.P, c.FnSpan.E, "functions are inlined at compile time; repeat work with a for loop instead",
+			"recursive call of '%s' (%s)", fn.Name, chain)
+	}
+	vars := map[string]any{}
+	poisoned := false
+	next := 0
+	for _, a := range c.Args {
+		name := a.Name
+		if name == "" {
+			if next >= len(fn.Params) {
+				e.Errorf(a.Value, "", "%s takes %d arguments (%s); this is one too many", fn.Name, len(fn.Params), strings.Join(fn.Params, ", "))
+				poisoned = true
+				continue
+			}
+			name = fn.Params[next]
+			next++
+		} else if !slices.Contains(fn.Params, name) {
+			p, _ := a.Span()
+			end := p
+			end.Col += len(name)
+			e.ErrorAt(p, end, diag.DidYouMean(name, fn.Params), "%s has no parameter '%s'", fn.Name, name)
+			poisoned = true
+			continue
+		}
+		if _, dup := vars[name]; dup {
+			e.Errorf(a, "", "argument %s of %s is given twice", name, fn.Name)
+			poisoned = true
+			continue
+		}
+		v := e.Eval(a.Value)
+		poisoned = poisoned || eval.IsPoison(v)
+		vars[name] = v
+	}
+	for _, prm := range fn.Params {
+		if _, ok := vars[prm]; !ok && !poisoned {
+			e.ErrorAt(c.FnSpan.P, c.FnSpan.E, "", "%s needs its argument %s", fn.Name, prm)
+			poisoned = true
+		}
+	}
+	if poisoned {
+		return eval.Poison{}
+	}
+	var result any
+	savedRet, savedScope := l.ret, l.ev.Scope
+	l.ret, l.calling = &result, append(l.calling, fn.Name)
+	returned := l.stmts(fn.Body, &scope{l: l, vars: vars})
+	l.ret, l.calling, l.ev.Scope = savedRet, l.calling[:len(l.calling)-1], savedScope
+	if !returned {
+		p := dsl.PosOf(l.file.Name, fn.Pos)
+		return e.ErrorAt(p, diag.Pos{}, "end it with `return expr`", "function '%s' does not return a value", fn.Name)
+	}
+	if result == nil {
+		return eval.Poison{}
+	}
+	return result
 }
