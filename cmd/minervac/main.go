@@ -41,7 +41,7 @@ func (s SourceFlags) options() (compiler.Options, error) {
 // PlanFlags set the run-time shape the program is planned for.
 type PlanFlags struct {
 	Ctx   int    `help:"Context length: positions each full-attention layer's KV cache holds." default:"4096"`
-	KV    string `name:"kv" help:"KV-cache format: f16, q8 (int8, one scale per token and head), q4 (4-bit, groups of 32) or f32." default:"f16" enum:"f16,q8,q4,f32"`
+	KV    string `name:"kv" help:"KV-cache format and its typical relative error in the logits (docs/arch-language.md): f16 (about 4e-4), q8 (int8, one scale per token and head; about 1e-2), q4 (4-bit, groups of 32; about 1e-1) or f32 (exact)." default:"f16" enum:"f16,q8,q4,f32"`
 	Batch int    `help:"Most tokens one call processes (a prefill chunk)." default:"128"`
 }
 
