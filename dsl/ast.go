@@ -226,7 +226,7 @@ type Expr struct {
 // OpTerm is one `op operand` pair of an Expr.
 type OpTerm struct {
 	Pos     lexer.Position
-	Op      string `parser:"@( 'or' | 'and' | 'in' | '==' | '!=' | '<=' | '>=' | '<' | '>' | '+' | '-' | '*' | '/' | '%' )"`
+	Op      string `parser:"@( 'or' | 'and' | 'in' | 'not' 'in' | '==' | '!=' | '<=' | '>=' | '<' | '>' | '+' | '-' | '*' | '/' | '%' )"`
 	Operand *Unary `parser:"@@"`
 }
 

@@ -308,17 +308,17 @@ func (e *Evaluator) arith(n *dsl.Binary, l, r any) (any, bool) {
 			return nil, false
 		}
 		return eq == (n.Op == "=="), true
-	case "in":
+	case "in", "notin": // `not in` is captured as one word
 		list, ok := r.([]any)
 		if !ok {
 			return e.Errorf(n.R, "write `x in [a, b]` or `x in some_list`", "'in' needs a list on its right, not %s", Describe(r)), true
 		}
 		for _, x := range list {
 			if eq, ok := equal(l, x); ok && eq {
-				return true, true
+				return n.Op == "in", true
 			}
 		}
-		return false, true
+		return n.Op == "notin", true
 	}
 	li, lInt := l.(int64)
 	ri, rInt := r.(int64)
