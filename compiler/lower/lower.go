@@ -368,7 +368,10 @@ func (l *lowerer) forward() {
 func (l *lowerer) stmts(list []*dsl.Stmt, s *scope) bool {
 	for i, st := range list {
 		if l.stmt(st, s) {
-			if i < len(list)-1 {
+			// Only a return written in this list makes what follows dead:
+			// after an `if` whose chosen branch returned, the statements
+			// are the other condition's path (an early return).
+			if i < len(list)-1 && st.Return != nil {
 				l.ev.ErrorAt(dsl.PosOf(l.file.Name, list[i+1].Pos), diag.Pos{}, "", "statement after return")
 			}
 			return true
