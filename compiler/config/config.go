@@ -29,8 +29,8 @@ const (
 	// parameter's keys, and the fallback differs from the default.
 	FromFallback Source = "fallback"
 	FromJSON     Source = "config.json"
-	FromSet     Source = "--set"
-	Derived     Source = "derived"
+	FromSet      Source = "--set"
+	Derived      Source = "derived"
 )
 
 // Entry is one named value.
