@@ -111,9 +111,6 @@ func Load(p *program.Program, ck *weights.Checkpoint, opts Options) (*Model, err
 	if err := checkSizes(p); err != nil {
 		return nil, err
 	}
-	if err := p.StackWeights(ck); err != nil {
-		return nil, err
-	}
 	m := &Model{
 		prog:    p,
 		ck:      ck,

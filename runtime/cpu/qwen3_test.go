@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unsafe"
 
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/ir"
@@ -119,4 +120,32 @@ func TestQwen3DenseLayer(t *testing.T) {
 	} else {
 		t.Logf("prefill then decode: hidden.1 relative error %.2e", e)
 	}
+}
+
+// TestStackedExpertsReadInPlace: the CPU backend reads a weight stored one
+// tensor per expert from the parts where they are mapped; it assembles
+// no copy (Metal and mslemu do, through program.StackWeights).
+func TestStackedExpertsReadInPlace(t *testing.T) {
+	var fx fixture
+	for _, f := range testModels {
+		if f.name == "families/qwen3-moe-tiny" {
+			fx = f
+		}
+	}
+	m, ck := loadFixture(t, fx, exact, Options{})
+	if _, copied := ck.Tensor("model.layers.1.mlp.experts.{0..8}.gate_proj.weight"); copied {
+		t.Fatal("the CPU backend assembled a copy of the stacked experts")
+	}
+	part, _ := ck.Tensor("model.layers.1.mlp.experts.3.gate_proj.weight")
+	for w, bound := range m.weights {
+		if w.Checkpoint != "model.layers.1.mlp.experts.{0..8}.gate_proj.weight" {
+			continue
+		}
+		got := bound.parts16[3]
+		if len(got) == 0 || &got[0] != (*uint16)(unsafe.Pointer(&part.Data[0])) {
+			t.Fatal("expert 3 is not read from its mapped tensor")
+		}
+		return
+	}
+	t.Fatal("the stacked gate weight is not bound")
 }

@@ -96,20 +96,16 @@ func (p *Program) Describe() string {
 }
 
 // Validate checks a checkpoint against the weight manifest before anything
-// runs, then assembles the weights stacked from one tensor per index
-// (ir.Weight.Stacked), which the backends bind as one tensor. The error
-// names every problem and says what to recompile.
+// runs. The error names every problem and says what to recompile.
 func (p *Program) Validate(ck *weights.Checkpoint, archHint string) error {
 	hint := fmt.Sprintf("the checkpoint does not fit the compiled %s; recompile for its config: minervac compile %s --config %s", p.Describe(), archHint, ck.Path())
-	if err := ck.Validate(p.TensorSpecs(), hint); err != nil {
-		return err
-	}
-	return p.StackWeights(ck)
+	return ck.Validate(p.TensorSpecs(), hint)
 }
 
 // StackWeights assembles, once, each weight stored as one checkpoint tensor
 // per index of its first dimension (one per expert) into the one tensor the
-// kernels bind. Backends call it when they load; Validate does too.
+// Metal kernels bind: a copy in memory. runtime/gpu calls it when it
+// loads; the CPU backend reads the parts in place instead.
 func (p *Program) StackWeights(ck *weights.Checkpoint) error {
 	for _, w := range p.Func.Weights {
 		st, ok := w.Stacked()
