@@ -142,6 +142,9 @@ func Check(f *ir.Func, headers []Header, weightsPos diag.Pos, diags *diag.List) 
 		switch p.kind {
 		case missing:
 			hint := "check the name against the checkpoint's, or make the weight conditional with `when`"
+			if len(p.layers) < total[declKey(w)] && p.layers[0] >= 0 {
+				hint = "the checkpoint has it for the other layers: check the config's layer count against config.json (--config or --model DIR), or `when` if only some layers have it"
+			}
 			if p.guess != "" {
 				hint = fmt.Sprintf("did you mean %q?", p.guess)
 			}
@@ -153,6 +156,41 @@ func Check(f *ir.Func, headers []Header, weightsPos diag.Pos, diags *diag.List) 
 			diags.Errorf(diag.Pos(w.Pos), diag.Pos(w.End), "check the dimensions against config.json (--config or --model DIR)",
 				"weight %s is declared %s but the checkpoint's %q%s is %s%s", w.Decl, p.want, pattern, part, p.found, where)
 		}
+	}
+	// Unread tensors named like declared ones, at other indices: the
+	// checkpoint has more layers (or experts) than the config says. One
+	// report for all of them.
+	declared := map[string]bool{}
+	for name := range claimed {
+		declared[Generalise(name)] = true
+	}
+	var more []string
+	extra := map[int]bool{}
+	for _, g := range candidates {
+		if explained[g] || !declared[g] {
+			continue
+		}
+		explained[g] = true
+		more = append(more, g)
+		for _, h := range unclaimed[g] {
+			if l, ok := firstIndex(h.Name); ok {
+				extra[l] = true
+			}
+		}
+	}
+	if len(more) > 0 {
+		var layers []int
+		for l := range extra {
+			layers = append(layers, l)
+		}
+		sort.Ints(layers)
+		where := ""
+		if len(layers) > 0 {
+			where = strings.Replace(layerPhrase(layers, -1), " (in ", " for ", 1)
+			where = strings.TrimSuffix(where, ")")
+		}
+		diags.Errorf(weightsPos, diag.Pos{}, "check the config's layer (or expert) count against config.json (--config or --model DIR), or --set",
+			"the checkpoint has tensors%s that no weight reads: %d declared names at indices the config does not reach (%q, ...)", where, len(more), more[0])
 	}
 	for _, g := range candidates {
 		if explained[g] {
@@ -230,4 +268,15 @@ func formatShape(s []int64) string {
 		parts = append(parts, strconv.FormatInt(d, 10))
 	}
 	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// firstIndex is the first number that is a whole segment of a dotted name
+// (the layer, in the usual layout).
+func firstIndex(name string) (int, bool) {
+	for _, p := range strings.Split(name, ".") {
+		if n, err := strconv.Atoi(p); err == nil {
+			return n, true
+		}
+	}
+	return 0, false
 }
