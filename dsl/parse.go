@@ -387,7 +387,8 @@ func unknownKeyword(file string, text []byte, err error) (diag.Diagnostic, []byt
 	switch {
 	case depth == 0 && before == "":
 		word, wordOff, valid = tok.Value, off, topKeywords
-	case depth > 0 && (block == "forward" || block == "def") && isIdent(before):
+	case depth > 0 && (block == "forward" || block == "def") && isIdent(before),
+		depth > 0 && keywordHints[before] != "":
 		word, wordOff = before, lineStart+bytes.Index(text[lineStart:off], []byte(before))
 	default:
 		return diag.Diagnostic{}, nil, false
@@ -405,6 +406,9 @@ func unknownKeyword(file string, text []byte, err error) (diag.Diagnostic, []byt
 	end.Col += len(word)
 	end.Offset += len(word)
 	hint := keywordHints[word]
+	if block == "config" && strings.HasPrefix(hint, "assign") {
+		hint = "a parameter is `name: type = default from \"key\"`, a derived value `name = expr`"
+	}
 	if hint == "" {
 		hint = diag.DidYouMean(word, valid)
 	}
