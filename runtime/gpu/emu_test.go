@@ -409,7 +409,11 @@ func hasNaN(x []float32) bool {
 // prefix tokens, then runs every op alone on both with the same fresh
 // random operands and compares the results.
 func compareOpByOp(t *testing.T, p *program.Program, out *codegen.Output, ck *weights.Checkpoint, prefix int, kinds map[ir.OpKind]bool) {
-	g := startEmu(t, p, out, ck, 11)
+	compareOpByOpOn(t, startEmu(t, p, out, ck, 11), p, ck, prefix, kinds)
+}
+
+// compareOpByOpOn is compareOpByOp on a model already on its device.
+func compareOpByOpOn(t *testing.T, g *Model, p *program.Program, ck *weights.Checkpoint, prefix int, kinds map[ir.OpKind]bool) {
 	cm, err := cpu.Load(p, ck, cpu.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -41,7 +41,7 @@ type Spec struct {
 	// Sets are `name=value` overrides of config parameters (--set), when
 	// Arch is compiled here.
 	Sets []string
-	// Backend is "auto", "cpu", "mslemu" or "metal".
+	// Backend is "auto", "cpu", "mslemu", "metal" or "cuda".
 	Backend string
 	// Workers is the CPU backend's thread count (0: all cores).
 	Workers int
@@ -253,7 +253,7 @@ func backendName(spec Spec) string {
 }
 
 // Backends lists the accepted --backend values.
-var Backends = []string{"auto", "cpu", "mslemu", "metal"}
+var Backends = []string{"auto", "cpu", "mslemu", "metal", "cuda"}
 
 func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.Checkpoint) (engine.Backend, string, error) {
 	name := backendName(spec)
@@ -266,7 +266,7 @@ func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.
 			return nil, "", err
 		}
 		return m, "cpu", nil
-	case "mslemu", "metal":
+	case "mslemu", "metal", "cuda":
 		if gen == nil {
 			var err error
 			if gen, err = codegen.Generate(p.Func, p.KV); err != nil {
@@ -275,9 +275,12 @@ func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.
 		}
 		var dev gpu.Device
 		var err error
-		if name == "mslemu" {
+		switch name {
+		case "mslemu":
 			dev, err = gpu.NewEmulator(gen, 1)
-		} else {
+		case "cuda":
+			dev, err = gpu.NewCUDA(gen)
+		default:
 			lib := ""
 			if spec.Arch != "" && artifact.IsArtifact(spec.Arch) {
 				if p := filepath.Join(spec.Arch, artifact.MetallibName); fileExists(p) {
