@@ -41,6 +41,9 @@ type Spec struct {
 	Backend string
 	// Workers is the CPU backend's thread count (0: all cores).
 	Workers int
+	// Sequences is how many sequences the KV cache holds at once
+	// (continuous batching: serve --parallel); 0 means 1.
+	Sequences int
 	// Progress receives the progress display (stderr), or nil.
 	Progress io.Writer
 }
@@ -222,9 +225,12 @@ func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.
 	name := backendName(spec)
 	switch name {
 	case "cpu":
-		m, err := cpu.Load(p, ck, cpu.Options{Workers: spec.Workers})
+		m, err := cpu.Load(p, ck, cpu.Options{Workers: spec.Workers, Sequences: spec.Sequences})
 		return m, "cpu", err
 	case "mslemu", "metal":
+		if spec.Sequences > 1 {
+			return nil, "", fmt.Errorf("the %s backend runs one sequence at a time so far; use --parallel 1 (or --backend cpu)", name)
+		}
 		if gen == nil {
 			var err error
 			if gen, err = codegen.Generate(p.Func, p.KV); err != nil {
