@@ -79,7 +79,7 @@ type seqState struct {
 	// tokens still to run (a prompt's rest, or the next decode token).
 	ids, todo []int32
 	// got are the batched logits of each position run.
-	got [][]float32
+	got    [][]float32
 	active bool
 }
 
