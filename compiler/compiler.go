@@ -92,7 +92,10 @@ type Unit struct {
 	Func   *ir.Func
 	// Layers is the trip count of the forward pass's outer loop.
 	Layers int
-	Diags  diag.List
+	// LoweredOps is the number of ops the forward pass lowered to, before
+	// any pass removed, split or fused them.
+	LoweredOps int
+	Diags      diag.List
 	// Fused counts how often each fusion rule fired.
 	Fused map[string]int
 	// KV and Arena are the memory plans.
@@ -236,7 +239,7 @@ func (u *Unit) Summary() string {
 		tensors += len(w.Tensors())
 	}
 	return fmt.Sprintf("%s: ok: %d layers, %s parameters, %d weights (%d tensors, %s), %d ops",
-		u.Func.Model, u.Layers, humanCount(params), len(u.Func.Weights), tensors, HumanBytes(bytes), len(u.Func.Ops))
+		u.Func.Model, u.Layers, humanCount(params), len(u.Func.Weights), tensors, HumanBytes(bytes), u.LoweredOps)
 }
 
 func humanCount(n int64) string {

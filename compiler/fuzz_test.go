@@ -8,9 +8,9 @@ import (
 	"github.com/minerva-ml/minerva/compiler/config"
 )
 
-// FuzzCheck runs the front end (parse, config, lower) on arbitrary source
-// and config.json text: it must fail with diagnostics or succeed with IR
-// that verifies, and never panic or hang.
+// FuzzCheck runs what `minervac check` runs (the pipeline up to
+// legalize) on arbitrary source and config.json text: it must fail with
+// diagnostics or succeed with IR that verifies, and never panic or hang.
 func FuzzCheck(f *testing.F) {
 	archs, _ := filepath.Glob("../models/*.arch")
 	cfgs := []string{"../testdata/gpt-oss/tiny-random/config.json", "../testdata/llama/llama-tiny/config.json"}
@@ -29,7 +29,7 @@ func FuzzCheck(f *testing.F) {
 		f.Add(string(b), "{}")
 	}
 	f.Fuzz(func(t *testing.T, src, cfgText string) {
-		opts := Options{File: "fuzz.arch", Source: src, Verify: true, StopAfter: "dce"}
+		opts := Options{File: "fuzz.arch", Source: src, Verify: true, StopAfter: "legalize"} // what check runs
 		if cfgText != "" {
 			js, err := config.ParseJSON("config.json", []byte(cfgText))
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/minerva-ml/minerva/codegen"
+	"github.com/minerva-ml/minerva/codegen/kernels"
 	"github.com/minerva-ml/minerva/compiler/config"
 	"github.com/minerva-ml/minerva/compiler/eval"
 	"github.com/minerva-ml/minerva/compiler/fuse"
@@ -13,6 +14,7 @@ import (
 	"github.com/minerva-ml/minerva/compiler/lower"
 	"github.com/minerva-ml/minerva/compiler/plan"
 	"github.com/minerva-ml/minerva/dsl"
+	"github.com/minerva-ml/minerva/dsl/diag"
 )
 
 // Pass is one stage of the pipeline.
@@ -37,6 +39,7 @@ var Passes = []Pass{
 	{Name: "dce", Required: false, Why: "drop ops whose results nothing reads, so later passes and kernels never see them", Run: dcePass, ChangesIR: true, Dump: dumpIR},
 	{Name: "kv_cache", Required: true, Why: "split each attention into a KV-cache write and a read over the cache, so prefill and decode share one program", Run: kvCachePass, ChangesIR: true, Dump: dumpIR},
 	{Name: "fuse", Required: false, Why: "apply the rules of compiler/fuse/rules.fuse: fewer dispatches, fewer round trips through memory", Run: fusePass, ChangesIR: true, Dump: dumpIR},
+	{Name: "legalize", Required: true, Why: "report every op the kernels cannot run (a head too wide, a weight dtype they do not read) where the .arch source wrote it, before anything is planned", Run: legalizePass, Dump: dumpIR},
 	{Name: "plan_kv", Required: true, Why: "size each layer's KV cache: the whole context for full attention, a ring for sliding windows", Run: planKVPass, Dump: dumpKV},
 	{Name: "plan_arena", Required: true, Why: "place every activation in one arena by liveness, so memory is the peak, not the sum", Run: planArenaPass, Dump: dumpArena},
 	{Name: "codegen", Required: true, Why: "specialise a Metal kernel template for every op and record each op's dispatch: kernel, bindings, grid", Run: codegenPass, Dump: dumpMetal},
@@ -71,6 +74,7 @@ func lowerPass(u *Unit) error {
 	u.Func, u.Layers = r.Func, r.Layers
 	if u.Diags.Len() == 0 {
 		u.Func.Renumber()
+		u.LoweredOps = len(u.Func.Ops)
 	}
 	return nil
 }
@@ -89,7 +93,7 @@ func DeadCode(f *ir.Func) []*ir.Op {
 	keep := make([]bool, len(f.Ops))
 	for i := len(f.Ops) - 1; i >= 0; i-- {
 		op := f.Ops[i]
-		used := HasSideEffect(op)
+		used := ir.HasSideEffects(op)
 		for _, r := range op.Results {
 			used = used || live[r]
 		}
@@ -112,20 +116,6 @@ func DeadCode(f *ir.Func) []*ir.Op {
 	return out
 }
 
-// HasSideEffect reports whether an op writes state besides its results
-// (the KV cache), so that dead-code elimination must keep it.
-func HasSideEffect(op *ir.Op) bool {
-	if op.Kind == "cache_kv" {
-		return true
-	}
-	for _, b := range op.Body {
-		if HasSideEffect(b) {
-			return true
-		}
-	}
-	return false
-}
-
 // kvCachePass rewrites attention(q, k, v, sinks) as
 // attend(cache_kv(q, k, v), sinks). On return no attention op remains; each
 // cache_kv/attend pair shares a cache slot, numbered in program order, and
@@ -135,7 +125,7 @@ func kvCachePass(u *Unit) error {
 	var out []*ir.Op
 	slot := int64(0)
 	for _, op := range f.Ops {
-		if op.Kind != "attention" {
+		if op.Kind != ir.OpAttention {
 			out = append(out, op)
 			continue
 		}
@@ -150,14 +140,14 @@ func kvCachePass(u *Unit) error {
 			scale = 1 / math.Sqrt(float64(hd))
 		}
 		q := op.Args[0].V
-		store := &ir.Op{Kind: "cache_kv", Args: op.Args[:3:3], Layer: op.Layer, Attrs: ir.Attrs{
+		store := &ir.Op{Kind: ir.OpCacheKV, Args: op.Args[:3:3], Layer: op.Layer, Pos: op.Pos, End: op.End, Attrs: ir.Attrs{
 			{Key: "cache", Value: slot}, {Key: "kv_heads", Value: a.Int("kv_heads")},
 			{Key: "head_dim", Value: hd}, {Key: "window", Value: a.Int("window")},
 		}}
 		qc := f.NewValue(q.Type, q.Name)
 		qc.Def = store
 		store.Results = []*ir.Value{qc}
-		attend := &ir.Op{Kind: "attend", Args: []ir.Arg{{V: qc}, op.Args[3]}, Layer: op.Layer, Results: op.Results, Attrs: ir.Attrs{
+		attend := &ir.Op{Kind: ir.OpAttend, Args: []ir.Arg{{V: qc}, op.Args[3]}, Layer: op.Layer, Pos: op.Pos, End: op.End, Results: op.Results, Attrs: ir.Attrs{
 			{Key: "cache", Value: slot}, {Key: "heads", Value: a.Int("heads")}, {Key: "kv_heads", Value: a.Int("kv_heads")},
 			{Key: "head_dim", Value: hd}, {Key: "v_head_dim", Value: vhd}, {Key: "window", Value: a.Int("window")},
 			{Key: "scale", Value: scale}, {Key: "softcap", Value: a.Float("softcap")},
@@ -170,6 +160,23 @@ func kvCachePass(u *Unit) error {
 	}
 	f.Ops = out
 	f.Renumber()
+	return nil
+}
+
+// legalizePass checks every op against the kernels' limits
+// (kernels.Limits) and reports each problem as a diagnostic at the source
+// the op was lowered from. On return without diagnostics every op can be
+// specialised. `minervac check` runs up to here.
+func legalizePass(u *Unit) error {
+	for _, op := range u.Func.Ops {
+		for _, l := range kernels.Limits(op) {
+			pos, end := diag.Pos(op.Pos), diag.Pos(op.End)
+			if !pos.IsValid() {
+				pos, end = diag.Pos{File: u.Opts.File}, diag.Pos{}
+			}
+			u.Diags.Errorf(pos, end, l.Hint, "%s", l.Message)
+		}
+	}
 	return nil
 }
 

@@ -63,14 +63,24 @@ type NamedItem struct {
 	Derived *DerivedDecl `parser:" | @@ )"`
 }
 
-// ParamDecl is `name: type = default from "json.key", "alt.key" or fallback`.
+// ParamDecl is `name: type in accepted = default from "json.key", "alt.key" or fallback`.
 type ParamDecl struct {
 	Pos     lexer.Position
 	EndPos  lexer.Position
 	Name    string
-	Type    *TypeExpr   `parser:"':' @@"`
-	Default *Expr       `parser:"( '=' @@ )?"`
-	From    *FromClause `parser:"@@?"`
+	Type    *TypeExpr     `parser:"':' @@"`
+	Accept  *AcceptClause `parser:"@@?"`
+	Default *Expr         `parser:"( '=' @@ )?"`
+	From    *FromClause   `parser:"@@?"`
+}
+
+// AcceptClause says which values a parameter accepts: `in ["a", "b"]` (a
+// list of the accepted values) or `in 1..1024` (a half-open range, like a
+// for loop's). For a list type it applies to every element.
+type AcceptClause struct {
+	Pos  lexer.Position
+	From *Expr `parser:"'in' @@"`
+	To   *Expr `parser:"( '..' @@ )?"`
 }
 
 // FromClause maps a parameter to config.json keys. Keys are dotted paths

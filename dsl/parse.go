@@ -283,6 +283,10 @@ func visitArgs(f *File, lists func(*ListItems), fn func(*Arg)) {
 					expr(it.Check.Cond)
 				case it.Named != nil && it.Named.Param != nil:
 					expr(it.Named.Param.Default)
+					if a := it.Named.Param.Accept; a != nil {
+						expr(a.From)
+						expr(a.To)
+					}
 					if it.Named.Param.From != nil {
 						expr(it.Named.Param.From.Or)
 					}

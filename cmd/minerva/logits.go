@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -23,6 +25,9 @@ type LogitsCmd struct {
 func (c *LogitsCmd) Run(env *Env) error {
 	ids, err := parseIDs(c.IDs)
 	if err != nil {
+		return err
+	}
+	if err := c.checkOut(); err != nil {
 		return err
 	}
 	m, err := loader.Load(c.spec(c.Arch, env))
@@ -51,6 +56,57 @@ func (c *LogitsCmd) Run(env *Env) error {
 	}
 	fmt.Fprintf(env.Stderr, "wrote logits [%d, %d] to %s\n", len(ids), V, c.Out)
 	return nil
+}
+
+// checkOut refuses an --out that is one of the model's own files (its
+// checkpoint, config.json, ...), the architecture or a file of the
+// artifact: writing the logits would overwrite it. Files are compared with
+// os.SameFile, so another path or a link to them is refused too.
+func (c *LogitsCmd) checkOut() error {
+	out, err := os.Stat(c.Out)
+	if err != nil {
+		return nil // a new file cannot be one of the inputs
+	}
+	var inputs []string
+	if c.Model != "" {
+		dir, err := loader.ResolveModel(c.Model)
+		if err != nil {
+			return err
+		}
+		inputs = append(inputs, filesIn(dir)...)
+	} else if exe, err := os.Executable(); err == nil {
+		inputs = append(inputs, exe) // the embedded checkpoint is in the binary
+	}
+	if fi, err := os.Stat(c.Arch); err == nil && fi.IsDir() {
+		inputs = append(inputs, filesIn(c.Arch)...)
+	} else {
+		inputs = append(inputs, c.Arch)
+	}
+	for _, p := range inputs {
+		if fi, err := os.Stat(p); err == nil && os.SameFile(fi, out) {
+			return fmt.Errorf("--out %s is %s, an input of this command: writing the logits there would overwrite it; choose another file", c.Out, p)
+		}
+	}
+	return nil
+}
+
+// filesIn lists the files of a directory and of its subdirectories one
+// level down (an artifact's go/), following links.
+func filesIn(dir string) []string {
+	var out []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			sub, _ := os.ReadDir(p)
+			for _, s := range sub {
+				out = append(out, filepath.Join(p, s.Name()))
+			}
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 func parseIDs(s string) ([]int32, error) {

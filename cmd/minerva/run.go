@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -97,6 +98,11 @@ func loadChatModel(spec loader.Spec, formatName string) (*chatModel, error) {
 		m.Close()
 		return nil, err
 	}
+	if spec.Progress != nil {
+		for _, w := range append(m.Warnings, files.Warnings...) {
+			fmt.Fprintf(spec.Progress, "minerva: warning: %s\n", w)
+		}
+	}
 	cm := &chatModel{Model: m, tok: tok, eos: files.EOS}
 	if formatName == "auto" || formatName == "" {
 		d, err := chat.Detect(files)
@@ -105,6 +111,9 @@ func loadChatModel(spec loader.Spec, formatName string) (*chatModel, error) {
 			return nil, err
 		}
 		cm.format, cm.why = d.Format, d.Reason
+		if d.Warning != "" && spec.Progress != nil {
+			fmt.Fprintf(spec.Progress, "minerva: warning: %s\n", d.Warning)
+		}
 	} else {
 		if cm.format, err = chat.New(formatName, tok); err != nil {
 			m.Close()
@@ -148,22 +157,17 @@ func (c *RunCmd) Run(env *Env) error {
 		return fmt.Errorf("--max-tokens must be at least 1, not %d", c.MaxTokens)
 	}
 	interactive := c.Chat || (c.Prompt == "" && isTerminal(env.Stdin))
-	prompt := c.Prompt
-	if prompt == "" && !interactive {
-		b, err := io.ReadAll(env.Stdin)
-		if err != nil {
-			return err
-		}
-		prompt = string(b)
-		if prompt == "" {
-			return fmt.Errorf("no prompt: pass --prompt TEXT, pipe text to stdin, or run on a terminal to chat")
-		}
-	}
 	m, err := loadChatModel(c.spec(c.Arch, env), c.ChatFormat)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	prompt := c.Prompt
+	if prompt == "" && !interactive {
+		if prompt, err = readPrompt(env.Stdin, m); err != nil {
+			return err
+		}
+	}
 	opts, err := c.SamplingFlags.options(m)
 	if err != nil {
 		return err
@@ -192,9 +196,17 @@ func (c *RunCmd) Run(env *Env) error {
 		if c.System != "" {
 			text = c.System + "\n" + prompt
 		}
-		ids = toInt32(m.tok.Encode(text))
+		enc, err := m.tok.EncodeLimit(text, m.Backend.Ctx())
+		if err != nil {
+			return promptTooLong(m)
+		}
+		ids = toInt32(enc)
 	} else {
-		if ids, err = m.format.Render(r.messages(chat.Message{Role: chat.RoleUser, Content: prompt}), r.chatOptions()); err != nil {
+		opts := r.chatOptions()
+		opts.MaxTokens = m.Backend.Ctx()
+		if ids, err = m.format.Render(r.messages(chat.Message{Role: chat.RoleUser, Content: prompt}), opts); errors.Is(err, chat.ErrTooLong) {
+			return promptTooLong(m)
+		} else if err != nil {
 			return err
 		}
 	}
@@ -205,6 +217,32 @@ func (c *RunCmd) Run(env *Env) error {
 	defer stop()
 	_, err = r.reply(ctx, ids)
 	return err
+}
+
+// readPrompt reads the prompt from stdin, but no more bytes than the
+// context can hold: the context length times the most bytes one token
+// stands for (the tokenizer's longest token). A longer input cannot fit,
+// so it is refused after reading that much, not read whole.
+func readPrompt(in io.Reader, m *chatModel) (string, error) {
+	limit := int64(m.Backend.Ctx()) * int64(m.tok.MaxTokenBytes())
+	b, err := io.ReadAll(io.LimitReader(in, limit+1))
+	if err != nil {
+		return "", err
+	}
+	if int64(len(b)) > limit {
+		return "", fmt.Errorf("the prompt on stdin is more than %d bytes, more than a context of %d tokens can hold (a token is at most %d bytes); shorten it or use a larger --ctx",
+			limit, m.Backend.Ctx(), m.tok.MaxTokenBytes())
+	}
+	if len(b) == 0 {
+		return "", fmt.Errorf("no prompt: pass --prompt TEXT, pipe text to stdin, or run on a terminal to chat")
+	}
+	return string(b), nil
+}
+
+// promptTooLong is the error for a prompt that encodes to more tokens
+// than the context holds; encoding stopped there.
+func promptTooLong(m *chatModel) error {
+	return fmt.Errorf("%w: the prompt is more than %d tokens, the context; shorten it or use a larger --ctx", engine.ErrContextFull, m.Backend.Ctx())
 }
 
 // runner holds a run's state across turns.
@@ -305,11 +343,17 @@ func (r *runner) chatLoop() error {
 			continue
 		}
 		user := chat.Message{Role: chat.RoleUser, Content: line}
-		ids, err := r.m.format.Render(r.messages(user), r.chatOptions())
+		opts := r.chatOptions()
+		opts.MaxTokens = r.m.Backend.Ctx() - 1 // leave a position to reply in
+		ids, err := r.m.format.Render(r.messages(user), opts)
+		if errors.Is(err, chat.ErrTooLong) {
+			fmt.Fprintf(r.env.Stderr, "minerva: the conversation is more than %d tokens and no longer fits the context of %d; /reset starts over (or use a larger --ctx)\n", opts.MaxTokens, r.m.Backend.Ctx())
+			continue
+		}
 		if err != nil {
 			return err
 		}
-		if len(ids) >= r.m.Backend.Ctx() {
+		if len(ids) >= r.m.Backend.Ctx() { // a context of 1 leaves MaxTokens 0: no limit
 			fmt.Fprintf(r.env.Stderr, "minerva: the conversation is %d tokens and no longer fits the context of %d; /reset starts over (or use a larger --ctx)\n", len(ids), r.m.Backend.Ctx())
 			continue
 		}

@@ -34,8 +34,10 @@ import (
 )
 
 // FormatVersion changes whenever the manifest's meaning changes; readers
-// refuse other versions.
-const FormatVersion = 1
+// refuse other versions. 2: bindings say whether the kernel writes them
+// ("write"); barriers come from that, so a manifest without it would run
+// without barriers.
+const FormatVersion = 2
 
 // Manifest is manifest.json. Its field names are an interface other tools
 // read: keep them stable.

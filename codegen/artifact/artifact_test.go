@@ -2,6 +2,7 @@ package artifact
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,7 +102,7 @@ func TestReadBack(t *testing.T) {
 		t.Fatalf("the artifact does not read back to the compiled program")
 	}
 	mb, _ := os.ReadFile(filepath.Join(dir, "manifest.json"))
-	old := strings.Replace(string(mb), `"format": 1,`, `"format": 0,`, 1)
+	old := strings.Replace(string(mb), fmt.Sprintf(`"format": %d,`, FormatVersion), `"format": 0,`, 1)
 	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(old), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -177,7 +177,7 @@ func launches(m *Model, fields []string, v kernels.Variant) []jen.Code {
 	if v == kernels.Decode {
 		seqFor = 1
 	}
-	barriers := kernels.Barriers(m.Dispatches, m.Kernels, m.Arena, m.KV, seqFor)
+	barriers := kernels.Barriers(m.Dispatches, m.Arena, m.KV, seqFor)
 	field := map[string]string{}
 	for i, t := range m.Tensors {
 		field[t.Name] = fields[i]

@@ -50,6 +50,9 @@ type Binding struct {
 	Tensor string   `json:"tensor,omitempty"` // checkpoint tensor name
 	Cache  int      `json:"cache,omitempty"`
 	Part   string   `json:"part,omitempty"` // "k" or "v"
+	// Write: the kernel writes what is bound here, so a later dispatch
+	// that touches it must wait for a barrier (see Barriers).
+	Write bool `json:"write,omitempty"`
 }
 
 // Param is one kernel parameter as the source declares it.
@@ -155,7 +158,8 @@ type spec struct {
 	threads [3]int
 	tgmem   []int
 	grid    Grid
-	data    map[string]any
+	// data is the template's: a pointer to its family's struct (data.go).
+	data templateData
 }
 
 // builder accumulates an op's parameters and bindings.
@@ -188,7 +192,7 @@ func (b *builder) value(name string, v *ir.Value, write bool) {
 	case write:
 		typ = "device float*"
 	}
-	b.add(name, typ, Binding{Kind: BindValue, Value: v.ID})
+	b.add(name, typ, Binding{Kind: BindValue, Value: v.ID, Write: write})
 }
 
 // weight binds a weight's tensors: one for dense storage, blocks and
@@ -214,22 +218,26 @@ func (b *builder) weight(name string, w *ir.Weight) {
 	}
 }
 
-// kv binds a layer's keys and values.
-func (b *builder) kv(cache int) {
-	b.add("kcache", "device uchar*", Binding{Kind: BindKV, Cache: cache, Part: "k"})
-	b.add("vcache", "device uchar*", Binding{Kind: BindKV, Cache: cache, Part: "v"})
+// kv binds a layer's keys and values; write says whether the kernel
+// stores into them or only reads them.
+func (b *builder) kv(cache int, write bool) {
+	b.add("kcache", "device uchar*", Binding{Kind: BindKV, Cache: cache, Part: "k", Write: write})
+	b.add("vcache", "device uchar*", Binding{Kind: BindKV, Cache: cache, Part: "v", Write: write})
 }
 
 // Specialize produces the dispatch of op i, adding its kernels to the
 // context.
 func (c *Context) Specialize(i int) (*Dispatch, error) {
 	op := c.Func.Ops[i]
+	if ls := Limits(op); len(ls) > 0 {
+		return nil, fmt.Errorf("op %d (%s): %s", i, op.Kind, ls[0].Message)
+	}
 	b := &builder{ctx: c, op: op}
 	specs, err := specialise(b)
 	if err != nil {
 		return nil, fmt.Errorf("op %d (%s): %w", i, op.Kind, err)
 	}
-	d := &Dispatch{Op: i, Kind: op.Kind, Layer: op.Layer, Kernels: map[Variant]string{}, Grids: map[Variant]Grid{}, Bindings: b.bindings}
+	d := &Dispatch{Op: i, Kind: string(op.Kind), Layer: op.Layer, Kernels: map[Variant]string{}, Grids: map[Variant]Grid{}, Bindings: b.bindings}
 	for _, s := range specs {
 		s.params = b.params
 		k, err := c.render(op, s)
@@ -247,7 +255,7 @@ var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 	"add":    func(a, b int) int { return a + b },
 	"mul":    func(a, b int) int { return a * b },
 	"div":    func(a, b int) int { return a / b },
-}).ParseFS(templates.FS, "*.metal.tmpl"))
+}).Option("missingkey=error").ParseFS(templates.FS, "*.metal.tmpl"))
 
 // render fills a template. The kernel's name is the op kind, the variant,
 // the readable description and a hash of the source, so equal
@@ -258,27 +266,20 @@ func (c *Context) render(op *ir.Op, s spec) (*Kernel, error) {
 	if k, ok := c.rendered[key]; ok {
 		return k, nil
 	}
-	data := map[string]any{}
-	for k, v := range s.data {
-		data[k] = v
-	}
-	data["Variant"] = string(s.variant)
-	data["Name"] = "KERNEL_NAME"
-	data["Sig"] = signature(s.params)
-	data["Implements"] = implements(op)
+	*s.data.header() = Header{Name: "KERNEL_NAME", Sig: signature(s.params), Implements: implements(op), Variant: string(s.variant)}
 	var buf bytes.Buffer
-	if err := tmpl.ExecuteTemplate(&buf, s.template, data); err != nil {
+	if err := tmpl.ExecuteTemplate(&buf, s.template, s.data); err != nil {
 		return nil, fmt.Errorf("BUG: template %s: %v", s.template, err)
 	}
 	src := buf.String()
 	h := sha256.Sum256([]byte(src + fmt.Sprint(s.threads, s.tgmem)))
-	name := sanitize(op.Kind + "_" + string(s.variant) + "_" + s.desc + "_" + hex.EncodeToString(h[:4]))
+	name := sanitize(string(op.Kind) + "_" + string(s.variant) + "_" + s.desc + "_" + hex.EncodeToString(h[:4]))
 	if k, ok := c.kernels[name]; ok {
 		c.rendered[key] = k
 		return k, nil
 	}
 	k := &Kernel{
-		Name: name, Kind: op.Kind, Variant: s.variant, Ops: implementsList(op),
+		Name: name, Kind: string(op.Kind), Variant: s.variant, Ops: implementsList(op),
 		Params: s.params, Threads: s.threads, TGMem: s.tgmem,
 		Source: strings.ReplaceAll(src, "KERNEL_NAME", name),
 	}
@@ -318,20 +319,20 @@ func signature(params []Param) string {
 
 func implementsList(op *ir.Op) []string {
 	if len(op.Body) == 0 {
-		return []string{op.Kind}
+		return []string{string(op.Kind)}
 	}
 	var out []string
 	for _, b := range op.Body {
-		out = append(out, b.Kind)
+		out = append(out, string(b.Kind))
 	}
 	return out
 }
 
 func implements(op *ir.Op) string {
 	if len(op.Body) == 0 {
-		return op.Kind
+		return string(op.Kind)
 	}
-	return op.Kind + " = " + strings.Join(implementsList(op), " + ")
+	return string(op.Kind) + " = " + strings.Join(implementsList(op), " + ")
 }
 
 // mslFloats renders float32 constants exactly (hex floats keep every bit).
@@ -360,13 +361,12 @@ type Region struct {
 // Barriers says, for each dispatch of a step of seq tokens, whether a
 // memory barrier must come first: it reads or writes memory that an
 // earlier dispatch since the last barrier wrote. Dispatches between
-// barriers may run concurrently.
-func Barriers(ds []*Dispatch, ks map[string]*Kernel, arena *plan.Arena, kv *plan.KV, seq int) []bool {
+// barriers may run concurrently. What a dispatch writes is its bindings'
+// Write flags, which are the same for every variant of its kernel.
+func Barriers(ds []*Dispatch, arena *plan.Arena, kv *plan.KV, seq int) []bool {
 	out := make([]bool, len(ds))
 	var written []Region
 	for i, d := range ds {
-		name, _ := d.KernelFor(seq)
-		k := ks[name]
 		var touched, writes []Region
 		for _, b := range d.Bindings {
 			var r Region
@@ -384,8 +384,7 @@ func Barriers(ds []*Dispatch, ks map[string]*Kernel, arena *plan.Arena, kv *plan
 				continue
 			}
 			touched = append(touched, r)
-			typ := k.Params[b.Index].Type
-			if !strings.HasPrefix(typ, "constant ") && !strings.Contains(typ, " const ") {
+			if b.Write {
 				writes = append(writes, r)
 			}
 		}

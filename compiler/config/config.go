@@ -7,6 +7,7 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -84,6 +85,8 @@ type JSON struct {
 	Path string
 	Text string
 	Data map[string]any
+	// reported holds the keys whose wrong shape was already reported.
+	reported map[string]bool
 }
 
 // LoadJSON reads a config.json file.
@@ -107,21 +110,32 @@ func ParseJSON(path string, b []byte) (*JSON, error) {
 	return &JSON{Path: path, Text: string(b), Data: data}, nil
 }
 
-// lookup follows a dotted key; a missing or null value is absent.
-func (j *JSON) lookup(key string) (any, bool) {
+// lookup follows a dotted key; a missing or null value is absent. A value
+// in the way that is neither an object nor null ("rope_scaling": "yarn"
+// where "rope_scaling.rope_type" is read) is an error naming it: skipping
+// it would silently fall back to a default.
+func (j *JSON) lookup(key string) (any, bool, error) {
 	var cur any = j.Data
-	for _, part := range strings.Split(key, ".") {
+	parts := strings.Split(key, ".")
+	for i, part := range parts {
 		m, ok := cur.(map[string]any)
 		if !ok {
-			return nil, false
+			outer := strings.Join(parts[:i], ".")
+			return nil, false, &keyError{key: outer, msg: fmt.Sprintf("%q is %s; expected an object or null", outer, jsonDesc(cur))}
 		}
 		cur, ok = m[part]
 		if !ok || cur == nil {
-			return nil, false
+			return nil, false, nil
 		}
 	}
-	return cur, true
+	return cur, true, nil
 }
+
+// keyError is a config.json value that is not what a parameter needs; key
+// is the (dotted) key the diagnostic points at.
+type keyError struct{ key, msg string }
+
+func (e *keyError) Error() string { return e.msg }
 
 // pos finds the line of a key in the JSON text, so that a diagnostic can
 // point at it. It returns the file alone when the key is not found.
@@ -257,11 +271,24 @@ func evalParam(file string, p *dsl.ParamDecl, cfg *Config, ev *eval.Evaluator, j
 	case js != nil && p.From != nil:
 		found := false
 		for _, key := range p.From.Keys {
-			if v, ok := js.lookup(key); ok {
+			v, ok, err := js.lookup(key)
+			if err != nil {
+				// Reported once: every parameter read from under the
+				// same key meets the same value.
+				if ke := err.(*keyError); !js.reported[ke.key] {
+					if js.reported == nil {
+						js.reported = map[string]bool{}
+					}
+					js.reported[ke.key] = true
+					ev.Diags.Errorf(js.pos(ke.key), diag.Pos{}, declaredAt(p, typ, pos), "%s: %s reads %q", ke.msg, p.Name, key)
+				}
+				raw, found = eval.Poison{}, true
+				break
+			}
+			if ok {
 				conv, err := convertJSON(typ, v)
 				if err != nil {
-					jp := js.pos(key)
-					ev.Diags.Errorf(jp, diag.Pos{}, fmt.Sprintf("%s declares %s: %s", p.Name, typ, pos), "%s: %q is %v", key, key, err)
+					ev.Diags.Errorf(js.pos(key), diag.Pos{}, declaredAt(p, typ, pos), "%q is %s; expected %s", key, jsonDesc(v), err)
 					raw = eval.Poison{}
 				} else {
 					raw, entry.Source, entry.Key = conv, FromJSON, key
@@ -288,8 +315,140 @@ func evalParam(file string, p *dsl.ParamDecl, cfg *Config, ev *eval.Evaluator, j
 	default:
 		raw, entry.Source = evalDefault(file, p, ev, typ)
 	}
+	if p.Accept != nil && !eval.IsPoison(raw) {
+		raw = checkAccept(file, p, typ, raw, entry, ev, js, sets)
+	}
 	entry.Value = raw
 	cfg.add(entry)
+}
+
+// declaredAt is the hint of a config.json error: where the parameter is
+// declared, and as what.
+func declaredAt(p *dsl.ParamDecl, typ string, pos diag.Pos) string {
+	return fmt.Sprintf("%s is declared %s at %s", p.Name, typ, pos)
+}
+
+// checkAccept checks a parameter's value against its `in` clause: each
+// value (each element of a list) must be one of the listed values, or in
+// the half-open range. The error points where the value came from:
+// config.json's key, the --set flag, or the default.
+func checkAccept(file string, p *dsl.ParamDecl, typ string, v any, entry Entry, ev *eval.Evaluator, js *JSON, sets map[string]*setValue) any {
+	accept, ok := evalAccept(file, p, typ, ev)
+	if !ok {
+		return eval.Poison{}
+	}
+	vals, isList := v.([]any)
+	if !isList {
+		vals = []any{v}
+	}
+	for i, x := range vals {
+		if accept.ok(x) {
+			continue
+		}
+		what := ""
+		if isList {
+			what = fmt.Sprintf(" element %d", i)
+			if entry.Source == FromJSON {
+				// A scalar read as a one-element list has no elements.
+				if raw, _, _ := js.lookup(entry.Key); !isJSONList(raw) {
+					what = ""
+				}
+			}
+		}
+		pos := dsl.PosOf(file, p.Pos)
+		switch entry.Source {
+		case FromJSON:
+			ev.Diags.Errorf(js.pos(entry.Key), diag.Pos{}, declaredAt(p, typ, pos), "%q%s is %s; expected %s", entry.Key, what, eval.Format(x), accept.desc)
+		case FromSet:
+			ev.Diags.Errorf(diag.Pos{File: "--set"}, diag.Pos{}, "", "--set %s:%s %s is not accepted; %s accepts %s", sets[p.Name].text, what, eval.Format(x), p.Name, accept.desc)
+		default:
+			end := pos
+			end.Col += len(p.Name)
+			ev.ErrorAt(pos, end, "", "the default of %s%s is %s; %s accepts %s", p.Name, what, eval.Format(x), p.Name, accept.desc)
+		}
+		return eval.Poison{}
+	}
+	return v
+}
+
+func isJSONList(v any) bool {
+	_, ok := v.([]any)
+	return ok
+}
+
+// acceptSet is an evaluated `in` clause.
+type acceptSet struct {
+	values []any   // `in [a, b]`
+	lo, hi float64 // `in lo..hi`, when values is nil
+	desc   string  // what is accepted, for messages
+}
+
+func (a acceptSet) ok(v any) bool {
+	if a.values != nil {
+		for _, x := range a.values {
+			if sameValue(v, x) {
+				return true
+			}
+		}
+		return false
+	}
+	f, ok := eval.Number(v)
+	return ok && a.lo <= f && f < a.hi
+}
+
+func sameValue(a, b any) bool {
+	if fa, ok := eval.Number(a); ok {
+		fb, ok := eval.Number(b)
+		return ok && fa == fb
+	}
+	return a == b
+}
+
+// evalAccept evaluates a parameter's `in` clause in the scope of the
+// parameters declared above it.
+func evalAccept(file string, p *dsl.ParamDecl, typ string, ev *eval.Evaluator) (acceptSet, bool) {
+	elem := strings.Trim(typ, "[]")
+	from := p.Accept.From.Tree(file)
+	lo := ev.Eval(from)
+	if eval.IsPoison(lo) {
+		return acceptSet{}, false
+	}
+	if p.Accept.To == nil {
+		l, ok := lo.([]any)
+		if !ok || len(l) == 0 {
+			ev.Errorf(from, "write `in [\"a\", \"b\"]` or `in 1..1024`", "`in` takes a non-empty list of the accepted values or a range lo..hi, not %s", eval.Describe(lo))
+			return acceptSet{}, false
+		}
+		parts := make([]string, len(l))
+		for i, x := range l {
+			if _, ok := conform(elem, x); !ok {
+				ev.Errorf(from, "", "%s is declared %s but its `in` list holds %s", p.Name, typ, eval.Describe(x))
+				return acceptSet{}, false
+			}
+			parts[i] = eval.Format(x)
+		}
+		return acceptSet{values: l, desc: "one of " + strings.Join(parts, ", ")}, true
+	}
+	to := p.Accept.To.Tree(file)
+	hi := ev.Eval(to)
+	if eval.IsPoison(hi) {
+		return acceptSet{}, false
+	}
+	lf, ok1 := eval.Number(lo)
+	hf, ok2 := eval.Number(hi)
+	if !ok1 || !ok2 || elem != "int" && elem != "float" {
+		ev.Errorf(from, "", "a range `in lo..hi` takes numbers and a parameter of type int or float, not %s..%s for %s", eval.Describe(lo), eval.Describe(hi), typ)
+		return acceptSet{}, false
+	}
+	a := acceptSet{lo: lf, hi: hf}
+	li, lInt := lo.(int64)
+	hiI, hInt := hi.(int64)
+	if elem == "int" && lInt && hInt {
+		a.desc = fmt.Sprintf("an integer from %d to %d", li, hiI-1)
+	} else {
+		a.desc = fmt.Sprintf("a number from %s up to (not including) %s", eval.Format(lo), eval.Format(hi))
+	}
+	return a, true
 }
 
 func evalDefault(file string, p *dsl.ParamDecl, ev *eval.Evaluator, typ string) (any, Source) {
@@ -372,19 +531,23 @@ func typeName(t *dsl.TypeExpr) (string, bool) {
 
 // convertJSON converts a config.json value to a declared type. A scalar
 // where a list is declared becomes a one-element list: Hugging Face writes
-// eos_token_id both ways.
+// eos_token_id both ways. The error says what was expected.
 func convertJSON(typ string, v any) (any, error) {
 	if strings.HasPrefix(typ, "[") {
 		elem := typ[1 : len(typ)-1]
 		l, ok := v.([]any)
 		if !ok {
-			l = []any{v}
+			c, err := convertJSON(elem, v)
+			if err != nil {
+				return nil, fmt.Errorf("%s or %s", typeDesc(elem), typeDesc(typ))
+			}
+			return []any{c}, nil
 		}
 		out := make([]any, len(l))
 		for i, x := range l {
 			c, err := convertJSON(elem, x)
 			if err != nil {
-				return nil, fmt.Errorf("element %d %v", i, err)
+				return nil, fmt.Errorf("%s, but element %d is %s", typeDesc(typ), i, jsonDesc(x))
 			}
 			out[i] = c
 		}
@@ -400,26 +563,44 @@ func convertJSON(typ string, v any) (any, error) {
 				return int64(f), nil
 			}
 		}
-		return nil, fmt.Errorf("%s, not an integer", jsonDesc(v))
 	case "float":
 		if n, ok := v.(json.Number); ok {
 			if f, err := n.Float64(); err == nil {
 				return f, nil
 			}
 		}
-		return nil, fmt.Errorf("%s, not a number", jsonDesc(v))
 	case "bool":
 		if b, ok := v.(bool); ok {
 			return b, nil
 		}
-		return nil, fmt.Errorf("%s, not true or false", jsonDesc(v))
 	case "string":
 		if s, ok := v.(string); ok {
 			return s, nil
 		}
-		return nil, fmt.Errorf("%s, not a string", jsonDesc(v))
+	default:
+		panic("BUG: unknown config type " + typ)
 	}
-	panic("BUG: unknown config type " + typ)
+	return nil, errors.New(typeDesc(typ))
+}
+
+// typeDesc names a declared type for messages: "an integer", "a list of
+// strings".
+func typeDesc(typ string) string {
+	switch typ {
+	case "int":
+		return "an integer"
+	case "float":
+		return "a number"
+	case "bool":
+		return "true or false"
+	case "string":
+		return "a string"
+	}
+	if strings.HasPrefix(typ, "[") {
+		plural := map[string]string{"int": "integers", "float": "numbers", "bool": "booleans", "string": "strings"}
+		return "a list of " + plural[typ[1:len(typ)-1]]
+	}
+	return typ
 }
 
 func jsonDesc(v any) string {
@@ -440,7 +621,11 @@ func parseText(typ, s string) (any, error) {
 		if err := dec.Decode(&raw); err != nil {
 			return nil, fmt.Errorf("a %s is written as a JSON list, e.g. [1, 2]", typ)
 		}
-		return convertJSON(typ, raw)
+		v, err := convertJSON(typ, raw)
+		if err != nil {
+			return nil, fmt.Errorf("expected %v", err)
+		}
+		return v, nil
 	}
 	switch typ {
 	case "int":

@@ -22,17 +22,18 @@ var rulesText string
 type Rule struct {
 	Name    string
 	Why     string
-	Kind    string // the fused op
+	Kind    ir.OpKind // the fused op
 	Pattern *Node
-	// Vars lists the pattern's variables in order of first appearance: the
-	// fused op's operands.
+	// Vars lists the pattern's variables in order of first appearance.
+	// Each names one of the fused op's inputs (ir.OpDef.Inputs), which fix
+	// the operands' order.
 	Vars []string
 	Text string
 }
 
 // Node is a pattern: an op with operand patterns, or a variable.
 type Node struct {
-	Op   string
+	Op   ir.OpKind
 	Args []*Node
 	// Var is a variable's name, or the name an op is bound to ($h=op(...)).
 	Var string
@@ -51,9 +52,6 @@ func mustParse(text string) []*Rule {
 	rules, err := Parse(text)
 	if err != nil {
 		panic("BUG: rules.fuse: " + err.Error())
-	}
-	for _, r := range rules {
-		ir.RegisterFused(r.Kind, "fused by rule "+r.Name+": "+r.Why)
 	}
 	return rules
 }
@@ -80,6 +78,9 @@ func Parse(text string) ([]*Rule, error) {
 		if r.Why == "" {
 			return nil, fmt.Errorf("line %d: rule %s needs a comment that says why it exists", n+1, r.Name)
 		}
+		if err := checkOperands(r); err != nil {
+			return nil, fmt.Errorf("line %d: %w", n+1, err)
+		}
 		why = nil
 		rules = append(rules, r)
 	}
@@ -102,7 +103,7 @@ func parseRule(line string) (*Rule, error) {
 	if !ok {
 		return nil, fmt.Errorf("expected `=> OP` after the pattern")
 	}
-	r := &Rule{Name: strings.TrimSpace(name), Kind: strings.TrimSpace(kind), Text: strings.TrimSpace(pat)}
+	r := &Rule{Name: strings.TrimSpace(name), Kind: ir.OpKind(strings.TrimSpace(kind)), Text: strings.TrimSpace(pat)}
 	p := &patParser{s: r.Text, names: map[string]bool{}}
 	node, err := p.node()
 	if err != nil {
@@ -114,7 +115,7 @@ func parseRule(line string) (*Rule, error) {
 	if node.Op == "" {
 		return nil, fmt.Errorf("a pattern must be rooted at an op")
 	}
-	for _, n := range []string{node.Op, r.Kind} {
+	for _, n := range []ir.OpKind{node.Op, r.Kind} {
 		if n == "" {
 			return nil, fmt.Errorf("empty op name")
 		}
@@ -124,6 +125,70 @@ func parseRule(line string) (*Rule, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// checkOperands checks a rule against its fused op's registry entry: every
+// variable names an input, every required input is bound, a variable that
+// may be absent binds an optional input, and a variable's uses in the
+// pattern can be of the input's kind. So every rule that makes a kind
+// gives it the same operands, by name, and consumers read them with
+// op.Input.
+func checkOperands(r *Rule) error {
+	def, ok := ir.Lookup(r.Kind)
+	if !ok || !def.Fused {
+		return fmt.Errorf("%s is not a fused op of the registry (compiler/ir: fusedOps)", r.Kind)
+	}
+	uses := map[string][]ir.InputDef{}
+	optional := map[string]bool{}
+	var walk func(n *Node)
+	walk = func(n *Node) {
+		d, _ := ir.Lookup(n.Op)
+		for i, a := range n.Args {
+			switch {
+			case a.Op != "":
+				walk(a)
+			case !a.Ref:
+				uses[a.Var] = append(uses[a.Var], d.Inputs[i])
+				optional[a.Var] = optional[a.Var] || a.Optional
+			}
+		}
+	}
+	walk(r.Pattern)
+	bound := map[string]bool{}
+	for _, v := range r.Vars {
+		bound[v] = true
+		i := def.InputIndex(v)
+		if i < 0 {
+			return fmt.Errorf("$%s is not an input of %s; its inputs are %s", v, r.Kind, inputNames(def))
+		}
+		in := def.Inputs[i]
+		if optional[v] && !in.Optional {
+			return fmt.Errorf("$%s? may be absent but input %s of %s is required", v, v, r.Kind)
+		}
+		for _, u := range uses[v] {
+			if u.Kind != ir.AnyIn && in.Kind != ir.AnyIn && u.Kind != in.Kind {
+				return fmt.Errorf("$%s is used as operand %s of an op that takes %s, but input %s of %s takes %s", v, u.Name, kindName(u.Kind), v, r.Kind, kindName(in.Kind))
+			}
+		}
+	}
+	for _, in := range def.Inputs {
+		if !bound[in.Name] && !in.Optional {
+			return fmt.Errorf("the pattern does not bind $%s, a required input of %s", in.Name, r.Kind)
+		}
+	}
+	return nil
+}
+
+func inputNames(def *ir.OpDef) string {
+	var out []string
+	for _, in := range def.Inputs {
+		out = append(out, in.Name)
+	}
+	return strings.Join(out, ", ")
+}
+
+func kindName(k ir.InputKind) string {
+	return [...]string{ir.TensorIn: "an activation", ir.WeightIn: "a weight", ir.AnyIn: "an activation or a weight"}[k]
 }
 
 func checkOps(n *Node) error {
@@ -217,7 +282,7 @@ func (p *patParser) node() (*Node, error) {
 	if op == "" {
 		return nil, fmt.Errorf("expected an op or a $variable at %q", p.s[p.i:])
 	}
-	n := &Node{Op: op}
+	n := &Node{Op: ir.OpKind(op)}
 	if !p.peek('(') {
 		return nil, fmt.Errorf("expected ( after %s", op)
 	}
@@ -351,7 +416,7 @@ func Apply(f *ir.Func, rules []*Rule) map[string]int {
 				continue
 			}
 			m := matchOp(r.Pattern, op, &match{vars: map[string]ir.Arg{}, named: map[string]*ir.Op{}, exp: map[*ir.Op]bool{}})
-			if m == nil || !legal(f, m) {
+			if m == nil || !fits(r, m) || !legal(f, m) {
 				continue
 			}
 			i = replace(f, r, m)
@@ -360,6 +425,20 @@ func Apply(f *ir.Func, rules []*Rule) map[string]int {
 	}
 	f.Renumber()
 	return fired
+}
+
+// fits checks that each operand is of its input's kind: a variable that
+// an elementwise op binds may be an activation or a weight, but the fused
+// op's input may take only one of them.
+func fits(r *Rule, m *match) bool {
+	def := ir.MustLookup(r.Kind)
+	for _, in := range def.Inputs {
+		a := m.vars[in.Name]
+		if in.Kind == ir.TensorIn && a.W != nil || in.Kind == ir.WeightIn && a.V != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // legal checks that fusing the match keeps the program correct: ops inside
@@ -408,10 +487,12 @@ func legal(f *ir.Func, m *match) bool {
 // replace swaps the matched ops for the fused op and returns its index.
 func replace(f *ir.Func, r *Rule, m *match) int {
 	root := m.ops[0]
-	fused := &ir.Op{Kind: r.Kind, Layer: root.Layer}
+	fused := &ir.Op{Kind: r.Kind, Layer: root.Layer, Pos: root.Pos, End: root.End}
 	params := map[*ir.Value]*ir.Value{}
-	for _, name := range r.Vars {
-		a := m.vars[name]
+	// The operands in the registry's order; an optional input the rule
+	// does not bind stays absent.
+	for _, in := range ir.MustLookup(r.Kind).Inputs {
+		a := m.vars[in.Name]
 		if a.V != nil {
 			if _, dup := params[a.V]; !dup {
 				params[a.V] = &ir.Value{Type: a.V.Type, Name: a.V.Name, Param: len(fused.Args)}
@@ -432,7 +513,7 @@ func replace(f *ir.Func, r *Rule, m *match) int {
 	}
 	clones := map[*ir.Value]*ir.Value{}
 	for _, op := range ordered {
-		c := &ir.Op{Kind: op.Kind, Attrs: append(ir.Attrs(nil), op.Attrs...), Layer: op.Layer}
+		c := &ir.Op{Kind: op.Kind, Attrs: append(ir.Attrs(nil), op.Attrs...), Layer: op.Layer, Pos: op.Pos, End: op.End}
 		for _, a := range op.Args {
 			switch {
 			case a.V != nil && clones[a.V] != nil:

@@ -19,6 +19,8 @@ type InputDef struct {
 	Name     string
 	Kind     InputKind
 	Optional bool
+	// Role says what a weight operand does (WeightIn and AnyIn inputs).
+	Role WeightRole
 }
 
 // AttrKind is the type of an attribute.
@@ -48,11 +50,13 @@ type AttrDef struct {
 // source expressions, the verifier the operand's printed form.
 type Describer func(i int) string
 
-// OpDef defines an op kind: its operands, attributes and type rule. It is
-// the single description that the front end, verifier, printer and parser
-// share.
+// OpDef defines an op kind: its operands, attributes, type rule and the
+// properties that passes and backends ask about. It is the single
+// description that the front end, verifier, printer, parser, planners and
+// backends share, like the Go compiler's opInfo: a property of an op lives
+// here and nowhere else.
 type OpDef struct {
-	Name   string
+	Name   OpKind
 	Doc    string
 	Inputs []InputDef
 	Attrs  []AttrDef
@@ -63,26 +67,54 @@ type OpDef struct {
 	Commutative bool
 	// Internal ops are made by passes; .arch files cannot call them.
 	Internal bool
-	// Fused ops are made by fusion rules; their operands are the rule's
-	// pattern variables and their types come from the body.
+	// Fused ops are made by fusion rules; their operands are named by
+	// Inputs, which every rule that makes the kind must bind by name (an
+	// optional input a rule does not bind is absent), and their types come
+	// from the body.
 	Fused bool
+	// Rewritten names the pass that replaces every op of this kind before
+	// code generation: no backend ever sees one.
+	Rewritten string
+	// InPlace ops may write their result over an operand that dies at the
+	// op: each output element depends only on input elements at the same
+	// index (or, for rope, the same rotated pair), so one pass that reads
+	// then writes each element is safe on every backend.
+	InPlace bool
+	// SideEffects ops write state besides their results (the KV cache), so
+	// dead-code elimination must keep them. A fused op has the side
+	// effects of its body.
+	SideEffects bool
+	// Cost is the op's work for one token at position pos; nil means one
+	// flop per result element and every weight operand read once. A fused
+	// op costs what its body costs.
+	Cost func(op *Op, pos int64) Cost
 }
 
-var defs = map[string]*OpDef{}
+var defs = map[OpKind]*OpDef{}
 
 // Lookup returns an op definition.
-func Lookup(kind string) (*OpDef, bool) {
+func Lookup(kind OpKind) (*OpDef, bool) {
 	d, ok := defs[kind]
 	return d, ok
 }
 
+// MustLookup returns the definition of a kind that must exist: an op in
+// the IR always has one, because the verifier and parser check it.
+func MustLookup(kind OpKind) *OpDef {
+	d, ok := defs[kind]
+	if !ok {
+		panic("BUG: op kind " + string(kind) + " is not registered")
+	}
+	return d
+}
+
 // AllOps lists every registered op kind, sorted.
-func AllOps() []string {
-	var out []string
+func AllOps() []OpKind {
+	var out []OpKind
 	for n := range defs {
 		out = append(out, n)
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }
 
@@ -91,30 +123,79 @@ func UserOps() []string {
 	var out []string
 	for n, d := range defs {
 		if !d.Internal && !d.Fused {
-			out = append(out, n)
+			out = append(out, string(n))
 		}
 	}
 	sort.Strings(out)
 	return out
 }
 
-// Register adds an op definition; duplicate names are a bug.
-func Register(d *OpDef) {
+// register adds an op definition; duplicate names are a bug. The registry
+// is static: every kind is declared in this package.
+func register(d *OpDef) {
 	if _, dup := defs[d.Name]; dup {
-		panic("BUG: op " + d.Name + " registered twice")
+		panic("BUG: op " + string(d.Name) + " registered twice")
 	}
 	defs[d.Name] = d
 }
 
-// RegisterFused declares a fused op kind made by a fusion rule.
-func RegisterFused(name, doc string) {
-	if d, ok := defs[name]; ok {
-		if !d.Fused {
-			panic("BUG: fused op " + name + " clashes with a base op")
-		}
-		return
+// HasSideEffects reports whether an op writes state besides its results,
+// counting the ops of a fused body.
+func HasSideEffects(op *Op) bool {
+	if MustLookup(op.Kind).SideEffects {
+		return true
 	}
-	Register(&OpDef{Name: name, Doc: doc, Fused: true})
+	for _, b := range op.Body {
+		if HasSideEffects(b) {
+			return true
+		}
+	}
+	return false
+}
+
+// OpCost is op's work for one token at position pos (see OpDef.Cost).
+// Fusion saves memory traffic of activations, not arithmetic or weight
+// reads, so a fused op costs what its body costs.
+func OpCost(op *Op, pos int64) Cost {
+	if len(op.Body) > 0 {
+		var c Cost
+		for _, b := range op.Body {
+			bc := OpCost(b, pos)
+			c.Flops += bc.Flops
+			c.WeightBytes += bc.WeightBytes
+		}
+		return c
+	}
+	if f := MustLookup(op.Kind).Cost; f != nil {
+		return f(op, pos)
+	}
+	var c Cost
+	for i := range op.Args {
+		c.WeightBytes += weightBytes(op, i)
+	}
+	if len(op.Results) > 0 {
+		c.Flops = op.Results[0].Type.Shape.RowElems()
+	}
+	return c
+}
+
+// weightBytes is the checkpoint size of operand i when it is a weight.
+func weightBytes(op *Op, i int) int64 {
+	if i < len(op.Args) && op.Args[i].W != nil {
+		return op.Args[i].W.Bytes()
+	}
+	return 0
+}
+
+// Input returns the operand bound to a named input: op.Input("wq"). An
+// absent optional operand is the zero Arg; a name the op's definition does
+// not have is a bug.
+func (o *Op) Input(name string) Arg {
+	i := MustLookup(o.Kind).InputIndex(name)
+	if i < 0 || i >= len(o.Args) {
+		panic(fmt.Sprintf("BUG: op %s has no input %q", o.Kind, name))
+	}
+	return o.Args[i]
 }
 
 func (d *OpDef) attr(name string) *AttrDef {
@@ -169,26 +250,40 @@ func features(op *Op, i int, describe Describer) (int64, error) {
 
 func init() {
 	for _, d := range baseOps {
-		Register(d)
+		register(d)
+	}
+	for _, d := range fusedOps {
+		d.Fused = true
+		register(d)
 	}
 	// Ops made by the kv_cache pass.
-	Register(&OpDef{
-		Name:     "cache_kv",
-		Doc:      "writes k and v of the new tokens into the layer's KV cache and passes q through, so that attention is ordered after the write",
-		Inputs:   []InputDef{{Name: "q", Kind: TensorIn}, {Name: "k", Kind: TensorIn}, {Name: "v", Kind: TensorIn}},
-		Attrs:    []AttrDef{{Name: "cache", Kind: IntAttr}, {Name: "kv_heads", Kind: IntAttr}, {Name: "head_dim", Kind: IntAttr}, {Name: "window", Kind: IntAttr, Default: int64(0)}},
-		Internal: true,
+	register(&OpDef{
+		Name:        OpCacheKV,
+		Doc:         "writes k and v of the new tokens into the layer's KV cache and passes q through, so that attention is ordered after the write",
+		Inputs:      []InputDef{{Name: "q", Kind: TensorIn}, {Name: "k", Kind: TensorIn}, {Name: "v", Kind: TensorIn}},
+		Attrs:       []AttrDef{{Name: "cache", Kind: IntAttr}, {Name: "kv_heads", Kind: IntAttr}, {Name: "head_dim", Kind: IntAttr}, {Name: "window", Kind: IntAttr, Default: int64(0)}},
+		Internal:    true,
+		SideEffects: true,
 		Infer: func(op *Op, describe Describer) ([]Type, error) {
 			t, _ := argType(op, 0)
 			return []Type{t}, nil
 		},
 	})
-	Register(&OpDef{
-		Name:     "attend",
+	register(&OpDef{
+		Name:     OpAttend,
 		Doc:      "attention of the new tokens' queries over the layer's KV cache: scores, sinks, window, softmax and weighted sum in one op",
-		Inputs:   []InputDef{{Name: "q", Kind: TensorIn}, {Name: "sinks", Kind: WeightIn, Optional: true}},
+		Inputs:   []InputDef{{Name: "q", Kind: TensorIn}, {Name: "sinks", Kind: WeightIn, Optional: true, Role: RoleLogits}},
 		Attrs:    append([]AttrDef{{Name: "cache", Kind: IntAttr}}, attentionAttrs...),
 		Internal: true,
+		// Scores and the weighted sum over the positions the token sees.
+		Cost: func(op *Op, pos int64) Cost {
+			a := op.Attrs
+			seen := pos + 1
+			if w := a.Int("window"); w > 0 && w < seen {
+				seen = w
+			}
+			return Cost{Flops: 2 * seen * a.Int("heads") * (a.Int("head_dim") + a.Int("v_head_dim")), WeightBytes: weightBytes(op, 1)}
+		},
 		Infer: func(op *Op, describe Describer) ([]Type, error) {
 			qd, err := features(op, 0, describe)
 			if err != nil {
@@ -220,7 +315,7 @@ var attentionAttrs = []AttrDef{
 var ropeAttrs = []AttrDef{
 	{Name: "head_dim", Kind: IntAttr},
 	{Name: "theta", Kind: FloatAttr},
-	{Name: "type", Kind: StringAttr, Default: "default", Enum: []string{"default", "linear", "yarn", "llama3"}},
+	{Name: "type", Kind: StringAttr, Default: RopeDefault, Enum: []string{RopeDefault, RopeLinear, RopeYaRN, RopeLlama3}},
 	{Name: "factor", Kind: FloatAttr, Default: 1.0},
 	{Name: "beta_fast", Kind: FloatAttr, Default: 32.0},
 	{Name: "beta_slow", Kind: FloatAttr, Default: 1.0},
@@ -232,12 +327,13 @@ var ropeAttrs = []AttrDef{
 	{Name: "rotary_dim", Kind: IntAttr, Default: int64(0)},
 }
 
-func unary(name, doc string) *OpDef {
+func unary(name OpKind, doc string) *OpDef {
 	return &OpDef{
-		Name:   name,
-		Doc:    doc,
-		Inputs: []InputDef{{Name: "x", Kind: TensorIn}},
-		Infer:  sameAsInput,
+		Name:    name,
+		Doc:     doc,
+		Inputs:  []InputDef{{Name: "x", Kind: TensorIn}},
+		Infer:   sameAsInput,
+		InPlace: true,
 	}
 }
 
@@ -249,12 +345,15 @@ func sameAsInput(op *Op, describe Describer) ([]Type, error) {
 	return []Type{t}, nil
 }
 
-func binary(name, doc string, commutative bool) *OpDef {
+// binary defines an elementwise op of two operands; role is what a weight
+// b does (a vector broadcast over tokens).
+func binary(name OpKind, doc string, commutative bool, role WeightRole) *OpDef {
 	return &OpDef{
 		Name:        name,
 		Doc:         doc,
-		Inputs:      []InputDef{{Name: "a", Kind: TensorIn}, {Name: "b", Kind: AnyIn}},
+		Inputs:      []InputDef{{Name: "a", Kind: TensorIn}, {Name: "b", Kind: AnyIn, Role: role}},
 		Commutative: commutative,
+		InPlace:     true,
 		Infer: func(op *Op, describe Describer) ([]Type, error) {
 			a, _ := argType(op, 0)
 			b, _ := argType(op, 1)
@@ -278,9 +377,14 @@ func binary(name, doc string, commutative bool) *OpDef {
 
 var baseOps = []*OpDef{
 	{
-		Name:   "embedding",
+		Name:   OpEmbedding,
 		Doc:    "looks up one row of the table per token id",
-		Inputs: []InputDef{{Name: "table", Kind: WeightIn}, {Name: "ids", Kind: TensorIn}},
+		Inputs: []InputDef{{Name: "table", Kind: WeightIn, Role: RoleMatrix}, {Name: "ids", Kind: TensorIn}},
+		// One row of the table.
+		Cost: func(op *Op, pos int64) Cost {
+			w := op.Args[0].W
+			return Cost{WeightBytes: w.Bytes() / w.Shape[0]}
+		},
 		Infer: func(op *Op, describe Describer) ([]Type, error) {
 			w, _ := argType(op, 0)
 			ids, _ := argType(op, 1)
@@ -294,9 +398,12 @@ var baseOps = []*OpDef{
 		},
 	},
 	{
-		Name:   "linear",
+		Name:   OpLinear,
 		Doc:    "x @ w^T + b for a [out, in] weight, dense or MXFP4",
-		Inputs: []InputDef{{Name: "x", Kind: TensorIn}, {Name: "w", Kind: WeightIn}, {Name: "b", Kind: WeightIn, Optional: true}},
+		Inputs: []InputDef{{Name: "x", Kind: TensorIn}, {Name: "w", Kind: WeightIn, Role: RoleMatrix}, {Name: "b", Kind: WeightIn, Optional: true, Role: RoleBias}},
+		Cost: func(op *Op, pos int64) Cost {
+			return Cost{Flops: 2 * op.Args[1].W.Shape.Elems(), WeightBytes: weightBytes(op, 1) + weightBytes(op, 2)}
+		},
 		Infer: func(op *Op, describe Describer) ([]Type, error) {
 			in, err := features(op, 0, describe)
 			if err != nil {
@@ -318,24 +425,25 @@ var baseOps = []*OpDef{
 		},
 	},
 	{
-		Name:   "rmsnorm",
+		Name:   OpRMSNorm,
 		Doc:    "x / sqrt(mean(x^2) + eps) * (w + offset); a weight shorter than x normalises each group (e.g. per head)",
-		Inputs: []InputDef{{Name: "x", Kind: TensorIn}, {Name: "w", Kind: WeightIn}},
+		Inputs: []InputDef{{Name: "x", Kind: TensorIn}, {Name: "w", Kind: WeightIn, Role: RoleScale}},
 		Attrs:  []AttrDef{{Name: "eps", Kind: FloatAttr, Default: 1e-6}, {Name: "offset", Kind: FloatAttr, Default: 0.0}},
 		Infer:  normInfer,
 	},
 	{
-		Name:   "layernorm",
+		Name:   OpLayerNorm,
 		Doc:    "(x - mean) / sqrt(var + eps) * w + b",
-		Inputs: []InputDef{{Name: "x", Kind: TensorIn}, {Name: "w", Kind: WeightIn}, {Name: "b", Kind: WeightIn, Optional: true}},
+		Inputs: []InputDef{{Name: "x", Kind: TensorIn}, {Name: "w", Kind: WeightIn, Role: RoleScale}, {Name: "b", Kind: WeightIn, Optional: true, Role: RoleBias}},
 		Attrs:  []AttrDef{{Name: "eps", Kind: FloatAttr, Default: 1e-5}},
 		Infer:  normInfer,
 	},
 	{
-		Name:   "rope",
-		Doc:    "rotary position embedding of each head (halves rotated, not interleaved pairs); types default, linear, yarn, llama3",
-		Inputs: []InputDef{{Name: "x", Kind: TensorIn}},
-		Attrs:  ropeAttrs,
+		Name:    OpRope,
+		Doc:     "rotary position embedding of each head (halves rotated, not interleaved pairs); types default, linear, yarn, llama3",
+		Inputs:  []InputDef{{Name: "x", Kind: TensorIn}},
+		Attrs:   ropeAttrs,
+		InPlace: true,
 		Infer: func(op *Op, describe Describer) ([]Type, error) {
 			d, err := features(op, 0, describe)
 			if err != nil {
@@ -352,10 +460,11 @@ var baseOps = []*OpDef{
 		},
 	},
 	{
-		Name:   "attention",
-		Doc:    "causal grouped-query attention with optional learned sinks and sliding window",
-		Inputs: []InputDef{{Name: "q", Kind: TensorIn}, {Name: "k", Kind: TensorIn}, {Name: "v", Kind: TensorIn}, {Name: "sinks", Kind: WeightIn, Optional: true}},
-		Attrs:  attentionAttrs,
+		Name:      OpAttention,
+		Doc:       "causal grouped-query attention with optional learned sinks and sliding window",
+		Inputs:    []InputDef{{Name: "q", Kind: TensorIn}, {Name: "k", Kind: TensorIn}, {Name: "v", Kind: TensorIn}, {Name: "sinks", Kind: WeightIn, Optional: true, Role: RoleLogits}},
+		Attrs:     attentionAttrs,
+		Rewritten: "kv_cache",
 		Infer: func(op *Op, describe Describer) ([]Type, error) {
 			a := op.Attrs
 			heads, kvh, hd, vhd := a.Int("heads"), a.Int("kv_heads"), a.Int("head_dim"), a.Int("v_head_dim")
@@ -391,7 +500,7 @@ var baseOps = []*OpDef{
 		},
 	},
 	{
-		Name:   "topk",
+		Name:   OpTopK,
 		Doc:    "the k largest entries of each row, as routes (index and value)",
 		Inputs: []InputDef{{Name: "x", Kind: TensorIn}},
 		Attrs:  []AttrDef{{Name: "k", Kind: IntAttr}},
@@ -408,7 +517,7 @@ var baseOps = []*OpDef{
 		},
 	},
 	{
-		Name:   "softmax",
+		Name:   OpSoftmax,
 		Doc:    "softmax over the last dimension; on routes, over the selected experts' values",
 		Inputs: []InputDef{{Name: "x", Kind: TensorIn}},
 		Infer: func(op *Op, describe Describer) ([]Type, error) {
@@ -420,9 +529,16 @@ var baseOps = []*OpDef{
 		},
 	},
 	{
-		Name:   "expert_linear",
+		Name:   OpExpertLinear,
 		Doc:    "for each token and each of its routes, x @ w[expert]^T + b[expert]",
-		Inputs: []InputDef{{Name: "x", Kind: TensorIn}, {Name: "routes", Kind: TensorIn}, {Name: "w", Kind: WeightIn}, {Name: "b", Kind: WeightIn, Optional: true}},
+		Inputs: []InputDef{{Name: "x", Kind: TensorIn}, {Name: "routes", Kind: TensorIn}, {Name: "w", Kind: WeightIn, Role: RoleMatrix}, {Name: "b", Kind: WeightIn, Optional: true, Role: RoleBias}},
+		// Only the k chosen experts' rows are read.
+		Cost: func(op *Op, pos int64) Cost {
+			w := op.Args[2].W
+			k := op.Results[0].Type.Shape[1]
+			experts := w.Shape[0]
+			return Cost{Flops: 2 * k * (w.Shape.Elems() / experts), WeightBytes: (weightBytes(op, 2) + weightBytes(op, 3)) * k / experts}
+		},
 		Infer: func(op *Op, describe Describer) ([]Type, error) {
 			x, _ := argType(op, 0)
 			r, _ := argType(op, 1)
@@ -453,7 +569,7 @@ var baseOps = []*OpDef{
 		},
 	},
 	{
-		Name:   "swiglu",
+		Name:   OpSwiGLU,
 		Doc:    "(clamp(up) + up_offset) * g * sigmoid(alpha * g) with g = min(gate, limit); gate and up interleaved by row or in halves",
 		Inputs: []InputDef{{Name: "x", Kind: TensorIn}},
 		Attrs: []AttrDef{
@@ -473,7 +589,7 @@ var baseOps = []*OpDef{
 		},
 	},
 	{
-		Name:   "mix",
+		Name:   OpMix,
 		Doc:    "sums each token's expert outputs weighted by its routes",
 		Inputs: []InputDef{{Name: "y", Kind: TensorIn}, {Name: "routes", Kind: TensorIn}},
 		Infer: func(op *Op, describe Describer) ([]Type, error) {
@@ -489,23 +605,80 @@ var baseOps = []*OpDef{
 		},
 	},
 	{
-		Name:   "affine",
-		Doc:    "x * mul + add with constants (what `x * 2.0` or `x - 1.0` compiles to)",
-		Inputs: []InputDef{{Name: "x", Kind: TensorIn}},
-		Attrs:  []AttrDef{{Name: "mul", Kind: FloatAttr, Default: 1.0}, {Name: "add", Kind: FloatAttr, Default: 0.0}},
-		Infer:  sameAsInput,
+		Name:    OpAffine,
+		Doc:     "x * mul + add with constants (what `x * 2.0` or `x - 1.0` compiles to)",
+		Inputs:  []InputDef{{Name: "x", Kind: TensorIn}},
+		Attrs:   []AttrDef{{Name: "mul", Kind: FloatAttr, Default: 1.0}, {Name: "add", Kind: FloatAttr, Default: 0.0}},
+		Infer:   sameAsInput,
+		InPlace: true,
 	},
-	binary("add", "a + b", true),
-	binary("sub", "a - b", false),
-	binary("mul", "a * b", true),
-	binary("div", "a / b", false),
-	unary("silu", "x * sigmoid(x)"),
-	unary("gelu", "the exact (erf) GELU"),
-	unary("gelu_tanh", "the tanh approximation of GELU"),
-	unary("sigmoid", "1 / (1 + exp(-x))"),
-	unary("tanh", "tanh(x)"),
-	unary("relu", "max(x, 0)"),
-	unary("exp", "exp(x)"),
+	binary(OpAdd, "a + b", true, RoleOther),
+	binary(OpSub, "a - b", false, RoleOther),
+	binary(OpMul, "a * b", true, RoleScale),
+	binary(OpDiv, "a / b", false, RoleScale),
+	unary(OpSiLU, "x * sigmoid(x)"),
+	unary(OpGELU, "the exact (erf) GELU"),
+	unary(OpGELUTanh, "the tanh approximation of GELU"),
+	unary(OpSigmoid, "1 / (1 + exp(-x))"),
+	unary(OpTanh, "tanh(x)"),
+	unary(OpReLU, "max(x, 0)"),
+	unary(OpExp, "exp(x)"),
+}
+
+// fusedOps are the kinds the fusion rules make. Their inputs are the
+// rules' pattern variables by name and in this order: every rule that
+// makes a kind binds these names, and an optional input a rule leaves
+// unbound is absent (qkv_rope_store without a norm in front). Their type
+// rules and attributes are their bodies'.
+var fusedOps = []*OpDef{
+	{
+		Name: OpQKVRopeStore,
+		Doc:  "q, k and v as one matmul over the (optionally normalised) row, RoPE on q and k, and the KV-cache write",
+		Inputs: []InputDef{
+			{Name: "x", Kind: TensorIn}, {Name: "norm", Kind: WeightIn, Optional: true, Role: RoleScale},
+			{Name: "wq", Kind: WeightIn, Role: RoleMatrix}, {Name: "bq", Kind: WeightIn, Optional: true, Role: RoleBias},
+			{Name: "wk", Kind: WeightIn, Role: RoleMatrix}, {Name: "bk", Kind: WeightIn, Optional: true, Role: RoleBias},
+			{Name: "wv", Kind: WeightIn, Role: RoleMatrix}, {Name: "bv", Kind: WeightIn, Optional: true, Role: RoleBias},
+		},
+	},
+	{
+		Name:   OpRouter,
+		Doc:    "router logits, top-k and the softmax over the chosen experts",
+		Inputs: []InputDef{{Name: "x", Kind: TensorIn}, {Name: "w", Kind: WeightIn, Role: RoleMatrix}, {Name: "b", Kind: WeightIn, Optional: true, Role: RoleBias}},
+	},
+	{
+		Name:   OpMoEGateUp,
+		Doc:    "each routed expert's gate/up matmul with the SwiGLU in its epilogue",
+		Inputs: []InputDef{{Name: "x", Kind: TensorIn}, {Name: "routes", Kind: TensorIn}, {Name: "w", Kind: WeightIn, Role: RoleMatrix}, {Name: "b", Kind: WeightIn, Optional: true, Role: RoleBias}},
+	},
+	{
+		Name: OpMoEDown,
+		Doc:  "each routed expert's down matmul, weighted by its route and added to the residual",
+		Inputs: []InputDef{{Name: "residual", Kind: TensorIn}, {Name: "y", Kind: TensorIn}, {Name: "routes", Kind: TensorIn},
+			{Name: "w", Kind: WeightIn, Role: RoleMatrix}, {Name: "b", Kind: WeightIn, Optional: true, Role: RoleBias}},
+	},
+	{
+		Name: OpGLU,
+		Doc:  "dense gate and up projections with SwiGLU",
+		Inputs: []InputDef{{Name: "h", Kind: TensorIn},
+			{Name: "wg", Kind: WeightIn, Role: RoleMatrix}, {Name: "bg", Kind: WeightIn, Optional: true, Role: RoleBias},
+			{Name: "wu", Kind: WeightIn, Role: RoleMatrix}, {Name: "bu", Kind: WeightIn, Optional: true, Role: RoleBias}},
+	},
+	{
+		Name:   OpAddRMSNorm,
+		Doc:    "the residual add and the RMS norm after it; the sum is a second result",
+		Inputs: []InputDef{{Name: "a", Kind: TensorIn}, {Name: "b", Kind: TensorIn}, {Name: "norm", Kind: WeightIn, Role: RoleScale}},
+	},
+	{
+		Name:   OpRMSNormLinear,
+		Doc:    "an RMS norm as a matmul's prologue",
+		Inputs: []InputDef{{Name: "x", Kind: TensorIn}, {Name: "norm", Kind: WeightIn, Role: RoleScale}, {Name: "w", Kind: WeightIn, Role: RoleMatrix}, {Name: "b", Kind: WeightIn, Optional: true, Role: RoleBias}},
+	},
+	{
+		Name:   OpLinearAdd,
+		Doc:    "a matmul with the residual added in its epilogue",
+		Inputs: []InputDef{{Name: "residual", Kind: TensorIn}, {Name: "x", Kind: TensorIn}, {Name: "w", Kind: WeightIn, Role: RoleMatrix}, {Name: "b", Kind: WeightIn, Optional: true, Role: RoleBias}},
+	},
 }
 
 func normInfer(op *Op, describe Describer) ([]Type, error) {
@@ -541,15 +714,15 @@ func CheckRope(a Attrs) error {
 		return fmt.Errorf("theta must be positive, not %g", a.Float("theta"))
 	}
 	switch a.String("type") {
-	case "linear":
+	case RopeLinear:
 		if a.Float("factor") <= 0 {
 			return fmt.Errorf("linear RoPE needs factor > 0, not %g", a.Float("factor"))
 		}
-	case "yarn":
+	case RopeYaRN:
 		if a.Float("factor") <= 0 || a.Int("original_max") <= 0 {
 			return fmt.Errorf("yarn RoPE needs factor > 0 and original_max > 0 (got factor=%g, original_max=%d)", a.Float("factor"), a.Int("original_max"))
 		}
-	case "llama3":
+	case RopeLlama3:
 		if a.Float("factor") <= 0 || a.Int("original_max") <= 0 || a.Float("high_freq_factor") <= a.Float("low_freq_factor") {
 			return fmt.Errorf("llama3 RoPE needs factor > 0, original_max > 0 and high_freq_factor > low_freq_factor (got factor=%g, original_max=%d, low=%g, high=%g)",
 				a.Float("factor"), a.Int("original_max"), a.Float("low_freq_factor"), a.Float("high_freq_factor"))

@@ -198,7 +198,7 @@ func (p *irParser) op(line string, body map[string]*Value) (*Op, error) {
 		}
 		break
 	}
-	op := &Op{Kind: sc.word(), Layer: -1}
+	op := &Op{Kind: OpKind(sc.word()), Layer: -1}
 	def, ok := Lookup(op.Kind)
 	if !ok {
 		return nil, fmt.Errorf("unknown op %q", op.Kind)

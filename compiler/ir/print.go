@@ -58,7 +58,7 @@ func printOp(b *strings.Builder, op *Op, indent string, local map[*Value]string)
 		b.WriteString(ref(r))
 	}
 	b.WriteString(" = ")
-	b.WriteString(op.Kind)
+	b.WriteString(string(op.Kind))
 	for i, a := range op.Args {
 		if i == 0 {
 			b.WriteByte(' ')

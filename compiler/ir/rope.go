@@ -22,13 +22,13 @@ func RopeFrequencies(a Attrs) (invFreq []float32, scale float32) {
 	scale = 1
 	factor := float32(a.Float("factor"))
 	switch a.String("type") {
-	case "linear":
+	case RopeLinear:
 		for i := range inv {
 			inv[i] /= factor
 		}
-	case "yarn":
+	case RopeYaRN:
 		scale = yarn(a, inv, base, dim, factor)
-	case "llama3":
+	case RopeLlama3:
 		llama3(a, inv, factor)
 	}
 	if af := a.Float("attention_factor"); af != 0 {

@@ -278,7 +278,7 @@ func (a *Attrs) Set(key string, v any) {
 
 // Op is one operation.
 type Op struct {
-	Kind    string
+	Kind    OpKind
 	Args    []Arg
 	Attrs   Attrs
 	Results []*Value
@@ -288,7 +288,24 @@ type Op struct {
 	Yield []*Value
 	// Layer is the source loop iteration the op came from, or -1.
 	Layer int
+	// Pos and End span the .arch source the op was lowered from, so that
+	// a later pass can report a problem with it where the user wrote it.
+	// Passes that replace ops pass them on; ops made from IR text have
+	// none. They are not part of the text form.
+	Pos, End Pos
 }
+
+// Pos is a position in an .arch file: line and column count from 1,
+// Offset from 0. It mirrors dsl/diag.Pos, which the IR does not import:
+// backends depend on the IR and nothing of the front end.
+type Pos struct {
+	File      string
+	Line, Col int
+	Offset    int
+}
+
+// IsValid reports whether the position points into a file.
+func (p Pos) IsValid() bool { return p.Line > 0 }
 
 // Result is the first (usually the only) result.
 func (o *Op) Result() *Value { return o.Results[0] }

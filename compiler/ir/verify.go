@@ -66,13 +66,10 @@ func verifyOp(op *Op) []string {
 	if !ok {
 		return []string{"unknown op kind"}
 	}
-	if def.Fused {
-		return verifyFused(op)
-	}
-	var errs []string
 	if len(op.Args) != len(def.Inputs) {
 		return []string{fmt.Sprintf("has %d operands, %s takes %d", len(op.Args), op.Kind, len(def.Inputs))}
 	}
+	var errs []string
 	for i, in := range def.Inputs {
 		a := op.Args[i]
 		switch {
@@ -84,9 +81,12 @@ func verifyOp(op *Op) []string {
 			errs = append(errs, fmt.Sprintf("operand %s must be an activation", in.Name))
 		}
 	}
-	if len(op.Attrs) != len(def.Attrs) {
+	switch {
+	case def.Fused:
+		// A fused op's attributes and types are its body's.
+	case len(op.Attrs) != len(def.Attrs):
 		errs = append(errs, fmt.Sprintf("has %d attributes, %s takes %d", len(op.Attrs), op.Kind, len(def.Attrs)))
-	} else {
+	default:
 		for i, ad := range def.Attrs {
 			a := op.Attrs[i]
 			if a.Key != ad.Name {
@@ -97,6 +97,9 @@ func verifyOp(op *Op) []string {
 				errs = append(errs, fmt.Sprintf("attribute %s=%v is not a valid %s", a.Key, a.Value, ad.Kind))
 			}
 		}
+	}
+	if def.Fused {
+		return append(errs, verifyFused(op)...)
 	}
 	if len(errs) > 0 {
 		return errs
@@ -170,7 +173,7 @@ func verifyFused(op *Op) []string {
 			errs = append(errs, fmt.Sprintf("body op %s is itself fused: bodies hold base ops", bop.Kind))
 		}
 		for _, msg := range verifyOp(bop) {
-			errs = append(errs, "body "+bop.Kind+": "+msg)
+			errs = append(errs, "body "+string(bop.Kind)+": "+msg)
 		}
 		for _, r := range bop.Results {
 			defined[r] = true

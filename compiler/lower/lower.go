@@ -475,7 +475,7 @@ func (l *lowerer) binary(e *eval.Evaluator, n *dsl.Binary, lv, rv any) (any, boo
 	lt, lIsT := lv.(*ir.Value)
 	rt, rIsT := rv.(*ir.Value)
 	_, rIsW := rv.(*ir.Weight)
-	kinds := map[string]string{"+": "add", "-": "sub", "*": "mul", "/": "div"}
+	kinds := map[string]ir.OpKind{"+": ir.OpAdd, "-": ir.OpSub, "*": ir.OpMul, "/": ir.OpDiv}
 	kind, arith := kinds[n.Op]
 	if !arith || (!lIsT && !rIsT) {
 		return nil, false
@@ -512,7 +512,7 @@ func (l *lowerer) binary(e *eval.Evaluator, n *dsl.Binary, lv, rv any) (any, boo
 		return e.Errorf(n, "", "cannot divide a number by a tensor"), true
 	}
 	attrs := ir.Attrs{{Key: "mul", Value: mul}, {Key: "add", Value: add}}
-	return l.emit(e, n, "affine", []ir.Arg{{V: t}}, attrs, []string{l.text(n.L)}), true
+	return l.emit(e, n, ir.OpAffine, []ir.Arg{{V: t}}, attrs, []string{l.text(n.L)}), true
 }
 
 func (l *lowerer) unary(e *eval.Evaluator, n *dsl.UnaryOp, x any) (any, bool) {
@@ -521,7 +521,7 @@ func (l *lowerer) unary(e *eval.Evaluator, n *dsl.UnaryOp, x any) (any, bool) {
 		return nil, false
 	}
 	attrs := ir.Attrs{{Key: "mul", Value: -1.0}, {Key: "add", Value: 0.0}}
-	return l.emit(e, n, "affine", []ir.Arg{{V: t}}, attrs, []string{l.text(n.X)}), true
+	return l.emit(e, n, ir.OpAffine, []ir.Arg{{V: t}}, attrs, []string{l.text(n.X)}), true
 }
 
 func argOf(v any) ir.Arg {
@@ -537,7 +537,7 @@ func argOf(v any) ir.Arg {
 // call lowers an op call: operands by position or name, attributes by
 // name, then the op's type rule.
 func (l *lowerer) call(e *eval.Evaluator, c *dsl.Call) (any, bool) {
-	def, ok := ir.Lookup(c.Fn)
+	def, ok := ir.Lookup(ir.OpKind(c.Fn))
 	if !ok || def.Internal || def.Fused {
 		return nil, false
 	}
@@ -751,9 +751,10 @@ func (l *lowerer) operand(e *eval.Evaluator, def *ir.OpDef, idx int, n dsl.Node,
 }
 
 // emit appends an op after running its type rule.
-func (l *lowerer) emit(e *eval.Evaluator, at dsl.Node, kind string, args []ir.Arg, attrs ir.Attrs, texts []string) any {
+func (l *lowerer) emit(e *eval.Evaluator, at dsl.Node, kind ir.OpKind, args []ir.Arg, attrs ir.Attrs, texts []string) any {
 	def, _ := ir.Lookup(kind)
-	op := &ir.Op{Kind: kind, Args: args, Attrs: attrs, Layer: l.layer}
+	pos, end := at.Span()
+	op := &ir.Op{Kind: kind, Args: args, Attrs: attrs, Layer: l.layer, Pos: ir.Pos(pos), End: ir.Pos(end)}
 	describe := func(i int) string {
 		if i < len(texts) && texts[i] != "" {
 			if w := args[i].W; w != nil {

@@ -37,16 +37,6 @@ type Arena struct {
 	Scratch int64
 }
 
-// inPlace lists ops whose result may overwrite an operand that dies at the
-// op: each output element depends only on input elements at the same
-// index (or, for rope, the same rotated pair), so one pass that reads then
-// writes each element is safe on every backend.
-var inPlace = map[string]bool{
-	"add": true, "sub": true, "mul": true, "div": true, "affine": true,
-	"silu": true, "gelu": true, "gelu_tanh": true, "sigmoid": true, "tanh": true,
-	"relu": true, "exp": true, "rope": true,
-}
-
 // PlanArena places every value of f by liveness: values whose live ranges
 // do not intersect may share bytes. batch is the most tokens one call
 // processes.
@@ -86,7 +76,8 @@ func PlanArena(f *ir.Func, batch int64) (*Arena, error) {
 	// range ends at this op.
 	alias := map[*ir.Value]*ir.Value{}
 	for i, op := range f.Ops {
-		if !inPlace[op.Kind] || len(op.Results) != 1 {
+		// ir.OpDef.InPlace says which ops may overwrite an operand.
+		if !ir.MustLookup(op.Kind).InPlace || len(op.Results) != 1 {
 			continue
 		}
 		r := op.Results[0]

@@ -116,7 +116,7 @@ func PlanKV(f *ir.Func, format KVFormat, ctx, batch int64) (*KV, error) {
 	kv := &KV{Format: format, Ctx: ctx, Batch: batch}
 	var off int64
 	for _, op := range allOps(f) {
-		if op.Kind != "cache_kv" {
+		if op.Kind != ir.OpCacheKV {
 			continue
 		}
 		a := op.Attrs

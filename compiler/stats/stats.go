@@ -68,64 +68,12 @@ func Compute(f *ir.Func, kv *plan.KV, arena *plan.Arena, layers int) Stats {
 }
 
 // OpCost is the work of one op for one token.
-type OpCost struct {
-	Flops       int64
-	WeightBytes int64
-}
+type OpCost = ir.Cost
 
-// Cost is an op's work for one token at position pos. A fused op costs
-// what its body costs: fusion saves memory traffic of activations, not
-// arithmetic or weight reads.
-func Cost(op *ir.Op, pos int64) OpCost {
-	if len(op.Body) > 0 {
-		var c OpCost
-		for _, b := range op.Body {
-			bc := Cost(b, pos)
-			c.Flops += bc.Flops
-			c.WeightBytes += bc.WeightBytes
-		}
-		return c
-	}
-	var c OpCost
-	weightBytes := func(i int) int64 {
-		if i < len(op.Args) && op.Args[i].W != nil {
-			return op.Args[i].W.Bytes()
-		}
-		return 0
-	}
-	switch op.Kind {
-	case "embedding":
-		w := op.Args[0].W
-		c.WeightBytes = w.Bytes() / w.Shape[0] // one row
-	case "linear":
-		w := op.Args[1].W
-		c.Flops = 2 * w.Shape.Elems()
-		c.WeightBytes = weightBytes(1) + weightBytes(2)
-	case "expert_linear":
-		w := op.Args[2].W
-		k := op.Results[0].Type.Shape[1]
-		experts := w.Shape[0]
-		per := w.Shape.Elems() / experts
-		c.Flops = 2 * k * per
-		c.WeightBytes = (weightBytes(2) + weightBytes(3)) * k / experts
-	case "attend":
-		a := op.Attrs
-		seen := pos + 1
-		if w := a.Int("window"); w > 0 && w < seen {
-			seen = w
-		}
-		c.Flops = 2 * seen * a.Int("heads") * (a.Int("head_dim") + a.Int("v_head_dim"))
-		c.WeightBytes = weightBytes(1)
-	default:
-		for i := range op.Args {
-			c.WeightBytes += weightBytes(i)
-		}
-		if len(op.Results) > 0 {
-			c.Flops = op.Results[0].Type.Shape.RowElems()
-		}
-	}
-	return c
-}
+// Cost is an op's work for one token at position pos: the registry's cost
+// rule (ir.OpDef.Cost). A fused op costs what its body costs: fusion saves
+// memory traffic of activations, not arithmetic or weight reads.
+func Cost(op *ir.Op, pos int64) OpCost { return ir.OpCost(op, pos) }
 
 // KernelKeys lists the distinct kernels a program needs: ops that differ
 // only in which weights they read or which layer they belong to share a
@@ -147,7 +95,7 @@ func KernelKeys(f *ir.Func) []string {
 // and for fused ops the same of every body op.
 func KernelKey(op *ir.Op) string {
 	var b strings.Builder
-	b.WriteString(op.Kind)
+	b.WriteString(string(op.Kind))
 	for _, a := range op.Args {
 		switch {
 		case a.V != nil:

@@ -66,7 +66,16 @@ type Options struct {
 	// gpt-oss was trained with. Change the assistant's persona with a
 	// system or developer message instead.
 	ModelIdentity string
+	// MaxTokens, when above 0, bounds the rendered prompt (the context):
+	// Render stops encoding as soon as the prompt passes it and returns
+	// an error matching ErrTooLong, instead of encoding all of a long
+	// message first.
+	MaxTokens int
 }
+
+// ErrTooLong is matched (errors.Is) when a rendered prompt would have
+// more than Options.MaxTokens tokens.
+var ErrTooLong = errors.New("the prompt is too long")
 
 // ReasoningEfforts lists the accepted ReasoningEffort values.
 var ReasoningEfforts = []string{"low", "medium", "high"}
@@ -157,6 +166,46 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// budget encodes the text of a prompt against Options.MaxTokens: once the
+// prompt passes it, err is set and later texts are not encoded.
+type budget struct {
+	tok *tokenizer.Tokenizer
+	max int
+	err error
+}
+
+func newBudget(tok *tokenizer.Tokenizer, opts Options) *budget {
+	return &budget{tok: tok, max: opts.MaxTokens}
+}
+
+// text appends the tokens of s (special tokens as plain text).
+func (b *budget) text(ids []int32, s string) []int32 {
+	if b.err != nil {
+		return ids
+	}
+	if b.max <= 0 {
+		return toInt32(ids, b.tok.EncodeOrdinary(s))
+	}
+	enc, err := b.tok.EncodeOrdinaryLimit(s, max(b.max-len(ids), 0))
+	if err != nil {
+		b.err = fmt.Errorf("%w: it is more than %d tokens", ErrTooLong, b.max)
+		return ids
+	}
+	return toInt32(ids, enc)
+}
+
+// done returns the prompt, or the error when it passed the limit (checked
+// again for the tokens appended outside text).
+func (b *budget) done(ids []int32) ([]int32, error) {
+	if b.err == nil && b.max > 0 && len(ids) > b.max {
+		b.err = fmt.Errorf("%w: it is more than %d tokens", ErrTooLong, b.max)
+	}
+	if b.err != nil {
+		return nil, b.err
+	}
+	return ids, nil
 }
 
 func toInt32(dst []int32, ids []int) []int32 {

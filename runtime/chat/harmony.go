@@ -96,13 +96,14 @@ func (h *harmony) Render(msgs []Message, opts Options) ([]int32, error) {
 			instructions = append(instructions, m.Content)
 		}
 	}
+	b := newBudget(h.tok, opts)
 	ids := make([]int32, 0, 64)
 	ids = h.header(ids, "system")
 	ids = h.text(ids, harmonySystemText(opts))
 	ids = append(ids, h.end)
 	if len(instructions) > 0 {
 		ids = h.header(ids, "developer")
-		ids = h.text(ids, "# Instructions\n\n"+strings.Join(instructions, "\n\n"))
+		ids = b.text(ids, "# Instructions\n\n"+strings.Join(instructions, "\n\n"))
 		ids = append(ids, h.end)
 	}
 	for _, m := range msgs {
@@ -118,11 +119,11 @@ func (h *harmony) Render(msgs []Message, opts Options) ([]int32, error) {
 		default:
 			continue
 		}
-		ids = h.text(ids, m.Content)
+		ids = b.text(ids, m.Content)
 		ids = append(ids, h.end)
 	}
 	ids = append(ids, h.start)
-	return h.text(ids, "assistant"), nil
+	return b.done(h.text(ids, "assistant"))
 }
 
 // header appends <|start|>{role}<|message|>.

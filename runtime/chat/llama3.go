@@ -43,6 +43,7 @@ func (f *llama3) Render(msgs []Message, opts Options) ([]int32, error) {
 	if err := checkRoles(msgs); err != nil {
 		return nil, err
 	}
+	b := newBudget(f.tok, opts)
 	ids := []int32{f.bos}
 	for _, m := range msgs {
 		role := m.Role
@@ -50,10 +51,10 @@ func (f *llama3) Render(msgs []Message, opts Options) ([]int32, error) {
 			role = RoleSystem
 		}
 		ids = f.header(ids, role)
-		ids = toInt32(ids, f.tok.EncodeOrdinary(strings.TrimSpace(m.Content)))
+		ids = b.text(ids, strings.TrimSpace(m.Content))
 		ids = append(ids, f.eot)
 	}
-	return f.header(ids, RoleAssistant), nil
+	return b.done(f.header(ids, RoleAssistant))
 }
 
 func (f *llama3) header(ids []int32, role string) []int32 {

@@ -26,7 +26,8 @@ func (f *plain) Render(msgs []Message, opts Options) ([]int32, error) {
 	for i, m := range msgs {
 		texts[i] = m.Content
 	}
-	return toInt32(nil, f.tok.EncodeOrdinary(strings.Join(texts, "\n"))), nil
+	b := newBudget(f.tok, opts)
+	return b.done(b.text(nil, strings.Join(texts, "\n")))
 }
 
 func (f *plain) NewParser() Parser { return &textParser{tok: f.tok, dec: newTextDecoder(f.tok)} }

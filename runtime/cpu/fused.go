@@ -15,7 +15,7 @@ type fusedOp struct {
 }
 
 // find returns the n-th body op of a kind (counting from 0), or nil.
-func (f fusedOp) find(kind string, n int) *ir.Op {
+func (f fusedOp) find(kind ir.OpKind, n int) *ir.Op {
 	for _, b := range f.op.Body {
 		if b.Kind == kind {
 			if n == 0 {
@@ -27,15 +27,18 @@ func (f fusedOp) find(kind string, n int) *ir.Op {
 	return nil
 }
 
-// arg returns the activation operand i of the fused op.
-func (f fusedOp) arg(i int) buf { return f.val(f.op.Args[i].V) }
+// arg returns the fused op's activation input of that name (its names are
+// the registry's, ir.OpDef.Inputs).
+func (f fusedOp) arg(name string) buf { return f.val(f.op.Input(name).V) }
 
-// weight returns the weight operand i of the fused op, or nil when absent.
-func (f fusedOp) weight(i int) *weight {
-	if f.op.Args[i].W == nil {
+// weight returns the fused op's weight input of that name, or nil when it
+// is absent.
+func (f fusedOp) weight(name string) *weight {
+	w := f.op.Input(name).W
+	if w == nil {
 		return nil
 	}
-	return f.m.weights[f.op.Args[i].W]
+	return f.m.weights[w]
 }
 
 func (f fusedOp) out(i int) buf { return f.val(f.op.Results[i]) }
@@ -53,50 +56,64 @@ func (m *Model) scratchBuf(width int) buf {
 	return b
 }
 
-// fusedKernel returns a specialised kernel for a fused op. The operand
-// order of each kind is fixed by its rule in compiler/fuse/rules.fuse; a
-// fused op whose body does not have the shape a kernel expects runs as its
+// fusedKernels holds the CPU kernel of every fused op kind; a test checks
+// that none is missing. A kernel reads the op's operands by their names in
+// the registry and its attributes from the body; one that finds a body of
+// another shape than it expects says so (false), and the op runs as its
 // body instead.
-func (m *Model) fusedKernel(op *ir.Op, val func(*ir.Value) buf) (func(int, int), bool) {
-	f := fusedOp{m, op, val}
-	switch op.Kind {
-	case "add_rmsnorm":
-		n := f.find("rmsnorm", 0)
-		return m.addRMSNorm(f.arg(0), f.arg(1), f.weight(2).vector(), float32(n.Attrs.Float("eps")), float32(n.Attrs.Float("offset")), f.out(0), f.out(1)), true
-	case "rmsnorm_linear":
-		n := f.find("rmsnorm", 0)
-		w := f.weight(2)
+var fusedKernels = map[ir.OpKind]func(f fusedOp) (func(int, int), bool){
+	ir.OpAddRMSNorm: func(f fusedOp) (func(int, int), bool) {
+		n := f.find(ir.OpRMSNorm, 0)
+		return f.m.addRMSNorm(f.arg("a"), f.arg("b"), f.weight("norm").vector(), float32(n.Attrs.Float("eps")), float32(n.Attrs.Float("offset")), f.out(0), f.out(1)), true
+	},
+	ir.OpRMSNormLinear: func(f fusedOp) (func(int, int), bool) {
+		m := f.m
+		n := f.find(ir.OpRMSNorm, 0)
+		w := f.weight("w")
 		h := m.scratchBuf(w.cols)
-		norm := m.rmsnorm(f.arg(0), f.weight(1).vector(), float32(n.Attrs.Float("eps")), float32(n.Attrs.Float("offset")), h)
-		lin := m.linear(h, w, vec(f.weight(3)), f.out(0), nil)
+		norm := m.rmsnorm(f.arg("x"), f.weight("norm").vector(), float32(n.Attrs.Float("eps")), float32(n.Attrs.Float("offset")), h)
+		lin := m.linear(h, w, vec(f.weight("b")), f.out(0), nil)
 		return func(seq, pos int) { norm(seq, pos); lin(seq, pos) }, true
-	case "linear_add":
-		res := f.arg(0)
-		return m.linear(f.arg(1), f.weight(2), vec(f.weight(3)), f.out(0), &res), true
-	case "glu":
-		return m.glu(f.arg(0), f.weight(1), vec(f.weight(2)), f.weight(3), vec(f.weight(4)), f.out(0)), true
-	case "router":
-		w := f.weight(1)
+	},
+	ir.OpLinearAdd: func(f fusedOp) (func(int, int), bool) {
+		res := f.arg("residual")
+		return f.m.linear(f.arg("x"), f.weight("w"), vec(f.weight("b")), f.out(0), &res), true
+	},
+	ir.OpGLU: func(f fusedOp) (func(int, int), bool) {
+		return f.m.glu(f.arg("h"), f.weight("wg"), vec(f.weight("bg")), f.weight("wu"), vec(f.weight("bu")), f.out(0)), true
+	},
+	ir.OpRouter: func(f fusedOp) (func(int, int), bool) {
+		m := f.m
+		w := f.weight("w")
 		logits := m.scratchBuf(w.rows)
-		lin := m.linear(f.arg(0), w, vec(f.weight(2)), logits, nil)
-		k := int(op.Results[0].Type.Shape[1])
+		lin := m.linear(f.arg("x"), w, vec(f.weight("b")), logits, nil)
+		k := int(f.op.Results[0].Type.Shape[1])
 		top := m.topk(logits, f.out(0), k)
 		soft := m.softmaxRoutes(f.out(0), f.out(0))
 		return func(seq, pos int) { lin(seq, pos); top(seq, pos); soft(seq, pos) }, true
-	case "moe_gate_up":
-		sw := f.find("swiglu", 0)
-		a := sw.Attrs
-		shared := len(op.Args[0].V.Type.Shape) == 2
-		k := int(op.Results[0].Type.Shape[1])
-		return m.moeGateUp(f.arg(0), shared, f.arg(1), k, f.weight(2), f.weight(3), f.out(0),
+	},
+	ir.OpMoEGateUp: func(f fusedOp) (func(int, int), bool) {
+		a := f.find(ir.OpSwiGLU, 0).Attrs
+		shared := len(f.op.Input("x").V.Type.Shape) == 2
+		k := int(f.op.Results[0].Type.Shape[1])
+		return f.m.moeGateUp(f.arg("x"), shared, f.arg("routes"), k, f.weight("w"), f.weight("b"), f.out(0),
 			float32(a.Float("alpha")), float32(a.Float("limit")), float32(a.Float("up_offset")), a.String("layout") == "interleaved"), true
-	case "moe_down":
-		k := int(op.Args[2].V.Type.Shape[1])
-		return m.moeDown(f.arg(0), f.arg(1), f.arg(2), k, f.weight(3), f.weight(4), f.out(0)), true
-	case "qkv_rope_store":
-		return m.qkvRopeStore(f)
+	},
+	ir.OpMoEDown: func(f fusedOp) (func(int, int), bool) {
+		k := int(f.op.Input("routes").V.Type.Shape[1])
+		return f.m.moeDown(f.arg("residual"), f.arg("y"), f.arg("routes"), k, f.weight("w"), f.weight("b"), f.out(0)), true
+	},
+	ir.OpQKVRopeStore: func(f fusedOp) (func(int, int), bool) { return f.m.qkvRopeStore(f) },
+}
+
+// fusedKernel returns the specialised kernel of a fused op, or false when
+// the op must run as its body.
+func (m *Model) fusedKernel(op *ir.Op, val func(*ir.Value) buf) (func(int, int), bool) {
+	k := fusedKernels[op.Kind]
+	if k == nil {
+		return nil, false
 	}
-	return nil, false
+	return k(fusedOp{m, op, val})
 }
 
 func (m *Model) addRMSNorm(a, b buf, w []float32, eps, offset float32, normed, sum buf) func(int, int) {
@@ -366,25 +383,22 @@ func (m *Model) moeDown(residual, y, routes buf, k int, w *weight, bias *weight,
 // parallel loop over their concatenated weight rows, rotates q and k, and
 // writes k and v to the cache; only q reaches the arena.
 func (m *Model) qkvRopeStore(f fusedOp) (func(int, int), bool) {
-	norm := f.find("rmsnorm", 0)
-	ropeQ, ropeK := f.find("rope", 0), f.find("rope", 1)
-	store := f.find("cache_kv", 0)
+	norm := f.find(ir.OpRMSNorm, 0)
+	ropeQ, ropeK := f.find(ir.OpRope, 0), f.find(ir.OpRope, 1)
+	store := f.find(ir.OpCacheKV, 0)
 	if ropeQ == nil || ropeK == nil || store == nil {
 		return nil, false
 	}
-	i := 1 // operands: x, [norm], wq, bq, wk, bk, wv, bv
-	x := f.arg(0)
+	x := f.arg("x")
 	var h buf
 	var normRun func(int, int)
 	if norm != nil {
-		wn := f.weight(1)
 		h = m.scratchBuf(x.row)
-		normRun = m.rmsnorm(x, wn.vector(), float32(norm.Attrs.Float("eps")), float32(norm.Attrs.Float("offset")), h)
-		i = 2
+		normRun = m.rmsnorm(x, f.weight("norm").vector(), float32(norm.Attrs.Float("eps")), float32(norm.Attrs.Float("offset")), h)
 	} else {
 		h = x
 	}
-	wq, bq, wk, bk, wv, bv := f.weight(i), vec(f.weight(i+1)), f.weight(i+2), vec(f.weight(i+3)), f.weight(i+4), vec(f.weight(i+5))
+	wq, bq, wk, bk, wv, bv := f.weight("wq"), vec(f.weight("bq")), f.weight("wk"), vec(f.weight("bk")), f.weight("wv"), vec(f.weight("bv"))
 	q := f.out(0)
 	k := m.scratchBuf(wk.rows)
 	v := m.scratchBuf(wv.rows)

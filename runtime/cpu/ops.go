@@ -17,78 +17,109 @@ func grainFor(costPerItem int) int {
 	return max(1, macsPerChunk/costPerItem)
 }
 
-// kernel prepares a base op.
-func (m *Model) kernel(op *ir.Op, val func(*ir.Value) buf) (func(seq, pos int), error) {
-	arg := func(i int) buf { return val(op.Args[i].V) }
-	wt := func(i int) *weight {
-		if i >= len(op.Args) || op.Args[i].W == nil {
-			return nil
-		}
-		return m.weights[op.Args[i].W]
+// kernelEnv is what a base op's kernel is prepared from: the op, its
+// operands and result as buffers, and its attributes.
+type kernelEnv struct {
+	m   *Model
+	op  *ir.Op
+	val func(*ir.Value) buf
+	out buf
+	a   ir.Attrs
+}
+
+func (e kernelEnv) arg(i int) buf { return e.val(e.op.Args[i].V) }
+
+// wt returns weight operand i, or nil when it is absent.
+func (e kernelEnv) wt(i int) *weight {
+	if i >= len(e.op.Args) || e.op.Args[i].W == nil {
+		return nil
 	}
-	out := val(op.Results[0])
-	a := op.Attrs
-	switch op.Kind {
-	case "embedding":
-		return m.embedding(wt(0), arg(1), out), nil
-	case "linear":
-		return m.linear(arg(0), wt(1), vec(wt(2)), out, nil), nil
-	case "rmsnorm":
-		return m.rmsnorm(arg(0), wt(1).vector(), float32(a.Float("eps")), float32(a.Float("offset")), out), nil
-	case "layernorm":
-		return m.layernorm(arg(0), wt(1).vector(), vec(wt(2)), float32(a.Float("eps")), out), nil
-	case "rope":
-		return m.rope(arg(0), out, a), nil
-	case "cache_kv":
-		return m.cacheKV(arg(0), arg(1), arg(2), out, m.caches[int(a.Int("cache"))]), nil
-	case "attend":
-		return m.attend(arg(0), vec(wt(1)), out, a, m.caches[int(a.Int("cache"))]), nil
-	case "topk":
-		return m.topk(arg(0), out, int(a.Int("k"))), nil
-	case "softmax":
-		if op.Args[0].V.Type.DType == ir.Route {
-			return m.softmaxRoutes(arg(0), out), nil
+	return e.m.weights[e.op.Args[i].W]
+}
+
+func (e kernelEnv) unary(f func(float32) float32) func(int, int) {
+	return e.m.unary(e.arg(0), e.out, f)
+}
+
+func (e kernelEnv) binary() func(int, int) {
+	if w := e.wt(1); w != nil {
+		return e.m.broadcast(e.op.Kind, e.arg(0), w.vector(), e.out)
+	}
+	return e.m.binary(e.op.Kind, e.arg(0), e.arg(1), e.out)
+}
+
+// baseKernels holds the CPU kernel of every base op kind; a test checks
+// that every kind of the registry a backend can see has one.
+var baseKernels = map[ir.OpKind]func(e kernelEnv) func(seq, pos int){
+	ir.OpEmbedding: func(e kernelEnv) func(int, int) { return e.m.embedding(e.wt(0), e.arg(1), e.out) },
+	ir.OpLinear:    func(e kernelEnv) func(int, int) { return e.m.linear(e.arg(0), e.wt(1), vec(e.wt(2)), e.out, nil) },
+	ir.OpRMSNorm: func(e kernelEnv) func(int, int) {
+		return e.m.rmsnorm(e.arg(0), e.wt(1).vector(), float32(e.a.Float("eps")), float32(e.a.Float("offset")), e.out)
+	},
+	ir.OpLayerNorm: func(e kernelEnv) func(int, int) {
+		return e.m.layernorm(e.arg(0), e.wt(1).vector(), vec(e.wt(2)), float32(e.a.Float("eps")), e.out)
+	},
+	ir.OpRope: func(e kernelEnv) func(int, int) { return e.m.rope(e.arg(0), e.out, e.a) },
+	ir.OpCacheKV: func(e kernelEnv) func(int, int) {
+		return e.m.cacheKV(e.arg(0), e.arg(1), e.arg(2), e.out, e.m.caches[int(e.a.Int("cache"))])
+	},
+	ir.OpAttend: func(e kernelEnv) func(int, int) {
+		return e.m.attend(e.arg(0), vec(e.wt(1)), e.out, e.a, e.m.caches[int(e.a.Int("cache"))])
+	},
+	ir.OpTopK: func(e kernelEnv) func(int, int) { return e.m.topk(e.arg(0), e.out, int(e.a.Int("k"))) },
+	ir.OpSoftmax: func(e kernelEnv) func(int, int) {
+		if e.op.Args[0].V.Type.DType == ir.Route {
+			return e.m.softmaxRoutes(e.arg(0), e.out)
 		}
-		return m.softmaxRows(arg(0), out), nil
-	case "expert_linear":
-		k := int(op.Results[0].Type.Shape[1])
-		shared := len(op.Args[0].V.Type.Shape) == 2
-		return m.expertLinear(arg(0), shared, arg(1), k, wt(2), wt(3), out), nil
-	case "swiglu":
-		return m.swiglu(arg(0), out, int(op.Results[0].Type.Shape.Last()), float32(a.Float("alpha")), float32(a.Float("limit")), float32(a.Float("up_offset")), a.String("layout") == "interleaved"), nil
-	case "mix":
-		k := int(op.Args[1].V.Type.Shape[1])
-		return m.mix(arg(0), arg(1), k, out), nil
-	case "add", "sub", "mul", "div":
-		x := arg(0)
-		if w := wt(1); w != nil {
-			return m.broadcast(op.Kind, x, w.vector(), out), nil
-		}
-		return m.binary(op.Kind, x, arg(1), out), nil
-	case "affine":
-		mul, add := float32(a.Float("mul")), float32(a.Float("add"))
-		return m.unary(arg(0), out, func(x float32) float32 { return x*mul + add }), nil
-	case "silu":
-		return m.unary(arg(0), out, func(x float32) float32 { return x / (1 + exp32(-x)) }), nil
-	case "sigmoid":
-		return m.unary(arg(0), out, func(x float32) float32 { return 1 / (1 + exp32(-x)) }), nil
-	case "tanh":
-		return m.unary(arg(0), out, func(x float32) float32 { return float32(math.Tanh(float64(x))) }), nil
-	case "relu":
-		return m.unary(arg(0), out, func(x float32) float32 { return max(x, 0) }), nil
-	case "exp":
-		return m.unary(arg(0), out, exp32), nil
-	case "gelu":
-		return m.unary(arg(0), out, func(x float32) float32 {
+		return e.m.softmaxRows(e.arg(0), e.out)
+	},
+	ir.OpExpertLinear: func(e kernelEnv) func(int, int) {
+		k := int(e.op.Results[0].Type.Shape[1])
+		shared := len(e.op.Args[0].V.Type.Shape) == 2
+		return e.m.expertLinear(e.arg(0), shared, e.arg(1), k, e.wt(2), e.wt(3), e.out)
+	},
+	ir.OpSwiGLU: func(e kernelEnv) func(int, int) {
+		return e.m.swiglu(e.arg(0), e.out, int(e.op.Results[0].Type.Shape.Last()), float32(e.a.Float("alpha")), float32(e.a.Float("limit")), float32(e.a.Float("up_offset")), e.a.String("layout") == "interleaved")
+	},
+	ir.OpMix: func(e kernelEnv) func(int, int) {
+		return e.m.mix(e.arg(0), e.arg(1), int(e.op.Args[1].V.Type.Shape[1]), e.out)
+	},
+	ir.OpAdd: kernelEnv.binary, ir.OpSub: kernelEnv.binary, ir.OpMul: kernelEnv.binary, ir.OpDiv: kernelEnv.binary,
+	ir.OpAffine: func(e kernelEnv) func(int, int) {
+		mul, add := float32(e.a.Float("mul")), float32(e.a.Float("add"))
+		return e.unary(func(x float32) float32 { return x*mul + add })
+	},
+	ir.OpSiLU: func(e kernelEnv) func(int, int) {
+		return e.unary(func(x float32) float32 { return x / (1 + exp32(-x)) })
+	},
+	ir.OpSigmoid: func(e kernelEnv) func(int, int) {
+		return e.unary(func(x float32) float32 { return 1 / (1 + exp32(-x)) })
+	},
+	ir.OpTanh: func(e kernelEnv) func(int, int) {
+		return e.unary(func(x float32) float32 { return float32(math.Tanh(float64(x))) })
+	},
+	ir.OpReLU: func(e kernelEnv) func(int, int) { return e.unary(func(x float32) float32 { return max(x, 0) }) },
+	ir.OpExp:  func(e kernelEnv) func(int, int) { return e.unary(exp32) },
+	ir.OpGELU: func(e kernelEnv) func(int, int) {
+		return e.unary(func(x float32) float32 {
 			return float32(0.5 * float64(x) * (1 + math.Erf(float64(x)/math.Sqrt2)))
-		}), nil
-	case "gelu_tanh":
-		return m.unary(arg(0), out, func(x float32) float32 {
+		})
+	},
+	ir.OpGELUTanh: func(e kernelEnv) func(int, int) {
+		return e.unary(func(x float32) float32 {
 			v := float64(x)
 			return float32(0.5 * v * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(v+0.044715*v*v*v))))
-		}), nil
+		})
+	},
+}
+
+// kernel prepares a base op.
+func (m *Model) kernel(op *ir.Op, val func(*ir.Value) buf) (func(seq, pos int), error) {
+	k := baseKernels[op.Kind]
+	if k == nil {
+		return nil, fmt.Errorf("BUG: the CPU backend has no kernel for %s", op.Kind)
 	}
-	return nil, fmt.Errorf("BUG: the CPU backend has no kernel for %s", op.Kind)
+	return k(kernelEnv{m: m, op: op, val: val, out: val(op.Results[0]), a: op.Attrs}), nil
 }
 
 func vec(w *weight) []float32 {
@@ -557,7 +588,7 @@ func (m *Model) mix(y, routes buf, k int, out buf) func(int, int) {
 	}
 }
 
-func (m *Model) binary(kind string, a, b, out buf) func(int, int) {
+func (m *Model) binary(kind ir.OpKind, a, b, out buf) func(int, int) {
 	f := binaryFunc(kind)
 	return func(seq, _ int) {
 		as, bs, os := a.rows(seq), b.rows(seq), out.rows(seq)
@@ -567,7 +598,7 @@ func (m *Model) binary(kind string, a, b, out buf) func(int, int) {
 	}
 }
 
-func (m *Model) broadcast(kind string, a buf, w []float32, out buf) func(int, int) {
+func (m *Model) broadcast(kind ir.OpKind, a buf, w []float32, out buf) func(int, int) {
 	f := binaryFunc(kind)
 	return func(seq, _ int) {
 		for t := 0; t < seq; t++ {
@@ -580,13 +611,13 @@ func (m *Model) broadcast(kind string, a buf, w []float32, out buf) func(int, in
 	}
 }
 
-func binaryFunc(kind string) func(a, b float32) float32 {
+func binaryFunc(kind ir.OpKind) func(a, b float32) float32 {
 	switch kind {
-	case "add":
+	case ir.OpAdd:
 		return func(a, b float32) float32 { return a + b }
-	case "sub":
+	case ir.OpSub:
 		return func(a, b float32) float32 { return a - b }
-	case "mul":
+	case ir.OpMul:
 		return func(a, b float32) float32 { return a * b }
 	}
 	return func(a, b float32) float32 { return a / b }

@@ -142,7 +142,7 @@ func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
 	n := len(tokens)
 	copy(m.tokens, tokens)
 	args := abi.StepArgs{Seq: uint32(n), Pos: uint32(pos)}.Bytes()
-	barriers := kernels.Barriers(m.out.Dispatches, m.kernels, m.prog.Arena, m.prog.KV, n)
+	barriers := kernels.Barriers(m.out.Dispatches, m.prog.Arena, m.prog.KV, n)
 	m.launches = m.launches[:0]
 	for i, d := range m.out.Dispatches {
 		name, grid := d.KernelFor(n)

@@ -65,6 +65,9 @@ type Model struct {
 	Tokenizer []byte
 	// GenerationConfig is generation_config.json, or nil.
 	GenerationConfig map[string]any
+	// Warnings name optional files that were invalid and ignored
+	// (generation_config.json); commands print them on stderr.
+	Warnings []string
 	// Ready is the time from the start of Load to a validated model.
 	Ready time.Duration
 }
@@ -112,7 +115,11 @@ func Load(spec Spec) (*Model, error) {
 			m.Tokenizer = tok
 		}
 		if g, err := os.ReadFile(filepath.Join(dir, "generation_config.json")); err == nil {
-			_ = json.Unmarshal(g, &m.GenerationConfig)
+			if err := json.Unmarshal(g, &m.GenerationConfig); err != nil {
+				m.GenerationConfig = nil
+				m.Warnings = append(m.Warnings, fmt.Sprintf("%s is not a valid JSON object (%v); it is ignored and the default generation settings are used",
+					filepath.Join(dir, "generation_config.json"), err))
+			}
 		}
 		prog.stage("mapping", 1)
 		m.Checkpoint, err = weights.Open(dir)
@@ -317,18 +324,58 @@ func hfCacheSnapshot(id string) (string, error) {
 	}
 	repo := filepath.Join(hub, "models--"+strings.ReplaceAll(id, "/", "--"))
 	ref, err := os.ReadFile(filepath.Join(repo, "refs", "main"))
+	var dir string
 	if err != nil {
 		snaps, _ := filepath.Glob(filepath.Join(repo, "snapshots", "*"))
-		if len(snaps) == 1 {
-			return snaps[0], nil
+		if len(snaps) != 1 {
+			return "", fmt.Errorf("model %s is not a directory and is not in the Hugging Face cache (%s); download it first, e.g. `huggingface-cli download %s`", id, repo, id)
 		}
-		return "", fmt.Errorf("model %s is not a directory and is not in the Hugging Face cache (%s); download it first, e.g. `huggingface-cli download %s`", id, repo, id)
+		dir = snaps[0]
+	} else {
+		// refs/main names a commit: anything else (a path such as
+		// ../../../x) could lead outside the cache.
+		hash := strings.TrimSpace(string(ref))
+		if !isCommitHash(hash) {
+			return "", fmt.Errorf("model %s: the cache's %s holds %q, not a commit hash (40 or 64 hex digits); repair the cache, e.g. `huggingface-cli download %s`",
+				id, filepath.Join(repo, "refs", "main"), shorten(hash, 80), id)
+		}
+		dir = filepath.Join(repo, "snapshots", hash)
+		if _, err := os.Stat(dir); err != nil {
+			return "", fmt.Errorf("model %s: the cache's refs/main names snapshot %s, which is missing", id, hash)
+		}
 	}
-	dir := filepath.Join(repo, "snapshots", strings.TrimSpace(string(ref)))
-	if _, err := os.Stat(dir); err != nil {
-		return "", fmt.Errorf("model %s: the cache's refs/main names snapshot %s, which is missing", id, strings.TrimSpace(string(ref)))
+	// The snapshot directory itself must not lead out of the cache
+	// through a link (its files are links into the cache's blobs).
+	realHub, err1 := filepath.EvalSymlinks(hub)
+	realDir, err2 := filepath.EvalSymlinks(dir)
+	if err1 != nil || err2 != nil {
+		return "", fmt.Errorf("model %s: cannot resolve the snapshot %s in the Hugging Face cache: %v", id, dir, errors.Join(err1, err2))
+	}
+	if rel, err := filepath.Rel(realHub, realDir); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("model %s: the cache's snapshot %s leads to %s, outside the Hugging Face cache %s; refusing to load it", id, dir, realDir, realHub)
 	}
 	return dir, nil
+}
+
+// isCommitHash reports whether s is a git commit hash as the hub writes
+// it: 40 (SHA-1) or 64 (SHA-256) lower-case hex digits.
+func isCommitHash(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func shorten(s string, n int) string {
+	if len(s) > n {
+		return s[:n-3] + "..."
+	}
+	return s
 }
 
 func fileExists(p string) bool {

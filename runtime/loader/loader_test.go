@@ -163,14 +163,14 @@ func TestContextAndVocabularyErrors(t *testing.T) {
 
 func TestHuggingFaceCacheResolution(t *testing.T) {
 	hub := t.TempDir()
-	snap := filepath.Join(hub, "models--org--model", "snapshots", "abc123")
+	snap := filepath.Join(hub, "models--org--model", "snapshots", "0123456789abcdef0123456789abcdef01234567")
 	if err := os.MkdirAll(snap, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(filepath.Join(hub, "models--org--model", "refs"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(hub, "models--org--model", "refs", "main"), []byte("abc123\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(hub, "models--org--model", "refs", "main"), []byte("0123456789abcdef0123456789abcdef01234567\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("HF_HUB_CACHE", hub)

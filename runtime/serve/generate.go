@@ -49,8 +49,12 @@ func (s *Server) runChat(w http.ResponseWriter, r *http.Request, req *request) *
 	if req.ReasoningEffort != "" {
 		opts.ReasoningEffort = req.ReasoningEffort
 	}
+	opts.MaxTokens = s.m.Backend.Ctx() // stop encoding past the context
 	prompt, err := s.m.Format.Render(req.Messages, opts)
 	if err != nil {
+		if errors.Is(err, chat.ErrTooLong) {
+			return promptTooLong("messages", opts.MaxTokens)
+		}
 		if errors.Is(err, chat.ErrBadConversation) {
 			return invalid("messages", "invalid_value", "%v", err)
 		}
@@ -67,12 +71,21 @@ func (s *Server) runChat(w http.ResponseWriter, r *http.Request, req *request) *
 	return s.generate(r.Context(), j, out, true)
 }
 
+// promptTooLong: encoding stopped once the prompt passed the context.
+func promptTooLong(param string, ctxLen int) *apiError {
+	return invalid(param, "context_length_exceeded", "the prompt is more than %d tokens, but the model's context holds %d; shorten it (or serve with a larger --ctx)", ctxLen, ctxLen)
+}
+
 func (s *Server) runCompletion(w http.ResponseWriter, r *http.Request, req *request) *apiError {
 	prompt := req.PromptIDs
 	if prompt == nil {
 		// A raw prompt may hold special tokens, as llama.cpp allows: it
 		// is how a client drives a chat format itself.
-		prompt = toInt32(s.m.Tokenizer.Encode(req.Prompt))
+		ids, err := s.m.Tokenizer.EncodeLimit(req.Prompt, s.m.Backend.Ctx())
+		if err != nil {
+			return promptTooLong("prompt", s.m.Backend.Ctx())
+		}
+		prompt = toInt32(ids)
 	}
 	V := s.m.Backend.Vocab()
 	for i, id := range prompt {

@@ -372,34 +372,23 @@ func fillsFor(f *ir.Func) fills {
 // smallStd is the spread of biases and other vectors added to activations.
 const smallStd = 0.02
 
-// fillFor picks the distribution of a weight from its use: operand i of op.
+// fillFor picks the distribution of a weight from its use: operand i of
+// op, whose role the op registry gives (ir.InputDef.Role).
 func fillFor(op *ir.Op, i int, w *ir.Weight) Fill {
-	matrix := Fill{Kind: Normal, Std: fanInStd(w)}
-	small := Fill{Kind: Normal, Std: smallStd}
-	switch op.Kind {
-	case "rmsnorm", "layernorm":
-		if i == 1 {
-			// The op scales by weight + offset: keep that near 1.
-			return Fill{Kind: Normal, Mean: 1 - op.Attrs.Float("offset"), Std: smallStd}
-		}
-		return small
-	case "embedding":
-		return matrix
-	case "linear":
-		if i == 1 {
-			return matrix
-		}
-		return small
-	case "expert_linear":
-		if i == 2 {
-			return matrix
-		}
-		return small
-	case "attend":
+	switch ir.MustLookup(op.Kind).Inputs[i].Role {
+	case ir.RoleMatrix:
+		return Fill{Kind: Normal, Std: fanInStd(w)}
+	case ir.RoleBias:
+		return Fill{Kind: Normal, Std: smallStd}
+	case ir.RoleScale:
+		// The op scales by weight + offset (a norm's offset; 0 when the op
+		// has none): keep that near 1.
+		offset, _ := op.Attrs.Get("offset")
+		off, _ := offset.(float64)
+		return Fill{Kind: Normal, Mean: 1 - off, Std: smallStd}
+	case ir.RoleLogits:
 		// Sinks are logits that join the softmax: unit spread, like scores.
 		return Fill{Kind: Normal, Std: 1}
-	case "mul", "div":
-		return Fill{Kind: Normal, Mean: 1, Std: smallStd}
 	}
 	return defaultFill(w)
 }

@@ -389,7 +389,7 @@ func TestErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := strings.Replace(string(src), `sliding_window:  int   = 128     from "sliding_window"`, `sliding_window:  int   = 128`, 1)
+	text := strings.Replace(string(src), `sliding_window:  int   in 1..2147483648 = 128     from "sliding_window"`, `sliding_window:  int   in 1..2147483648 = 128`, 1)
 	if text == string(src) {
 		t.Fatal("the test's edit of gpt-oss.arch no longer applies")
 	}

@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -32,6 +33,15 @@ func FuzzEncode(f *testing.F) {
 			}
 			if got, _ := tok.Decode(tok.EncodeOrdinary(text)); string(got) != text {
 				t.Fatalf("Decode(EncodeOrdinary(%q)) = %q", text, got)
+			}
+			// EncodeLimit agrees with Encode at the limit and stops below it.
+			if got, err := tok.EncodeLimit(text, len(ids)); err != nil || len(ids) > 0 && !slices.Equal(got, ids) {
+				t.Fatalf("EncodeLimit(%q, %d) = %v, %v; Encode gives %v", text, len(ids), got, err, ids)
+			}
+			if len(ids) > 0 {
+				if _, err := tok.EncodeLimit(text, len(ids)-1); err == nil {
+					t.Fatalf("EncodeLimit(%q, %d) of %d tokens gave no error", text, len(ids)-1, len(ids))
+				}
 			}
 			d := tok.NewStreamDecoder()
 			var sb strings.Builder

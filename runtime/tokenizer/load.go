@@ -147,6 +147,15 @@ func parse(data []byte) (*Tokenizer, error) {
 		return nil, err
 	}
 	t.pre = pre
+	// The most input bytes one token stands for: its bytes, an added
+	// token's text, or one UTF-8 character (an unknown-token fallback).
+	t.maxTokenBytes = utf8.UTFMax
+	for _, b := range t.idBytes {
+		t.maxTokenBytes = max(t.maxTokenBytes, len(b))
+	}
+	for _, c := range t.added.content {
+		t.maxTokenBytes = max(t.maxTokenBytes, len(c))
+	}
 	return t, nil
 }
 
@@ -479,6 +488,7 @@ func (t *Tokenizer) loadAddedTokens(list []addedTokenJSON) error {
 		if a.Normalized != nil {
 			tok.normalized = *a.Normalized
 		}
+		t.stripsSpace = t.stripsSpace || tok.lstrip || tok.rstrip
 		t.added.byContent[content] = tok.id
 		t.added.content[tok.id] = content
 		t.idKind[id] = kindAdded

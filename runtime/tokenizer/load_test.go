@@ -100,11 +100,12 @@ func TestAddPrefixSpace(t *testing.T) {
 // segmentsOf lists the added-token segments of text as "text" or "text=id".
 func segmentsOf(tok *Tokenizer, text string) []string {
 	var out []string
-	tok.added.segments(text, true, func(seg string, id int) {
+	tok.added.segments(text, true, func(seg string, id int) bool {
 		if id >= 0 {
 			seg = fmt.Sprintf("%s=%d", seg, id)
 		}
 		out = append(out, seg)
+		return true
 	})
 	return out
 }

@@ -13,6 +13,7 @@
 package tokenizer
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"unicode"
@@ -32,6 +33,11 @@ type Tokenizer struct {
 	// and by spelling; all other spellings are computed from idBytes.
 	oddSpelling map[int32]string
 	oddID       map[string]int32
+	// maxTokenBytes is the most input bytes one token stands for.
+	maxTokenBytes int
+	// stripsSpace: an added token takes the whitespace around it
+	// (lstrip/rstrip), so a token may stand for more input bytes.
+	stripsSpace bool
 }
 
 type tokenKind uint8
@@ -55,7 +61,8 @@ type SpecialToken struct {
 // (given a token for each of the 256 bytes, which byte-level vocabularies
 // have).
 func (t *Tokenizer) Encode(text string) []int {
-	return t.encode(text, true)
+	ids, _ := t.encode(text, true, -1)
+	return ids
 }
 
 // EncodeOrdinary is Encode with special tokens treated as plain text, for
@@ -63,23 +70,74 @@ func (t *Tokenizer) Encode(text string) []int {
 // tokenizers' encode_special_tokens). Non-special added tokens are still
 // recognised.
 func (t *Tokenizer) EncodeOrdinary(text string) []int {
-	return t.encode(text, false)
+	ids, _ := t.encode(text, false, -1)
+	return ids
 }
 
-func (t *Tokenizer) encode(text string, allowSpecial bool) []int {
-	ids := make([]int, 0, len(text)/4+1)
+// TooManyTokensError is returned by EncodeLimit when the text has more
+// tokens than the limit; encoding stopped there.
+type TooManyTokensError struct{ Limit int }
+
+func (e *TooManyTokensError) Error() string {
+	return fmt.Sprintf("the text is more than %d tokens", e.Limit)
+}
+
+// EncodeLimit is Encode for text that must fit in limit tokens (a
+// context): as soon as the count passes the limit it stops and returns a
+// *TooManyTokensError (and no ids), instead of encoding the rest.
+func (t *Tokenizer) EncodeLimit(text string, limit int) ([]int, error) {
+	return t.encode(text, true, limit)
+}
+
+// EncodeOrdinaryLimit is EncodeOrdinary with EncodeLimit's limit.
+func (t *Tokenizer) EncodeOrdinaryLimit(text string, limit int) ([]int, error) {
+	return t.encode(text, false, limit)
+}
+
+// MaxTokenBytes is the most input bytes one token stands for (the longest
+// token): text longer than n times it cannot encode to n tokens or fewer,
+// which bounds what a reader of prompts has to read. (An added token with
+// lstrip or rstrip also takes the whitespace around it; text that is
+// mostly such whitespace can beat the bound.)
+func (t *Tokenizer) MaxTokenBytes() int { return t.maxTokenBytes }
+
+// encode encodes text; limit < 0 is no limit.
+func (t *Tokenizer) encode(text string, allowSpecial bool, limit int) ([]int, error) {
+	capacity := len(text)/4 + 1
+	if limit >= 0 {
+		// Text longer than this cannot fit: refuse it unread.
+		if !t.stripsSpace && int64(len(text)) > int64(limit)*int64(t.maxTokenBytes) {
+			return nil, &TooManyTokensError{Limit: limit}
+		}
+		capacity = min(capacity, limit+1)
+	}
+	ids := make([]int, 0, capacity)
 	var pieces []string
-	t.added.segments(text, allowSpecial, func(seg string, id int) {
+	tooMany := false
+	t.added.segments(text, allowSpecial, func(seg string, id int) bool {
 		if id >= 0 {
 			ids = append(ids, id)
-			return
+		} else {
+			pieces = t.pre.split(pieces[:0], seg)
+			// Every piece is at least one token.
+			if limit >= 0 && len(ids)+len(pieces) > limit {
+				tooMany = true
+				return false
+			}
+			for _, p := range pieces {
+				ids = t.model.encodePiece(ids, p)
+				if limit >= 0 && len(ids) > limit {
+					break
+				}
+			}
 		}
-		pieces = t.pre.split(pieces[:0], seg)
-		for _, p := range pieces {
-			ids = t.model.encodePiece(ids, p)
-		}
+		tooMany = limit >= 0 && len(ids) > limit
+		return !tooMany
 	})
-	return ids
+	if tooMany {
+		return nil, &TooManyTokensError{Limit: limit}
+	}
+	return ids, nil
 }
 
 // TokenID returns the id of a token given as tokenizer.json spells it: an
@@ -202,16 +260,16 @@ func (m *tokenMatcher) find(s string, from int) (tok *addedToken, start int) {
 
 // segments calls fn for each piece of text in order: added tokens with
 // their id, and the text between them with id -1.
-func (v *addedVocab) segments(text string, allowSpecial bool, fn func(seg string, id int)) {
+// fn returns false to stop.
+func (v *addedVocab) segments(text string, allowSpecial bool, fn func(seg string, id int) bool) {
 	if text == "" {
 		return
 	}
-	v.raw.split(text, allowSpecial, func(seg string, id int) {
+	v.raw.split(text, allowSpecial, func(seg string, id int) bool {
 		if id >= 0 {
-			fn(seg, id)
-			return
+			return fn(seg, id)
 		}
-		v.normalized.split(seg, allowSpecial, fn)
+		return v.normalized.split(seg, allowSpecial, fn)
 	})
 }
 
@@ -219,10 +277,11 @@ func (v *addedVocab) segments(text string, allowSpecial bool, fn func(seg string
 // quirks: a match rejected by single_word, or skipped because it is
 // special and specials are off, still consumes its text, and lstrip never
 // reaches back into a previous match.
-func (m *tokenMatcher) split(text string, allowSpecial bool, fn func(seg string, id int)) {
+//
+// fn returns false to stop; split then returns false.
+func (m *tokenMatcher) split(text string, allowSpecial bool, fn func(seg string, id int) bool) bool {
 	if m.n == 0 {
-		fn(text, -1)
-		return
+		return fn(text, -1)
 	}
 	done := 0 // end of the last emitted segment
 	for from := 0; from < len(text); {
@@ -244,15 +303,18 @@ func (m *tokenMatcher) split(text string, allowSpecial bool, fn func(seg string,
 		if tok.rstrip {
 			stop = len(text) - len(strings.TrimLeftFunc(text[stop:], unicode.IsSpace))
 		}
-		if done < start {
-			fn(text[done:start], -1)
+		if done < start && !fn(text[done:start], -1) {
+			return false
 		}
-		fn(text[start:stop], tok.id)
+		if !fn(text[start:stop], tok.id) {
+			return false
+		}
 		done = stop
 	}
 	if done < len(text) {
-		fn(text[done:], -1)
+		return fn(text[done:], -1)
 	}
+	return true
 }
 
 // isWordChar is Rust regex's Unicode \w, which single_word uses:

@@ -1,0 +1,214 @@
+package kernels
+
+// The data of each template family: one struct per family, so that a
+// template's fields are declared, typed and spelt once, and a template
+// that reads a field its family does not have fails when the templates
+// are parsed and run (text/template reports an unknown field), never
+// quietly renders "<no value>". Field names are the names the templates
+// use.
+
+// templateData is the data of one kernel's template.
+type templateData interface {
+	header() *Header
+}
+
+// Header is what every kernel template reads; render fills it in.
+type Header struct {
+	// Name is the kernel's name (a placeholder until the source is
+	// hashed), Sig its parameter list, Implements the IR ops it runs.
+	Name, Sig, Implements string
+	// Variant is the calls the kernel serves: any, decode or prefill.
+	Variant string
+}
+
+func (h *Header) header() *Header { return h }
+
+// Weight says how a template reads a weight: one element (Load) or four
+// (Load4, from a WType4 vector).
+type Weight struct {
+	DType       string
+	Load, Load4 string
+	WType       string
+	Cols        int
+	MXFP4       bool
+	// Vec: dense with a row length divisible by 4, so rows are read as
+	// vectors.
+	Vec bool
+}
+
+// KVData describes a layer's cache for the kvstore and kvread templates.
+type KVData struct {
+	Format    string
+	D, VD     int
+	MaxGroups int
+}
+
+// EmbeddingData is the embedding template's.
+type EmbeddingData struct {
+	Header
+	Weight
+}
+
+// LinearData is the linear template's: linear, linear_add (Residual) and
+// rmsnorm_linear (Norm, with its weight's loads).
+type LinearData struct {
+	Header
+	Weight
+	In, Out   int
+	RowsPerSG int // decode only
+	Bias      bool
+	BiasLoad  string
+	Residual  bool
+	Norm      bool
+	Eps       string
+	Offset    string
+	NormLoad  string
+	NormLoad4 string
+	NormWType string
+}
+
+// GLUData is the glu template's.
+type GLUData struct {
+	Header
+	Weight
+	In, Out      int
+	RowsPerSG    int // decode only
+	BiasG, BiasU bool
+	BiasGLoad    string
+	BiasULoad    string
+}
+
+// NormData is the norm template's: rmsnorm, layernorm (Layer) and
+// add_rmsnorm (Add).
+type NormData struct {
+	Header
+	N, G   int
+	Add    bool
+	Layer  bool
+	Bias   bool
+	BLoad  string
+	WLoad  string
+	Eps    string
+	Offset string
+}
+
+// QKVData is the qkv template's.
+type QKVData struct {
+	Header
+	KV                  KVData
+	Norm                bool
+	NormLoad            string
+	Eps, Offset         string
+	In, HD, VD, QH, KVH int
+	Load                string
+	BiasLoad            string
+	BiasQ, BiasK, BiasV bool
+	InvQ, InvK          []float32
+	HalfQ, HalfK        int
+	ScaleQ, ScaleK      string
+	Ring                bool
+	Capacity            int
+	KRow, VRow          int
+}
+
+// AttendData is the attend template's.
+type AttendData struct {
+	Header
+	KV                   KVData
+	D, VD, KVH, Heads    int
+	Group, Window        int
+	Scale                string
+	Softcap              string
+	Ring                 bool
+	Capacity, KRow, VRow int
+	Sinks                bool
+	SinkLoad             string
+	// RotK and RotV: the format stores keys (values) Hadamard-rotated.
+	RotK, RotV bool
+}
+
+// RouterData is the router template's.
+type RouterData struct {
+	Header
+	In, E, K int
+	Load     string
+	Bias     bool
+	BiasLoad string
+}
+
+// ExpertUpData is the expert_up template's: expert_linear, and
+// moe_gate_up (SwiGLU in the epilogue).
+type ExpertUpData struct {
+	Header
+	Weight
+	In, Rows, K int
+	OutW        int
+	RowsPerSG   int
+	Shared      bool
+	Bias        bool
+	BiasLoad    string
+	SwiGLU      bool
+	Interleaved bool
+	Limit       string
+	Alpha       string
+	UpOffset    string
+}
+
+// ExpertDownData is the expert_down template's.
+type ExpertDownData struct {
+	Header
+	Weight
+	In, Rows, K int
+	RowsPerSG   int
+	Bias        bool
+	BiasLoad    string
+}
+
+// RopeData is the rope template's.
+type RopeData struct {
+	Header
+	N, HD, Half int
+	Inv         []float32
+	Scale       string
+}
+
+// CacheKVData is the cache_kv template's.
+type CacheKVData struct {
+	Header
+	KV                   KVData
+	HD, VD, KVH          int
+	Ring                 bool
+	Capacity, KRow, VRow int
+	QN                   int
+}
+
+// RowsData is the topk and softmax templates'.
+type RowsData struct {
+	Header
+	N      int
+	K      int  // topk
+	Routes bool // softmax over routes
+}
+
+// ElementwiseData is the elementwise template's: swiglu, mix, the binary
+// ops, affine and the activations.
+type ElementwiseData struct {
+	Header
+	Op string
+	N  int
+	// swiglu
+	Half        int
+	Interleaved bool
+	Limit       string
+	Alpha       string
+	UpOffset    string
+	// mix
+	K int
+	// binary ops
+	Binary    bool
+	Symbol    string
+	Broadcast bool
+	BLoad     string
+	// affine and the activations
+	Expr string
+}
