@@ -42,7 +42,9 @@ type Spec struct {
 	// Workers is the CPU backend's thread count (0: all cores).
 	Workers int
 	// Sequences is how many sequences the KV cache holds at once
-	// (continuous batching: serve --parallel); 0 means 1.
+	// (continuous batching: serve --parallel); 0 means 1. Only the CPU
+	// backend batches sequences so far: the others hold one, whatever
+	// this says (engine.BatchBackend tells).
 	Sequences int
 	// Progress receives the progress display (stderr), or nil.
 	Progress io.Writer
@@ -235,9 +237,7 @@ func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.
 		m, err := cpu.Load(p, ck, cpu.Options{Workers: spec.Workers, Sequences: spec.Sequences})
 		return m, "cpu", err
 	case "mslemu", "metal":
-		if spec.Sequences > 1 {
-			return nil, "", fmt.Errorf("the %s backend runs one sequence at a time so far; use --parallel 1 (or --backend cpu)", name)
-		}
+
 		if gen == nil {
 			var err error
 			if gen, err = codegen.Generate(p.Func, p.KV); err != nil {
