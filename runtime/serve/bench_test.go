@@ -1,0 +1,160 @@
+package serve
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minerva-ml/minerva/compiler"
+	"github.com/minerva-ml/minerva/runtime/loader"
+)
+
+// BenchmarkParallelStreams is issue 14's benchmark: 1, 2, 4, 8 and 16
+// concurrent greedy streams of 64 tokens each (after a prompt of 16
+// random tokens, different for every stream) through the HTTP server,
+// with one sequence per stream (--parallel 16), on the fortune model with
+// all cores. It reports the aggregate decode rate (every stream's tokens
+// over the round's wall time) and the p50/p95 time to first token and
+// inter-token latency, from the client's side of the stream. All
+// concurrencies run in one process, so their ratios compare like with
+// like; docs/benchmarks.md has the figures.
+//
+//	go test ./runtime/serve -run '^$' -bench ParallelStreams -benchtime 3x
+func BenchmarkParallelStreams(b *testing.B) {
+	const maxStreams, promptLen, genTokens = 16, 16, 64
+	lm, err := loader.Load(loader.Spec{Plan: compiler.PlanOptions{Ctx: 512, KV: "f16", Batch: 128}, Backend: "cpu", Sequences: maxStreams})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lm.Close()
+	m := fortune
+	m.Backend = lm.Backend
+	s, err := New(m, Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: maxStreams}}
+	defer client.CloseIdleConnections()
+	rng := rand.New(rand.NewPCG(14, 14))
+	aggregate := map[int]float64{}
+	for _, streams := range []int{1, 2, 4, 8, 16} {
+		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
+			var ttft, itl []time.Duration
+			var tokens int
+			var wall time.Duration
+			for range b.N {
+				start := time.Now()
+				res := make([]streamTiming, streams)
+				var wg sync.WaitGroup
+				for i := range streams {
+					ids := make([]string, promptLen)
+					for k := range ids {
+						ids[k] = fmt.Sprint(rng.IntN(fortune.Tokenizer.VocabSize()))
+					}
+					body := fmt.Sprintf(`{"prompt":[%s],"max_tokens":%d,"ignore_eos":true,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}`, strings.Join(ids, ","), genTokens)
+					wg.Go(func() { res[i] = timeStream(client, hs.URL+"/v1/completions", body) })
+				}
+				wg.Wait()
+				wall += time.Since(start)
+				for _, r := range res {
+					if r.err != nil {
+						b.Fatal(r.err)
+					}
+					if len(r.chunks) == 0 {
+						b.Fatal("a stream returned no tokens")
+					}
+					tokens += r.tokens
+					ttft = append(ttft, r.chunks[0].Sub(r.start))
+					for k := 1; k < len(r.chunks); k++ {
+						itl = append(itl, r.chunks[k].Sub(r.chunks[k-1]))
+					}
+				}
+			}
+			rate := float64(tokens) / wall.Seconds()
+			aggregate[streams] = rate
+			b.ReportMetric(rate, "tok/s")
+			b.ReportMetric(ms(percentile(ttft, 50)), "ttft_p50_ms")
+			b.ReportMetric(ms(percentile(ttft, 95)), "ttft_p95_ms")
+			b.ReportMetric(ms(percentile(itl, 50)), "itl_p50_ms")
+			b.ReportMetric(ms(percentile(itl, 95)), "itl_p95_ms")
+		})
+	}
+	if a1 := aggregate[1]; a1 > 0 {
+		b.Logf("aggregate decode rate relative to one stream: 2: %.2fx, 4: %.2fx, 8: %.2fx, 16: %.2fx",
+			aggregate[2]/a1, aggregate[4]/a1, aggregate[8]/a1, aggregate[16]/a1)
+	}
+}
+
+// streamTiming is when a stream was sent and when each of its token
+// chunks arrived.
+type streamTiming struct {
+	start  time.Time
+	chunks []time.Time
+	// tokens is the usage chunk's completion_tokens.
+	tokens int
+	err    error
+}
+
+// timeStream posts a streaming request and timestamps every data chunk
+// that carries text (one per token, except where the server holds back
+// the first bytes of a character), and reads the tokens from the usage.
+func timeStream(client *http.Client, url, body string) streamTiming {
+	r := streamTiming{start: time.Now()}
+	res, err := client.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		r.err = err
+		return r
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		r.err = fmt.Errorf("status %s", res.Status)
+		return r
+	}
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok || line == "[DONE]" {
+			continue
+		}
+		var c struct {
+			Choices []struct {
+				Text string `json:"text"`
+			} `json:"choices"`
+			Usage *usage `json:"usage"`
+		}
+		if err := json.Unmarshal([]byte(line), &c); err != nil {
+			r.err = err
+			return r
+		}
+		if c.Usage != nil {
+			r.tokens = c.Usage.CompletionTokens
+		}
+		if len(c.Choices) > 0 && c.Choices[0].Text != "" {
+			r.chunks = append(r.chunks, time.Now())
+		}
+	}
+	r.err = sc.Err()
+	return r
+}
+
+func percentile(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
