@@ -23,11 +23,12 @@ import (
 // with one sequence per stream (--parallel 16), on the fortune model with
 // all cores. It reports the aggregate decode rate (every stream's tokens
 // over the round's wall time) and the p50/p95 time to first token and
-// inter-token latency, from the client's side of the stream. All
-// concurrencies run in one process, so their ratios compare like with
-// like; docs/benchmarks.md has the figures.
+// inter-token latency, from the client's side of the stream, of the
+// fastest of b.N rounds. All concurrencies run in one process, taking
+// turns, so their ratios compare like with like; docs/benchmarks.md has
+// the figures.
 //
-//	go test ./runtime/serve -run '^$' -bench ParallelStreams -benchtime 3x
+//	go test ./runtime/serve -run '^$' -bench ParallelStreams -benchtime 5x -v
 func BenchmarkParallelStreams(b *testing.B) {
 	const maxStreams, promptLen, genTokens = 16, 16, 64
 	lm, err := loader.Load(loader.Spec{Plan: compiler.PlanOptions{Ctx: 512, KV: "f16", Batch: 128}, Backend: "cpu", Sequences: maxStreams})
@@ -47,53 +48,63 @@ func BenchmarkParallelStreams(b *testing.B) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: maxStreams}}
 	defer client.CloseIdleConnections()
 	rng := rand.New(rand.NewPCG(14, 14))
-	aggregate := map[int]float64{}
-	for _, streams := range []int{1, 2, 4, 8, 16} {
-		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
+	// One round of c streams: every stream's timings.
+	round := func(c int) ([]streamTiming, time.Duration) {
+		start := time.Now()
+		res := make([]streamTiming, c)
+		var wg sync.WaitGroup
+		for i := range c {
+			ids := make([]string, promptLen)
+			for k := range ids {
+				ids[k] = fmt.Sprint(rng.IntN(fortune.Tokenizer.VocabSize()))
+			}
+			body := fmt.Sprintf(`{"prompt":[%s],"max_tokens":%d,"ignore_eos":true,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}`, strings.Join(ids, ","), genTokens)
+			wg.Go(func() { res[i] = timeStream(client, hs.URL+"/v1/completions", body) })
+		}
+		wg.Wait()
+		return res, time.Since(start)
+	}
+	// The concurrencies take turns, b.N rounds each, so that a burst of
+	// load from other work on a shared machine hits them alike; each
+	// reports its fastest round.
+	type result struct {
+		rate           float64
+		ttft50, ttft95 time.Duration
+		itl50, itl95   time.Duration
+	}
+	levels := []int{1, 2, 4, 8, 16}
+	best := map[int]result{}
+	for range b.N {
+		for _, c := range levels {
+			res, wall := round(c)
 			var ttft, itl []time.Duration
-			var tokens int
-			var wall time.Duration
-			for range b.N {
-				start := time.Now()
-				res := make([]streamTiming, streams)
-				var wg sync.WaitGroup
-				for i := range streams {
-					ids := make([]string, promptLen)
-					for k := range ids {
-						ids[k] = fmt.Sprint(rng.IntN(fortune.Tokenizer.VocabSize()))
-					}
-					body := fmt.Sprintf(`{"prompt":[%s],"max_tokens":%d,"ignore_eos":true,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}`, strings.Join(ids, ","), genTokens)
-					wg.Go(func() { res[i] = timeStream(client, hs.URL+"/v1/completions", body) })
+			tokens := 0
+			for _, r := range res {
+				if r.err != nil {
+					b.Fatal(r.err)
 				}
-				wg.Wait()
-				wall += time.Since(start)
-				for _, r := range res {
-					if r.err != nil {
-						b.Fatal(r.err)
-					}
-					if len(r.chunks) == 0 {
-						b.Fatal("a stream returned no tokens")
-					}
-					tokens += r.tokens
-					ttft = append(ttft, r.chunks[0].Sub(r.start))
-					for k := 1; k < len(r.chunks); k++ {
-						itl = append(itl, r.chunks[k].Sub(r.chunks[k-1]))
-					}
+				if len(r.chunks) == 0 || r.tokens != genTokens {
+					b.Fatalf("a stream returned %d chunks and %d tokens", len(r.chunks), r.tokens)
+				}
+				tokens += r.tokens
+				ttft = append(ttft, r.chunks[0].Sub(r.start))
+				for k := 1; k < len(r.chunks); k++ {
+					itl = append(itl, r.chunks[k].Sub(r.chunks[k-1]))
 				}
 			}
-			rate := float64(tokens) / wall.Seconds()
-			aggregate[streams] = rate
-			b.ReportMetric(rate, "tok/s")
-			b.ReportMetric(ms(percentile(ttft, 50)), "ttft_p50_ms")
-			b.ReportMetric(ms(percentile(ttft, 95)), "ttft_p95_ms")
-			b.ReportMetric(ms(percentile(itl, 50)), "itl_p50_ms")
-			b.ReportMetric(ms(percentile(itl, 95)), "itl_p95_ms")
-		})
+			rt := result{float64(tokens) / wall.Seconds(), percentile(ttft, 50), percentile(ttft, 95), percentile(itl, 50), percentile(itl, 95)}
+			if rt.rate > best[c].rate {
+				best[c] = rt
+			}
+		}
 	}
-	if a1 := aggregate[1]; a1 > 0 {
-		b.Logf("aggregate decode rate relative to one stream: 2: %.2fx, 4: %.2fx, 8: %.2fx, 16: %.2fx",
-			aggregate[2]/a1, aggregate[4]/a1, aggregate[8]/a1, aggregate[16]/a1)
+	b.Logf("%-8s %10s %10s %10s %10s %10s %8s", "streams", "tok/s", "ttft p50", "ttft p95", "itl p50", "itl p95", "vs 1")
+	for _, c := range levels {
+		r := best[c]
+		b.Logf("%-8d %10.0f %8.1fms %8.1fms %8.2fms %8.2fms %7.2fx", c, r.rate, ms(r.ttft50), ms(r.ttft95), ms(r.itl50), ms(r.itl95), r.rate/best[1].rate)
+		b.ReportMetric(r.rate, fmt.Sprintf("tok/s_%d", c))
 	}
+	b.ReportMetric(best[8].rate/best[1].rate, "x_8_vs_1")
 }
 
 // streamTiming is when a stream was sent and when each of its token
