@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os/exec"
 	"slices"
 	"testing"
 
@@ -44,6 +45,11 @@ func TestStepMatchesAlone(t *testing.T) {
 	}
 	if raceEnabled {
 		cases = cases[1:]
+	}
+	if _, err := exec.LookPath("g++"); err == nil && !testing.Short() && !raceEnabled {
+		// The emitted Metal kernels, run by mslemu: they read each
+		// token's sequence and position from StepArgs.
+		cases = append(cases, tc{name: "tiny-random", model: "../../testdata/gpt-oss/tiny-random", backend: "mslemu", ctx: 48, batch: 6, seqs: 3, steps: 60})
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s/%s", c.name, c.backend), func(t *testing.T) {

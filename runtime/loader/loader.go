@@ -42,9 +42,7 @@ type Spec struct {
 	// Workers is the CPU backend's thread count (0: all cores).
 	Workers int
 	// Sequences is how many sequences the KV cache holds at once
-	// (continuous batching: serve --parallel); 0 means 1. Only the CPU
-	// backend batches sequences so far: the others hold one, whatever
-	// this says (engine.BatchBackend tells).
+	// (continuous batching: serve --parallel); 0 means 1.
 	Sequences int
 	// Progress receives the progress display (stderr), or nil.
 	Progress io.Writer
@@ -260,7 +258,7 @@ func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.
 		if err != nil {
 			return nil, "", err
 		}
-		m, err := gpu.Load(p, gen, ck, dev)
+		m, err := gpu.LoadSequences(p, gen, ck, dev, spec.Sequences)
 		if err != nil {
 			dev.Close()
 		}

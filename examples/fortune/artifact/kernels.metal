@@ -4,14 +4,23 @@
 // MXFP4 block size, attention windows, sinks and the KV-cache format are
 // compile-time constants. Each kernel's comment names the IR ops it
 // implements. Run-time values (the token count and first position of a
-// call) come in StepArgs at buffer 0.
+// call, or each token's sequence and position in a batched step) come in
+// StepArgs at buffer 0.
 #include <metal_stdlib>
 using namespace metal;
 
 struct StepArgs {
   uint seq;
   uint pos;
+  uint batched;
+  uint seq_bytes;
+  uint tok[512];
 };
+
+// Token t's position, and the byte offset of its sequence's KV cache
+// from sequence 0's: each sequence has its own copy of the planned cache.
+inline uint token_pos(constant StepArgs& a, uint t) { return a.batched != 0 ? a.tok[2 * t + 1] : a.pos + t; }
+inline ulong token_kv(constant StepArgs& a, uint t) { return a.batched != 0 ? ulong(a.tok[2 * t]) * a.seq_bytes : 0ul; }
 
 // A token's choice of an expert and its weight, as the arena stores it.
 struct Route { int expert; float weight; };
@@ -131,21 +140,21 @@ kernel void add_rmsnorm_any_bf16_256_3fa09960(
 }
 
 // ---------------------------------------------------------------------------
-// attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5: any kernel of attend (attend)
+// attend_any_h8_kv2_d32_w0_f16_sinks_cf4be6b5: any kernel of attend (attend)
 // q · k for one cached key row; q is already rotated when the format is.
-inline float attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5_kdot(device const uchar* row, thread const float* q) {
+inline float attend_any_h8_kv2_d32_w0_f16_sinks_cf4be6b5_kdot(device const uchar* row, thread const float* q) {
   float s = 0.0f;
   for (uint i = 0; i < 32; i++) s += float(((device const half*)row)[i]) * q[i];
   return s;
 }
 
 // acc += w * v for one cached value row.
-inline void attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5_vaxpy(device const uchar* row, float w, thread float* acc) {
+inline void attend_any_h8_kv2_d32_w0_f16_sinks_cf4be6b5_vaxpy(device const uchar* row, float w, thread float* acc) {
   for (uint i = 0; i < 32; i++) acc[i] += w * float(((device const half*)row)[i]);
 }
 
 // attend
-kernel void attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5(
+kernel void attend_any_h8_kv2_d32_w0_f16_sinks_cf4be6b5(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -164,7 +173,7 @@ kernel void attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5(
   constexpr uint GROUP = 4;
   const uint h = tgid.x;
   const uint t = tgid.y;
-  const uint p = args.pos + t;
+  const uint p = token_pos(args, t);
   const uint g = h / GROUP;
   const uint lo = 0u;
   // The query, rotated group by group when the cache stores keys rotated.
@@ -179,13 +188,13 @@ kernel void attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5(
   for (uint i = 0; i < VD; i++) acc[i] = 0.0f;
   for (uint j = lo + sg * 32 + lane; j <= p; j += 32 * nsg) {
     const uint slot = j;
-    float s = attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5_kdot(kcache + (slot * KVH + g) * 64, qv) * 0.176776692f;
+    float s = attend_any_h8_kv2_d32_w0_f16_sinks_cf4be6b5_kdot(kcache + token_kv(args, t) + (slot * KVH + g) * 64, qv) * 0.176776692f;
     const float mNew = max(m, s);
     const float corr = exp(m - mNew);
     const float e = exp(s - mNew);
     l = l * corr + e;
     for (uint i = 0; i < VD; i++) acc[i] *= corr;
-    attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5_vaxpy(vcache + (slot * KVH + g) * 64, e, acc);
+    attend_any_h8_kv2_d32_w0_f16_sinks_cf4be6b5_vaxpy(vcache + token_kv(args, t) + (slot * KVH + g) * 64, e, acc);
     m = mNew;
   }
   // Combine the lanes of each SIMD-group, then the SIMD-groups.
@@ -225,21 +234,21 @@ kernel void attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5(
 }
 
 // ---------------------------------------------------------------------------
-// attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6: any kernel of attend (attend)
+// attend_any_h8_kv2_d32_w64_f16_sinks_7eb1f6eb: any kernel of attend (attend)
 // q · k for one cached key row; q is already rotated when the format is.
-inline float attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6_kdot(device const uchar* row, thread const float* q) {
+inline float attend_any_h8_kv2_d32_w64_f16_sinks_7eb1f6eb_kdot(device const uchar* row, thread const float* q) {
   float s = 0.0f;
   for (uint i = 0; i < 32; i++) s += float(((device const half*)row)[i]) * q[i];
   return s;
 }
 
 // acc += w * v for one cached value row.
-inline void attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6_vaxpy(device const uchar* row, float w, thread float* acc) {
+inline void attend_any_h8_kv2_d32_w64_f16_sinks_7eb1f6eb_vaxpy(device const uchar* row, float w, thread float* acc) {
   for (uint i = 0; i < 32; i++) acc[i] += w * float(((device const half*)row)[i]);
 }
 
 // attend
-kernel void attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6(
+kernel void attend_any_h8_kv2_d32_w64_f16_sinks_7eb1f6eb(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -258,7 +267,7 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6(
   constexpr uint GROUP = 4;
   const uint h = tgid.x;
   const uint t = tgid.y;
-  const uint p = args.pos + t;
+  const uint p = token_pos(args, t);
   const uint g = h / GROUP;
   const uint lo = p + 1 > 64u ? p + 1 - 64u : 0u;
   // The query, rotated group by group when the cache stores keys rotated.
@@ -273,13 +282,13 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6(
   for (uint i = 0; i < VD; i++) acc[i] = 0.0f;
   for (uint j = lo + sg * 32 + lane; j <= p; j += 32 * nsg) {
     const uint slot = j % 191u;
-    float s = attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6_kdot(kcache + (slot * KVH + g) * 64, qv) * 0.176776692f;
+    float s = attend_any_h8_kv2_d32_w64_f16_sinks_7eb1f6eb_kdot(kcache + token_kv(args, t) + (slot * KVH + g) * 64, qv) * 0.176776692f;
     const float mNew = max(m, s);
     const float corr = exp(m - mNew);
     const float e = exp(s - mNew);
     l = l * corr + e;
     for (uint i = 0; i < VD; i++) acc[i] *= corr;
-    attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6_vaxpy(vcache + (slot * KVH + g) * 64, e, acc);
+    attend_any_h8_kv2_d32_w64_f16_sinks_7eb1f6eb_vaxpy(vcache + token_kv(args, t) + (slot * KVH + g) * 64, e, acc);
     m = mNew;
   }
   // Combine the lanes of each SIMD-group, then the SIMD-groups.
@@ -535,17 +544,17 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_d9d292b5(
 }
 
 // ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_13e689d1: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
 // Stores n values of src into a cache row. Called by one whole SIMD-group.
-inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_store(device uchar* dst, threadgroup const float* src, uint n, uint lane) {
+inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_13e689d1_store(device uchar* dst, threadgroup const float* src, uint n, uint lane) {
   for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
 }
 
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_13e689d1_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_13e689d1_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
 
 // qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f(
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_13e689d1(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -571,7 +580,7 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f(
   constexpr uint KVH = 2;
   const uint slot = tgid.x;
   const uint t = tgid.y;
-  const uint p = args.pos + t;
+  const uint p = token_pos(args, t);
   device const float* xr = x + t * IN;
   float ss = 0.0f;
   for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
@@ -607,101 +616,7 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f(
       float v = row[i];
       if (i < 2 * half_) {
         const uint j = i % half_;
-        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_invk[j];
-        const float angle = float(p) * f;
-        const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-        const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-        v = i < half_ ? row[i] * c - row[i + half_] * s : row[i] * c + row[i - half_] * s;
-      }
-      rot[i] = v;
-    }
-  } else {
-    for (uint i = tid; i < VD; i += 32 * nsg) rot[i] = row[i];
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  if (kind == 0) {
-    for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
-  } else if (sg == 0) {
-    const uint cslot = p;
-    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_store(kcache + (cslot * KVH + head) * 64, rot, HD, lane);
-    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_store(vcache + (cslot * KVH + head) * 64, rot, VD, lane);
-  }
-}
-
-// ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
-// Stores n values of src into a cache row. Called by one whole SIMD-group.
-inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_store(device uchar* dst, threadgroup const float* src, uint n, uint lane) {
-  for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
-}
-
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-
-// qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7(
-    constant StepArgs& args [[buffer(0)]],
-    device const float* x [[buffer(1)]],
-    device const ushort* norm [[buffer(2)]],
-    device const ushort* wq [[buffer(3)]],
-    device const ushort* bq [[buffer(4)]],
-    device const ushort* wk [[buffer(5)]],
-    device const ushort* bk [[buffer(6)]],
-    device const ushort* wv [[buffer(7)]],
-    device const ushort* bv [[buffer(8)]],
-    device float* q [[buffer(9)]],
-    device uchar* kcache [[buffer(10)]],
-    device uchar* vcache [[buffer(11)]],
-    threadgroup float* tg [[threadgroup(0)]],
-    uint3 tgid [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]],
-    uint nsg [[simdgroups_per_threadgroup]]) {
-  constexpr uint IN = 256;
-  constexpr uint HD = 32;
-  constexpr uint VD = 32;
-  constexpr uint QH = 8;
-  constexpr uint KVH = 2;
-  const uint slot = tgid.x;
-  const uint t = tgid.y;
-  const uint p = args.pos + t;
-  device const float* xr = x + t * IN;
-  float ss = 0.0f;
-  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
-  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
-  // Which projection and which of its heads this threadgroup computes.
-  uint kind, head, width;
-  if (slot < QH) { kind = 0; head = slot; width = HD; }
-  else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
-  else { kind = 2; head = slot - QH - KVH; width = VD; }
-  threadgroup float* row = tg + 8;
-  for (uint r = sg; r < width; r += nsg) {
-    const uint o = head * width + r;
-    float acc = 0.0f;
-    for (uint i = lane; i < IN; i += 32) {
-      const float xv = xr[i] * inv * (bf16f(norm[i]) + 0.0f);
-      const float wt = kind == 0 ? bf16f(wq[o * IN + i]) : kind == 1 ? bf16f(wk[o * IN + i]) : bf16f(wv[o * IN + i]);
-      acc += wt * xv;
-    }
-    acc = simd_sum(acc);
-    if (lane == 0) {
-      if (kind == 0) acc += bf16f(bq[o]);
-      if (kind == 1) acc += bf16f(bk[o]);
-      if (kind == 2) acc += bf16f(bv[o]);
-      row[r] = acc;
-    }
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  // RoPE rotates the two halves of the first rotary dims of q and k heads.
-  threadgroup float* rot = row + 256;
-  if (kind < 2) {
-    const uint half_ = kind == 0 ? 16 : 16;
-    for (uint i = tid; i < HD; i += 32 * nsg) {
-      float v = row[i];
-      if (i < 2 * half_) {
-        const uint j = i % half_;
-        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_invk[j];
+        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_13e689d1_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_13e689d1_invk[j];
         const float angle = float(p) * f;
         const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
         const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
@@ -717,8 +632,102 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7(
     for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
   } else if (sg == 0) {
     const uint cslot = p % 191u;
-    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_store(kcache + (cslot * KVH + head) * 64, rot, HD, lane);
-    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_store(vcache + (cslot * KVH + head) * 64, rot, VD, lane);
+    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_13e689d1_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, lane);
+    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_13e689d1_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, lane);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_9538db50: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+// Stores n values of src into a cache row. Called by one whole SIMD-group.
+inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_9538db50_store(device uchar* dst, threadgroup const float* src, uint n, uint lane) {
+  for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
+}
+
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_9538db50_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_9538db50_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+
+// qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_9538db50(
+    constant StepArgs& args [[buffer(0)]],
+    device const float* x [[buffer(1)]],
+    device const ushort* norm [[buffer(2)]],
+    device const ushort* wq [[buffer(3)]],
+    device const ushort* bq [[buffer(4)]],
+    device const ushort* wk [[buffer(5)]],
+    device const ushort* bk [[buffer(6)]],
+    device const ushort* wv [[buffer(7)]],
+    device const ushort* bv [[buffer(8)]],
+    device float* q [[buffer(9)]],
+    device uchar* kcache [[buffer(10)]],
+    device uchar* vcache [[buffer(11)]],
+    threadgroup float* tg [[threadgroup(0)]],
+    uint3 tgid [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]],
+    uint nsg [[simdgroups_per_threadgroup]]) {
+  constexpr uint IN = 256;
+  constexpr uint HD = 32;
+  constexpr uint VD = 32;
+  constexpr uint QH = 8;
+  constexpr uint KVH = 2;
+  const uint slot = tgid.x;
+  const uint t = tgid.y;
+  const uint p = token_pos(args, t);
+  device const float* xr = x + t * IN;
+  float ss = 0.0f;
+  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
+  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
+  // Which projection and which of its heads this threadgroup computes.
+  uint kind, head, width;
+  if (slot < QH) { kind = 0; head = slot; width = HD; }
+  else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
+  else { kind = 2; head = slot - QH - KVH; width = VD; }
+  threadgroup float* row = tg + 8;
+  for (uint r = sg; r < width; r += nsg) {
+    const uint o = head * width + r;
+    float acc = 0.0f;
+    for (uint i = lane; i < IN; i += 32) {
+      const float xv = xr[i] * inv * (bf16f(norm[i]) + 0.0f);
+      const float wt = kind == 0 ? bf16f(wq[o * IN + i]) : kind == 1 ? bf16f(wk[o * IN + i]) : bf16f(wv[o * IN + i]);
+      acc += wt * xv;
+    }
+    acc = simd_sum(acc);
+    if (lane == 0) {
+      if (kind == 0) acc += bf16f(bq[o]);
+      if (kind == 1) acc += bf16f(bk[o]);
+      if (kind == 2) acc += bf16f(bv[o]);
+      row[r] = acc;
+    }
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  // RoPE rotates the two halves of the first rotary dims of q and k heads.
+  threadgroup float* rot = row + 256;
+  if (kind < 2) {
+    const uint half_ = kind == 0 ? 16 : 16;
+    for (uint i = tid; i < HD; i += 32 * nsg) {
+      float v = row[i];
+      if (i < 2 * half_) {
+        const uint j = i % half_;
+        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_9538db50_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_9538db50_invk[j];
+        const float angle = float(p) * f;
+        const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+        const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+        v = i < half_ ? row[i] * c - row[i + half_] * s : row[i] * c + row[i - half_] * s;
+      }
+      rot[i] = v;
+    }
+  } else {
+    for (uint i = tid; i < VD; i += 32 * nsg) rot[i] = row[i];
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (kind == 0) {
+    for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
+  } else if (sg == 0) {
+    const uint cslot = p;
+    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_9538db50_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, lane);
+    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_9538db50_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, lane);
   }
 }
 
