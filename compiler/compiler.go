@@ -67,6 +67,56 @@ const (
 	DefaultKV    = "f16"
 )
 
+// Bounds of the run-time shape, whatever the model. A model's config may
+// bound the context further (max_positions); the memory the plans take is
+// checked when the backend allocates it.
+const (
+	// MaxCtx is the most positions a KV cache may hold: 16M, 128 times
+	// gpt-oss's 131072.
+	MaxCtx = 1 << 24
+	// MaxBatch is the most tokens one call may process. The arena grows
+	// with it (gpt-oss's logits alone are 786 KiB a token), and a batch
+	// past a few thousand no longer makes a prefill faster.
+	MaxBatch = 1 << 16
+)
+
+// Check refuses sizes outside the bounds, naming the command-line flag.
+// Zero is refused too: commands pass the flags' values as given, and
+// WithDefaults fills zeros for callers of the API.
+func (p PlanOptions) Check() error {
+	var errs []string
+	if p.Ctx < 1 || p.Ctx > MaxCtx {
+		errs = append(errs, fmt.Sprintf("--ctx %d: the context must be from 1 to %d positions (and at most the model's max_positions)", p.Ctx, MaxCtx))
+	}
+	if p.Batch < 1 || p.Batch > MaxBatch {
+		errs = append(errs, fmt.Sprintf("--batch %d: a call must process from 1 to %d tokens", p.Batch, MaxBatch))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// checkModelCtx refuses a context longer than the model's max_positions,
+// when its configuration declares one: positions past it were never
+// trained, and RoPE scaling is specified up to it.
+func checkModelCtx(cfg *config.Config, ctx int) error {
+	if cfg == nil {
+		return nil
+	}
+	max, ok := cfg.Int("max_positions")
+	if !ok || max < 1 || int64(ctx) <= max {
+		return nil
+	}
+	from := ""
+	for _, e := range cfg.Entries {
+		if e.Name == "max_positions" && e.Source == config.FromJSON && e.Key != "" {
+			from = " (config.json " + e.Key + ")"
+		}
+	}
+	return fmt.Errorf("--ctx %d: the model's max_positions%s is %d; use --ctx %d or less", ctx, from, max, max)
+}
+
 func (p PlanOptions) withDefaults() PlanOptions { return p.WithDefaults() }
 
 // WithDefaults fills the options left zero with the defaults.

@@ -193,6 +193,12 @@ func planKVPass(u *Unit) error {
 	if err != nil {
 		return err
 	}
+	if err := p.Check(); err != nil {
+		return err
+	}
+	if err := checkModelCtx(u.Config, p.Ctx); err != nil {
+		return err
+	}
 	u.KV, err = plan.PlanKV(u.Func, format, int64(p.Ctx), int64(p.Batch))
 	return err
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/minerva-ml/minerva/compiler"
+	"github.com/minerva-ml/minerva/runtime/cpu"
 	"github.com/minerva-ml/minerva/runtime/loader"
 )
 
@@ -14,6 +15,15 @@ type ModelFlags struct {
 	KV      string `name:"kv" help:"KV-cache format: f16, q8, q4 or f32." default:"f16" enum:"f16,q8,q4,f32"`
 	Batch   int    `help:"Most tokens one prefill call processes." default:"128"`
 	Threads int    `help:"CPU threads (0: all cores)." default:"0"`
+}
+
+// Validate refuses sizes out of bounds before anything loads (kong calls
+// it after parsing): --ctx 0 is an error, not the default.
+func (f ModelFlags) Validate() error {
+	if err := (compiler.PlanOptions{Ctx: f.Ctx, KV: f.KV, Batch: f.Batch}).Check(); err != nil {
+		return err
+	}
+	return cpu.CheckWorkers("--threads", f.Threads)
 }
 
 func (f ModelFlags) spec(arch string, env *Env) loader.Spec {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/models"
+	"github.com/minerva-ml/minerva/runtime/cpu"
 	"github.com/minerva-ml/minerva/runtime/synth"
 )
 
@@ -23,6 +24,9 @@ type SynthCmd struct {
 	Tokenizer string   `help:"A tokenizer.json to copy into the directory, so that 'minerva run' can read prompts." type:"existingfile" placeholder:"FILE"`
 	Threads   int      `help:"Tensors generated at once (0: all cores)." default:"0"`
 }
+
+// Validate bounds --threads as for the other commands (kong calls it).
+func (c *SynthCmd) Validate() error { return cpu.CheckWorkers("--threads", c.Threads) }
 
 // Run writes a synthetic checkpoint.
 func (c *SynthCmd) Run(env *Env) error {

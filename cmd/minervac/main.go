@@ -45,6 +45,10 @@ func (p PlanFlags) plan() compiler.PlanOptions {
 	return compiler.PlanOptions{Ctx: p.Ctx, KV: p.KV, Batch: p.Batch}
 }
 
+// Validate refuses sizes out of bounds (kong calls it after parsing):
+// --ctx 0 is an error, not the default.
+func (p PlanFlags) Validate() error { return p.plan().Check() }
+
 // CheckCmd is `minervac check`.
 type CheckCmd struct {
 	SourceFlags

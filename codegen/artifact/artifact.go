@@ -235,6 +235,10 @@ func Decode(manifest []byte, metal string, where string) (*program.Program, *cod
 	if m.KV == nil || m.Arena == nil {
 		return nil, nil, nil, fmt.Errorf("artifact %s: the manifest has no plans", where)
 	}
+	if err := checkDerived(f, &m); err != nil {
+		return nil, nil, nil, fmt.Errorf("artifact %s: manifest.json: %v: it was edited or is damaged; recompile with minervac compile %s -o %s",
+			where, err, m.Source, where)
+	}
 	p := &program.Program{Model: m.Model, Func: f, KV: m.KV, Arena: m.Arena}
 	for _, c := range m.Config {
 		p.Config = append(p.Config, program.ConfigValue{Name: c.Name, Value: c.Value})

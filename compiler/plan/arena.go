@@ -109,9 +109,26 @@ func PlanArena(f *ir.Func, batch int64) (*Arena, error) {
 			ranges[r].end = l.end
 		}
 	}
+	// Every size below is at most MaxBytes, so the sums cannot overflow.
+	tooBig := fmt.Errorf("the activations for --batch %d would take more than %d bytes; use a smaller --batch", batch, int64(MaxBytes))
+	for _, l := range order {
+		n, ok := product(l.v.Type.RowBytes(), batch)
+		if !ok {
+			return nil, tooBig
+		}
+		if a.Naive, ok = sum(a.Naive, n); !ok {
+			return nil, tooBig
+		}
+	}
+	for _, op := range f.Ops {
+		n, ok := BodyScratch(op, batch)
+		if !ok {
+			return nil, tooBig
+		}
+		a.Scratch = max(a.Scratch, n)
+	}
 	var roots []*live
 	for _, l := range order {
-		a.Naive += align(l.v.Type.RowBytes() * batch)
 		if rootOf(l.v) == l.v {
 			roots = append(roots, l)
 		}
@@ -154,9 +171,6 @@ func PlanArena(f *ir.Func, batch int64) (*Arena, error) {
 		if off+size > a.Bytes {
 			a.Bytes = off + size
 		}
-	}
-	for _, op := range f.Ops {
-		a.Scratch = max(a.Scratch, BodyScratch(op, batch))
 	}
 	for _, l := range order {
 		root := rootOf(l.v)
@@ -251,8 +265,8 @@ func joinLines(s []string) string {
 }
 
 // BodyScratch is the bytes a fused op's body values other than its yields
-// take at a batch, each aligned.
-func BodyScratch(op *ir.Op, batch int64) int64 {
+// take at a batch, each aligned, or false when that passes MaxBytes.
+func BodyScratch(op *ir.Op, batch int64) (int64, bool) {
 	yield := map[*ir.Value]bool{}
 	for _, y := range op.Yield {
 		yield[y] = true
@@ -261,9 +275,15 @@ func BodyScratch(op *ir.Op, batch int64) int64 {
 	for _, b := range op.Body {
 		for _, r := range b.Results {
 			if !yield[r] {
-				n += align(r.Type.RowBytes() * batch)
+				size, ok := product(r.Type.RowBytes(), batch)
+				if !ok {
+					return 0, false
+				}
+				if n, ok = sum(n, size); !ok {
+					return 0, false
+				}
 			}
 		}
 	}
-	return n
+	return n, true
 }

@@ -108,6 +108,35 @@ const alignment = 256
 
 func align(n int64) int64 { return (n + alignment - 1) / alignment * alignment }
 
+// MaxBytes bounds every size a plan computes: a PiB, more memory than any
+// machine has, and far enough below 2^63 that sums of a few sizes cannot
+// overflow. A plan past it is refused before any backend tries to
+// allocate it.
+const MaxBytes = 1 << 50
+
+// product multiplies non-negative sizes, or reports false when the result
+// passes MaxBytes (including where int64 arithmetic would overflow).
+func product(factors ...int64) (int64, bool) {
+	n := int64(1)
+	for _, f := range factors {
+		if f < 0 {
+			return 0, false
+		}
+		if f != 0 && n > MaxBytes/f {
+			return 0, false
+		}
+		n *= f
+	}
+	return n, true
+}
+
+// sum adds non-negative sizes below MaxBytes, aligning the result, or
+// reports false when it passes MaxBytes.
+func sum(a, b int64) (int64, bool) {
+	n := align(a + b)
+	return n, a >= 0 && b >= 0 && a <= MaxBytes && b <= MaxBytes && n <= MaxBytes
+}
+
 // PlanKV sizes the cache of every cache_kv op of f.
 func PlanKV(f *ir.Func, format KVFormat, ctx, batch int64) (*KV, error) {
 	if ctx <= 0 || batch <= 0 {
@@ -137,12 +166,16 @@ func PlanKV(f *ir.Func, format KVFormat, ctx, batch int64) (*KV, error) {
 		if l.Window > 0 && l.Window+batch-1 < ctx {
 			l.Capacity, l.Ring = l.Window+batch-1, true
 		}
-		l.KBytes = l.Capacity * l.KVHeads * format.RowBytes(l.HeadDim)
-		l.VBytes = l.Capacity * l.KVHeads * format.RowBytes(l.VDim)
+		var ok1, ok2, ok3, ok4 bool
+		l.KBytes, ok1 = product(l.Capacity, l.KVHeads, format.RowBytes(l.HeadDim))
+		l.VBytes, ok2 = product(l.Capacity, l.KVHeads, format.RowBytes(l.VDim))
 		l.KOffset = off
-		off = align(off + l.KBytes)
+		off, ok3 = sum(off, l.KBytes)
 		l.VOffset = off
-		off = align(off + l.VBytes)
+		off, ok4 = sum(off, l.VBytes)
+		if !ok1 || !ok2 || !ok3 || !ok4 {
+			return nil, fmt.Errorf("the KV cache for --ctx %d would take more than %d bytes; use a smaller --ctx", ctx, int64(MaxBytes))
+		}
 		kv.Layers = append(kv.Layers, l)
 	}
 	kv.Bytes = off

@@ -19,12 +19,15 @@ package cpu
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"unsafe"
 
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/ir"
+	"github.com/minerva-ml/minerva/compiler/plan"
 	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/program"
 	"github.com/minerva-ml/minerva/runtime/weights"
@@ -44,9 +47,23 @@ type Options struct {
 	Observe func(op *ir.Op, results [][]float32)
 }
 
+// MaxWorkers is the most threads a model may use: four per core. More
+// only add per-thread scratch (a few MB each on gpt-oss) and contention.
+func MaxWorkers() int { return 4 * runtime.NumCPU() }
+
+// CheckWorkers refuses a thread count outside 0 (all cores) to
+// MaxWorkers; flag names the setting in the message.
+func CheckWorkers(flag string, n int) error {
+	if n < 0 || n > MaxWorkers() {
+		return fmt.Errorf("%s %d: use 0 (all cores) to %d (4 per core on this machine of %d)", flag, n, MaxWorkers(), runtime.NumCPU())
+	}
+	return nil
+}
+
 // Model is a program bound to its weights and buffers.
 type Model struct {
 	prog    *program.Program
+	ck      *weights.Checkpoint // for FaultError
 	arena   []float32
 	kv      []byte
 	steps   []step
@@ -99,8 +116,15 @@ type step struct {
 
 // Load binds a program to a checkpoint that Program.Validate accepted.
 func Load(p *program.Program, ck *weights.Checkpoint, opts Options) (*Model, error) {
+	if err := CheckWorkers("cpu.Options.Workers", opts.Workers); err != nil {
+		return nil, err
+	}
+	if err := checkSizes(p); err != nil {
+		return nil, err
+	}
 	m := &Model{
 		prog:    p,
+		ck:      ck,
 		pool:    newPool(opts.Workers),
 		weights: map[*ir.Weight]*weight{},
 		caches:  map[int]*kvLayer{},
@@ -124,7 +148,8 @@ func Load(p *program.Program, ck *weights.Checkpoint, opts Options) (*Model, err
 	}
 	if err != nil {
 		m.Close()
-		return nil, fmt.Errorf("cannot allocate the activations and the KV cache of %d sequences (%s): %w", m.seqs, compiler.HumanBytes(p.Arena.Bytes+p.Arena.Scratch+int64(m.seqs)*p.KV.Bytes), err)
+		return nil, fmt.Errorf("cannot allocate the activations (%s at --batch %d) and the KV cache of %d sequences (%s at --ctx %d): %w; use a smaller --ctx or --batch, or a smaller --kv format",
+			compiler.HumanBytes(p.Arena.Bytes+p.Arena.Scratch), p.Arena.Batch, m.seqs, compiler.HumanBytes(int64(m.seqs)*p.KV.Bytes), p.KV.Ctx, err)
 	}
 	for _, w := range p.Func.Weights {
 		bw, err := bindWeight(w, ck)
@@ -150,6 +175,21 @@ func Load(p *program.Program, ck *weights.Checkpoint, opts Options) (*Model, err
 		m.steps = append(m.steps, s)
 	}
 	return m, nil
+}
+
+// checkSizes refuses plans whose sizes no allocation can meet: the
+// compiler bounds them, but a program can also come from an edited
+// artifact.
+func checkSizes(p *program.Program) error {
+	for _, s := range []struct {
+		name string
+		n    int64
+	}{{"arena.Bytes", p.Arena.Bytes}, {"arena.Scratch", p.Arena.Scratch}, {"kv.Bytes", p.KV.Bytes}} {
+		if s.n < 0 || s.n > plan.MaxBytes {
+			return fmt.Errorf("the plan's %s is %d, outside 0..%d; recompile with minervac compile", s.name, s.n, int64(plan.MaxBytes))
+		}
+	}
+	return nil
 }
 
 func (m *Model) arenaBuf(v *ir.Value) buf {
@@ -206,7 +246,13 @@ func (m *Model) Sequences() int { return m.seqs }
 // sequence 0 and returns the logits, one row of Vocab per token. The slice
 // is valid until the next call. Tokens at positions before pos must have
 // been run already: their keys and values are in the cache.
-func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
+//
+// If the checkpoint file is cut short while mapped, reading it faults:
+// Forward then returns an error matching weights.ErrChanged, and the
+// cache and the arena hold garbage; the model must be loaded again.
+func (m *Model) Forward(tokens []int32, pos int) (logits []float32, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer m.recoverFault(&logits, &err)
 	if err := m.prog.CheckCall(tokens, pos); err != nil {
 		return nil, err
 	}
@@ -216,7 +262,10 @@ func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
 
 // Step implements engine.BatchBackend: one call over tokens of several
 // sequences, each at its own position; logits come in the tokens' order.
-func (m *Model) Step(tokens []engine.Token) ([]float32, error) {
+// A fault reading the checkpoint is an error, as in Forward.
+func (m *Model) Step(tokens []engine.Token) (logits []float32, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer m.recoverFault(&logits, &err)
 	if err := engine.CheckStep(tokens, m.batch, m.ctx, m.vocab, m.seqs); err != nil {
 		return nil, err
 	}
@@ -228,6 +277,17 @@ func (m *Model) Step(tokens []engine.Token) ([]float32, error) {
 		m.tokLast = max(m.tokLast, int32(t.Pos))
 	}
 	return m.run(ids), nil
+}
+
+// recoverFault, deferred, turns a fault reading the mapped checkpoint
+// into an error matching weights.ErrChanged; other panics go on.
+func (m *Model) recoverFault(logits *[]float32, err *error) {
+	if r := recover(); r != nil {
+		if *err = m.ck.FaultError(r); *err == nil {
+			panic(r)
+		}
+		*logits = nil
+	}
 }
 
 // setConsecutive makes the call n tokens of sequence 0 from pos.

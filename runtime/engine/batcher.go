@@ -29,7 +29,6 @@ type Batcher struct {
 	gather time.Duration
 	maxQ   int
 	kick   chan struct{}
-	done   chan struct{}
 
 	mu sync.Mutex
 	// idle is signalled after every step, for a withdrawing session.
@@ -40,6 +39,10 @@ type Batcher struct {
 	pending  []*work
 	members  int // sessions acquired
 	closed   bool
+	// looping is set while the loop's goroutine runs: from the first
+	// call handed in until nothing is pending, so an idle batcher holds
+	// no goroutine.
+	looping bool
 	toks     []Token
 	parts    []part
 }
@@ -94,8 +97,8 @@ type part struct {
 	stepFrom int
 }
 
-// NewBatcher starts the batcher's loop over b. Close stops it; the
-// backend stays open.
+// NewBatcher makes a batcher over b. Close ends it; the backend stays
+// open. An idle batcher holds no goroutine.
 func NewBatcher(b Backend, opts BatcherOptions) *Batcher {
 	bb, ok := b.(BatchBackend)
 	if !ok {
@@ -103,7 +106,7 @@ func NewBatcher(b Backend, opts BatcherOptions) *Batcher {
 	}
 	bt := &Batcher{
 		b: bb, gather: opts.Gather, maxQ: opts.MaxQueue,
-		kick: make(chan struct{}, 1), done: make(chan struct{}),
+		kick: make(chan struct{}, 1),
 	}
 	if bt.gather <= 0 {
 		bt.gather = DefaultGather
@@ -118,7 +121,6 @@ func NewBatcher(b Backend, opts BatcherOptions) *Batcher {
 		bt.sessions = append(bt.sessions, s)
 		bt.free = append(bt.free, s)
 	}
-	go bt.loop()
 	return bt
 }
 
@@ -218,12 +220,12 @@ func (bt *Batcher) signal() {
 	}
 }
 
-// Close stops the loop: calls waiting for a step, and callers waiting
-// for a session, fail with ErrClosed.
+// Close ends the batcher: calls waiting for a step, and callers waiting
+// for a session, fail with ErrClosed. A step in flight finishes first.
 func (bt *Batcher) Close() {
 	bt.mu.Lock()
+	defer bt.mu.Unlock()
 	if bt.closed {
-		bt.mu.Unlock()
 		return
 	}
 	bt.closed = true
@@ -231,9 +233,23 @@ func (bt *Batcher) Close() {
 		w.got <- nil
 	}
 	bt.waiters = nil
-	bt.mu.Unlock()
+	bt.failPending()
 	bt.signal()
-	<-bt.done
+}
+
+// failPending answers every pending call not in a step with ErrClosed;
+// bt.mu is held.
+func (bt *Batcher) failPending() {
+	kept := bt.pending[:0]
+	for _, w := range bt.pending {
+		if w.running {
+			kept = append(kept, w)
+			continue
+		}
+		w.over, w.err = true, ErrClosed
+		close(w.finished)
+	}
+	bt.pending = kept
 }
 
 // run hands a session's forward call to the loop and waits for its
@@ -255,6 +271,10 @@ func (bt *Batcher) run(s *Session, tokens []int32, all bool) ([]float32, error) 
 		return nil, ErrClosed
 	}
 	bt.pending = append(bt.pending, w)
+	if !bt.looping {
+		bt.looping = true
+		go bt.loop()
+	}
 	bt.mu.Unlock()
 	bt.signal()
 	ctx := s.ctx
@@ -290,39 +310,30 @@ func (bt *Batcher) drop(w *work) {
 	}
 }
 
-// loop runs steps while there is work.
+// loop runs steps while there is work, then ends.
 func (bt *Batcher) loop() {
-	defer close(bt.done)
 	for {
 		bt.mu.Lock()
-		// Wait for work, then, briefly, for every acquired session to
-		// hand in its tokens, so that they share the step.
-		var deadline time.Time
-		for !bt.closed && (len(bt.pending) == 0 || len(bt.pending) < bt.members) {
-			var timeout <-chan time.Time
-			if len(bt.pending) > 0 {
-				if deadline.IsZero() {
-					deadline = time.Now().Add(bt.gather)
-				}
-				d := time.Until(deadline)
-				if d <= 0 {
-					break
-				}
-				timeout = time.After(d)
+		// Briefly wait for every acquired session to hand in its
+		// tokens, so that they share the step.
+		deadline := time.Now().Add(bt.gather)
+		for !bt.closed && len(bt.pending) > 0 && len(bt.pending) < bt.members {
+			d := time.Until(deadline)
+			if d <= 0 {
+				break
 			}
 			bt.mu.Unlock()
 			select {
 			case <-bt.kick:
-			case <-timeout:
+			case <-time.After(d):
 			}
 			bt.mu.Lock()
 		}
 		if bt.closed {
-			for _, w := range bt.pending {
-				w.over, w.err = true, ErrClosed
-				close(w.finished)
-			}
-			bt.pending = nil
+			bt.failPending()
+		}
+		if len(bt.pending) == 0 {
+			bt.looping = false
 			bt.mu.Unlock()
 			return
 		}

@@ -217,6 +217,9 @@ func (s *Session) Prefill(ids []int32) ([]float32, error) {
 		}
 		copy(s.last, out)
 	}
+	if err := checkFinite(s.last, s.pos-1); err != nil {
+		return nil, err
+	}
 	return s.last, nil
 }
 
@@ -232,6 +235,9 @@ func (s *Session) Decode(id int32) ([]float32, error) {
 		return nil, err
 	}
 	copy(s.last, out)
+	if err := checkFinite(s.last, s.pos-1); err != nil {
+		return nil, err
+	}
 	return s.last, nil
 }
 
@@ -243,12 +249,19 @@ func (s *Session) AllLogits(ids []int32, prefill int) ([]float32, error) {
 		return nil, err
 	}
 	prefill = min(max(prefill, 0), len(ids))
-	out := make([]float32, 0, len(ids)*s.b.Vocab())
+	V := s.b.Vocab()
+	out := make([]float32, 0, len(ids)*V)
 	for start := 0; start < prefill; start += s.b.Batch() {
 		end := min(start+s.b.Batch(), prefill)
+		first := s.pos
 		l, err := s.forward(ids[start:end], true)
 		if err != nil {
 			return nil, err
+		}
+		for r := range end - start {
+			if err := checkFinite(l[r*V:(r+1)*V], first+r); err != nil {
+				return nil, err
+			}
 		}
 		out = append(out, l...)
 	}

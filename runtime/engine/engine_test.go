@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 )
@@ -93,5 +95,67 @@ func TestGenerateCancelled(t *testing.T) {
 	})
 	if !errors.Is(err, context.Canceled) || st.StoppedBy != "cancelled" || n != 3 {
 		t.Fatalf("%+v %v after %d tokens", st, err, n)
+	}
+}
+
+// nanAfter is fake, except that the logits of every position from nan on
+// are NaN (or +Inf when inf is set).
+type nanAfter struct {
+	fake
+	nan int
+	inf bool
+}
+
+func (f *nanAfter) Forward(tokens []int32, pos int) ([]float32, error) {
+	out, _ := f.fake.Forward(tokens, pos)
+	bad := float32(math.NaN())
+	if f.inf {
+		bad = float32(math.Inf(1))
+	}
+	for i := range tokens {
+		if pos+i >= f.nan {
+			out[i*f.vocab+3] = bad
+		}
+	}
+	return out, nil
+}
+
+// TestGenerateStopsOnNonFiniteLogits: a generation whose logits become NaN
+// or infinite ends with ErrNotFinite, naming the position, and no token is
+// sampled from them. It used to exit 0 after printing whatever the sampler
+// made of NaN.
+func TestGenerateStopsOnNonFiniteLogits(t *testing.T) {
+	for _, inf := range []bool{false, true} {
+		for _, nan := range []int{2, 5} { // in the prompt, then while decoding
+			f := &nanAfter{fake: fake{batch: 8, ctx: 100, vocab: 10}, nan: nan, inf: inf}
+			var got []int32
+			st, err := Generate(context.Background(), NewSession(f), []int32{0, 0, 0}, GenOptions{MaxTokens: 20}, func(id int32, stop bool) error {
+				got = append(got, id)
+				return nil
+			})
+			want := fmt.Sprintf("after position %d is", nan)
+			if nan < 3 {
+				want = "after position 2 is" // the prompt's last logits
+			}
+			if !errors.Is(err, ErrNotFinite) || !strings.Contains(err.Error(), "logit 3 "+want) {
+				t.Errorf("inf=%v nan=%d: %v, want ErrNotFinite %q", inf, nan, err, want)
+			}
+			// Tokens sampled before the bad step are the fake's (pos+1).
+			if len(got) != max(nan-2, 0) || st.GeneratedTokens != len(got) {
+				t.Errorf("inf=%v nan=%d: %d tokens %v (stats %+v) before the error", inf, nan, len(got), got, st)
+			}
+		}
+	}
+}
+
+// TestAllLogitsStopsOnNonFiniteLogits: `minerva logits` fails the same way
+// whether the bad position runs in the prefill or one at a time.
+func TestAllLogitsStopsOnNonFiniteLogits(t *testing.T) {
+	for _, prefill := range []int{0, 3, 6} {
+		f := &nanAfter{fake: fake{batch: 2, ctx: 100, vocab: 10}, nan: 4}
+		_, err := NewSession(f).AllLogits([]int32{1, 2, 3, 4, 5, 6}, prefill)
+		if !errors.Is(err, ErrNotFinite) || !strings.Contains(err.Error(), "logit 3 after position 4 is NaN") {
+			t.Errorf("prefill %d: %v", prefill, err)
+		}
 	}
 }

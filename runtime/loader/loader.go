@@ -146,6 +146,14 @@ func Load(spec Spec) (*Model, error) {
 		m.Close()
 		return nil, err
 	}
+	if err := checkValues(m.Program, m.Checkpoint); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if err := checkMemory(m.Program); err != nil {
+		m.Close()
+		return nil, err
+	}
 	prog.advance(1)
 	prog.stage("binding", 1)
 	m.Backend, m.BackendName, err = newBackend(spec, m.Program, gen, m.Checkpoint)
@@ -232,10 +240,14 @@ func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.
 	name := backendName(spec)
 	switch name {
 	case "cpu":
+		// Return a nil interface on error, never a nil *cpu.Model in one:
+		// the caller's Close would call through the nil pointer.
 		m, err := cpu.Load(p, ck, cpu.Options{Workers: spec.Workers, Sequences: spec.Sequences})
-		return m, "cpu", err
+		if err != nil {
+			return nil, "", err
+		}
+		return m, "cpu", nil
 	case "mslemu", "metal":
-
 		if gen == nil {
 			var err error
 			if gen, err = codegen.Generate(p.Func, p.KV); err != nil {
@@ -261,8 +273,9 @@ func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.
 		m, err := gpu.LoadSequences(p, gen, ck, dev, spec.Sequences)
 		if err != nil {
 			dev.Close()
+			return nil, "", err
 		}
-		return m, name, err
+		return m, name, nil
 	}
 	return nil, "", fmt.Errorf("unknown backend %q: use %s", name, strings.Join(Backends, ", "))
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/minerva-ml/minerva/compiler"
+	"github.com/minerva-ml/minerva/compiler/plan"
 	"github.com/minerva-ml/minerva/internal/fixtures"
 	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/tokenizer"
@@ -189,4 +190,53 @@ func copyFile(t *testing.T, from, to string) {
 	if err := os.WriteFile(to, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestBackendLoadErrorIsReturned: when the backend cannot allocate what
+// the plans ask for, Load returns that error. It used to return a nil
+// *cpu.Model inside a non-nil engine.Backend, and Load's clean-up then
+// panicked calling Close through it.
+func TestBackendLoadErrorIsReturned(t *testing.T) {
+	m, err := Load(Spec{Plan: compiler.PlanOptions{Ctx: 64}, Backend: "cpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	huge := *m.Program
+	kv := *huge.KV
+	kv.Bytes = plan.MaxBytes // a PiB: no machine can map this
+	huge.KV = &kv
+	b, name, err := newBackend(Spec{Backend: "cpu"}, &huge, nil, m.Checkpoint)
+	if err == nil || !strings.Contains(err.Error(), "cannot allocate") {
+		t.Fatalf("got backend %q, error %v; want the allocation error", name, err)
+	}
+	if b != nil {
+		t.Fatalf("the backend is %#v, not a nil interface, beside the error", b)
+	}
+}
+
+// TestPlansLargerThanMemoryAreRefused: a KV cache and activations larger
+// than the machine's memory are refused at load, naming the flags; mapped
+// lazily, they would load and the process be killed later.
+func TestPlansLargerThanMemoryAreRefused(t *testing.T) {
+	defer func(f func() (int64, bool)) { machineMemory = f }(machineMemory)
+	machineMemory = func() (int64, bool) { return 1 << 20, true }
+	m, err := Load(Spec{Plan: compiler.PlanOptions{Ctx: 4096, Batch: 128}, Backend: "cpu"})
+	if err == nil {
+		m.Close()
+		t.Fatal("loaded")
+	}
+	if !strings.Contains(err.Error(), "--ctx 4096 and --batch 128 need") || !strings.Contains(err.Error(), "more than this machine's 1.00 MiB of memory") {
+		t.Errorf("%v", err)
+	}
+	// This machine's own figure is what Load compares with.
+	machineMemory = physicalMemory
+	if n, ok := physicalMemory(); ok && n < 1<<28 {
+		t.Errorf("physicalMemory says %d bytes", n)
+	}
+	m, err = Load(Spec{Plan: compiler.PlanOptions{Ctx: 4096, Batch: 128}, Backend: "cpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
 }

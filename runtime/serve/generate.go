@@ -187,6 +187,9 @@ func (s *Server) generate(ctx context.Context, j *job, out output, chatMode bool
 	}
 
 	s.count(func(m *Metrics) { m.Requests++ })
+	// The request has been read and decoded: it gives back its intake
+	// slots before it waits for a sequence (limits.go).
+	leaveIntake(ctx)
 	session, err := s.batcher.Acquire(ctx, j.prompt)
 	if err != nil {
 		if errors.Is(err, engine.ErrQueueFull) {

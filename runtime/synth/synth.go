@@ -130,7 +130,13 @@ func Plan(u *compiler.Unit, shardBytes int64) (*Layout, error) {
 			}
 			n := int64(dt.Size())
 			for _, d := range t.Shape {
+				if d < 0 || d != 0 && n > maxBytes/d {
+					return nil, fmt.Errorf("%s %v takes more than %d bytes: choose a smaller model", t.Name, t.Shape, int64(maxBytes))
+				}
 				n *= d
+			}
+			if l.Bytes > maxBytes-n {
+				return nil, fmt.Errorf("the checkpoint would take more than %d bytes: choose a smaller model", int64(maxBytes))
 			}
 			ten := Tensor{Name: t.Name, DType: dt, Shape: slices.Clone([]int64(t.Shape)), Bytes: n, Fill: fills.of(w, i)}
 			if len(cur.Tensors) > 0 && cur.Bytes+n > shardBytes {
@@ -164,6 +170,35 @@ func Plan(u *compiler.Unit, shardBytes int64) (*Layout, error) {
 	return l, nil
 }
 
+// maxBytes bounds the sizes Plan adds up (a PiB), so that they cannot
+// overflow.
+const maxBytes = 1 << 50
+
+// freeSpace is diskFree; tests replace it.
+var freeSpace = diskFree
+
+// checkFreeSpace refuses to start a checkpoint the file system holding dir
+// cannot take: writing would fail far into the job, after filling the
+// disk. need counts the tensor data and a generous allowance for the
+// headers, the index and config.json.
+func checkFreeSpace(dir string, l *Layout) error {
+	need := l.Bytes + int64(l.Tensors)*1024 + 1<<20
+	// dir may not exist yet: ask about the directory it will be made in.
+	at := dir
+	for {
+		if _, err := os.Stat(at); err == nil || filepath.Dir(at) == at {
+			break
+		}
+		at = filepath.Dir(at)
+	}
+	free, ok := freeSpace(at)
+	if !ok || need <= free {
+		return nil
+	}
+	return fmt.Errorf("the checkpoint needs %s (%d bytes) but the file system of %s has %s (%d bytes) free: free some space, choose another --out, or make the model smaller (--set, --config)",
+		compiler.HumanBytes(need), need, dir, compiler.HumanBytes(free), free)
+}
+
 // Result describes a written checkpoint.
 type Result struct {
 	Layout   *Layout
@@ -183,6 +218,9 @@ func Write(dir string, u *compiler.Unit, base map[string]any, opts Options) (*Re
 	}
 	cfg, err := ConfigJSON(u, base)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkFreeSpace(dir, layout); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -444,3 +444,35 @@ func BenchmarkGenerate(b *testing.B) {
 		})
 	}
 }
+
+// TestRefusesWithoutFreeSpace: a checkpoint larger than the free space is
+// refused before any file is made, with both sizes. `minerva synth --set
+// layers=2000` used to start writing 875 GB to a disk with 76 GB free.
+func TestRefusesWithoutFreeSpace(t *testing.T) {
+	u := compile(t, gptOssArch, tinyRandom)
+	l, err := Plan(u, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(f func(string) (int64, bool)) { freeSpace = f }(freeSpace)
+	freeSpace = func(string) (int64, bool) { return l.Bytes / 2, true }
+	dir := filepath.Join(t.TempDir(), "out")
+	_, err = Write(dir, u, baseOf(t, tinyRandom), Options{})
+	want := fmt.Sprintf("has %s (%d bytes) free", compiler.HumanBytes(l.Bytes/2), l.Bytes/2)
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "the checkpoint needs") {
+		t.Fatalf("got %v, want an error containing %q", err, want)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the output directory was made: %v", err)
+	}
+	// The real file system: this machine's free space is plenty for the
+	// tiny model, and far too little for 2^40 bytes.
+	freeSpace = diskFree
+	free, ok := diskFree(t.TempDir())
+	if !ok || free <= 0 {
+		t.Fatalf("diskFree of a temporary directory: %d, %v", free, ok)
+	}
+	if err := checkFreeSpace(t.TempDir(), &Layout{Bytes: free + 1<<30}); err == nil {
+		t.Errorf("a layout of %d bytes passed with %d free", free+1<<30, free)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -91,3 +92,50 @@ func benchmarkHalfToF32(b *testing.B, encode func([]byte, []float32), decode fun
 
 func BenchmarkBF16ToF32(b *testing.B) { benchmarkHalfToF32(b, F32ToBF16, BF16ToF32) }
 func BenchmarkF16ToF32(b *testing.B)  { benchmarkHalfToF32(b, F32ToF16, F16ToF32) }
+
+// BenchmarkOpenMaxTensors opens a header at the bound: MaxTensorsPerFile
+// one-byte tensors. Compare it with BenchmarkOpenValidateFortune in the
+// same run (docs/limits.md).
+func BenchmarkOpenMaxTensors(b *testing.B) {
+	data := craft(manyTensors(MaxTensorsPerFile), MaxTensorsPerFile)
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := FromBytes("x.safetensors", data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}
+
+// BenchmarkCheckValuesFortune is the load-time check of the fortune
+// model's vectors and MXFP4 scales (runtime/loader's choice, restated: the
+// tensors that are not matrices or MXFP4 codes).
+func BenchmarkCheckValuesFortune(b *testing.B) {
+	dir, manifest := fortune(b)
+	c, err := Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	var values, scales []string
+	var n int64
+	for _, s := range manifest {
+		t, _ := c.Tensor(s.Name)
+		switch {
+		case strings.HasSuffix(s.Name, "_scales"):
+			scales = append(scales, s.Name)
+		case len(s.Shape) == 1 || strings.HasSuffix(s.Name, "_bias"):
+			values = append(values, s.Name)
+		default:
+			continue
+		}
+		n += int64(len(t.Data))
+	}
+	b.SetBytes(n)
+	for b.Loop() {
+		if err := c.CheckValues(values, scales, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -64,6 +64,10 @@ func (e *noCheckpointError) Error() string {
 
 func (e *noCheckpointError) Unwrap() error { return ErrNoCheckpoint }
 
+// MaxIndexBytes bounds model.safetensors.index.json, which is read and
+// decoded whole: 64 MiB, room for a million tensor names.
+const MaxIndexBytes = 64 << 20
+
 const (
 	singleFileName = "model.safetensors"
 	indexFileName  = "model.safetensors.index.json"
@@ -245,6 +249,9 @@ func mapCheckpointFile(path, display, shardNote string) ([]byte, bool, *Problem)
 func readIndex(dir, index string) (map[string]string, []string, []Problem) {
 	bad := func(format string, args ...any) (map[string]string, []string, []Problem) {
 		return nil, nil, []Problem{{Kind: BadIndex, File: index, Message: fmt.Sprintf(format, args...)}}
+	}
+	if info, err := os.Stat(filepath.Join(dir, index)); err == nil && info.Size() > MaxIndexBytes {
+		return bad("%s has %d bytes, more than the %d Minerva reads: not the index of a checkpoint (gpt-oss-20b's has 38 KB)", index, info.Size(), MaxIndexBytes)
 	}
 	text, err := os.ReadFile(filepath.Join(dir, index))
 	if err != nil {

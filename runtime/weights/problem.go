@@ -27,6 +27,9 @@ const (
 	BadIndex        // model.safetensors.index.json unreadable or inconsistent with its shards
 	MissingShard    // a shard named by the index does not exist
 	DuplicateTensor // one tensor name stored in more than one file
+
+	// Problems with the values of the tensors checked at load (CheckValues).
+	NonFinite // NaN or an infinity, or an MXFP4 scale of 0xFF (NaN)
 )
 
 var problemKindNames = [...]string{
@@ -44,6 +47,7 @@ var problemKindNames = [...]string{
 	BadIndex:         "bad index",
 	MissingShard:     "missing shard",
 	DuplicateTensor:  "duplicate tensor",
+	NonFinite:        "non-finite value",
 }
 
 func (k ProblemKind) String() string {
