@@ -100,3 +100,22 @@ func BenchmarkFortuneStep(b *testing.B) {
 		})
 	}
 }
+
+// TestStepAllocatesNothing: a batched decode step over several sequences
+// in steady state allocates no memory either.
+func TestStepAllocatesNothing(t *testing.T) {
+	m, _ := loadFixture(t, testModels[1], compiler.PlanOptions{Ctx: 64, Batch: 8}, Options{Sequences: 3})
+	step := []engine.Token{{ID: 1, Seq: 0, Pos: 0}, {ID: 2, Seq: 1, Pos: 0}, {ID: 3, Seq: 2, Pos: 0}, {ID: 4, Seq: 2, Pos: 1}}
+	if _, err := m.Step(step); err != nil {
+		t.Fatal(err)
+	}
+	next := []engine.Token{{ID: 5, Seq: 0, Pos: 1}, {ID: 6, Seq: 1, Pos: 1}, {ID: 7, Seq: 2, Pos: 2}}
+	allocs := testing.AllocsPerRun(10, func() {
+		if _, err := m.Step(next); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per batched step", allocs)
+	}
+}

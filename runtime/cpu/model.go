@@ -82,6 +82,8 @@ type Model struct {
 	tokSeq, tokPos []int32
 	// tokLast is the largest position of the current call.
 	tokLast int32
+	// stepIDs holds a step's token ids.
+	stepIDs []int32
 	observe func(op *ir.Op, results [][]float32)
 	// scratch is per-worker float space for kernels (a decoded weight
 	// row, attention scores), sized at load: the kernels' registers.
@@ -269,7 +271,10 @@ func (m *Model) Step(tokens []engine.Token) (logits []float32, err error) {
 	if err := engine.CheckStep(tokens, m.batch, m.ctx, m.vocab, m.seqs); err != nil {
 		return nil, err
 	}
-	ids := make([]int32, len(tokens))
+	if cap(m.stepIDs) < m.batch {
+		m.stepIDs = make([]int32, m.batch)
+	}
+	ids := m.stepIDs[:len(tokens)]
 	m.tokLast = 0
 	for i, t := range tokens {
 		ids[i] = t.ID

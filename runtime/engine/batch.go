@@ -37,7 +37,6 @@ func CheckStep(tokens []Token, batch, ctx, vocab, seqs int) error {
 	case len(tokens) > batch:
 		return fmt.Errorf("BUG: %d tokens in one step; the program was planned for at most %d", len(tokens), batch)
 	}
-	var next map[int]int // the position each sequence's next token must have
 	for i, t := range tokens {
 		switch {
 		case t.Seq < 0 || t.Seq >= seqs:
@@ -47,13 +46,17 @@ func CheckStep(tokens []Token, batch, ctx, vocab, seqs int) error {
 		case t.ID < 0 || int(t.ID) >= vocab:
 			return fmt.Errorf("token id %d is outside the vocabulary (0..%d)", t.ID, vocab-1)
 		}
-		if next == nil {
-			next = map[int]int{}
+		// The sequence's previous token in the step, if any, must be at
+		// the position before. (A backward scan: steps are short, and
+		// this allocates nothing.)
+		for j := i - 1; j >= 0; j-- {
+			if u := tokens[j]; u.Seq == t.Seq {
+				if u.Pos != t.Pos-1 {
+					return fmt.Errorf("BUG: sequence %d has position %d after %d in one step; a sequence's tokens must be consecutive", t.Seq, t.Pos, u.Pos)
+				}
+				break
+			}
 		}
-		if p, ok := next[t.Seq]; ok && p != t.Pos {
-			return fmt.Errorf("BUG: sequence %d has position %d after %d in one step; a sequence's tokens must be consecutive", t.Seq, t.Pos, p-1)
-		}
-		next[t.Seq] = t.Pos + 1
 	}
 	return nil
 }
