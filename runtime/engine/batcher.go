@@ -43,8 +43,8 @@ type Batcher struct {
 	// call handed in until nothing is pending, so an idle batcher holds
 	// no goroutine.
 	looping bool
-	toks     []Token
-	parts    []part
+	toks    []Token
+	parts   []part
 }
 
 // BatcherOptions tune a Batcher; the zero value is usable.
