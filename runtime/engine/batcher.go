@@ -45,6 +45,21 @@ type Batcher struct {
 	looping bool
 	toks    []Token
 	parts   []part
+	stats   BatcherStats
+}
+
+// BatcherStats are a batcher's running totals.
+type BatcherStats struct {
+	// Steps is the number of backend steps run; Tokens the tokens they
+	// ran. Tokens / Steps is how well the sequences share steps.
+	Steps, Tokens int64
+}
+
+// Stats returns the running totals.
+func (bt *Batcher) Stats() BatcherStats {
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	return bt.stats
 }
 
 // BatcherOptions tune a Batcher; the zero value is usable.
@@ -338,6 +353,8 @@ func (bt *Batcher) loop() {
 			return
 		}
 		toks := bt.plan()
+		bt.stats.Steps++
+		bt.stats.Tokens += int64(len(toks))
 		bt.mu.Unlock()
 		out, err := bt.b.Step(toks)
 		bt.mu.Lock()

@@ -250,6 +250,9 @@ func New(m Model, cfg Config) (*Server, error) {
 // The backend stays open: its owner closes it.
 func (s *Server) Close() { s.batcher.Close() }
 
+// BatchStats are the batcher's totals: steps run and the tokens in them.
+func (s *Server) BatchStats() engine.BatcherStats { return s.batcher.Stats() }
+
 // Parallel is how many requests generate at once.
 func (s *Server) Parallel() int { return s.batcher.Sequences() }
 
