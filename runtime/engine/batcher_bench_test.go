@@ -3,7 +3,9 @@ package engine_test
 import (
 	"context"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -22,9 +24,15 @@ import (
 // token and inter-token latency.
 //
 //	go test ./runtime/engine -run '^$' -bench BatcherStreams -benchtime 8x -v
+//
+// MINERVA_BENCH_MODEL=DIR runs another model (the synthetic gpt-oss-20b
+// of docs/benchmarks.md), with MINERVA_BENCH_PROMPT and MINERVA_BENCH_GEN
+// tokens per stream.
 func BenchmarkBatcherStreams(b *testing.B) {
-	const maxStreams, promptLen, genTokens = 16, 16, 64
-	m, err := loader.Load(loader.Spec{Backend: "cpu", Sequences: maxStreams, Plan: compiler.PlanOptions{Ctx: 512, Batch: 128, KV: "f16"}})
+	const maxStreams = 16
+	promptLen, genTokens := envInt(b, "MINERVA_BENCH_PROMPT", 16), envInt(b, "MINERVA_BENCH_GEN", 64)
+	m, err := loader.Load(loader.Spec{Model: os.Getenv("MINERVA_BENCH_MODEL"), Backend: "cpu", Sequences: maxStreams,
+		Plan: compiler.PlanOptions{Ctx: promptLen + genTokens + 64, Batch: 128, KV: "f16"}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -95,6 +103,18 @@ func BenchmarkBatcherStreams(b *testing.B) {
 		b.Logf("%-8d %10.0f %8.2fms %8.2fms %8.2fms %8.2fms %7.2fx %8.1f", c, r.rate, ms(r.ttft50), ms(r.ttft95), ms(r.itl50), ms(r.itl95), r.rate/best[1].rate, r.perStep)
 	}
 	b.ReportMetric(best[8].rate/best[1].rate, "x_8_vs_1")
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
 }
 
 func pct(d []time.Duration, p int) time.Duration {
