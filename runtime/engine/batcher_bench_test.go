@@ -100,7 +100,7 @@ func BenchmarkBatcherStreams(b *testing.B) {
 	b.Logf("%-8s %10s %10s %10s %10s %10s %8s %8s", "streams", "tok/s", "ttft p50", "ttft p95", "itl p50", "itl p95", "vs 1", "tok/step")
 	for _, c := range levels {
 		r := best[c]
-		b.Logf("%-8d %10.0f %8.2fms %8.2fms %8.2fms %8.2fms %7.2fx %8.1f", c, r.rate, ms(r.ttft50), ms(r.ttft95), ms(r.itl50), ms(r.itl95), r.rate/best[1].rate, r.perStep)
+		b.Logf("%-8d %10.1f %8.2fms %8.2fms %8.2fms %8.2fms %7.2fx %8.1f", c, r.rate, ms(r.ttft50), ms(r.ttft95), ms(r.itl50), ms(r.itl95), r.rate/best[1].rate, r.perStep)
 	}
 	b.ReportMetric(best[8].rate/best[1].rate, "x_8_vs_1")
 }
