@@ -38,7 +38,10 @@ type Batcher struct {
 	waiters  []*waiter
 	pending  []*work
 	members  int // sessions acquired
-	closed   bool
+	// late counts the acquired sessions that missed a step's gathering
+	// and have not handed in tokens since: steps do not wait for them.
+	late   int
+	closed bool
 	// looping is set while the loop's goroutine runs: from the first
 	// call handed in until nothing is pending, so an idle batcher holds
 	// no goroutine.
@@ -210,6 +213,7 @@ func (bt *Batcher) take(prompt []int32) *Session {
 	s := bt.free[best]
 	bt.free = append(bt.free[:best], bt.free[best+1:]...)
 	bt.members++
+	s.acquired = true
 	return s
 }
 
@@ -219,6 +223,11 @@ func (bt *Batcher) Release(s *Session) {
 	bt.mu.Lock()
 	defer bt.mu.Unlock()
 	bt.members--
+	s.acquired = false
+	if s.late {
+		s.late = false
+		bt.late--
+	}
 	bt.free = append(bt.free, s)
 	for len(bt.waiters) > 0 && len(bt.free) > 0 && !bt.closed {
 		w := bt.waiters[0]
@@ -286,6 +295,10 @@ func (bt *Batcher) run(s *Session, tokens []int32, all bool) ([]float32, error) 
 		return nil, ErrClosed
 	}
 	bt.pending = append(bt.pending, w)
+	if s.late {
+		s.late = false
+		bt.late--
+	}
 	if !bt.looping {
 		bt.looping = true
 		go bt.loop()
@@ -325,16 +338,39 @@ func (bt *Batcher) drop(w *work) {
 	}
 }
 
+// markLate marks every acquired session with no tokens pending as late;
+// bt.mu is held.
+func (bt *Batcher) markLate() {
+	for _, s := range bt.sessions {
+		if s.acquired && !s.late && !bt.isPending(s) {
+			s.late = true
+			bt.late++
+		}
+	}
+}
+
+func (bt *Batcher) isPending(s *Session) bool {
+	for _, w := range bt.pending {
+		if w.s == s {
+			return true
+		}
+	}
+	return false
+}
+
 // loop runs steps while there is work, then ends.
 func (bt *Batcher) loop() {
 	for {
 		bt.mu.Lock()
 		// Briefly wait for every acquired session to hand in its
-		// tokens, so that they share the step.
+		// tokens, so that they share the step; a session that missed
+		// the last wait (a slow client, a caller between turns) is not
+		// waited for again until it hands in tokens.
 		deadline := time.Now().Add(bt.gather)
-		for !bt.closed && len(bt.pending) > 0 && len(bt.pending) < bt.members {
+		for !bt.closed && len(bt.pending) > 0 && len(bt.pending) < bt.members-bt.late {
 			d := time.Until(deadline)
 			if d <= 0 {
+				bt.markLate()
 				break
 			}
 			bt.mu.Unlock()

@@ -178,3 +178,32 @@ func TestBatcherPrefersLongestPrefix(t *testing.T) {
 		t.Fatalf("reused %d tokens, want 5", n)
 	}
 }
+
+// TestBatcherDoesNotWaitForIdleSessions: a step waits for acquired
+// sessions to hand in their tokens, but a session that missed one such
+// wait (a slow client, a caller between turns) is not waited for again
+// until it hands in tokens, so it cannot slow the others' every step.
+func TestBatcherDoesNotWaitForIdleSessions(t *testing.T) {
+	const gather = 400 * time.Millisecond
+	bt := engine.NewBatcher(loadBackend(t, "../../testdata/gpt-oss/tiny-random", 2, 32, 4), engine.BatcherOptions{Gather: gather})
+	defer bt.Close()
+	idle, err := bt.Acquire(context.Background(), []int32{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bt.Release(idle)
+	busy, err := bt.Acquire(context.Background(), []int32{2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bt.Release(busy)
+	start := time.Now()
+	greedy(t, busy, []int32{2, 3}, 8) // a prefill and 7 decode steps
+	took := time.Since(start)
+	if took < gather*9/10 {
+		t.Errorf("the first step did not wait for the idle session (%v)", took)
+	}
+	if took > 3*gather {
+		t.Errorf("8 steps took %v: the steps kept waiting %v for a session that hands in nothing", took, gather)
+	}
+}

@@ -68,6 +68,9 @@ type Session struct {
 	seq int
 	// stepOut receives the batcher's logits for one call.
 	stepOut []float32
+	// acquired and late are the batcher's, under its lock: the session
+	// is held by a caller; it missed a step's gathering.
+	acquired, late bool
 	// ctx, while Generate runs, lets a cancelled generation leave a
 	// batched step it is waiting for.
 	ctx context.Context
