@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -169,4 +170,20 @@ func TestParallelCancelFreesSequence(t *testing.T) {
 	<-streams[0]
 	<-streams[1]
 	waitFor(t, func() bool { return s.Metrics().Cancelled == 2 })
+}
+
+// TestParallelPrefersCachedSequence: of the free sequences, a request
+// takes the one whose cache holds its prompt's prefix, not the least
+// recently used one, and cached_tokens says so.
+func TestParallelPrefersCachedSequence(t *testing.T) {
+	_, hs, _ := newServerOn(t, fortuneParallel(t, 2, testCtx), Config{})
+	// B, then A: B's sequence is the least recently used, the one a
+	// request with nothing cached gets.
+	postCompletion(t, hs.URL, `{"prompt":"Never trust","max_tokens":8,"temperature":0,"ignore_eos":true}`)
+	a := postCompletion(t, hs.URL, `{"prompt":"A computer","max_tokens":8,"temperature":0,"ignore_eos":true}`)
+	// A's prompt and reply, continued: only A's sequence holds them.
+	again := postCompletion(t, hs.URL, fmt.Sprintf(`{"prompt":%q,"max_tokens":4,"temperature":0}`, "A computer"+a.Choices[0].Text))
+	if c := again.Usage.PromptTokensDetails.CachedTokens; c < promptIDs+a.Usage.CompletionTokens-2 {
+		t.Errorf("cached_tokens %d of %d prompt tokens: the request did not take the sequence holding its prefix", c, again.Usage.PromptTokens)
+	}
 }
