@@ -10,6 +10,7 @@ import (
 
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/runtime/engine"
+	"github.com/minerva-ml/minerva/runtime/gpu"
 	"github.com/minerva-ml/minerva/runtime/loader"
 )
 
@@ -45,6 +46,11 @@ func TestStepMatchesAlone(t *testing.T) {
 	}
 	if raceEnabled {
 		cases = cases[1:]
+	}
+	if gpu.CUDAAvailable() {
+		// The same kernels translated to CUDA, on an NVIDIA GPU.
+		cases = append(cases, tc{name: "fortune", backend: "cuda", ctx: 200, batch: 16, seqs: 4, steps: 160},
+			tc{name: "tiny-random", model: "../../testdata/gpt-oss/tiny-random", backend: "cuda", ctx: 64, batch: 6, seqs: 3, steps: 150})
 	}
 	if _, err := exec.LookPath("g++"); err == nil && !testing.Short() && !raceEnabled {
 		// The emitted Metal kernels, run by mslemu: they read each
