@@ -55,6 +55,7 @@ var specialisers = map[ir.OpKind]func(*builder) ([]spec, error){
 	ir.OpAdd: specElementwise, ir.OpSub: specElementwise, ir.OpMul: specElementwise, ir.OpDiv: specElementwise,
 	ir.OpSiLU: specElementwise, ir.OpGELU: specElementwise, ir.OpGELUTanh: specElementwise, ir.OpSigmoid: specElementwise,
 	ir.OpTanh: specElementwise, ir.OpReLU: specElementwise, ir.OpExp: specElementwise,
+	ir.OpNarrow: specElementwise,
 }
 
 // Supported reports whether an op kind has a Metal template.
@@ -480,6 +481,10 @@ func specElementwise(b *builder) ([]spec, error) {
 		} else {
 			b.value("b", op.Args[1].V, false)
 		}
+	case ir.OpNarrow:
+		b.value("x", op.Args[0].V, false)
+		data.InN, data.Start = int(op.Args[0].V.Type.Shape.RowElems()), int(op.Attrs.Int("start"))
+		desc = fmt.Sprintf("from%d_of%d", data.Start, data.InN)
 	case ir.OpAffine:
 		b.value("x", op.Args[0].V, false)
 		data.Expr = fmt.Sprintf("v * %sf + %sf", hexFloat(float32(op.Attrs.Float("mul"))), hexFloat(float32(op.Attrs.Float("add"))))

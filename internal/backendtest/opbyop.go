@@ -54,7 +54,7 @@ func CompareOpByOp(t *testing.T, g OpRunner, p *program.Program, ck *weights.Che
 	for i := range seqIDs {
 		seqIDs[i] = int32(rng.Intn(p.Vocab()))
 	}
-	forwardChunked(t, cm, seqIDs, prefillChunk)
+	forwardChunked(t, cm, seqIDs, min(prefillChunk, int(p.Arena.Batch)))
 	experts := expertCounts(p)
 	for i, op := range p.Func.Ops {
 		seen[op.Kind] = true

@@ -36,10 +36,14 @@ func TestHiddenStates(t *testing.T) {
 			layers := len(ref.Hidden) - 1
 			got := make([][]float32, len(ref.Hidden))
 			var finalNorm []float32
+			inLayers := false
 			observe := func(op *ir.Op, res [][]float32) {
+				inLayers = inLayers || op.Layer >= 0
 				for i, r := range op.Results {
 					switch {
-					case r.Name == "x" && op.Kind == "embedding":
+					case r.Name == "x" && op.Layer < 0 && !inLayers:
+						// The embedding, or its scaled value (Gemma):
+						// the last x before the first layer.
 						got[0] = append([]float32(nil), res[i]...)
 					case r.Name == "x" && op.Layer >= 0 && op.Kind == "add":
 						// The last residual add of layer L is hidden.L+1.

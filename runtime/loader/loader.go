@@ -18,6 +18,7 @@ import (
 	"github.com/minerva-ml/minerva/codegen/artifact"
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/config"
+	"github.com/minerva-ml/minerva/compiler/wcheck"
 	"github.com/minerva-ml/minerva/models"
 	"github.com/minerva-ml/minerva/program"
 	"github.com/minerva-ml/minerva/runtime/cpu"
@@ -37,10 +38,16 @@ type Spec struct {
 	Model string
 	// Plan is the run-time shape when Arch is compiled here.
 	Plan compiler.PlanOptions
+	// Sets are `name=value` overrides of config parameters (--set), when
+	// Arch is compiled here.
+	Sets []string
 	// Backend is "auto", "cpu", "mslemu", "metal" or "cuda".
 	Backend string
 	// Workers is the CPU backend's thread count (0: all cores).
 	Workers int
+	// Sequences is how many sequences the KV cache holds at once
+	// (continuous batching: serve --parallel); 0 means 1.
+	Sequences int
 	// Progress receives the progress display (stderr), or nil.
 	Progress io.Writer
 }
@@ -132,7 +139,7 @@ func Load(spec Spec) (*Model, error) {
 		}
 	}
 	var archHint string
-	m.Program, archHint, err = compileFor(spec, cfgText, m.HFConfig)
+	m.Program, archHint, err = compileFor(spec, cfgText, m.HFConfig, m.Checkpoint)
 	if err != nil {
 		m.Close()
 		return nil, err
@@ -169,10 +176,13 @@ func Load(spec Spec) (*Model, error) {
 // backends that launch them.
 //
 // The hint says what to recompile when the checkpoint does not fit.
-func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program, string, error) {
+func compileFor(spec Spec, cfgText []byte, hf map[string]any, ck *weights.Checkpoint) (*program.Program, string, error) {
 	var file, src string
 	switch {
 	case spec.Arch != "" && program.IsArtifact(spec.Arch):
+		if len(spec.Sets) > 0 {
+			return nil, "", fmt.Errorf("--set changes the config an .arch file is compiled for; %s is already compiled: recompile it with minervac compile --set, or pass the .arch file", spec.Arch)
+		}
 		p, m, err := artifact.Read(spec.Arch)
 		if err != nil {
 			return nil, "", err
@@ -204,7 +214,10 @@ func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program,
 	default:
 		return nil, "", fmt.Errorf("%s is neither an .arch file nor a compiled artifact", spec.Arch)
 	}
-	opts := compiler.Options{File: file, Source: src, Plan: spec.Plan}
+	// The declared weights are checked against the checkpoint's headers
+	// as the source compiles, so that a mismatch is reported at its
+	// declaration in the .arch file.
+	opts := compiler.Options{File: file, Source: src, Plan: spec.Plan, Sets: spec.Sets, Checkpoint: checkpointHeaders(ck)}
 	if backendName(spec) == "cpu" {
 		opts.StopAfter = "plan_arena"
 	}
@@ -220,6 +233,18 @@ func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program,
 		return nil, "", err
 	}
 	return u.Program(), file, nil
+}
+
+// checkpointHeaders lists a checkpoint's tensor headers for the compiler.
+func checkpointHeaders(ck *weights.Checkpoint) []wcheck.Header {
+	out := []wcheck.Header{}
+	for _, name := range ck.Names() {
+		t, _ := ck.Tensor(name)
+		if !t.Stacked {
+			out = append(out, wcheck.Header{Name: name, DType: t.DType.String(), Shape: t.Shape})
+		}
+	}
+	return out
 }
 
 func backendName(spec Spec) string {
@@ -238,7 +263,7 @@ func newBackend(spec Spec, p *program.Program, ck *weights.Checkpoint) (engine.B
 	case "cpu":
 		// Return a nil interface on error, never a nil *cpu.Model in one:
 		// the caller's Close would call through the nil pointer.
-		m, err := cpu.Load(p, ck, cpu.Options{Workers: spec.Workers})
+		m, err := cpu.Load(p, ck, cpu.Options{Workers: spec.Workers, Sequences: spec.Sequences})
 		if err != nil {
 			return nil, "", err
 		}
@@ -269,7 +294,7 @@ func newBackend(spec Spec, p *program.Program, ck *weights.Checkpoint) (engine.B
 		if err != nil {
 			return nil, "", err
 		}
-		m, err := gpu.Load(p, ck, dev)
+		m, err := gpu.LoadSequences(p, ck, dev, spec.Sequences)
 		if err != nil {
 			dev.Close()
 			return nil, "", err
