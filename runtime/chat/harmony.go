@@ -242,10 +242,9 @@ func (p *harmonyParser) headerText() string {
 	return sb.String()
 }
 
+// delta is text of the current message; a token that ends inside a
+// character still carries its channel.
 func (p *harmonyParser) delta(text string) Delta {
-	if text == "" {
-		return Delta{}
-	}
 	return Delta{Channel: p.channel, Recipient: p.recipient, Text: text}
 }
 

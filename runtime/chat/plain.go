@@ -43,10 +43,8 @@ func (p *textParser) Push(id int32) Delta {
 	if p.tok.IsSpecial(int(id)) {
 		return Delta{}
 	}
-	if s := p.dec.next(id); s != "" {
-		return Delta{Channel: Final, Text: s}
-	}
-	return Delta{}
+	// A token that ends inside a character still belongs to the answer.
+	return Delta{Channel: Final, Text: p.dec.next(id)}
 }
 
 func (p *textParser) Flush() Delta {

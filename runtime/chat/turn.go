@@ -27,13 +27,23 @@ type Turn struct {
 	StopTokens map[int32]bool
 	// StopStrings end the answer before the first of them.
 	StopStrings []string
-	// Sampler picks each token; nil is greedy. Its repeat-penalty
-	// context is set to the prompt.
-	Sampler *sample.Sampler
+	// Sampler picks each token; nil is greedy. Its context (the repeat
+	// penalty's window, the presence and frequency counts) is set to the
+	// prompt.
+	Sampler Sampler
 	// Parser follows the reply: a Format's parser, or NewTextParser for
 	// raw completion. It is required.
 	Parser Parser
 }
+
+// Sampler picks tokens with a context: *sample.Sampler, or a wrapper
+// around one.
+type Sampler interface {
+	engine.Sampler
+	SetContext(prompt []int32)
+}
+
+var _ Sampler = (*sample.Sampler)(nil)
 
 // Sink receives a turn's text as it is generated. An error from it ends
 // the turn and is returned by Run.
@@ -42,6 +52,16 @@ type Sink interface {
 	Content(text string) error
 	// Reasoning is harmony's analysis channel.
 	Reasoning(text string) error
+}
+
+// TokenSink is a Sink that also hears each generated token (stop tokens
+// excluded) with the delta the parser made of it, before the delta's
+// text is routed: a token of the answer has Channel Final and no
+// Recipient, even when its text is empty (it ends inside a character).
+// serve uses it for logprobs.
+type TokenSink interface {
+	Sink
+	Token(id int32, d Delta) error
 }
 
 // TurnResult says how a turn went.
@@ -98,8 +118,15 @@ func (t Turn) Run(ctx context.Context, s *engine.Session, sink Sink) (TurnResult
 		}
 		return nil
 	}
-	st, err := engine.Generate(ctx, s, t.Prompt[reused:], opts, func(id int32, _ bool) error {
-		return route(t.Parser.Push(id))
+	tokens, _ := sink.(TokenSink)
+	st, err := engine.Generate(ctx, s, t.Prompt[reused:], opts, func(id int32, stop bool) error {
+		d := t.Parser.Push(id)
+		if tokens != nil && !stop {
+			if err := tokens.Token(id, d); err != nil {
+				return err
+			}
+		}
+		return route(d)
 	})
 	res := TurnResult{Stats: st, Reused: reused}
 	if err != nil || stopped {
