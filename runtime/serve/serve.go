@@ -83,6 +83,9 @@ type Config struct {
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout time.Duration
 	// Chat is passed to the chat format (reasoning effort, date).
 	Chat chat.Options
+	// CORSOrigins are the origins browsers may call the API from ("*"
+	// for any); none turns CORS off (cors.go).
+	CORSOrigins []string
 	// Log receives one line per request; nil logs nothing.
 	Log *log.Logger
 	// OnGeneration, if set, is called after each generation, with the
@@ -297,6 +300,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.cfg.Log.Printf("%s %s %d %s", r.Method, r.URL.Path, rec.status, time.Since(start).Round(time.Millisecond))
 		}
 	}()
+	if s.cors(rec, r) {
+		return // a preflight, answered
+	}
 	if s.cfg.APIKey != "" && r.URL.Path != "/health" {
 		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(key)), []byte(s.cfg.APIKey)) != 1 {
