@@ -56,7 +56,7 @@ func codegenPass(u *Unit) error {
 func dumpMetal(u *Unit) string { return u.Generated.Metal }
 
 func parsePass(u *Unit) error {
-	f, err := dsl.Parse(u.Opts.File, u.Opts.Source)
+	f, err := dsl.ParseWithin(u.Opts.File, u.Opts.Source, u.Budget.Limits)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func parsePass(u *Unit) error {
 }
 
 func configPass(u *Unit) error {
-	u.Config = config.Evaluate(u.File, config.Options{JSON: u.Opts.JSON, Sets: u.Opts.Sets}, &u.Diags)
+	u.Config = config.Evaluate(u.File, config.Options{JSON: u.Opts.JSON, Sets: u.Opts.Sets, Budget: u.Budget}, &u.Diags)
 	return nil
 }
 

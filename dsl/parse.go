@@ -3,18 +3,22 @@ package dsl
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
 
+	"github.com/minerva-ml/minerva/dsl/budget"
 	"github.com/minerva-ml/minerva/dsl/diag"
 )
 
 var parser = participle.MustBuild[File](
 	participle.Lexer(archLexer),
 	participle.Elide("Whitespace", "Comment"),
-	participle.Unquote("String"),
+	// Not participle.Unquote: it appends a character at a time to a
+	// string, quadratic in the literal's length (50 KB took a second).
+	participle.Map(unquoteString, "String"),
 	// No lookahead: once a branch has read a token it is committed, so a
 	// mistake is reported at the token that is wrong rather than where the
 	// parser last backtracked to. The grammar is LL(1) for this reason.
@@ -25,15 +29,36 @@ var parser = participle.MustBuild[File](
 // more messages to help.
 const maxSyntaxErrors = 20
 
-// Parse reads one .arch file. On syntax errors it returns every error it can
-// find, sorted by position: after each error it blanks the offending line and
-// parses again, so one typo yields one message rather than a cascade.
+// recoveryTokens bounds the work of error recovery, which parses the file
+// again after each error: it stops once the next attempt would take the
+// tokens parsed in all past this many budget.Limits.Tokens.
+const recoveryTokens = 2
+
+// Parse reads one .arch file within the default limits (see ParseWithin).
 func Parse(name, src string) (*File, error) {
+	return ParseWithin(name, src, budget.Limits{})
+}
+
+// ParseWithin reads one .arch file. On syntax errors it returns every error
+// it can find, sorted by position: after each error it blanks the offending
+// line and parses again, so one typo yields one message rather than a
+// cascade. A file past the limits on size, tokens or nesting depth (zero
+// fields take the defaults) is refused before the parser runs.
+func ParseWithin(name, src string, lim budget.Limits) (*File, error) {
+	lim = lim.WithDefaults()
 	var diags diag.List
 	diags.AddSource(name, src)
+	tokens, d := checkLimits(name, src, lim)
+	if d != nil {
+		diags.Add(*d)
+		return nil, diags.Err()
+	}
 	text := []byte(src)
 	blanked := map[int]bool{} // lines already removed by recovery
 	for attempt := 0; attempt < maxSyntaxErrors; attempt++ {
+		if attempt > 0 && (attempt+1)*tokens > recoveryTokens*lim.Tokens {
+			break
+		}
 		f, err := parser.ParseBytes(name, text)
 		if err == nil {
 			if diags.Len() > 0 {
@@ -57,6 +82,12 @@ func Parse(name, src string) (*File, error) {
 		var ok bool
 		text, ok = blankLine(text, d.Pos.Line, blanked)
 		if !ok {
+			break
+		}
+		// Blanking a line can join what it separated (the prefix
+		// operators of two lines, say) into deeper nesting: the text to
+		// parse next must pass the same check.
+		if _, d := checkLimits(name, string(text), lim); d != nil {
 			break
 		}
 	}
@@ -317,4 +348,24 @@ func visitArgs(f *File, lists func(*ListItems), fn func(*Arg)) {
 			stmts(b.Forward.Body)
 		}
 	}
+}
+
+// unquoteString is participle.Unquote's mapping, with the same result and
+// error, built in linear time.
+func unquoteString(t lexer.Token) (lexer.Token, error) {
+	s := t.Value
+	quote := s[0]
+	s = s[1 : len(s)-1]
+	var b strings.Builder
+	b.Grow(len(s))
+	for s != "" {
+		value, _, tail, err := strconv.UnquoteChar(s, quote)
+		if err != nil {
+			return t, participle.Errorf(t.Pos, "invalid quoted string %q: %s", t.Value, err.Error())
+		}
+		s = tail
+		b.WriteString(string(value))
+	}
+	t.Value = b.String()
+	return t, nil
 }

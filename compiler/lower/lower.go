@@ -39,6 +39,9 @@ func Lower(file *dsl.File, cfg *config.Config, diags *diag.List) *Result {
 		layer:   -1,
 	}
 	l.ev = eval.New(diags, cfg)
+	if cfg.Budget != nil {
+		l.ev.Budget = cfg.Budget
+	}
 	l.declareWeights()
 	l.forward()
 	return &Result{Func: l.f, Layers: l.layers}
@@ -54,7 +57,8 @@ type lowerer struct {
 	ckpt    map[string]diag.Pos
 	layer   int // the outermost loop's iteration, or -1
 	layers  int
-	depth   int // loop nesting
+	depth   int   // loop nesting
+	size    int64 // four bytes for every weight element declared so far
 }
 
 // family is a weight declared once per layer.
@@ -79,14 +83,21 @@ func (l *lowerer) pos(p interface{ Span() (diag.Pos, diag.Pos) }) diag.Pos {
 	return s
 }
 
-// text returns the source text of a node, for messages.
+// text returns the source text of a node, for messages: at most
+// textBytes of it, since a node's text may be most of the file.
 func (l *lowerer) text(n dsl.Node) string {
 	p, e := n.Span()
 	if p.Offset >= 0 && e.Offset <= len(l.file.Source) && p.Offset < e.Offset {
-		return strings.TrimSpace(l.file.Source[p.Offset:e.Offset])
+		s := strings.TrimSpace(l.file.Source[p.Offset:e.Offset])
+		if len(s) > textBytes {
+			s = s[:textBytes] + "..."
+		}
+		return s
 	}
 	return "?"
 }
+
+const textBytes = 100
 
 func (l *lowerer) declareWeights() {
 	for _, b := range l.file.Blocks {
@@ -106,8 +117,12 @@ func (l *lowerer) declareWeights() {
 			if !ok1 || !ok2 {
 				continue
 			}
-			if to-from > 1<<16 || to < from {
+			if to < from {
 				l.ev.Errorf(loop.To.Tree(l.file.Name), "", "the layer range %d..%d is not sensible", from, to)
+				continue
+			}
+			count := eval.RangeLen(from, to)
+			if !l.ev.Spent(loop.To.Tree(l.file.Name), l.ev.Budget.Steps(int64(count)), "the layer range %d..%d has %d iterations", from, to, count) {
 				continue
 			}
 			fams := map[string]*family{}
@@ -118,7 +133,8 @@ func (l *lowerer) declareWeights() {
 					l.weights[w.Name] = fam
 				}
 			}
-			for i := from; i < to; i++ {
+			for k := uint64(0); k < count && !l.ev.Budget.Exhausted() && !l.diags.Full(); k++ {
+				i := from + int64(k)
 				scope := &eval.MapScope{Vars: map[string]any{loop.Var: i}, Parent: l.cfg}
 				for _, w := range loop.Weights {
 					if fam := fams[w.Name]; fam != nil {
@@ -175,6 +191,11 @@ func (l *lowerer) weight(d *dsl.WeightDecl, scope eval.Scope, layer int) any {
 			"unknown weight dtype '%s'; weights are bf16, f16, f32 or mxfp4", d.DType)
 	}
 	w := &ir.Weight{Name: name, DType: dt, Layer: layer}
+	// Sizes are products and sums of dimensions from here on (parameter
+	// counts, bytes, plans). Four bytes an element bounds every dtype, so
+	// a weight whose elements times four fit in an int64, in a manifest
+	// whose total does too, cannot make any of them wrap.
+	size := int64(4)
 	for _, dim := range d.Dims {
 		t := dim.Tree(l.file.Name)
 		n, ok := l.ev.Int(t, "a weight dimension")
@@ -184,7 +205,18 @@ func (l *lowerer) weight(d *dsl.WeightDecl, scope eval.Scope, layer int) any {
 		if n <= 0 {
 			return l.ev.Errorf(t, "", "weight %s: dimension %s is %d; dimensions must be positive", name, l.text(t), n)
 		}
+		if size, ok = eval.CheckedInt("*", size, n); !ok {
+			return l.ev.Errorf(t, "", "weight %s: its size overflows a 64-bit int", name)
+		}
 		w.Shape = append(w.Shape, n)
+	}
+	total, ok := eval.CheckedInt("+", l.size, size)
+	if !ok {
+		return l.ev.ErrorAt(p, diag.Pos{}, "", "weight %s: the size of all the weights overflows a 64-bit int", name)
+	}
+	l.size = total
+	if !l.ev.Spent(d.Dims[0].Tree(l.file.Name), l.ev.Budget.Unrolled(1), "unrolling adds weight %s", name) {
+		return eval.Poison{}
 	}
 	if dt == ir.MXFP4 && w.Shape.Last()%32 != 0 {
 		t := d.Dims[len(d.Dims)-1].Tree(l.file.Name)
@@ -192,6 +224,11 @@ func (l *lowerer) weight(d *dsl.WeightDecl, scope eval.Scope, layer int) any {
 	}
 	ck, ok := l.interpolate(d, scope)
 	if !ok {
+		return eval.Poison{}
+	}
+	// The names a weight loop makes are strings like any other: a long
+	// pattern or name times many layers is charged to the budget.
+	if layer >= 0 && !l.ev.SpentAt(p, diag.Pos{}, l.ev.Budget.StringBytes(int64(len(name))+int64(len(ck))), "naming the weights of layer %d", layer) {
 		return eval.Poison{}
 	}
 	w.Checkpoint = ck
@@ -222,7 +259,7 @@ func (l *lowerer) interpolate(d *dsl.WeightDecl, scope eval.Scope) (string, bool
 		name := strings.TrimSpace(s[open+1 : open+closing])
 		v, ok := scope.Lookup(name)
 		if !ok {
-			l.weightError(d, diag.DidYouMean(name, scope.Names()), "the checkpoint name %q uses '{%s}', which is not defined here", d.Pattern, name)
+			l.weightError(d, l.ev.Suggest(dsl.PosOf(l.file.Name, d.Pos), name, scope.Names), "the checkpoint name %q uses '{%s}', which is not defined here", d.Pattern, name)
 			return "", false
 		}
 		switch x := v.(type) {
@@ -363,17 +400,18 @@ func (l *lowerer) stmt(st *dsl.Stmt, s *scope) bool {
 		if !ok1 || !ok2 {
 			return false
 		}
-		if to-from > 1<<16 {
-			l.ev.ErrorAt(dsl.PosOf(file, fs.Pos), diag.Pos{}, "", "the loop %d..%d is too long", from, to)
+		count := eval.RangeLen(from, to)
+		if !l.ev.Spent(fs.To.Tree(file), l.ev.Budget.Steps(int64(count)), "the loop %d..%d has %d iterations", from, to, count) {
 			return false
 		}
 		outer := l.depth == 0
 		if outer {
-			l.layers = int(max(0, to-from))
+			l.layers = int(count)
 		}
 		l.depth++
 		defer func() { l.depth-- }()
-		for i := from; i < to; i++ {
+		for k := uint64(0); k < count && !l.ev.Budget.Exhausted() && !l.diags.Full(); k++ {
+			i := from + int64(k)
 			if outer {
 				l.layer = int(i)
 			}
@@ -464,8 +502,8 @@ func (l *lowerer) index(e *eval.Evaluator, n *dsl.Index, x, i any) (any, bool) {
 	if !ok {
 		return e.Errorf(n.Index, "", "a layer index must be an integer, not %s", eval.Describe(i)), true
 	}
-	j := k - fam.from
-	if j < 0 || j >= int64(len(fam.weights)) {
+	j, fits := eval.CheckedInt("-", k, fam.from)
+	if !fits || j < 0 || j >= int64(len(fam.weights)) {
 		return e.Errorf(n.Index, "", "%s is declared for layers %d..%d; %d is out of range", fam.name, fam.from, fam.from+int64(len(fam.weights)), k), true
 	}
 	return fam.weights[j], true
@@ -668,7 +706,7 @@ func quoteAll(s []string) []string {
 func kindPhrase(ad ir.AttrDef) string {
 	switch ad.Kind {
 	case ir.IntAttr:
-		return "an int"
+		return fmt.Sprintf("an int between %d and %d", -maxIntAttr, maxIntAttr)
 	case ir.FloatAttr:
 		return "a number"
 	case ir.BoolAttr:
@@ -680,11 +718,17 @@ func kindPhrase(ad ir.AttrDef) string {
 	return "a string"
 }
 
+// maxIntAttr bounds int attributes. Type rules multiply them
+// (heads * head_dim must equal q's width): within this bound a product of
+// two is exact, so a huge attribute cannot wrap around to a width that
+// matches.
+const maxIntAttr = 1<<31 - 1
+
 func conformAttr(ad ir.AttrDef, v any) (any, bool) {
 	switch ad.Kind {
 	case ir.IntAttr:
 		i, ok := v.(int64)
-		return i, ok
+		return i, ok && -maxIntAttr <= i && i <= maxIntAttr
 	case ir.FloatAttr:
 		f, ok := eval.Number(v)
 		if ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
@@ -767,6 +811,9 @@ func (l *lowerer) emit(e *eval.Evaluator, at dsl.Node, kind ir.OpKind, args []ir
 	types, err := def.Infer(op, describe)
 	if err != nil {
 		return e.Errorf(at, "", "%s: %v", kind, err)
+	}
+	if !e.Spent(at, e.Budget.Unrolled(1), "unrolling adds this op") {
+		return eval.Poison{}
 	}
 	for _, t := range types {
 		r := l.f.NewValue(t, "")

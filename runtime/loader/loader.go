@@ -197,11 +197,11 @@ func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program,
 		}
 		file, src = a.File, a.Source
 	case strings.HasSuffix(spec.Arch, ".arch"):
-		b, err := os.ReadFile(spec.Arch)
+		text, err := compiler.ReadSource(spec.Arch)
 		if err != nil {
-			return nil, nil, "", fmt.Errorf("cannot read the architecture: %w", err)
+			return nil, nil, "", err
 		}
-		file, src = spec.Arch, string(b)
+		file, src = spec.Arch, text
 	default:
 		return nil, nil, "", fmt.Errorf("%s is neither an .arch file nor a compiled artifact", spec.Arch)
 	}
