@@ -1,6 +1,6 @@
 // Command minerva runs compiled models.
 //
-//	minerva run [ARCH_OR_ARTIFACT] [--model DIR] --prompt TEXT [--max-tokens N]
+//	minerva run [ARCH_OR_ARTIFACT] [MODEL] [PROMPT] [-m DIR] [-p TEXT] [-n MAX_TOKENS]
 //	minerva logits ARCH_OR_ARTIFACT --model DIR --ids 1,2,3 --out FILE.safetensors
 //	minerva tokenize --tokenizer FILE [--jsonl] [--decode]
 //
@@ -10,9 +10,12 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 
 	"github.com/alecthomas/kong"
 )
@@ -21,6 +24,17 @@ import (
 type Env struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Interrupt returns a context that ends on SIGINT; nil is
+	// signal.NotifyContext. Tests replace it.
+	Interrupt func() (context.Context, context.CancelFunc)
+}
+
+// interrupt is a context that ends on SIGINT (Ctrl-C).
+func (e *Env) interrupt() (context.Context, context.CancelFunc) {
+	if e.Interrupt != nil {
+		return e.Interrupt()
+	}
+	return signal.NotifyContext(context.Background(), os.Interrupt)
 }
 
 var cli struct {
@@ -60,6 +74,10 @@ func run(args []string, env *Env) int {
 	}
 	if err := ctx.Run(env); err != nil {
 		fmt.Fprintf(env.Stderr, "minerva: %v\n", err)
+		var ee exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
 		return 1
 	}
 	return 0

@@ -9,7 +9,7 @@ import (
 // ModelFlags choose a model, its compiled shape and a backend; every
 // command that runs a model takes them.
 type ModelFlags struct {
-	Model   string `help:"Model directory (config.json, *.safetensors, tokenizer.json) or a Hugging Face id in the local cache. Default: the embedded fortune model." placeholder:"DIR_OR_ID"`
+	Model   string `short:"m" help:"Model directory (config.json, *.safetensors, tokenizer.json) or a Hugging Face id in the local cache. Default: the embedded fortune model." placeholder:"DIR_OR_ID"`
 	Backend string `help:"Where to run: auto (Metal on a Mac with a GPU, else cpu), cpu, mslemu (the emitted Metal, run on the CPU), metal." default:"auto" enum:"auto,cpu,mslemu,metal"`
 	Ctx     int    `help:"Context length: positions the KV cache holds." default:"4096"`
 	KV      string `name:"kv" help:"KV-cache format: f16, q8, q4 or f32." default:"f16" enum:"f16,q8,q4,f32"`

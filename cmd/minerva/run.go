@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 
 	"github.com/minerva-ml/minerva/runtime/chat"
@@ -19,22 +18,25 @@ import (
 	"github.com/minerva-ml/minerva/runtime/tokenizer"
 )
 
-// RunCmd is `minerva run`: one prompt (--prompt, or stdin when it is not
-// a terminal), or an interactive chat on a terminal.
+// RunCmd is `minerva run`: one prompt (--prompt, a positional, or stdin
+// when it is not a terminal), or an interactive chat on a terminal.
 //
 // The answer goes to stdout. Reasoning (harmony's analysis channel) goes
 // to stderr, dimmed on a terminal, so `minerva run ... > answer.txt` keeps
 // only the answer; --hide-reasoning drops it. The summary goes to stderr.
 type RunCmd struct {
-	Arch string `arg:"" optional:"" help:"An .arch file or a compiled artifact directory. Default: the shipped architecture named by the model's config.json." name:"ARCH_OR_ARTIFACT"`
+	// Args are [ARCH_OR_ARTIFACT] [MODEL] [PROMPT], as `ollama run MODEL
+	// PROMPT`: each is told apart by what it names (positionals.go).
+	Args []string `arg:"" optional:"" help:"[ARCH_OR_ARTIFACT] [MODEL] [PROMPT]: an .arch file or compiled artifact directory, a model directory or cached Hugging Face id, and the prompt. A last argument that is no existing file, directory or cached model id is the prompt: minerva run \"Why is the sky blue?\" asks the embedded model." name:"ARGS"`
+	Arch string   `kong:"-"`
 	ModelFlags
 	ChatFlags
 	SamplingFlags
-	Prompt        string   `help:"The prompt. Without it: an interactive chat when stdin is a terminal, else the prompt is read from stdin." placeholder:"TEXT"`
+	Prompt        string   `short:"p" help:"The prompt. Without it: an interactive chat when stdin is a terminal, else the prompt is read from stdin (one trailing newline dropped)." placeholder:"TEXT"`
 	Chat          bool     `help:"Chat interactively, one message per line of stdin, even when stdin is not a terminal."`
 	System        string   `help:"Instructions (system prompt): harmony's developer message, Llama 3's system message; for a base model, text put before the prompt." placeholder:"TEXT"`
-	Stop          []string `help:"Stop when the answer contains this text (repeatable); the text is not printed." placeholder:"TEXT"`
-	MaxTokens     int      `help:"Most tokens to generate per reply." default:"128"`
+	Stop          []string `sep:"none" help:"Stop when the answer contains this text (repeatable: one string per flag, commas included); the text is not printed." placeholder:"TEXT"`
+	MaxTokens     int      `short:"n" help:"Most tokens to generate per reply." default:"128"`
 	Seed          int64    `help:"Random seed for sampling; the same seed, prompt and flags give the same text. -1 picks one (printed in the summary)." default:"-1"`
 	HideReasoning bool     `help:"Do not print the model's reasoning (harmony's analysis channel)."`
 }
@@ -156,6 +158,9 @@ func (c *RunCmd) Run(env *Env) error {
 	if c.MaxTokens < 1 {
 		return fmt.Errorf("--max-tokens must be at least 1, not %d", c.MaxTokens)
 	}
+	if err := c.resolveArgs(); err != nil {
+		return err
+	}
 	interactive := c.Chat || (c.Prompt == "" && isTerminal(env.Stdin))
 	m, err := loadChatModel(c.spec(c.Arch, env), c.ChatFormat)
 	if err != nil {
@@ -186,7 +191,7 @@ func (c *RunCmd) Run(env *Env) error {
 	r := &runner{cmd: c, env: env, m: m, smp: smp, seed: seed, session: engine.NewSession(m.Backend),
 		reasoning: newReasoningWriter(env.Stderr, c.HideReasoning)}
 	if interactive {
-		fmt.Fprintf(env.Stderr, "%s: %s chat (%s). One message per line; /reset starts over; Ctrl-D exits, Ctrl-C stops a reply.\n", m.Name, m.format.Name(), m.why)
+		fmt.Fprintf(env.Stderr, "%s: %s chat (%s). One message per line; /help lists the commands; /bye or Ctrl-D exits, Ctrl-C stops a reply.\n", m.Name, m.format.Name(), m.why)
 		return r.chatLoop()
 	}
 	var ids []int32
@@ -213,11 +218,25 @@ func (c *RunCmd) Run(env *Env) error {
 	if len(ids) == 0 {
 		return fmt.Errorf("the prompt encodes to no tokens")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := r.env.interrupt()
 	defer stop()
-	_, err = r.reply(ctx, ids)
-	return err
+	if _, err = r.reply(ctx, ids); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		// SIGINT stopped a one-shot run: the shell's convention, 128+2.
+		return exitError{code: 130, msg: "interrupted"}
+	}
+	return nil
 }
+
+// exitError ends the command with its code and message.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return e.msg }
 
 // readPrompt reads the prompt from stdin, but no more bytes than the
 // context can hold: the context length times the most bytes one token
@@ -233,10 +252,13 @@ func readPrompt(in io.Reader, m *chatModel) (string, error) {
 		return "", fmt.Errorf("the prompt on stdin is more than %d bytes, more than a context of %d tokens can hold (a token is at most %d bytes); shorten it or use a larger --ctx",
 			limit, m.Backend.Ctx(), m.tok.MaxTokenBytes())
 	}
-	if len(b) == 0 {
+	// `echo TEXT |` ends the text with a newline the user did not mean
+	// as part of the prompt.
+	text := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if text == "" {
 		return "", fmt.Errorf("no prompt: pass --prompt TEXT, pipe text to stdin, or run on a terminal to chat")
 	}
-	return string(b), nil
+	return text, nil
 }
 
 // promptTooLong is the error for a prompt that encodes to more tokens
@@ -294,8 +316,26 @@ func (r *runner) reply(ctx context.Context, ids []int32) (string, error) {
 	}
 	st := res.Stats
 	fmt.Fprintf(r.env.Stderr, "prefill: %d tokens in %s (%.1f tok/s%s); decode: %d tokens in %s (%.1f tok/s); stopped by %s%s\n",
-		st.PromptTokens, st.Prefill.Round(1e5), st.PrefillRate(), cached, st.GeneratedTokens, st.Decode.Round(1e5), st.DecodeRate(), st.StoppedBy, seed)
+		st.PromptTokens, st.Prefill.Round(1e5), st.PrefillRate(), cached, st.GeneratedTokens, st.Decode.Round(1e5), st.DecodeRate(), stoppedBy(res), seed)
 	return out.answer.String(), nil
+}
+
+// stoppedBy says why a reply ended, for the summary.
+func stoppedBy(res chat.TurnResult) string {
+	switch res.StoppedBy {
+	case "stop":
+		if res.StopString {
+			return "stop string"
+		}
+		return "eos" // an end-of-reply or end-of-sequence token
+	case "length":
+		return "max tokens"
+	case "context":
+		return "the end of the context"
+	case "cancelled":
+		return "Ctrl-C"
+	}
+	return res.StoppedBy
 }
 
 // replyWriter is a turn's sink for run: the answer to stdout (and kept,
@@ -341,6 +381,15 @@ func (r *runner) chatLoop() error {
 			r.history = nil
 			fmt.Fprintln(r.env.Stderr, "(conversation cleared)")
 			continue
+		case "/bye", "/exit", "/quit":
+			return nil
+		case "/help", "/?":
+			fmt.Fprint(r.env.Stderr, chatHelp)
+			continue
+		}
+		if strings.HasPrefix(line, "/") && !strings.Contains(line, " ") {
+			fmt.Fprintf(r.env.Stderr, "unknown command %s; /help lists the commands (start a message with a space to send a slash)\n", line)
+			continue
 		}
 		user := chat.Message{Role: chat.RoleUser, Content: line}
 		opts := r.chatOptions()
@@ -357,7 +406,7 @@ func (r *runner) chatLoop() error {
 			fmt.Fprintf(r.env.Stderr, "minerva: the conversation is %d tokens and no longer fits the context of %d; /reset starts over (or use a larger --ctx)\n", len(ids), r.m.Backend.Ctx())
 			continue
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		ctx, stop := r.env.interrupt()
 		answer, err := r.reply(ctx, ids)
 		stop()
 		if err != nil {
@@ -366,6 +415,13 @@ func (r *runner) chatLoop() error {
 		r.history = append(r.history, user, chat.Message{Role: chat.RoleAssistant, Content: answer})
 	}
 }
+
+const chatHelp = `Commands:
+  /help     this list
+  /reset    start the conversation over
+  /bye      exit (also Ctrl-D)
+Ctrl-C stops a reply; at an empty prompt it exits.
+`
 
 // reasoningWriter shows reasoning on stderr: dimmed on a terminal,
 // between "[reasoning]" and "[/reasoning]" lines elsewhere.

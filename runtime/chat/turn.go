@@ -70,6 +70,9 @@ type TurnResult struct {
 	// Reused is how many prompt tokens came from the KV cache: they were
 	// not run again. The prompt's other tokens were (Stats.PromptTokens).
 	Reused int
+	// StopString says a stop string ended the reply (StoppedBy "stop");
+	// otherwise a stop token did.
+	StopString bool
 }
 
 // FinishReason is OpenAI's finish_reason: "length" when the token limit
@@ -128,7 +131,7 @@ func (t Turn) Run(ctx context.Context, s *engine.Session, sink Sink) (TurnResult
 		}
 		return route(d)
 	})
-	res := TurnResult{Stats: st, Reused: reused}
+	res := TurnResult{Stats: st, Reused: reused, StopString: stopped}
 	if err != nil || stopped {
 		return res, err
 	}
@@ -136,7 +139,7 @@ func (t Turn) Run(ctx context.Context, s *engine.Session, sink Sink) (TurnResult
 	// start of what might have been a stop string.
 	if err := route(t.Parser.Flush()); err != nil {
 		if errors.Is(err, engine.ErrStopGeneration) {
-			res.StoppedBy = "stop"
+			res.StoppedBy, res.StopString = "stop", true
 			return res, nil
 		}
 		return res, err
