@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/minerva-ml/minerva/runtime/chat"
 	"github.com/minerva-ml/minerva/runtime/engine"
@@ -298,9 +299,13 @@ func (r *runner) messages(next chat.Message) []chat.Message {
 // streams the answer to stdout, and returns it.
 func (r *runner) reply(ctx context.Context, ids []int32) (string, error) {
 	out := &replyWriter{out: r.env.Stdout, reasoning: r.reasoning}
+	progress := newPrefillProgress(r.env.Stderr, ctx)
+	r.session.Progress = progress.update
+	defer func() { r.session.Progress = nil }()
 	turn := chat.Turn{Prompt: ids, MaxTokens: r.cmd.MaxTokens, StopTokens: r.m.stopIDs(), StopStrings: r.cmd.Stop,
 		Sampler: r.smp, Parser: r.m.format.NewParser()}
-	res, err := turn.Run(ctx, r.session, out)
+	res, err := turn.Run(ctx, r.session, &progressSink{replyWriter: out, progress: progress})
+	progress.clear()
 	r.reasoning.close()
 	fmt.Fprintln(r.env.Stdout)
 	if err != nil && ctx.Err() == nil {
@@ -336,6 +341,70 @@ func stoppedBy(res chat.TurnResult) string {
 		return "Ctrl-C"
 	}
 	return res.StoppedBy
+}
+
+// prefillShowAfter is how long a prefill runs before its progress shows,
+// and prefillEvery how often a line is written when stderr is not a
+// terminal (a terminal's line is rewritten in place at every call).
+var prefillShowAfter, prefillEvery = time.Second, 5 * time.Second
+
+// prefillProgress shows a long prefill's progress on stderr: tokens
+// done, tokens/s and the time left. Ctrl-C stops the prefill.
+type prefillProgress struct {
+	w           io.Writer
+	ctx         context.Context
+	tty         bool
+	start, last time.Time
+	shown       bool
+}
+
+func newPrefillProgress(w io.Writer, ctx context.Context) *prefillProgress {
+	return &prefillProgress{w: w, ctx: ctx, tty: isTerminal(w), start: time.Now()}
+}
+
+func (p *prefillProgress) update(done, total int) error {
+	if err := p.ctx.Err(); err != nil {
+		return err
+	}
+	now := time.Now()
+	el := now.Sub(p.start)
+	if el < prefillShowAfter || (!p.tty && p.shown && now.Sub(p.last) < prefillEvery) {
+		return nil
+	}
+	rate := float64(done) / el.Seconds()
+	eta := time.Duration(float64(total-done) / rate * float64(time.Second)).Round(time.Second)
+	line := fmt.Sprintf("prefill: %d/%d tokens (%.0f%%), %.1f tok/s, ETA %s", done, total, 100*float64(done)/float64(total), rate, eta)
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+	} else {
+		fmt.Fprintln(p.w, line)
+	}
+	p.shown, p.last = true, now
+	return nil
+}
+
+// clear removes a terminal's progress line once generation starts.
+func (p *prefillProgress) clear() {
+	if p.shown && p.tty {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.shown = false
+	}
+}
+
+// progressSink clears the progress line before the first text.
+type progressSink struct {
+	*replyWriter
+	progress *prefillProgress
+}
+
+func (s *progressSink) Content(text string) error {
+	s.progress.clear()
+	return s.replyWriter.Content(text)
+}
+
+func (s *progressSink) Reasoning(text string) error {
+	s.progress.clear()
+	return s.replyWriter.Reasoning(text)
 }
 
 // replyWriter is a turn's sink for run: the answer to stdout (and kept,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The expected texts are the fortune model's greedy continuations in
@@ -105,5 +106,25 @@ func TestRunInterruptExit130(t *testing.T) {
 	code := run([]string{"run", "-p", "A computer"}, &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Interrupt: interrupted})
 	if code != 130 || !strings.Contains(errb.String(), "interrupted") {
 		t.Errorf("exit %d, stderr %q; want 130", code, errb.String())
+	}
+}
+
+// TestRunPrefillProgress: a prefill of several calls shows tokens done,
+// tokens/s and the time left on stderr (here from the first call).
+func TestRunPrefillProgress(t *testing.T) {
+	defer func(a, e time.Duration) { prefillShowAfter, prefillEvery = a, e }(prefillShowAfter, prefillEvery)
+	prefillShowAfter, prefillEvery = 0, 0
+	prompt := strings.Repeat("A computer salesman knows when he's lying. ", 12) // 96+ tokens
+	code, _, stderr := runCLI(t, "", "run", "--batch", "32", "-p", prompt, "-n", "2")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "prefill: 32/") || !strings.Contains(stderr, "tok/s, ETA") {
+		t.Errorf("no progress lines: %q", stderr)
+	}
+	// A prompt of one call shows none.
+	_, _, stderr = runCLI(t, "", "run", "--batch", "32", "-p", "A computer", "-n", "2")
+	if strings.Contains(stderr, "ETA") {
+		t.Errorf("a short prefill showed progress: %q", stderr)
 	}
 }

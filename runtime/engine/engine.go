@@ -61,6 +61,12 @@ type Session struct {
 	// last holds the logits of the latest token, copied out of the
 	// backend's buffer so they survive the next call.
 	last []float32
+
+	// Progress, if set, is called after each call of a prefill that
+	// takes more than one (done of total tokens), so a long prompt can
+	// show progress; an error from it stops the prefill (Ctrl-C) and is
+	// returned.
+	Progress func(done, total int) error
 }
 
 // NewSession starts an empty sequence.
@@ -188,6 +194,11 @@ func (s *Session) Prefill(ids []int32) ([]float32, error) {
 			return nil, err
 		}
 		copy(s.last, out[(end-start-1)*V:])
+		if s.Progress != nil && len(ids) > s.b.Batch() {
+			if err := s.Progress(end, len(ids)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := checkFinite(s.last, s.pos-1); err != nil {
 		return nil, err
