@@ -136,8 +136,15 @@ func step(c *cell, b byte) (*cell, bool) {
 		return stepString(f, c.next, b)
 	case fNumber:
 		if p, ok := numStep(f.pos, b, f.n.kind == kindInteger); ok {
-			f.pos = p
-			return push(c.next, f), true
+			if p == f.pos {
+				f.next++ // one more digit in the same run
+			} else {
+				f.next = 1
+			}
+			if f.next <= maxDigits[p] {
+				f.pos = p
+				return push(c.next, f), true
+			}
 		}
 		if canEnd(&f) {
 			return step(c.next, b)
@@ -204,7 +211,7 @@ func startValue(n *Node, rest *cell, b byte) (*cell, bool) {
 		}
 	case kindNumber, kindInteger:
 		if p, ok := numStep(numStart, b, n.kind == kindInteger); ok {
-			return push(rest, frame{kind: fNumber, n: n, pos: p}), true
+			return push(rest, frame{kind: fNumber, n: n, pos: p, next: 1}), true
 		}
 	case kindLiterals, kindNull:
 		return step(push(rest, frame{kind: fLiterals, lits: n.lits}), b)
@@ -313,6 +320,12 @@ const (
 	numExpSign // after the exponent's sign
 	numExp     // in the exponent digits
 )
+
+// maxDigits bounds each run of digits, as llama.cpp's grammars bound
+// integers: 15 integer and 15 fraction digits (more than a float64
+// keeps) and 2 exponent digits (so every number fits a float64), so that
+// a model cannot write digits until max_tokens.
+var maxDigits = [...]int{numStart: 1, numMinus: 1, numInt: 15, numZero: 1, numDot: 1, numFrac: 15, numE: 1, numExpSign: 1, numExp: 2}
 
 func numStep(p int, b byte, integer bool) (int, bool) {
 	digit := b >= '0' && b <= '9'

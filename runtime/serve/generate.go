@@ -253,8 +253,12 @@ func (s *Server) generate(ctx context.Context, j *job, out output, chatMode bool
 			return nil
 		}
 		turn := chat.Turn{Prompt: j.prompt, MaxTokens: maxTokens, StopTokens: stopIDs, StopStrings: req.Stop}
-		rec := &recordingSampler{s: smp, top: req.TopLogprobs, on: req.Logprobs}
-		turn.Sampler = smp
+		var base chat.Sampler = smp
+		if req.Grammar != nil {
+			base = s.constrain(smp, req.Grammar, chatMode)
+		}
+		rec := &recordingSampler{s: smp, inner: base, top: req.TopLogprobs, on: req.Logprobs}
+		turn.Sampler = base
 		if req.Logprobs {
 			turn.Sampler = rec
 		}
@@ -301,21 +305,23 @@ func (s *Server) generate(ctx context.Context, j *job, out output, chatMode bool
 	return nil
 }
 
-// recordingSampler samples with s and keeps the log-probabilities of
-// each token it picks, for logprobs.
+// recordingSampler samples with inner (s, or a constrained sampler over
+// it) and keeps the log-probabilities s reports for each token picked,
+// for logprobs.
 type recordingSampler struct {
-	s    *sample.Sampler
-	top  int
-	on   bool
-	id   int32
-	lp   float32
-	tops []sample.TokenLogprob
+	s     *sample.Sampler
+	inner chat.Sampler
+	top   int
+	on    bool
+	id    int32
+	lp    float32
+	tops  []sample.TokenLogprob
 }
 
-func (r *recordingSampler) SetContext(prompt []int32) { r.s.SetContext(prompt) }
+func (r *recordingSampler) SetContext(prompt []int32) { r.inner.SetContext(prompt) }
 
 func (r *recordingSampler) Sample(logits []float32) int32 {
-	id := r.s.Sample(logits)
+	id := r.inner.Sample(logits)
 	r.id = id
 	r.lp, r.tops = r.s.Logprobs(id, r.top, r.tops)
 	return id

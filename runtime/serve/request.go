@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/minerva-ml/minerva/runtime/chat"
+	"github.com/minerva-ml/minerva/runtime/jsonschema"
 	"github.com/minerva-ml/minerva/runtime/sample"
 )
 
@@ -46,10 +47,8 @@ type chatRequestJSON struct {
 	TopLogprobs         *int64          `json:"top_logprobs"`
 	Tools               json.RawMessage `json:"tools"`
 	ToolChoice          json.RawMessage `json:"tool_choice"`
-	ResponseFormat      *struct {
-		Type string `json:"type"`
-	} `json:"response_format"`
-	ReasoningEffort *string `json:"reasoning_effort"`
+	ResponseFormat      json.RawMessage `json:"response_format"`
+	ReasoningEffort     *string         `json:"reasoning_effort"`
 }
 
 type messageJSON struct {
@@ -88,7 +87,9 @@ type request struct {
 	TopLogprobs int
 
 	// Chat only.
-	Messages        []chat.Message
+	Messages []chat.Message
+	// Grammar constrains the answer (response_format); nil is free text.
+	Grammar         *jsonschema.Node
 	ReasoningEffort string
 
 	// Completions only: the prompt as text, or as token ids.
@@ -184,8 +185,9 @@ func parseChatRequest(body []byte) (*request, *apiError) {
 	if len(in.ToolChoice) > 0 && !isNull(in.ToolChoice) && string(in.ToolChoice) != `"none"` && string(in.ToolChoice) != `"auto"` {
 		return nil, invalid("tool_choice", "unsupported_parameter", "tool_choice must be \"none\" or \"auto\": tools are not supported")
 	}
-	if in.ResponseFormat != nil && in.ResponseFormat.Type != "text" && in.ResponseFormat.Type != "" {
-		return nil, invalid("response_format", "unsupported_parameter", "response_format %q is not supported; only \"text\"", in.ResponseFormat.Type)
+	var e *apiError
+	if r.Grammar, e = parseResponseFormat(in.ResponseFormat); e != nil {
+		return nil, e
 	}
 	if in.ReasoningEffort != nil {
 		r.ReasoningEffort = *in.ReasoningEffort

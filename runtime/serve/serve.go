@@ -146,6 +146,9 @@ type Server struct {
 	// Guarded by the queue: one generation at a time.
 	session *engine.Session
 
+	// masker masks the vocabulary for response_format.
+	masker vocabMasker
+
 	// Requests being received or decoded hold a slot of reading; those
 	// decoding, one of decoding too (limits.go).
 	reading, decoding chan struct{}
