@@ -60,3 +60,15 @@ func BenchmarkMask(b *testing.B) {
 		_ = sink
 	})
 }
+
+// BenchmarkNewMasker: building the trie and table, once per server.
+func BenchmarkNewMasker(b *testing.B) {
+	tok, err := gptOSS()
+	if err != nil {
+		b.Skip(err)
+	}
+	vocab := vocabulary(tok)
+	for b.Loop() {
+		NewMasker(vocab)
+	}
+}

@@ -1,6 +1,10 @@
 package jsonschema
 
-import "unicode/utf8"
+import (
+	"bytes"
+	"sort"
+	"unicode/utf8"
+)
 
 // Masker finds the tokens that may come next. Its vocabulary is a trie
 // of the tokens' byte strings, built once per tokenizer: the walk steps
@@ -56,44 +60,68 @@ func NewMasker(tokens [][]byte) *Masker {
 }
 
 func build(tokens [][]byte, skip []bool) *Masker {
-	// A pointer trie first, then flattened breadth-first.
-	type node struct {
-		kids map[byte]*node
-		ends []int32
-	}
-	root := &node{}
+	// The tokens sorted by bytes: each token shares a prefix with the
+	// one before it, and its new nodes are the last children of that
+	// prefix's nodes. Node 0 is the root.
+	ids := make([]int32, 0, len(tokens))
 	for id, t := range tokens {
-		if len(t) == 0 || (skip != nil && skip[id]) {
-			continue
-		}
-		n := root
-		for _, b := range t {
-			if n.kids == nil {
-				n.kids = map[byte]*node{}
-			}
-			c := n.kids[b]
-			if c == nil {
-				c = &node{}
-				n.kids[b] = c
-			}
-			n = c
-		}
-		n.ends = append(n.ends, int32(id))
-	}
-	m := &Masker{vocab: len(tokens)}
-	queue := []*node{root}
-	for i := 0; i < len(queue); i++ {
-		n := queue[i]
-		m.first = append(m.first, int32(len(m.edges)))
-		m.ends = append(m.ends, n.ends)
-		for b := 0; b < 256; b++ {
-			if c := n.kids[byte(b)]; c != nil {
-				m.edges = append(m.edges, edge{b: byte(b), child: int32(len(queue))})
-				queue = append(queue, c)
-			}
+		if len(t) > 0 && (skip == nil || !skip[id]) {
+			ids = append(ids, int32(id))
 		}
 	}
-	m.first = append(m.first, int32(len(m.edges)))
+	sort.Slice(ids, func(a, b int) bool {
+		if c := bytes.Compare(tokens[ids[a]], tokens[ids[b]]); c != 0 {
+			return c < 0
+		}
+		return ids[a] < ids[b]
+	})
+	type node struct {
+		b           byte
+		first, last int32 // children, -1 for none
+		sibling     int32
+	}
+	nodes := []node{{first: -1, last: -1, sibling: -1}}
+	ends := [][]int32{nil}
+	var path []int32 // path[d] is the node of the previous token's byte d
+	var prev []byte
+	for _, id := range ids {
+		t := tokens[id]
+		l := 0
+		for l < len(t) && l < len(prev) && t[l] == prev[l] {
+			l++
+		}
+		path = path[:l]
+		for d := l; d < len(t); d++ {
+			parent := int32(0)
+			if d > 0 {
+				parent = path[d-1]
+			}
+			n := int32(len(nodes))
+			nodes = append(nodes, node{b: t[d], first: -1, last: -1, sibling: -1})
+			ends = append(ends, nil)
+			if nodes[parent].last >= 0 {
+				nodes[nodes[parent].last].sibling = n
+			} else {
+				nodes[parent].first = n
+			}
+			nodes[parent].last = n
+			path = append(path, n)
+		}
+		end := path[len(t)-1]
+		ends[end] = append(ends[end], id)
+		prev = t
+	}
+	// Flatten: the children of node i are edges[first[i]:first[i+1]],
+	// sorted by byte (the insertion order).
+	m := &Masker{vocab: len(tokens), first: make([]int32, len(nodes)+1), ends: ends}
+	m.edges = make([]edge, 0, len(nodes))
+	for i := range nodes {
+		m.first[i] = int32(len(m.edges))
+		for c := nodes[i].first; c >= 0; c = nodes[c].sibling {
+			m.edges = append(m.edges, edge{b: nodes[c].b, child: c})
+		}
+	}
+	m.first[len(nodes)] = int32(len(m.edges))
 	return m
 }
 
