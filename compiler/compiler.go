@@ -17,6 +17,7 @@ import (
 	"github.com/minerva-ml/minerva/compiler/config"
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/compiler/plan"
+	"github.com/minerva-ml/minerva/compiler/wcheck"
 	"github.com/minerva-ml/minerva/dsl"
 	"github.com/minerva-ml/minerva/dsl/budget"
 	"github.com/minerva-ml/minerva/dsl/diag"
@@ -45,6 +46,10 @@ type Options struct {
 	StopAfter string
 	// Plan holds the settings of the planning passes.
 	Plan PlanOptions
+	// Checkpoint, when not nil, holds a checkpoint's tensor headers: the
+	// lower pass checks every declared weight against them and reports
+	// what does not fit at its declaration (compiler/wcheck).
+	Checkpoint []wcheck.Header
 	// Limits bound what reading and evaluating the source may spend
 	// (docs/limits.md); zero fields take the defaults.
 	Limits budget.Limits

@@ -13,6 +13,7 @@ import (
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/compiler/lower"
 	"github.com/minerva-ml/minerva/compiler/plan"
+	"github.com/minerva-ml/minerva/compiler/wcheck"
 	"github.com/minerva-ml/minerva/dsl"
 	"github.com/minerva-ml/minerva/dsl/diag"
 )
@@ -69,9 +70,23 @@ func configPass(u *Unit) error {
 	return nil
 }
 
+// weightsPos is where the weights block starts, for checkpoint tensors
+// that no declaration reads.
+func weightsPos(f *dsl.File) diag.Pos {
+	for _, b := range f.Blocks {
+		if b.Weights != nil {
+			return dsl.PosOf(f.Name, b.Weights.Pos)
+		}
+	}
+	return diag.Pos{File: f.Name}
+}
+
 func lowerPass(u *Unit) error {
 	r := lower.Lower(u.File, u.Config, &u.Diags)
 	u.Func, u.Layers = r.Func, r.Layers
+	if u.Diags.Len() == 0 && u.Opts.Checkpoint != nil {
+		wcheck.Check(u.Func, u.Opts.Checkpoint, weightsPos(u.File), &u.Diags)
+	}
 	if u.Diags.Len() == 0 {
 		u.Func.Renumber()
 		u.LoweredOps = len(u.Func.Ops)
@@ -255,6 +270,9 @@ func dumpConfig(u *Unit) string {
 		src := string(e.Source)
 		if e.Key != "" {
 			src += " " + e.Key
+		}
+		if len(e.Missing) > 0 {
+			src += ": config.json has no " + strings.Join(e.Missing, ", ")
 		}
 		if e.Type == "" {
 			fmt.Fprintf(&b, "%s = %s  # %s\n", e.Name, eval.Format(e.Value), src)

@@ -26,9 +26,12 @@ type Source string
 
 const (
 	FromDefault Source = "default"
-	FromJSON    Source = "config.json"
-	FromSet     Source = "--set"
-	Derived     Source = "derived"
+	// FromFallback is an `or EXPR` value: config.json has none of the
+	// parameter's keys, and the fallback differs from the default.
+	FromFallback Source = "fallback"
+	FromJSON     Source = "config.json"
+	FromSet      Source = "--set"
+	Derived      Source = "derived"
 )
 
 // Entry is one named value.
@@ -39,6 +42,9 @@ type Entry struct {
 	Source Source
 	// Key is the config.json key the value was read from.
 	Key string
+	// Missing lists the keys config.json lacked when the value is a
+	// default or a fallback because of it.
+	Missing []string
 }
 
 // Config is the evaluated configuration, in declaration order.
@@ -313,8 +319,10 @@ func evalParam(file string, p *dsl.ParamDecl, cfg *Config, ev *eval.Evaluator, j
 		switch {
 		case p.From.OrDefault:
 			raw, entry.Source = evalDefault(file, p, ev, typ)
+			entry.Missing = p.From.Keys
 		case p.From.Or != nil:
-			raw, entry.Source = checkType(ev, p.From.Or.Tree(file), typ, p.Name), FromDefault
+			raw, entry.Source = checkType(ev, p.From.Or.Tree(file), typ, p.Name), FromFallback
+			entry.Missing = p.From.Keys
 		default:
 			keys := `"` + strings.Join(p.From.Keys, `" or "`) + `"`
 			fp := dsl.PosOf(file, p.From.Pos)

@@ -393,6 +393,25 @@ func (e *Evaluator) arith(n *dsl.Binary, l, r any) (any, bool) {
 			return nil, false
 		}
 		return eq == (n.Op == "=="), true
+	case "in", "notin": // `not in` is captured as one word
+		list, ok := r.([]any)
+		if !ok {
+			return e.Errorf(n.R, "write `x in [a, b]` or `x in some_list`", "'in' needs a list on its right, not %s", Describe(r)), true
+		}
+		for _, x := range list {
+			// Each element searched is a step, like each one compared.
+			if !e.Spent(n, e.Budget.Steps(1), "searching a list of %d elements", len(list)) {
+				return Poison{}, true
+			}
+			eq, ok := e.equal(n, l, x)
+			if e.Budget.Exhausted() {
+				return Poison{}, true
+			}
+			if ok && eq {
+				return n.Op == "in", true
+			}
+		}
+		return n.Op == "notin", true
 	}
 	li, lInt := l.(int64)
 	ri, rInt := r.(int64)

@@ -11,6 +11,9 @@ package lower
 import (
 	"fmt"
 	"math"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/minerva-ml/minerva/compiler/config"
@@ -59,6 +62,12 @@ type lowerer struct {
 	layers  int
 	depth   int   // loop nesting
 	size    int64 // four bytes for every weight element declared so far
+	// funcs are the file's user functions; calling lists those being
+	// inlined, innermost last (recursion is refused); ret receives the
+	// innermost function's return value (nil in the forward pass).
+	funcs   map[string]*dsl.FuncDecl
+	calling []string
+	ret     *any
 }
 
 // family is a weight declared once per layer.
@@ -190,7 +199,10 @@ func (l *lowerer) weight(d *dsl.WeightDecl, scope eval.Scope, layer int) any {
 		return l.ev.ErrorAt(dp, end, diag.DidYouMean(d.DType, []string{"bf16", "f16", "f32", "mxfp4"}),
 			"unknown weight dtype '%s'; weights are bf16, f16, f32 or mxfp4", d.DType)
 	}
-	w := &ir.Weight{Name: name, DType: dt, Layer: layer}
+	end := p
+	end.Col += len(d.Name)
+	end.Offset += len(d.Name)
+	w := &ir.Weight{Name: name, DType: dt, Layer: layer, Decl: d.Name, Pattern: d.Pattern, Pos: ir.Pos(p), End: ir.Pos(end)}
 	// Sizes are products and sums of dimensions from here on (parameter
 	// counts, bytes, plans). Four bytes an element bounds every dtype, so
 	// a weight whose elements times four fit in an int64, in a manifest
@@ -232,6 +244,15 @@ func (l *lowerer) weight(d *dsl.WeightDecl, scope eval.Scope, layer int) any {
 		return eval.Poison{}
 	}
 	w.Checkpoint = ck
+	if st, ok := w.Stacked(); ok {
+		switch {
+		case dt == ir.MXFP4:
+			return l.ev.ErrorAt(p, diag.Pos{}, "", "weight %s: mxfp4 weights cannot be stacked from one tensor per index", name)
+		case len(w.Shape) < 2 || w.Shape[0] != st.Hi-st.Lo:
+			return l.ev.ErrorAt(p, diag.Pos{}, "the first dimension counts the stacked tensors",
+				"weight %s stacks %d tensors (%s), so its shape must be [%d, ...], not %s", name, st.Hi-st.Lo, ir.StackRange(st.Lo, st.Hi), st.Hi-st.Lo, w.Shape)
+		}
+	}
 	if prev, dup := l.ckpt[ck]; dup {
 		return l.ev.ErrorAt(p, diag.Pos{}, fmt.Sprintf("the other is at %s", prev), "weight %s reads checkpoint tensor %q, which another weight reads too", name, ck)
 	}
@@ -241,8 +262,13 @@ func (l *lowerer) weight(d *dsl.WeightDecl, scope eval.Scope, layer int) any {
 }
 
 // interpolate fills `{name}` in a checkpoint name pattern.
+//
+// `{lo..hi}` (integer literals or names) stacks one tensor per index along
+// a new first dimension; the name keeps the range with its bounds
+// evaluated (ir.Weight.Stacked).
 func (l *lowerer) interpolate(d *dsl.WeightDecl, scope eval.Scope) (string, bool) {
 	var b strings.Builder
+	stacked := false
 	s := d.Pattern
 	for {
 		open := strings.IndexByte(s, '{')
@@ -257,6 +283,36 @@ func (l *lowerer) interpolate(d *dsl.WeightDecl, scope eval.Scope) (string, bool
 		}
 		b.WriteString(s[:open])
 		name := strings.TrimSpace(s[open+1 : open+closing])
+		if lo, hi, isRange := strings.Cut(name, ".."); isRange {
+			// One tensor per index, stacked along a new first dimension.
+			if stacked {
+				l.weightError(d, "", "the checkpoint name %q has two ranges; a weight stacks tensors along one dimension", d.Pattern)
+				return "", false
+			}
+			stacked = true
+			var bounds [2]int64
+			for k, e := range []string{lo, hi} {
+				e = strings.TrimSpace(e)
+				if n, err := strconv.ParseInt(e, 10, 64); err == nil {
+					bounds[k] = n
+					continue
+				}
+				v, ok := scope.Lookup(e)
+				n, isInt := v.(int64)
+				if !ok || !isInt {
+					l.weightError(d, l.ev.Suggest(dsl.PosOf(l.file.Name, d.Pos), e, scope.Names), "the range '{%s}' in the checkpoint name %q needs integer bounds; '%s' is not an int here", name, d.Pattern, e)
+					return "", false
+				}
+				bounds[k] = n
+			}
+			if bounds[1] <= bounds[0] {
+				l.weightError(d, "", "the range '{%s}' in the checkpoint name %q is empty (%d..%d)", name, d.Pattern, bounds[0], bounds[1])
+				return "", false
+			}
+			b.WriteString(ir.StackRange(bounds[0], bounds[1]))
+			s = s[open+closing+1:]
+			continue
+		}
 		v, ok := scope.Lookup(name)
 		if !ok {
 			l.weightError(d, l.ev.Suggest(dsl.PosOf(l.file.Name, d.Pos), name, scope.Names), "the checkpoint name %q uses '{%s}', which is not defined here", d.Pattern, name)
@@ -331,7 +387,14 @@ func (l *lowerer) forward() {
 	}
 	top := &scope{l: l, vars: map[string]any{fwd.Input: l.f.Input}}
 	l.ev.Scope = top
-	l.ev.Hooks = eval.Hooks{Call: l.call, Index: l.index, Binary: l.binary, Unary: l.unary, CallNames: ir.UserOps(), CallKind: "op"}
+	names := ir.UserOps()
+	l.declareFuncs()
+	kind := "op"
+	for n := range l.funcs {
+		names, kind = append(names, n), "op or function"
+	}
+	sort.Strings(names)
+	l.ev.Hooks = eval.Hooks{Call: l.call, Index: l.index, Binary: l.binary, Unary: l.unary, CallNames: names, CallKind: kind}
 	returned := l.stmts(fwd.Body, top)
 	if !returned {
 		l.diags.Errorf(dsl.PosOf(l.file.Name, fwd.Pos), diag.Pos{}, "end the forward block with `return logits`", "the forward pass does not return its output")
@@ -342,7 +405,10 @@ func (l *lowerer) forward() {
 func (l *lowerer) stmts(list []*dsl.Stmt, s *scope) bool {
 	for i, st := range list {
 		if l.stmt(st, s) {
-			if i < len(list)-1 {
+			// Only a return written in this list makes what follows dead:
+			// after an `if` whose chosen branch returned, the statements
+			// are the other condition's path (an early return).
+			if i < len(list)-1 && st.Return != nil {
 				l.ev.ErrorAt(dsl.PosOf(l.file.Name, list[i+1].Pos), diag.Pos{}, "", "statement after return")
 			}
 			return true
@@ -429,6 +495,11 @@ func (l *lowerer) stmt(st *dsl.Stmt, s *scope) bool {
 	case st.Return != nil:
 		t := st.Return.Value.Tree(file)
 		v := l.withScope(s, func() any { return l.ev.Eval(t) })
+		if l.ret != nil {
+			// A user function's return: its value replaces the call.
+			*l.ret = v
+			return true
+		}
 		if eval.IsPoison(v) {
 			return true
 		}
@@ -575,6 +646,9 @@ func argOf(v any) ir.Arg {
 // call lowers an op call: operands by position or name, attributes by
 // name, then the op's type rule.
 func (l *lowerer) call(e *eval.Evaluator, c *dsl.Call) (any, bool) {
+	if fn, ok := l.funcs[c.Fn]; ok {
+		return l.inline(e, c, fn), true
+	}
 	def, ok := ir.Lookup(ir.OpKind(c.Fn))
 	if !ok || def.Internal || def.Fused {
 		return nil, false
@@ -594,7 +668,19 @@ func (l *lowerer) call(e *eval.Evaluator, c *dsl.Call) (any, bool) {
 		for _, a := range def.Attrs {
 			out = append(out, a.Name)
 		}
+		for _, a := range def.Stated {
+			out = append(out, a.Name)
+		}
 		return out
+	}
+	stated, statedNodes := ir.Attrs{}, map[string]dsl.Node{}
+	isStated := func(name string) *ir.AttrDef {
+		for i := range def.Stated {
+			if def.Stated[i].Name == name {
+				return &def.Stated[i]
+			}
+		}
+		return nil
 	}
 	for _, a := range c.Args {
 		idx := -1
@@ -627,6 +713,27 @@ func (l *lowerer) call(e *eval.Evaluator, c *dsl.Call) (any, bool) {
 			attrVals[a.Name] = v
 			attrNodes[a.Name] = a.Value
 			poisoned = poisoned || eval.IsPoison(v)
+			continue
+		case isStated(a.Name) != nil:
+			if _, dup := statedNodes[a.Name]; dup {
+				e.Errorf(a, "", "%s is given twice", a.Name)
+				poisoned = true
+				continue
+			}
+			statedNodes[a.Name] = a.Value
+			v := e.Eval(a.Value)
+			if eval.IsPoison(v) {
+				poisoned = true
+				continue
+			}
+			ad := isStated(a.Name)
+			conv, ok := conformAttr(*ad, v)
+			if !ok {
+				e.Errorf(a.Value, "", "%s: %s must be %s, not %s", def.Name, ad.Name, kindPhrase(*ad), eval.Describe(v))
+				poisoned = true
+				continue
+			}
+			stated = append(stated, ir.Attr{Key: ad.Name, Value: conv})
 			continue
 		default:
 			p, _ := a.Span()
@@ -692,7 +799,22 @@ func (l *lowerer) call(e *eval.Evaluator, c *dsl.Call) (any, bool) {
 	if poisoned {
 		return eval.Poison{}, true
 	}
-	return l.emit(e, c, def.Name, args, attrs, texts), true
+	res := l.emit(e, c, def.Name, args, attrs, texts)
+	if v, ok := res.(*ir.Value); ok && def.CheckStated != nil {
+		describe := func(i int) string {
+			if texts[i] != "" {
+				if w := args[i].W; w != nil {
+					return fmt.Sprintf("%s (%s)", texts[i], w.Name)
+				}
+				return texts[i]
+			}
+			return def.Inputs[i].Name
+		}
+		if err := def.CheckStated(v.Def, stated, describe); err != nil {
+			return e.Errorf(c, "", "%s: %v", def.Name, err), true
+		}
+	}
+	return res, true
 }
 
 func quoteAll(s []string) []string {
@@ -822,4 +944,108 @@ func (l *lowerer) emit(e *eval.Evaluator, at dsl.Node, kind ir.OpKind, args []ir
 	}
 	l.f.Ops = append(l.f.Ops, op)
 	return op.Results[0]
+}
+
+// declareFuncs collects the file's user functions. A function may not take
+// the name of an op, a built-in, a weight or a config value, nor be
+// declared twice.
+func (l *lowerer) declareFuncs() {
+	l.funcs = map[string]*dsl.FuncDecl{}
+	for _, b := range l.file.Blocks {
+		fn := b.Def
+		if fn == nil {
+			continue
+		}
+		p := dsl.PosOf(l.file.Name, fn.Pos)
+		p.Col += len("def ")
+		p.Offset += len("def ")
+		end := p
+		end.Col += len(fn.Name)
+		end.Offset += len(fn.Name)
+		_, isOp := ir.Lookup(ir.OpKind(fn.Name))
+		_, isWeight := l.weights[fn.Name]
+		_, isCfg := l.cfg.Lookup(fn.Name)
+		switch {
+		case l.funcs[fn.Name] != nil:
+			l.ev.ErrorAt(p, end, "rename one of them", "function '%s' is defined twice", fn.Name)
+		case isOp || slices.Contains(eval.Builtins, fn.Name):
+			l.ev.ErrorAt(p, end, "rename the function", "function '%s' has the name of a built-in op or function", fn.Name)
+		case isWeight || isCfg:
+			l.ev.ErrorAt(p, end, "rename the function", "function '%s' has the name of a weight or config value", fn.Name)
+		default:
+			seen := map[string]bool{}
+			for _, prm := range fn.Params {
+				if seen[prm] {
+					l.ev.ErrorAt(p, end, "", "function '%s' has two parameters named '%s'", fn.Name, prm)
+				}
+				seen[prm] = true
+			}
+			l.funcs[fn.Name] = fn
+		}
+	}
+}
+
+// inline runs a user function's body in a scope of its own, over its
+// arguments and the file's weights and config (not the caller's names),
+// and returns what it returns. The ops it makes belong to the caller's
+// layer. A function that calls itself, directly or not, is refused: the
+// body is unrolled at compile time, so recursion would never end.
+func (l *lowerer) inline(e *eval.Evaluator, c *dsl.Call, fn *dsl.FuncDecl) any {
+	if i := slices.Index(l.calling, fn.Name); i >= 0 {
+		chain := strings.Join(append(append([]string{}, l.calling[i:]...), fn.Name), " -> ")
+		return e.ErrorAt(c.FnSpan.P, c.FnSpan.E, "functions are inlined at compile time; repeat work with a for loop instead",
+			"recursive call of '%s' (%s)", fn.Name, chain)
+	}
+	vars := map[string]any{}
+	poisoned := false
+	next := 0
+	for _, a := range c.Args {
+		name := a.Name
+		if name == "" {
+			if next >= len(fn.Params) {
+				e.Errorf(a.Value, "", "%s takes %d arguments (%s); this is one too many", fn.Name, len(fn.Params), strings.Join(fn.Params, ", "))
+				poisoned = true
+				continue
+			}
+			name = fn.Params[next]
+			next++
+		} else if !slices.Contains(fn.Params, name) {
+			p, _ := a.Span()
+			end := p
+			end.Col += len(name)
+			e.ErrorAt(p, end, diag.DidYouMean(name, fn.Params), "%s has no parameter '%s'", fn.Name, name)
+			poisoned = true
+			continue
+		}
+		if _, dup := vars[name]; dup {
+			e.Errorf(a, "", "argument %s of %s is given twice", name, fn.Name)
+			poisoned = true
+			continue
+		}
+		v := e.Eval(a.Value)
+		poisoned = poisoned || eval.IsPoison(v)
+		vars[name] = v
+	}
+	for _, prm := range fn.Params {
+		if _, ok := vars[prm]; !ok && !poisoned {
+			e.ErrorAt(c.FnSpan.P, c.FnSpan.E, "", "%s needs its argument %s", fn.Name, prm)
+			poisoned = true
+		}
+	}
+	if poisoned {
+		return eval.Poison{}
+	}
+	var result any
+	savedRet, savedScope := l.ret, l.ev.Scope
+	l.ret, l.calling = &result, append(l.calling, fn.Name)
+	returned := l.stmts(fn.Body, &scope{l: l, vars: vars})
+	l.ret, l.calling, l.ev.Scope = savedRet, l.calling[:len(l.calling)-1], savedScope
+	if !returned {
+		p := dsl.PosOf(l.file.Name, fn.Pos)
+		return e.ErrorAt(p, diag.Pos{}, "end it with `return expr`", "function '%s' does not return a value", fn.Name)
+	}
+	if result == nil {
+		return eval.Poison{}
+	}
+	return result
 }
