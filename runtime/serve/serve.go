@@ -14,7 +14,10 @@
 // channel and the reasoning (the analysis channel) is returned apart as
 // reasoning_content, an extension other servers (vLLM, llama.cpp) share.
 // Other extensions: top_k, min_p, repeat_penalty (or repetition_penalty)
-// and ignore_eos.
+// and ignore_eos. logprobs, n (choices run one after the other),
+// logit_bias, the presence and frequency penalties and response_format
+// (structured.go) are OpenAI's; fields.go says which known fields are
+// refused or ignored, and cors.go how browsers are let in.
 package serve
 
 import (
