@@ -43,6 +43,9 @@ func (f *llama3) Render(msgs []Message, opts Options) ([]int32, error) {
 	if err := checkRoles(msgs); err != nil {
 		return nil, err
 	}
+	if err := checkTools("llama3", msgs, opts); err != nil {
+		return nil, err
+	}
 	b := newBudget(f.tok, opts)
 	ids := []int32{f.bos}
 	for _, m := range msgs {

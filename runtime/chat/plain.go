@@ -22,6 +22,9 @@ func (f *plain) Render(msgs []Message, opts Options) ([]int32, error) {
 	if err := checkRoles(msgs); err != nil {
 		return nil, err
 	}
+	if err := checkTools("plain", msgs, opts); err != nil {
+		return nil, err
+	}
 	texts := make([]string, len(msgs))
 	for i, m := range msgs {
 		texts[i] = m.Content

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/sample"
@@ -107,7 +108,11 @@ func (t Turn) Run(ctx context.Context, s *engine.Session, sink Sink) (TurnResult
 		case d.Channel == Analysis:
 			return sink.Reasoning(d.Text)
 		case d.Channel == Commentary && d.Recipient != "":
-			return nil // a tool call: Minerva runs no tools
+			// A tool call: the caller runs it, if it takes calls.
+			if ts, ok := sink.(ToolSink); ok && strings.HasPrefix(d.Recipient, FunctionRecipient) {
+				return ts.ToolCall(strings.TrimPrefix(d.Recipient, FunctionRecipient), d.Text)
+			}
+			return nil
 		}
 		text, stop := stops.Push(d.Text)
 		if text != "" {
