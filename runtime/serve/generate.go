@@ -22,6 +22,9 @@ type job struct {
 	endpoint string
 	req      *request
 	prompt   []int32
+	// forced ends the prompt: the start of the reply, which its parser
+	// must see (a forced tool call's header).
+	forced []int32
 	// maxTokens is what the request asked for, or the default.
 	maxTokens int
 }
@@ -37,6 +40,9 @@ type output interface {
 	// reasoning text.
 	content(choice int, text string, lps []tokenLogprobJSON) error
 	reasoning(choice int, text string) error
+	// toolCall adds to the choice's tool call: id and name start a new
+	// call, and are "" when text continues the arguments.
+	toolCall(choice int, id, name, arguments string) error
 	finish(choice int, finishReason string) error
 	end(u usage) error
 	// fail reports an error after begin.
@@ -58,6 +64,17 @@ func (s *Server) runChat(w http.ResponseWriter, r *http.Request, req *request) *
 		opts.ReasoningEffort = req.ReasoningEffort
 	}
 	opts.MaxTokens = s.m.Backend.Ctx() // stop encoding past the context
+	var forced []int32
+	if len(req.Tools) > 0 {
+		cp, ok := s.m.Format.(callPrefixer)
+		if !ok {
+			return invalid("tools", "unsupported_parameter", "tools need a chat format with tool calls; this model's format is %s, and Minerva renders tools in harmony (gpt-oss) only so far", s.m.Format.Name())
+		}
+		opts.Tools = req.Tools
+		if req.ForceTool != "" {
+			forced = cp.CallPrefix(req.ForceTool)
+		}
+	}
 	prompt, err := s.m.Format.Render(req.Messages, opts)
 	if err != nil {
 		if errors.Is(err, chat.ErrTooLong) {
@@ -68,7 +85,10 @@ func (s *Server) runChat(w http.ResponseWriter, r *http.Request, req *request) *
 		}
 		return &apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: err.Error()}
 	}
-	j := &job{endpoint: "chat.completions", req: req, prompt: prompt}
+	// A forced call: the reply starts with its header, which the prompt
+	// ends with and the parser is given before the reply.
+	prompt = append(prompt, forced...)
+	j := &job{endpoint: "chat.completions", req: req, prompt: prompt, forced: forced}
 	id := s.newID("chatcmpl")
 	var out output
 	if req.Stream {
@@ -254,8 +274,8 @@ func (s *Server) generate(ctx context.Context, j *job, out output, chatMode bool
 		}
 		turn := chat.Turn{Prompt: j.prompt, MaxTokens: maxTokens, StopTokens: stopIDs, StopStrings: req.Stop}
 		var base chat.Sampler = smp
-		if req.Grammar != nil {
-			base = s.constrain(smp, req.Grammar, chatMode)
+		if req.Grammar != nil || len(req.Tools) > 0 {
+			base = s.constrain(smp, req, chatMode)
 		}
 		rec := &recordingSampler{s: smp, inner: base, top: req.TopLogprobs, on: req.Logprobs}
 		turn.Sampler = base
@@ -268,7 +288,10 @@ func (s *Server) generate(ctx context.Context, j *job, out output, chatMode bool
 			// Special tokens are structure, not text, as in chat.
 			turn.Parser = chat.NewTextParser(s.m.Tokenizer)
 		}
-		sink := &outputSink{out: out, choice: i, rec: rec, tok: s.m.Tokenizer}
+		for _, id := range j.forced {
+			turn.Parser.Push(id)
+		}
+		sink := &outputSink{out: out, choice: i, rec: rec, tok: s.m.Tokenizer, newID: func() string { return s.newID("call") }}
 		res, err := turn.Run(ctx, s.session, sink)
 		if s.cfg.OnGeneration != nil {
 			s.cfg.OnGeneration(Generation{Endpoint: j.endpoint, Stats: res.Stats, Reused: res.Reused, Err: err})
@@ -292,7 +315,11 @@ func (s *Server) generate(ctx context.Context, j *job, out output, chatMode bool
 			m.CachedTokens += int64(res.Reused)
 			m.CompletionTokens += int64(res.GeneratedTokens)
 		})
-		if err := out.finish(i, res.FinishReason()); err != nil {
+		finish := res.FinishReason()
+		if sink.called && finish == "stop" {
+			finish = "tool_calls"
+		}
+		if err := out.finish(i, finish); err != nil {
 			s.count(func(m *Metrics) { m.Cancelled++ })
 			return nil
 		}
@@ -339,6 +366,22 @@ type outputSink struct {
 	rec     *recordingSampler
 	tok     *tokenizer.Tokenizer
 	pending []tokenLogprobJSON
+	// called says the choice called a function; call is its name.
+	called bool
+	call   string
+	newID  func() string
+}
+
+// ToolCall implements chat.ToolSink.
+func (o *outputSink) ToolCall(name, arguments string) error {
+	id := ""
+	if !o.called || name != o.call {
+		id = o.newID()
+		o.called, o.call = true, name
+	} else {
+		name = ""
+	}
+	return o.keep(o.out.toolCall(o.choice, id, name, arguments))
 }
 
 func (o *outputSink) Content(text string) error {

@@ -13,14 +13,16 @@ type chatMessageJSON struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
 	// ReasoningContent is harmony's analysis channel (an extension).
-	ReasoningContent string  `json:"reasoning_content,omitempty"`
-	Refusal          *string `json:"refusal"`
+	ReasoningContent string         `json:"reasoning_content,omitempty"`
+	Refusal          *string        `json:"refusal"`
+	ToolCalls        []toolCallJSON `json:"tool_calls,omitempty"`
 }
 
 type chatDeltaJSON struct {
-	Role             string  `json:"role,omitempty"`
-	Content          *string `json:"content,omitempty"`
-	ReasoningContent *string `json:"reasoning_content,omitempty"`
+	Role             string         `json:"role,omitempty"`
+	Content          *string        `json:"content,omitempty"`
+	ReasoningContent *string        `json:"reasoning_content,omitempty"`
+	ToolCalls        []toolCallJSON `json:"tool_calls,omitempty"`
 }
 
 // chatLogprobsJSON is a chat choice's logprobs: one entry per token of
@@ -159,6 +161,7 @@ type chatWhole struct {
 	choices   []chatChoiceJSON
 	text      []strings.Builder
 	reason    []strings.Builder
+	calls     [][]toolCallJSON
 }
 
 func (c *chatWhole) begin() error { return nil }
@@ -169,6 +172,18 @@ func (c *chatWhole) start(i int) error {
 	}
 	c.text = append(c.text, strings.Builder{})
 	c.reason = append(c.reason, strings.Builder{})
+	c.calls = append(c.calls, nil)
+	return nil
+}
+func (c *chatWhole) toolCall(i int, id, name, args string) error {
+	if id != "" {
+		call := toolCallJSON{ID: id, Type: "function"}
+		call.Function.Name = name
+		c.calls[i] = append(c.calls[i], call)
+	}
+	if n := len(c.calls[i]); n > 0 {
+		c.calls[i][n-1].Function.Arguments += args
+	}
 	return nil
 }
 func (c *chatWhole) content(i int, t string, lps []tokenLogprobJSON) error {
@@ -180,7 +195,7 @@ func (c *chatWhole) content(i int, t string, lps []tokenLogprobJSON) error {
 }
 func (c *chatWhole) reasoning(i int, t string) error { c.reason[i].WriteString(t); return nil }
 func (c *chatWhole) finish(i int, reason string) error {
-	c.choices[i].Message = &chatMessageJSON{Role: "assistant", Content: c.text[i].String(), ReasoningContent: c.reason[i].String()}
+	c.choices[i].Message = &chatMessageJSON{Role: "assistant", Content: c.text[i].String(), ReasoningContent: c.reason[i].String(), ToolCalls: c.calls[i]}
 	c.choices[i].FinishReason = &reason
 	return nil
 }
@@ -199,6 +214,7 @@ type chatStream struct {
 	created      int64
 	includeUsage bool
 	logprobs     bool
+	ncalls       int // the current choice's tool calls
 }
 
 func (c *chatStream) chunk(i int, d *chatDeltaJSON, lp *chatLogprobsJSON, finish *string) error {
@@ -209,6 +225,7 @@ func (c *chatStream) chunk(i int, d *chatDeltaJSON, lp *chatLogprobsJSON, finish
 }
 
 func (c *chatStream) start(i int) error {
+	c.ncalls = 0
 	empty := ""
 	return c.chunk(i, &chatDeltaJSON{Role: "assistant", Content: &empty}, nil, nil)
 }
@@ -222,6 +239,20 @@ func (c *chatStream) content(i int, t string, lps []tokenLogprobJSON) error {
 		}
 	}
 	return c.chunk(i, &chatDeltaJSON{Content: &t}, lp, nil)
+}
+
+func (c *chatStream) toolCall(i int, id, name, args string) error {
+	if id != "" {
+		c.ncalls++
+	}
+	index := c.ncalls - 1
+	call := toolCallJSON{Index: &index, ID: id}
+	if id != "" {
+		call.Type = "function"
+		call.Function.Name = name
+	}
+	call.Function.Arguments = args
+	return c.chunk(i, &chatDeltaJSON{ToolCalls: []toolCallJSON{call}}, nil, nil)
 }
 
 func (c *chatStream) reasoning(i int, t string) error {
@@ -286,6 +317,9 @@ func (c *completionWhole) content(i int, t string, lps []tokenLogprobJSON) error
 	return nil
 }
 func (c *completionWhole) reasoning(i int, t string) error { c.text[i].WriteString(t); return nil }
+
+// toolCall: raw completions parse no tool calls.
+func (c *completionWhole) toolCall(int, string, string, string) error { return nil }
 func (c *completionWhole) finish(i int, reason string) error {
 	c.choices[i].Text = c.text[i].String()
 	c.choices[i].FinishReason = &reason
@@ -328,6 +362,8 @@ func (c *completionStream) content(i int, t string, lps []tokenLogprobJSON) erro
 }
 
 func (c *completionStream) reasoning(i int, t string) error { return c.content(i, t, nil) }
+
+func (c *completionStream) toolCall(int, string, string, string) error { return nil }
 
 func (c *completionStream) finish(i int, reason string) error {
 	return c.chunk([]completionChoiceJSON{{Index: i, FinishReason: &reason}}, nil)

@@ -91,6 +91,11 @@ type request struct {
 	// Grammar constrains the answer (response_format); nil is free text.
 	Grammar         *jsonschema.Node
 	ReasoningEffort string
+	// Tools the model may call, their arguments' grammars, and the
+	// function the reply must call ("" for the model's choice).
+	Tools        []chat.Tool
+	ToolGrammars map[string]*jsonschema.Node
+	ForceTool    string
 
 	// Completions only: the prompt as text, or as token ids.
 	Prompt    string
@@ -179,11 +184,8 @@ func parseChatRequest(body []byte) (*request, *apiError) {
 		}
 		r.TopLogprobs = int(*in.TopLogprobs)
 	}
-	if len(in.Tools) > 0 && !isNullOrEmpty(in.Tools) {
-		return nil, invalid("tools", "unsupported_parameter", "tools are not supported: Minerva does not call functions")
-	}
-	if len(in.ToolChoice) > 0 && !isNull(in.ToolChoice) && string(in.ToolChoice) != `"none"` && string(in.ToolChoice) != `"auto"` {
-		return nil, invalid("tool_choice", "unsupported_parameter", "tool_choice must be \"none\" or \"auto\": tools are not supported")
+	if e := parseTools(in.Tools, in.ToolChoice, r); e != nil {
+		return nil, e
 	}
 	var e *apiError
 	if r.Grammar, e = parseResponseFormat(in.ResponseFormat); e != nil {
@@ -201,8 +203,9 @@ func parseChatRequest(body []byte) (*request, *apiError) {
 	if len(in.Messages) == 0 {
 		return nil, invalid("messages", "invalid_value", "messages must hold at least one message")
 	}
+	callNames := map[string]string{} // tool call id -> function
 	for i, m := range in.Messages {
-		msg, e := m.parse(i)
+		msg, e := m.parse(i, callNames)
 		if e != nil {
 			return nil, e
 		}
@@ -211,19 +214,24 @@ func parseChatRequest(body []byte) (*request, *apiError) {
 	return r, nil
 }
 
-func (m messageJSON) parse(i int) (chat.Message, *apiError) {
+func (m messageJSON) parse(i int, callNames map[string]string) (chat.Message, *apiError) {
 	p := fmt.Sprintf("messages[%d]", i)
 	switch m.Role {
 	case chat.RoleSystem, chat.RoleDeveloper, chat.RoleUser, chat.RoleAssistant:
-	case "tool", "function":
-		return chat.Message{}, invalid(p+".role", "unsupported_value", "%s.role: %s messages are not supported: Minerva does not call functions", p, m.Role)
+	case chat.RoleTool:
+		return m.parseToolResult(p, callNames)
+	case "function":
+		return chat.Message{}, invalid(p+".role", "unsupported_value", "%s.role: function messages are OpenAI's deprecated form; send role tool with a tool_call_id", p)
 	case "":
 		return chat.Message{}, invalid(p+".role", "missing_required_parameter", "%s.role is missing; use system, developer, user or assistant", p)
 	default:
 		return chat.Message{}, invalid(p+".role", "invalid_value", "%s.role: unknown role %q; use system, developer, user or assistant", p, m.Role)
 	}
 	if !isNullOrEmpty(m.ToolCalls) {
-		return chat.Message{}, invalid(p+".tool_calls", "unsupported_parameter", "%s.tool_calls: tool calls are not supported", p)
+		if m.Role != chat.RoleAssistant {
+			return chat.Message{}, invalid(p+".tool_calls", "invalid_value", "%s.tool_calls: only assistant messages make tool calls", p)
+		}
+		return m.parseToolCalls(p, callNames)
 	}
 	text, e := contentText(m.Content, p+".content")
 	if e != nil {

@@ -85,26 +85,38 @@ func (v *vocabMasker) get(tok *tokenizer.Tokenizer, vocab int) (*jsonschema.Mask
 
 // constrained samples only tokens the grammar allows, once active.
 type constrained struct {
-	inner   chat.Sampler
-	grammar *jsonschema.Node
-	masker  *jsonschema.Masker
-	tokens  [][]byte
-	stops   map[int32]bool
-	state   jsonschema.State
-	active  bool
-	allow   []bool
-	buf     []float32
+	inner chat.Sampler
+	// final is the answer's grammar (response_format), tools each
+	// function's arguments'; grammar is the one in force, or the one to
+	// start with (a forced call's, or the answer's without harmony).
+	final, grammar *jsonschema.Node
+	tools          map[string]*jsonschema.Node
+	masker         *jsonschema.Masker
+	tokens         [][]byte
+	stops          map[int32]bool
+	state          jsonschema.State
+	active         bool
+	allow          []bool
+	buf            []float32
 
 	// harmony: the grammar starts after a final channel's header.
 	harmony        bool
+	forced         bool // the reply starts in a call's arguments
 	message, start int32
 	header         []byte
 	tok            *tokenizer.Tokenizer
 }
 
-func (s *Server) constrain(inner chat.Sampler, g *jsonschema.Node, chatMode bool) *constrained {
+func (s *Server) constrain(inner chat.Sampler, req *request, chatMode bool) *constrained {
 	m, tokens := s.masker.get(s.m.Tokenizer, s.m.Backend.Vocab())
-	c := &constrained{inner: inner, grammar: g, masker: m, tokens: tokens, stops: s.stopIDs, tok: s.m.Tokenizer}
+	c := &constrained{inner: inner, final: req.Grammar, grammar: req.Grammar, masker: m, tokens: tokens, stops: s.stopIDs, tok: s.m.Tokenizer}
+	if len(req.Tools) > 0 {
+		c.tools = req.ToolGrammars
+	}
+	if req.ForceTool != "" {
+		c.grammar = req.ToolGrammars[req.ForceTool]
+		c.forced = true
+	}
 	if chatMode && s.m.Format.Name() == "harmony" {
 		msg, ok1 := s.m.Tokenizer.TokenID("<|message|>")
 		start, ok2 := s.m.Tokenizer.TokenID("<|start|>")
@@ -117,8 +129,10 @@ func (s *Server) constrain(inner chat.Sampler, g *jsonschema.Node, chatMode bool
 
 func (c *constrained) SetContext(prompt []int32) {
 	c.inner.SetContext(prompt)
-	c.state = jsonschema.Start(c.grammar)
-	c.active = !c.harmony
+	c.active = c.grammar != nil && (!c.harmony || c.forced)
+	if c.active {
+		c.state = jsonschema.Start(c.grammar)
+	}
 	c.header = c.header[:0]
 }
 
@@ -173,8 +187,18 @@ func (c *constrained) follow(id int32) {
 	case c.start:
 		c.header = c.header[:0]
 	case c.message:
-		if bytes.Contains(c.header, []byte("<|channel|>final")) {
-			c.active = true
+		var g *jsonschema.Node
+		if i := bytes.Index(c.header, []byte("to="+chat.FunctionRecipient)); i >= 0 {
+			name := c.header[i+len("to="+chat.FunctionRecipient):]
+			if end := bytes.IndexAny(name, " <"); end >= 0 {
+				name = name[:end]
+			}
+			g = c.tools[string(name)]
+		} else if bytes.Contains(c.header, []byte("<|channel|>final")) {
+			g = c.final
+		}
+		if g != nil {
+			c.active, c.state = true, jsonschema.Start(g)
 		}
 		c.header = c.header[:0]
 	default:
