@@ -53,8 +53,11 @@ func parseTools(rawTools, rawChoice json.RawMessage, r *request) *apiError {
 	r.ToolGrammars = map[string]*jsonschema.Node{}
 	for i, t := range tools {
 		p := fmt.Sprintf("tools[%d]", i)
-		if t.Type != "function" || t.Function == nil {
+		if t.Type != "function" {
 			return invalid(p+".type", "invalid_value", "%s: only function tools are supported ({\"type\": \"function\", \"function\": {...}}), not type %q", p, t.Type)
+		}
+		if t.Function == nil {
+			return invalid(p+".function", "missing_required_parameter", "%s.function is missing: give the function's name, description and parameters", p)
 		}
 		f := t.Function
 		if !functionName.MatchString(f.Name) {
