@@ -59,6 +59,22 @@ type usage struct {
 }
 
 func (s *Server) runChat(w http.ResponseWriter, r *http.Request, req *request) *apiError {
+	j, e := s.chatJob(req, "chat.completions")
+	if e != nil {
+		return e
+	}
+	id := s.newID("chatcmpl")
+	var out output
+	if req.Stream {
+		out = &chatStream{sse: newSSE(w), id: id, model: s.m.Name, created: time.Now().Unix(), includeUsage: req.IncludeUsage, logprobs: req.Logprobs}
+	} else {
+		out = &chatWhole{w: w, id: id, model: s.m.Name, created: time.Now().Unix(), logprobs: req.Logprobs}
+	}
+	return s.generate(r.Context(), j, out, true)
+}
+
+// chatJob renders a conversation into a job.
+func (s *Server) chatJob(req *request, endpoint string) (*job, *apiError) {
 	opts := s.cfg.Chat
 	if req.ReasoningEffort != "" {
 		opts.ReasoningEffort = req.ReasoningEffort
@@ -68,7 +84,7 @@ func (s *Server) runChat(w http.ResponseWriter, r *http.Request, req *request) *
 	if len(req.Tools) > 0 {
 		cp, ok := s.m.Format.(callPrefixer)
 		if !ok {
-			return invalid("tools", "unsupported_parameter", "tools need a chat format with tool calls; this model's format is %s, and Minerva renders tools in harmony (gpt-oss) only so far", s.m.Format.Name())
+			return nil, invalid("tools", "unsupported_parameter", "tools need a chat format with tool calls; this model's format is %s, and Minerva renders tools in harmony (gpt-oss) only so far", s.m.Format.Name())
 		}
 		opts.Tools = req.Tools
 		if req.ForceTool != "" {
@@ -78,25 +94,17 @@ func (s *Server) runChat(w http.ResponseWriter, r *http.Request, req *request) *
 	prompt, err := s.m.Format.Render(req.Messages, opts)
 	if err != nil {
 		if errors.Is(err, chat.ErrTooLong) {
-			return promptTooLong("messages", opts.MaxTokens)
+			return nil, promptTooLong("messages", opts.MaxTokens)
 		}
 		if errors.Is(err, chat.ErrBadConversation) {
-			return invalid("messages", "invalid_value", "%v", err)
+			return nil, invalid("messages", "invalid_value", "%v", err)
 		}
-		return &apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: err.Error()}
+		return nil, &apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: err.Error()}
 	}
 	// A forced call: the reply starts with its header, which the prompt
 	// ends with and the parser is given before the reply.
 	prompt = append(prompt, forced...)
-	j := &job{endpoint: "chat.completions", req: req, prompt: prompt, forced: forced}
-	id := s.newID("chatcmpl")
-	var out output
-	if req.Stream {
-		out = &chatStream{sse: newSSE(w), id: id, model: s.m.Name, created: time.Now().Unix(), includeUsage: req.IncludeUsage, logprobs: req.Logprobs}
-	} else {
-		out = &chatWhole{w: w, id: id, model: s.m.Name, created: time.Now().Unix(), logprobs: req.Logprobs}
-	}
-	return s.generate(r.Context(), j, out, true)
+	return &job{endpoint: endpoint, req: req, prompt: prompt, forced: forced}, nil
 }
 
 // promptTooLong: encoding stopped once the prompt passed the context.

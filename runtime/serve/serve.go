@@ -241,6 +241,7 @@ func New(m Model, cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /v1/models/{id...}", s.getModel)
 	mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
 	mux.HandleFunc("POST /v1/completions", s.completions)
+	mux.HandleFunc("POST /v1/responses", s.responses)
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allowed, ok := endpoints[r.URL.Path]; ok {
@@ -250,7 +251,7 @@ func New(m Model, cfg Config) (*Server, error) {
 			return
 		}
 		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: str("unknown_url"),
-			Message: fmt.Sprintf("unknown request URL: %s %s; the API is GET /v1/models, POST /v1/chat/completions and POST /v1/completions", r.Method, r.URL.Path)})
+			Message: fmt.Sprintf("unknown request URL: %s %s; the API is GET /v1/models, POST /v1/chat/completions, POST /v1/completions and POST /v1/responses", r.Method, r.URL.Path)})
 	})
 	s.mux = mux
 	return s, nil
@@ -261,6 +262,7 @@ var endpoints = map[string]string{
 	"/v1/models":           "GET",
 	"/v1/chat/completions": "POST",
 	"/v1/completions":      "POST",
+	"/v1/responses":        "POST",
 	"/health":              "GET",
 }
 
