@@ -86,3 +86,66 @@ func TestHarmonyParserToolCall(t *testing.T) {
 		t.Errorf("call %q(%q)", name.String(), args.String())
 	}
 }
+
+// TestLlama3Tools compares with the prompt Llama 3.1's chat template
+// renders for tools (tools_in_user_message, its default), a call and its
+// result.
+func TestLlama3Tools(t *testing.T) {
+	tok := llama3Tokenizer(t)
+	f, err := New("llama3", tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tools := []Tool{{Name: "get_weather", Description: "Weather for a city.", Parameters: json.RawMessage(`{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}`)}}
+	msgs := []Message{
+		{Role: RoleSystem, Content: "Be brief."},
+		{Role: RoleUser, Content: "Weather in Paris?"},
+		{Role: RoleAssistant, ToolCalls: []ToolCall{{Name: "get_weather", Arguments: `{"city": "Paris"}`}}},
+		{Role: RoleTool, ToolName: "get_weather", Content: `{"temperature": 21}`},
+	}
+	got, err := f.Render(msgs, Options{Tools: tools, CurrentDate: "2024-07-26"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n" +
+		"Environment: ipython\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nBe brief.<|eot_id|>" +
+		"<|start_header_id|>user<|end_header_id|>\n\n" +
+		"Given the following functions, please respond with a JSON for a function call with its proper arguments that best answers the given prompt.\n\n" +
+		"Respond in the format {\"name\": function name, \"parameters\": dictionary of argument name and its value}.Do not use variables.\n\n" +
+		"{\n    \"type\": \"function\",\n    \"function\": {\n        \"name\": \"get_weather\",\n        \"description\": \"Weather for a city.\",\n" +
+		"        \"parameters\": {\n            \"type\": \"object\",\n            \"properties\": {\n                \"city\": {\n                    \"type\": \"string\"\n                }\n            },\n" +
+		"            \"required\": [\n                \"city\"\n            ]\n        }\n    }\n}\n\n" +
+		"Weather in Paris?<|eot_id|>" +
+		"<|start_header_id|>assistant<|end_header_id|>\n\n{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}<|eot_id|>" +
+		"<|start_header_id|>ipython<|end_header_id|>\n\n{\"temperature\": 21}<|eot_id|>" +
+		"<|start_header_id|>assistant<|end_header_id|>\n\n"
+	if s := string(mustDecode(t, tok, got)); s != want {
+		t.Errorf("render:\n got %q\nwant %q", s, want)
+	}
+
+	// The reply: a JSON call becomes a call; other text is the answer.
+	tp := f.(interface{ NewToolParser() Parser })
+	for _, c := range []struct{ reply, call, args, text string }{
+		{` {"name": "get_weather", "parameters": {"city": "Paris"}}<|eot_id|>`, "get_weather", `{"city":"Paris"}`, ""},
+		{`It is sunny.<|eot_id|>`, "", "", "It is sunny."},
+		{`{not json<|eot_id|>`, "", "", "{not json"},
+	} {
+		p := tp.NewToolParser()
+		var call, args, text strings.Builder
+		add := func(d Delta) {
+			if d.Channel == Commentary && d.Recipient != "" {
+				call.WriteString(strings.TrimPrefix(d.Recipient, FunctionRecipient))
+				args.WriteString(d.Text)
+			} else {
+				text.WriteString(d.Text)
+			}
+		}
+		for _, id := range encode(tok, c.reply) {
+			add(p.Push(int32(id)))
+		}
+		add(p.Flush())
+		if call.String() != c.call || args.String() != c.args || strings.TrimSpace(text.String()) != c.text {
+			t.Errorf("%q: call %q(%q), text %q", c.reply, call.String(), args.String(), text.String())
+		}
+	}
+}

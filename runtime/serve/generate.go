@@ -25,6 +25,8 @@ type job struct {
 	// forced ends the prompt: the start of the reply, which its parser
 	// must see (a forced tool call's header).
 	forced []int32
+	// jsonCalls: the reply may be a Llama 3.1 JSON tool call.
+	jsonCalls bool
 	// maxTokens is what the request asked for, or the default.
 	maxTokens int
 }
@@ -81,13 +83,17 @@ func (s *Server) chatJob(req *request, endpoint string) (*job, *apiError) {
 	}
 	opts.MaxTokens = s.m.Backend.Ctx() // stop encoding past the context
 	var forced []int32
+	_, jsonCalls := s.m.Format.(toolParserFormat) // Llama 3.1
 	if len(req.Tools) > 0 {
 		cp, ok := s.m.Format.(callPrefixer)
-		if !ok {
-			return nil, invalid("tools", "unsupported_parameter", "tools need a chat format with tool calls; this model's format is %s, and Minerva renders tools in harmony (gpt-oss) only so far", s.m.Format.Name())
+		if !ok && !jsonCalls {
+			return nil, invalid("tools", "unsupported_parameter", "tools need a chat format with tool calls (harmony, llama3); this model's format is %s", s.m.Format.Name())
 		}
 		opts.Tools = req.Tools
 		if req.ForceTool != "" {
+			if !ok {
+				return nil, invalid("tool_choice", "unsupported_value", "tool_choice naming a function (or required) is supported for harmony models; this model's format is %s: use auto", s.m.Format.Name())
+			}
 			forced = cp.CallPrefix(req.ForceTool)
 		}
 	}
@@ -104,7 +110,7 @@ func (s *Server) chatJob(req *request, endpoint string) (*job, *apiError) {
 	// A forced call: the reply starts with its header, which the prompt
 	// ends with and the parser is given before the reply.
 	prompt = append(prompt, forced...)
-	return &job{endpoint: endpoint, req: req, prompt: prompt, forced: forced}, nil
+	return &job{endpoint: endpoint, req: req, prompt: prompt, forced: forced, jsonCalls: jsonCalls && len(req.Tools) > 0}, nil
 }
 
 // promptTooLong: encoding stopped once the prompt passed the context.
@@ -290,9 +296,12 @@ func (s *Server) generate(ctx context.Context, j *job, out output, chatMode bool
 		if req.Logprobs {
 			turn.Sampler = rec
 		}
-		if chatMode {
+		switch {
+		case j.jsonCalls:
+			turn.Parser = s.m.Format.(toolParserFormat).NewToolParser()
+		case chatMode:
 			turn.Parser = s.m.Format.NewParser()
-		} else {
+		default:
 			// Special tokens are structure, not text, as in chat.
 			turn.Parser = chat.NewTextParser(s.m.Tokenizer)
 		}

@@ -10,9 +10,11 @@ import (
 )
 
 // Function calling. The chat format renders the tools and the
-// conversation's calls and results (harmony: chat/tools.go), the model
-// calls a function on harmony's commentary channel (to=functions.NAME,
-// ending with <|call|>), and the reply returns it as tool_calls. A
+// conversation's calls and results (chat/tools.go, chat/llama3tools.go),
+// the model calls a function (harmony: on the commentary channel,
+// to=functions.NAME, ending with <|call|>; Llama 3.1: a reply that is
+// {"name": ..., "parameters": ...}), and the reply returns it as
+// tool_calls. A
 // strict tool's arguments are constrained by its parameters' schema,
 // any other's to a JSON object (structured.go). tool_choice naming a
 // function (or "required" with one tool) starts the reply with the
@@ -151,6 +153,11 @@ func (m messageJSON) parseToolResult(p string, callNames map[string]string) (cha
 		return chat.Message{}, e
 	}
 	return chat.Message{Role: chat.RoleTool, ToolName: name, Content: text}, nil
+}
+
+// toolParserFormat is a format whose calls are JSON replies (Llama 3.1).
+type toolParserFormat interface {
+	NewToolParser() chat.Parser
 }
 
 // callPrefixer is a format that can start a reply with a call (harmony).
