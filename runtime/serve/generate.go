@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/minerva-ml/minerva/runtime/chat"
+	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/sample"
 	"github.com/minerva-ml/minerva/runtime/tokenizer"
 )
@@ -262,8 +263,12 @@ func (s *Server) generate(ctx context.Context, j *job, out output, chatMode bool
 	}
 
 	s.count(func(m *Metrics) { m.Requests++ })
-	if err := s.queue.acquire(ctx); err != nil {
-		if errors.Is(err, errQueueFull) {
+	// The request has been read and decoded: it gives back its intake
+	// slots before it waits for a sequence (limits.go).
+	leaveIntake(ctx)
+	session, err := s.batcher.Acquire(ctx, j.prompt)
+	if err != nil {
+		if errors.Is(err, engine.ErrQueueFull) {
 			s.count(func(m *Metrics) { m.QueueFull++ })
 			return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: str("server_busy"),
 				Message: fmt.Sprintf("the server is busy: %d requests are already waiting for the model; retry later", s.cfg.MaxQueue)}
@@ -271,15 +276,15 @@ func (s *Server) generate(ctx context.Context, j *job, out output, chatMode bool
 		s.count(func(m *Metrics) { m.Cancelled++ })
 		return nil // the client is gone: nothing to write
 	}
-	defer s.queue.release()
+	defer s.batcher.Release(session)
 
 	if err := out.begin(); err != nil {
 		s.count(func(m *Metrics) { m.Cancelled++ })
 		return nil
 	}
 	u := usage{PromptTokens: nPrompt}
-	// The choices run one after the other on the one KV cache; each
-	// after the first reuses the prompt's prefix as far as the cache
+	// The choices run one after the other on the request's sequence;
+	// each after the first reuses the prompt's prefix as far as the cache
 	// still holds it exactly (Session.Reuse).
 	for i, smp := range samplers {
 		if err := out.start(i); err != nil {
@@ -309,7 +314,7 @@ func (s *Server) generate(ctx context.Context, j *job, out output, chatMode bool
 			turn.Parser.Push(id)
 		}
 		sink := &outputSink{out: out, choice: i, rec: rec, tok: s.m.Tokenizer, newID: func() string { return s.newID("call") }}
-		res, err := turn.Run(ctx, s.session, sink)
+		res, err := turn.Run(ctx, session, sink)
 		if s.cfg.OnGeneration != nil {
 			s.cfg.OnGeneration(Generation{Endpoint: j.endpoint, Stats: res.Stats, Reused: res.Reused, Err: err})
 		}
