@@ -10,12 +10,10 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 
 	"github.com/alecthomas/kong"
 )
@@ -24,17 +22,9 @@ import (
 type Env struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
-	// Interrupt returns a context that ends on SIGINT; nil is
-	// signal.NotifyContext. Tests replace it.
-	Interrupt func() (context.Context, context.CancelFunc)
-}
-
-// interrupt is a context that ends on SIGINT (Ctrl-C).
-func (e *Env) interrupt() (context.Context, context.CancelFunc) {
-	if e.Interrupt != nil {
-		return e.Interrupt()
-	}
-	return signal.NotifyContext(context.Background(), os.Interrupt)
+	// Interrupts, when set, stands in for the process's SIGINT (Ctrl-C):
+	// tests send os.Interrupt on it. Nil is signal.Notify's.
+	Interrupts chan os.Signal
 }
 
 var cli struct {

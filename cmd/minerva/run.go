@@ -34,7 +34,7 @@ type RunCmd struct {
 	ChatFlags
 	SamplingFlags
 	Prompt        string   `short:"p" help:"The prompt. Without it: an interactive chat when stdin is a terminal, else the prompt is read from stdin (one trailing newline dropped)." placeholder:"TEXT"`
-	Chat          bool     `help:"Chat interactively, one message per line of stdin, even when stdin is not a terminal."`
+	Chat          bool     `help:"Chat interactively, one message per line of stdin, even when stdin is not a terminal; a prompt given too is the first message."`
 	System        string   `help:"Instructions (system prompt): harmony's developer message, Llama 3's system message; for a base model, text put before the prompt." placeholder:"TEXT"`
 	Stop          []string `sep:"none" help:"Stop when the answer contains this text (repeatable: one string per flag, commas included); the text is not printed." placeholder:"TEXT"`
 	MaxTokens     int      `short:"n" help:"Most tokens to generate per reply." default:"128"`
@@ -159,7 +159,7 @@ func (c *RunCmd) Run(env *Env) error {
 	if c.MaxTokens < 1 {
 		return fmt.Errorf("--max-tokens must be at least 1, not %d", c.MaxTokens)
 	}
-	if err := c.resolveArgs(); err != nil {
+	if err := c.resolveArgs(env.Stderr); err != nil {
 		return err
 	}
 	interactive := c.Chat || (c.Prompt == "" && isTerminal(env.Stdin))
@@ -192,8 +192,11 @@ func (c *RunCmd) Run(env *Env) error {
 	r := &runner{cmd: c, env: env, m: m, smp: smp, seed: seed, session: engine.NewSession(m.Backend),
 		reasoning: newReasoningWriter(env.Stderr, c.HideReasoning)}
 	if interactive {
-		fmt.Fprintf(env.Stderr, "%s: %s chat (%s). One message per line; /help lists the commands; /bye or Ctrl-D exits, Ctrl-C stops a reply.\n", m.Name, m.format.Name(), m.why)
-		return r.chatLoop()
+		// Listen before the banner: once it shows, Ctrl-C is ours.
+		sig := env.interrupts()
+		defer sig.stop()
+		fmt.Fprintf(env.Stderr, "%s: %s chat (%s). One message per line; /help lists the commands; /bye or Ctrl-D exits; Ctrl-C stops a reply, or exits at the prompt.\n", m.Name, m.format.Name(), m.why)
+		return r.chatLoop(sig)
 	}
 	var ids []int32
 	if m.plain() {
@@ -219,17 +222,24 @@ func (c *RunCmd) Run(env *Env) error {
 	if len(ids) == 0 {
 		return fmt.Errorf("the prompt encodes to no tokens")
 	}
-	ctx, stop := r.env.interrupt()
-	defer stop()
-	if _, err = r.reply(ctx, ids); err != nil {
+	sig := env.interrupts()
+	defer sig.stop()
+	ctx, end := sig.during()
+	_, err = r.reply(ctx, ids)
+	interrupted := ctx.Err() != nil
+	end()
+	if err != nil {
 		return err
 	}
-	if ctx.Err() != nil {
-		// SIGINT stopped a one-shot run: the shell's convention, 128+2.
-		return exitError{code: 130, msg: "interrupted"}
+	if interrupted {
+		return errInterrupted
 	}
 	return nil
 }
+
+// errInterrupted ends a run that Ctrl-C (SIGINT) stopped with the
+// shell's status for it, 128+2, as llama.cpp's CLI does.
+var errInterrupted = exitError{code: 130, msg: "interrupted"}
 
 // exitError ends the command with its code and message.
 type exitError struct {
@@ -310,6 +320,12 @@ func (r *runner) reply(ctx context.Context, ids []int32) (string, error) {
 	fmt.Fprintln(r.env.Stdout)
 	if err != nil && ctx.Err() == nil {
 		return out.answer.String(), err
+	}
+	if ctx.Err() != nil && res.StoppedBy == "" {
+		// Ctrl-C in the prefill, before any token: count the prompt
+		// tokens that ran, not those the prefill was given.
+		res.StoppedBy = "cancelled"
+		res.PromptTokens = r.session.Pos() - res.Reused
 	}
 	cached := ""
 	if res.Reused > 0 {
@@ -427,22 +443,40 @@ func (w *replyWriter) Content(text string) error {
 func (w *replyWriter) Reasoning(text string) error { return w.reasoning.write(text) }
 
 // chatLoop reads one message per line until end of input, keeping the
-// conversation and the KV cache between turns.
-func (r *runner) chatLoop() error {
-	in := bufio.NewScanner(r.env.Stdin)
-	in.Buffer(make([]byte, 0, 64*1024), 1<<20)
+// conversation and the KV cache between turns. Ctrl-C stops a reply and
+// comes back to the prompt; at the prompt it ends the chat (exit 130).
+func (r *runner) chatLoop(sig *interrupts) error {
+	lines, quit := readLines(r.env.Stdin)
+	defer close(quit)
 	tty := isTerminal(r.env.Stdin)
+	// --chat with a prompt: the prompt is the first message, as
+	// llama.cpp's -i -p does (it used to be dropped without a word).
+	first := r.cmd.Prompt
 	for {
-		if tty {
-			fmt.Fprint(r.env.Stderr, ">>> ")
+		var next inputLine
+		if first != "" {
+			next, first = inputLine{text: first}, ""
+			if tty {
+				fmt.Fprintf(r.env.Stderr, ">>> %s\n", next.text)
+			}
+		} else {
+			if tty {
+				fmt.Fprint(r.env.Stderr, ">>> ")
+			}
+			select {
+			case next = <-lines:
+			case <-sig.C:
+				fmt.Fprintln(r.env.Stderr)
+				return errInterrupted
+			}
 		}
-		if !in.Scan() {
+		if next.eof {
 			if tty {
 				fmt.Fprintln(r.env.Stderr)
 			}
-			return in.Err()
+			return next.err
 		}
-		line := strings.TrimSpace(in.Text())
+		line := strings.TrimSpace(next.text)
 		switch line {
 		case "":
 			continue
@@ -475,14 +509,46 @@ func (r *runner) chatLoop() error {
 			fmt.Fprintf(r.env.Stderr, "minerva: the conversation is %d tokens and no longer fits the context of %d; /reset starts over (or use a larger --ctx)\n", len(ids), r.m.Backend.Ctx())
 			continue
 		}
-		ctx, stop := r.env.interrupt()
+		ctx, end := sig.during()
 		answer, err := r.reply(ctx, ids)
-		stop()
+		end()
 		if err != nil {
 			return err
 		}
 		r.history = append(r.history, user, chat.Message{Role: chat.RoleAssistant, Content: answer})
 	}
+}
+
+// inputLine is one line of a chat's input, or its end (eof, with the
+// read error if any).
+type inputLine struct {
+	text string
+	eof  bool
+	err  error
+}
+
+// readLines reads in line by line on its own goroutine, so that the chat
+// can wait for a line and for Ctrl-C at once. It reads at most one line
+// ahead; closing quit ends it once its read returns (a read from a
+// terminal cannot be interrupted, but the process is ending then).
+func readLines(in io.Reader) (<-chan inputLine, chan<- struct{}) {
+	lines, quit := make(chan inputLine), make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+		for sc.Scan() {
+			select {
+			case lines <- inputLine{text: sc.Text()}:
+			case <-quit:
+				return
+			}
+		}
+		select {
+		case lines <- inputLine{eof: true, err: sc.Err()}:
+		case <-quit:
+		}
+	}()
+	return lines, quit
 }
 
 const chatHelp = `Commands:

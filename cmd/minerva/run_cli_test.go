@@ -2,7 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -94,18 +94,18 @@ func TestRunChatCommands(t *testing.T) {
 
 // TestRunInterruptExit130: SIGINT during a one-shot run stops it, and
 // the exit status is 130 as a shell reports a process ended by SIGINT.
-// The interrupt comes before generation starts: Env.Interrupt stands in
-// for signal.NotifyContext.
+// The interrupt is waiting when generation starts: Env.Interrupts stands
+// in for the process's SIGINT (run_signal_test.go sends a real one).
 func TestRunInterruptExit130(t *testing.T) {
 	var out, errb bytes.Buffer
-	interrupted := func() (context.Context, context.CancelFunc) {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		return ctx, cancel
-	}
-	code := run([]string{"run", "-p", "A computer"}, &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Interrupt: interrupted})
-	if code != 130 || !strings.Contains(errb.String(), "interrupted") {
+	sig := make(chan os.Signal, 1)
+	sig <- os.Interrupt
+	code := run([]string{"run", "-p", "A computer"}, &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Interrupts: sig})
+	if code != 130 || !strings.Contains(errb.String(), "interrupted") || !strings.Contains(errb.String(), "stopped by Ctrl-C") {
 		t.Errorf("exit %d, stderr %q; want 130", code, errb.String())
+	}
+	if out.String() != "\n" {
+		t.Errorf("stdout %q: the reply was not stopped", out.String())
 	}
 }
 
