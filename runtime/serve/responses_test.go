@@ -99,6 +99,31 @@ func TestResponsesTools(t *testing.T) {
 	}
 	checkCityArgs(t, call.Arguments)
 
+	// Streamed: the call's item, its argument deltas and their end.
+	stream := client.Responses.NewStreaming(context.Background(), params)
+	var args strings.Builder
+	var doneArgs string
+	var kinds []string
+	for stream.Next() {
+		ev := stream.Current()
+		switch ev.Type {
+		case "response.output_item.added":
+			kinds = append(kinds, ev.Item.Type)
+		case "response.function_call_arguments.delta":
+			args.WriteString(ev.AsResponseFunctionCallArgumentsDelta().Delta)
+		case "response.function_call_arguments.done":
+			doneArgs = ev.AsResponseFunctionCallArgumentsDone().Arguments
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	stream.Close()
+	if len(kinds) != 1 || kinds[0] != "function_call" || args.String() != doneArgs {
+		t.Errorf("streamed items %v, argument deltas %q, done %q", kinds, args.String(), doneArgs)
+	}
+	checkCityArgs(t, doneArgs)
+
 	// The call and its output go back as input items.
 	output := responses.ResponseInputItemParamOfFunctionCallOutput(`{"temperature": 21}`)
 	output.OfFunctionCallOutput.CallID = openai.String(call.CallID)
