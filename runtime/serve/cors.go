@@ -29,8 +29,8 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 	}
 	h := w.Header()
 	h.Add("Vary", "Origin")
-	any := slices.Contains(s.cfg.CORSOrigins, "*")
-	allowed := any || slices.Contains(s.cfg.CORSOrigins, origin)
+	wildcard := slices.Contains(s.cfg.CORSOrigins, "*")
+	allowed := wildcard || slices.Contains(s.cfg.CORSOrigins, origin)
 	preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
 	if !allowed {
 		if preflight {
@@ -40,7 +40,7 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 		}
 		return false
 	}
-	if any && s.cfg.APIKey == "" {
+	if wildcard && s.cfg.APIKey == "" {
 		h.Set("Access-Control-Allow-Origin", "*")
 	} else {
 		h.Set("Access-Control-Allow-Origin", origin)

@@ -154,16 +154,16 @@ func (c *constrained) Sample(logits []float32) int32 {
 	}
 	complete := c.state.Complete()
 	buf := c.buf[:len(logits)]
-	any := false
+	open := false
 	for i, v := range logits {
 		if allow[i] || (complete && c.stops[int32(i)]) {
 			buf[i] = v
-			any = true
+			open = true
 		} else {
 			buf[i] = float32(math.Inf(-1))
 		}
 	}
-	if !any {
+	if !open {
 		// Nothing continues the JSON (the vocabulary lacks a byte the
 		// grammar needs): end the reply rather than break the format.
 		for id := range c.stops {
