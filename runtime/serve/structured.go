@@ -154,16 +154,16 @@ func (c *constrained) Sample(logits []float32) int32 {
 	}
 	complete := c.state.Complete()
 	buf := c.buf[:len(logits)]
-	open := false
+	someAllowed := false
 	for i, v := range logits {
 		if allow[i] || (complete && c.stops[int32(i)]) {
 			buf[i] = v
-			open = true
+			someAllowed = true
 		} else {
 			buf[i] = float32(math.Inf(-1))
 		}
 	}
-	if !open {
+	if !someAllowed {
 		// Nothing continues the JSON (the vocabulary lacks a byte the
 		// grammar needs): end the reply rather than break the format.
 		for id := range c.stops {
