@@ -2,6 +2,7 @@ package chat
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -147,5 +148,48 @@ func TestLlama3Tools(t *testing.T) {
 		if call.String() != c.call || args.String() != c.args || strings.TrimSpace(text.String()) != c.text {
 			t.Errorf("%q: call %q(%q), text %q", c.reply, call.String(), args.String(), text.String())
 		}
+	}
+}
+
+// TestHarmonyToolsVector renders the conversation of the published
+// vector harmony_17 (openai-harmony's tool-calling example, with the
+// gpt-oss tokenizer's ids) and compares token ids. The vector also holds
+// the reply's analysis message, which a conversation of Messages cannot
+// carry (earlier reasoning is dropped), and the final answer after the
+// result: those are cut from the expected text.
+func TestHarmonyToolsVector(t *testing.T) {
+	tok := gptOSSTokenizer(t)
+	h := harmonyFormat(t, tok)
+	v := harmonyVectors(t)["harmony_17"]
+	want := strings.Replace(v.Text, "<|start|>assistant<|channel|>analysis<|message|>Need to use function get_current_weather.<|end|>", "", 1)
+	i := strings.Index(want, "<|start|>assistant<|channel|>final")
+	if i < 0 {
+		t.Fatalf("the vector changed: %q", v.Text)
+	}
+	want = want[:i] + "<|start|>assistant"
+	tools := []Tool{
+		{Name: "get_location", Description: "Gets the location of the user."},
+		{Name: "get_current_weather", Description: "Gets the current weather in the provided location.", Parameters: json.RawMessage(`{"type":"object","properties":{"location":{"type":"string","description":"The city and state, e.g. San Francisco, CA"},"format":{"type":"string","enum":["celsius","fahrenheit"],"default":"celsius"}},"required":["location"]}`)},
+	}
+	msgs := []Message{
+		{Role: RoleDeveloper, Content: "Always respond in riddles"},
+		{Role: RoleUser, Content: "What is the weather like in SF?"},
+		{Role: RoleAssistant, ToolCalls: []ToolCall{{Name: "get_current_weather", Arguments: `{"location":"San Francisco, CA"}`}}},
+		{Role: RoleTool, ToolName: "get_current_weather", Content: `{"sunny": true, "temperature": 20}`},
+	}
+	opts := fixtureOptions
+	opts.Tools = tools
+	got, err := h.Render(msgs, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, encode(tok, want)) {
+		t.Errorf("render:\n got %q\nwant %q", mustDecode(t, tok, got), want)
+	}
+	// The vector's ids agree with the text (the rendering's tokens are
+	// the published ones up to the analysis message).
+	n := len(encode(tok, v.Text[:strings.Index(v.Text, "<|start|>assistant<|channel|>analysis")]))
+	if !slices.Equal(got[:n], v.IDs[:n]) {
+		t.Errorf("the first %d ids differ from the vector's", n)
 	}
 }
