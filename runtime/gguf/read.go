@@ -110,6 +110,9 @@ func Read(data []byte) (*File, error) {
 		return nil, d.err
 	}
 	f.DataOffset = alignUp(uint64(d.pos), f.Alignment)
+	if f.DataOffset > uint64(len(data)) {
+		return nil, fmt.Errorf("gguf: the file ends in the padding before the data section (truncated?)")
+	}
 	var end uint64
 	for _, t := range f.Tensors {
 		size, err := DataSize(t.Type, t.Dims)
@@ -126,6 +129,12 @@ func Read(data []byte) (*File, error) {
 			return nil, fmt.Errorf("gguf: tensor %q: its %d bytes at data offset %d run past the end of the %d-byte file (truncated?)", t.Name, size, t.Offset, len(data))
 		}
 		end = t.Offset + size
+	}
+	// llama.cpp reads the data section as the sum of the tensors' sizes,
+	// each padded to the alignment, so the last tensor's padding must be
+	// there too.
+	if padded := alignUp(end, f.Alignment); padded > uint64(len(data))-f.DataOffset {
+		return nil, fmt.Errorf("gguf: the data section needs %d bytes (the last tensor padded to the alignment); the file holds %d (truncated?)", padded, uint64(len(data))-f.DataOffset)
 	}
 	return f, nil
 }
