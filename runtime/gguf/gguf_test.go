@@ -229,7 +229,7 @@ func TestExportFortuneLayout(t *testing.T) {
 	// decodes from the checkpoint.
 	for l := 0; l < 4; l++ {
 		for _, c := range []struct {
-			gname, hname      string
+			gname, hname     string
 			rows, pick, step int
 		}{{"ffn_gate_exps", "gate_up_proj", int(I), 0, 2}, {"ffn_up_exps", "gate_up_proj", int(I), 1, 2}, {"ffn_down_exps", "down_proj", int(H), 0, 1}} {
 			blocks := tensor(fmt.Sprintf("model.layers.%d.mlp.experts.%s_blocks", l, c.hname))
