@@ -24,6 +24,40 @@ type ServeCmd struct {
 	APIKey   string        `name:"api-key" env:"MINERVA_API_KEY" help:"Require this key as \"Authorization: Bearer KEY\" (also from $MINERVA_API_KEY)." placeholder:"KEY"`
 	MaxQueue int           `help:"Most requests waiting for the model; more get 503. Requests run one at a time." default:"64"`
 	Grace    time.Duration `help:"On SIGINT or SIGTERM, how long running requests may finish before they are cancelled." default:"30s"`
+
+	// Limits on what clients can make the server spend (docs/limits.md).
+	MaxBody           int64         `help:"Largest request body in bytes; larger ones get 413." default:"1048576" placeholder:"BYTES"`
+	MaxConnections    int           `help:"Most connections open at once; a further one gets 503 and is closed." default:"1024"`
+	MaxReading        int           `help:"Most requests being received and decoded at once; more get 503." default:"64"`
+	MaxDecoding       int           `help:"Most requests decoding their JSON and tokenizing their prompt at once; the others wait. 0: one per core." default:"0"`
+	ReadHeaderTimeout time.Duration `help:"Time a client has to send a request's headers." default:"10s"`
+	ReadTimeout       time.Duration `help:"Time a client has to send a whole request, headers and body; a request still arriving then gets 408." default:"30s"`
+	WriteTimeout      time.Duration `help:"Time each write of a reply may take; a client that stops reading for longer is dropped and its generation cancelled." default:"30s"`
+}
+
+// checkLimits refuses limits that would turn the server off.
+func (c *ServeCmd) checkLimits() error {
+	switch {
+	case c.MaxQueue < 1:
+		return fmt.Errorf("--max-queue must be at least 1, not %d", c.MaxQueue)
+	case c.MaxBody < 1:
+		return fmt.Errorf("--max-body must be at least 1 byte, not %d", c.MaxBody)
+	case c.MaxConnections < 1:
+		return fmt.Errorf("--max-connections must be at least 1, not %d", c.MaxConnections)
+	case c.MaxReading < 1:
+		return fmt.Errorf("--max-reading must be at least 1, not %d", c.MaxReading)
+	case c.MaxDecoding < 0:
+		return fmt.Errorf("--max-decoding must be 0 (one per core) or more, not %d", c.MaxDecoding)
+	}
+	for _, t := range []struct {
+		flag string
+		d    time.Duration
+	}{{"--read-header-timeout", c.ReadHeaderTimeout}, {"--read-timeout", c.ReadTimeout}, {"--write-timeout", c.WriteTimeout}} {
+		if t.d <= 0 {
+			return fmt.Errorf("%s must be positive, not %s", t.flag, t.d)
+		}
+	}
+	return nil
 }
 
 // Run serves until SIGINT or SIGTERM.
@@ -35,8 +69,8 @@ func (c *ServeCmd) Run(env *Env) error {
 
 // serve serves until ctx is done; ready gets the bound address.
 func (c *ServeCmd) serve(ctx context.Context, env *Env, ready func(net.Addr)) error {
-	if c.MaxQueue < 1 {
-		return fmt.Errorf("--max-queue must be at least 1, not %d", c.MaxQueue)
+	if err := c.checkLimits(); err != nil {
+		return err
 	}
 	m, err := loadChatModel(c.spec(c.Arch, env), c.ChatFormat)
 	if err != nil {
@@ -50,10 +84,17 @@ func (c *ServeCmd) serve(ctx context.Context, env *Env, ready func(net.Addr)) er
 	srv, err := serve.New(serve.Model{
 		Name: m.Name, Backend: m.Backend, Tokenizer: m.tok, Format: m.format, EOS: m.eos, Defaults: opts,
 	}, serve.Config{
-		APIKey:   c.APIKey,
-		MaxQueue: c.MaxQueue,
-		Chat:     chat.Options{ReasoningEffort: c.ReasoningEffort},
-		Log:      log.New(env.Stderr, "", log.LstdFlags),
+		APIKey:            c.APIKey,
+		MaxQueue:          c.MaxQueue,
+		MaxBodyBytes:      c.MaxBody,
+		MaxConnections:    c.MaxConnections,
+		MaxReading:        c.MaxReading,
+		MaxDecoding:       c.MaxDecoding,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		Chat:              chat.Options{ReasoningEffort: c.ReasoningEffort},
+		Log:               log.New(env.Stderr, "", log.LstdFlags),
 	})
 	if err != nil {
 		return err

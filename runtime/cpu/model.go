@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"unsafe"
@@ -58,6 +59,7 @@ func CheckWorkers(flag string, n int) error {
 // Model is a program bound to its weights and buffers.
 type Model struct {
 	prog    *program.Program
+	ck      *weights.Checkpoint // for FaultError
 	arena   []float32
 	kv      []byte
 	steps   []step
@@ -111,6 +113,7 @@ func Load(p *program.Program, ck *weights.Checkpoint, opts Options) (*Model, err
 	}
 	m := &Model{
 		prog:    p,
+		ck:      ck,
 		pool:    newPool(opts.Workers),
 		weights: map[*ir.Weight]*weight{},
 		caches:  map[int]*kvLayer{},
@@ -226,7 +229,20 @@ func (m *Model) Rings() []engine.Ring {
 // returns the logits, one row of Vocab per token. The slice is valid until
 // the next call. Tokens at positions before pos must have been run already:
 // their keys and values are in the cache.
-func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
+//
+// If the checkpoint file is cut short while mapped, reading it faults:
+// Forward then returns an error matching weights.ErrChanged, and the
+// cache and the arena hold garbage; the model must be loaded again.
+func (m *Model) Forward(tokens []int32, pos int) (logits []float32, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if err = m.ck.FaultError(r); err == nil {
+				panic(r)
+			}
+			logits = nil
+		}
+	}()
 	if err := m.prog.CheckCall(tokens, pos); err != nil {
 		return nil, err
 	}

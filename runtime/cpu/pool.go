@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 )
@@ -11,6 +12,12 @@ import (
 // balance themselves. Nothing is allocated per loop: the loop state lives
 // in the pool, and the body is a func value created once when the model is
 // loaded.
+//
+// Bodies read weights from a memory-mapped checkpoint. If the file is cut
+// short underneath, a read faults (SIGBUS); the workers run with
+// debug.SetPanicOnFault, so the fault is a panic, which run re-raises on
+// its caller once every worker has stopped, for Model.Forward to turn into
+// an error. Without this the process would die.
 type pool struct {
 	workers int
 	start   []chan struct{}
@@ -23,6 +30,9 @@ type pool struct {
 	chunk  int
 	next   atomic.Int64
 	closed bool
+
+	faultMu sync.Mutex
+	fault   any // the first fault of the loop being run
 }
 
 func newPool(workers int) *pool {
@@ -39,10 +49,41 @@ func newPool(workers int) *pool {
 }
 
 func (p *pool) worker(start chan struct{}, id int) {
+	// This goroutine reads mapped weights for its whole life.
+	debug.SetPanicOnFault(true)
 	for range start {
-		p.claim(id)
+		p.claimCatchingFault(id)
 		p.done.Done()
 	}
+}
+
+// claimCatchingFault runs claim and keeps a memory fault for run to
+// re-raise; any other panic is a bug and goes on.
+func (p *pool) claimCatchingFault(worker int) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if re, ok := r.(runtime.Error); !ok || !isFault(re) {
+			panic(r)
+		}
+		p.faultMu.Lock()
+		if p.fault == nil {
+			p.fault = r
+		}
+		p.faultMu.Unlock()
+		// Let the other workers stop early: the loop's result is lost.
+		p.next.Store(int64(p.total))
+	}()
+	p.claim(worker)
+}
+
+// isFault tells a memory fault (which carries its address) from other
+// runtime errors.
+func isFault(e runtime.Error) bool {
+	_, ok := e.(interface{ Addr() uintptr })
+	return ok
 }
 
 func (p *pool) claim(worker int) {
@@ -78,9 +119,13 @@ func (p *pool) run(total, grain int, body func(lo, hi, worker int)) {
 	for i := 0; i < helpers; i++ {
 		p.start[i] <- struct{}{}
 	}
-	p.claim(0)
+	p.claimCatchingFault(0)
 	p.done.Wait()
 	p.body = nil
+	if f := p.fault; f != nil {
+		p.fault = nil
+		panic(f)
+	}
 }
 
 func (p *pool) close() {

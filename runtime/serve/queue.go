@@ -22,7 +22,12 @@ func newFIFO(max int) *fifo { return &fifo{max: max} }
 
 // acquire returns nil once the caller holds the model; then it must call
 // release.
+//
+// A request that gets here has been read and decoded: it gives back its
+// intake slots first, so that requests waiting for the model hold none
+// of the slots meant for reading (limits.go).
 func (q *fifo) acquire(ctx context.Context) error {
+	leaveIntake(ctx)
 	q.mu.Lock()
 	if !q.busy {
 		q.busy = true

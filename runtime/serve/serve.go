@@ -7,6 +7,8 @@
 // request reuses the cached prefix it shares with the previous one, so a
 // conversation that grows turn by turn only prefills its new tokens. A
 // client that disconnects stops its generation, or leaves the queue.
+// What a client can make the server spend (bodies, time, buffered replies)
+// is bounded: see limits.go and docs/limits.md.
 //
 // For harmony models (gpt-oss), a chat completion's content is the final
 // channel and the reasoning (the analysis channel) is returned apart as
@@ -20,9 +22,9 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
@@ -35,6 +37,7 @@ import (
 	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/sample"
 	"github.com/minerva-ml/minerva/runtime/tokenizer"
+	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
 // Model is what the server serves.
@@ -64,6 +67,20 @@ type Config struct {
 	// MaxBodyBytes limits request bodies (413 above it); 0 means
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MaxReading is how many requests may be received and decoded at
+	// once (503 beyond it), and MaxDecoding how many of those decode and
+	// tokenize at once (the others wait). 0 means DefaultMaxReading, and
+	// one decoder per core. See limits.go.
+	MaxReading, MaxDecoding int
+	// MaxConnections is how many connections may be open at once (a
+	// further one gets a 503 and is closed); 0 means
+	// DefaultMaxConnections.
+	MaxConnections int
+	// ReadHeaderTimeout and ReadTimeout bound the time to receive a
+	// request's headers, and its headers and body (ListenAndServe and
+	// ConfigureHTTP apply them); WriteTimeout bounds each write of a
+	// reply. 0 means their defaults.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout time.Duration
 	// Chat is passed to the chat format (reasoning effort, date).
 	Chat chat.Options
 	// Log receives one line per request; nil logs nothing.
@@ -97,10 +114,20 @@ type Generation struct {
 type Metrics struct {
 	Requests, Completed, Cancelled, Failed int64
 	QueueFull                              int64
-	PromptTokens, CachedTokens             int64
-	CompletionTokens                       int64
+	// ReadingFull counts the requests refused because MaxReading were
+	// already being received.
+	ReadingFull int64
+	// ConnectionsFull counts the connections refused because
+	// MaxConnections were already open.
+	ConnectionsFull            int64
+	PromptTokens, CachedTokens int64
+	CompletionTokens           int64
 	// Waiting is the number of requests in the queue now.
 	Waiting int
+	// Reading is the number of requests being received or decoded now.
+	Reading int
+	// Connections is the number of open connections now.
+	Connections int
 }
 
 // Server is an http.Handler.
@@ -116,8 +143,18 @@ type Server struct {
 	// Guarded by the queue: one generation at a time.
 	session *engine.Session
 
-	mu      sync.Mutex
-	metrics Metrics
+	// Requests being received or decoded hold a slot of reading; those
+	// decoding, one of decoding too (limits.go).
+	reading, decoding chan struct{}
+	conns             atomic.Int64 // open connections
+
+	// degraded, once set, is why the model cannot run any more: its
+	// checkpoint changed on disk. /health reports it.
+	degraded atomic.Pointer[string]
+
+	mu           sync.Mutex
+	metrics      Metrics
+	decodingPeak int // the most requests seen decoding at once, for tests
 }
 
 // New returns a server for m. The server owns the backend's KV cache:
@@ -138,6 +175,25 @@ func New(m Model, cfg Config) (*Server, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.MaxReading <= 0 {
+		cfg.MaxReading = DefaultMaxReading
+	}
+	if cfg.MaxDecoding <= 0 {
+		cfg.MaxDecoding = defaultMaxDecoding()
+	}
+	cfg.MaxDecoding = min(cfg.MaxDecoding, cfg.MaxReading)
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
 	if m.Created.IsZero() {
 		m.Created = time.Now()
 	}
@@ -149,6 +205,21 @@ func New(m Model, cfg Config) (*Server, error) {
 		stopIDs:  map[int32]bool{},
 		idPrefix: hex.EncodeToString(prefix[:]),
 		session:  engine.NewSession(m.Backend),
+		reading:  make(chan struct{}, cfg.MaxReading),
+		decoding: make(chan struct{}, cfg.MaxDecoding),
+	}
+	// A generation that fails because the checkpoint changed on disk
+	// leaves the model unusable (its KV cache half written, its weights
+	// gone): the server refuses further generations and /health says so.
+	onGeneration := cfg.OnGeneration
+	s.cfg.OnGeneration = func(g Generation) {
+		if errors.Is(g.Err, weights.ErrChanged) {
+			msg := g.Err.Error()
+			s.degraded.CompareAndSwap(nil, &msg)
+		}
+		if onGeneration != nil {
+			onGeneration(g)
+		}
 	}
 	for _, id := range m.Format.StopTokens() {
 		s.stopIDs[id] = true
@@ -161,9 +232,7 @@ func New(m Model, cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /v1/models/{id...}", s.getModel)
 	mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
 	mux.HandleFunc("POST /v1/completions", s.completions)
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, map[string]string{"status": "ok"})
-	})
+	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allowed, ok := endpoints[r.URL.Path]; ok {
 			w.Header().Set("Allow", allowed)
@@ -192,7 +261,22 @@ func (s *Server) Metrics() Metrics {
 	defer s.mu.Unlock()
 	m := s.metrics
 	m.Waiting = s.queue.waiting()
+	m.Reading = len(s.reading)
+	m.Connections = int(s.conns.Load())
 	return m
+}
+
+// health is 200 {"status":"ok"}, or 503 {"status":"degraded","error":...}
+// once the model cannot run.
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	if msg := s.degraded.Load(); msg != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		b, _ := json.Marshal(map[string]string{"status": "degraded", "error": *msg})
+		w.Write(append(b, '\n'))
+		return
+	}
+	writeJSON(w, map[string]string{"status": "ok"})
 }
 
 func (s *Server) count(f func(*Metrics)) {
@@ -204,7 +288,10 @@ func (s *Server) count(f func(*Metrics)) {
 // ServeHTTP checks the API key, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	r = r.WithContext(ctx)
+	rec := &statusRecorder{ResponseWriter: newDeadlineWriter(w, s.cfg.WriteTimeout, cancel), status: http.StatusOK}
 	defer func() {
 		if s.cfg.Log != nil {
 			s.cfg.Log.Printf("%s %s %d %s", r.Method, r.URL.Path, rec.status, time.Since(start).Round(time.Millisecond))
@@ -269,23 +356,10 @@ func (s *Server) checkModel(name string) *apiError {
 		Message: fmt.Sprintf("the model %q does not exist; this server serves %q", name, s.m.Name)}
 }
 
-// readBody reads a request body within the size limit.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: str("request_too_large"),
-				Message: fmt.Sprintf("the request body is larger than %d bytes", s.cfg.MaxBodyBytes)}
-		}
-		return nil, invalid("", "invalid_body", "reading the request body: %v", err)
-	}
-	return body, nil
-}
-
 func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
-	body, e := s.readBody(w, r)
+	r, body, leave, e := s.intake(w, r)
 	if e == nil {
+		defer leave()
 		var req *request
 		if req, e = parseChatRequest(body); e == nil {
 			if e = s.checkModel(req.Model); e == nil {
@@ -299,8 +373,9 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
-	body, e := s.readBody(w, r)
+	r, body, leave, e := s.intake(w, r)
 	if e == nil {
+		defer leave()
 		var req *request
 		if req, e = parseCompletionRequest(body); e == nil {
 			if e = s.checkModel(req.Model); e == nil {
@@ -317,12 +392,12 @@ func (s *Server) newID(prefix string) string {
 	return fmt.Sprintf("%s-%s%06d", prefix, s.idPrefix, s.seq.Add(1))
 }
 
-// ListenAndServe serves h on addr until ctx is done, then shuts down
+// ListenAndServe serves s on addr until ctx is done, then shuts down
 // gracefully: it stops accepting connections and lets running requests
 // finish for up to grace, then cancels them (their generations stop) and
 // closes what is left. ready, if set, is called with the bound address
 // once the server listens.
-func ListenAndServe(ctx context.Context, addr string, h http.Handler, grace time.Duration, ready func(net.Addr)) error {
+func ListenAndServe(ctx context.Context, addr string, s *Server, grace time.Duration, ready func(net.Addr)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -336,11 +411,11 @@ func ListenAndServe(ctx context.Context, addr string, h http.Handler, grace time
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			active.Add(1)
 			defer active.Done()
-			h.ServeHTTP(w, r)
+			s.ServeHTTP(w, r)
 		}),
-		ReadHeaderTimeout: 30 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return base },
+		BaseContext: func(net.Listener) context.Context { return base },
 	}
+	s.ConfigureHTTP(srv)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	if ready != nil {
