@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
@@ -11,15 +12,22 @@ import (
 	"github.com/minerva-ml/minerva/dsl/diag"
 )
 
-var parser = participle.MustBuild[File](
-	participle.Lexer(archLexer),
-	participle.Elide("Whitespace", "Comment"),
-	participle.Unquote("String"),
-	// No lookahead: once a branch has read a token it is committed, so a
-	// mistake is reported at the token that is wrong rather than where the
-	// parser last backtracked to. The grammar is LL(1) for this reason.
-	participle.UseLookahead(0),
-)
+// parser is built on first use, not at package initialisation: building
+// it takes a millisecond or more, which every command that never parses
+// an .arch file (minervac --help, minerva serve's handlers) would pay.
+var parser = sync.OnceValue(func() *participle.Parser[File] { return buildParser() })
+
+func buildParser() *participle.Parser[File] {
+	return participle.MustBuild[File](
+		participle.Lexer(archLexer),
+		participle.Elide("Whitespace", "Comment"),
+		participle.Unquote("String"),
+		// No lookahead: once a branch has read a token it is committed, so a
+		// mistake is reported at the token that is wrong rather than where the
+		// parser last backtracked to. The grammar is LL(1) for this reason.
+		participle.UseLookahead(0),
+	)
+}
 
 // maxSyntaxErrors bounds error recovery; past it the file is too broken for
 // more messages to help.
@@ -34,7 +42,7 @@ func Parse(name, src string) (*File, error) {
 	text := []byte(src)
 	blanked := map[int]bool{} // lines already removed by recovery
 	for attempt := 0; attempt < maxSyntaxErrors; attempt++ {
-		f, err := parser.ParseBytes(name, text)
+		f, err := parser().ParseBytes(name, text)
 		if err == nil {
 			if diags.Len() > 0 {
 				return nil, diags.Err()
