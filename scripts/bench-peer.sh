@@ -18,7 +18,8 @@
 # 5. prints the medians and the ratio Minerva / llama.cpp.
 #
 # Environment: THREADS (default: all cores), COUNT (5), STEPS (decode
-# steps per measurement, 10), KEEP=1 keeps the files (they are deleted
+# steps per measurement, 10), PREFILL_STEPS (128-token batches per
+# measurement, 2), KEEP=1 keeps the files (they are deleted
 # at the end otherwise, when this script wrote them).
 # Both files are 13.8 GB: with less than ~30 GB of free memory the page
 # cache cannot hold both, so each engine's file is read again before it
@@ -31,6 +32,7 @@ GGUF=${DIR%/}.gguf
 THREADS=${THREADS:-$(nproc)}
 COUNT=${COUNT:-5}
 STEPS=${STEPS:-10}
+PREFILL_STEPS=${PREFILL_STEPS:-2}
 OUT=build/bench-peer
 mkdir -p "$OUT"
 go build -o build/minerva ./cmd/minerva
@@ -49,9 +51,13 @@ fi
 
 echo "== Minerva ($THREADS threads): cat $DIR/*.safetensors > /dev/null, then runtime/cpu FullSize benchmarks" >&2
 cat "$DIR"/*.safetensors > /dev/null
-MINERVA_SYNTH_DIR=$DIR go test ./runtime/cpu/ -run '^$' -cpu "$THREADS" \
-  -bench 'FullSize(Decode|Prefill)/kernels=(avx512|avx2)$' -benchtime "${STEPS}x" -count "$COUNT" -timeout 120m \
-  | tee "$OUT/minerva.txt" >&2
+go test -c -o build/cpu.test ./runtime/cpu/
+for what in "Decode $STEPS" "Prefill $PREFILL_STEPS"; do
+  set -- $what
+  # The test binary runs in its package's directory, as go test runs it.
+  (cd runtime/cpu && MINERVA_SYNTH_DIR=$DIR ../../build/cpu.test -test.run '^$' -test.cpu "$THREADS" \
+    -test.bench "FullSize$1/kernels=(avx512|avx2)\$" -test.benchtime "${2}x" -test.count "$COUNT" -test.timeout 120m)
+done | tee "$OUT/minerva.txt" >&2
 echo "== llama.cpp ($THREADS threads): cat $GGUF > /dev/null, then scripts/llama-bench.mjs" >&2
 cat "$GGUF" > /dev/null
 node scripts/llama-bench.mjs "$GGUF" --threads "$THREADS" --steps "$STEPS" --count "$COUNT" | tee "$OUT/llama.jsonl" >&2
@@ -77,7 +83,11 @@ for (kind, kernels) in sorted({k for k in mine if k[0] == "Decode"}, key=lambda 
     fl = med(x["%floor"] for x in d)
     pt = med(x["tok/s"] for x in p) if p else float("nan")
     print("%-26s %12.2f %11.0f%% %13.1f %8.2fx / %.2fx" % ("minerva, " + kernels, dt, fl, pt, dt / pd, pt / pp))
-    print("   floor (same run): %.2f tok/s from %.1f GB/s" % (med(x["floor-tok/s"] for x in d), med(x["GB/s"] for x in d)))
+    print("   floor (same run): %.2f tok/s from %.1f GB/s; page faults per token: %.0f minor, %.0f major" % (
+        med(x["floor-tok/s"] for x in d), med(x["GB/s"] for x in d), med(x.get("minflt/token", 0) for x in d), med(x.get("majflt/token", 0) for x in d)))
+    if p and "GFLOP/s" in p[0]:
+        print("   prefill: %.0f GFLOP/s, %.0f%% of the FMA peak measured in the same run (%.0f GFLOP/s)" % (
+            med(x["GFLOP/s"] for x in p), med(x.get("%peak", 0) for x in p), med(x.get("peak-GFLOP/s", 0) for x in p)))
 print("%-26s %12.2f %12s %13.1f" % ("llama.cpp (node-llama-cpp)", pd, "", pp))
 print("medians of %d runs each" % len(peer))
 PY
