@@ -17,7 +17,9 @@ import (
 	"github.com/minerva-ml/minerva/compiler/config"
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/compiler/plan"
+	"github.com/minerva-ml/minerva/compiler/wcheck"
 	"github.com/minerva-ml/minerva/dsl"
+	"github.com/minerva-ml/minerva/dsl/budget"
 	"github.com/minerva-ml/minerva/dsl/diag"
 )
 
@@ -44,6 +46,13 @@ type Options struct {
 	StopAfter string
 	// Plan holds the settings of the planning passes.
 	Plan PlanOptions
+	// Checkpoint, when not nil, holds a checkpoint's tensor headers: the
+	// lower pass checks every declared weight against them and reports
+	// what does not fit at its declaration (compiler/wcheck).
+	Checkpoint []wcheck.Header
+	// Limits bound what reading and evaluating the source may spend
+	// (docs/limits.md); zero fields take the defaults.
+	Limits budget.Limits
 }
 
 // PlanOptions are the run-time shape of the compiled program.
@@ -155,6 +164,9 @@ type Unit struct {
 	Generated *codegen.Output
 	// Timings records each pass that ran, in order.
 	Timings []PassTiming
+	// Budget is what the front end may still spend, shared by parse,
+	// config and lower.
+	Budget *budget.Budget
 }
 
 // PassTiming is one pass's run time.
@@ -169,7 +181,8 @@ func Compile(opts Options) (*Unit, error) {
 	if err := checkOptions(opts); err != nil {
 		return nil, err
 	}
-	u := &Unit{Opts: opts}
+	u := &Unit{Opts: opts, Budget: budget.New(opts.Limits)}
+	u.Diags.Limit = u.Budget.Limits.Errors
 	u.Diags.AddSource(opts.File, opts.Source)
 	disabled := map[string]bool{}
 	for _, d := range opts.Disable {
@@ -334,13 +347,30 @@ func ReadConfig(path string) (*config.JSON, error) {
 // SourceOptions reads an .arch file and, optionally, a config.json into
 // compiler options.
 func SourceOptions(archPath, configPath string, sets []string) (Options, error) {
-	src, err := os.ReadFile(archPath)
+	src, err := ReadSource(archPath)
 	if err != nil {
-		return Options{}, fmt.Errorf("cannot read the architecture: %w", err)
+		return Options{}, err
 	}
 	js, err := ReadConfig(configPath)
 	if err != nil {
 		return Options{}, err
 	}
 	return Options{File: archPath, Source: string(src), JSON: js, Sets: sets}, nil
+}
+
+// ReadSource reads an .arch file, but never more than one byte past the
+// default limit on its size: a larger file is refused by the parser with a
+// diagnostic at the byte where it passes the limit, and is not held in
+// memory whole first.
+func ReadSource(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read the architecture: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, budget.DefaultSourceBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("cannot read the architecture: %w", err)
+	}
+	return string(b), nil
 }

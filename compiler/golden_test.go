@@ -83,8 +83,8 @@ func compileStages(t *testing.T, args string) map[string]string {
 // true: an architecture written as text only compiles, with and without
 // tied embeddings.
 func TestDocsExampleCompiles(t *testing.T) {
-	for _, sets := range [][]string{nil, {"tie_embeddings=false"}, {"layers=2"}} {
-		opts, err := SourceOptions("../docs/examples/qwen3.arch", "", sets)
+	for _, sets := range [][]string{nil, {"tie_embeddings=true"}, {"attention_bias=true"}, {"layers=2"}} {
+		opts, err := SourceOptions("../models/qwen3.arch", "", sets)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/compiler/lower"
 	"github.com/minerva-ml/minerva/compiler/plan"
+	"github.com/minerva-ml/minerva/compiler/wcheck"
 	"github.com/minerva-ml/minerva/dsl"
 	"github.com/minerva-ml/minerva/dsl/diag"
 )
@@ -56,7 +57,7 @@ func codegenPass(u *Unit) error {
 func dumpMetal(u *Unit) string { return u.Generated.Metal }
 
 func parsePass(u *Unit) error {
-	f, err := dsl.Parse(u.Opts.File, u.Opts.Source)
+	f, err := dsl.ParseWithin(u.Opts.File, u.Opts.Source, u.Budget.Limits)
 	if err != nil {
 		return err
 	}
@@ -65,13 +66,27 @@ func parsePass(u *Unit) error {
 }
 
 func configPass(u *Unit) error {
-	u.Config = config.Evaluate(u.File, config.Options{JSON: u.Opts.JSON, Sets: u.Opts.Sets}, &u.Diags)
+	u.Config = config.Evaluate(u.File, config.Options{JSON: u.Opts.JSON, Sets: u.Opts.Sets, Budget: u.Budget}, &u.Diags)
 	return nil
+}
+
+// weightsPos is where the weights block starts, for checkpoint tensors
+// that no declaration reads.
+func weightsPos(f *dsl.File) diag.Pos {
+	for _, b := range f.Blocks {
+		if b.Weights != nil {
+			return dsl.PosOf(f.Name, b.Weights.Pos)
+		}
+	}
+	return diag.Pos{File: f.Name}
 }
 
 func lowerPass(u *Unit) error {
 	r := lower.Lower(u.File, u.Config, &u.Diags)
 	u.Func, u.Layers = r.Func, r.Layers
+	if u.Diags.Len() == 0 && u.Opts.Checkpoint != nil {
+		wcheck.Check(u.Func, u.Opts.Checkpoint, weightsPos(u.File), &u.Diags)
+	}
 	if u.Diags.Len() == 0 {
 		u.Func.Renumber()
 		u.LoweredOps = len(u.Func.Ops)
@@ -255,6 +270,9 @@ func dumpConfig(u *Unit) string {
 		src := string(e.Source)
 		if e.Key != "" {
 			src += " " + e.Key
+		}
+		if len(e.Missing) > 0 {
+			src += ": config.json has no " + strings.Join(e.Missing, ", ")
 		}
 		if e.Type == "" {
 			fmt.Fprintf(&b, "%s = %s  # %s\n", e.Name, eval.Format(e.Value), src)

@@ -15,7 +15,15 @@ var shipped = []struct{ arch, config string }{
 	{"../models/gpt-oss.arch", "../models/fortune/config.json"},
 	{"../models/llama.arch", ""},
 	{"../models/llama.arch", "../testdata/llama/llama-tiny/config.json"},
-	{"../docs/examples/qwen3.arch", ""},
+	{"../models/qwen3.arch", ""},
+	{"../models/mistral.arch", ""},
+	{"../models/mistral.arch", "../testdata/families/mistral-tiny/config.json"},
+	{"../models/qwen3-moe.arch", ""},
+	{"../models/qwen3-moe.arch", "../testdata/families/qwen3-moe-tiny/config.json"},
+	{"../models/gemma3.arch", ""},
+	{"../models/gemma3.arch", "../testdata/families/gemma3-tiny/config.json"},
+	{"../models/phi3.arch", ""},
+	{"../models/phi3.arch", "../testdata/families/phi3-tiny/config.json"},
 }
 
 // TestArenaPlansAreSafe runs the arena checker on every shipped model and

@@ -34,6 +34,18 @@ type Block struct {
 	Config  *ConfigBlock  `parser:"  @@"`
 	Weights *WeightsBlock `parser:"| @@"`
 	Forward *ForwardBlock `parser:"| @@"`
+	Def     *FuncDecl     `parser:"| @@"`
+}
+
+// FuncDecl is a user function, `def name(a, b) { ... return expr }`: the
+// compiler inlines it at each call, so that an attention block or a whole
+// decoder layer is written once.
+type FuncDecl struct {
+	Pos    lexer.Position
+	EndPos lexer.Position
+	Name   string   `parser:"'def' @Ident '('"`
+	Params []string `parser:"( @Ident ( ',' @Ident )* ','? )? ')'"`
+	Body   []*Stmt  `parser:"'{' @@* '}'"`
 }
 
 // ConfigBlock holds the typed parameters, derived values and checks.
@@ -214,7 +226,7 @@ type Expr struct {
 // OpTerm is one `op operand` pair of an Expr.
 type OpTerm struct {
 	Pos     lexer.Position
-	Op      string `parser:"@( 'or' | 'and' | '==' | '!=' | '<=' | '>=' | '<' | '>' | '+' | '-' | '*' | '/' | '%' )"`
+	Op      string `parser:"@( 'or' | 'and' | 'in' | 'not' 'in' | '==' | '!=' | '<=' | '>=' | '<' | '>' | '+' | '-' | '*' | '/' | '%' )"`
 	Operand *Unary `parser:"@@"`
 }
 

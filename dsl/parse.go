@@ -1,14 +1,19 @@
 package dsl
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
 
+	"github.com/minerva-ml/minerva/dsl/budget"
 	"github.com/minerva-ml/minerva/dsl/diag"
 )
 
@@ -21,7 +26,9 @@ func buildParser() *participle.Parser[File] {
 	return participle.MustBuild[File](
 		participle.Lexer(archLexer),
 		participle.Elide("Whitespace", "Comment"),
-		participle.Unquote("String"),
+		// Not participle.Unquote: it appends a character at a time to a
+		// string, quadratic in the literal's length (50 KB took a second).
+		participle.Map(unquoteString, "String"),
 		// No lookahead: once a branch has read a token it is committed, so a
 		// mistake is reported at the token that is wrong rather than where the
 		// parser last backtracked to. The grammar is LL(1) for this reason.
@@ -33,15 +40,36 @@ func buildParser() *participle.Parser[File] {
 // more messages to help.
 const maxSyntaxErrors = 20
 
-// Parse reads one .arch file. On syntax errors it returns every error it can
-// find, sorted by position: after each error it blanks the offending line and
-// parses again, so one typo yields one message rather than a cascade.
+// recoveryTokens bounds the work of error recovery, which parses the file
+// again after each error: it stops once the next attempt would take the
+// tokens parsed in all past this many budget.Limits.Tokens.
+const recoveryTokens = 2
+
+// Parse reads one .arch file within the default limits (see ParseWithin).
 func Parse(name, src string) (*File, error) {
+	return ParseWithin(name, src, budget.Limits{})
+}
+
+// ParseWithin reads one .arch file. On syntax errors it returns every error
+// it can find, sorted by position: after each error it blanks the offending
+// line and parses again, so one typo yields one message rather than a
+// cascade. A file past the limits on size, tokens or nesting depth (zero
+// fields take the defaults) is refused before the parser runs.
+func ParseWithin(name, src string, lim budget.Limits) (*File, error) {
+	lim = lim.WithDefaults()
 	var diags diag.List
 	diags.AddSource(name, src)
+	tokens, d := checkLimits(name, src, lim)
+	if d != nil {
+		diags.Add(*d)
+		return nil, diags.Err()
+	}
 	text := []byte(src)
 	blanked := map[int]bool{} // lines already removed by recovery
 	for attempt := 0; attempt < maxSyntaxErrors; attempt++ {
+		if attempt > 0 && (attempt+1)*tokens > recoveryTokens*lim.Tokens {
+			break
+		}
 		f, err := parser().ParseBytes(name, text)
 		if err == nil {
 			if diags.Len() > 0 {
@@ -55,6 +83,14 @@ func Parse(name, src string) (*File, error) {
 			return f, nil
 		}
 		d := syntaxDiagnostic(name, err)
+		if kd, fixed, ok := unknownKeyword(name, text, err); ok {
+			// A word used as a keyword the language does not have: one
+			// message, and the construct it starts is skipped whole so
+			// that its body does not report again.
+			diags.Add(kd)
+			text = fixed
+			continue
+		}
 		if !blanked[d.Pos.Line] {
 			diags.Add(d)
 		}
@@ -65,6 +101,12 @@ func Parse(name, src string) (*File, error) {
 		var ok bool
 		text, ok = blankLine(text, d.Pos.Line, blanked)
 		if !ok {
+			break
+		}
+		// Blanking a line can join what it separated (the prefix
+		// operators of two lines, say) into deeper nesting: the text to
+		// parse next must pass the same check.
+		if _, d := checkLimits(name, string(text), lim); d != nil {
 			break
 		}
 	}
@@ -323,6 +365,203 @@ func visitArgs(f *File, lists func(*ListItems), fn func(*Arg)) {
 			}
 		case b.Forward != nil:
 			stmts(b.Forward.Body)
+		case b.Def != nil:
+			stmts(b.Def.Body)
 		}
 	}
+}
+
+// keywordHints say what to write instead of a keyword from another
+// language.
+var keywordHints = map[string]string{
+	"function": "a function is `def name(params) { ... return expr }`, at the top level",
+	"fn":       "a function is `def name(params) { ... return expr }`, at the top level",
+	"func":     "a function is `def name(params) { ... return expr }`, at the top level",
+	"fun":      "a function is `def name(params) { ... return expr }`, at the top level",
+	"define":   "a function is `def name(params) { ... return expr }`, at the top level",
+	"let":      "assign with `name = expr`: names need no declaration",
+	"var":      "assign with `name = expr`: names need no declaration",
+	"val":      "assign with `name = expr`: names need no declaration",
+	"const":    "assign with `name = expr`: names need no declaration",
+	"while":    "loops are `for i in a..b { ... }`, unrolled at compile time",
+	"loop":     "loops are `for i in a..b { ... }`, unrolled at compile time",
+	"repeat":   "loops are `for i in a..b { ... }`, unrolled at compile time",
+	"elif":     "write `else if`",
+	"elsif":    "write `else if`",
+	"elseif":   "write `else if`",
+	"import":   "an .arch file is self-contained: it imports nothing",
+	"include":  "an .arch file is self-contained: it includes nothing",
+}
+
+// assignRest matches the rest of `let x = e` after the word: `x = e`.
+var assignRest = regexp.MustCompile(`^\s*[A-Za-z_][A-Za-z_0-9]*\s*=[^=]`)
+
+var (
+	topKeywords  = []string{"model", "config", "weights", "forward", "def"}
+	stmtKeywords = []string{"for", "if", "else", "return"}
+)
+
+// unknownKeyword recognises a word used as a keyword: a name where a block
+// must start (at the top level), or a name followed by another name at the
+// start of a statement (`let x = ...`, `while c {`). It returns the
+// diagnostic and the text with the construct blanked: the whole block
+// when the line opens one, otherwise the word alone (so `let x = e` still
+// binds x and later uses do not report).
+func unknownKeyword(file string, text []byte, err error) (diag.Diagnostic, []byte, bool) {
+	var ut *participle.UnexpectedTokenError
+	if !errors.As(err, &ut) || ut.Unexpected.EOF() || ut.Unexpected.Type != tokIdent {
+		return diag.Diagnostic{}, nil, false
+	}
+	tok := ut.Unexpected
+	off := tok.Pos.Offset
+	if off > len(text) {
+		return diag.Diagnostic{}, nil, false
+	}
+	lineStart := bytes.LastIndexByte(text[:off], '\n') + 1
+	depth, block := braceDepth(text[:lineStart])
+	before := strings.TrimSpace(string(text[lineStart:off]))
+	var word string
+	var wordOff int
+	valid := stmtKeywords
+	switch {
+	case depth == 0 && before == "":
+		word, wordOff, valid = tok.Value, off, topKeywords
+	case depth > 0 && (block == "forward" || block == "def") && isIdent(before),
+		depth > 0 && keywordHints[before] != "":
+		word, wordOff = before, lineStart+bytes.Index(text[lineStart:off], []byte(before))
+	default:
+		return diag.Diagnostic{}, nil, false
+	}
+	for _, k := range append(topKeywords, stmtKeywords...) {
+		if word == k {
+			return diag.Diagnostic{}, nil, false
+		}
+	}
+	pos := toPos(tok.Pos)
+	pos.File = file
+	pos.Col -= off - wordOff
+	pos.Offset = wordOff
+	end := pos
+	end.Col += len(word)
+	end.Offset += len(word)
+	hint := keywordHints[word]
+	if block == "config" && strings.HasPrefix(hint, "assign") {
+		hint = "a parameter is `name: type = default from \"key\"`, a derived value `name = expr`"
+	}
+	if hint == "" {
+		hint = diag.DidYouMean(word, valid)
+	}
+	if hint == "" {
+		hint = "the keywords here are " + strings.Join(valid, ", ")
+	}
+	d := diag.Diagnostic{Pos: pos, End: end, Message: fmt.Sprintf("unknown keyword '%s'", word), Hint: hint}
+
+	out := append([]byte(nil), text...)
+	lineEnd := bytes.IndexByte(out[lineStart:], '\n')
+	if lineEnd < 0 {
+		lineEnd = len(out)
+	} else {
+		lineEnd += lineStart
+	}
+	from, to := wordOff, wordOff+len(word)
+	if open := bytes.IndexByte(out[lineStart:lineEnd], '{'); open >= 0 {
+		// Skip the block: from the word to its closing brace.
+		from, to = wordOff, matchingBrace(out, lineStart+open)
+	} else if depth == 0 || !assignRest.Match(out[wordOff+len(word):lineEnd]) {
+		// Keep the rest of the line only when it is an assignment.
+		from, to = lineStart, lineEnd
+	}
+	for i := from; i < to && i < len(out); i++ {
+		if out[i] != '\n' {
+			out[i] = ' '
+		}
+	}
+	return d, out, true
+}
+
+func isIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if !(r == '_' || unicode.IsLetter(r) || (i > 0 && unicode.IsDigit(r))) {
+			return false
+		}
+	}
+	return true
+}
+
+// braceDepth counts the braces open at the end of text, outside strings
+// and comments, and names the top-level block they are in by its first
+// word ("forward", "def", "config", ...).
+func braceDepth(text []byte) (int, string) {
+	depth, block := 0, ""
+	inString, inComment := false, false
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case inComment:
+			inComment = c != '\n'
+		case inString:
+			if c == '\\' {
+				i++
+			} else if c == '"' || c == '\n' {
+				inString = false
+			}
+		case c == '#':
+			inComment = true
+		case c == '"':
+			inString = true
+		case c == '{':
+			if depth == 0 {
+				start := bytes.LastIndexByte(text[:i], '\n') + 1
+				block = strings.TrimSpace(string(text[start:i]))
+				if f := strings.FieldsFunc(block, func(r rune) bool { return !isIdent(string(r)) }); len(f) > 0 {
+					block = f[0]
+				}
+			}
+			depth++
+		case c == '}':
+			depth--
+		}
+	}
+	return depth, block
+}
+
+// matchingBrace returns the offset just past the brace that closes the one
+// at open, or the end of the text.
+func matchingBrace(text []byte, open int) int {
+	depth := 0
+	for i := open; i < len(text); i++ {
+		switch text[i] {
+		case '{':
+			depth++
+		case '}':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return len(text)
+}
+
+// unquoteString is participle.Unquote's mapping, with the same result and
+// error, built in linear time.
+func unquoteString(t lexer.Token) (lexer.Token, error) {
+	s := t.Value
+	quote := s[0]
+	s = s[1 : len(s)-1]
+	var b strings.Builder
+	b.Grow(len(s))
+	for s != "" {
+		value, _, tail, err := strconv.UnquoteChar(s, quote)
+		if err != nil {
+			return t, participle.Errorf(t.Pos, "invalid quoted string %q: %s", t.Value, err.Error())
+		}
+		s = tail
+		b.WriteString(string(value))
+	}
+	t.Value = b.String()
+	return t, nil
 }

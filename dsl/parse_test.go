@@ -3,6 +3,8 @@ package dsl
 import (
 	"strings"
 	"testing"
+
+	"github.com/minerva-ml/minerva/dsl/budget"
 )
 
 func TestTreePrecedence(t *testing.T) {
@@ -77,5 +79,27 @@ func TestSyntaxErrorsAreAllReported(t *testing.T) {
 	}
 	if strings.Count(msg, "unexpected") != 2 {
 		t.Errorf("expected exactly two errors (no cascade), got:\n%s", msg)
+	}
+}
+
+// Strings unquote as participle.Unquote did (Go's escapes, by rune), in
+// linear time: a 2 MB literal (past the file limit, so parsed with a
+// larger one) took minutes.
+func TestUnquote(t *testing.T) {
+	src := "model \"m\"\nconfig {\n  a = \"x\\ty\\\"\\u00e9\\xff\\\\\"\n  b = \"" + strings.Repeat("A", 2<<20) + "\"\n}\n"
+	f, err := ParseWithin("t.arch", src, budget.Limits{SourceBytes: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := f.Blocks[0].Config.Items
+	if got := *items[0].Derived.Value.First.Operand.Primary.String; got != "x\ty\"\u00e9\u00ff\\" {
+		t.Fatalf("got %q", got)
+	}
+	if got := *items[1].Derived.Value.First.Operand.Primary.String; len(got) != 2<<20 {
+		t.Fatalf("got %d bytes", len(got))
+	}
+	_, err = Parse("t.arch", "model \"m\"\nconfig {\n  a = \"\\q\"\n}\n")
+	if err == nil || !strings.Contains(err.Error(), `invalid quoted string "\"\\q\"": invalid syntax`) {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -94,7 +94,7 @@ type Comprehension struct {
 // precedence of binary operators; higher binds tighter.
 var precedence = map[string]int{
 	"or": 1, "and": 2,
-	"==": 3, "!=": 3, "<": 3, "<=": 3, ">": 3, ">=": 3,
+	"==": 3, "!=": 3, "in": 3, "notin": 3, "<": 3, "<=": 3, ">": 3, ">=": 3,
 	"+": 4, "-": 4,
 	"*": 5, "/": 5, "%": 5,
 }

@@ -1,6 +1,6 @@
 // Package models holds the architectures that ship with Minerva and the
 // default model, all embedded in the binaries: gpt-oss.arch, llama.arch,
-// and the small trained gpt-oss "fortune" checkpoint (about 9 MB) that
+// qwen3.arch, qwen3-moe.arch, gemma3.arch, phi3.arch, mistral.arch, and the small trained gpt-oss "fortune" checkpoint (about 9 MB) that
 // `minerva run` uses when no model is given.
 package models
 
@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-//go:embed gpt-oss.arch llama.arch fortune/config.json fortune/tokenizer.json
+//go:embed gpt-oss.arch llama.arch qwen3.arch qwen3-moe.arch gemma3.arch phi3.arch mistral.arch fortune/config.json fortune/tokenizer.json
 var files embed.FS
 
 // fortuneCheckpoint is the default model's weights. It is a []byte
@@ -31,7 +31,9 @@ type Arch struct {
 	HF []string
 }
 
-var archs = []struct{ file string }{{"gpt-oss.arch"}, {"llama.arch"}}
+var archs = []struct{ file string }{
+	{"gpt-oss.arch"}, {"llama.arch"}, {"qwen3.arch"}, {"qwen3-moe.arch"}, {"gemma3.arch"}, {"phi3.arch"}, {"mistral.arch"},
+}
 
 // Archs returns the shipped architectures.
 func Archs() []Arch {

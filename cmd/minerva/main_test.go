@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -121,5 +122,47 @@ func TestCommandErrors(t *testing.T) {
 		if code == 0 || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want a failure mentioning %q", c.args, code, stderr, c.want)
 		}
+	}
+}
+
+// TestLogitsSet: --set reaches the compiled .arch, and a list value with
+// commas is one value (the flag is not split on commas): every layer of
+// tiny-random made full attention changes the logits of a prompt longer
+// than its window, and an artifact refuses --set.
+func TestLogitsSet(t *testing.T) {
+	ids := make([]string, 12)
+	for i := range ids {
+		ids[i] = itoa(i*37%500 + 1)
+	}
+	logits := func(extra ...string) []float32 {
+		out := filepath.Join(t.TempDir(), "logits.safetensors")
+		args := append([]string{"logits", "../../models/gpt-oss.arch", "--model", "../../testdata/gpt-oss/tiny-random",
+			"--ids", strings.Join(ids, ","), "--out", out, "--kv", "f32", "--backend", "cpu"}, extra...)
+		code, _, stderr := runCLI(t, "", args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", extra, code, stderr)
+		}
+		got, err := weights.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer got.Close()
+		lt, _ := got.Tensor("logits")
+		g := make([]float32, lt.NumElements())
+		weights.F32FromBytes(g, lt.Data)
+		return g
+	}
+	base := logits()
+	full := logits("--set", `layer_types=["full_attention", "full_attention", "full_attention", "full_attention"]`)
+	same := logits("--set", `layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"]`)
+	if fmt.Sprint(base) != fmt.Sprint(same) {
+		t.Fatal("--set of the config's own layer_types changed the logits")
+	}
+	if fmt.Sprint(base) == fmt.Sprint(full) {
+		t.Fatal("--set layer_types=[all full attention] did not change the logits")
+	}
+	code, _, stderr := runCLI(t, "", "logits", "../../examples/fortune/artifact", "--ids", "1,2", "--out", filepath.Join(t.TempDir(), "l.safetensors"), "--set", "layers=2")
+	if code == 0 || !strings.Contains(stderr, "is already compiled: recompile it with minervac compile --set") {
+		t.Fatalf("--set with an artifact: exit %d: %s", code, stderr)
 	}
 }

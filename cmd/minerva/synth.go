@@ -15,10 +15,10 @@ import (
 
 // SynthCmd is `minerva synth`.
 type SynthCmd struct {
-	Arch      string   `arg:"" help:"An .arch file, or the name of a shipped architecture (gpt-oss, llama)." name:"ARCH"`
+	Arch      string   `arg:"" help:"An .arch file, or the name of a shipped architecture (gpt-oss, llama, qwen3, qwen3-moe, gemma3, phi3, mistral)." name:"ARCH"`
 	Out       string   `required:"" help:"Directory to write the checkpoint and config.json to; it must not hold a checkpoint already." placeholder:"DIR"`
 	Config    string   `help:"A Hugging Face config.json (or a model directory holding one) that specialises the architecture; it is copied, with every parameter made explicit. Default: the architecture's defaults (gpt-oss: gpt-oss-20b)." placeholder:"FILE"`
-	Set       []string `help:"Override one config parameter (repeatable)." placeholder:"NAME=VALUE"`
+	Set       []string `help:"Override one config parameter (repeatable; lists as JSON)." placeholder:"NAME=VALUE" sep:"none"`
 	Seed      uint64   `help:"Seed of the random values: the same seed gives the same files." default:"1"`
 	ShardSize int64    `help:"Largest shard in bytes; a larger checkpoint is split into model-0000N-of-0000M.safetensors with an index." default:"5000000000" placeholder:"BYTES"`
 	Tokenizer string   `help:"A tokenizer.json to copy into the directory, so that 'minerva run' can read prompts." type:"existingfile" placeholder:"FILE"`

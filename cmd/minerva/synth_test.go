@@ -58,7 +58,7 @@ func TestSynthErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"synth", "gpt-neo", "--out", dir}, "gpt-neo is neither an .arch file nor a shipped architecture (gpt-oss, llama)"},
+		{[]string{"synth", "gpt-neo", "--out", dir}, "gpt-neo is neither an .arch file nor a shipped architecture (gpt-oss, llama, qwen3, qwen3-moe, gemma3, phi3, mistral)"},
 		{[]string{"synth", "gpt-oss", "--out", dir, "--set", "hiden=3"}, "the model has no parameter 'hiden'"},
 		{[]string{"synth", "gpt-oss", "--out", dir, "--tokenizer", "/nonexistent/tokenizer.json"}, "--tokenizer"},
 		{[]string{"synth", "gpt-oss"}, "missing flags: --out=DIR"},

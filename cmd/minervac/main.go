@@ -1,6 +1,6 @@
 // Command minervac compiles .arch model architectures.
 //
-//	minervac check FILE [--config F] [--set k=v]
+//	minervac check FILE [--config F] [--set k=v] [--model DIR]
 //	minervac compile FILE [-o DIR] [--dump ir|after:PASS] [--time-passes] [--verify]
 //	minervac passes
 //
@@ -14,6 +14,7 @@ import (
 	"go/token"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -21,13 +22,16 @@ import (
 	"github.com/minerva-ml/minerva/codegen/artifact"
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/stats"
+	"github.com/minerva-ml/minerva/compiler/wcheck"
+	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
 // SourceFlags select and specialise an architecture.
 type SourceFlags struct {
-	File   string   `arg:"" help:"The .arch file."`
-	Config string   `help:"A Hugging Face config.json (or a model directory holding one) that specialises the architecture." placeholder:"FILE"`
-	Set    []string `help:"Override one config parameter (repeatable)." placeholder:"NAME=VALUE"`
+	File   string `arg:"" help:"The .arch file."`
+	Config string `help:"A Hugging Face config.json (or a model directory holding one) that specialises the architecture." placeholder:"FILE"`
+	// sep:"none": list values hold commas (--set 'layer_types=["a", "b"]').
+	Set []string `help:"Override one config parameter (repeatable; lists as JSON)." placeholder:"NAME=VALUE" sep:"none"`
 }
 
 func (s SourceFlags) options() (compiler.Options, error) {
@@ -37,7 +41,7 @@ func (s SourceFlags) options() (compiler.Options, error) {
 // PlanFlags set the run-time shape the program is planned for.
 type PlanFlags struct {
 	Ctx   int    `help:"Context length: positions each full-attention layer's KV cache holds." default:"4096"`
-	KV    string `name:"kv" help:"KV-cache format: f16, q8 (int8, one scale per token and head), q4 (4-bit, groups of 32) or f32." default:"f16" enum:"f16,q8,q4,f32"`
+	KV    string `name:"kv" help:"KV-cache format and its typical relative error in the logits (docs/arch-language.md): f16 (about 4e-4), q8 (int8, one scale per token and head; about 1e-2), q4 (4-bit, groups of 32; about 1e-1) or f32 (exact)." default:"f16" enum:"f16,q8,q4,f32"`
 	Batch int    `help:"Most tokens one call processes (a prefill chunk)." default:"128"`
 }
 
@@ -52,15 +56,29 @@ func (p PlanFlags) Validate() error { return p.plan().Check() }
 // CheckCmd is `minervac check`.
 type CheckCmd struct {
 	SourceFlags
+	Model string `help:"A model directory (or .safetensors file): check every declared weight against its checkpoint's tensor headers (names, dtypes, shapes), and use its config.json unless --config is given." placeholder:"DIR"`
 }
 
 // Run checks a file and prints a one-line summary.
 func (c *CheckCmd) Run(env *Env) error {
 	stdout, stderr := env.Stdout, env.Stderr
 	_, _ = stdout, stderr
+	if c.Model != "" && c.Config == "" {
+		if _, err := os.Stat(filepath.Join(c.Model, "config.json")); err == nil {
+			c.Config = c.Model
+		}
+	}
 	opts, err := c.options()
 	if err != nil {
 		return err
+	}
+	if c.Model != "" {
+		ck, err := weights.Open(c.Model)
+		if err != nil {
+			return err
+		}
+		opts.Checkpoint = Headers(ck)
+		ck.Close()
 	}
 	// Up to legalize: the source is checked against every limit of the
 	// kernels, so that check says ok only when compile will succeed.
@@ -71,6 +89,18 @@ func (c *CheckCmd) Run(env *Env) error {
 	}
 	fmt.Fprintln(stdout, u.Summary())
 	return nil
+}
+
+// Headers lists a checkpoint's tensor headers for compiler.Options.Checkpoint.
+func Headers(ck *weights.Checkpoint) []wcheck.Header {
+	out := []wcheck.Header{}
+	for _, name := range ck.Names() {
+		t, _ := ck.Tensor(name)
+		if !t.Stacked {
+			out = append(out, wcheck.Header{Name: name, DType: t.DType.String(), Shape: t.Shape})
+		}
+	}
+	return out
 }
 
 // CompileCmd is `minervac compile`.

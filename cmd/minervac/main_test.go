@@ -49,3 +49,74 @@ func TestCheckReportsKernelLimits(t *testing.T) {
 		t.Fatalf("summary %q, want %q", stdout.String(), want)
 	}
 }
+
+// TestCheckAgainstCheckpoint: `check --model DIR` reads the checkpoint's
+// headers and reports a declaration that does not fit at the declaration,
+// once for all layers, with a did-you-mean over the checkpoint's names;
+// every shipped family passes against its fixture.
+func TestCheckAgainstCheckpoint(t *testing.T) {
+	for _, c := range []struct{ arch, model string }{
+		{"mistral", "../../testdata/families/mistral-tiny"},
+		{"qwen3-moe", "../../testdata/families/qwen3-moe-tiny"},
+		{"gemma3", "../../testdata/families/gemma3-tiny"},
+		{"phi3", "../../testdata/families/phi3-tiny"},
+		{"llama", "../../testdata/llama/llama-tiny"},
+		{"gpt-oss", "../../testdata/gpt-oss/tiny-random"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"check", "../../models/" + c.arch + ".arch", "--model", c.model}, &stdout, &stderr); code != 0 {
+			t.Errorf("%s against %s: exit %d: %s", c.arch, c.model, code, stderr.String())
+		}
+	}
+
+	// A misspelt name in a copy of mistral.arch.
+	src, err := os.ReadFile("../../models/mistral.arch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(src), "self_attn.k_proj.weight", "self_attn.k_prj.weight", 1)
+	arch := t.TempDir() + "/mistral.arch"
+	if err := os.WriteFile(arch, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"check", arch, "--model", "../../testdata/families/mistral-tiny"}, &stdout, &stderr)
+	line, text := 0, ""
+	for i, l := range strings.Split(bad, "\n") {
+		if strings.Contains(l, "k_prj") {
+			line, text = i+1, l
+		}
+	}
+	want := fmt.Sprintf(`%s:%d:5: weight k_proj: the checkpoint has no tensor "model.layers.{i}.self_attn.k_prj.weight" (in all 3 layers)
+    %s
+        ^^^^^^
+  hint: did you mean "model.layers.{i}.self_attn.k_proj.weight"?
+`, arch, line, text)
+	if code != 1 || stderr.String() != want {
+		t.Fatalf("exit %d\nstderr:\n%s\nwant:\n%s", code, stderr.String(), want)
+	}
+}
+
+// TestDumpConfigProvenance: --dump config tells a value config.json gave,
+// the declared default, and an `or EXPR` fallback (which may differ from
+// the default: llama.arch's rope_factor defaults to 8 but falls back to 1
+// for a config.json without RoPE scaling) apart, and names the keys that
+// were missing.
+func TestDumpConfigProvenance(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"compile", "../../models/llama.arch", "--config", "../../testdata/families/mistral-tiny", "--dump", "config", "--set", "layers=2"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{
+		"hidden: int = 64  # config.json hidden_size\n",
+		"layers: int = 2  # --set\n",
+		"attention_bias: bool = false  # default: config.json has no attention_bias\n",
+		"rope_factor: float = 1.0  # fallback: config.json has no rope_scaling.factor, rope_parameters.factor\n",
+		"q_dim = 64  # derived\n",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("--dump config lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}

@@ -279,6 +279,19 @@ func GoPackage(m *Manifest, pkg string) ([]byte, error) {
 	for _, t := range m.Weights {
 		gm.Tensors = append(gm.Tensors, gocode.Tensor{Name: t.Name, DType: t.DType, Shape: t.Shape})
 	}
+	// Weights stored one tensor per expert are bound as the tensor the
+	// package assembles from their parts.
+	for _, w := range f.Weights {
+		st, ok := w.Stacked()
+		if !ok {
+			continue
+		}
+		t := gocode.Tensor{Name: w.Checkpoint, DType: w.DType.String(), Shape: []int64(w.Shape)}
+		for j := int64(0); j < st.Hi-st.Lo; j++ {
+			t.Parts = append(t.Parts, st.Part(j))
+		}
+		gm.Tensors = append(gm.Tensors, t)
+	}
 	return gocode.Generate(gm)
 }
 

@@ -46,6 +46,9 @@ type Tensor struct {
 	Name  string
 	DType string
 	Shape []int64
+	// Parts, when set, are the checkpoint tensors stacked into this one
+	// (one per expert); BindWeights assembles it (weights.Checkpoint.Stack).
+	Parts []string
 }
 
 // Generate writes the package's source.
@@ -84,7 +87,19 @@ func Generate(m *Model) ([]byte, error) {
 	f.Comment("Weights binds every checkpoint tensor the model reads.")
 	f.Type().Id("Weights").Struct(wfields...)
 
-	var binds []jen.Code
+	var stacks, binds []jen.Code
+	for _, t := range m.Tensors {
+		if len(t.Parts) == 0 {
+			continue
+		}
+		var parts []jen.Code
+		for _, p := range t.Parts {
+			parts = append(parts, jen.Lit(p))
+		}
+		stacks = append(stacks, jen.If(jen.Err().Op(":=").Id("ck").Dot("Stack").Call(jen.Lit(t.Name), jen.Index().String().Values(parts...)), jen.Err().Op("!=").Nil()).Block(
+			jen.Return(jen.Nil(), jen.Err()),
+		))
+	}
 	for i, t := range m.Tensors {
 		binds = append(binds, jen.If(jen.List(jen.Id("w").Dot(fields[i]), jen.Id("ok")).Op("=").Id("all").Index(jen.Lit(t.Name)), jen.Op("!").Id("ok")).Block(
 			jen.Return(jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit("the checkpoint has no "+t.Name+": validate it against the manifest first"))),
@@ -92,12 +107,12 @@ func Generate(m *Model) ([]byte, error) {
 	}
 	f.Comment("BindWeights binds a validated checkpoint's tensors, without copying them.")
 	f.Func().Id("BindWeights").Params(jen.Id("dev").Qual(gpuPkg, "Device"), jen.Id("ck").Op("*").Qual(weightsPkg, "Checkpoint")).Params(jen.Op("*").Id("Weights"), jen.Error()).Block(
-		append([]jen.Code{
+		append(append(stacks,
 			jen.List(jen.Id("all"), jen.Id("_"), jen.Id("err")).Op(":=").Qual(gpuPkg, "Tensors").Call(jen.Id("dev"), jen.Id("ck")),
 			jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
 			jen.Id("w").Op(":=").Op("&").Id("Weights").Values(),
 			jen.Var().Id("ok").Bool(),
-		}, append(binds, jen.Return(jen.Id("w"), jen.Nil()))...)...,
+		), append(binds, jen.Return(jen.Id("w"), jen.Nil()))...)...,
 	)
 
 	f.Comment("Model is the compiled model on a device.")

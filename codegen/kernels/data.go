@@ -211,4 +211,6 @@ type ElementwiseData struct {
 	BLoad     string
 	// affine and the activations
 	Expr string
+	// narrow: the input's features per token and the first one copied
+	InN, Start int
 }

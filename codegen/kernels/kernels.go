@@ -207,7 +207,7 @@ func (b *builder) optionalWeight(name string, w *ir.Weight) {
 }
 
 func (b *builder) weight(name string, w *ir.Weight) {
-	ts := w.Tensors()
+	ts := w.Bound()
 	switch w.DType {
 	case ir.MXFP4:
 		b.add(name+"_blocks", "device const uchar*", Binding{Kind: BindWeight, Tensor: ts[0].Name})

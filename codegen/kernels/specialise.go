@@ -12,6 +12,12 @@ const (
 	sgPerTG   = 4
 	rowsPerSG = 2
 	tgThreads = 32 * sgPerTG
+	// wideSG SIMD-groups serve kernels whose grid is one threadgroup per
+	// token (or per head of a token): the norms, the router and the q/k/v
+	// projections. In decode such a dispatch has few threadgroups, and
+	// more SIMD-groups in each is the only parallelism there is.
+	wideSG      = 32
+	wideThreads = 32 * wideSG
 	// A tiled threadgroup covers 8 tokens x 32 outputs.
 	tileTokens = 8
 	tileOut    = 8 * sgPerTG
@@ -58,6 +64,7 @@ var specialisers = map[ir.OpKind]func(*builder) ([]spec, error){
 	ir.OpAdd: specElementwise, ir.OpSub: specElementwise, ir.OpMul: specElementwise, ir.OpDiv: specElementwise,
 	ir.OpSiLU: specElementwise, ir.OpGELU: specElementwise, ir.OpGELUTanh: specElementwise, ir.OpSigmoid: specElementwise,
 	ir.OpTanh: specElementwise, ir.OpReLU: specElementwise, ir.OpExp: specElementwise,
+	ir.OpNarrow: specElementwise,
 }
 
 // Supported reports whether an op kind has a Metal template.
@@ -182,7 +189,7 @@ func specGLU(b *builder) ([]spec, error) {
 	decode := data
 	decode.RowsPerSG = rowsPerSG
 	return []spec{
-		{variant: Decode, template: string(ir.OpGLU), desc: desc, threads: threads(tgThreads), tgmem: []int{16}, grid: rowsGrid(out, sgPerTG*rowsPerSG), data: &decode},
+		{variant: Decode, template: string(ir.OpGLU), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 16}, grid: rowsGrid(out, sgPerTG*rowsPerSG), data: &decode},
 		{variant: Prefill, template: string(ir.OpGLU), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * (tileTokens*8 + 2*sgPerTG*64 + 2*tileTokens*tileOut)}, grid: tiledGrid(out), data: &data},
 	}, nil
 }
@@ -230,7 +237,7 @@ func specNorm(b *builder) ([]spec, error) {
 	}
 	data.WLoad = weightInfo(w).Load
 	desc := fmt.Sprintf("%s_%d", w.DType, data.N)
-	return []spec{{variant: Any, template: "norm", desc: desc, threads: threads(tgThreads), tgmem: []int{4 * sgPerTG}, grid: tokensGrid(), data: data}}, nil
+	return []spec{{variant: Any, template: "norm", desc: desc, threads: threads(wideThreads), tgmem: []int{4 * wideSG}, grid: tokensGrid(), data: data}}, nil
 }
 
 // kvData describes a layer's cache for the kvcache templates.
@@ -285,7 +292,7 @@ func specQKV(b *builder) ([]spec, error) {
 	data.KRow, data.VRow = int(b.ctx.KV.Format.RowBytes(l.HeadDim)), int(b.ctx.KV.Format.RowBytes(l.VDim))
 	desc := fmt.Sprintf("%s_h%d_q%d_kv%d_%s", wq.DType, wq.Shape[1], qh, l.KVHeads, b.ctx.KV.Format)
 	grid := Grid{{Const: qh + 2*int(l.KVHeads)}, {PerTile: 1, Tile: 1}, {Const: 1}}
-	return []spec{{variant: Any, template: "qkv", desc: desc, threads: threads(tgThreads), tgmem: []int{4 * (8 + 512)}, grid: grid, data: data}}, nil
+	return []spec{{variant: Any, template: "qkv", desc: desc, threads: threads(wideThreads), tgmem: []int{4 * (wideSG + 512)}, grid: grid, data: data}}, nil
 }
 
 func specAttend(b *builder) ([]spec, error) {
@@ -317,9 +324,13 @@ func specAttend(b *builder) ([]spec, error) {
 	if sinks != nil {
 		desc += "_sinks"
 	}
-	tgmem := 4 * (d + sgPerTG*(vd+2))
+	// One threadgroup per (head, token) is few threadgroups in decode, so
+	// attention takes 8 SIMD-groups; each lane keeps the query and a
+	// head's accumulator in registers, which bounds the threadgroup.
+	const attendSG = 8
+	tgmem := 4 * (d + attendSG*(vd+2))
 	grid := Grid{{Const: int(a.Int("heads"))}, {PerTile: 1, Tile: 1}, {Const: 1}}
-	return []spec{{variant: Any, template: string(ir.OpAttend), desc: desc, threads: threads(tgThreads), tgmem: []int{tgmem}, grid: grid, data: data}}, nil
+	return []spec{{variant: Any, template: string(ir.OpAttend), desc: desc, threads: threads(32 * attendSG), tgmem: []int{tgmem}, grid: grid, data: data}}, nil
 }
 
 func specRouter(b *builder) ([]spec, error) {
@@ -334,7 +345,7 @@ func specRouter(b *builder) ([]spec, error) {
 	data := &RouterData{In: int(w.Shape[1]), E: int(w.Shape[0]), K: int(top.Attrs.Int("k")),
 		Load: weightInfo(w).Load, Bias: bias != nil, BiasLoad: loadOf(bias)}
 	desc := fmt.Sprintf("%s_e%d_k%d", w.DType, w.Shape[0], top.Attrs.Int("k"))
-	return []spec{{variant: Any, template: string(ir.OpRouter), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * int(w.Shape[0])}, grid: tokensGrid(), data: data}}, nil
+	return []spec{{variant: Any, template: string(ir.OpRouter), desc: desc, threads: threads(wideThreads), tgmem: []int{4 * max(int(w.Shape[0]), wideSG)}, grid: tokensGrid(), data: data}}, nil
 }
 
 // specExpertUp covers expert_linear and moe_gate_up (expert_linear +
@@ -366,7 +377,7 @@ func specExpertUp(b *builder) ([]spec, error) {
 	}
 	desc := fmt.Sprintf("%s_e%d_%dx%d_k%d", w.DType, w.Shape[0], w.Shape[1], w.Shape[2], k)
 	grid := Grid{{Const: (data.OutW + sgPerTG*rowsPerSG - 1) / (sgPerTG * rowsPerSG)}, {PerTile: k, Tile: 1}, {Const: 1}}
-	return []spec{{variant: Any, template: "expert_up", desc: desc, threads: threads(tgThreads), tgmem: []int{16}, grid: grid, data: data}}, nil
+	return []spec{{variant: Any, template: "expert_up", desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 16}, grid: grid, data: data}}, nil
 }
 
 // specExpertDown covers moe_down (expert_linear + mix + residual add).
@@ -384,7 +395,7 @@ func specExpertDown(b *builder) ([]spec, error) {
 	data := &ExpertDownData{Weight: weightInfo(w), In: int(w.Shape[2]), Rows: int(w.Shape[1]), K: k,
 		Bias: bias != nil, BiasLoad: loadOf(bias), RowsPerSG: rowsPerSG}
 	desc := fmt.Sprintf("%s_e%d_%dx%d_k%d", w.DType, w.Shape[0], w.Shape[1], w.Shape[2], k)
-	return []spec{{variant: Any, template: "expert_down", desc: desc, threads: threads(tgThreads), tgmem: []int{16}, grid: rowsGrid(int(w.Shape[1]), sgPerTG*rowsPerSG), data: data}}, nil
+	return []spec{{variant: Any, template: "expert_down", desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 16}, grid: rowsGrid(int(w.Shape[1]), sgPerTG*rowsPerSG), data: data}}, nil
 }
 
 func specRope(b *builder) ([]spec, error) {
@@ -480,6 +491,10 @@ func specElementwise(b *builder) ([]spec, error) {
 		} else {
 			b.value("b", op.Args[1].V, false)
 		}
+	case ir.OpNarrow:
+		b.value("x", op.Args[0].V, false)
+		data.InN, data.Start = int(op.Args[0].V.Type.Shape.RowElems()), int(op.Attrs.Int("start"))
+		desc = fmt.Sprintf("from%d_of%d", data.Start, data.InN)
 	case ir.OpAffine:
 		b.value("x", op.Args[0].V, false)
 		data.Expr = fmt.Sprintf("v * %sf + %sf", hexFloat(float32(op.Attrs.Float("mul"))), hexFloat(float32(op.Attrs.Float("add"))))

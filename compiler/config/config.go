@@ -17,6 +17,7 @@ import (
 
 	"github.com/minerva-ml/minerva/compiler/eval"
 	"github.com/minerva-ml/minerva/dsl"
+	"github.com/minerva-ml/minerva/dsl/budget"
 	"github.com/minerva-ml/minerva/dsl/diag"
 )
 
@@ -25,9 +26,12 @@ type Source string
 
 const (
 	FromDefault Source = "default"
-	FromJSON    Source = "config.json"
-	FromSet     Source = "--set"
-	Derived     Source = "derived"
+	// FromFallback is an `or EXPR` value: config.json has none of the
+	// parameter's keys, and the fallback differs from the default.
+	FromFallback Source = "fallback"
+	FromJSON     Source = "config.json"
+	FromSet      Source = "--set"
+	Derived      Source = "derived"
 )
 
 // Entry is one named value.
@@ -38,12 +42,18 @@ type Entry struct {
 	Source Source
 	// Key is the config.json key the value was read from.
 	Key string
+	// Missing lists the keys config.json lacked when the value is a
+	// default or a fallback because of it.
+	Missing []string
 }
 
 // Config is the evaluated configuration, in declaration order.
 type Config struct {
 	Entries []Entry
-	index   map[string]int
+	// Budget is what compile-time evaluation may still spend; lowering
+	// evaluates the weights and the forward pass from the same budget.
+	Budget *budget.Budget
+	index  map[string]int
 }
 
 // Lookup implements eval.Scope.
@@ -156,6 +166,8 @@ type Options struct {
 	JSON *JSON
 	// Sets are `name=value` overrides, applied last.
 	Sets []string
+	// Budget bounds evaluation; nil means a budget of the default limits.
+	Budget *budget.Budget
 }
 
 // Evaluate computes the configuration of a file. Problems go to diags;
@@ -164,8 +176,12 @@ func Evaluate(f *dsl.File, opts Options, diags *diag.List) *Config {
 	if opts.JSON != nil {
 		diags.AddSource(opts.JSON.Path, opts.JSON.Text)
 	}
-	cfg := &Config{}
+	cfg := &Config{Budget: opts.Budget}
+	if cfg.Budget == nil {
+		cfg.Budget = budget.New(budget.Limits{})
+	}
 	ev := eval.New(diags, cfg)
+	ev.Budget = cfg.Budget
 	sets := parseSets(opts.Sets, diags)
 	declared := map[string]dsl.Node{}
 	var blocks []*dsl.ConfigBlock
@@ -303,8 +319,10 @@ func evalParam(file string, p *dsl.ParamDecl, cfg *Config, ev *eval.Evaluator, j
 		switch {
 		case p.From.OrDefault:
 			raw, entry.Source = evalDefault(file, p, ev, typ)
+			entry.Missing = p.From.Keys
 		case p.From.Or != nil:
-			raw, entry.Source = checkType(ev, p.From.Or.Tree(file), typ, p.Name), FromDefault
+			raw, entry.Source = checkType(ev, p.From.Or.Tree(file), typ, p.Name), FromFallback
+			entry.Missing = p.From.Keys
 		default:
 			keys := `"` + strings.Join(p.From.Keys, `" or "`) + `"`
 			fp := dsl.PosOf(file, p.From.Pos)
@@ -340,6 +358,12 @@ func checkAccept(file string, p *dsl.ParamDecl, typ string, v any, entry Entry, 
 	vals, isList := v.([]any)
 	if !isList {
 		vals = []any{v}
+	}
+	// Each value is compared with each accepted one: both lists can be
+	// long, so the comparisons are charged to the evaluation budget.
+	n := int64(len(vals)) * int64(max(len(accept.values), 1))
+	if !ev.Spent(p.Accept.From.Tree(file), ev.Budget.Steps(n), "checking %d values against %d accepted ones", len(vals), len(accept.values)) {
+		return eval.Poison{}
 	}
 	for i, x := range vals {
 		if accept.ok(x) {
@@ -380,7 +404,11 @@ func isJSONList(v any) bool {
 type acceptSet struct {
 	values []any   // `in [a, b]`
 	lo, hi float64 // `in lo..hi`, when values is nil
-	desc   string  // what is accepted, for messages
+	// ints holds an integer range exactly: float64 cannot tell large
+	// ints apart.
+	ints     bool
+	ilo, ihi int64
+	desc     string // what is accepted, for messages
 }
 
 func (a acceptSet) ok(v any) bool {
@@ -391,6 +419,9 @@ func (a acceptSet) ok(v any) bool {
 			}
 		}
 		return false
+	}
+	if i, isInt := v.(int64); isInt && a.ints {
+		return a.ilo <= i && i < a.ihi
 	}
 	f, ok := eval.Number(v)
 	return ok && a.lo <= f && f < a.hi
@@ -444,7 +475,12 @@ func evalAccept(file string, p *dsl.ParamDecl, typ string, ev *eval.Evaluator) (
 	li, lInt := lo.(int64)
 	hiI, hInt := hi.(int64)
 	if elem == "int" && lInt && hInt {
-		a.desc = fmt.Sprintf("an integer from %d to %d", li, hiI-1)
+		a.ints, a.ilo, a.ihi = true, li, hiI
+		if hiI > li {
+			a.desc = fmt.Sprintf("an integer from %d to %d", li, hiI-1)
+		} else {
+			a.desc = fmt.Sprintf("no integer (the range %d..%d is empty)", li, hiI)
+		}
 	} else {
 		a.desc = fmt.Sprintf("a number from %s up to (not including) %s", eval.Format(lo), eval.Format(hi))
 	}

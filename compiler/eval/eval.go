@@ -8,15 +8,22 @@
 // hook returns. An expression that fails reports one diagnostic and
 // evaluates to Poison, which every later operation passes through silently,
 // so one mistake gives one message.
+//
+// Integer arithmetic is checked: a result that does not fit in 64 bits is
+// an error, never a wrapped value; so is a float result that overflows.
+// Every evaluation spends from a budget.Budget (steps, list elements,
+// string bytes), so no expression can run away with time or memory.
 package eval
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sort"
 	"strings"
 
 	"github.com/minerva-ml/minerva/dsl"
+	"github.com/minerva-ml/minerva/dsl/budget"
 	"github.com/minerva-ml/minerva/dsl/diag"
 )
 
@@ -85,6 +92,10 @@ type Evaluator struct {
 	Diags *diag.List
 	Scope Scope
 	Hooks Hooks
+	// Budget is what evaluation may still spend. New gives each evaluator
+	// a budget of the default limits; a compilation shares one budget
+	// between its evaluators.
+	Budget *budget.Budget
 	// reported holds positions that already have a diagnostic: a mistake
 	// inside a loop body is evaluated once per iteration but reported once.
 	reported map[diag.Pos]bool
@@ -92,7 +103,48 @@ type Evaluator struct {
 
 // New creates an evaluator.
 func New(d *diag.List, s Scope) *Evaluator {
-	return &Evaluator{Diags: d, Scope: s, reported: map[diag.Pos]bool{}}
+	return &Evaluator{Diags: d, Scope: s, Budget: budget.New(budget.Limits{}), reported: map[diag.Pos]bool{}}
+}
+
+// Spent reports a failed budget charge at n and returns false; it
+// returns true when err is nil. After the first failure the budget fails
+// every charge, and those later failures are not reported again.
+func (e *Evaluator) Spent(n dsl.Node, err error, format string, args ...any) bool {
+	if err == nil {
+		return true
+	}
+	var le *budget.LimitError
+	if errors.As(err, &le) {
+		e.Errorf(n, budget.Hint, "%s, %v", fmt.Sprintf(format, args...), le)
+	}
+	return false
+}
+
+// SpentAt is Spent for a span that is not a node.
+func (e *Evaluator) SpentAt(p, end diag.Pos, err error, format string, args ...any) bool {
+	if err == nil {
+		return true
+	}
+	var le *budget.LimitError
+	if errors.As(err, &le) {
+		e.ErrorAt(p, end, budget.Hint, "%s, %v", fmt.Sprintf(format, args...), le)
+	}
+	return false
+}
+
+// Suggest is diag.DidYouMean for a diagnostic at p, computed only when
+// that diagnostic will be reported and charged to the budget (a step per
+// candidate): thousands of misspelt names among thousands of declared
+// ones must not take quadratic time.
+func (e *Evaluator) Suggest(p diag.Pos, name string, candidates func() []string) string {
+	if e.reported[p] || e.Diags.Full() {
+		return ""
+	}
+	c := candidates()
+	if e.Budget.Steps(int64(len(c))) != nil {
+		return ""
+	}
+	return diag.DidYouMean(name, c)
 }
 
 // Errorf reports a diagnostic spanning n (once per position) and returns Poison.
@@ -118,13 +170,25 @@ var Builtins = []string{"len", "min", "max", "int", "float", "sqrt"}
 
 // Eval evaluates a node.
 func (e *Evaluator) Eval(n dsl.Node) any {
+	if e.Budget == nil {
+		e.Budget = budget.New(budget.Limits{})
+	}
+	if !e.Spent(n, e.Budget.Steps(1), "compile-time evaluation goes on here") {
+		return Poison{}
+	}
+	// With the diagnostic list full, more evaluation finds nothing that
+	// will be reported.
+	if e.Diags.Full() {
+		return Poison{}
+	}
 	switch n := n.(type) {
 	case *dsl.Lit:
 		return n.Value
 	case *dsl.Name:
 		v, ok := e.Scope.Lookup(n.Name)
 		if !ok {
-			return e.Errorf(n, diag.DidYouMean(n.Name, e.Scope.Names()), "unknown name '%s'", n.Name)
+			p, _ := n.Span()
+			return e.Errorf(n, e.Suggest(p, n.Name, e.Scope.Names), "unknown name '%s'", n.Name)
 		}
 		return v
 	case *dsl.UnaryOp:
@@ -145,6 +209,9 @@ func (e *Evaluator) Eval(n dsl.Node) any {
 		}
 		return e.Eval(n.Else)
 	case *dsl.List:
+		if !e.Spent(n, e.Budget.Elements(int64(len(n.Elems))), "this list has %d elements", len(n.Elems)) {
+			return Poison{}
+		}
 		out := make([]any, 0, len(n.Elems))
 		for _, x := range n.Elems {
 			v := e.Eval(x)
@@ -200,14 +267,16 @@ func (e *Evaluator) comprehension(n *dsl.Comprehension) any {
 	if !ok1 || !ok2 {
 		return Poison{}
 	}
-	if to-from > 1<<20 {
-		return e.Errorf(n, "", "the range %d..%d is too long", from, to)
+	count := RangeLen(from, to)
+	if !e.Spent(n, e.Budget.Steps(int64(count)), "the range %d..%d has %d iterations", from, to, count) ||
+		!e.Spent(n, e.Budget.Elements(int64(count)), "the range %d..%d makes %d elements", from, to, count) {
+		return Poison{}
 	}
 	saved := e.Scope
 	defer func() { e.Scope = saved }()
-	out := []any{}
-	for i := from; i < to; i++ {
-		e.Scope = &MapScope{Vars: map[string]any{n.Var: i}, Parent: saved}
+	out := make([]any, 0, count)
+	for k := uint64(0); k < count; k++ {
+		e.Scope = &MapScope{Vars: map[string]any{n.Var: from + int64(k)}, Parent: saved}
 		v := e.Eval(n.Elem)
 		if IsPoison(v) {
 			return v
@@ -215,6 +284,16 @@ func (e *Evaluator) comprehension(n *dsl.Comprehension) any {
 		out = append(out, v)
 	}
 	return out
+}
+
+// RangeLen is the number of iterations of a..b: b-a when b > a, else 0.
+// It is exact for any two int64s (the difference is taken in uint64),
+// so a range cannot wrap around to look short.
+func RangeLen(a, b int64) uint64 {
+	if b <= a {
+		return 0
+	}
+	return uint64(b) - uint64(a)
 }
 
 func (e *Evaluator) index(n *dsl.Index) any {
@@ -251,6 +330,9 @@ func (e *Evaluator) unary(n *dsl.UnaryOp) any {
 	case "-":
 		switch v := x.(type) {
 		case int64:
+			if v == math.MinInt64 {
+				return e.Errorf(n, intHint, "-(%d) overflows a 64-bit int", v)
+			}
 			return -v
 		case float64:
 			return -v
@@ -303,28 +385,53 @@ func (e *Evaluator) binary(n *dsl.Binary) any {
 func (e *Evaluator) arith(n *dsl.Binary, l, r any) (any, bool) {
 	switch n.Op {
 	case "==", "!=":
-		eq, ok := equal(l, r)
+		eq, ok := e.equal(n, l, r)
+		if e.Budget.Exhausted() {
+			return Poison{}, true
+		}
 		if !ok {
 			return nil, false
 		}
 		return eq == (n.Op == "=="), true
+	case "in", "notin": // `not in` is captured as one word
+		list, ok := r.([]any)
+		if !ok {
+			return e.Errorf(n.R, "write `x in [a, b]` or `x in some_list`", "'in' needs a list on its right, not %s", Describe(r)), true
+		}
+		for _, x := range list {
+			// Each element searched is a step, like each one compared.
+			if !e.Spent(n, e.Budget.Steps(1), "searching a list of %d elements", len(list)) {
+				return Poison{}, true
+			}
+			eq, ok := e.equal(n, l, x)
+			if e.Budget.Exhausted() {
+				return Poison{}, true
+			}
+			if ok && eq {
+				return n.Op == "in", true
+			}
+		}
+		return n.Op == "notin", true
 	}
 	li, lInt := l.(int64)
 	ri, rInt := r.(int64)
 	if lInt && rInt {
 		switch n.Op {
-		case "+":
-			return li + ri, true
-		case "-":
-			return li - ri, true
-		case "*":
-			return li * ri, true
+		case "+", "-", "*":
+			v, ok := CheckedInt(n.Op, li, ri)
+			if !ok {
+				return e.Errorf(n, intHint, "%d %s %d overflows a 64-bit int", li, n.Op, ri), true
+			}
+			return v, true
 		case "/", "%":
 			if ri == 0 {
 				return e.Errorf(n, "", "division by zero (%d %s 0)", li, n.Op), true
 			}
 			if n.Op == "%" {
 				return li % ri, true
+			}
+			if li == math.MinInt64 && ri == -1 {
+				return e.Errorf(n, intHint, "%d / %d overflows a 64-bit int", li, ri), true
 			}
 			if li%ri != 0 {
 				return e.Errorf(n, "write float(a) / b for a fractional result", "%d / %d is not a whole number", li, ri), true
@@ -344,18 +451,19 @@ func (e *Evaluator) arith(n *dsl.Binary, l, r any) (any, bool) {
 	lf, lNum := Number(l)
 	rf, rNum := Number(r)
 	if lNum && rNum {
+		var v float64
 		switch n.Op {
 		case "+":
-			return lf + rf, true
+			v = lf + rf
 		case "-":
-			return lf - rf, true
+			v = lf - rf
 		case "*":
-			return lf * rf, true
+			v = lf * rf
 		case "/":
 			if rf == 0 {
 				return e.Errorf(n, "", "division by zero"), true
 			}
-			return lf / rf, true
+			v = lf / rf
 		case "<":
 			return lf < rf, true
 		case "<=":
@@ -364,11 +472,21 @@ func (e *Evaluator) arith(n *dsl.Binary, l, r any) (any, bool) {
 			return lf > rf, true
 		case ">=":
 			return lf >= rf, true
+		default:
+			return nil, false
 		}
-		return nil, false
+		// Operands are finite (literals, config.json and --set refuse
+		// anything else), so a non-finite result is an overflow.
+		if math.IsInf(v, 0) || math.IsNaN(v) {
+			return e.Errorf(n, "", "%g %s %g overflows a float", lf, n.Op, rf), true
+		}
+		return v, true
 	}
 	if ls, ok := l.(string); ok {
 		if rs, ok := r.(string); ok && n.Op == "+" {
+			if !e.Spent(n, e.Budget.StringBytes(int64(len(ls))+int64(len(rs))), "joining strings of %d and %d bytes", len(ls), len(rs)) {
+				return Poison{}, true
+			}
 			return ls + rs, true
 		}
 	}
@@ -376,14 +494,28 @@ func (e *Evaluator) arith(n *dsl.Binary, l, r any) (any, bool) {
 		switch rr := r.(type) {
 		case []any:
 			if n.Op == "+" {
-				return append(append([]any{}, ll...), rr...), true
+				count := int64(len(ll)) + int64(len(rr))
+				if !e.Spent(n, e.Budget.Elements(count), "joining lists of %d and %d elements", len(ll), len(rr)) ||
+					!e.Spent(n, e.Budget.Steps(count), "joining lists of %d and %d elements", len(ll), len(rr)) {
+					return Poison{}, true
+				}
+				return append(append(make([]any, 0, count), ll...), rr...), true
 			}
 		case int64:
 			if n.Op == "*" {
-				if rr < 0 || rr*int64(len(ll)) > 1<<20 {
+				if rr < 0 {
 					return e.Errorf(n, "", "cannot repeat a list %d times", rr), true
 				}
-				out := []any{}
+				count, ok := CheckedInt("*", int64(len(ll)), rr)
+				what := fmt.Sprintf("repeating a list of %d elements %d times makes %d elements", len(ll), rr, count)
+				if !ok {
+					what = fmt.Sprintf("repeating a list of %d elements %d times makes more than %d elements", len(ll), rr, int64(math.MaxInt64))
+					count = -1 // no budget covers it
+				}
+				if !e.Spent(n, e.Budget.Elements(count), "%s", what) || !e.Spent(n, e.Budget.Steps(count), "%s", what) {
+					return Poison{}, true
+				}
+				out := make([]any, 0, count)
 				for k := int64(0); k < rr; k++ {
 					out = append(out, ll...)
 				}
@@ -392,6 +524,32 @@ func (e *Evaluator) arith(n *dsl.Binary, l, r any) (any, bool) {
 		}
 	}
 	return nil, false
+}
+
+// intHint is the hint of an integer overflow.
+const intHint = "ints are 64-bit; a value this large is a mistake (or write float(a) for an approximate result)"
+
+// CheckedInt applies +, - or * to two ints; ok is false when the exact
+// result does not fit in an int64.
+func CheckedInt(op string, a, b int64) (v int64, ok bool) {
+	switch op {
+	case "+":
+		v = a + b
+		return v, !((a > 0 && b > 0 && v < 0) || (a < 0 && b < 0 && v >= 0))
+	case "-":
+		v = a - b
+		return v, !((a >= 0 && b < 0 && v < 0) || (a < 0 && b > 0 && v >= 0))
+	case "*":
+		if a == 0 || b == 0 {
+			return 0, true
+		}
+		v = a * b
+		if (a == -1 && b == math.MinInt64) || (b == -1 && a == math.MinInt64) || v/b != a {
+			return v, false
+		}
+		return v, true
+	}
+	panic("BUG: CheckedInt of " + op)
 }
 
 // Number returns a compile-time value as a float when it is numeric
@@ -407,8 +565,9 @@ func Number(v any) (float64, bool) {
 }
 
 // equal compares scalars, strings and lists; ok is false for values it
-// cannot compare.
-func equal(l, r any) (eq, ok bool) {
+// cannot compare. Each list element compared is a step: lists may share
+// their elements, so a short expression can compare a great many.
+func (e *Evaluator) equal(at dsl.Node, l, r any) (eq, ok bool) {
 	if lf, ok1 := Number(l); ok1 {
 		if rf, ok2 := Number(r); ok2 {
 			return lf == rf, true
@@ -434,7 +593,10 @@ func equal(l, r any) (eq, ok bool) {
 			return false, true
 		}
 		for i := range x {
-			eq, ok := equal(x[i], y[i])
+			if !e.Spent(at, e.Budget.Steps(1), "comparing lists of %d elements", len(x)) {
+				return false, true
+			}
+			eq, ok := e.equal(at, x[i], y[i])
 			if !ok || !eq {
 				return false, ok
 			}
@@ -526,6 +688,9 @@ func (e *Evaluator) call(n *dsl.Call) any {
 	return e.ErrorAt(p, end, diag.DidYouMean(n.Fn, append(append([]string{}, Builtins...), e.Hooks.CallNames...)), "unknown %s '%s'", kind, n.Fn)
 }
 
+// describeBytes is how much of a string Describe quotes.
+const describeBytes = 64
+
 // Describe names a value's kind for messages: "the int 3", "a list of 4".
 func Describe(v any) string {
 	switch x := v.(type) {
@@ -538,6 +703,9 @@ func Describe(v any) string {
 	case bool:
 		return fmt.Sprintf("%t", x)
 	case string:
+		if len(x) > describeBytes {
+			return fmt.Sprintf("the string %q... (%d bytes)", x[:describeBytes], len(x))
+		}
 		return fmt.Sprintf("the string %q", x)
 	case []any:
 		return fmt.Sprintf("a list of %d", len(x))
@@ -547,25 +715,52 @@ func Describe(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
-// Format prints a value the way .arch source would write it.
+// Format prints a value the way .arch source would write it. Past
+// FormatLimit bytes the text ends in "...": lists may share elements, so
+// a value can be far larger written out than held in memory.
 func Format(v any) string {
+	var b strings.Builder
+	format(&b, v)
+	if b.Len() > FormatLimit {
+		return b.String()[:FormatLimit] + "..."
+	}
+	return b.String()
+}
+
+// FormatLimit bounds the text Format returns.
+const FormatLimit = 1 << 13
+
+func format(b *strings.Builder, v any) {
+	if b.Len() > FormatLimit {
+		return
+	}
 	switch x := v.(type) {
 	case nil:
-		return "none"
+		b.WriteString("none")
 	case string:
-		return fmt.Sprintf("%q", x)
+		if len(x) > FormatLimit {
+			x = x[:FormatLimit]
+		}
+		fmt.Fprintf(b, "%q", x)
 	case float64:
 		s := fmt.Sprint(x)
 		if !strings.ContainsAny(s, ".eEn") {
 			s += ".0"
 		}
-		return s
+		b.WriteString(s)
 	case []any:
-		parts := make([]string, len(x))
+		b.WriteByte('[')
 		for i, e := range x {
-			parts[i] = Format(e)
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			format(b, e)
+			if b.Len() > FormatLimit {
+				return
+			}
 		}
-		return "[" + strings.Join(parts, ", ") + "]"
+		b.WriteByte(']')
+	default:
+		fmt.Fprint(b, v)
 	}
-	return fmt.Sprint(v)
 }

@@ -10,6 +10,7 @@ package fuse
 import (
 	_ "embed"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/minerva-ml/minerva/compiler/ir"
@@ -409,84 +410,133 @@ func matchArg(n *Node, a ir.Arg, m *match) *match {
 // Apply runs every rule over f and returns how often each fired.
 func Apply(f *ir.Func, rules []*Rule) map[string]int {
 	fired := map[string]int{}
+	var p *pass // built at the first match
 	for _, r := range rules {
+		changed := false
 		for i := 0; i < len(f.Ops); i++ {
 			op := f.Ops[i]
-			if op.Kind != r.Pattern.Op {
+			if op == nil || op.Kind != r.Pattern.Op {
 				continue
 			}
 			m := matchOp(r.Pattern, op, &match{vars: map[string]ir.Arg{}, named: map[string]*ir.Op{}, exp: map[*ir.Op]bool{}})
-			if m == nil || !fits(r, m) || !legal(f, m) {
+			if m == nil || !fits(r, m) {
 				continue
 			}
-			i = replace(f, r, m)
+			if p == nil {
+				p = newPass(f)
+			}
+			if !p.legal(f, m) {
+				continue
+			}
+			p.replace(f, r, m)
 			fired[r.Name]++
+			changed = true
 		}
+		if !changed {
+			continue
+		}
+		// Fused ops took their roots' places and left the other
+		// matched ops as holes: close them once per rule, not per match.
+		ops := f.Ops[:0]
+		for _, op := range f.Ops {
+			if op != nil {
+				p.index[op] = len(ops)
+				ops = append(ops, op)
+			}
+		}
+		f.Ops = ops
 	}
 	f.Renumber()
 	return fired
 }
 
-// fits checks that each operand is of its input's kind: a variable that
-// an elementwise op binds may be an activation or a weight, but the fused
-// op's input may take only one of them.
-func fits(r *Rule, m *match) bool {
-	def := ir.MustLookup(r.Kind)
-	for _, in := range def.Inputs {
-		a := m.vars[in.Name]
-		if in.Kind == ir.TensorIn && a.W != nil || in.Kind == ir.WeightIn && a.V != nil {
-			return false
-		}
-	}
-	return true
+// pass is what Apply knows about the ops: each live op's index in f.Ops
+// and, for each value, the ops that read it in program order. Each match
+// is then checked and replaced in time proportional to its own size, not
+// to the program's: Apply is linear, where a scan of every op per match
+// made an .arch of 12000 ops take seconds to check.
+type pass struct {
+	index   map[*ir.Op]int         // live ops; a dead op keeps a stale index
+	readers map[*ir.Value][]*ir.Op // ascending index once dead ops are dropped
+	dead    map[*ir.Op]bool        // ops a fused op replaced
 }
 
-// legal checks that fusing the match keeps the program correct: ops inside
-// the match are read only inside it (or are exported), exported values are
-// first read after the fused op's position, and the output is not hidden.
-// It scans the ops once, without building a use map: it runs for every
-// match, and a model has hundreds.
-func legal(f *ir.Func, m *match) bool {
+func newPass(f *ir.Func) *pass {
+	p := &pass{index: make(map[*ir.Op]int, len(f.Ops)), readers: map[*ir.Value][]*ir.Op{}, dead: map[*ir.Op]bool{}}
+	for i, op := range f.Ops {
+		p.index[op] = i
+		for _, a := range op.Args {
+			if a.V == nil {
+				continue
+			}
+			if rs := p.readers[a.V]; len(rs) == 0 || rs[len(rs)-1] != op {
+				p.readers[a.V] = append(rs, op)
+			}
+		}
+	}
+	return p
+}
+
+// live returns v's readers that have not been fused away, dropping the
+// others from the list for good.
+func (p *pass) live(v *ir.Value) []*ir.Op {
+	rs := p.readers[v]
+	out := rs[:0]
+	for _, op := range rs {
+		if !p.dead[op] {
+			out = append(out, op)
+		}
+	}
+	p.readers[v] = out
+	return out
+}
+
+// legal checks that fusing the match keeps the program correct: its
+// operands come from outside it, ops inside the match are read only inside
+// it (or are exported), exported values are first read after the fused
+// op's position, and the output is not hidden.
+func (p *pass) legal(f *ir.Func, m *match) bool {
 	root := m.ops[0]
 	inside := make(map[*ir.Op]bool, len(m.ops))
 	for _, op := range m.ops {
 		inside[op] = true
 	}
-	owner := map[*ir.Value]*ir.Op{}
-	for _, op := range m.ops[1:] {
-		for _, r := range op.Results {
-			owner[r] = op
+	// An operand of the fused op must come from outside it: in
+	// `y = linear(x, w); y + y`, linear_add's $residual would be the
+	// linear's own result.
+	for _, a := range m.vars {
+		if a.V != nil && inside[a.V.Def] {
+			return false
 		}
 	}
-	if o, ok := owner[f.Output]; ok && !m.exp[o] {
-		return false
-	}
-	beforeRoot := true
-	for _, op := range f.Ops {
-		if op == root {
-			beforeRoot = false
-		}
-		if inside[op] {
-			continue
-		}
-		for _, a := range op.Args {
-			o, ok := owner[a.V]
-			if !ok || a.V == nil {
-				continue
-			}
-			// A read from outside the match: allowed only for an exported
-			// value, and only after the fused op will have produced it.
-			if !m.exp[o] || beforeRoot {
+	for _, o := range m.ops[1:] {
+		for _, r := range o.Results {
+			if r == f.Output && !m.exp[o] {
 				return false
+			}
+			// Readers are in program order, so the first one outside
+			// the match decides: a read from outside is allowed only of
+			// an exported value, and only after the fused op will have
+			// produced it.
+			for _, x := range p.live(r) {
+				if inside[x] {
+					continue
+				}
+				if !m.exp[o] || p.index[x] < p.index[root] {
+					return false
+				}
+				break
 			}
 		}
 	}
 	return true
 }
 
-// replace swaps the matched ops for the fused op and returns its index.
-func replace(f *ir.Func, r *Rule, m *match) int {
+// replace swaps the matched ops for the fused op, which takes the root's
+// index; the other matched ops leave holes (nil) that Apply closes.
+func (p *pass) replace(f *ir.Func, r *Rule, m *match) {
 	root := m.ops[0]
+	at := p.index[root]
 	fused := &ir.Op{Kind: r.Kind, Layer: root.Layer, Pos: root.Pos, End: root.End}
 	params := map[*ir.Value]*ir.Value{}
 	// The operands in the registry's order; an optional input the rule
@@ -501,16 +551,8 @@ func replace(f *ir.Func, r *Rule, m *match) int {
 		fused.Args = append(fused.Args, a)
 	}
 	// The body: matched ops in program order, over the parameters.
-	inside := make(map[*ir.Op]bool, len(m.ops))
-	for _, op := range m.ops {
-		inside[op] = true
-	}
-	ordered := make([]*ir.Op, 0, len(m.ops))
-	for _, op := range f.Ops {
-		if inside[op] {
-			ordered = append(ordered, op)
-		}
-	}
+	ordered := append([]*ir.Op(nil), m.ops...)
+	sort.Slice(ordered, func(i, j int) bool { return p.index[ordered[i]] < p.index[ordered[j]] })
 	clones := map[*ir.Value]*ir.Value{}
 	for _, op := range ordered {
 		c := &ir.Op{Kind: op.Kind, Attrs: append(ir.Attrs(nil), op.Attrs...), Layer: op.Layer, Pos: op.Pos, End: op.End}
@@ -519,11 +561,11 @@ func replace(f *ir.Func, r *Rule, m *match) int {
 			case a.V != nil && clones[a.V] != nil:
 				c.Args = append(c.Args, ir.Arg{V: clones[a.V]})
 			case a.V != nil:
-				p, ok := params[a.V]
+				pv, ok := params[a.V]
 				if !ok {
 					panic(fmt.Sprintf("BUG: rule %s: an operand of %s is neither a variable nor inside the match", r.Name, op.Kind))
 				}
-				c.Args = append(c.Args, ir.Arg{V: p})
+				c.Args = append(c.Args, ir.Arg{V: pv})
 			default:
 				c.Args = append(c.Args, a)
 			}
@@ -544,21 +586,45 @@ func replace(f *ir.Func, r *Rule, m *match) int {
 			fused.Yield = append(fused.Yield, clones[res])
 		}
 	}
-	// Compact in place: the fused op takes the root's place.
-	ops := f.Ops[:0]
-	at := 0
-	for _, op := range f.Ops {
-		switch {
-		case op == root:
-			at = len(ops)
-			ops = append(ops, fused)
-		case inside[op]:
-		default:
-			ops = append(ops, op)
+	for _, op := range m.ops {
+		p.dead[op] = true
+		f.Ops[p.index[op]] = nil
+	}
+	f.Ops[at] = fused
+	p.index[fused] = at
+	// The fused op reads its operands at the root's index.
+	for _, a := range fused.Args {
+		if a.V != nil {
+			p.addReader(a.V, fused, at)
 		}
 	}
-	f.Ops = ops
-	return at
+}
+
+// addReader inserts op, at index at, into v's readers in program order.
+func (p *pass) addReader(v *ir.Value, op *ir.Op, at int) {
+	rs := p.live(v)
+	i := sort.Search(len(rs), func(i int) bool { return p.index[rs[i]] > at })
+	if i > 0 && rs[i-1] == op {
+		return
+	}
+	rs = append(rs, nil)
+	copy(rs[i+1:], rs[i:])
+	rs[i] = op
+	p.readers[v] = rs
+}
+
+// fits checks that each operand is of its input's kind: a variable that
+// an elementwise op binds may be an activation or a weight, but the fused
+// op's input may take only one of them.
+func fits(r *Rule, m *match) bool {
+	def := ir.MustLookup(r.Kind)
+	for _, in := range def.Inputs {
+		a := m.vars[in.Name]
+		if in.Kind == ir.TensorIn && a.W != nil || in.Kind == ir.WeightIn && a.V != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func exported(m *match) []*ir.Op {

@@ -36,6 +36,7 @@ const (
 	OpTanh         OpKind = "tanh"
 	OpReLU         OpKind = "relu"
 	OpExp          OpKind = "exp"
+	OpNarrow       OpKind = "narrow"
 )
 
 // Ops the kv_cache pass makes from attention.

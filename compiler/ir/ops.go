@@ -60,6 +60,12 @@ type OpDef struct {
 	Doc    string
 	Inputs []InputDef
 	Attrs  []AttrDef
+	// Stated are attributes an .arch call may give to make an implicit
+	// behaviour explicit, such as rmsnorm's group=: CheckStated checks
+	// them against the op once its types are known. They change nothing
+	// the op computes, so the IR does not keep them.
+	Stated      []AttrDef
+	CheckStated func(op *Op, stated Attrs, describe Describer) error
 	// Infer computes result types from operand types and attributes, or
 	// explains why they do not fit.
 	Infer func(op *Op, describe Describer) ([]Type, error)
@@ -430,6 +436,7 @@ var baseOps = []*OpDef{
 		Inputs: []InputDef{{Name: "x", Kind: TensorIn}, {Name: "w", Kind: WeightIn, Role: RoleScale}},
 		Attrs:  []AttrDef{{Name: "eps", Kind: FloatAttr, Default: 1e-6}, {Name: "offset", Kind: FloatAttr, Default: 0.0}},
 		Infer:  normInfer,
+		Stated: []AttrDef{groupAttr}, CheckStated: checkNormGroup,
 	},
 	{
 		Name:   OpLayerNorm,
@@ -437,6 +444,7 @@ var baseOps = []*OpDef{
 		Inputs: []InputDef{{Name: "x", Kind: TensorIn}, {Name: "w", Kind: WeightIn, Role: RoleScale}, {Name: "b", Kind: WeightIn, Optional: true, Role: RoleBias}},
 		Attrs:  []AttrDef{{Name: "eps", Kind: FloatAttr, Default: 1e-5}},
 		Infer:  normInfer,
+		Stated: []AttrDef{groupAttr}, CheckStated: checkNormGroup,
 	},
 	{
 		Name:    OpRope,
@@ -623,6 +631,23 @@ var baseOps = []*OpDef{
 	unary(OpTanh, "tanh(x)"),
 	unary(OpReLU, "max(x, 0)"),
 	unary(OpExp, "exp(x)"),
+	{
+		Name:   OpNarrow,
+		Doc:    "features start..start+size of each token: one part of a fused projection (Phi-3's qkv_proj)",
+		Inputs: []InputDef{{Name: "x", Kind: TensorIn}},
+		Attrs:  []AttrDef{{Name: "start", Kind: IntAttr}, {Name: "size", Kind: IntAttr}},
+		Infer: func(op *Op, describe Describer) ([]Type, error) {
+			n, err := features(op, 0, describe)
+			if err != nil {
+				return nil, err
+			}
+			start, size := op.Attrs.Int("start"), op.Attrs.Int("size")
+			if start < 0 || size <= 0 || start+size > n {
+				return nil, fmt.Errorf("narrow start=%d size=%d does not fit the %d features of %s (it needs 0 <= start and start + size <= %d, size > 0)", start, size, n, describe(0), n)
+			}
+			return []Type{f32(Seq, size)}, nil
+		},
+	},
 }
 
 // fusedOps are the kinds the fusion rules make. Their inputs are the
@@ -679,6 +704,27 @@ var fusedOps = []*OpDef{
 		Doc:    "a matmul with the residual added in its epilogue",
 		Inputs: []InputDef{{Name: "residual", Kind: TensorIn}, {Name: "x", Kind: TensorIn}, {Name: "w", Kind: WeightIn, Role: RoleMatrix}, {Name: "b", Kind: WeightIn, Optional: true, Role: RoleBias}},
 	},
+}
+
+// groupAttr states that a norm normalises groups of features (each head)
+// rather than the whole row: a weight shorter than the row does that, and
+// a checkpoint with the wrong length would do it silently.
+var groupAttr = AttrDef{Name: "group", Kind: IntAttr, Default: int64(0)}
+
+// checkNormGroup requires group= exactly when the weight is shorter than
+// the row, and then equal to the weight's length.
+func checkNormGroup(op *Op, stated Attrs, describe Describer) error {
+	x, _ := argType(op, 0)
+	w, _ := argType(op, 1)
+	n, g := x.Shape.Last(), w.Shape[0]
+	group, given := stated.Get("group")
+	switch {
+	case !given && g != n:
+		return fmt.Errorf("%s has %d entries but %s has %d features, so this normalises each group of %d features separately; if that is meant (per head), say so with group=%d", describe(1), g, describe(0), n, g, g)
+	case given && group.(int64) != g:
+		return fmt.Errorf("group=%d but %s has %d entries: the weight holds one group's scales", group.(int64), describe(1), g)
+	}
+	return nil
 }
 
 func normInfer(op *Op, describe Describer) ([]Type, error) {

@@ -170,6 +170,13 @@ type Weight struct {
 	Checkpoint string
 	// Layer is the layer the weight belongs to, or -1.
 	Layer int
+	// Decl is the declaration's name ("q_proj" for "q_proj.3"), Pattern
+	// its checkpoint name as written ("model.layers.{i}.q_proj.weight"),
+	// and Pos, End the span of the declared name, so that a checkpoint
+	// that does not fit is reported once per declaration, at it. The
+	// front end fills them; the IR's text form does not keep them.
+	Decl, Pattern string
+	Pos, End      Pos
 }
 
 // Tensor is one physical tensor of the checkpoint.
@@ -179,8 +186,65 @@ type Tensor struct {
 	Shape Shape
 }
 
+// Stack describes a weight stored as one checkpoint tensor per index of
+// its first dimension (Qwen3-MoE's experts): its Checkpoint name holds one
+// range "{lo..hi}", and part j is that name with the range replaced by
+// lo+j. A range never occurs in a real tensor's name.
+type Stack struct {
+	Prefix, Suffix string
+	Lo, Hi         int64
+}
+
+// Part is the checkpoint name of slice j of the first dimension.
+func (s Stack) Part(j int64) string {
+	return s.Prefix + strconv.FormatInt(s.Lo+j, 10) + s.Suffix
+}
+
+// StackRange formats the range a stacked weight's name holds.
+func StackRange(lo, hi int64) string { return fmt.Sprintf("{%d..%d}", lo, hi) }
+
+// Stacked reports whether the weight is stacked from one tensor per index
+// of its first dimension, and how its parts are named.
+func (w *Weight) Stacked() (Stack, bool) {
+	open := strings.IndexByte(w.Checkpoint, '{')
+	if open < 0 {
+		return Stack{}, false
+	}
+	closing := strings.IndexByte(w.Checkpoint[open:], '}')
+	if closing < 0 {
+		return Stack{}, false
+	}
+	lo, hi, ok := strings.Cut(w.Checkpoint[open+1:open+closing], "..")
+	if !ok {
+		return Stack{}, false
+	}
+	a, err1 := strconv.ParseInt(lo, 10, 64)
+	b, err2 := strconv.ParseInt(hi, 10, 64)
+	if err1 != nil || err2 != nil || b <= a {
+		return Stack{}, false
+	}
+	return Stack{Prefix: w.Checkpoint[:open], Suffix: w.Checkpoint[open+closing+1:], Lo: a, Hi: b}, true
+}
+
+// Bound lists the tensors kernels bind for the weight: the physical
+// tensors, or for a stacked weight the one tensor the loader assembles
+// from its parts (named by Checkpoint).
+func (w *Weight) Bound() []Tensor {
+	if _, ok := w.Stacked(); ok {
+		return []Tensor{{Name: w.Checkpoint, DType: w.DType, Shape: w.Shape}}
+	}
+	return w.Tensors()
+}
+
 // Tensors lists the physical tensors that hold the weight.
 func (w *Weight) Tensors() []Tensor {
+	if st, ok := w.Stacked(); ok && w.DType != MXFP4 && len(w.Shape) > 1 {
+		var out []Tensor
+		for j := int64(0); j < st.Hi-st.Lo; j++ {
+			out = append(out, Tensor{Name: st.Part(j), DType: w.DType, Shape: append(Shape(nil), w.Shape[1:]...)})
+		}
+		return out
+	}
 	if w.DType != MXFP4 {
 		return []Tensor{{Name: w.Checkpoint, DType: w.DType, Shape: w.Shape}}
 	}

@@ -11,6 +11,9 @@ package lower
 import (
 	"fmt"
 	"math"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/minerva-ml/minerva/compiler/config"
@@ -39,6 +42,9 @@ func Lower(file *dsl.File, cfg *config.Config, diags *diag.List) *Result {
 		layer:   -1,
 	}
 	l.ev = eval.New(diags, cfg)
+	if cfg.Budget != nil {
+		l.ev.Budget = cfg.Budget
+	}
 	l.declareWeights()
 	l.forward()
 	return &Result{Func: l.f, Layers: l.layers}
@@ -54,7 +60,14 @@ type lowerer struct {
 	ckpt    map[string]diag.Pos
 	layer   int // the outermost loop's iteration, or -1
 	layers  int
-	depth   int // loop nesting
+	depth   int   // loop nesting
+	size    int64 // four bytes for every weight element declared so far
+	// funcs are the file's user functions; calling lists those being
+	// inlined, innermost last (recursion is refused); ret receives the
+	// innermost function's return value (nil in the forward pass).
+	funcs   map[string]*dsl.FuncDecl
+	calling []string
+	ret     *any
 }
 
 // family is a weight declared once per layer.
@@ -79,14 +92,21 @@ func (l *lowerer) pos(p interface{ Span() (diag.Pos, diag.Pos) }) diag.Pos {
 	return s
 }
 
-// text returns the source text of a node, for messages.
+// text returns the source text of a node, for messages: at most
+// textBytes of it, since a node's text may be most of the file.
 func (l *lowerer) text(n dsl.Node) string {
 	p, e := n.Span()
 	if p.Offset >= 0 && e.Offset <= len(l.file.Source) && p.Offset < e.Offset {
-		return strings.TrimSpace(l.file.Source[p.Offset:e.Offset])
+		s := strings.TrimSpace(l.file.Source[p.Offset:e.Offset])
+		if len(s) > textBytes {
+			s = s[:textBytes] + "..."
+		}
+		return s
 	}
 	return "?"
 }
+
+const textBytes = 100
 
 func (l *lowerer) declareWeights() {
 	for _, b := range l.file.Blocks {
@@ -106,8 +126,12 @@ func (l *lowerer) declareWeights() {
 			if !ok1 || !ok2 {
 				continue
 			}
-			if to-from > 1<<16 || to < from {
+			if to < from {
 				l.ev.Errorf(loop.To.Tree(l.file.Name), "", "the layer range %d..%d is not sensible", from, to)
+				continue
+			}
+			count := eval.RangeLen(from, to)
+			if !l.ev.Spent(loop.To.Tree(l.file.Name), l.ev.Budget.Steps(int64(count)), "the layer range %d..%d has %d iterations", from, to, count) {
 				continue
 			}
 			fams := map[string]*family{}
@@ -118,7 +142,8 @@ func (l *lowerer) declareWeights() {
 					l.weights[w.Name] = fam
 				}
 			}
-			for i := from; i < to; i++ {
+			for k := uint64(0); k < count && !l.ev.Budget.Exhausted() && !l.diags.Full(); k++ {
+				i := from + int64(k)
 				scope := &eval.MapScope{Vars: map[string]any{loop.Var: i}, Parent: l.cfg}
 				for _, w := range loop.Weights {
 					if fam := fams[w.Name]; fam != nil {
@@ -174,7 +199,15 @@ func (l *lowerer) weight(d *dsl.WeightDecl, scope eval.Scope, layer int) any {
 		return l.ev.ErrorAt(dp, end, diag.DidYouMean(d.DType, []string{"bf16", "f16", "f32", "mxfp4"}),
 			"unknown weight dtype '%s'; weights are bf16, f16, f32 or mxfp4", d.DType)
 	}
-	w := &ir.Weight{Name: name, DType: dt, Layer: layer}
+	end := p
+	end.Col += len(d.Name)
+	end.Offset += len(d.Name)
+	w := &ir.Weight{Name: name, DType: dt, Layer: layer, Decl: d.Name, Pattern: d.Pattern, Pos: ir.Pos(p), End: ir.Pos(end)}
+	// Sizes are products and sums of dimensions from here on (parameter
+	// counts, bytes, plans). Four bytes an element bounds every dtype, so
+	// a weight whose elements times four fit in an int64, in a manifest
+	// whose total does too, cannot make any of them wrap.
+	size := int64(4)
 	for _, dim := range d.Dims {
 		t := dim.Tree(l.file.Name)
 		n, ok := l.ev.Int(t, "a weight dimension")
@@ -184,7 +217,18 @@ func (l *lowerer) weight(d *dsl.WeightDecl, scope eval.Scope, layer int) any {
 		if n <= 0 {
 			return l.ev.Errorf(t, "", "weight %s: dimension %s is %d; dimensions must be positive", name, l.text(t), n)
 		}
+		if size, ok = eval.CheckedInt("*", size, n); !ok {
+			return l.ev.Errorf(t, "", "weight %s: its size overflows a 64-bit int", name)
+		}
 		w.Shape = append(w.Shape, n)
+	}
+	total, ok := eval.CheckedInt("+", l.size, size)
+	if !ok {
+		return l.ev.ErrorAt(p, diag.Pos{}, "", "weight %s: the size of all the weights overflows a 64-bit int", name)
+	}
+	l.size = total
+	if !l.ev.Spent(d.Dims[0].Tree(l.file.Name), l.ev.Budget.Unrolled(1), "unrolling adds weight %s", name) {
+		return eval.Poison{}
 	}
 	if dt == ir.MXFP4 && w.Shape.Last()%32 != 0 {
 		t := d.Dims[len(d.Dims)-1].Tree(l.file.Name)
@@ -194,7 +238,21 @@ func (l *lowerer) weight(d *dsl.WeightDecl, scope eval.Scope, layer int) any {
 	if !ok {
 		return eval.Poison{}
 	}
+	// The names a weight loop makes are strings like any other: a long
+	// pattern or name times many layers is charged to the budget.
+	if layer >= 0 && !l.ev.SpentAt(p, diag.Pos{}, l.ev.Budget.StringBytes(int64(len(name))+int64(len(ck))), "naming the weights of layer %d", layer) {
+		return eval.Poison{}
+	}
 	w.Checkpoint = ck
+	if st, ok := w.Stacked(); ok {
+		switch {
+		case dt == ir.MXFP4:
+			return l.ev.ErrorAt(p, diag.Pos{}, "", "weight %s: mxfp4 weights cannot be stacked from one tensor per index", name)
+		case len(w.Shape) < 2 || w.Shape[0] != st.Hi-st.Lo:
+			return l.ev.ErrorAt(p, diag.Pos{}, "the first dimension counts the stacked tensors",
+				"weight %s stacks %d tensors (%s), so its shape must be [%d, ...], not %s", name, st.Hi-st.Lo, ir.StackRange(st.Lo, st.Hi), st.Hi-st.Lo, w.Shape)
+		}
+	}
 	if prev, dup := l.ckpt[ck]; dup {
 		return l.ev.ErrorAt(p, diag.Pos{}, fmt.Sprintf("the other is at %s", prev), "weight %s reads checkpoint tensor %q, which another weight reads too", name, ck)
 	}
@@ -204,8 +262,13 @@ func (l *lowerer) weight(d *dsl.WeightDecl, scope eval.Scope, layer int) any {
 }
 
 // interpolate fills `{name}` in a checkpoint name pattern.
+//
+// `{lo..hi}` (integer literals or names) stacks one tensor per index along
+// a new first dimension; the name keeps the range with its bounds
+// evaluated (ir.Weight.Stacked).
 func (l *lowerer) interpolate(d *dsl.WeightDecl, scope eval.Scope) (string, bool) {
 	var b strings.Builder
+	stacked := false
 	s := d.Pattern
 	for {
 		open := strings.IndexByte(s, '{')
@@ -220,9 +283,39 @@ func (l *lowerer) interpolate(d *dsl.WeightDecl, scope eval.Scope) (string, bool
 		}
 		b.WriteString(s[:open])
 		name := strings.TrimSpace(s[open+1 : open+closing])
+		if lo, hi, isRange := strings.Cut(name, ".."); isRange {
+			// One tensor per index, stacked along a new first dimension.
+			if stacked {
+				l.weightError(d, "", "the checkpoint name %q has two ranges; a weight stacks tensors along one dimension", d.Pattern)
+				return "", false
+			}
+			stacked = true
+			var bounds [2]int64
+			for k, e := range []string{lo, hi} {
+				e = strings.TrimSpace(e)
+				if n, err := strconv.ParseInt(e, 10, 64); err == nil {
+					bounds[k] = n
+					continue
+				}
+				v, ok := scope.Lookup(e)
+				n, isInt := v.(int64)
+				if !ok || !isInt {
+					l.weightError(d, l.ev.Suggest(dsl.PosOf(l.file.Name, d.Pos), e, scope.Names), "the range '{%s}' in the checkpoint name %q needs integer bounds; '%s' is not an int here", name, d.Pattern, e)
+					return "", false
+				}
+				bounds[k] = n
+			}
+			if bounds[1] <= bounds[0] {
+				l.weightError(d, "", "the range '{%s}' in the checkpoint name %q is empty (%d..%d)", name, d.Pattern, bounds[0], bounds[1])
+				return "", false
+			}
+			b.WriteString(ir.StackRange(bounds[0], bounds[1]))
+			s = s[open+closing+1:]
+			continue
+		}
 		v, ok := scope.Lookup(name)
 		if !ok {
-			l.weightError(d, diag.DidYouMean(name, scope.Names()), "the checkpoint name %q uses '{%s}', which is not defined here", d.Pattern, name)
+			l.weightError(d, l.ev.Suggest(dsl.PosOf(l.file.Name, d.Pos), name, scope.Names), "the checkpoint name %q uses '{%s}', which is not defined here", d.Pattern, name)
 			return "", false
 		}
 		switch x := v.(type) {
@@ -294,7 +387,14 @@ func (l *lowerer) forward() {
 	}
 	top := &scope{l: l, vars: map[string]any{fwd.Input: l.f.Input}}
 	l.ev.Scope = top
-	l.ev.Hooks = eval.Hooks{Call: l.call, Index: l.index, Binary: l.binary, Unary: l.unary, CallNames: ir.UserOps(), CallKind: "op"}
+	names := ir.UserOps()
+	l.declareFuncs()
+	kind := "op"
+	for n := range l.funcs {
+		names, kind = append(names, n), "op or function"
+	}
+	sort.Strings(names)
+	l.ev.Hooks = eval.Hooks{Call: l.call, Index: l.index, Binary: l.binary, Unary: l.unary, CallNames: names, CallKind: kind}
 	returned := l.stmts(fwd.Body, top)
 	if !returned {
 		l.diags.Errorf(dsl.PosOf(l.file.Name, fwd.Pos), diag.Pos{}, "end the forward block with `return logits`", "the forward pass does not return its output")
@@ -305,7 +405,10 @@ func (l *lowerer) forward() {
 func (l *lowerer) stmts(list []*dsl.Stmt, s *scope) bool {
 	for i, st := range list {
 		if l.stmt(st, s) {
-			if i < len(list)-1 {
+			// Only a return written in this list makes what follows dead:
+			// after an `if` whose chosen branch returned, the statements
+			// are the other condition's path (an early return).
+			if i < len(list)-1 && st.Return != nil {
 				l.ev.ErrorAt(dsl.PosOf(l.file.Name, list[i+1].Pos), diag.Pos{}, "", "statement after return")
 			}
 			return true
@@ -363,17 +466,18 @@ func (l *lowerer) stmt(st *dsl.Stmt, s *scope) bool {
 		if !ok1 || !ok2 {
 			return false
 		}
-		if to-from > 1<<16 {
-			l.ev.ErrorAt(dsl.PosOf(file, fs.Pos), diag.Pos{}, "", "the loop %d..%d is too long", from, to)
+		count := eval.RangeLen(from, to)
+		if !l.ev.Spent(fs.To.Tree(file), l.ev.Budget.Steps(int64(count)), "the loop %d..%d has %d iterations", from, to, count) {
 			return false
 		}
 		outer := l.depth == 0
 		if outer {
-			l.layers = int(max(0, to-from))
+			l.layers = int(count)
 		}
 		l.depth++
 		defer func() { l.depth-- }()
-		for i := from; i < to; i++ {
+		for k := uint64(0); k < count && !l.ev.Budget.Exhausted() && !l.diags.Full(); k++ {
+			i := from + int64(k)
 			if outer {
 				l.layer = int(i)
 			}
@@ -391,6 +495,11 @@ func (l *lowerer) stmt(st *dsl.Stmt, s *scope) bool {
 	case st.Return != nil:
 		t := st.Return.Value.Tree(file)
 		v := l.withScope(s, func() any { return l.ev.Eval(t) })
+		if l.ret != nil {
+			// A user function's return: its value replaces the call.
+			*l.ret = v
+			return true
+		}
 		if eval.IsPoison(v) {
 			return true
 		}
@@ -464,8 +573,8 @@ func (l *lowerer) index(e *eval.Evaluator, n *dsl.Index, x, i any) (any, bool) {
 	if !ok {
 		return e.Errorf(n.Index, "", "a layer index must be an integer, not %s", eval.Describe(i)), true
 	}
-	j := k - fam.from
-	if j < 0 || j >= int64(len(fam.weights)) {
+	j, fits := eval.CheckedInt("-", k, fam.from)
+	if !fits || j < 0 || j >= int64(len(fam.weights)) {
 		return e.Errorf(n.Index, "", "%s is declared for layers %d..%d; %d is out of range", fam.name, fam.from, fam.from+int64(len(fam.weights)), k), true
 	}
 	return fam.weights[j], true
@@ -537,6 +646,9 @@ func argOf(v any) ir.Arg {
 // call lowers an op call: operands by position or name, attributes by
 // name, then the op's type rule.
 func (l *lowerer) call(e *eval.Evaluator, c *dsl.Call) (any, bool) {
+	if fn, ok := l.funcs[c.Fn]; ok {
+		return l.inline(e, c, fn), true
+	}
 	def, ok := ir.Lookup(ir.OpKind(c.Fn))
 	if !ok || def.Internal || def.Fused {
 		return nil, false
@@ -556,7 +668,19 @@ func (l *lowerer) call(e *eval.Evaluator, c *dsl.Call) (any, bool) {
 		for _, a := range def.Attrs {
 			out = append(out, a.Name)
 		}
+		for _, a := range def.Stated {
+			out = append(out, a.Name)
+		}
 		return out
+	}
+	stated, statedNodes := ir.Attrs{}, map[string]dsl.Node{}
+	isStated := func(name string) *ir.AttrDef {
+		for i := range def.Stated {
+			if def.Stated[i].Name == name {
+				return &def.Stated[i]
+			}
+		}
+		return nil
 	}
 	for _, a := range c.Args {
 		idx := -1
@@ -589,6 +713,27 @@ func (l *lowerer) call(e *eval.Evaluator, c *dsl.Call) (any, bool) {
 			attrVals[a.Name] = v
 			attrNodes[a.Name] = a.Value
 			poisoned = poisoned || eval.IsPoison(v)
+			continue
+		case isStated(a.Name) != nil:
+			if _, dup := statedNodes[a.Name]; dup {
+				e.Errorf(a, "", "%s is given twice", a.Name)
+				poisoned = true
+				continue
+			}
+			statedNodes[a.Name] = a.Value
+			v := e.Eval(a.Value)
+			if eval.IsPoison(v) {
+				poisoned = true
+				continue
+			}
+			ad := isStated(a.Name)
+			conv, ok := conformAttr(*ad, v)
+			if !ok {
+				e.Errorf(a.Value, "", "%s: %s must be %s, not %s", def.Name, ad.Name, kindPhrase(*ad), eval.Describe(v))
+				poisoned = true
+				continue
+			}
+			stated = append(stated, ir.Attr{Key: ad.Name, Value: conv})
 			continue
 		default:
 			p, _ := a.Span()
@@ -654,7 +799,22 @@ func (l *lowerer) call(e *eval.Evaluator, c *dsl.Call) (any, bool) {
 	if poisoned {
 		return eval.Poison{}, true
 	}
-	return l.emit(e, c, def.Name, args, attrs, texts), true
+	res := l.emit(e, c, def.Name, args, attrs, texts)
+	if v, ok := res.(*ir.Value); ok && def.CheckStated != nil {
+		describe := func(i int) string {
+			if texts[i] != "" {
+				if w := args[i].W; w != nil {
+					return fmt.Sprintf("%s (%s)", texts[i], w.Name)
+				}
+				return texts[i]
+			}
+			return def.Inputs[i].Name
+		}
+		if err := def.CheckStated(v.Def, stated, describe); err != nil {
+			return e.Errorf(c, "", "%s: %v", def.Name, err), true
+		}
+	}
+	return res, true
 }
 
 func quoteAll(s []string) []string {
@@ -668,7 +828,7 @@ func quoteAll(s []string) []string {
 func kindPhrase(ad ir.AttrDef) string {
 	switch ad.Kind {
 	case ir.IntAttr:
-		return "an int"
+		return fmt.Sprintf("an int between %d and %d", -maxIntAttr, maxIntAttr)
 	case ir.FloatAttr:
 		return "a number"
 	case ir.BoolAttr:
@@ -680,11 +840,17 @@ func kindPhrase(ad ir.AttrDef) string {
 	return "a string"
 }
 
+// maxIntAttr bounds int attributes. Type rules multiply them
+// (heads * head_dim must equal q's width): within this bound a product of
+// two is exact, so a huge attribute cannot wrap around to a width that
+// matches.
+const maxIntAttr = 1<<31 - 1
+
 func conformAttr(ad ir.AttrDef, v any) (any, bool) {
 	switch ad.Kind {
 	case ir.IntAttr:
 		i, ok := v.(int64)
-		return i, ok
+		return i, ok && -maxIntAttr <= i && i <= maxIntAttr
 	case ir.FloatAttr:
 		f, ok := eval.Number(v)
 		if ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
@@ -768,6 +934,9 @@ func (l *lowerer) emit(e *eval.Evaluator, at dsl.Node, kind ir.OpKind, args []ir
 	if err != nil {
 		return e.Errorf(at, "", "%s: %v", kind, err)
 	}
+	if !e.Spent(at, e.Budget.Unrolled(1), "unrolling adds this op") {
+		return eval.Poison{}
+	}
 	for _, t := range types {
 		r := l.f.NewValue(t, "")
 		r.Def = op
@@ -775,4 +944,108 @@ func (l *lowerer) emit(e *eval.Evaluator, at dsl.Node, kind ir.OpKind, args []ir
 	}
 	l.f.Ops = append(l.f.Ops, op)
 	return op.Results[0]
+}
+
+// declareFuncs collects the file's user functions. A function may not take
+// the name of an op, a built-in, a weight or a config value, nor be
+// declared twice.
+func (l *lowerer) declareFuncs() {
+	l.funcs = map[string]*dsl.FuncDecl{}
+	for _, b := range l.file.Blocks {
+		fn := b.Def
+		if fn == nil {
+			continue
+		}
+		p := dsl.PosOf(l.file.Name, fn.Pos)
+		p.Col += len("def ")
+		p.Offset += len("def ")
+		end := p
+		end.Col += len(fn.Name)
+		end.Offset += len(fn.Name)
+		_, isOp := ir.Lookup(ir.OpKind(fn.Name))
+		_, isWeight := l.weights[fn.Name]
+		_, isCfg := l.cfg.Lookup(fn.Name)
+		switch {
+		case l.funcs[fn.Name] != nil:
+			l.ev.ErrorAt(p, end, "rename one of them", "function '%s' is defined twice", fn.Name)
+		case isOp || slices.Contains(eval.Builtins, fn.Name):
+			l.ev.ErrorAt(p, end, "rename the function", "function '%s' has the name of a built-in op or function", fn.Name)
+		case isWeight || isCfg:
+			l.ev.ErrorAt(p, end, "rename the function", "function '%s' has the name of a weight or config value", fn.Name)
+		default:
+			seen := map[string]bool{}
+			for _, prm := range fn.Params {
+				if seen[prm] {
+					l.ev.ErrorAt(p, end, "", "function '%s' has two parameters named '%s'", fn.Name, prm)
+				}
+				seen[prm] = true
+			}
+			l.funcs[fn.Name] = fn
+		}
+	}
+}
+
+// inline runs a user function's body in a scope of its own, over its
+// arguments and the file's weights and config (not the caller's names),
+// and returns what it returns. The ops it makes belong to the caller's
+// layer. A function that calls itself, directly or not, is refused: the
+// body is unrolled at compile time, so recursion would never end.
+func (l *lowerer) inline(e *eval.Evaluator, c *dsl.Call, fn *dsl.FuncDecl) any {
+	if i := slices.Index(l.calling, fn.Name); i >= 0 {
+		chain := strings.Join(append(append([]string{}, l.calling[i:]...), fn.Name), " -> ")
+		return e.ErrorAt(c.FnSpan.P, c.FnSpan.E, "functions are inlined at compile time; repeat work with a for loop instead",
+			"recursive call of '%s' (%s)", fn.Name, chain)
+	}
+	vars := map[string]any{}
+	poisoned := false
+	next := 0
+	for _, a := range c.Args {
+		name := a.Name
+		if name == "" {
+			if next >= len(fn.Params) {
+				e.Errorf(a.Value, "", "%s takes %d arguments (%s); this is one too many", fn.Name, len(fn.Params), strings.Join(fn.Params, ", "))
+				poisoned = true
+				continue
+			}
+			name = fn.Params[next]
+			next++
+		} else if !slices.Contains(fn.Params, name) {
+			p, _ := a.Span()
+			end := p
+			end.Col += len(name)
+			e.ErrorAt(p, end, diag.DidYouMean(name, fn.Params), "%s has no parameter '%s'", fn.Name, name)
+			poisoned = true
+			continue
+		}
+		if _, dup := vars[name]; dup {
+			e.Errorf(a, "", "argument %s of %s is given twice", name, fn.Name)
+			poisoned = true
+			continue
+		}
+		v := e.Eval(a.Value)
+		poisoned = poisoned || eval.IsPoison(v)
+		vars[name] = v
+	}
+	for _, prm := range fn.Params {
+		if _, ok := vars[prm]; !ok && !poisoned {
+			e.ErrorAt(c.FnSpan.P, c.FnSpan.E, "", "%s needs its argument %s", fn.Name, prm)
+			poisoned = true
+		}
+	}
+	if poisoned {
+		return eval.Poison{}
+	}
+	var result any
+	savedRet, savedScope := l.ret, l.ev.Scope
+	l.ret, l.calling = &result, append(l.calling, fn.Name)
+	returned := l.stmts(fn.Body, &scope{l: l, vars: vars})
+	l.ret, l.calling, l.ev.Scope = savedRet, l.calling[:len(l.calling)-1], savedScope
+	if !returned {
+		p := dsl.PosOf(l.file.Name, fn.Pos)
+		return e.ErrorAt(p, diag.Pos{}, "end it with `return expr`", "function '%s' does not return a value", fn.Name)
+	}
+	if result == nil {
+		return eval.Poison{}
+	}
+	return result
 }

@@ -89,21 +89,23 @@ func PlanArena(f *ir.Func, batch int64) (*Arena, error) {
 			// The operand must not itself be read again by this op through
 			// another argument after being overwritten: elementwise ops read
 			// each element before writing it, so a repeated operand is fine.
-			root := v
-			for alias[root] != nil {
-				root = alias[root]
-			}
 			alias[r] = v
 			break
 		}
 	}
 	// Values that alias share their root's slot; extend the root's range.
-	rootOf := func(v *ir.Value) *ir.Value {
-		for alias[v] != nil {
-			v = alias[v]
+	// An operand is defined before its reader, so one pass in order of
+	// definition finds every root (walking each chain of in-place ops
+	// from its end was quadratic in the chain's length).
+	roots := make(map[*ir.Value]*ir.Value, len(order))
+	for _, l := range order {
+		if a, ok := alias[l.v]; ok {
+			roots[l.v] = roots[a]
+		} else {
+			roots[l.v] = l.v
 		}
-		return v
 	}
+	rootOf := func(v *ir.Value) *ir.Value { return roots[v] }
 	for _, l := range order {
 		if r := rootOf(l.v); r != l.v && ranges[r].end < l.end {
 			ranges[r].end = l.end
@@ -127,35 +129,42 @@ func PlanArena(f *ir.Func, batch int64) (*Arena, error) {
 		}
 		a.Scratch = max(a.Scratch, n)
 	}
-	var roots []*live
+	var placing []*live
 	for _, l := range order {
 		if rootOf(l.v) == l.v {
-			roots = append(roots, l)
+			placing = append(placing, l)
 		}
 	}
 	// First fit in order of definition, larger values first among equals:
 	// the classic greedy for interval placement.
-	sort.SliceStable(roots, func(i, j int) bool {
-		if roots[i].start != roots[j].start {
-			return roots[i].start < roots[j].start
+	sort.SliceStable(placing, func(i, j int) bool {
+		if placing[i].start != placing[j].start {
+			return placing[i].start < placing[j].start
 		}
-		return roots[i].v.Type.RowBytes() > roots[j].v.Type.RowBytes()
+		return placing[i].v.Type.RowBytes() > placing[j].v.Type.RowBytes()
 	})
 	type placed struct {
 		off, size  int64
 		start, end int
 	}
-	var done []placed
+	// Values are placed in order of start, so every placed block started
+	// no later than this one; a block that ended before this one starts
+	// ends before every later one starts too. Dropping those for good keeps
+	// each step to the values live at once: scanning every placed block
+	// made planning quadratic in the ops (5000 ops took seconds).
+	var active []placed
 	offsets := map[*ir.Value]int64{}
-	for _, l := range roots {
+	for _, l := range placing {
 		size := align(l.v.Type.RowBytes() * batch)
-		// Collect the placed blocks whose lifetime overlaps, by offset.
-		var busy []placed
-		for _, p := range done {
-			if p.start <= l.end && l.start <= p.end {
-				busy = append(busy, p)
+		kept := active[:0]
+		for _, p := range active {
+			if p.end >= l.start {
+				kept = append(kept, p)
 			}
 		}
+		active = kept
+		// The placed blocks whose lifetime overlaps, by offset.
+		busy := append([]placed(nil), active...)
 		sort.Slice(busy, func(i, j int) bool { return busy[i].off < busy[j].off })
 		off := int64(0)
 		for _, b := range busy {
@@ -167,7 +176,7 @@ func PlanArena(f *ir.Func, batch int64) (*Arena, error) {
 			}
 		}
 		offsets[l.v] = off
-		done = append(done, placed{off, size, l.start, l.end})
+		active = append(active, placed{off, size, l.start, l.end})
 		if off+size > a.Bytes {
 			a.Bytes = off + size
 		}

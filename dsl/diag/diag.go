@@ -48,9 +48,20 @@ type Diagnostic struct {
 // List collects diagnostics. The zero value is ready to use.
 type List struct {
 	Diags []Diagnostic
+	// Limit, when positive, is the most diagnostics the list keeps; later
+	// ones are counted, not kept. Each costs work (quoting its line means
+	// finding it in the file), so a file with thousands of mistakes must
+	// not cost thousands of them.
+	Limit int
+	// dropped counts the diagnostics past Limit.
+	dropped int
 	// sources maps a file name to its text, for quoting the source line.
 	sources map[string]string
 }
+
+// Full reports whether the list holds Limit diagnostics: callers may stop
+// looking for more.
+func (l *List) Full() bool { return l.Limit > 0 && len(l.Diags) >= l.Limit }
 
 // AddSource registers the text of a file so that its diagnostics can quote it.
 func (l *List) AddSource(file, src string) {
@@ -62,18 +73,42 @@ func (l *List) AddSource(file, src string) {
 
 // Errorf records a diagnostic at a span.
 func (l *List) Errorf(pos, end Pos, hint string, format string, args ...any) {
-	l.Diags = append(l.Diags, Diagnostic{Pos: pos, End: end, Message: fmt.Sprintf(format, args...), Hint: hint})
+	l.Add(Diagnostic{Pos: pos, End: end, Message: fmt.Sprintf(format, args...), Hint: hint})
 }
 
-// Add records a diagnostic.
-func (l *List) Add(d Diagnostic) { l.Diags = append(l.Diags, d) }
+// Add records a diagnostic. A message or hint longer than MaxText bytes
+// is cut there: one can quote a name or a string of the input, and the
+// input may be a megabyte long.
+func (l *List) Add(d Diagnostic) {
+	if l.Full() {
+		l.dropped++
+		return
+	}
+	d.Message, d.Hint = clip(d.Message, MaxText), clip(d.Hint, MaxText)
+	l.Diags = append(l.Diags, d)
+}
+
+// MaxText bounds a diagnostic's message and hint, and the part of a
+// source line it quotes.
+const MaxText = 1024
+
+// clip cuts s to at most n bytes (and "...").
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
 
 // Merge appends the diagnostics and sources of another list.
 func (l *List) Merge(o *List) {
 	if o == nil {
 		return
 	}
-	l.Diags = append(l.Diags, o.Diags...)
+	for _, d := range o.Diags {
+		l.Add(d)
+	}
+	l.dropped += o.dropped
 	for f, s := range o.sources {
 		l.AddSource(f, s)
 	}
@@ -132,6 +167,9 @@ func (e *Error) Error() string {
 		}
 		b.WriteString(e.List.Format(d))
 	}
+	if e.List.Full() {
+		fmt.Fprintf(&b, "\ntoo many errors: only the first %d are shown", e.List.Limit)
+	}
 	return b.String()
 }
 
@@ -143,6 +181,22 @@ func (l *List) Format(d Diagnostic) string {
 		width := 1
 		if d.End.IsValid() && d.End.Line == d.Pos.Line && d.End.Col > d.Pos.Col {
 			width = d.End.Col - d.Pos.Col
+		}
+		// A long line is quoted around the caret only.
+		if full := line; len(full) > MaxText {
+			start := max(0, min(d.Pos.Col-1, len(full))-MaxText/2)
+			end := min(len(full), start+MaxText)
+			col := d.Pos.Col - start // in full[start:end]
+			width = max(1, min(width, end-start-(col-1)))
+			line = full[start:end]
+			if start > 0 {
+				line = "..." + line
+				col += 3
+			}
+			if end < len(full) {
+				line += "..."
+			}
+			d.Pos.Col = col
 		}
 		// Tabs in the prefix stay tabs so the caret lines up in any editor.
 		prefix := []byte(line)
@@ -191,8 +245,18 @@ func (l *List) sourceLine(p Pos) (string, bool) {
 // Suggest returns the candidate closest to name by edit distance, or "" when
 // none is close enough to be a plausible typo.
 func Suggest(name string, candidates []string) string {
+	// The distance takes len(name) * len(c) steps and as many ints: past
+	// a plausible name's length there is no suggestion (two names of
+	// 200 KB took 320 GB). A candidate whose length differs by more than
+	// the limit below cannot be close enough.
+	if len(name) > maxSuggest {
+		return ""
+	}
 	best, bestD := "", 1<<30
 	for _, c := range candidates {
+		if len(c) > maxSuggest || len(c) > len(name)+3 || len(name) > len(c)+3 {
+			continue
+		}
 		d := distance(name, c)
 		if d < bestD || (d == bestD && c < best) {
 			best, bestD = c, d
@@ -212,6 +276,9 @@ func Suggest(name string, candidates []string) string {
 	}
 	return ""
 }
+
+// maxSuggest is the longest name Suggest compares.
+const maxSuggest = 64
 
 // DidYouMean formats a hint from Suggest, or returns "".
 func DidYouMean(name string, candidates []string) string {

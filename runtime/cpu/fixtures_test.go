@@ -22,6 +22,10 @@ var testModels = []fixture{
 	{"gpt-oss/tiny-random", "../../models/gpt-oss.arch", "../../testdata/gpt-oss/tiny-random", "../../testdata/gpt-oss/tiny-random"},
 	{"gpt-oss/fortune", "../../models/gpt-oss.arch", "../../models/fortune", "../../testdata/gpt-oss/fortune"},
 	{"llama/llama-tiny", "../../models/llama.arch", "../../testdata/llama/llama-tiny", "../../testdata/llama/llama-tiny"},
+	{"families/mistral-tiny", "../../models/mistral.arch", "../../testdata/families/mistral-tiny", "../../testdata/families/mistral-tiny"},
+	{"families/qwen3-moe-tiny", "../../models/qwen3-moe.arch", "../../testdata/families/qwen3-moe-tiny", "../../testdata/families/qwen3-moe-tiny"},
+	{"families/gemma3-tiny", "../../models/gemma3.arch", "../../testdata/families/gemma3-tiny", "../../testdata/families/gemma3-tiny"},
+	{"families/phi3-tiny", "../../models/phi3.arch", "../../testdata/families/phi3-tiny", "../../testdata/families/phi3-tiny"},
 }
 
 // compileFixture compiles a fixture's architecture for its config.json.
@@ -88,10 +92,14 @@ func TestHiddenStates(t *testing.T) {
 			layers := len(ref.Hidden) - 1
 			got := make([][]float32, len(ref.Hidden))
 			var finalNorm []float32
+			inLayers := false
 			observe := func(op *ir.Op, res [][]float32) {
+				inLayers = inLayers || op.Layer >= 0
 				for i, r := range op.Results {
 					switch {
-					case r.Name == "x" && op.Kind == "embedding":
+					case r.Name == "x" && op.Layer < 0 && !inLayers:
+						// The embedding, or its scaled value (Gemma):
+						// the last x before the first layer.
 						got[0] = append([]float32(nil), res[i]...)
 					case r.Name == "x" && op.Layer >= 0 && op.Kind == "add":
 						// The last residual add of layer L is hidden.L+1.

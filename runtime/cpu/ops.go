@@ -100,6 +100,9 @@ var baseKernels = map[ir.OpKind]func(e kernelEnv) func(seq, pos int){
 	},
 	ir.OpReLU: func(e kernelEnv) func(int, int) { return e.unary(func(x float32) float32 { return max(x, 0) }) },
 	ir.OpExp:  func(e kernelEnv) func(int, int) { return e.unary(exp32) },
+	ir.OpNarrow: func(e kernelEnv) func(int, int) {
+		return e.m.narrow(e.arg(0), e.out, int(e.a.Int("start")))
+	},
 	ir.OpGELU: func(e kernelEnv) func(int, int) {
 		return e.unary(func(x float32) float32 {
 			return float32(0.5 * float64(x) * (1 + math.Erf(float64(x)/math.Sqrt2)))
@@ -622,6 +625,16 @@ func binaryFunc(kind ir.OpKind) func(a, b float32) float32 {
 		return func(a, b float32) float32 { return a * b }
 	}
 	return func(a, b float32) float32 { return a / b }
+}
+
+// narrow copies features start..start+out.row of each token.
+func (m *Model) narrow(x, out buf, start int) func(int, int) {
+	return func(seq, _ int) {
+		xs, os := x.rows(seq), out.rows(seq)
+		for t := 0; t < seq; t++ {
+			copy(os[t*out.row:(t+1)*out.row], xs[t*x.row+start:])
+		}
+	}
 }
 
 func (m *Model) unary(x, out buf, f func(float32) float32) func(int, int) {

@@ -22,18 +22,66 @@ type weight struct {
 	blocks  []byte // mxfp4: cols/2 bytes per row
 	scales  []byte // mxfp4: cols/32 bytes per row
 	aligned bool
+	// A weight stored one checkpoint tensor per index of its first
+	// dimension (one per expert) is read from the parts in place:
+	// partRows rows each, in parts16 or parts32 (u16 and f32 stay nil).
+	partRows int
+	parts16  [][]uint16
+	parts32  [][]float32
+}
+
+// row16 and row32 are row r of a 16-bit or f32 weight.
+func (w *weight) row16(r int) []uint16 {
+	n := w.cols
+	if w.parts16 != nil {
+		p := r / w.partRows
+		r -= p * w.partRows
+		return w.parts16[p][r*n : r*n+n]
+	}
+	return w.u16[r*n : r*n+n]
+}
+
+func (w *weight) row32(r int) []float32 {
+	n := w.cols
+	if w.parts32 != nil {
+		p := r / w.partRows
+		r -= p * w.partRows
+		return w.parts32[p][r*n : r*n+n]
+	}
+	return w.f32[r*n : r*n+n]
 }
 
 func bindWeight(w *ir.Weight, ck *weights.Checkpoint) (*weight, error) {
 	out := &weight{name: w.Name, dtype: w.DType, shape: w.Shape, cols: int(w.Shape.Last())}
 	out.rows = int(w.Shape.Elems()) / out.cols
-	tensors := w.Tensors()
+	tensors := w.Bound()
+	if _, ok := w.Stacked(); ok {
+		tensors = w.Tensors()
+	}
 	get := func(name string) ([]byte, error) {
 		t, ok := ck.Tensor(name)
 		if !ok {
 			return nil, fmt.Errorf("BUG: tensor %s missing after validation", name)
 		}
 		return t.Data, nil
+	}
+	if _, ok := w.Stacked(); ok {
+		out.partRows = out.rows / len(tensors)
+		for _, t := range tensors {
+			data, err := get(t.Name)
+			if err != nil {
+				return nil, err
+			}
+			switch w.DType {
+			case ir.BF16, ir.F16:
+				out.parts16 = append(out.parts16, view[uint16](data))
+			case ir.F32:
+				out.parts32 = append(out.parts32, view[float32](data))
+			default:
+				return nil, fmt.Errorf("BUG: stacked weight %s has dtype %s", w.Name, w.DType)
+			}
+		}
+		return out, nil
 	}
 	data, err := get(tensors[0].Name)
 	if err != nil {
@@ -80,14 +128,14 @@ func (w *weight) decodeRow(r int, dst []float32) {
 	dst = dst[:n]
 	switch w.dtype {
 	case ir.BF16:
-		decodeBF16(w.u16[r*n:r*n+n], dst)
+		decodeBF16(w.row16(r), dst)
 	case ir.F16:
-		src := w.u16[r*n : r*n+n]
+		src := w.row16(r)
 		for i, h := range src {
 			dst[i] = weights.F16BitsToF32(h)
 		}
 	case ir.F32:
-		copy(dst, w.f32[r*n:r*n+n])
+		copy(dst, w.row32(r))
 	case ir.MXFP4:
 		decodeMXFP4(w.blocks[r*n/2:r*n/2+n/2], w.scales[r*n/32:r*n/32+n/32], dst)
 	}
@@ -112,15 +160,15 @@ func (w *weight) dot(r int, x []float32) float32 {
 	x = x[:n]
 	switch w.dtype {
 	case ir.BF16:
-		return dotBF16(w.u16[r*n:r*n+n], x)
+		return dotBF16(w.row16(r), x)
 	case ir.F16:
 		var s float32
-		for i, h := range w.u16[r*n : r*n+n] {
+		for i, h := range w.row16(r) {
 			s += weights.F16BitsToF32(h) * x[i]
 		}
 		return s
 	case ir.F32:
-		return dotF32(w.f32[r*n:r*n+n], x)
+		return dotF32(w.row32(r), x)
 	case ir.MXFP4:
 		return dotMXFP4(w.blocks[r*n/2:r*n/2+n/2], w.scales[r*n/32:r*n/32+n/32], x)
 	}
@@ -129,6 +177,17 @@ func (w *weight) dot(r int, x []float32) float32 {
 
 // at reads one element of a vector weight (biases, norms, sinks).
 func (w *weight) at(i int) float32 {
+	if w.parts16 != nil || w.parts32 != nil {
+		r, c := i/w.cols, i%w.cols
+		if w.parts32 != nil {
+			return w.row32(r)[c]
+		}
+		h := w.row16(r)[c]
+		if w.dtype == ir.BF16 {
+			return bf16(h)
+		}
+		return weights.F16BitsToF32(h)
+	}
 	switch w.dtype {
 	case ir.BF16:
 		return bf16(w.u16[i])

@@ -29,6 +29,10 @@ var testModels = []fixture{
 	{"tiny-random", "../../models/gpt-oss.arch", "../../testdata/gpt-oss/tiny-random", "../../testdata/gpt-oss/tiny-random"},
 	{"fortune", "../../models/gpt-oss.arch", "../../models/fortune", "../../testdata/gpt-oss/fortune"},
 	{"llama-tiny", "../../models/llama.arch", "../../testdata/llama/llama-tiny", "../../testdata/llama/llama-tiny"},
+	{"mistral-tiny", "../../models/mistral.arch", "../../testdata/families/mistral-tiny", "../../testdata/families/mistral-tiny"},
+	{"qwen3-moe-tiny", "../../models/qwen3-moe.arch", "../../testdata/families/qwen3-moe-tiny", "../../testdata/families/qwen3-moe-tiny"},
+	{"gemma3-tiny", "../../models/gemma3.arch", "../../testdata/families/gemma3-tiny", "../../testdata/families/gemma3-tiny"},
+	{"phi3-tiny", "../../models/phi3.arch", "../../testdata/families/phi3-tiny", "../../testdata/families/phi3-tiny"},
 }
 
 func needCompiler(t testing.TB) {
@@ -119,6 +123,28 @@ func TestEmittedMetalMatchesTransformers(t *testing.T) {
 				if g := fixtures.Argmax(got[i*ref.Vocab : (i+1)*ref.Vocab]); int32(g) != seq[i+1] {
 					t.Fatalf("greedy token after position %d: %d, transformers %d", i, g, seq[i+1])
 				}
+			}
+		})
+	}
+}
+
+// TestFamiliesExactThroughMslemu runs the families of models/ that only
+// fixtures check (Mistral, Qwen3-MoE, Gemma 3, Phi-3) through the emitted
+// Metal with the f32 KV cache, prefill then decode, and holds them to the
+// CPU backend's bound against transformers: 1e-4.
+func TestFamiliesExactThroughMslemu(t *testing.T) {
+	needCompiler(t)
+	for _, fx := range testModels[3:] {
+		t.Run(fx.name, func(t *testing.T) {
+			ref := fixtures.Load(t, fx.ref)
+			p, out := compileFixture(t, fx, compiler.PlanOptions{KV: "f32", Ctx: 64, Batch: 32})
+			m := startEmu(t, p, out, openCheckpoint(t, fx.dir), 11)
+			seq := append(append([]int32(nil), ref.IDs...), ref.Generated...)
+			got := forwardAll(t, m, seq)
+			e := fixtures.RelErr(got, ref.LogitsFull)
+			t.Logf("relative error against transformers (f32 cache): %.2e", e)
+			if e > 1e-4 {
+				t.Fatalf("relative error %.3e > 1e-4", e)
 			}
 		})
 	}
@@ -383,7 +409,11 @@ func hasNaN(x []float32) bool {
 // prefix tokens, then runs every op alone on both with the same fresh
 // random operands and compares the results.
 func compareOpByOp(t *testing.T, p *program.Program, out *codegen.Output, ck *weights.Checkpoint, prefix int, kinds map[ir.OpKind]bool) {
-	g := startEmu(t, p, out, ck, 11)
+	compareOpByOpOn(t, startEmu(t, p, out, ck, 11), p, ck, prefix, kinds)
+}
+
+// compareOpByOpOn is compareOpByOp on a model already on its device.
+func compareOpByOpOn(t *testing.T, g *Model, p *program.Program, ck *weights.Checkpoint, prefix int, kinds map[ir.OpKind]bool) {
 	cm, err := cpu.Load(p, ck, cpu.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,14 @@ type Buffer interface {
 	Bytes() []byte
 }
 
+// DeviceMemory is a Buffer in memory the host cannot address (a discrete
+// GPU's): Bytes is then a host copy, and the executor moves the tokens in
+// and the logits out with Write and Read.
+type DeviceMemory interface {
+	Write(off int, p []byte) error
+	Read(off int, p []byte) error
+}
+
 // Bind sets one kernel parameter: a buffer at an offset, or bytes.
 type Bind struct {
 	Index  int
@@ -73,6 +81,8 @@ type Model struct {
 	vocab    int
 	tokens   []int32
 	logits   []float32
+	// inOff and outOff locate the tokens and the logits in the arena.
+	inOff, outOff int
 }
 
 type tensorRef struct {
@@ -83,6 +93,9 @@ type tensorRef struct {
 // Load binds a program and its generated kernels to a device and a
 // checkpoint that Program.Validate accepted.
 func Load(p *program.Program, out *codegen.Output, ck *weights.Checkpoint, dev Device) (*Model, error) {
+	if err := p.StackWeights(ck); err != nil {
+		return nil, err
+	}
 	m := &Model{prog: p, dev: dev, out: out, kernels: map[string]*kernels.Kernel{}, tensors: map[string]tensorRef{},
 		batch: int(p.Arena.Batch), ctx: int(p.KV.Ctx), vocab: p.Vocab()}
 	for _, k := range out.Kernels {
@@ -107,8 +120,14 @@ func Load(p *program.Program, out *codegen.Output, ck *weights.Checkpoint, dev D
 		m.tensors[name] = tensorRef{t.Buffer, t.Offset}
 	}
 	in := p.Arena.Slots[p.Func.Input.ID]
-	m.tokens = unsafe.Slice((*int32)(unsafe.Pointer(&m.arena.Bytes()[in.Offset])), m.batch)
 	o := p.Arena.Slots[p.Func.Output.ID]
+	m.inOff, m.outOff = int(in.Offset), int(o.Offset)
+	if _, ok := m.arena.(DeviceMemory); ok {
+		m.tokens = make([]int32, m.batch)
+		m.logits = make([]float32, int(o.Bytes/4))
+		return m, nil
+	}
+	m.tokens = unsafe.Slice((*int32)(unsafe.Pointer(&m.arena.Bytes()[in.Offset])), m.batch)
 	m.logits = unsafe.Slice((*float32)(unsafe.Pointer(&m.arena.Bytes()[o.Offset])), int(o.Bytes/4))
 	return m, nil
 }
@@ -154,8 +173,19 @@ func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
 		}
 		m.launches = append(m.launches, l)
 	}
+	dm, discrete := m.arena.(DeviceMemory)
+	if discrete {
+		if err := dm.Write(m.inOff, unsafe.Slice((*byte)(unsafe.Pointer(&m.tokens[0])), 4*n)); err != nil {
+			return nil, err
+		}
+	}
 	if err := m.dev.Run(m.launches); err != nil {
 		return nil, err
+	}
+	if discrete {
+		if err := dm.Read(m.outOff, unsafe.Slice((*byte)(unsafe.Pointer(&m.logits[0])), 4*n*m.vocab)); err != nil {
+			return nil, err
+		}
 	}
 	return m.logits[:n*m.vocab], nil
 }
@@ -239,12 +269,20 @@ func checkAlignment(out *codegen.Output, ck *weights.Checkpoint) error {
 			}
 			seen[b.Tensor] = true
 			t, ok := ck.Tensor(b.Tensor)
-			if !ok || t.DType == weights.U8 {
+			if !ok {
 				continue
 			}
-			align := int64(kernels.VectorAlignment(t.DType.String()))
+			align := int64(1)
+			if t.DType == weights.U8 {
+				// MXFP4 blocks (16 bytes each) are read as 8-byte words.
+				if len(t.Shape) > 0 && t.Shape[len(t.Shape)-1] == 16 {
+					align = 8
+				}
+			} else {
+				align = int64(kernels.VectorAlignment(t.DType.String()))
+			}
 			if t.Offset%align != 0 {
-				return fmt.Errorf("checkpoint tensor %s starts at byte %d of its file, not a multiple of its element size %d; use --backend cpu, or rewrite the checkpoint with aligned tensors", b.Tensor, t.Offset, align)
+				return fmt.Errorf("checkpoint tensor %s starts at byte %d of its file, not a multiple of %d, which the GPU kernels need; use --backend cpu, or rewrite the checkpoint with aligned tensors", b.Tensor, t.Offset, align)
 			}
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/minerva-ml/minerva/codegen/artifact"
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/config"
+	"github.com/minerva-ml/minerva/compiler/wcheck"
 	"github.com/minerva-ml/minerva/models"
 	"github.com/minerva-ml/minerva/runtime/cpu"
 	"github.com/minerva-ml/minerva/runtime/engine"
@@ -37,7 +38,10 @@ type Spec struct {
 	Model string
 	// Plan is the run-time shape when Arch is compiled here.
 	Plan compiler.PlanOptions
-	// Backend is "auto", "cpu", "mslemu" or "metal".
+	// Sets are `name=value` overrides of config parameters (--set), when
+	// Arch is compiled here.
+	Sets []string
+	// Backend is "auto", "cpu", "mslemu", "metal" or "cuda".
 	Backend string
 	// Workers is the CPU backend's thread count (0: all cores).
 	Workers int
@@ -133,7 +137,7 @@ func Load(spec Spec) (*Model, error) {
 	}
 	var gen *codegen.Output
 	var archHint string
-	m.Program, gen, archHint, err = compileFor(spec, cfgText, m.HFConfig)
+	m.Program, gen, archHint, err = compileFor(spec, cfgText, m.HFConfig, m.Checkpoint)
 	if err != nil {
 		m.Close()
 		return nil, err
@@ -170,10 +174,13 @@ func Load(spec Spec) (*Model, error) {
 // backends that launch them.
 //
 // The hint says what to recompile when the checkpoint does not fit.
-func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program, *codegen.Output, string, error) {
+func compileFor(spec Spec, cfgText []byte, hf map[string]any, ck *weights.Checkpoint) (*program.Program, *codegen.Output, string, error) {
 	var file, src string
 	switch {
 	case spec.Arch != "" && artifact.IsArtifact(spec.Arch):
+		if len(spec.Sets) > 0 {
+			return nil, nil, "", fmt.Errorf("--set changes the config an .arch file is compiled for; %s is already compiled: recompile it with minervac compile --set, or pass the .arch file", spec.Arch)
+		}
 		p, out, m, err := artifact.Read(spec.Arch)
 		if err != nil {
 			return nil, nil, "", err
@@ -197,15 +204,18 @@ func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program,
 		}
 		file, src = a.File, a.Source
 	case strings.HasSuffix(spec.Arch, ".arch"):
-		b, err := os.ReadFile(spec.Arch)
+		text, err := compiler.ReadSource(spec.Arch)
 		if err != nil {
-			return nil, nil, "", fmt.Errorf("cannot read the architecture: %w", err)
+			return nil, nil, "", err
 		}
-		file, src = spec.Arch, string(b)
+		file, src = spec.Arch, text
 	default:
 		return nil, nil, "", fmt.Errorf("%s is neither an .arch file nor a compiled artifact", spec.Arch)
 	}
-	opts := compiler.Options{File: file, Source: src, Plan: spec.Plan}
+	// The declared weights are checked against the checkpoint's headers
+	// as the source compiles, so that a mismatch is reported at its
+	// declaration in the .arch file.
+	opts := compiler.Options{File: file, Source: src, Plan: spec.Plan, Sets: spec.Sets, Checkpoint: checkpointHeaders(ck)}
 	if backendName(spec) == "cpu" {
 		opts.StopAfter = "plan_arena"
 	}
@@ -223,6 +233,18 @@ func compileFor(spec Spec, cfgText []byte, hf map[string]any) (*program.Program,
 	return program.FromUnit(u), u.Generated, file, nil
 }
 
+// checkpointHeaders lists a checkpoint's tensor headers for the compiler.
+func checkpointHeaders(ck *weights.Checkpoint) []wcheck.Header {
+	out := []wcheck.Header{}
+	for _, name := range ck.Names() {
+		t, _ := ck.Tensor(name)
+		if !t.Stacked {
+			out = append(out, wcheck.Header{Name: name, DType: t.DType.String(), Shape: t.Shape})
+		}
+	}
+	return out
+}
+
 func backendName(spec Spec) string {
 	if spec.Backend == "" || spec.Backend == "auto" {
 		return autoBackend()
@@ -231,7 +253,7 @@ func backendName(spec Spec) string {
 }
 
 // Backends lists the accepted --backend values.
-var Backends = []string{"auto", "cpu", "mslemu", "metal"}
+var Backends = []string{"auto", "cpu", "mslemu", "metal", "cuda"}
 
 func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.Checkpoint) (engine.Backend, string, error) {
 	name := backendName(spec)
@@ -244,7 +266,7 @@ func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.
 			return nil, "", err
 		}
 		return m, "cpu", nil
-	case "mslemu", "metal":
+	case "mslemu", "metal", "cuda":
 		if gen == nil {
 			var err error
 			if gen, err = codegen.Generate(p.Func, p.KV); err != nil {
@@ -253,9 +275,12 @@ func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.
 		}
 		var dev gpu.Device
 		var err error
-		if name == "mslemu" {
+		switch name {
+		case "mslemu":
 			dev, err = gpu.NewEmulator(gen, 1)
-		} else {
+		case "cuda":
+			dev, err = gpu.NewCUDA(gen)
+		default:
 			lib := ""
 			if spec.Arch != "" && artifact.IsArtifact(spec.Arch) {
 				if p := filepath.Join(spec.Arch, artifact.MetallibName); fileExists(p) {

@@ -119,7 +119,7 @@ func TestLoadErrors(t *testing.T) {
 		{"no checkpoint", Spec{Arch: "../../models/gpt-oss.arch", Model: empty}, []string{"contains no SafeTensors checkpoint"}},
 		{"no such directory", Spec{Model: filepath.Join(empty, "nope")}, []string{"no such directory"}},
 		{"weights of another config", Spec{Arch: "../../models/gpt-oss.arch", Model: mixed},
-			[]string{"model.embed_tokens.weight: shape [512 64], expected [4096 256]", "compiled gpt-oss (vocab_size=4096, hidden=256", "minervac compile ../../models/gpt-oss.arch --config " + mixed}},
+			[]string{`../../models/gpt-oss.arch:60:3: weight embed is declared [4096, 256] but the checkpoint's "model.embed_tokens.weight" is [512, 64]`, "hint: check the dimensions against config.json"}},
 		{"truncated checkpoint", Spec{Arch: "../../models/gpt-oss.arch", Model: truncated}, []string{"truncated"}},
 		{"unknown hugging face id", Spec{Model: "nobody/nothing"}, []string{"not in the Hugging Face cache", "huggingface-cli download nobody/nothing"}},
 		{"not an arch", Spec{Arch: "../../README.md"}, []string{"neither an .arch file nor a compiled artifact"}},

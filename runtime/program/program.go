@@ -102,6 +102,27 @@ func (p *Program) Validate(ck *weights.Checkpoint, archHint string) error {
 	return ck.Validate(p.TensorSpecs(), hint)
 }
 
+// StackWeights assembles, once, each weight stored as one checkpoint tensor
+// per index of its first dimension (one per expert) into the one tensor the
+// Metal kernels bind: a copy in memory. runtime/gpu calls it when it
+// loads; the CPU backend reads the parts in place instead.
+func (p *Program) StackWeights(ck *weights.Checkpoint) error {
+	for _, w := range p.Func.Weights {
+		st, ok := w.Stacked()
+		if !ok {
+			continue
+		}
+		var parts []string
+		for j := int64(0); j < st.Hi-st.Lo; j++ {
+			parts = append(parts, st.Part(j))
+		}
+		if err := ck.Stack(w.Checkpoint, parts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // CheckCall refuses a call a backend cannot run: no tokens, more tokens
 // than the plan's batch, positions past the context, or ids outside the
 // vocabulary. Every backend calls it first, so all give the same errors.

@@ -20,6 +20,8 @@ type Tensor struct {
 	Data   []byte
 	File   int   // index into Checkpoint.Files
 	Offset int64 // absolute offset of Data in that file, for GPU buffers bound with an offset
+	// Stacked marks a tensor Stack assembled in memory from others.
+	Stacked bool
 }
 
 // NumElements is the product of the shape (1 for a scalar).
@@ -374,4 +376,42 @@ func (c *Checkpoint) Close() error {
 	}
 	c.files, c.tensors, c.names = nil, nil, nil
 	return errors.Join(errs...)
+}
+
+// Stack assembles a tensor from parts of one dtype and shape, stacked along
+// a new first dimension (a model that stores one tensor per expert, read
+// by kernels that take all experts as one tensor). The result lives in
+// memory, in a file of its own (not Mapped), under name; the parts stay
+// in the checkpoint. Stacking a name twice is a no-op. Validate the parts
+// first: Stack only checks that they agree.
+func (c *Checkpoint) Stack(name string, parts []string) error {
+	c.checkOpen()
+	if _, done := c.tensors[name]; done {
+		return nil
+	}
+	if len(parts) == 0 {
+		return fmt.Errorf("BUG: stacking %s from no tensors", name)
+	}
+	first, ok := c.tensors[parts[0]]
+	if !ok {
+		return fmt.Errorf("%s: missing (a part of %s)", parts[0], name)
+	}
+	size := len(first.Data)
+	data := make([]byte, 0, size*len(parts))
+	for _, p := range parts {
+		t, ok := c.tensors[p]
+		if !ok {
+			return fmt.Errorf("%s: missing (a part of %s)", p, name)
+		}
+		if t.DType != first.DType || !slices.Equal(t.Shape, first.Shape) {
+			return fmt.Errorf("%s is %s %s but %s is %s %s: the parts of %s must agree", p, t.DType, formatShape(t.Shape), parts[0], first.DType, formatShape(first.Shape), name)
+		}
+		data = append(data, t.Data...)
+	}
+	c.files = append(c.files, MappedFile{Path: name, Data: data})
+	shape := append([]int64{int64(len(parts))}, first.Shape...)
+	c.tensors[name] = &Tensor{Name: name, DType: first.DType, Shape: shape, Data: data, File: len(c.files) - 1, Stacked: true}
+	c.names = append(c.names, name)
+	slices.Sort(c.names)
+	return nil
 }

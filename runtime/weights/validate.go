@@ -56,6 +56,9 @@ func (c *Checkpoint) Validate(specs []TensorSpec, hint string) error {
 			continue
 		}
 		t := c.tensors[name]
+		if t.Stacked {
+			continue
+		}
 		probs = append(probs, Problem{Kind: UnexpectedTensor, File: c.displayName(t.File), Tensor: name,
 			Message: fmt.Sprintf("%s: unexpected %s %s tensor in %s, not in the model's weight manifest",
 				name, t.DType, formatShape(t.Shape), c.displayName(t.File))})

@@ -26,18 +26,47 @@ inline float4 f16f4(ushort4 h) { return float4(as_type<half4>(h)); }
 
 // MXFP4: 32 E2M1 values per block, two per byte (the even one in the low
 // nibble), scaled by an E8M0 exponent. Decoded in the inner loop: the
-// experts stay 4-bit in memory.
-constant float FP4[16] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f,
-                          -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+// experts stay 4-bit in memory. An E2M1 code is decoded with integer
+// arithmetic, not a table: a table indexed by each lane's own code is a
+// divergent memory access on every GPU. Codes 0-7 are 0, 0.5, 1, 1.5, 2,
+// 3, 4, 6; bit 3 is the sign.
+inline float fp4(uint c) {
+  const uint e = (c >> 1) & 3u, m = c & 1u;
+  const uint bits = e != 0u ? ((e + 126u) << 23) | (m << 22) : m * 0x3f000000u;
+  return as_type<float>(bits | ((c & 8u) << 28));
+}
 inline float e8m0(uchar s) { return s == 0 ? as_type<float>(0x00400000u) : as_type<float>(uint(s) << 23); }
 
-// One 32-value MXFP4 block times 32 activations.
-inline float mxfp4_block_dot(device const uchar* blk, uchar scale, const device float* x) {
+// The 16 E2M1 values in threadgroup memory, for kernels that decode many
+// codes: a lookup by each lane's own code is then a conflict-free
+// threadgroup-memory read, where the arithmetic above costs about ten
+// integer instructions per value. Every thread of the threadgroup calls it
+// (it has a barrier), before the first use.
+inline void fp4_table(threadgroup float* lut, uint tid) {
+  if (tid < 16) lut[tid] = fp4(tid);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+}
+
+// One 32-value MXFP4 block times 32 activations. The block's 16 bytes are
+// read as two 8-byte words (gpu.Load refuses block tensors that do not
+// start on a multiple of 8; a block is 16 bytes), not byte by byte: 16
+// one-byte loads per lane cost more than the arithmetic. x is 16-byte
+// aligned (arena values are, and a block is 32 floats).
+inline float mxfp4_block_dot(device const uchar* blk, uchar scale, const device float* x, threadgroup const float* lut) {
+  device const float4* x4 = (device const float4*)x;
+  device const uint2* b8 = (device const uint2*)blk;
+  const uint2 wa = b8[0], wb = b8[1];
+  const uint words[4] = {wa.x, wa.y, wb.x, wb.y};
   float s0 = 0.0f, s1 = 0.0f;
-  for (uint j = 0; j < 16; j++) {
-    uchar v = blk[j];
-    s0 += FP4[v & 15] * x[2 * j];
-    s1 += FP4[v >> 4] * x[2 * j + 1];
+  for (uint p = 0; p < 8; p++) {
+    // Bytes 2p and 2p + 1 (little-endian words).
+    const uint w = words[p / 2] >> (16 * (p % 2));
+    const uint v0 = w & 255u, v1 = (w >> 8) & 255u;
+    const float4 xv = x4[p];
+    s0 += lut[v0 & 15] * xv.x;
+    s1 += lut[v0 >> 4] * xv.y;
+    s0 += lut[v1 & 15] * xv.z;
+    s1 += lut[v1 >> 4] * xv.w;
   }
   return (s0 + s1) * e8m0(scale);
 }
@@ -98,9 +127,9 @@ inline float hadamard32_lane(float v, uint lane) {
 inline int round_even(float v) { return int(rint(v)); }
 
 // ---------------------------------------------------------------------------
-// add_rmsnorm_any_bf16_256_3fa09960: any kernel of add_rmsnorm (add + rmsnorm)
+// add_rmsnorm_any_bf16_256_9cfcf3aa: any kernel of add_rmsnorm (add + rmsnorm)
 // add_rmsnorm = add + rmsnorm
-kernel void add_rmsnorm_any_bf16_256_3fa09960(
+kernel void add_rmsnorm_any_bf16_256_9cfcf3aa(
     constant StepArgs& args [[buffer(0)]],
     device const float* a [[buffer(1)]],
     device const float* b [[buffer(2)]],
@@ -131,21 +160,36 @@ kernel void add_rmsnorm_any_bf16_256_3fa09960(
 }
 
 // ---------------------------------------------------------------------------
-// attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5: any kernel of attend (attend)
+// attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d: any kernel of attend (attend)
 // q · k for one cached key row; q is already rotated when the format is.
-inline float attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5_kdot(device const uchar* row, thread const float* q) {
+inline float attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d_kdot(device const uchar* row, thread const float* q) {
   float s = 0.0f;
-  for (uint i = 0; i < 32; i++) s += float(((device const half*)row)[i]) * q[i];
+  // Four halves per load when rows are 8-byte aligned (D % 4 == 0).
+  for (uint i = 0; i < (32 % 4 == 0 ? 32 : 0u); i += 4) {
+    const float4 k = float4(((device const half4*)row)[i / 4]);
+    s += k.x * q[i];
+    s += k.y * q[i + 1];
+    s += k.z * q[i + 2];
+    s += k.w * q[i + 3];
+  }
+  for (uint i = (32 % 4 == 0 ? 32 : 0u); i < 32; i++) s += float(((device const half*)row)[i]) * q[i];
   return s;
 }
 
 // acc += w * v for one cached value row.
-inline void attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5_vaxpy(device const uchar* row, float w, thread float* acc) {
-  for (uint i = 0; i < 32; i++) acc[i] += w * float(((device const half*)row)[i]);
+inline void attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d_vaxpy(device const uchar* row, float w, thread float* acc) {
+  for (uint i = 0; i < (32 % 4 == 0 ? 32 : 0u); i += 4) {
+    const float4 v = float4(((device const half4*)row)[i / 4]);
+    acc[i] += w * v.x;
+    acc[i + 1] += w * v.y;
+    acc[i + 2] += w * v.z;
+    acc[i + 3] += w * v.w;
+  }
+  for (uint i = (32 % 4 == 0 ? 32 : 0u); i < 32; i++) acc[i] += w * float(((device const half*)row)[i]);
 }
 
 // attend
-kernel void attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5(
+kernel void attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -179,13 +223,13 @@ kernel void attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5(
   for (uint i = 0; i < VD; i++) acc[i] = 0.0f;
   for (uint j = lo + sg * 32 + lane; j <= p; j += 32 * nsg) {
     const uint slot = j;
-    float s = attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5_kdot(kcache + (slot * KVH + g) * 64, qv) * 0.176776692f;
+    float s = attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d_kdot(kcache + (slot * KVH + g) * 64, qv) * 0.176776692f;
     const float mNew = max(m, s);
     const float corr = exp(m - mNew);
     const float e = exp(s - mNew);
     l = l * corr + e;
     for (uint i = 0; i < VD; i++) acc[i] *= corr;
-    attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5_vaxpy(vcache + (slot * KVH + g) * 64, e, acc);
+    attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d_vaxpy(vcache + (slot * KVH + g) * 64, e, acc);
     m = mNew;
   }
   // Combine the lanes of each SIMD-group, then the SIMD-groups.
@@ -225,21 +269,36 @@ kernel void attend_any_h8_kv2_d32_w0_f16_sinks_1349c7a5(
 }
 
 // ---------------------------------------------------------------------------
-// attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6: any kernel of attend (attend)
+// attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d: any kernel of attend (attend)
 // q · k for one cached key row; q is already rotated when the format is.
-inline float attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6_kdot(device const uchar* row, thread const float* q) {
+inline float attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d_kdot(device const uchar* row, thread const float* q) {
   float s = 0.0f;
-  for (uint i = 0; i < 32; i++) s += float(((device const half*)row)[i]) * q[i];
+  // Four halves per load when rows are 8-byte aligned (D % 4 == 0).
+  for (uint i = 0; i < (32 % 4 == 0 ? 32 : 0u); i += 4) {
+    const float4 k = float4(((device const half4*)row)[i / 4]);
+    s += k.x * q[i];
+    s += k.y * q[i + 1];
+    s += k.z * q[i + 2];
+    s += k.w * q[i + 3];
+  }
+  for (uint i = (32 % 4 == 0 ? 32 : 0u); i < 32; i++) s += float(((device const half*)row)[i]) * q[i];
   return s;
 }
 
 // acc += w * v for one cached value row.
-inline void attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6_vaxpy(device const uchar* row, float w, thread float* acc) {
-  for (uint i = 0; i < 32; i++) acc[i] += w * float(((device const half*)row)[i]);
+inline void attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d_vaxpy(device const uchar* row, float w, thread float* acc) {
+  for (uint i = 0; i < (32 % 4 == 0 ? 32 : 0u); i += 4) {
+    const float4 v = float4(((device const half4*)row)[i / 4]);
+    acc[i] += w * v.x;
+    acc[i + 1] += w * v.y;
+    acc[i + 2] += w * v.z;
+    acc[i + 3] += w * v.w;
+  }
+  for (uint i = (32 % 4 == 0 ? 32 : 0u); i < 32; i++) acc[i] += w * float(((device const half*)row)[i]);
 }
 
 // attend
-kernel void attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6(
+kernel void attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -273,13 +332,13 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6(
   for (uint i = 0; i < VD; i++) acc[i] = 0.0f;
   for (uint j = lo + sg * 32 + lane; j <= p; j += 32 * nsg) {
     const uint slot = j % 191u;
-    float s = attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6_kdot(kcache + (slot * KVH + g) * 64, qv) * 0.176776692f;
+    float s = attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d_kdot(kcache + (slot * KVH + g) * 64, qv) * 0.176776692f;
     const float mNew = max(m, s);
     const float corr = exp(m - mNew);
     const float e = exp(s - mNew);
     l = l * corr + e;
     for (uint i = 0; i < VD; i++) acc[i] *= corr;
-    attend_any_h8_kv2_d32_w64_f16_sinks_c728fdf6_vaxpy(vcache + (slot * KVH + g) * 64, e, acc);
+    attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d_vaxpy(vcache + (slot * KVH + g) * 64, e, acc);
     m = mNew;
   }
   // Combine the lanes of each SIMD-group, then the SIMD-groups.
@@ -446,9 +505,9 @@ kernel void linear_prefill_bf16_256x256_5fb0e739(
 }
 
 // ---------------------------------------------------------------------------
-// moe_down_any_mxfp4_e8_256x256_k2_c71b711a: any kernel of moe_down (expert_linear + mix + add)
+// moe_down_any_mxfp4_e8_256x256_k2_64dd5662: any kernel of moe_down (expert_linear + mix + add)
 // moe_down = expert_linear + mix + add
-kernel void moe_down_any_mxfp4_e8_256x256_k2_c71b711a(
+kernel void moe_down_any_mxfp4_e8_256x256_k2_64dd5662(
     constant StepArgs& args [[buffer(0)]],
     device const float* residual [[buffer(1)]],
     device const float* y [[buffer(2)]],
@@ -467,6 +526,8 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_c71b711a(
   constexpr uint ROWS = 256;
   constexpr uint K = 2;
   const uint t = tgid.y;
+  threadgroup float* lut = tg;
+  fp4_table(lut, tid);
   for (uint r = 0; r < 2; r++) {
     const uint o = (tgid.x * nsg + sg) * 2 + r;
     if (o >= ROWS) break;
@@ -476,8 +537,12 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_c71b711a(
       const uint R = uint(route.expert) * ROWS + o;
       device const float* XR = y + (t * K + s) * IN;
       float acc = 0.0f;
-    for (uint blk = lane; blk < IN / 32; blk += 32) {
-      acc += mxfp4_block_dot(w_blocks + ((R) * (IN / 32) + blk) * 16, w_scales[(R) * (IN / 32) + blk], XR + blk * 32);
+    // A trip count known at compile time (the lanes past the last block
+    // skip it), so the compiler can unroll and issue every block's loads
+    // before the first sum.
+    for (uint b0 = 0; b0 < IN / 32; b0 += 32) {
+      const uint blk = b0 + lane;
+      if (blk < IN / 32) acc += mxfp4_block_dot(w_blocks + ((R) * (IN / 32) + blk) * 16, w_scales[(R) * (IN / 32) + blk], XR + blk * 32, lut);
     }
       acc = simd_sum(acc);
       acc += bf16f(bias[R]);
@@ -488,9 +553,9 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_c71b711a(
 }
 
 // ---------------------------------------------------------------------------
-// moe_gate_up_any_mxfp4_e8_512x256_k2_d9d292b5: any kernel of moe_gate_up (expert_linear + swiglu)
+// moe_gate_up_any_mxfp4_e8_512x256_k2_72d6ecfb: any kernel of moe_gate_up (expert_linear + swiglu)
 // moe_gate_up = expert_linear + swiglu
-kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_d9d292b5(
+kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_72d6ecfb(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const Route* routes [[buffer(2)]],
@@ -510,6 +575,8 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_d9d292b5(
   constexpr uint OUTW = 256;   // outputs per route
   const uint t = tgid.y / K, s = tgid.y % K;
   const uint e = uint(routes[t * K + s].expert);
+  threadgroup float* lut = tg;
+  fp4_table(lut, tid);
   device const float* XR = x + t * IN;
   for (uint r = 0; r < 2; r++) {
     const uint j = (tgid.x * nsg + sg) * 2 + r;
@@ -518,8 +585,12 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_d9d292b5(
     for (uint part = 0; part < 2; part++) {
       const uint R = e * ROWS + 2 * j + part;
       float acc = 0.0f;
-    for (uint blk = lane; blk < IN / 32; blk += 32) {
-      acc += mxfp4_block_dot(w_blocks + ((R) * (IN / 32) + blk) * 16, w_scales[(R) * (IN / 32) + blk], XR + blk * 32);
+    // A trip count known at compile time (the lanes past the last block
+    // skip it), so the compiler can unroll and issue every block's loads
+    // before the first sum.
+    for (uint b0 = 0; b0 < IN / 32; b0 += 32) {
+      const uint blk = b0 + lane;
+      if (blk < IN / 32) acc += mxfp4_block_dot(w_blocks + ((R) * (IN / 32) + blk) * 16, w_scales[(R) * (IN / 32) + blk], XR + blk * 32, lut);
     }
       acc = simd_sum(acc);
       acc += bf16f(bias[R]);
@@ -535,17 +606,17 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_d9d292b5(
 }
 
 // ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
 // Stores n values of src into a cache row. Called by one whole SIMD-group.
-inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_store(device uchar* dst, threadgroup const float* src, uint n, uint lane) {
+inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091_store(device uchar* dst, threadgroup const float* src, uint n, uint lane) {
   for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
 }
 
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
 
 // qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f(
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -607,101 +678,7 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f(
       float v = row[i];
       if (i < 2 * half_) {
         const uint j = i % half_;
-        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_invk[j];
-        const float angle = float(p) * f;
-        const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-        const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-        v = i < half_ ? row[i] * c - row[i + half_] * s : row[i] * c + row[i - half_] * s;
-      }
-      rot[i] = v;
-    }
-  } else {
-    for (uint i = tid; i < VD; i += 32 * nsg) rot[i] = row[i];
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  if (kind == 0) {
-    for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
-  } else if (sg == 0) {
-    const uint cslot = p;
-    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_store(kcache + (cslot * KVH + head) * 64, rot, HD, lane);
-    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_1b3d764f_store(vcache + (cslot * KVH + head) * 64, rot, VD, lane);
-  }
-}
-
-// ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
-// Stores n values of src into a cache row. Called by one whole SIMD-group.
-inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_store(device uchar* dst, threadgroup const float* src, uint n, uint lane) {
-  for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
-}
-
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-
-// qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7(
-    constant StepArgs& args [[buffer(0)]],
-    device const float* x [[buffer(1)]],
-    device const ushort* norm [[buffer(2)]],
-    device const ushort* wq [[buffer(3)]],
-    device const ushort* bq [[buffer(4)]],
-    device const ushort* wk [[buffer(5)]],
-    device const ushort* bk [[buffer(6)]],
-    device const ushort* wv [[buffer(7)]],
-    device const ushort* bv [[buffer(8)]],
-    device float* q [[buffer(9)]],
-    device uchar* kcache [[buffer(10)]],
-    device uchar* vcache [[buffer(11)]],
-    threadgroup float* tg [[threadgroup(0)]],
-    uint3 tgid [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]],
-    uint nsg [[simdgroups_per_threadgroup]]) {
-  constexpr uint IN = 256;
-  constexpr uint HD = 32;
-  constexpr uint VD = 32;
-  constexpr uint QH = 8;
-  constexpr uint KVH = 2;
-  const uint slot = tgid.x;
-  const uint t = tgid.y;
-  const uint p = args.pos + t;
-  device const float* xr = x + t * IN;
-  float ss = 0.0f;
-  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
-  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
-  // Which projection and which of its heads this threadgroup computes.
-  uint kind, head, width;
-  if (slot < QH) { kind = 0; head = slot; width = HD; }
-  else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
-  else { kind = 2; head = slot - QH - KVH; width = VD; }
-  threadgroup float* row = tg + 8;
-  for (uint r = sg; r < width; r += nsg) {
-    const uint o = head * width + r;
-    float acc = 0.0f;
-    for (uint i = lane; i < IN; i += 32) {
-      const float xv = xr[i] * inv * (bf16f(norm[i]) + 0.0f);
-      const float wt = kind == 0 ? bf16f(wq[o * IN + i]) : kind == 1 ? bf16f(wk[o * IN + i]) : bf16f(wv[o * IN + i]);
-      acc += wt * xv;
-    }
-    acc = simd_sum(acc);
-    if (lane == 0) {
-      if (kind == 0) acc += bf16f(bq[o]);
-      if (kind == 1) acc += bf16f(bk[o]);
-      if (kind == 2) acc += bf16f(bv[o]);
-      row[r] = acc;
-    }
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  // RoPE rotates the two halves of the first rotary dims of q and k heads.
-  threadgroup float* rot = row + 256;
-  if (kind < 2) {
-    const uint half_ = kind == 0 ? 16 : 16;
-    for (uint i = tid; i < HD; i += 32 * nsg) {
-      float v = row[i];
-      if (i < 2 * half_) {
-        const uint j = i % half_;
-        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_invk[j];
+        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091_invk[j];
         const float angle = float(p) * f;
         const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
         const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
@@ -717,8 +694,102 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7(
     for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
   } else if (sg == 0) {
     const uint cslot = p % 191u;
-    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_store(kcache + (cslot * KVH + head) * 64, rot, HD, lane);
-    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_a0a586e7_store(vcache + (cslot * KVH + head) * 64, rot, VD, lane);
+    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091_store(kcache + (cslot * KVH + head) * 64, rot, HD, lane);
+    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091_store(vcache + (cslot * KVH + head) * 64, rot, VD, lane);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+// Stores n values of src into a cache row. Called by one whole SIMD-group.
+inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019_store(device uchar* dst, threadgroup const float* src, uint n, uint lane) {
+  for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
+}
+
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+
+// qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019(
+    constant StepArgs& args [[buffer(0)]],
+    device const float* x [[buffer(1)]],
+    device const ushort* norm [[buffer(2)]],
+    device const ushort* wq [[buffer(3)]],
+    device const ushort* bq [[buffer(4)]],
+    device const ushort* wk [[buffer(5)]],
+    device const ushort* bk [[buffer(6)]],
+    device const ushort* wv [[buffer(7)]],
+    device const ushort* bv [[buffer(8)]],
+    device float* q [[buffer(9)]],
+    device uchar* kcache [[buffer(10)]],
+    device uchar* vcache [[buffer(11)]],
+    threadgroup float* tg [[threadgroup(0)]],
+    uint3 tgid [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]],
+    uint nsg [[simdgroups_per_threadgroup]]) {
+  constexpr uint IN = 256;
+  constexpr uint HD = 32;
+  constexpr uint VD = 32;
+  constexpr uint QH = 8;
+  constexpr uint KVH = 2;
+  const uint slot = tgid.x;
+  const uint t = tgid.y;
+  const uint p = args.pos + t;
+  device const float* xr = x + t * IN;
+  float ss = 0.0f;
+  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
+  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
+  // Which projection and which of its heads this threadgroup computes.
+  uint kind, head, width;
+  if (slot < QH) { kind = 0; head = slot; width = HD; }
+  else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
+  else { kind = 2; head = slot - QH - KVH; width = VD; }
+  threadgroup float* row = tg + 8;
+  for (uint r = sg; r < width; r += nsg) {
+    const uint o = head * width + r;
+    float acc = 0.0f;
+    for (uint i = lane; i < IN; i += 32) {
+      const float xv = xr[i] * inv * (bf16f(norm[i]) + 0.0f);
+      const float wt = kind == 0 ? bf16f(wq[o * IN + i]) : kind == 1 ? bf16f(wk[o * IN + i]) : bf16f(wv[o * IN + i]);
+      acc += wt * xv;
+    }
+    acc = simd_sum(acc);
+    if (lane == 0) {
+      if (kind == 0) acc += bf16f(bq[o]);
+      if (kind == 1) acc += bf16f(bk[o]);
+      if (kind == 2) acc += bf16f(bv[o]);
+      row[r] = acc;
+    }
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  // RoPE rotates the two halves of the first rotary dims of q and k heads.
+  threadgroup float* rot = row + 256;
+  if (kind < 2) {
+    const uint half_ = kind == 0 ? 16 : 16;
+    for (uint i = tid; i < HD; i += 32 * nsg) {
+      float v = row[i];
+      if (i < 2 * half_) {
+        const uint j = i % half_;
+        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019_invk[j];
+        const float angle = float(p) * f;
+        const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+        const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+        v = i < half_ ? row[i] * c - row[i + half_] * s : row[i] * c + row[i - half_] * s;
+      }
+      rot[i] = v;
+    }
+  } else {
+    for (uint i = tid; i < VD; i += 32 * nsg) rot[i] = row[i];
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (kind == 0) {
+    for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
+  } else if (sg == 0) {
+    const uint cslot = p;
+    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019_store(kcache + (cslot * KVH + head) * 64, rot, HD, lane);
+    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019_store(vcache + (cslot * KVH + head) * 64, rot, VD, lane);
   }
 }
 
@@ -844,9 +915,9 @@ kernel void rmsnorm_linear_prefill_bf16_4096x256_2d9b1fb4(
 }
 
 // ---------------------------------------------------------------------------
-// router_any_bf16_e8_k2_e972884c: any kernel of router (linear + topk + softmax)
+// router_any_bf16_e8_k2_be1d9ea9: any kernel of router (linear + topk + softmax)
 // router = linear + topk + softmax
-kernel void router_any_bf16_e8_k2_e972884c(
+kernel void router_any_bf16_e8_k2_be1d9ea9(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* w [[buffer(2)]],

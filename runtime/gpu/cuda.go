@@ -1,0 +1,263 @@
+//go:build linux || darwin
+
+package gpu
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/minerva-ml/minerva/codegen"
+	"github.com/minerva-ml/minerva/codegen/metal"
+	"github.com/minerva-ml/minerva/runtime/cuda"
+	"github.com/minerva-ml/minerva/runtime/weights"
+)
+
+// cudaDevice adapts runtime/cuda to Device: the program's kernels.metal
+// translated to CUDA C++, compiled by NVRTC, launched in order on one
+// stream. Weights are copied once into device memory; the arena and the
+// KV cache live there too, so the executor moves tokens and logits with
+// Write and Read (DeviceMemory).
+type cudaDevice struct {
+	dev     *cuda.Device
+	mod     *cuda.Module
+	kernels map[string]cudaKernel
+	buffers []*cudaBuffer
+	// Profile, when set, receives each launch's GPU time in milliseconds
+	// (one event pair per launch; it serialises nothing but adds work).
+	Profile func(kernel string, ms float64)
+}
+
+type cudaKernel struct {
+	f      *cuda.Function
+	params []cuda.Param
+}
+
+// CUDASource is the CUDA C++ a program's kernels.metal becomes, and each
+// kernel's entry parameters.
+func CUDASource(out *codegen.Output) (string, []cuda.Kernel, error) {
+	descs := metal.Glue(out.Kernels)
+	for i, k := range out.Kernels {
+		descs[i].MaxTotalThreadsPerThreadgroup = k.Threads[0] * k.Threads[1] * k.Threads[2]
+	}
+	return cuda.Translate(out.Metal, descs)
+}
+
+// NewCUDA opens the first NVIDIA GPU and compiles the program's kernels.
+func NewCUDA(out *codegen.Output) (Device, error) {
+	src, ks, err := CUDASource(out)
+	if err != nil {
+		return nil, fmt.Errorf("BUG: translating kernels.metal to CUDA: %w", err)
+	}
+	dev, err := cuda.Open()
+	if err != nil {
+		return nil, err
+	}
+	var opts []string
+	if os.Getenv("MINERVA_CUDA_VERBOSE") == "1" {
+		opts = append(opts, "--ptxas-options=-v")
+	}
+	mod, err := dev.Compile(src, opts...)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	if mod.Log != "" && len(opts) > 0 {
+		fmt.Fprintln(os.Stderr, mod.Log)
+	}
+	c := &cudaDevice{dev: dev, mod: mod, kernels: map[string]cudaKernel{}}
+	for _, k := range ks {
+		f, err := mod.Function(k.Name)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		c.kernels[k.Name] = cudaKernel{f, k.Params}
+	}
+	return c, nil
+}
+
+// CUDAAvailable reports whether a CUDA device can be opened here.
+func CUDAAvailable() bool { return cuda.Available() }
+
+// cudaBuffer is device memory with a host copy for Bytes: tests read and
+// write the arena and the cache through it. Bytes fetches the device's
+// contents when the copy is stale and marks it dirty; the next Run sends
+// dirty copies back first, and every Run makes the copies stale.
+type cudaBuffer struct {
+	b     *cuda.Buffer
+	host  []byte
+	stale bool
+	dirty bool
+}
+
+func (b *cudaBuffer) Bytes() []byte {
+	if b.host == nil || b.stale {
+		if b.host == nil {
+			b.host = make([]byte, b.b.Len())
+		}
+		if err := b.b.Read(0, b.host); err != nil {
+			panic(fmt.Sprintf("cuda: reading a buffer back: %v", err))
+		}
+		b.stale = false
+	}
+	b.dirty = true
+	return b.host
+}
+
+// Write and Read implement DeviceMemory.
+func (b *cudaBuffer) Write(off int, p []byte) error {
+	if b.dirty {
+		copy(b.host[off:], p)
+	}
+	return b.b.Write(off, p)
+}
+
+func (b *cudaBuffer) Read(off int, p []byte) error { return b.b.Read(off, p) }
+
+func (c *cudaDevice) NewBuffer(size int) (Buffer, error) {
+	b, err := c.dev.Alloc(size)
+	if err != nil {
+		return nil, err
+	}
+	cb := &cudaBuffer{b: b, stale: true}
+	c.buffers = append(c.buffers, cb)
+	return cb, nil
+}
+
+// FileBuffer copies a checkpoint file into device memory once.
+func (c *cudaDevice) FileBuffer(f weights.MappedFile) (Buffer, error) {
+	b, err := c.NewBuffer(len(f.Data))
+	if err != nil {
+		return nil, err
+	}
+	if err := b.(*cudaBuffer).b.Write(0, f.Data); err != nil {
+		return nil, fmt.Errorf("copying %s to the GPU: %w", f.Path, err)
+	}
+	return b, nil
+}
+
+// Run launches a step's dispatches in order on one stream: each kernel
+// starts after the previous one finished, which covers every barrier the
+// step asks for.
+func (c *cudaDevice) Run(launches []Launch) error {
+	for _, b := range c.buffers {
+		if b.dirty {
+			if err := b.b.Write(0, b.host); err != nil {
+				return err
+			}
+			b.dirty = false
+		}
+	}
+	s, err := c.dev.Begin()
+	if err != nil {
+		return err
+	}
+	var args []cuda.Arg
+	binds := map[int]Bind{}
+	for _, l := range launches {
+		k, ok := c.kernels[l.Kernel]
+		if !ok {
+			s.End()
+			return fmt.Errorf("%s: BUG: no CUDA kernel %s", l.Label, l.Kernel)
+		}
+		clear(binds)
+		for _, b := range l.Binds {
+			binds[b.Index] = b
+		}
+		// Threadgroup memory: each [[threadgroup(n)]] region at a
+		// 16-aligned offset of the block's dynamic shared memory.
+		tgOff := make([]int, len(l.TGMem)+1)
+		for i, n := range l.TGMem {
+			tgOff[i+1] = tgOff[i] + (n+15)/16*16
+		}
+		args = args[:0]
+		for _, p := range k.params {
+			switch p.Kind {
+			case cuda.ParamTGOffset:
+				if p.Index >= len(l.TGMem) {
+					s.End()
+					return fmt.Errorf("%s: kernel %s: no length for [[threadgroup(%d)]]", l.Label, l.Kernel, p.Index)
+				}
+				args = append(args, cuda.Arg{Bytes: le32(uint32(tgOff[p.Index]))})
+			default:
+				b, ok := binds[p.Index]
+				if !ok {
+					s.End()
+					return fmt.Errorf("%s: kernel %s: nothing bound at [[buffer(%d)]] (%s)", l.Label, l.Kernel, p.Index, p.Name)
+				}
+				if p.Kind == cuda.ParamValue {
+					if b.Buffer != nil {
+						s.End()
+						return fmt.Errorf("%s: kernel %s: [[buffer(%d)]] %s is a constant reference; the CUDA backend passes it by value, so bind bytes", l.Label, l.Kernel, p.Index, p.Name)
+					}
+					args = append(args, cuda.Arg{Bytes: b.Bytes})
+					continue
+				}
+				if b.Buffer == nil {
+					s.End()
+					return fmt.Errorf("%s: kernel %s: [[buffer(%d)]] %s is a pointer; bytes cannot be bound to it on CUDA", l.Label, l.Kernel, p.Index, p.Name)
+				}
+				args = append(args, cuda.Arg{Ptr: b.Buffer.(*cudaBuffer).b.Ptr() + uint64(b.Offset)})
+			}
+		}
+		var start *cuda.Event
+		if c.Profile != nil {
+			start, _ = s.Record()
+		}
+		if err := s.Launch(k.f, l.Groups, l.Threads, tgOff[len(l.TGMem)], args); err != nil {
+			s.End()
+			return fmt.Errorf("%s: %w", l.Label, err)
+		}
+		if c.Profile != nil {
+			end, _ := s.Record()
+			ms, err := s.Elapsed(start, end)
+			if err != nil {
+				s.End()
+				return fmt.Errorf("%s: %w", l.Label, err)
+			}
+			c.Profile(l.Kernel, ms)
+		}
+	}
+	if err := s.End(); err != nil {
+		return err
+	}
+	for _, b := range c.buffers {
+		b.stale = true
+	}
+	return nil
+}
+
+func le32(v uint32) []byte { return []byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)} }
+
+func (c *cudaDevice) Close() error {
+	for _, b := range c.buffers {
+		b.b.Free()
+	}
+	c.buffers = nil
+	if c.mod != nil {
+		c.mod.Unload()
+	}
+	return c.dev.Close()
+}
+
+// SetProfile makes a CUDA device report each launch's GPU time; other
+// devices ignore it.
+func SetProfile(d Device, f func(kernel string, ms float64)) {
+	if c, ok := d.(*cudaDevice); ok {
+		c.Profile = f
+	}
+}
+
+// CUDAKernelResources lists each kernel's registers per thread and local
+// (spilled or stack) bytes per thread, for a CUDA device; nil otherwise.
+func CUDAKernelResources(d Device) map[string][2]int {
+	c, ok := d.(*cudaDevice)
+	if !ok {
+		return nil
+	}
+	out := map[string][2]int{}
+	for name, k := range c.kernels {
+		out[name] = [2]int{k.f.Attribute(4), k.f.Attribute(3)} // CU_FUNC_ATTRIBUTE_NUM_REGS, LOCAL_SIZE_BYTES
+	}
+	return out
+}
