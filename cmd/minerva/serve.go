@@ -22,7 +22,8 @@ type ServeCmd struct {
 	SamplingFlags
 	Addr     string        `help:"Address to listen on. The default accepts connections from this machine only; use 0.0.0.0:8080 (with --api-key) to serve others." default:"127.0.0.1:8080" placeholder:"HOST:PORT"`
 	APIKey   string        `name:"api-key" env:"MINERVA_API_KEY" help:"Require this key as \"Authorization: Bearer KEY\" (also from $MINERVA_API_KEY)." placeholder:"KEY"`
-	MaxQueue int           `help:"Most requests waiting for the model; more get 503. Requests run one at a time." default:"64"`
+	Parallel int           `help:"Requests that generate at once, batched together; each has its own KV cache (--ctx positions each)." default:"4"`
+	MaxQueue int           `help:"Most requests waiting for a free sequence (beyond --parallel); more get 503." default:"64"`
 	Grace    time.Duration `help:"On SIGINT or SIGTERM, how long running requests may finish before they are cancelled." default:"30s"`
 
 	// Limits on what clients can make the server spend (docs/limits.md).
@@ -72,7 +73,12 @@ func (c *ServeCmd) serve(ctx context.Context, env *Env, ready func(net.Addr)) er
 	if err := c.checkLimits(); err != nil {
 		return err
 	}
-	m, err := loadChatModel(c.spec(c.Arch, env), c.ChatFormat)
+	if c.Parallel < 1 {
+		return fmt.Errorf("--parallel must be at least 1, not %d", c.Parallel)
+	}
+	spec := c.spec(c.Arch, env)
+	spec.Sequences = c.Parallel
+	m, err := loadChatModel(spec, c.ChatFormat)
 	if err != nil {
 		return err
 	}
@@ -99,8 +105,12 @@ func (c *ServeCmd) serve(ctx context.Context, env *Env, ready func(net.Addr)) er
 	if err != nil {
 		return err
 	}
+	defer srv.Close()
+	if srv.Parallel() < c.Parallel {
+		fmt.Fprintf(env.Stderr, "warning: the %s backend runs one sequence at a time so far: --parallel %d is served as 1\n", m.BackendName, c.Parallel)
+	}
 	return serve.ListenAndServe(ctx, c.Addr, srv, c.Grace, func(a net.Addr) {
-		fmt.Fprintf(env.Stderr, "serving %s (%s: %s) at http://%s/v1; requests are queued and run one at a time; Ctrl-C stops\n", m.Name, m.format.Name(), m.why, a)
+		fmt.Fprintf(env.Stderr, "serving %s (%s: %s) at http://%s/v1; %d requests at once, the rest queued; Ctrl-C stops\n", m.Name, m.format.Name(), m.why, a, srv.Parallel())
 		if host, _, err := net.SplitHostPort(a.String()); err == nil && c.APIKey == "" {
 			if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() {
 				fmt.Fprintf(env.Stderr, "warning: %s is reachable from other machines and --api-key is not set\n", a)

@@ -28,6 +28,7 @@ func TestServeLimitFlags(t *testing.T) {
 		{[]string{"serve", "--max-connections", "0"}, "--max-connections must be at least 1"},
 		{[]string{"serve", "--max-decoding=-1"}, "--max-decoding must be 0"},
 		{[]string{"serve", "--max-queue", "0"}, "--max-queue must be at least 1"},
+		{[]string{"serve", "--parallel", "0"}, "--parallel must be at least 1"},
 	}
 	for _, c := range cases {
 		code, _, stderr := runCLI(t, "", c.args...)

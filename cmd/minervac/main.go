@@ -176,7 +176,8 @@ func (c *CompileCmd) Run(env *Env) error {
 type StatsCmd struct {
 	SourceFlags
 	PlanFlags
-	Disable []string `help:"Skip an optional pass." placeholder:"PASS"`
+	Disable  []string `help:"Skip an optional pass." placeholder:"PASS"`
+	Parallel int      `help:"Sequences served at once (minerva serve --parallel): kv_bytes_total is this many KV caches." default:"1"`
 }
 
 // Run prints the figures of the compiled program as one JSON object.
@@ -190,7 +191,11 @@ func (c *StatsCmd) Run(env *Env) error {
 	if err != nil {
 		return err
 	}
+	if c.Parallel < 1 {
+		return fmt.Errorf("--parallel must be at least 1, not %d", c.Parallel)
+	}
 	st := stats.Compute(u.Func, u.KV, u.Arena, u.Layers)
+	st.Parallel, st.KVBytesTotal = c.Parallel, int64(c.Parallel)*st.KVBytes
 	enc := json.NewEncoder(env.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(st)

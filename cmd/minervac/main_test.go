@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -47,6 +48,34 @@ func TestCheckReportsKernelLimits(t *testing.T) {
 	}
 	if want := "gpt-oss: ok: 24 layers, 20.91B parameters, 411 weights (459 tensors, 12.82 GiB), 435 ops\n"; stdout.String() != want {
 		t.Fatalf("summary %q, want %q", stdout.String(), want)
+	}
+}
+
+// TestStatsParallel: `stats --parallel N` reports N KV caches. The
+// expected bytes are counted by hand from gpt-oss-20b's config: 12
+// full-attention layers of 4096 positions and 12 sliding-window layers of
+// 128 + 128 - 1 ring positions (--batch 128), 8 KV heads of 64 f16 values
+// for keys and for values.
+func TestStatsParallel(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"stats", "../../models/gpt-oss.arch", "--ctx", "4096", "--batch", "128", "--kv", "f16", "--parallel", "4"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var st struct {
+		KVBytes      int64 `json:"kv_bytes"`
+		Parallel     int   `json:"parallel"`
+		KVBytesTotal int64 `json:"kv_bytes_total"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	perPosition := int64(8 * 64 * 2 * 2) // heads × head_dim × (k, v) × f16
+	want := (12*4096 + 12*(128+128-1)) * perPosition
+	if st.KVBytes != want || st.Parallel != 4 || st.KVBytesTotal != 4*want {
+		t.Fatalf("kv_bytes %d, parallel %d, kv_bytes_total %d; want %d, 4, %d", st.KVBytes, st.Parallel, st.KVBytesTotal, want, 4*want)
+	}
+	if code := run([]string{"stats", "../../models/gpt-oss.arch", "--parallel", "0"}, &stdout, &stderr); code == 0 || !strings.Contains(stderr.String(), "--parallel must be at least 1") {
+		t.Fatalf("--parallel 0: exit %d, %q", code, stderr.String())
 	}
 }
 

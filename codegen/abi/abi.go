@@ -18,20 +18,42 @@ import (
 
 // StepArgs is the per-dispatch argument struct, bound at buffer index 0
 // of every kernel.
+//
+// A call runs tokens of one sequence at positions Pos, Pos+1, ..., or,
+// when Batched is set, a batched step: token t is of sequence Tok[2t] at
+// position Tok[2t+1], and sequence s's KV cache starts SeqBytes × s bytes
+// after sequence 0's (the plan's cache, once per sequence). The kernels
+// that depend on positions (RoPE, the cache write, attention) read them
+// through the common header's token_seq and token_pos.
 type StepArgs struct {
 	// Seq is the number of tokens in this call.
 	Seq uint32 `msl:"seq"`
-	// Pos is the position of the first of them.
+	// Pos is the position of the first of them, when not Batched.
 	Pos uint32 `msl:"pos"`
+	// Batched says that Tok holds each token's sequence and position.
+	Batched uint32 `msl:"batched"`
+	// SeqBytes is the size of one sequence's KV cache.
+	SeqBytes uint32 `msl:"seq_bytes"`
+	// Tok is, per token, its sequence and its position.
+	Tok [2 * MaxStepTokens]uint32 `msl:"tok"`
 }
+
+// MaxStepTokens is the most tokens a batched step passes in StepArgs:
+// Metal's inline argument bytes are limited to 4 KiB.
+const MaxStepTokens = 256
 
 // Bytes packs the struct as Metal lays it out: little-endian fields at
 // their natural alignment.
 func (a StepArgs) Bytes() []byte {
-	var b [8]byte
+	b := make([]byte, 16+4*len(a.Tok))
 	binary.LittleEndian.PutUint32(b[0:], a.Seq)
 	binary.LittleEndian.PutUint32(b[4:], a.Pos)
-	return b[:]
+	binary.LittleEndian.PutUint32(b[8:], a.Batched)
+	binary.LittleEndian.PutUint32(b[12:], a.SeqBytes)
+	for i, v := range a.Tok {
+		binary.LittleEndian.PutUint32(b[16+4*i:], v)
+	}
+	return b
 }
 
 // mslTypes maps Go field types to Metal's.
@@ -48,11 +70,15 @@ func MSL(v any) string {
 	fmt.Fprintf(&b, "struct %s {\n", t.Name())
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		ty, ok := mslTypes[f.Type.Kind()]
+		ft, suffix := f.Type, ""
+		if ft.Kind() == reflect.Array {
+			ft, suffix = ft.Elem(), fmt.Sprintf("[%d]", ft.Len())
+		}
+		ty, ok := mslTypes[ft.Kind()]
 		if !ok {
 			panic(fmt.Sprintf("BUG: abi field %s.%s has no Metal type", t.Name(), f.Name))
 		}
-		fmt.Fprintf(&b, "  %s %s;\n", ty, f.Tag.Get("msl"))
+		fmt.Fprintf(&b, "  %s %s%s;\n", ty, f.Tag.Get("msl"), suffix)
 	}
 	b.WriteString("};\n")
 	return b.String()

@@ -54,8 +54,10 @@ func TestLayoutMatchesCompiledStruct(t *testing.T) {
 		}
 	}
 	// The packed bytes put each field at its offset.
-	b := StepArgs{Seq: 0x01020304, Pos: 0x0a0b0c0d}.Bytes()
-	if b[0] != 0x04 || b[4] != 0x0d {
+	a := StepArgs{Seq: 0x01020304, Pos: 0x0a0b0c0d, Batched: 1, SeqBytes: 0x11223344}
+	a.Tok[2*MaxStepTokens-1] = 0x55667788
+	b := a.Bytes()
+	if b[0] != 0x04 || b[4] != 0x0d || b[8] != 1 || b[12] != 0x44 || b[len(b)-4] != 0x88 {
 		t.Errorf("Bytes does not pack little-endian fields at their offsets: % x", b)
 	}
 }

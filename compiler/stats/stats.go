@@ -25,10 +25,14 @@ type Stats struct {
 	Kernels              int    `json:"kernels"`
 	ActivationPeakBytes  int64  `json:"activation_peak_bytes"`
 	ActivationNaiveBytes int64  `json:"activation_naive_bytes"`
-	KVBytes              int64  `json:"kv_bytes"`
-	WeightBytes          int64  `json:"weight_bytes"`
-	WeightBytesPerToken  int64  `json:"weight_bytes_per_token"`
-	FlopsPerToken        int64  `json:"flops_per_token"`
+	KVBytes              int64  `json:"kv_bytes"` // one sequence's
+	// Parallel is the sequences served at once (minerva serve
+	// --parallel), each with its own KV cache of KVBytes.
+	Parallel            int   `json:"parallel"`
+	KVBytesTotal        int64 `json:"kv_bytes_total"`
+	WeightBytes         int64 `json:"weight_bytes"`
+	WeightBytesPerToken int64 `json:"weight_bytes_per_token"`
+	FlopsPerToken       int64 `json:"flops_per_token"`
 }
 
 // Compute derives the figures. One decode step is one token at the last
@@ -46,6 +50,8 @@ func Compute(f *ir.Func, kv *plan.KV, arena *plan.Arena, layers int) Stats {
 		ActivationPeakBytes:  arena.Bytes,
 		ActivationNaiveBytes: arena.Naive,
 		KVBytes:              kv.Bytes,
+		Parallel:             1,
+		KVBytesTotal:         kv.Bytes,
 	}
 	perLayer := map[int]int{}
 	for _, op := range f.Ops {

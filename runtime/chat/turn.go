@@ -50,6 +50,9 @@ type TurnResult struct {
 	// Reused is how many prompt tokens came from the KV cache: they were
 	// not run again. The prompt's other tokens were (Stats.PromptTokens).
 	Reused int
+	// StopString says a stop string ended the reply (StoppedBy "stop");
+	// otherwise a stop token did.
+	StopString bool
 }
 
 // FinishReason is OpenAI's finish_reason: "length" when the token limit
@@ -101,7 +104,7 @@ func (t Turn) Run(ctx context.Context, s *engine.Session, sink Sink) (TurnResult
 	st, err := engine.Generate(ctx, s, t.Prompt[reused:], opts, func(id int32, _ bool) error {
 		return route(t.Parser.Push(id))
 	})
-	res := TurnResult{Stats: st, Reused: reused}
+	res := TurnResult{Stats: st, Reused: reused, StopString: stopped}
 	if err != nil || stopped {
 		return res, err
 	}
@@ -109,7 +112,7 @@ func (t Turn) Run(ctx context.Context, s *engine.Session, sink Sink) (TurnResult
 	// start of what might have been a stop string.
 	if err := route(t.Parser.Flush()); err != nil {
 		if errors.Is(err, engine.ErrStopGeneration) {
-			res.StoppedBy = "stop"
+			res.StoppedBy, res.StopString = "stop", true
 			return res, nil
 		}
 		return res, err

@@ -1,10 +1,12 @@
 package cpu
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 
 	"github.com/minerva-ml/minerva/compiler"
+	"github.com/minerva-ml/minerva/runtime/engine"
 )
 
 // The fortune benchmarks report tokens per second for a 64-token prefill
@@ -62,5 +64,58 @@ func TestDecodeAllocatesNothing(t *testing.T) {
 		if allocs != 0 {
 			t.Errorf("%s: %.1f allocations per decoded token", fx.name, allocs)
 		}
+	}
+}
+
+// BenchmarkFortuneStep decodes one token in each of N sequences in one
+// batched step (engine.BatchBackend), each sequence 64 tokens in: the
+// decode step of continuous batching. tok/s over N=1 is the batching gain
+// of the kernels alone.
+func BenchmarkFortuneStep(b *testing.B) {
+	for _, n := range []int{1, 2, 4, 8, 16} {
+		b.Run(fmt.Sprintf("seqs=%d", n), func(b *testing.B) {
+			m, _ := loadFixture(b, testModels[1], compiler.PlanOptions{Ctx: 512, Batch: 64}, Options{Sequences: n})
+			prompt := make([]int32, 64)
+			for i := range prompt {
+				prompt[i] = int32(100 + i)
+			}
+			var step []engine.Token
+			for s := range n {
+				var toks []engine.Token
+				for i, id := range prompt {
+					toks = append(toks, engine.Token{ID: id, Seq: s, Pos: i})
+				}
+				if _, err := m.Step(toks); err != nil {
+					b.Fatal(err)
+				}
+				step = append(step, engine.Token{ID: 42, Seq: s, Pos: 64})
+			}
+			b.ResetTimer()
+			for range b.N {
+				if _, err := m.Step(step); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")
+		})
+	}
+}
+
+// TestStepAllocatesNothing: a batched decode step over several sequences
+// in steady state allocates no memory either.
+func TestStepAllocatesNothing(t *testing.T) {
+	m, _ := loadFixture(t, testModels[1], compiler.PlanOptions{Ctx: 64, Batch: 8}, Options{Sequences: 3})
+	step := []engine.Token{{ID: 1, Seq: 0, Pos: 0}, {ID: 2, Seq: 1, Pos: 0}, {ID: 3, Seq: 2, Pos: 0}, {ID: 4, Seq: 2, Pos: 1}}
+	if _, err := m.Step(step); err != nil {
+		t.Fatal(err)
+	}
+	next := []engine.Token{{ID: 5, Seq: 0, Pos: 1}, {ID: 6, Seq: 1, Pos: 1}, {ID: 7, Seq: 2, Pos: 2}}
+	allocs := testing.AllocsPerRun(10, func() {
+		if _, err := m.Step(next); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per batched step", allocs)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/stats"
+	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/program"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
@@ -511,5 +512,35 @@ func TestFullSizeSmoke(t *testing.T) {
 	}
 	if tps := runPrefill(t, fs, 2, nil); !(tps > 0) {
 		t.Errorf("prefill: %g tok/s", tps)
+	}
+}
+
+// BenchmarkFullSizeStep decodes one token in each of N sequences in one
+// batched step (continuous batching), each sequence 16 tokens in: tok/s
+// over N=1 is what batching gains on the full-size model.
+func BenchmarkFullSizeStep(b *testing.B) {
+	for _, n := range []int{1, 2, 4, 8, 16} {
+		b.Run(fmt.Sprintf("seqs=%d", n), func(b *testing.B) {
+			fs := openFullSize(b, compiler.PlanOptions{Ctx: 256, Batch: 128}, Options{Sequences: n})
+			p := prompt(16, fs.model.Vocab())
+			var step []engine.Token
+			for s := range n {
+				var toks []engine.Token
+				for i, id := range p {
+					toks = append(toks, engine.Token{ID: id, Seq: s, Pos: i})
+				}
+				if _, err := fs.model.Step(toks); err != nil {
+					b.Fatal(err)
+				}
+				step = append(step, engine.Token{ID: p[s%len(p)], Seq: s, Pos: len(p)})
+			}
+			b.ResetTimer()
+			for range b.N {
+				if _, err := fs.model.Step(step); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")
+		})
 	}
 }

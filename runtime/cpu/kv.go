@@ -9,24 +9,32 @@ import (
 )
 
 // kvLayer reads and writes one attention layer's cache in the planned
-// format. Rows are [position][kv head]; a ring layer stores position p in
-// slot p mod capacity.
+// format, for every sequence the model holds. Each sequence has its own
+// copy of the plan's KV region (sequence s at s times the plan's bytes),
+// so its rows and rings are its own. Rows are [position][kv head]; a ring
+// layer stores position p in slot p mod capacity.
 type kvLayer struct {
 	p      plan.KVLayer
 	format plan.KVFormat
-	k, v   []byte
-	kRow   int // bytes per (position, head) row of keys
-	vRow   int
+	// k[s] and v[s] are sequence s's keys and values.
+	k, v [][]byte
+	kRow int // bytes per (position, head) row of keys
+	vRow int
 }
 
-func newKVLayer(p plan.KVLayer, format plan.KVFormat, buf []byte) *kvLayer {
-	return &kvLayer{
+// newKVLayer binds the layer in each of seqs regions of perSeq bytes.
+func newKVLayer(p plan.KVLayer, format plan.KVFormat, buf []byte, seqs int, perSeq int64) *kvLayer {
+	l := &kvLayer{
 		p: p, format: format,
-		k:    buf[p.KOffset : p.KOffset+p.KBytes],
-		v:    buf[p.VOffset : p.VOffset+p.VBytes],
 		kRow: int(format.RowBytes(p.HeadDim)),
 		vRow: int(format.RowBytes(p.VDim)),
 	}
+	for s := range seqs {
+		r := buf[int64(s)*perSeq : int64(s+1)*perSeq]
+		l.k = append(l.k, r[p.KOffset:p.KOffset+p.KBytes])
+		l.v = append(l.v, r[p.VOffset:p.VOffset+p.VBytes])
+	}
+	return l
 }
 
 func (l *kvLayer) slot(pos int) int {
@@ -41,22 +49,22 @@ func (l *kvLayer) row(buf []byte, rowBytes, pos, head int) []byte {
 	return buf[i : i+rowBytes]
 }
 
-func (l *kvLayer) storeK(pos, head int, x []float32) {
-	encodeKV(l.format, l.row(l.k, l.kRow, pos, head), x)
+func (l *kvLayer) storeK(seq, pos, head int, x []float32) {
+	encodeKV(l.format, l.row(l.k[seq], l.kRow, pos, head), x)
 }
 
-func (l *kvLayer) storeV(pos, head int, x []float32) {
-	encodeKV(l.format, l.row(l.v, l.vRow, pos, head), x)
+func (l *kvLayer) storeV(seq, pos, head int, x []float32) {
+	encodeKV(l.format, l.row(l.v[seq], l.vRow, pos, head), x)
 }
 
-// dotK is q · k[pos, head].
-func (l *kvLayer) dotK(pos, head int, q []float32) float32 {
-	return dotKV(l.format, l.row(l.k, l.kRow, pos, head), q)
+// dotK is q · k[pos, head] of sequence seq.
+func (l *kvLayer) dotK(seq, pos, head int, q []float32) float32 {
+	return dotKV(l.format, l.row(l.k[seq], l.kRow, pos, head), q)
 }
 
-// addV adds w * v[pos, head] to acc.
-func (l *kvLayer) addV(pos, head int, w float32, acc []float32) {
-	axpyKV(l.format, l.row(l.v, l.vRow, pos, head), w, acc)
+// addV adds w * v[pos, head] of sequence seq to acc.
+func (l *kvLayer) addV(seq, pos, head int, w float32, acc []float32) {
+	axpyKV(l.format, l.row(l.v[seq], l.vRow, pos, head), w, acc)
 }
 
 func f16At(b []byte) float32 { return weights.F16BitsToF32(binary.LittleEndian.Uint16(b)) }

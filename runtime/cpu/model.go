@@ -37,6 +37,10 @@ import (
 type Options struct {
 	// Workers is the number of threads; 0 means GOMAXPROCS.
 	Workers int
+	// Sequences is how many sequences the KV cache holds at once, each in
+	// its own copy of the planned cache; 0 means 1. Step runs tokens of
+	// several of them in one call.
+	Sequences int
 	// Observe, when set, is called after every op with its results (the
 	// first seq rows of each). Fused ops then run as their bodies, so every
 	// value of the unfused program is observed too. For tests and tools.
@@ -71,6 +75,15 @@ type Model struct {
 	batch   int
 	ctx     int
 	vocab   int
+	seqs    int
+	// tokSeq and tokPos are the sequence and position of each token of
+	// the current call: the kernels that depend on them (RoPE, the cache
+	// write, attention) read them here.
+	tokSeq, tokPos []int32
+	// tokLast is the largest position of the current call.
+	tokLast int32
+	// stepIDs holds a step's token ids.
+	stepIDs []int32
 	observe func(op *ir.Op, results [][]float32)
 	// scratch is per-worker float space for kernels (a decoded weight
 	// row, attention scores), sized at load: the kernels' registers.
@@ -121,7 +134,10 @@ func Load(p *program.Program, ck *weights.Checkpoint, opts Options) (*Model, err
 		ctx:     int(p.KV.Ctx),
 		vocab:   p.Vocab(),
 		observe: opts.Observe,
+		seqs:    max(opts.Sequences, 1),
 	}
+	m.tokSeq = make([]int32, m.batch)
+	m.tokPos = make([]int32, m.batch)
 	var err error
 	m.arena, err = m.mapFloats(int(p.Arena.Bytes / 4))
 	if err == nil {
@@ -130,12 +146,12 @@ func Load(p *program.Program, ck *weights.Checkpoint, opts Options) (*Model, err
 		m.bodyScratch, err = m.mapFloats(int(p.Arena.Scratch / 4))
 	}
 	if err == nil {
-		m.kv, err = m.mapBytes(int(p.KV.Bytes))
+		m.kv, err = m.mapBytes(m.seqs * int(p.KV.Bytes))
 	}
 	if err != nil {
 		m.Close()
-		return nil, fmt.Errorf("cannot allocate the activations (%s at --batch %d) and the KV cache (%s at --ctx %d): %w; use a smaller --ctx or --batch, or a smaller --kv format",
-			compiler.HumanBytes(p.Arena.Bytes+p.Arena.Scratch), p.Arena.Batch, compiler.HumanBytes(p.KV.Bytes), p.KV.Ctx, err)
+		return nil, fmt.Errorf("cannot allocate the activations (%s at --batch %d) and the KV cache of %d sequences (%s at --ctx %d): %w; use a smaller --ctx or --batch, or a smaller --kv format",
+			compiler.HumanBytes(p.Arena.Bytes+p.Arena.Scratch), p.Arena.Batch, m.seqs, compiler.HumanBytes(int64(m.seqs)*p.KV.Bytes), p.KV.Ctx, err)
 	}
 	for _, w := range p.Func.Weights {
 		bw, err := bindWeight(w, ck)
@@ -146,7 +162,7 @@ func Load(p *program.Program, ck *weights.Checkpoint, opts Options) (*Model, err
 		m.weights[w] = bw
 	}
 	for _, l := range p.KV.Layers {
-		m.caches[l.Cache] = newKVLayer(l, p.KV.Format, m.kv)
+		m.caches[l.Cache] = newKVLayer(l, p.KV.Format, m.kv, m.seqs, p.KV.Bytes)
 	}
 	m.scratch = make([][]float32, m.pool.workers)
 	val := func(v *ir.Value) buf { return m.arenaBuf(v) }
@@ -225,28 +241,71 @@ func (m *Model) Rings() []engine.Ring {
 	return out
 }
 
-// Forward runs the program on tokens at positions pos, pos+1, ... and
-// returns the logits, one row of Vocab per token. The slice is valid until
-// the next call. Tokens at positions before pos must have been run already:
-// their keys and values are in the cache.
+// Sequences is how many sequences the KV cache holds.
+func (m *Model) Sequences() int { return m.seqs }
+
+// Forward runs the program on tokens at positions pos, pos+1, ... of
+// sequence 0 and returns the logits, one row of Vocab per token. The slice
+// is valid until the next call. Tokens at positions before pos must have
+// been run already: their keys and values are in the cache.
 //
 // If the checkpoint file is cut short while mapped, reading it faults:
 // Forward then returns an error matching weights.ErrChanged, and the
 // cache and the arena hold garbage; the model must be loaded again.
 func (m *Model) Forward(tokens []int32, pos int) (logits []float32, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			if err = m.ck.FaultError(r); err == nil {
-				panic(r)
-			}
-			logits = nil
-		}
-	}()
+	defer m.recoverFault(&logits, &err)
 	if err := m.prog.CheckCall(tokens, pos); err != nil {
 		return nil, err
 	}
+	m.setConsecutive(len(tokens), pos)
+	return m.run(tokens), nil
+}
+
+// Step implements engine.BatchBackend: one call over tokens of several
+// sequences, each at its own position; logits come in the tokens' order.
+// A fault reading the checkpoint is an error, as in Forward.
+func (m *Model) Step(tokens []engine.Token) (logits []float32, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer m.recoverFault(&logits, &err)
+	if err := engine.CheckStep(tokens, m.batch, m.ctx, m.vocab, m.seqs); err != nil {
+		return nil, err
+	}
+	if cap(m.stepIDs) < m.batch {
+		m.stepIDs = make([]int32, m.batch)
+	}
+	ids := m.stepIDs[:len(tokens)]
+	m.tokLast = 0
+	for i, t := range tokens {
+		ids[i] = t.ID
+		m.tokSeq[i], m.tokPos[i] = int32(t.Seq), int32(t.Pos)
+		m.tokLast = max(m.tokLast, int32(t.Pos))
+	}
+	return m.run(ids), nil
+}
+
+// recoverFault, deferred, turns a fault reading the mapped checkpoint
+// into an error matching weights.ErrChanged; other panics go on.
+func (m *Model) recoverFault(logits *[]float32, err *error) {
+	if r := recover(); r != nil {
+		if *err = m.ck.FaultError(r); *err == nil {
+			panic(r)
+		}
+		*logits = nil
+	}
+}
+
+// setConsecutive makes the call n tokens of sequence 0 from pos.
+func (m *Model) setConsecutive(n, pos int) {
+	for t := range n {
+		m.tokSeq[t], m.tokPos[t] = 0, int32(pos+t)
+	}
+	m.tokLast = int32(pos + n - 1)
+}
+
+func (m *Model) run(tokens []int32) []float32 {
 	n := len(tokens)
+	pos := int(m.tokPos[0])
 	in := m.input.rows(n)
 	for i, t := range tokens {
 		in[i] = math.Float32frombits(uint32(t))
@@ -261,7 +320,7 @@ func (m *Model) Forward(tokens []int32, pos int) (logits []float32, err error) {
 			m.observe(s.op, res)
 		}
 	}
-	return m.output.rows(n), nil
+	return m.output.rows(n)
 }
 
 // mapBytes takes n zeroed bytes from mapZeroed; Close returns them.
@@ -381,5 +440,8 @@ func (m *Model) Arena() []float32 { return m.arena }
 // KVBuffer is the KV cache's memory.
 func (m *Model) KVBuffer() []byte { return m.kv }
 
-// RunOp runs op i alone on seq tokens at position pos.
-func (m *Model) RunOp(i, seq, pos int) { m.steps[i].run(seq, pos) }
+// RunOp runs op i alone on seq tokens of sequence 0 at position pos.
+func (m *Model) RunOp(i, seq, pos int) {
+	m.setConsecutive(seq, pos)
+	m.steps[i].run(seq, pos)
+}

@@ -310,9 +310,9 @@ func (m *Model) rope(x, out buf, a ir.Attrs) func(int, int) {
 	half := len(inv)
 	cos := make([]float32, half)
 	sin := make([]float32, half)
-	return func(seq, pos int) {
+	return func(seq, _ int) {
 		for t := 0; t < seq; t++ {
-			p := float32(pos + t)
+			p := float32(m.tokPos[t])
 			for i, f := range inv {
 				angle := p * f
 				cos[i] = float32(math.Cos(float64(angle))) * scale
@@ -338,13 +338,14 @@ func (m *Model) rope(x, out buf, a ir.Attrs) func(int, int) {
 // cacheKV stores each new token's keys and values and passes q through.
 func (m *Model) cacheKV(q, k, v, out buf, l *kvLayer) func(int, int) {
 	hd, vd, heads := int(l.p.HeadDim), int(l.p.VDim), int(l.p.KVHeads)
-	return func(seq, pos int) {
+	return func(seq, _ int) {
 		for t := 0; t < seq; t++ {
 			ks := k.data[t*k.row : (t+1)*k.row]
 			vs := v.data[t*v.row : (t+1)*v.row]
+			sq, p := int(m.tokSeq[t]), int(m.tokPos[t])
 			for h := 0; h < heads; h++ {
-				l.storeK(pos+t, h, ks[h*hd:(h+1)*hd])
-				l.storeV(pos+t, h, vs[h*vd:(h+1)*vd])
+				l.storeK(sq, p, h, ks[h*hd:(h+1)*hd])
+				l.storeV(sq, p, h, vs[h*vd:(h+1)*vd])
 			}
 		}
 		if &out.data[0] != &q.data[0] {
@@ -354,8 +355,8 @@ func (m *Model) cacheKV(q, k, v, out buf, l *kvLayer) func(int, int) {
 }
 
 // attend computes, for each new token and query head, softmax(q·K * scale)
-// over the visible cached positions (with the head's sink logit joining
-// the denominator) times V.
+// over the visible cached positions of the token's own sequence (with the
+// head's sink logit joining the denominator) times V.
 func (m *Model) attend(q buf, sinks []float32, out buf, a ir.Attrs, l *kvLayer) func(int, int) {
 	heads := int(a.Int("heads"))
 	kvHeads := int(a.Int("kv_heads"))
@@ -366,11 +367,10 @@ func (m *Model) attend(q buf, sinks []float32, out buf, a ir.Attrs, l *kvLayer) 
 	softcap := float32(a.Float("softcap"))
 	group := heads / kvHeads
 	m.needScratch(int(l.p.Capacity) + vd + hd)
-	st := &seqPos{}
 	body := func(lo, hi, worker int) {
 		for item := lo; item < hi; item++ {
 			t, h := item/heads, item%heads
-			p := st.pos + t
+			sq, p := int(m.tokSeq[t]), int(m.tokPos[t])
 			first := 0
 			if window > 0 {
 				first = max(0, p-window+1)
@@ -383,7 +383,7 @@ func (m *Model) attend(q buf, sinks []float32, out buf, a ir.Attrs, l *kvLayer) 
 			kvh := h / group
 			mx := float32(math.Inf(-1))
 			for j := 0; j < n; j++ {
-				s := l.dotK(first+j, kvh, qh) * scale
+				s := l.dotK(sq, first+j, kvh, qh) * scale
 				if softcap > 0 {
 					s = float32(math.Tanh(float64(s/softcap))) * softcap
 				}
@@ -405,17 +405,16 @@ func (m *Model) attend(q buf, sinks []float32, out buf, a ir.Attrs, l *kvLayer) 
 			}
 			clear(acc)
 			for j, s := range scores {
-				l.addV(first+j, kvh, s/denom, acc)
+				l.addV(sq, first+j, kvh, s/denom, acc)
 			}
 			l.finishValue(acc)
 			copy(out.data[t*out.row+h*vd:t*out.row+(h+1)*vd], acc)
 		}
 	}
-	return func(seq, pos int) {
-		st.seq, st.pos = seq, pos
-		// Each (token, head) reads up to pos+seq cached positions; short
-		// contexts are not worth waking another thread for.
-		m.pool.run(seq*heads, grainFor((pos+seq)*(hd+vd)), body)
+	return func(seq, _ int) {
+		// Each (token, head) reads up to its position's cached positions;
+		// short contexts are not worth waking another thread for.
+		m.pool.run(seq*heads, grainFor((int(m.tokLast)+1)*(hd+vd)), body)
 	}
 }
 

@@ -5,6 +5,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -61,6 +62,24 @@ type Session struct {
 	// last holds the logits of the latest token, copied out of the
 	// backend's buffer so they survive the next call.
 	last []float32
+	// bt, when set, runs the session's tokens in its batched steps, as
+	// sequence seq of the backend's KV cache.
+	bt  *Batcher
+	seq int
+	// stepOut receives the batcher's logits for one call.
+	stepOut []float32
+	// acquired and late are the batcher's, under its lock: the session
+	// is held by a caller; it missed a step's gathering.
+	acquired, late bool
+	// ctx, while Generate runs, lets a cancelled generation leave a
+	// batched step it is waiting for.
+	ctx context.Context
+
+	// Progress, if set, is called after each call of a prefill that
+	// takes more than one (done of total tokens), so a long prompt can
+	// show progress; an error from it stops the prefill (Ctrl-C) and is
+	// returned.
+	Progress func(done, total int) error
 }
 
 // NewSession starts an empty sequence.
@@ -129,18 +148,37 @@ func (s *Session) Rewind(n int) int {
 // prompt token always runs, to give the logits of the next token.
 // Generate then runs prompt[Reuse(prompt):].
 func (s *Session) Reuse(prompt []int32) int {
+	return s.Rewind(s.Reusable(prompt))
+}
+
+// Reusable is how many tokens of prompt Reuse would keep, without
+// changing the session.
+func (s *Session) Reusable(prompt []int32) int {
 	n := 0
 	for n < min(s.pos, len(prompt)-1) && s.ids[n] == prompt[n] {
 		n++
 	}
-	return s.Rewind(n)
+	if !s.CanResume(n) {
+		return 0
+	}
+	return n
 }
 
 // forward runs tokens at the current position and advances it; every
 // call of the backend goes through here, so the session always knows
-// what the cache holds.
-func (s *Session) forward(tokens []int32) ([]float32, error) {
-	out, err := s.b.Forward(tokens, s.pos)
+// what the cache holds. It returns the logits of every token when all is
+// set, else of the last one only.
+func (s *Session) forward(tokens []int32, all bool) ([]float32, error) {
+	var out []float32
+	var err error
+	if s.bt != nil {
+		out, err = s.bt.run(s, tokens, all)
+	} else {
+		out, err = s.b.Forward(tokens, s.pos)
+		if err == nil && !all {
+			out = out[(len(tokens)-1)*s.b.Vocab():]
+		}
+	}
 	if err != nil {
 		// The cache may hold some of these tokens' keys and values:
 		// the session is unchanged, but the rings may have lost the
@@ -180,14 +218,18 @@ func (s *Session) Prefill(ids []int32) ([]float32, error) {
 	if err := s.CheckFits(len(ids)); err != nil {
 		return nil, err
 	}
-	V := s.b.Vocab()
 	for start := 0; start < len(ids); start += s.b.Batch() {
 		end := min(start+s.b.Batch(), len(ids))
-		out, err := s.forward(ids[start:end])
+		out, err := s.forward(ids[start:end], false)
 		if err != nil {
 			return nil, err
 		}
-		copy(s.last, out[(end-start-1)*V:])
+		copy(s.last, out)
+		if s.Progress != nil && len(ids) > s.b.Batch() {
+			if err := s.Progress(end, len(ids)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := checkFinite(s.last, s.pos-1); err != nil {
 		return nil, err
@@ -202,7 +244,7 @@ func (s *Session) Decode(id int32) ([]float32, error) {
 	}
 	var one [1]int32
 	one[0] = id
-	out, err := s.forward(one[:])
+	out, err := s.forward(one[:], false)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +268,7 @@ func (s *Session) AllLogits(ids []int32, prefill int) ([]float32, error) {
 	for start := 0; start < prefill; start += s.b.Batch() {
 		end := min(start+s.b.Batch(), prefill)
 		first := s.pos
-		l, err := s.forward(ids[start:end])
+		l, err := s.forward(ids[start:end], true)
 		if err != nil {
 			return nil, err
 		}

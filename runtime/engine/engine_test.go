@@ -159,3 +159,27 @@ func TestAllLogitsStopsOnNonFiniteLogits(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckStep: the errors a batched step is refused with.
+func TestCheckStep(t *testing.T) {
+	ok := []Token{{ID: 1, Seq: 0, Pos: 5}, {ID: 2, Seq: 1, Pos: 0}, {ID: 3, Seq: 0, Pos: 6}, {ID: 4, Seq: 1, Pos: 1}}
+	if err := CheckStep(ok, 4, 8, 10, 2); err != nil {
+		t.Fatalf("a valid step: %v", err)
+	}
+	for _, c := range []struct {
+		toks []Token
+		want string
+	}{
+		{nil, "no tokens"},
+		{append(ok, Token{ID: 1, Seq: 0, Pos: 7}), "at most 4"},
+		{[]Token{{ID: 1, Seq: 2, Pos: 0}}, "sequence 2; the KV cache holds 2"},
+		{[]Token{{ID: 1, Seq: 0, Pos: 8}}, "exceeds the context of 8"},
+		{[]Token{{ID: 10, Seq: 0, Pos: 0}}, "outside the vocabulary"},
+		{[]Token{{ID: 1, Seq: 1, Pos: 3}, {ID: 1, Seq: 0, Pos: 0}, {ID: 1, Seq: 1, Pos: 5}}, "position 5 after 3"},
+	} {
+		err := CheckStep(c.toks, 4, 8, 10, 2)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error with %q", c.toks, err, c.want)
+		}
+	}
+}

@@ -72,6 +72,8 @@ func Generate(ctx context.Context, s *Session, prompt []int32, opts GenOptions, 
 	if opts.Sampler == nil {
 		opts.Sampler = Greedy{}
 	}
+	s.ctx = ctx
+	defer func() { s.ctx = nil }()
 	if s.pos+len(prompt) > s.b.Ctx() {
 		return st, fmt.Errorf("%w: the prompt has %d tokens (after %d already in the sequence) but the context holds %d; use a larger --ctx",
 			ErrContextFull, len(prompt), s.pos, s.b.Ctx())

@@ -15,6 +15,7 @@ import (
 	"github.com/minerva-ml/minerva/codegen"
 	"github.com/minerva-ml/minerva/codegen/abi"
 	"github.com/minerva-ml/minerva/codegen/kernels"
+	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/program"
 	"github.com/minerva-ml/minerva/runtime/weights"
@@ -79,6 +80,7 @@ type Model struct {
 	batch    int
 	ctx      int
 	vocab    int
+	seqs     int
 	tokens   []int32
 	logits   []float32
 	// inOff and outOff locate the tokens and the logits in the arena.
@@ -91,13 +93,27 @@ type tensorRef struct {
 }
 
 // Load binds a program and its generated kernels to a device and a
-// checkpoint that Program.Validate accepted.
+// checkpoint that Program.Validate accepted, with a KV cache of one
+// sequence.
 func Load(p *program.Program, out *codegen.Output, ck *weights.Checkpoint, dev Device) (*Model, error) {
+	return LoadSequences(p, out, ck, dev, 1)
+}
+
+// LoadSequences is Load with a KV cache of seqs sequences, each its own
+// copy of the planned cache, for batched steps (engine.BatchBackend).
+func LoadSequences(p *program.Program, out *codegen.Output, ck *weights.Checkpoint, dev Device, seqs int) (*Model, error) {
+	seqs = max(seqs, 1)
+	if seqs > 1 && p.Arena.Batch > abi.MaxStepTokens {
+		return nil, fmt.Errorf("a batched step passes at most %d tokens to the kernels, but the program's batch is %d; use --batch %d or less with several sequences", abi.MaxStepTokens, p.Arena.Batch, abi.MaxStepTokens)
+	}
+	if seqs > 1 && p.KV.Bytes >= 1<<32 {
+		return nil, fmt.Errorf("one sequence's KV cache is %s, over the 4 GiB the kernels address per sequence in a batched step; use a smaller --ctx or --kv format with several sequences", compiler.HumanBytes(p.KV.Bytes))
+	}
 	if err := p.StackWeights(ck); err != nil {
 		return nil, err
 	}
 	m := &Model{prog: p, dev: dev, out: out, kernels: map[string]*kernels.Kernel{}, tensors: map[string]tensorRef{},
-		batch: int(p.Arena.Batch), ctx: int(p.KV.Ctx), vocab: p.Vocab()}
+		batch: int(p.Arena.Batch), ctx: int(p.KV.Ctx), vocab: p.Vocab(), seqs: seqs}
 	for _, k := range out.Kernels {
 		m.kernels[k.Name] = k
 	}
@@ -105,7 +121,7 @@ func Load(p *program.Program, out *codegen.Output, ck *weights.Checkpoint, dev D
 	if m.arena, err = dev.NewBuffer(int(max(p.Arena.Bytes, 256))); err != nil {
 		return nil, err
 	}
-	if m.kv, err = dev.NewBuffer(int(max(p.KV.Bytes, 256))); err != nil {
+	if m.kv, err = dev.NewBuffer(int(max(int64(seqs)*p.KV.Bytes, 256))); err != nil {
 		return nil, err
 	}
 	if err := checkAlignment(out, ck); err != nil {
@@ -153,14 +169,36 @@ func (m *Model) Rings() []engine.Ring {
 // Close releases the device.
 func (m *Model) Close() { m.dev.Close() }
 
-// Forward runs one call of the program.
+// Sequences implements engine.BatchBackend.
+func (m *Model) Sequences() int { return m.seqs }
+
+// Forward runs one call of the program on sequence 0.
 func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
 	if err := m.prog.CheckCall(tokens, pos); err != nil {
 		return nil, err
 	}
+	return m.run(tokens, abi.StepArgs{Seq: uint32(len(tokens)), Pos: uint32(pos)})
+}
+
+// Step implements engine.BatchBackend: the kernels read each token's
+// sequence and position from StepArgs.
+func (m *Model) Step(tokens []engine.Token) ([]float32, error) {
+	if err := engine.CheckStep(tokens, m.batch, m.ctx, m.vocab, m.seqs); err != nil {
+		return nil, err
+	}
+	args := abi.StepArgs{Seq: uint32(len(tokens)), Pos: uint32(tokens[0].Pos), Batched: 1, SeqBytes: uint32(m.prog.KV.Bytes)}
+	ids := make([]int32, len(tokens))
+	for i, t := range tokens {
+		ids[i] = t.ID
+		args.Tok[2*i], args.Tok[2*i+1] = uint32(t.Seq), uint32(t.Pos)
+	}
+	return m.run(ids, args)
+}
+
+func (m *Model) run(tokens []int32, a abi.StepArgs) ([]float32, error) {
 	n := len(tokens)
 	copy(m.tokens, tokens)
-	args := abi.StepArgs{Seq: uint32(n), Pos: uint32(pos)}.Bytes()
+	args := a.Bytes()
 	barriers := kernels.Barriers(m.out.Dispatches, m.prog.Arena, m.prog.KV, n)
 	m.launches = m.launches[:0]
 	for i, d := range m.out.Dispatches {

@@ -45,6 +45,9 @@ type Spec struct {
 	Backend string
 	// Workers is the CPU backend's thread count (0: all cores).
 	Workers int
+	// Sequences is how many sequences the KV cache holds at once
+	// (continuous batching: serve --parallel); 0 means 1.
+	Sequences int
 	// Progress receives the progress display (stderr), or nil.
 	Progress io.Writer
 }
@@ -261,7 +264,7 @@ func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.
 	case "cpu":
 		// Return a nil interface on error, never a nil *cpu.Model in one:
 		// the caller's Close would call through the nil pointer.
-		m, err := cpu.Load(p, ck, cpu.Options{Workers: spec.Workers})
+		m, err := cpu.Load(p, ck, cpu.Options{Workers: spec.Workers, Sequences: spec.Sequences})
 		if err != nil {
 			return nil, "", err
 		}
@@ -292,7 +295,7 @@ func newBackend(spec Spec, p *program.Program, gen *codegen.Output, ck *weights.
 		if err != nil {
 			return nil, "", err
 		}
-		m, err := gpu.Load(p, gen, ck, dev)
+		m, err := gpu.LoadSequences(p, gen, ck, dev, spec.Sequences)
 		if err != nil {
 			dev.Close()
 			return nil, "", err

@@ -105,6 +105,7 @@ func TestCachedTokensAreTrue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Close()
 	hs := httptest.NewServer(s)
 	defer hs.Close()
 	requests := []string{

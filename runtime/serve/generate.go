@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/minerva-ml/minerva/runtime/chat"
+	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/sample"
 )
 
@@ -186,8 +187,12 @@ func (s *Server) generate(ctx context.Context, j *job, out output, chatMode bool
 	}
 
 	s.count(func(m *Metrics) { m.Requests++ })
-	if err := s.queue.acquire(ctx); err != nil {
-		if errors.Is(err, errQueueFull) {
+	// The request has been read and decoded: it gives back its intake
+	// slots before it waits for a sequence (limits.go).
+	leaveIntake(ctx)
+	session, err := s.batcher.Acquire(ctx, j.prompt)
+	if err != nil {
+		if errors.Is(err, engine.ErrQueueFull) {
 			s.count(func(m *Metrics) { m.QueueFull++ })
 			return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: str("server_busy"),
 				Message: fmt.Sprintf("the server is busy: %d requests are already waiting for the model; retry later", s.cfg.MaxQueue)}
@@ -195,7 +200,7 @@ func (s *Server) generate(ctx context.Context, j *job, out output, chatMode bool
 		s.count(func(m *Metrics) { m.Cancelled++ })
 		return nil // the client is gone: nothing to write
 	}
-	defer s.queue.release()
+	defer s.batcher.Release(session)
 
 	if err := out.begin(); err != nil {
 		s.count(func(m *Metrics) { m.Cancelled++ })
@@ -209,7 +214,7 @@ func (s *Server) generate(ctx context.Context, j *job, out output, chatMode bool
 		turn.Parser = chat.NewTextParser(s.m.Tokenizer)
 	}
 	sink := &outputSink{out: out}
-	res, err := turn.Run(ctx, s.session, sink)
+	res, err := turn.Run(ctx, session, sink)
 	if s.cfg.OnGeneration != nil {
 		s.cfg.OnGeneration(Generation{Endpoint: j.endpoint, Stats: res.Stats, Reused: res.Reused, Err: err})
 	}

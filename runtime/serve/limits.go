@@ -147,7 +147,7 @@ func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter 
 
 // admission is a request's hold on the intake: a reading slot, then also
 // a decoding slot. It is given back when the request joins the model's
-// queue (fifo.acquire calls leaveIntake) or ends.
+// queue (generate calls leaveIntake before it waits for a sequence) or ends.
 type admission struct {
 	s                 *Server
 	mu                sync.Mutex

@@ -2,11 +2,14 @@
 // GET /v1/models, POST /v1/chat/completions and POST /v1/completions,
 // streaming (server-sent events ending with "data: [DONE]") or not.
 //
-// One model has one KV cache, so requests run one at a time: they wait in
-// a bounded FIFO queue (503 when it is full) and are not batched. A new
-// request reuses the cached prefix it shares with the previous one, so a
-// conversation that grows turn by turn only prefills its new tokens. A
-// client that disconnects stops its generation, or leaves the queue.
+// The backend's KV cache holds one or more sequences (loader.Spec.Sequences,
+// `minerva serve --parallel`); that many requests generate at once,
+// batched into shared steps by an engine.Batcher, and the rest wait in a
+// bounded FIFO queue (503 when it is full). A request takes the free
+// sequence whose cache holds the longest prefix of its prompt that can be
+// resumed exactly, so a conversation that grows turn by turn only
+// prefills its new tokens. A client that disconnects stops its generation
+// and frees its sequence, or leaves the queue.
 // What a client can make the server spend (bodies, time, buffered replies)
 // is bounded: see limits.go and docs/limits.md.
 //
@@ -61,8 +64,8 @@ type Model struct {
 type Config struct {
 	// APIKey, when set, must come as "Authorization: Bearer KEY".
 	APIKey string
-	// MaxQueue is how many requests may wait for the model; more get a
-	// 503. 0 means DefaultMaxQueue.
+	// MaxQueue is how many requests may wait for a free sequence; more
+	// get a 503. 0 means DefaultMaxQueue.
 	MaxQueue int
 	// MaxBodyBytes limits request bodies (413 above it); 0 means
 	// DefaultMaxBodyBytes.
@@ -85,8 +88,8 @@ type Config struct {
 	Chat chat.Options
 	// Log receives one line per request; nil logs nothing.
 	Log *log.Logger
-	// OnGeneration, if set, is called after each generation, with the
-	// queue held (keep it short).
+	// OnGeneration, if set, is called after each generation, with its
+	// sequence still held (keep it short).
 	OnGeneration func(Generation)
 }
 
@@ -135,13 +138,10 @@ type Server struct {
 	m        Model
 	cfg      Config
 	mux      *http.ServeMux
-	queue    *fifo
+	batcher  *engine.Batcher
 	stopIDs  map[int32]bool
 	idPrefix string
 	seq      atomic.Uint64
-
-	// Guarded by the queue: one generation at a time.
-	session *engine.Session
 
 	// Requests being received or decoded hold a slot of reading; those
 	// decoding, one of decoding too (limits.go).
@@ -158,7 +158,7 @@ type Server struct {
 }
 
 // New returns a server for m. The server owns the backend's KV cache:
-// nothing else may run the backend while the server is in use.
+// nothing else may run the backend until Close.
 func New(m Model, cfg Config) (*Server, error) {
 	if m.Backend == nil || m.Tokenizer == nil || m.Format == nil || m.Name == "" {
 		return nil, fmt.Errorf("serve: the model needs a name, a backend, a tokenizer and a chat format")
@@ -201,10 +201,9 @@ func New(m Model, cfg Config) (*Server, error) {
 	rand.Read(prefix[:])
 	s := &Server{
 		m: m, cfg: cfg,
-		queue:    newFIFO(cfg.MaxQueue),
+		batcher:  engine.NewBatcher(m.Backend, engine.BatcherOptions{MaxQueue: cfg.MaxQueue}),
 		stopIDs:  map[int32]bool{},
 		idPrefix: hex.EncodeToString(prefix[:]),
-		session:  engine.NewSession(m.Backend),
 		reading:  make(chan struct{}, cfg.MaxReading),
 		decoding: make(chan struct{}, cfg.MaxDecoding),
 	}
@@ -247,6 +246,16 @@ func New(m Model, cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// Close stops the server's batching loop; requests still running fail.
+// The backend stays open: its owner closes it.
+func (s *Server) Close() { s.batcher.Close() }
+
+// BatchStats are the batcher's totals: steps run and the tokens in them.
+func (s *Server) BatchStats() engine.BatcherStats { return s.batcher.Stats() }
+
+// Parallel is how many requests generate at once.
+func (s *Server) Parallel() int { return s.batcher.Sequences() }
+
 // endpoints maps the API's paths to their method, for 405s.
 var endpoints = map[string]string{
 	"/v1/models":           "GET",
@@ -260,7 +269,7 @@ func (s *Server) Metrics() Metrics {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.metrics
-	m.Waiting = s.queue.waiting()
+	m.Waiting = s.batcher.Waiting()
 	m.Reading = len(s.reading)
 	m.Connections = int(s.conns.Load())
 	return m

@@ -81,7 +81,13 @@ func TestMain(m *testing.M) {
 // backend's KV cache.
 func newServer(t *testing.T, cfg Config) (*Server, *httptest.Server, openai.Client) {
 	t.Helper()
-	s, err := New(fortune, cfg)
+	return newServerOn(t, fortune, cfg)
+}
+
+// newServerOn starts a server over m.
+func newServerOn(t *testing.T, m Model, cfg Config) (*Server, *httptest.Server, openai.Client) {
+	t.Helper()
+	s, err := New(m, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +96,7 @@ func newServer(t *testing.T, cfg Config) (*Server, *httptest.Server, openai.Clie
 	t.Cleanup(func() {
 		transport.CloseIdleConnections()
 		hs.Close()
+		s.Close()
 	})
 	client := openai.NewClient(
 		option.WithBaseURL(hs.URL+"/v1/"),
@@ -514,6 +521,7 @@ func TestShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Close()
 	ctx, stop := context.WithCancel(context.Background())
 	addrs := make(chan net.Addr, 1)
 	served := make(chan error, 1)
@@ -668,6 +676,7 @@ func TestHarmonyReasoning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Close()
 	hs := httptest.NewServer(s)
 	defer hs.Close()
 	transport := &http.Transport{}

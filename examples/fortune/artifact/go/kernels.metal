@@ -4,14 +4,23 @@
 // MXFP4 block size, attention windows, sinks and the KV-cache format are
 // compile-time constants. Each kernel's comment names the IR ops it
 // implements. Run-time values (the token count and first position of a
-// call) come in StepArgs at buffer 0.
+// call, or each token's sequence and position in a batched step) come in
+// StepArgs at buffer 0.
 #include <metal_stdlib>
 using namespace metal;
 
 struct StepArgs {
   uint seq;
   uint pos;
+  uint batched;
+  uint seq_bytes;
+  uint tok[512];
 };
+
+// Token t's position, and the byte offset of its sequence's KV cache
+// from sequence 0's: each sequence has its own copy of the planned cache.
+inline uint token_pos(constant StepArgs& a, uint t) { return a.batched != 0 ? a.tok[2 * t + 1] : a.pos + t; }
+inline ulong token_kv(constant StepArgs& a, uint t) { return a.batched != 0 ? ulong(a.tok[2 * t]) * a.seq_bytes : 0ul; }
 
 // A token's choice of an expert and its weight, as the arena stores it.
 struct Route { int expert; float weight; };
@@ -160,9 +169,9 @@ kernel void add_rmsnorm_any_bf16_256_9cfcf3aa(
 }
 
 // ---------------------------------------------------------------------------
-// attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d: any kernel of attend (attend)
+// attend_any_h8_kv2_d32_w0_f16_sinks_fce0e839: any kernel of attend (attend)
 // q · k for one cached key row; q is already rotated when the format is.
-inline float attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d_kdot(device const uchar* row, thread const float* q) {
+inline float attend_any_h8_kv2_d32_w0_f16_sinks_fce0e839_kdot(device const uchar* row, thread const float* q) {
   float s = 0.0f;
   // Four halves per load when rows are 8-byte aligned (D % 4 == 0).
   for (uint i = 0; i < (32 % 4 == 0 ? 32 : 0u); i += 4) {
@@ -177,7 +186,7 @@ inline float attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d_kdot(device const uchar
 }
 
 // acc += w * v for one cached value row.
-inline void attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d_vaxpy(device const uchar* row, float w, thread float* acc) {
+inline void attend_any_h8_kv2_d32_w0_f16_sinks_fce0e839_vaxpy(device const uchar* row, float w, thread float* acc) {
   for (uint i = 0; i < (32 % 4 == 0 ? 32 : 0u); i += 4) {
     const float4 v = float4(((device const half4*)row)[i / 4]);
     acc[i] += w * v.x;
@@ -189,7 +198,7 @@ inline void attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d_vaxpy(device const uchar
 }
 
 // attend
-kernel void attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d(
+kernel void attend_any_h8_kv2_d32_w0_f16_sinks_fce0e839(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -208,7 +217,7 @@ kernel void attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d(
   constexpr uint GROUP = 4;
   const uint h = tgid.x;
   const uint t = tgid.y;
-  const uint p = args.pos + t;
+  const uint p = token_pos(args, t);
   const uint g = h / GROUP;
   const uint lo = 0u;
   // The query, rotated group by group when the cache stores keys rotated.
@@ -223,13 +232,13 @@ kernel void attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d(
   for (uint i = 0; i < VD; i++) acc[i] = 0.0f;
   for (uint j = lo + sg * 32 + lane; j <= p; j += 32 * nsg) {
     const uint slot = j;
-    float s = attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d_kdot(kcache + (slot * KVH + g) * 64, qv) * 0.176776692f;
+    float s = attend_any_h8_kv2_d32_w0_f16_sinks_fce0e839_kdot(kcache + token_kv(args, t) + (slot * KVH + g) * 64, qv) * 0.176776692f;
     const float mNew = max(m, s);
     const float corr = exp(m - mNew);
     const float e = exp(s - mNew);
     l = l * corr + e;
     for (uint i = 0; i < VD; i++) acc[i] *= corr;
-    attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d_vaxpy(vcache + (slot * KVH + g) * 64, e, acc);
+    attend_any_h8_kv2_d32_w0_f16_sinks_fce0e839_vaxpy(vcache + token_kv(args, t) + (slot * KVH + g) * 64, e, acc);
     m = mNew;
   }
   // Combine the lanes of each SIMD-group, then the SIMD-groups.
@@ -269,9 +278,9 @@ kernel void attend_any_h8_kv2_d32_w0_f16_sinks_891cff1d(
 }
 
 // ---------------------------------------------------------------------------
-// attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d: any kernel of attend (attend)
+// attend_any_h8_kv2_d32_w64_f16_sinks_90c407d5: any kernel of attend (attend)
 // q · k for one cached key row; q is already rotated when the format is.
-inline float attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d_kdot(device const uchar* row, thread const float* q) {
+inline float attend_any_h8_kv2_d32_w64_f16_sinks_90c407d5_kdot(device const uchar* row, thread const float* q) {
   float s = 0.0f;
   // Four halves per load when rows are 8-byte aligned (D % 4 == 0).
   for (uint i = 0; i < (32 % 4 == 0 ? 32 : 0u); i += 4) {
@@ -286,7 +295,7 @@ inline float attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d_kdot(device const ucha
 }
 
 // acc += w * v for one cached value row.
-inline void attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d_vaxpy(device const uchar* row, float w, thread float* acc) {
+inline void attend_any_h8_kv2_d32_w64_f16_sinks_90c407d5_vaxpy(device const uchar* row, float w, thread float* acc) {
   for (uint i = 0; i < (32 % 4 == 0 ? 32 : 0u); i += 4) {
     const float4 v = float4(((device const half4*)row)[i / 4]);
     acc[i] += w * v.x;
@@ -298,7 +307,7 @@ inline void attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d_vaxpy(device const ucha
 }
 
 // attend
-kernel void attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d(
+kernel void attend_any_h8_kv2_d32_w64_f16_sinks_90c407d5(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -317,7 +326,7 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d(
   constexpr uint GROUP = 4;
   const uint h = tgid.x;
   const uint t = tgid.y;
-  const uint p = args.pos + t;
+  const uint p = token_pos(args, t);
   const uint g = h / GROUP;
   const uint lo = p + 1 > 64u ? p + 1 - 64u : 0u;
   // The query, rotated group by group when the cache stores keys rotated.
@@ -332,13 +341,13 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d(
   for (uint i = 0; i < VD; i++) acc[i] = 0.0f;
   for (uint j = lo + sg * 32 + lane; j <= p; j += 32 * nsg) {
     const uint slot = j % 191u;
-    float s = attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d_kdot(kcache + (slot * KVH + g) * 64, qv) * 0.176776692f;
+    float s = attend_any_h8_kv2_d32_w64_f16_sinks_90c407d5_kdot(kcache + token_kv(args, t) + (slot * KVH + g) * 64, qv) * 0.176776692f;
     const float mNew = max(m, s);
     const float corr = exp(m - mNew);
     const float e = exp(s - mNew);
     l = l * corr + e;
     for (uint i = 0; i < VD; i++) acc[i] *= corr;
-    attend_any_h8_kv2_d32_w64_f16_sinks_f21bf95d_vaxpy(vcache + (slot * KVH + g) * 64, e, acc);
+    attend_any_h8_kv2_d32_w64_f16_sinks_90c407d5_vaxpy(vcache + token_kv(args, t) + (slot * KVH + g) * 64, e, acc);
     m = mNew;
   }
   // Combine the lanes of each SIMD-group, then the SIMD-groups.
@@ -606,17 +615,17 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_72d6ecfb(
 }
 
 // ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_78a6e26a: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
 // Stores n values of src into a cache row. Called by one whole SIMD-group.
-inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091_store(device uchar* dst, threadgroup const float* src, uint n, uint lane) {
+inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_78a6e26a_store(device uchar* dst, threadgroup const float* src, uint n, uint lane) {
   for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
 }
 
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_78a6e26a_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_78a6e26a_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
 
 // qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091(
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_78a6e26a(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -642,7 +651,7 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091(
   constexpr uint KVH = 2;
   const uint slot = tgid.x;
   const uint t = tgid.y;
-  const uint p = args.pos + t;
+  const uint p = token_pos(args, t);
   device const float* xr = x + t * IN;
   float ss = 0.0f;
   for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
@@ -678,101 +687,7 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091(
       float v = row[i];
       if (i < 2 * half_) {
         const uint j = i % half_;
-        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091_invk[j];
-        const float angle = float(p) * f;
-        const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-        const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-        v = i < half_ ? row[i] * c - row[i + half_] * s : row[i] * c + row[i - half_] * s;
-      }
-      rot[i] = v;
-    }
-  } else {
-    for (uint i = tid; i < VD; i += 32 * nsg) rot[i] = row[i];
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  if (kind == 0) {
-    for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
-  } else if (sg == 0) {
-    const uint cslot = p % 191u;
-    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091_store(kcache + (cslot * KVH + head) * 64, rot, HD, lane);
-    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_1d02e091_store(vcache + (cslot * KVH + head) * 64, rot, VD, lane);
-  }
-}
-
-// ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
-// Stores n values of src into a cache row. Called by one whole SIMD-group.
-inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019_store(device uchar* dst, threadgroup const float* src, uint n, uint lane) {
-  for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
-}
-
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-
-// qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019(
-    constant StepArgs& args [[buffer(0)]],
-    device const float* x [[buffer(1)]],
-    device const ushort* norm [[buffer(2)]],
-    device const ushort* wq [[buffer(3)]],
-    device const ushort* bq [[buffer(4)]],
-    device const ushort* wk [[buffer(5)]],
-    device const ushort* bk [[buffer(6)]],
-    device const ushort* wv [[buffer(7)]],
-    device const ushort* bv [[buffer(8)]],
-    device float* q [[buffer(9)]],
-    device uchar* kcache [[buffer(10)]],
-    device uchar* vcache [[buffer(11)]],
-    threadgroup float* tg [[threadgroup(0)]],
-    uint3 tgid [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]],
-    uint nsg [[simdgroups_per_threadgroup]]) {
-  constexpr uint IN = 256;
-  constexpr uint HD = 32;
-  constexpr uint VD = 32;
-  constexpr uint QH = 8;
-  constexpr uint KVH = 2;
-  const uint slot = tgid.x;
-  const uint t = tgid.y;
-  const uint p = args.pos + t;
-  device const float* xr = x + t * IN;
-  float ss = 0.0f;
-  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
-  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
-  // Which projection and which of its heads this threadgroup computes.
-  uint kind, head, width;
-  if (slot < QH) { kind = 0; head = slot; width = HD; }
-  else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
-  else { kind = 2; head = slot - QH - KVH; width = VD; }
-  threadgroup float* row = tg + 8;
-  for (uint r = sg; r < width; r += nsg) {
-    const uint o = head * width + r;
-    float acc = 0.0f;
-    for (uint i = lane; i < IN; i += 32) {
-      const float xv = xr[i] * inv * (bf16f(norm[i]) + 0.0f);
-      const float wt = kind == 0 ? bf16f(wq[o * IN + i]) : kind == 1 ? bf16f(wk[o * IN + i]) : bf16f(wv[o * IN + i]);
-      acc += wt * xv;
-    }
-    acc = simd_sum(acc);
-    if (lane == 0) {
-      if (kind == 0) acc += bf16f(bq[o]);
-      if (kind == 1) acc += bf16f(bk[o]);
-      if (kind == 2) acc += bf16f(bv[o]);
-      row[r] = acc;
-    }
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  // RoPE rotates the two halves of the first rotary dims of q and k heads.
-  threadgroup float* rot = row + 256;
-  if (kind < 2) {
-    const uint half_ = kind == 0 ? 16 : 16;
-    for (uint i = tid; i < HD; i += 32 * nsg) {
-      float v = row[i];
-      if (i < 2 * half_) {
-        const uint j = i % half_;
-        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019_invk[j];
+        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_78a6e26a_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_78a6e26a_invk[j];
         const float angle = float(p) * f;
         const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
         const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
@@ -788,8 +703,102 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019(
     for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
   } else if (sg == 0) {
     const uint cslot = p;
-    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019_store(kcache + (cslot * KVH + head) * 64, rot, HD, lane);
-    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_ba327019_store(vcache + (cslot * KVH + head) * 64, rot, VD, lane);
+    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_78a6e26a_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, lane);
+    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_78a6e26a_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, lane);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_8ec6ca75: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+// Stores n values of src into a cache row. Called by one whole SIMD-group.
+inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_8ec6ca75_store(device uchar* dst, threadgroup const float* src, uint n, uint lane) {
+  for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
+}
+
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_8ec6ca75_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_8ec6ca75_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+
+// qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_8ec6ca75(
+    constant StepArgs& args [[buffer(0)]],
+    device const float* x [[buffer(1)]],
+    device const ushort* norm [[buffer(2)]],
+    device const ushort* wq [[buffer(3)]],
+    device const ushort* bq [[buffer(4)]],
+    device const ushort* wk [[buffer(5)]],
+    device const ushort* bk [[buffer(6)]],
+    device const ushort* wv [[buffer(7)]],
+    device const ushort* bv [[buffer(8)]],
+    device float* q [[buffer(9)]],
+    device uchar* kcache [[buffer(10)]],
+    device uchar* vcache [[buffer(11)]],
+    threadgroup float* tg [[threadgroup(0)]],
+    uint3 tgid [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]],
+    uint nsg [[simdgroups_per_threadgroup]]) {
+  constexpr uint IN = 256;
+  constexpr uint HD = 32;
+  constexpr uint VD = 32;
+  constexpr uint QH = 8;
+  constexpr uint KVH = 2;
+  const uint slot = tgid.x;
+  const uint t = tgid.y;
+  const uint p = token_pos(args, t);
+  device const float* xr = x + t * IN;
+  float ss = 0.0f;
+  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
+  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
+  // Which projection and which of its heads this threadgroup computes.
+  uint kind, head, width;
+  if (slot < QH) { kind = 0; head = slot; width = HD; }
+  else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
+  else { kind = 2; head = slot - QH - KVH; width = VD; }
+  threadgroup float* row = tg + 8;
+  for (uint r = sg; r < width; r += nsg) {
+    const uint o = head * width + r;
+    float acc = 0.0f;
+    for (uint i = lane; i < IN; i += 32) {
+      const float xv = xr[i] * inv * (bf16f(norm[i]) + 0.0f);
+      const float wt = kind == 0 ? bf16f(wq[o * IN + i]) : kind == 1 ? bf16f(wk[o * IN + i]) : bf16f(wv[o * IN + i]);
+      acc += wt * xv;
+    }
+    acc = simd_sum(acc);
+    if (lane == 0) {
+      if (kind == 0) acc += bf16f(bq[o]);
+      if (kind == 1) acc += bf16f(bk[o]);
+      if (kind == 2) acc += bf16f(bv[o]);
+      row[r] = acc;
+    }
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  // RoPE rotates the two halves of the first rotary dims of q and k heads.
+  threadgroup float* rot = row + 256;
+  if (kind < 2) {
+    const uint half_ = kind == 0 ? 16 : 16;
+    for (uint i = tid; i < HD; i += 32 * nsg) {
+      float v = row[i];
+      if (i < 2 * half_) {
+        const uint j = i % half_;
+        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_8ec6ca75_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_8ec6ca75_invk[j];
+        const float angle = float(p) * f;
+        const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+        const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+        v = i < half_ ? row[i] * c - row[i + half_] * s : row[i] * c + row[i - half_] * s;
+      }
+      rot[i] = v;
+    }
+  } else {
+    for (uint i = tid; i < VD; i += 32 * nsg) rot[i] = row[i];
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (kind == 0) {
+    for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
+  } else if (sg == 0) {
+    const uint cslot = p % 191u;
+    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_8ec6ca75_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, lane);
+    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_8ec6ca75_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, lane);
   }
 }
 
