@@ -33,6 +33,7 @@ var cli struct {
 	Logits   LogitsCmd   `cmd:"" help:"Write the logits for token ids to a SafeTensors file, to compare Minerva with another implementation."`
 	Tokenize TokenizeCmd `cmd:"" help:"Encode text to token ids, or decode ids to text, with a tokenizer.json."`
 	Info     InfoCmd     `cmd:"" help:"Show the Metal device (on a Mac) and the backend --backend auto picks."`
+	Export   ExportCmd   `cmd:"" help:"Write a model in another engine's format: --gguf writes llama.cpp's GGUF."`
 	Synth    SynthCmd    `cmd:"" help:"Write a checkpoint of random weights in an architecture's exact layout, with its config.json: full-size models for load, memory and speed tests."`
 }
 
