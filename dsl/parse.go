@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/alecthomas/participle/v2"
@@ -16,17 +17,24 @@ import (
 	"github.com/minerva-ml/minerva/dsl/diag"
 )
 
-var parser = participle.MustBuild[File](
-	participle.Lexer(archLexer),
-	participle.Elide("Whitespace", "Comment"),
-	// Not participle.Unquote: it appends a character at a time to a
-	// string, quadratic in the literal's length (50 KB took a second).
-	participle.Map(unquoteString, "String"),
-	// No lookahead: once a branch has read a token it is committed, so a
-	// mistake is reported at the token that is wrong rather than where the
-	// parser last backtracked to. The grammar is LL(1) for this reason.
-	participle.UseLookahead(0),
-)
+// parser is built on first use, not at package initialisation: building
+// it takes a millisecond or more, which every command that never parses
+// an .arch file (minervac --help, minerva serve's handlers) would pay.
+var parser = sync.OnceValue(func() *participle.Parser[File] { return buildParser() })
+
+func buildParser() *participle.Parser[File] {
+	return participle.MustBuild[File](
+		participle.Lexer(archLexer),
+		participle.Elide("Whitespace", "Comment"),
+		// Not participle.Unquote: it appends a character at a time to a
+		// string, quadratic in the literal's length (50 KB took a second).
+		participle.Map(unquoteString, "String"),
+		// No lookahead: once a branch has read a token it is committed, so a
+		// mistake is reported at the token that is wrong rather than where the
+		// parser last backtracked to. The grammar is LL(1) for this reason.
+		participle.UseLookahead(0),
+	)
+}
 
 // maxSyntaxErrors bounds error recovery; past it the file is too broken for
 // more messages to help.
@@ -62,7 +70,7 @@ func ParseWithin(name, src string, lim budget.Limits) (*File, error) {
 		if attempt > 0 && (attempt+1)*tokens > recoveryTokens*lim.Tokens {
 			break
 		}
-		f, err := parser.ParseBytes(name, text)
+		f, err := parser().ParseBytes(name, text)
 		if err == nil {
 			if diags.Len() > 0 {
 				return nil, diags.Err()

@@ -1,6 +1,6 @@
 // Command minerva runs compiled models.
 //
-//	minerva run [ARCH_OR_ARTIFACT] [--model DIR] --prompt TEXT [--max-tokens N]
+//	minerva run [ARCH_OR_ARTIFACT] [MODEL] [PROMPT] [-m DIR] [-p TEXT] [-n MAX_TOKENS]
 //	minerva logits ARCH_OR_ARTIFACT --model DIR --ids 1,2,3 --out FILE.safetensors
 //	minerva tokenize --tokenizer FILE [--jsonl] [--decode]
 //
@@ -10,6 +10,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +22,9 @@ import (
 type Env struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Interrupts, when set, stands in for the process's SIGINT (Ctrl-C):
+	// tests send os.Interrupt on it. Nil is signal.Notify's.
+	Interrupts chan os.Signal
 }
 
 var cli struct {
@@ -29,6 +33,7 @@ var cli struct {
 	Logits   LogitsCmd   `cmd:"" help:"Write the logits for token ids to a SafeTensors file, to compare Minerva with another implementation."`
 	Tokenize TokenizeCmd `cmd:"" help:"Encode text to token ids, or decode ids to text, with a tokenizer.json."`
 	Info     InfoCmd     `cmd:"" help:"Show the Metal device (on a Mac) and the backend --backend auto picks."`
+	Export   ExportCmd   `cmd:"" help:"Write a model in another engine's format: --gguf writes llama.cpp's GGUF."`
 	Synth    SynthCmd    `cmd:"" help:"Write a checkpoint of random weights in an architecture's exact layout, with its config.json: full-size models for load, memory and speed tests."`
 }
 
@@ -60,6 +65,10 @@ func run(args []string, env *Env) int {
 	}
 	if err := ctx.Run(env); err != nil {
 		fmt.Fprintf(env.Stderr, "minerva: %v\n", err)
+		var ee exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
 		return 1
 	}
 	return 0

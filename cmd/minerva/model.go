@@ -9,7 +9,7 @@ import (
 // ModelFlags choose a model, its compiled shape and a backend; every
 // command that runs a model takes them.
 type ModelFlags struct {
-	Model   string `help:"Model directory (config.json, *.safetensors, tokenizer.json) or a Hugging Face id in the local cache. Default: the embedded fortune model." placeholder:"DIR_OR_ID"`
+	Model   string `short:"m" help:"Model directory (config.json, *.safetensors, tokenizer.json) or a Hugging Face id in the local cache. Default: the embedded fortune model." placeholder:"DIR_OR_ID"`
 	Backend string `help:"Where to run: auto (Metal on a Mac with a GPU, else cpu), cpu, mslemu (the emitted Metal, run on the CPU), metal, cuda (the emitted Metal on an NVIDIA GPU)." default:"auto" enum:"auto,cpu,mslemu,metal,cuda"`
 	Ctx     int    `help:"Context length: positions the KV cache holds." default:"4096"`
 	KV      string `name:"kv" help:"KV-cache format and its typical relative error in the logits (docs/arch-language.md): f16 (about 4e-4), q8 (about 1e-2), q4 (about 1e-1; head_dim of 32 or more) or f32 (exact)." default:"f16" enum:"f16,q8,q4,f32"`

@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
+	"time"
 
 	"github.com/minerva-ml/minerva/runtime/chat"
 	"github.com/minerva-ml/minerva/runtime/engine"
@@ -19,22 +19,25 @@ import (
 	"github.com/minerva-ml/minerva/runtime/tokenizer"
 )
 
-// RunCmd is `minerva run`: one prompt (--prompt, or stdin when it is not
-// a terminal), or an interactive chat on a terminal.
+// RunCmd is `minerva run`: one prompt (--prompt, a positional, or stdin
+// when it is not a terminal), or an interactive chat on a terminal.
 //
 // The answer goes to stdout. Reasoning (harmony's analysis channel) goes
 // to stderr, dimmed on a terminal, so `minerva run ... > answer.txt` keeps
 // only the answer; --hide-reasoning drops it. The summary goes to stderr.
 type RunCmd struct {
-	Arch string `arg:"" optional:"" help:"An .arch file or a compiled artifact directory. Default: the shipped architecture named by the model's config.json." name:"ARCH_OR_ARTIFACT"`
+	// Args are [ARCH_OR_ARTIFACT] [MODEL] [PROMPT], as `ollama run MODEL
+	// PROMPT`: each is told apart by what it names (positionals.go).
+	Args []string `arg:"" optional:"" help:"[ARCH_OR_ARTIFACT] [MODEL] [PROMPT]: an .arch file or compiled artifact directory, a model directory or cached Hugging Face id, and the prompt. A last argument that is no existing file, directory or cached model id is the prompt: minerva run \"Why is the sky blue?\" asks the embedded model." name:"ARGS"`
+	Arch string   `kong:"-"`
 	ModelFlags
 	ChatFlags
 	SamplingFlags
-	Prompt        string   `help:"The prompt. Without it: an interactive chat when stdin is a terminal, else the prompt is read from stdin." placeholder:"TEXT"`
-	Chat          bool     `help:"Chat interactively, one message per line of stdin, even when stdin is not a terminal."`
+	Prompt        string   `short:"p" help:"The prompt. Without it: an interactive chat when stdin is a terminal, else the prompt is read from stdin (one trailing newline dropped)." placeholder:"TEXT"`
+	Chat          bool     `help:"Chat interactively, one message per line of stdin, even when stdin is not a terminal; a prompt given too is the first message."`
 	System        string   `help:"Instructions (system prompt): harmony's developer message, Llama 3's system message; for a base model, text put before the prompt." placeholder:"TEXT"`
-	Stop          []string `help:"Stop when the answer contains this text (repeatable); the text is not printed." placeholder:"TEXT"`
-	MaxTokens     int      `help:"Most tokens to generate per reply." default:"128"`
+	Stop          []string `sep:"none" help:"Stop when the answer contains this text (repeatable: one string per flag, commas included); the text is not printed." placeholder:"TEXT"`
+	MaxTokens     int      `short:"n" help:"Most tokens to generate per reply." default:"128"`
 	Seed          int64    `help:"Random seed for sampling; the same seed, prompt and flags give the same text. -1 picks one (printed in the summary)." default:"-1"`
 	HideReasoning bool     `help:"Do not print the model's reasoning (harmony's analysis channel)."`
 }
@@ -156,6 +159,9 @@ func (c *RunCmd) Run(env *Env) error {
 	if c.MaxTokens < 1 {
 		return fmt.Errorf("--max-tokens must be at least 1, not %d", c.MaxTokens)
 	}
+	if err := c.resolveArgs(env.Stderr); err != nil {
+		return err
+	}
 	interactive := c.Chat || (c.Prompt == "" && isTerminal(env.Stdin))
 	m, err := loadChatModel(c.spec(c.Arch, env), c.ChatFormat)
 	if err != nil {
@@ -186,8 +192,11 @@ func (c *RunCmd) Run(env *Env) error {
 	r := &runner{cmd: c, env: env, m: m, smp: smp, seed: seed, session: engine.NewSession(m.Backend),
 		reasoning: newReasoningWriter(env.Stderr, c.HideReasoning)}
 	if interactive {
-		fmt.Fprintf(env.Stderr, "%s: %s chat (%s). One message per line; /reset starts over; Ctrl-D exits, Ctrl-C stops a reply.\n", m.Name, m.format.Name(), m.why)
-		return r.chatLoop()
+		// Listen before the banner: once it shows, Ctrl-C is ours.
+		sig := env.interrupts()
+		defer sig.stop()
+		fmt.Fprintf(env.Stderr, "%s: %s chat (%s). One message per line; /help lists the commands; /bye or Ctrl-D exits; Ctrl-C stops a reply, or exits at the prompt.\n", m.Name, m.format.Name(), m.why)
+		return r.chatLoop(sig)
 	}
 	var ids []int32
 	if m.plain() {
@@ -213,11 +222,32 @@ func (c *RunCmd) Run(env *Env) error {
 	if len(ids) == 0 {
 		return fmt.Errorf("the prompt encodes to no tokens")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	sig := env.interrupts()
+	defer sig.stop()
+	ctx, end := sig.during()
 	_, err = r.reply(ctx, ids)
-	return err
+	interrupted := ctx.Err() != nil
+	end()
+	if err != nil {
+		return err
+	}
+	if interrupted {
+		return errInterrupted
+	}
+	return nil
 }
+
+// errInterrupted ends a run that Ctrl-C (SIGINT) stopped with the
+// shell's status for it, 128+2, as llama.cpp's CLI does.
+var errInterrupted = exitError{code: 130, msg: "interrupted"}
+
+// exitError ends the command with its code and message.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return e.msg }
 
 // readPrompt reads the prompt from stdin, but no more bytes than the
 // context can hold: the context length times the most bytes one token
@@ -233,10 +263,13 @@ func readPrompt(in io.Reader, m *chatModel) (string, error) {
 		return "", fmt.Errorf("the prompt on stdin is more than %d bytes, more than a context of %d tokens can hold (a token is at most %d bytes); shorten it or use a larger --ctx",
 			limit, m.Backend.Ctx(), m.tok.MaxTokenBytes())
 	}
-	if len(b) == 0 {
+	// `echo TEXT |` ends the text with a newline the user did not mean
+	// as part of the prompt.
+	text := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if text == "" {
 		return "", fmt.Errorf("no prompt: pass --prompt TEXT, pipe text to stdin, or run on a terminal to chat")
 	}
-	return string(b), nil
+	return text, nil
 }
 
 // promptTooLong is the error for a prompt that encodes to more tokens
@@ -276,13 +309,23 @@ func (r *runner) messages(next chat.Message) []chat.Message {
 // streams the answer to stdout, and returns it.
 func (r *runner) reply(ctx context.Context, ids []int32) (string, error) {
 	out := &replyWriter{out: r.env.Stdout, reasoning: r.reasoning}
+	progress := newPrefillProgress(r.env.Stderr, ctx)
+	r.session.Progress = progress.update
+	defer func() { r.session.Progress = nil }()
 	turn := chat.Turn{Prompt: ids, MaxTokens: r.cmd.MaxTokens, StopTokens: r.m.stopIDs(), StopStrings: r.cmd.Stop,
 		Sampler: r.smp, Parser: r.m.format.NewParser()}
-	res, err := turn.Run(ctx, r.session, out)
+	res, err := turn.Run(ctx, r.session, &progressSink{replyWriter: out, progress: progress})
+	progress.clear()
 	r.reasoning.close()
 	fmt.Fprintln(r.env.Stdout)
 	if err != nil && ctx.Err() == nil {
 		return out.answer.String(), err
+	}
+	if ctx.Err() != nil && res.StoppedBy == "" {
+		// Ctrl-C in the prefill, before any token: count the prompt
+		// tokens that ran, not those the prefill was given.
+		res.StoppedBy = "cancelled"
+		res.PromptTokens = r.session.Pos() - res.Reused
 	}
 	cached := ""
 	if res.Reused > 0 {
@@ -294,8 +337,90 @@ func (r *runner) reply(ctx context.Context, ids []int32) (string, error) {
 	}
 	st := res.Stats
 	fmt.Fprintf(r.env.Stderr, "prefill: %d tokens in %s (%.1f tok/s%s); decode: %d tokens in %s (%.1f tok/s); stopped by %s%s\n",
-		st.PromptTokens, st.Prefill.Round(1e5), st.PrefillRate(), cached, st.GeneratedTokens, st.Decode.Round(1e5), st.DecodeRate(), st.StoppedBy, seed)
+		st.PromptTokens, st.Prefill.Round(1e5), st.PrefillRate(), cached, st.GeneratedTokens, st.Decode.Round(1e5), st.DecodeRate(), stoppedBy(res), seed)
 	return out.answer.String(), nil
+}
+
+// stoppedBy says why a reply ended, for the summary.
+func stoppedBy(res chat.TurnResult) string {
+	switch res.StoppedBy {
+	case "stop":
+		if res.StopString {
+			return "stop string"
+		}
+		return "eos" // an end-of-reply or end-of-sequence token
+	case "length":
+		return "max tokens"
+	case "context":
+		return "the end of the context"
+	case "cancelled":
+		return "Ctrl-C"
+	}
+	return res.StoppedBy
+}
+
+// prefillShowAfter is how long a prefill runs before its progress shows,
+// and prefillEvery how often a line is written when stderr is not a
+// terminal (a terminal's line is rewritten in place at every call).
+var prefillShowAfter, prefillEvery = time.Second, 5 * time.Second
+
+// prefillProgress shows a long prefill's progress on stderr: tokens
+// done, tokens/s and the time left. Ctrl-C stops the prefill.
+type prefillProgress struct {
+	w           io.Writer
+	ctx         context.Context
+	tty         bool
+	start, last time.Time
+	shown       bool
+}
+
+func newPrefillProgress(w io.Writer, ctx context.Context) *prefillProgress {
+	return &prefillProgress{w: w, ctx: ctx, tty: isTerminal(w), start: time.Now()}
+}
+
+func (p *prefillProgress) update(done, total int) error {
+	if err := p.ctx.Err(); err != nil {
+		return err
+	}
+	now := time.Now()
+	el := now.Sub(p.start)
+	if el < prefillShowAfter || (!p.tty && p.shown && now.Sub(p.last) < prefillEvery) {
+		return nil
+	}
+	rate := float64(done) / el.Seconds()
+	eta := time.Duration(float64(total-done) / rate * float64(time.Second)).Round(time.Second)
+	line := fmt.Sprintf("prefill: %d/%d tokens (%.0f%%), %.1f tok/s, ETA %s", done, total, 100*float64(done)/float64(total), rate, eta)
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+	} else {
+		fmt.Fprintln(p.w, line)
+	}
+	p.shown, p.last = true, now
+	return nil
+}
+
+// clear removes a terminal's progress line once generation starts.
+func (p *prefillProgress) clear() {
+	if p.shown && p.tty {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.shown = false
+	}
+}
+
+// progressSink clears the progress line before the first text.
+type progressSink struct {
+	*replyWriter
+	progress *prefillProgress
+}
+
+func (s *progressSink) Content(text string) error {
+	s.progress.clear()
+	return s.replyWriter.Content(text)
+}
+
+func (s *progressSink) Reasoning(text string) error {
+	s.progress.clear()
+	return s.replyWriter.Reasoning(text)
 }
 
 // replyWriter is a turn's sink for run: the answer to stdout (and kept,
@@ -318,28 +443,55 @@ func (w *replyWriter) Content(text string) error {
 func (w *replyWriter) Reasoning(text string) error { return w.reasoning.write(text) }
 
 // chatLoop reads one message per line until end of input, keeping the
-// conversation and the KV cache between turns.
-func (r *runner) chatLoop() error {
-	in := bufio.NewScanner(r.env.Stdin)
-	in.Buffer(make([]byte, 0, 64*1024), 1<<20)
+// conversation and the KV cache between turns. Ctrl-C stops a reply and
+// comes back to the prompt; at the prompt it ends the chat (exit 130).
+func (r *runner) chatLoop(sig *interrupts) error {
+	lines, quit := readLines(r.env.Stdin)
+	defer close(quit)
 	tty := isTerminal(r.env.Stdin)
+	// --chat with a prompt: the prompt is the first message, as
+	// llama.cpp's -i -p does (it used to be dropped without a word).
+	first := r.cmd.Prompt
 	for {
-		if tty {
-			fmt.Fprint(r.env.Stderr, ">>> ")
+		var next inputLine
+		if first != "" {
+			next, first = inputLine{text: first}, ""
+			if tty {
+				fmt.Fprintf(r.env.Stderr, ">>> %s\n", next.text)
+			}
+		} else {
+			if tty {
+				fmt.Fprint(r.env.Stderr, ">>> ")
+			}
+			select {
+			case next = <-lines:
+			case <-sig.C:
+				fmt.Fprintln(r.env.Stderr)
+				return errInterrupted
+			}
 		}
-		if !in.Scan() {
+		if next.eof {
 			if tty {
 				fmt.Fprintln(r.env.Stderr)
 			}
-			return in.Err()
+			return next.err
 		}
-		line := strings.TrimSpace(in.Text())
+		line := strings.TrimSpace(next.text)
 		switch line {
 		case "":
 			continue
 		case "/reset":
 			r.history = nil
 			fmt.Fprintln(r.env.Stderr, "(conversation cleared)")
+			continue
+		case "/bye", "/exit", "/quit":
+			return nil
+		case "/help", "/?":
+			fmt.Fprint(r.env.Stderr, chatHelp)
+			continue
+		}
+		if strings.HasPrefix(line, "/") && !strings.Contains(line, " ") {
+			fmt.Fprintf(r.env.Stderr, "unknown command %s; /help lists the commands (start a message with a space to send a slash)\n", line)
 			continue
 		}
 		user := chat.Message{Role: chat.RoleUser, Content: line}
@@ -357,15 +509,54 @@ func (r *runner) chatLoop() error {
 			fmt.Fprintf(r.env.Stderr, "minerva: the conversation is %d tokens and no longer fits the context of %d; /reset starts over (or use a larger --ctx)\n", len(ids), r.m.Backend.Ctx())
 			continue
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		ctx, end := sig.during()
 		answer, err := r.reply(ctx, ids)
-		stop()
+		end()
 		if err != nil {
 			return err
 		}
 		r.history = append(r.history, user, chat.Message{Role: chat.RoleAssistant, Content: answer})
 	}
 }
+
+// inputLine is one line of a chat's input, or its end (eof, with the
+// read error if any).
+type inputLine struct {
+	text string
+	eof  bool
+	err  error
+}
+
+// readLines reads in line by line on its own goroutine, so that the chat
+// can wait for a line and for Ctrl-C at once. It reads at most one line
+// ahead; closing quit ends it once its read returns (a read from a
+// terminal cannot be interrupted, but the process is ending then).
+func readLines(in io.Reader) (<-chan inputLine, chan<- struct{}) {
+	lines, quit := make(chan inputLine), make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+		for sc.Scan() {
+			select {
+			case lines <- inputLine{text: sc.Text()}:
+			case <-quit:
+				return
+			}
+		}
+		select {
+		case lines <- inputLine{eof: true, err: sc.Err()}:
+		case <-quit:
+		}
+	}()
+	return lines, quit
+}
+
+const chatHelp = `Commands:
+  /help     this list
+  /reset    start the conversation over
+  /bye      exit (also Ctrl-D)
+Ctrl-C stops a reply; at an empty prompt it exits.
+`
 
 // reasoningWriter shows reasoning on stderr: dimmed on a terminal,
 // between "[reasoning]" and "[/reasoning]" lines elsewhere.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,6 +26,9 @@ type ServeCmd struct {
 	Parallel int           `help:"Requests that generate at once, batched together; each has its own KV cache (--ctx positions each)." default:"4"`
 	MaxQueue int           `help:"Most requests waiting for a free sequence (beyond --parallel); more get 503." default:"64"`
 	Grace    time.Duration `help:"On SIGINT or SIGTERM, how long running requests may finish before they are cancelled." default:"30s"`
+	Alias    string        `help:"The model's id in the API (/v1/models, the model field). Default: the model directory's base name, the Hugging Face id, or fortune." placeholder:"NAME"`
+	// sep:"none": an origin is one value per flag, never split on commas.
+	CORSOrigin []string `name:"cors-origin" sep:"none" help:"Let browser pages from ORIGIN (e.g. http://localhost:3000, or * for any) call the API: answer CORS preflights and set Access-Control-Allow-Origin. Repeatable. Off by default." placeholder:"ORIGIN"`
 
 	// Limits on what clients can make the server spend (docs/limits.md).
 	MaxBody           int64         `help:"Largest request body in bytes; larger ones get 413." default:"1048576" placeholder:"BYTES"`
@@ -47,6 +51,8 @@ func (c *ServeCmd) checkLimits() error {
 		return fmt.Errorf("--max-connections must be at least 1, not %d", c.MaxConnections)
 	case c.MaxReading < 1:
 		return fmt.Errorf("--max-reading must be at least 1, not %d", c.MaxReading)
+	case c.Alias != "" && strings.TrimSpace(c.Alias) != c.Alias:
+		return fmt.Errorf("--alias %q has spaces around it; give the id as clients will send it", c.Alias)
 	case c.MaxDecoding < 0:
 		return fmt.Errorf("--max-decoding must be 0 (one per core) or more, not %d", c.MaxDecoding)
 	}
@@ -87,8 +93,12 @@ func (c *ServeCmd) serve(ctx context.Context, env *Env, ready func(net.Addr)) er
 	if err != nil {
 		return err
 	}
+	name := m.Name
+	if c.Alias != "" {
+		name = c.Alias
+	}
 	srv, err := serve.New(serve.Model{
-		Name: m.Name, Backend: m.Backend, Tokenizer: m.tok, Format: m.format, EOS: m.eos, Defaults: opts,
+		Name: name, Backend: m.Backend, Tokenizer: m.tok, Format: m.format, EOS: m.eos, Defaults: opts,
 	}, serve.Config{
 		APIKey:            c.APIKey,
 		MaxQueue:          c.MaxQueue,
@@ -100,6 +110,7 @@ func (c *ServeCmd) serve(ctx context.Context, env *Env, ready func(net.Addr)) er
 		ReadTimeout:       c.ReadTimeout,
 		WriteTimeout:      c.WriteTimeout,
 		Chat:              chat.Options{ReasoningEffort: c.ReasoningEffort},
+		CORSOrigins:       c.CORSOrigin,
 		Log:               log.New(env.Stderr, "", log.LstdFlags),
 	})
 	if err != nil {
@@ -110,7 +121,7 @@ func (c *ServeCmd) serve(ctx context.Context, env *Env, ready func(net.Addr)) er
 		fmt.Fprintf(env.Stderr, "warning: the %s backend runs one sequence at a time so far: --parallel %d is served as 1\n", m.BackendName, c.Parallel)
 	}
 	return serve.ListenAndServe(ctx, c.Addr, srv, c.Grace, func(a net.Addr) {
-		fmt.Fprintf(env.Stderr, "serving %s (%s: %s) at http://%s/v1; %d requests at once, the rest queued; Ctrl-C stops\n", m.Name, m.format.Name(), m.why, a, srv.Parallel())
+		fmt.Fprintf(env.Stderr, "serving %s (%s: %s) at http://%s/v1; %d requests at once, the rest queued; Ctrl-C stops\n", name, m.format.Name(), m.why, a, srv.Parallel())
 		if host, _, err := net.SplitHostPort(a.String()); err == nil && c.APIKey == "" {
 			if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() {
 				fmt.Fprintf(env.Stderr, "warning: %s is reachable from other machines and --api-key is not set\n", a)

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/minerva-ml/minerva/compiler/ir"
@@ -174,12 +175,18 @@ func (c *Context) Specialize(i int) (*Dispatch, error) {
 	return d, nil
 }
 
-var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
-	"floats": mslFloats,
-	"add":    func(a, b int) int { return a + b },
-	"mul":    func(a, b int) int { return a * b },
-	"div":    func(a, b int) int { return a / b },
-}).Option("missingkey=error").ParseFS(templates.FS, "*.metal.tmpl"))
+// tmpl parses the templates on first use rather than at package
+// initialisation, which every command would otherwise pay.
+var tmpl = sync.OnceValue(func() *template.Template { return parseTemplates() })
+
+func parseTemplates() *template.Template {
+	return template.Must(template.New("").Funcs(template.FuncMap{
+		"floats": mslFloats,
+		"add":    func(a, b int) int { return a + b },
+		"mul":    func(a, b int) int { return a * b },
+		"div":    func(a, b int) int { return a / b },
+	}).Option("missingkey=error").ParseFS(templates.FS, "*.metal.tmpl"))
+}
 
 // render fills a template. The kernel's name is the op kind, the variant,
 // the readable description and a hash of the source, so equal
@@ -192,7 +199,7 @@ func (c *Context) render(op *ir.Op, s spec) (*Kernel, error) {
 	}
 	*s.data.header() = Header{Name: "KERNEL_NAME", Sig: signature(s.params), Implements: implements(op), Variant: string(s.variant)}
 	var buf bytes.Buffer
-	if err := tmpl.ExecuteTemplate(&buf, s.template, s.data); err != nil {
+	if err := tmpl().ExecuteTemplate(&buf, s.template, s.data); err != nil {
 		return nil, fmt.Errorf("BUG: template %s: %v", s.template, err)
 	}
 	src := buf.String()

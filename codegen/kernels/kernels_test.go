@@ -33,12 +33,12 @@ func TestGridEval(t *testing.T) {
 // fails instead of rendering "<no value>" where a constant belongs.
 func TestTemplateDataIsTyped(t *testing.T) {
 	var buf bytes.Buffer
-	err := tmpl.ExecuteTemplate(&buf, "norm", &RowsData{N: 8})
+	err := tmpl().ExecuteTemplate(&buf, "norm", &RowsData{N: 8})
 	if err == nil || !strings.Contains(err.Error(), "can't evaluate field") {
 		t.Fatalf("norm with RowsData: %v", err)
 	}
 	buf.Reset()
-	if err := tmpl.ExecuteTemplate(&buf, "norm", &NormData{N: 8, G: 8, Eps: "1e-05", WLoad: "bf16f", Offset: "0.0"}); err != nil {
+	if err := tmpl().ExecuteTemplate(&buf, "norm", &NormData{N: 8, G: 8, Eps: "1e-05", WLoad: "bf16f", Offset: "0.0"}); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(buf.String(), "<no value>") {

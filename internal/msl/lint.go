@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // LintIssue is one construct of kernels.metal that mslemu does not model.
@@ -50,28 +51,35 @@ type lintRule struct {
 // lintRules are the constructs Lint rejects besides threadgroup storage
 // declarations (see threadgroupDecls). Each would compile into something
 // that silently behaves differently from Metal, or not at all.
-var lintRules = []lintRule{
-	{"function constant ([[function_constant(n)]])", regexp.MustCompile(`\[\[\s*function_constant\s*\(`),
-		"specialise the source text instead", []string{"function_constant"}},
-	{"texture", regexp.MustCompile(`\[\[\s*texture\s*\(|\b(?:texture1d|texture1d_array|texture2d|texture2d_array|texture2d_ms|texture2d_ms_array|texture3d|texturecube|texturecube_array|texture_buffer|depth2d|depth2d_array|depth2d_ms|depth2d_ms_array|depthcube|depthcube_array)\b`),
-		"use device buffers", []string{"texture", "depth"}},
-	{"sampler", regexp.MustCompile(`\[\[\s*sampler\s*\(|\bsampler\b`), "use device buffers", []string{"sampler"}},
-	{"imageblock", regexp.MustCompile(`\bimageblock\b|\[\[\s*imageblock_data|\bthreadgroup_imageblock\b`),
-		"use threadgroup memory parameters", []string{"imageblock"}},
-	{"[[stage_in]]", regexp.MustCompile(`\[\[\s*stage_in\s*\]\]`), "only compute kernels are modelled", []string{"stage_in"}},
-	{"vertex or fragment function", regexp.MustCompile(`\b(?:vertex|fragment)\s+[A-Za-z_]\w*\s+[A-Za-z_]\w*\s*\(`),
-		"only compute kernels are modelled", []string{"vertex", "fragment"}},
-	{"indirect command buffer", regexp.MustCompile(`\b(?:command_buffer|compute_command|render_command|compute_pipeline_state|render_pipeline_state)\b`),
-		"encode dispatches on the host", []string{"command_buffer", "compute_command", "render_command", "pipeline_state"}},
-	{"ray tracing", regexp.MustCompile(`<metal_raytracing>|\braytracing::|\b(?:intersector|acceleration_structure|primitive_acceleration_structure|instance_acceleration_structure|intersection_function_table|intersection_result)\b`),
-		"not available on the CPU", []string{"raytracing", "intersect", "acceleration_structure"}},
-	{"#pragma METAL", regexp.MustCompile(`(?m)^\s*#\s*pragma\s+METAL\b`), "the layer has no Metal internals", []string{"pragma"}},
-	{"visible function", regexp.MustCompile(`\[\[\s*(?:visible|stitchable)\s*\]\]|\bvisible_function_table\b`),
-		"call functions directly", []string{"visible", "stitchable"}},
-	{"[[host_name]] kernel instantiation", regexp.MustCompile(`\[\[\s*host_name\s*\(`),
-		"emit a plain (non-template) kernel function; the glue calls kernels by their C++ name", []string{"host_name"}},
-	{"simdgroup_matrix thread_elements()", regexp.MustCompile(`\bthread_elements\s*\(`),
-		"it exposes the hardware's element layout, which mslemu does not reproduce; use simdgroup_load/simdgroup_store", []string{"thread_elements"}},
+//
+// They are compiled on first use: twelve regular expressions are too
+// much work for every start of every command that links mslemu.
+var lintRules = sync.OnceValue(func() []lintRule { return compileLintRules() })
+
+func compileLintRules() []lintRule {
+	return []lintRule{
+		{"function constant ([[function_constant(n)]])", regexp.MustCompile(`\[\[\s*function_constant\s*\(`),
+			"specialise the source text instead", []string{"function_constant"}},
+		{"texture", regexp.MustCompile(`\[\[\s*texture\s*\(|\b(?:texture1d|texture1d_array|texture2d|texture2d_array|texture2d_ms|texture2d_ms_array|texture3d|texturecube|texturecube_array|texture_buffer|depth2d|depth2d_array|depth2d_ms|depth2d_ms_array|depthcube|depthcube_array)\b`),
+			"use device buffers", []string{"texture", "depth"}},
+		{"sampler", regexp.MustCompile(`\[\[\s*sampler\s*\(|\bsampler\b`), "use device buffers", []string{"sampler"}},
+		{"imageblock", regexp.MustCompile(`\bimageblock\b|\[\[\s*imageblock_data|\bthreadgroup_imageblock\b`),
+			"use threadgroup memory parameters", []string{"imageblock"}},
+		{"[[stage_in]]", regexp.MustCompile(`\[\[\s*stage_in\s*\]\]`), "only compute kernels are modelled", []string{"stage_in"}},
+		{"vertex or fragment function", regexp.MustCompile(`\b(?:vertex|fragment)\s+[A-Za-z_]\w*\s+[A-Za-z_]\w*\s*\(`),
+			"only compute kernels are modelled", []string{"vertex", "fragment"}},
+		{"indirect command buffer", regexp.MustCompile(`\b(?:command_buffer|compute_command|render_command|compute_pipeline_state|render_pipeline_state)\b`),
+			"encode dispatches on the host", []string{"command_buffer", "compute_command", "render_command", "pipeline_state"}},
+		{"ray tracing", regexp.MustCompile(`<metal_raytracing>|\braytracing::|\b(?:intersector|acceleration_structure|primitive_acceleration_structure|instance_acceleration_structure|intersection_function_table|intersection_result)\b`),
+			"not available on the CPU", []string{"raytracing", "intersect", "acceleration_structure"}},
+		{"#pragma METAL", regexp.MustCompile(`(?m)^\s*#\s*pragma\s+METAL\b`), "the layer has no Metal internals", []string{"pragma"}},
+		{"visible function", regexp.MustCompile(`\[\[\s*(?:visible|stitchable)\s*\]\]|\bvisible_function_table\b`),
+			"call functions directly", []string{"visible", "stitchable"}},
+		{"[[host_name]] kernel instantiation", regexp.MustCompile(`\[\[\s*host_name\s*\(`),
+			"emit a plain (non-template) kernel function; the glue calls kernels by their C++ name", []string{"host_name"}},
+		{"simdgroup_matrix thread_elements()", regexp.MustCompile(`\bthread_elements\s*\(`),
+			"it exposes the hardware's element layout, which mslemu does not reproduce; use simdgroup_load/simdgroup_store", []string{"thread_elements"}},
+	}
 }
 
 // Lint rejects constructs of kernels.metal that the layer does not model
@@ -81,7 +89,7 @@ func Lint(metalSource string) error {
 	src := stripCommentsAndStrings(metalSource)
 	lineAt := lineIndex(src)
 	var issues []LintIssue
-	for _, r := range lintRules {
+	for _, r := range lintRules() {
 		if !containsAny(src, r.keys) {
 			continue
 		}

@@ -45,6 +45,10 @@ type Message struct {
 	// prompt"); in harmony they become the developer message.
 	Role    string
 	Content string
+	// ToolCalls are an assistant message's calls (harmony).
+	ToolCalls []ToolCall
+	// ToolName is the function a RoleTool message answers.
+	ToolName string
 }
 
 // ErrBadConversation is matched (errors.Is) by every error about the
@@ -66,6 +70,9 @@ type Options struct {
 	// gpt-oss was trained with. Change the assistant's persona with a
 	// system or developer message instead.
 	ModelIdentity string
+	// Tools are the functions the model may call (harmony renders them
+	// in the developer message).
+	Tools []Tool
 	// MaxTokens, when above 0, bounds the rendered prompt (the context):
 	// Render stops encoding as soon as the prompt passes it and returns
 	// an error matching ErrTooLong, instead of encoding all of a long
@@ -235,7 +242,7 @@ func checkRoles(msgs []Message) error {
 	}
 	for i, m := range msgs {
 		switch m.Role {
-		case RoleSystem, RoleDeveloper, RoleUser, RoleAssistant:
+		case RoleSystem, RoleDeveloper, RoleUser, RoleAssistant, RoleTool:
 		default:
 			return fmt.Errorf("%w: message %d has role %q; use system, developer, user or assistant", ErrBadConversation, i, m.Role)
 		}

@@ -437,7 +437,8 @@ func TestRenderErrors(t *testing.T) {
 		want string
 	}{
 		{nil, Options{}, "there are no messages"},
-		{[]Message{{Role: "tool", Content: "x"}}, Options{}, `message 0 has role "tool"`},
+		{[]Message{{Role: "wizard", Content: "x"}}, Options{}, `message 0 has role "wizard"`},
+		{[]Message{{Role: RoleTool, Content: "x"}}, Options{}, `message 0 is a tool result that names no function`},
 		{[]Message{{Role: RoleUser, Content: "x"}}, Options{ReasoningEffort: "max"}, `reasoning effort "max" is not one of low, medium, high`},
 		{[]Message{{Role: RoleUser, Content: "x"}}, Options{CurrentDate: "today"}, "not a YYYY-MM-DD date"},
 	}

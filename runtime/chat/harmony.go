@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -78,9 +79,13 @@ func harmonySystemText(opts Options) string {
 	}
 	// Sections are joined by a blank line, lines within one by a newline
 	// (harmony's Render<SystemContent>).
-	return identity + "\nKnowledge cutoff: " + cutoff + "\nCurrent date: " + date +
+	text := identity + "\nKnowledge cutoff: " + cutoff + "\nCurrent date: " + date +
 		"\n\nReasoning: " + effort +
 		"\n\n" + harmonyChannels
+	if len(opts.Tools) > 0 {
+		text += "\nCalls to these tools must go to the commentary channel: 'functions'."
+	}
+	return text
 }
 
 func (h *harmony) Render(msgs []Message, opts Options) ([]int32, error) {
@@ -91,9 +96,12 @@ func (h *harmony) Render(msgs []Message, opts Options) ([]int32, error) {
 		return nil, err
 	}
 	var instructions []string
-	for _, m := range msgs {
+	for i, m := range msgs {
 		if m.Role == RoleSystem || m.Role == RoleDeveloper {
 			instructions = append(instructions, m.Content)
+		}
+		if m.Role == RoleTool && m.ToolName == "" {
+			return nil, fmt.Errorf("%w: message %d is a tool result that names no function", ErrBadConversation, i)
 		}
 	}
 	b := newBudget(h.tok, opts)
@@ -101,9 +109,16 @@ func (h *harmony) Render(msgs []Message, opts Options) ([]int32, error) {
 	ids = h.header(ids, "system")
 	ids = h.text(ids, harmonySystemText(opts))
 	ids = append(ids, h.end)
+	var developer []string
 	if len(instructions) > 0 {
+		developer = append(developer, "# Instructions\n\n"+strings.Join(instructions, "\n\n"))
+	}
+	if len(opts.Tools) > 0 {
+		developer = append(developer, harmonyTools(opts.Tools))
+	}
+	if len(developer) > 0 {
 		ids = h.header(ids, "developer")
-		ids = b.text(ids, "# Instructions\n\n"+strings.Join(instructions, "\n\n"))
+		ids = b.text(ids, strings.Join(developer, "\n\n"))
 		ids = append(ids, h.end)
 	}
 	for _, m := range msgs {
@@ -111,10 +126,28 @@ func (h *harmony) Render(msgs []Message, opts Options) ([]int32, error) {
 		case RoleUser:
 			ids = h.header(ids, "user")
 		case RoleAssistant:
+			if len(m.ToolCalls) > 0 {
+				// The text that came with calls is their preamble, on
+				// the commentary channel; each call ends with <|call|>.
+				if m.Content != "" {
+					ids = h.assistantHeader(ids, Commentary, "")
+					ids = b.text(ids, m.Content)
+					ids = append(ids, h.end)
+				}
+				for _, c := range m.ToolCalls {
+					ids = h.assistantHeader(ids, Commentary, FunctionRecipient+c.Name)
+					ids = b.text(ids, c.Arguments)
+					ids = append(ids, h.call)
+				}
+				continue
+			}
+			ids = h.assistantHeader(ids, Final, "")
+		case RoleTool:
+			// <|start|>functions.NAME to=assistant<|channel|>commentary<|message|>
 			ids = append(ids, h.start)
-			ids = h.text(ids, "assistant")
+			ids = h.text(ids, FunctionRecipient+m.ToolName+" to=assistant")
 			ids = append(ids, h.channel)
-			ids = h.text(ids, Final)
+			ids = h.text(ids, Commentary)
 			ids = append(ids, h.message)
 		default:
 			continue
@@ -124,6 +157,34 @@ func (h *harmony) Render(msgs []Message, opts Options) ([]int32, error) {
 	}
 	ids = append(ids, h.start)
 	return b.done(h.text(ids, "assistant"))
+}
+
+// assistantHeader appends <|start|>assistant<|channel|>CHANNEL<|message|>,
+// or for a call <|start|>assistant<|channel|>commentary to=RECIPIENT
+// <|constrain|>json<|message|>.
+func (h *harmony) assistantHeader(ids []int32, channel, recipient string) []int32 {
+	ids = append(ids, h.start)
+	ids = h.text(ids, "assistant")
+	ids = append(ids, h.channel)
+	if recipient == "" {
+		ids = h.text(ids, channel)
+		return append(ids, h.message)
+	}
+	ids = h.text(ids, channel+" to="+recipient+" ")
+	ids = append(ids, h.constrain)
+	ids = h.text(ids, "json")
+	return append(ids, h.message)
+}
+
+// CallPrefix is the start of a reply that calls the function name: what
+// follows is its arguments. Serve appends it to a prompt to force a call
+// (tool_choice naming a function).
+func (h *harmony) CallPrefix(name string) []int32 {
+	ids := []int32{h.channel}
+	ids = h.text(ids, Commentary+" to="+FunctionRecipient+name+" ")
+	ids = append(ids, h.constrain)
+	ids = h.text(ids, "json")
+	return append(ids, h.message)
 }
 
 // header appends <|start|>{role}<|message|>.
@@ -242,10 +303,9 @@ func (p *harmonyParser) headerText() string {
 	return sb.String()
 }
 
+// delta is text of the current message; a token that ends inside a
+// character still carries its channel.
 func (p *harmonyParser) delta(text string) Delta {
-	if text == "" {
-		return Delta{}
-	}
 	return Delta{Channel: p.channel, Recipient: p.recipient, Text: text}
 }
 

@@ -43,6 +43,9 @@ func (f *llama3) Render(msgs []Message, opts Options) ([]int32, error) {
 	if err := checkRoles(msgs); err != nil {
 		return nil, err
 	}
+	if checkTools("llama3", msgs, opts) != nil {
+		return f.renderTools(msgs, opts) // Llama 3.1's tool format
+	}
 	b := newBudget(f.tok, opts)
 	ids := []int32{f.bos}
 	for _, m := range msgs {

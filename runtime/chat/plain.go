@@ -22,6 +22,9 @@ func (f *plain) Render(msgs []Message, opts Options) ([]int32, error) {
 	if err := checkRoles(msgs); err != nil {
 		return nil, err
 	}
+	if err := checkTools("plain", msgs, opts); err != nil {
+		return nil, err
+	}
 	texts := make([]string, len(msgs))
 	for i, m := range msgs {
 		texts[i] = m.Content
@@ -43,10 +46,8 @@ func (p *textParser) Push(id int32) Delta {
 	if p.tok.IsSpecial(int(id)) {
 		return Delta{}
 	}
-	if s := p.dec.next(id); s != "" {
-		return Delta{Channel: Final, Text: s}
-	}
-	return Delta{}
+	// A token that ends inside a character still belongs to the answer.
+	return Delta{Channel: Final, Text: p.dec.next(id)}
 }
 
 func (p *textParser) Flush() Delta {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/sample"
@@ -27,13 +28,23 @@ type Turn struct {
 	StopTokens map[int32]bool
 	// StopStrings end the answer before the first of them.
 	StopStrings []string
-	// Sampler picks each token; nil is greedy. Its repeat-penalty
-	// context is set to the prompt.
-	Sampler *sample.Sampler
+	// Sampler picks each token; nil is greedy. Its context (the repeat
+	// penalty's window, the presence and frequency counts) is set to the
+	// prompt.
+	Sampler Sampler
 	// Parser follows the reply: a Format's parser, or NewTextParser for
 	// raw completion. It is required.
 	Parser Parser
 }
+
+// Sampler picks tokens with a context: *sample.Sampler, or a wrapper
+// around one.
+type Sampler interface {
+	engine.Sampler
+	SetContext(prompt []int32)
+}
+
+var _ Sampler = (*sample.Sampler)(nil)
 
 // Sink receives a turn's text as it is generated. An error from it ends
 // the turn and is returned by Run.
@@ -44,12 +55,25 @@ type Sink interface {
 	Reasoning(text string) error
 }
 
+// TokenSink is a Sink that also hears each generated token (stop tokens
+// excluded) with the delta the parser made of it, before the delta's
+// text is routed: a token of the answer has Channel Final and no
+// Recipient, even when its text is empty (it ends inside a character).
+// serve uses it for logprobs.
+type TokenSink interface {
+	Sink
+	Token(id int32, d Delta) error
+}
+
 // TurnResult says how a turn went.
 type TurnResult struct {
 	engine.Stats
 	// Reused is how many prompt tokens came from the KV cache: they were
 	// not run again. The prompt's other tokens were (Stats.PromptTokens).
 	Reused int
+	// StopString says a stop string ended the reply (StoppedBy "stop");
+	// otherwise a stop token did.
+	StopString bool
 }
 
 // FinishReason is OpenAI's finish_reason: "length" when the token limit
@@ -84,7 +108,11 @@ func (t Turn) Run(ctx context.Context, s *engine.Session, sink Sink) (TurnResult
 		case d.Channel == Analysis:
 			return sink.Reasoning(d.Text)
 		case d.Channel == Commentary && d.Recipient != "":
-			return nil // a tool call: Minerva runs no tools
+			// A tool call: the caller runs it, if it takes calls.
+			if ts, ok := sink.(ToolSink); ok && strings.HasPrefix(d.Recipient, FunctionRecipient) {
+				return ts.ToolCall(strings.TrimPrefix(d.Recipient, FunctionRecipient), d.Text)
+			}
+			return nil
 		}
 		text, stop := stops.Push(d.Text)
 		if text != "" {
@@ -98,10 +126,17 @@ func (t Turn) Run(ctx context.Context, s *engine.Session, sink Sink) (TurnResult
 		}
 		return nil
 	}
-	st, err := engine.Generate(ctx, s, t.Prompt[reused:], opts, func(id int32, _ bool) error {
-		return route(t.Parser.Push(id))
+	tokens, _ := sink.(TokenSink)
+	st, err := engine.Generate(ctx, s, t.Prompt[reused:], opts, func(id int32, stop bool) error {
+		d := t.Parser.Push(id)
+		if tokens != nil && !stop {
+			if err := tokens.Token(id, d); err != nil {
+				return err
+			}
+		}
+		return route(d)
 	})
-	res := TurnResult{Stats: st, Reused: reused}
+	res := TurnResult{Stats: st, Reused: reused, StopString: stopped}
 	if err != nil || stopped {
 		return res, err
 	}
@@ -109,7 +144,7 @@ func (t Turn) Run(ctx context.Context, s *engine.Session, sink Sink) (TurnResult
 	// start of what might have been a stop string.
 	if err := route(t.Parser.Flush()); err != nil {
 		if errors.Is(err, engine.ErrStopGeneration) {
-			res.StoppedBy = "stop"
+			res.StoppedBy, res.StopString = "stop", true
 			return res, nil
 		}
 		return res, err

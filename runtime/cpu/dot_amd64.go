@@ -90,6 +90,26 @@ func axpyF16Asm(h *byte, w float32, acc *float32, n int)
 //go:noescape
 func readSumAsm(p *uint64, n int) uint64
 
+func fmaPeakAVX2Asm(n int)
+
+func fmaPeakAVX512Asm(n int)
+
+// fmaPeak runs n iterations of the FMA-throughput loop of the widest
+// vectors the CPU has and returns the flops done, or 0 where there is no
+// such loop (the Go kernels). The full-size benchmarks compare prefill
+// with it.
+func fmaPeak(n int) float64 {
+	switch {
+	case haveAVX512:
+		fmaPeakAVX512Asm(n)
+		return float64(n) * 320
+	case haveAVX2:
+		fmaPeakAVX2Asm(n)
+		return float64(n) * 160
+	}
+	return 0
+}
+
 // The wrappers check lengths (the slice expressions panic on a short
 // operand, as the Go kernels do) and finish the last n%8 elements in Go.
 

@@ -595,3 +595,72 @@ axpyloop:
 axpydone:
 	VZEROUPPER
 	RET
+
+// func fmaPeakAVX2Asm(n int)
+// n iterations of 10 independent 8-wide FMAs (160 flops): enough chains
+// to cover the FMA latency on every current x86 core, so the loop runs at
+// the core's FMA throughput. Only the benchmarks call it (the peak that
+// prefill's GFLOP/s is compared with).
+TEXT ·fmaPeakAVX2Asm(SB), NOSPLIT, $0-8
+	MOVQ   n+0(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+fmapeak2:
+	VFMADD231PS Y10, Y11, Y0
+	VFMADD231PS Y10, Y11, Y1
+	VFMADD231PS Y10, Y11, Y2
+	VFMADD231PS Y10, Y11, Y3
+	VFMADD231PS Y10, Y11, Y4
+	VFMADD231PS Y10, Y11, Y5
+	VFMADD231PS Y10, Y11, Y6
+	VFMADD231PS Y10, Y11, Y7
+	VFMADD231PS Y10, Y11, Y8
+	VFMADD231PS Y10, Y11, Y9
+	DECQ        CX
+	JNZ         fmapeak2
+	VZEROUPPER
+	RET
+
+// func fmaPeakAVX512Asm(n int)
+// The same with 16-wide FMAs (320 flops an iteration).
+TEXT ·fmaPeakAVX512Asm(SB), NOSPLIT, $0-8
+	MOVQ    n+0(FP), CX
+	VPXORD  Z0, Z0, Z0
+	VPXORD  Z1, Z1, Z1
+	VPXORD  Z2, Z2, Z2
+	VPXORD  Z3, Z3, Z3
+	VPXORD  Z4, Z4, Z4
+	VPXORD  Z5, Z5, Z5
+	VPXORD  Z6, Z6, Z6
+	VPXORD  Z7, Z7, Z7
+	VPXORD  Z8, Z8, Z8
+	VPXORD  Z9, Z9, Z9
+	VPXORD  Z10, Z10, Z10
+	VPXORD  Z11, Z11, Z11
+
+fmapeak5:
+	VFMADD231PS Z10, Z11, Z0
+	VFMADD231PS Z10, Z11, Z1
+	VFMADD231PS Z10, Z11, Z2
+	VFMADD231PS Z10, Z11, Z3
+	VFMADD231PS Z10, Z11, Z4
+	VFMADD231PS Z10, Z11, Z5
+	VFMADD231PS Z10, Z11, Z6
+	VFMADD231PS Z10, Z11, Z7
+	VFMADD231PS Z10, Z11, Z8
+	VFMADD231PS Z10, Z11, Z9
+	DECQ        CX
+	JNZ         fmapeak5
+	VZEROUPPER
+	RET

@@ -74,6 +74,12 @@ type Session struct {
 	// ctx, while Generate runs, lets a cancelled generation leave a
 	// batched step it is waiting for.
 	ctx context.Context
+
+	// Progress, if set, is called after each call of a prefill that
+	// takes more than one (done of total tokens), so a long prompt can
+	// show progress; an error from it stops the prefill (Ctrl-C) and is
+	// returned.
+	Progress func(done, total int) error
 }
 
 // NewSession starts an empty sequence.
@@ -219,6 +225,11 @@ func (s *Session) Prefill(ids []int32) ([]float32, error) {
 			return nil, err
 		}
 		copy(s.last, out)
+		if s.Progress != nil && len(ids) > s.b.Batch() {
+			if err := s.Progress(end, len(ids)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := checkFinite(s.last, s.pos-1); err != nil {
 		return nil, err

@@ -110,7 +110,7 @@ func Load(spec Spec) (*Model, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.Dir, m.Name = dir, spec.Model
+		m.Dir, m.Name = dir, ModelName(spec.Model)
 		cfgText, err = os.ReadFile(filepath.Join(dir, "config.json"))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
@@ -343,6 +343,24 @@ func ResolveModel(name string) (string, error) {
 		return "", err
 	}
 	return "", fmt.Errorf("model %s: no such directory", name)
+}
+
+// ModelName is what a model named on the command line is called in the
+// API and in reports: a directory's base name ("./models/gpt-oss-20b/"
+// is "gpt-oss-20b"), so that the path as typed never leaks into model
+// ids; a Hugging Face id ("openai/gpt-oss-20b") stays as it is.
+func ModelName(name string) string {
+	if fi, err := os.Stat(name); err == nil {
+		dir := name
+		if !fi.IsDir() {
+			dir = filepath.Dir(name)
+		}
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs
+		}
+		return filepath.Base(dir)
+	}
+	return name
 }
 
 // hfCacheSnapshot resolves org/name in the Hugging Face hub cache layout:

@@ -37,6 +37,16 @@ type Options struct {
 	RepeatLastN int
 	// Seed starts the random source.
 	Seed uint64
+
+	// LogitBias adds a value to a token's logit before every other step
+	// (OpenAI's logit_bias: -100 bans a token, 100 all but forces it).
+	LogitBias map[int32]float32
+	// PresencePenalty and FrequencyPenalty are OpenAI's: a token's logit
+	// loses PresencePenalty once it has been generated and
+	// FrequencyPenalty times the number of times it has. They count the
+	// tokens this sampler returned since SetContext (the reply, not the
+	// prompt), as OpenAI and vLLM do; 0 is off.
+	PresencePenalty, FrequencyPenalty float64
 }
 
 // DefaultRepeatLastN is llama.cpp's default penalty window.
@@ -55,8 +65,20 @@ func (o Options) Validate() error {
 		return fmt.Errorf("min-p must be between 0 and 1, not %v", o.MinP)
 	case math.IsNaN(o.RepeatPenalty) || o.RepeatPenalty < 0:
 		return fmt.Errorf("repeat penalty must be positive (1 is off), not %v", o.RepeatPenalty)
+	case math.IsNaN(o.PresencePenalty) || math.IsInf(o.PresencePenalty, 0):
+		return fmt.Errorf("presence penalty must be a number, not %v", o.PresencePenalty)
+	case math.IsNaN(o.FrequencyPenalty) || math.IsInf(o.FrequencyPenalty, 0):
+		return fmt.Errorf("frequency penalty must be a number, not %v", o.FrequencyPenalty)
 	case o.RepeatLastN < 0:
 		return fmt.Errorf("repeat window must be 0 (default %d) or more tokens, not %d", DefaultRepeatLastN, o.RepeatLastN)
+	}
+	for id, b := range o.LogitBias {
+		if id < 0 {
+			return fmt.Errorf("logit bias names token %d, which is not a token id", id)
+		}
+		if b != b || math.IsInf(float64(b), 0) {
+			return fmt.Errorf("logit bias of token %d must be a number, not %v", id, b)
+		}
 	}
 	return nil
 }
@@ -82,6 +104,13 @@ type Sampler struct {
 	// seen stamps ids already penalised in this call with stamp.
 	seen  []uint32
 	stamp uint32
+
+	// counts holds how often each token was returned since SetContext,
+	// for the presence and frequency penalties; nil when both are off.
+	counts map[int32]int
+	// last is the logits the latest draw saw, after bias and penalties,
+	// for Logprobs; it may alias the caller's slice.
+	last []float32
 }
 
 // New returns a sampler; it fails on options out of range.
@@ -95,6 +124,9 @@ func New(opts Options) (*Sampler, error) {
 	s := &Sampler{opts: opts, rng: rand.New(rand.NewPCG(opts.Seed, 0x6d696e65727661))}
 	if s.penalised() {
 		s.history = make([]int32, opts.RepeatLastN)
+	}
+	if opts.PresencePenalty != 0 || opts.FrequencyPenalty != 0 {
+		s.counts = map[int32]int{}
 	}
 	return s, nil
 }
@@ -110,6 +142,9 @@ func (s *Sampler) penalised() bool {
 // pass the prompt before generating.
 func (s *Sampler) SetContext(ids []int32) {
 	s.next, s.full = 0, false
+	if s.counts != nil {
+		clear(s.counts)
+	}
 	for _, id := range ids {
 		s.remember(id)
 	}
@@ -134,17 +169,34 @@ func (s *Sampler) Sample(logits []float32) int32 {
 	}
 	id := s.pick(logits)
 	s.remember(id)
+	if s.counts != nil {
+		s.counts[id]++
+	}
 	return id
 }
 
 func (s *Sampler) pick(in []float32) int32 {
 	x := in
-	if s.penalised() {
+	if s.penalised() || len(s.opts.LogitBias) > 0 || len(s.counts) > 0 {
 		s.grow(len(in))
 		x = s.logits[:len(in)]
 		copy(x, in)
-		s.applyPenalty(x)
+		for id, b := range s.opts.LogitBias {
+			if int(id) < len(x) {
+				x[id] += b
+			}
+		}
+		if s.penalised() {
+			s.applyPenalty(x)
+		}
+		pres, freq := float32(s.opts.PresencePenalty), float32(s.opts.FrequencyPenalty)
+		for id, n := range s.counts {
+			if int(id) < len(x) {
+				x[id] -= pres + freq*float32(n)
+			}
+		}
 	}
+	s.last = x
 	if s.opts.Temperature == 0 {
 		return argmax(x)
 	}

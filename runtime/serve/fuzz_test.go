@@ -38,6 +38,12 @@ var requestSeeds = []string{
 	`[]`,
 	`{"messages":[{"role":"user","content":"x"}],"temperature":1e309}`,
 	`{"messages":[{"role":"user","content":"\ud800"}],"reasoning_effort":"low"}`,
+	`{"messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":3,"n":2,"logit_bias":{"1":-100},"presence_penalty":1,"frequency_penalty":-1,"max_tokens":4,"stream":true}`,
+	`{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{"type":"object","properties":{"a":{"enum":[1,"b"]},"c":{"type":"array","items":{"type":"number"}}},"required":["a"]}}},"max_tokens":8}`,
+	`{"messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c1","content":"1"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{}}}}],"tool_choice":"auto"}`,
+	`{"prompt":"x","logprobs":2,"n":2,"max_tokens":3}`,
+	`{"input":"A computer","max_output_tokens":4,"stream":true}`,
+	`{"input":[{"role":"user","content":[{"type":"input_text","text":"x"}]},{"type":"function_call","call_id":"c","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"c","output":"1"}],"instructions":"Be brief.","text":{"format":{"type":"json_object"}},"max_output_tokens":6}`,
 }
 
 // fuzzServer is a server over tinyBackend with the fortune tokenizer.
@@ -60,6 +66,11 @@ func fuzzRequest(t *testing.T, s *Server, path string, body []byte) {
 	s.ServeHTTP(w, httptest.NewRequest("POST", path, strings.NewReader(string(body))))
 	res := w.Result()
 	switch {
+	case res.StatusCode == http.StatusOK && res.Header.Get("Content-Type") == "text/event-stream" && path == "/v1/responses":
+		// Typed events, ending with the response's last state.
+		if b := w.Body.String(); !strings.Contains(b, "event: response.completed\n") && !strings.Contains(b, "event: response.incomplete\n") && !strings.Contains(b, "event: error\n") {
+			t.Fatalf("responses stream without its last event: %q", b)
+		}
 	case res.StatusCode == http.StatusOK && res.Header.Get("Content-Type") == "text/event-stream":
 		if !strings.HasSuffix(w.Body.String(), "data: [DONE]\n\n") {
 			t.Fatalf("stream without [DONE]: %q", w.Body.String())
@@ -102,5 +113,16 @@ func FuzzCompletionRequest(f *testing.F) {
 	s := fuzzServer(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		fuzzRequest(t, s, "/v1/completions", body)
+	})
+}
+
+// FuzzResponsesRequest: arbitrary bodies to /v1/responses.
+func FuzzResponsesRequest(f *testing.F) {
+	for _, s := range requestSeeds {
+		f.Add([]byte(s))
+	}
+	s := fuzzServer(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fuzzRequest(t, s, "/v1/responses", body)
 	})
 }

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/minerva-ml/minerva/runtime/chat"
+	"github.com/minerva-ml/minerva/runtime/jsonschema"
+	"github.com/minerva-ml/minerva/runtime/sample"
 )
 
 // The request bodies as sent. Pointers tell a field left out (or null)
@@ -20,19 +23,20 @@ type commonJSON struct {
 	StreamOptions *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	MaxTokens        *int64          `json:"max_tokens"`
-	Temperature      *float64        `json:"temperature"`
-	TopP             *float64        `json:"top_p"`
-	TopK             *int64          `json:"top_k"`
-	MinP             *float64        `json:"min_p"`
-	RepeatPenalty    *float64        `json:"repeat_penalty"`
-	RepetitionPen    *float64        `json:"repetition_penalty"`
-	FrequencyPenalty *float64        `json:"frequency_penalty"`
-	PresencePenalty  *float64        `json:"presence_penalty"`
-	Seed             *int64          `json:"seed"`
-	Stop             json.RawMessage `json:"stop"`
-	N                *int64          `json:"n"`
-	IgnoreEOS        *bool           `json:"ignore_eos"`
+	MaxTokens        *int64             `json:"max_tokens"`
+	Temperature      *float64           `json:"temperature"`
+	TopP             *float64           `json:"top_p"`
+	TopK             *int64             `json:"top_k"`
+	MinP             *float64           `json:"min_p"`
+	RepeatPenalty    *float64           `json:"repeat_penalty"`
+	RepetitionPen    *float64           `json:"repetition_penalty"`
+	FrequencyPenalty *float64           `json:"frequency_penalty"`
+	PresencePenalty  *float64           `json:"presence_penalty"`
+	Seed             *int64             `json:"seed"`
+	Stop             json.RawMessage    `json:"stop"`
+	N                *int64             `json:"n"`
+	IgnoreEOS        *bool              `json:"ignore_eos"`
+	LogitBias        map[string]float64 `json:"logit_bias"`
 }
 
 type chatRequestJSON struct {
@@ -40,12 +44,11 @@ type chatRequestJSON struct {
 	Messages            []messageJSON   `json:"messages"`
 	MaxCompletionTokens *int64          `json:"max_completion_tokens"`
 	Logprobs            *bool           `json:"logprobs"`
+	TopLogprobs         *int64          `json:"top_logprobs"`
 	Tools               json.RawMessage `json:"tools"`
 	ToolChoice          json.RawMessage `json:"tool_choice"`
-	ResponseFormat      *struct {
-		Type string `json:"type"`
-	} `json:"response_format"`
-	ReasoningEffort *string `json:"reasoning_effort"`
+	ResponseFormat      json.RawMessage `json:"response_format"`
+	ReasoningEffort     *string         `json:"reasoning_effort"`
 }
 
 type messageJSON struct {
@@ -76,10 +79,23 @@ type request struct {
 	Sampling  sampling
 	Stop      []string
 	IgnoreEOS bool
+	// N is the number of choices (1 to maxChoices).
+	N int
+	// Logprobs asks for the answer tokens' log-probabilities, and
+	// TopLogprobs for that many alternatives per token.
+	Logprobs    bool
+	TopLogprobs int
 
 	// Chat only.
-	Messages        []chat.Message
+	Messages []chat.Message
+	// Grammar constrains the answer (response_format); nil is free text.
+	Grammar         *jsonschema.Node
 	ReasoningEffort string
+	// Tools the model may call, their arguments' grammars, and the
+	// function the reply must call ("" for the model's choice).
+	Tools        []chat.Tool
+	ToolGrammars map[string]*jsonschema.Node
+	ForceTool    string
 
 	// Completions only: the prompt as text, or as token ids.
 	Prompt    string
@@ -89,12 +105,20 @@ type request struct {
 // sampling holds the sampling fields a request set.
 type sampling struct {
 	Temperature, TopP, MinP, RepeatPenalty *float64
+	PresencePenalty, FrequencyPenalty      *float64
 	TopK                                   *int
 	Seed                                   *uint64
+	LogitBias                              map[int32]float32
 }
 
-// maxStops is OpenAI's limit on stop sequences.
-const maxStops = 4
+// OpenAI's limits: stop sequences, choices (ours: they run one after the
+// other), logprob alternatives and logit_bias values.
+const (
+	maxStops        = 4
+	maxChoices      = 8
+	maxLogitBias    = 100
+	maxCompletionLP = sample.MaxTopLogprobs
+)
 
 // decode unmarshals a body, turning the decoder's errors into 400s that
 // name the field.
@@ -138,6 +162,9 @@ func parseChatRequest(body []byte) (*request, *apiError) {
 	if e := decode(body, &in); e != nil {
 		return nil, e
 	}
+	if e := checkFields(body, refusedChatFields); e != nil {
+		return nil, e
+	}
 	r := &request{}
 	if e := in.commonJSON.parse(r); e != nil {
 		return nil, e
@@ -147,17 +174,22 @@ func parseChatRequest(body []byte) (*request, *apiError) {
 			return nil, e
 		}
 	}
-	if in.Logprobs != nil && *in.Logprobs {
-		return nil, invalid("logprobs", "unsupported_parameter", "logprobs are not supported")
+	r.Logprobs = in.Logprobs != nil && *in.Logprobs
+	if in.TopLogprobs != nil {
+		if *in.TopLogprobs < 0 || *in.TopLogprobs > sample.MaxTopLogprobs {
+			return nil, invalid("top_logprobs", "invalid_value", "top_logprobs must be between 0 and %d, not %d", sample.MaxTopLogprobs, *in.TopLogprobs)
+		}
+		if !r.Logprobs && *in.TopLogprobs > 0 {
+			return nil, invalid("top_logprobs", "invalid_value", "top_logprobs needs logprobs set to true")
+		}
+		r.TopLogprobs = int(*in.TopLogprobs)
 	}
-	if len(in.Tools) > 0 && !isNullOrEmpty(in.Tools) {
-		return nil, invalid("tools", "unsupported_parameter", "tools are not supported: Minerva does not call functions")
+	if e := parseTools(in.Tools, in.ToolChoice, r); e != nil {
+		return nil, e
 	}
-	if len(in.ToolChoice) > 0 && !isNull(in.ToolChoice) && string(in.ToolChoice) != `"none"` && string(in.ToolChoice) != `"auto"` {
-		return nil, invalid("tool_choice", "unsupported_parameter", "tool_choice must be \"none\" or \"auto\": tools are not supported")
-	}
-	if in.ResponseFormat != nil && in.ResponseFormat.Type != "text" && in.ResponseFormat.Type != "" {
-		return nil, invalid("response_format", "unsupported_parameter", "response_format %q is not supported; only \"text\"", in.ResponseFormat.Type)
+	var e *apiError
+	if r.Grammar, e = parseResponseFormat(in.ResponseFormat); e != nil {
+		return nil, e
 	}
 	if in.ReasoningEffort != nil {
 		r.ReasoningEffort = *in.ReasoningEffort
@@ -171,8 +203,9 @@ func parseChatRequest(body []byte) (*request, *apiError) {
 	if len(in.Messages) == 0 {
 		return nil, invalid("messages", "invalid_value", "messages must hold at least one message")
 	}
+	callNames := map[string]string{} // tool call id -> function
 	for i, m := range in.Messages {
-		msg, e := m.parse(i)
+		msg, e := m.parse(i, callNames)
 		if e != nil {
 			return nil, e
 		}
@@ -181,19 +214,24 @@ func parseChatRequest(body []byte) (*request, *apiError) {
 	return r, nil
 }
 
-func (m messageJSON) parse(i int) (chat.Message, *apiError) {
+func (m messageJSON) parse(i int, callNames map[string]string) (chat.Message, *apiError) {
 	p := fmt.Sprintf("messages[%d]", i)
 	switch m.Role {
 	case chat.RoleSystem, chat.RoleDeveloper, chat.RoleUser, chat.RoleAssistant:
-	case "tool", "function":
-		return chat.Message{}, invalid(p+".role", "unsupported_value", "%s.role: %s messages are not supported: Minerva does not call functions", p, m.Role)
+	case chat.RoleTool:
+		return m.parseToolResult(p, callNames)
+	case "function":
+		return chat.Message{}, invalid(p+".role", "unsupported_value", "%s.role: function messages are OpenAI's deprecated form; send role tool with a tool_call_id", p)
 	case "":
 		return chat.Message{}, invalid(p+".role", "missing_required_parameter", "%s.role is missing; use system, developer, user or assistant", p)
 	default:
 		return chat.Message{}, invalid(p+".role", "invalid_value", "%s.role: unknown role %q; use system, developer, user or assistant", p, m.Role)
 	}
 	if !isNullOrEmpty(m.ToolCalls) {
-		return chat.Message{}, invalid(p+".tool_calls", "unsupported_parameter", "%s.tool_calls: tool calls are not supported", p)
+		if m.Role != chat.RoleAssistant {
+			return chat.Message{}, invalid(p+".tool_calls", "invalid_value", "%s.tool_calls: only assistant messages make tool calls", p)
+		}
+		return m.parseToolCalls(p, callNames)
 	}
 	text, e := contentText(m.Content, p+".content")
 	if e != nil {
@@ -234,13 +272,22 @@ func parseCompletionRequest(body []byte) (*request, *apiError) {
 	if e := decode(body, &in); e != nil {
 		return nil, e
 	}
+	if e := checkFields(body, refusedCompletionFields); e != nil {
+		return nil, e
+	}
 	r := &request{}
 	if e := in.commonJSON.parse(r); e != nil {
 		return nil, e
 	}
+	if in.Logprobs != nil {
+		// The legacy format: the number of alternatives, 0 for the
+		// chosen tokens alone.
+		if *in.Logprobs < 0 || *in.Logprobs > maxCompletionLP {
+			return nil, invalid("logprobs", "invalid_value", "logprobs must be between 0 and %d, not %d", maxCompletionLP, *in.Logprobs)
+		}
+		r.Logprobs, r.TopLogprobs = true, int(*in.Logprobs)
+	}
 	switch {
-	case in.Logprobs != nil:
-		return nil, invalid("logprobs", "unsupported_parameter", "logprobs are not supported")
 	case in.Echo != nil && *in.Echo:
 		return nil, invalid("echo", "unsupported_parameter", "echo is not supported")
 	case in.Suffix != nil && *in.Suffix != "":
@@ -325,23 +372,36 @@ func (in *commonJSON) parse(r *request) *apiError {
 		return invalid(name, "invalid_value", "%s must be a positive number (1 is off), not %v", name, *penalty)
 	}
 	s.RepeatPenalty = penalty
-	for _, p := range []struct {
-		v    *float64
-		name string
-	}{{in.FrequencyPenalty, "frequency_penalty"}, {in.PresencePenalty, "presence_penalty"}} {
-		if e := inRange(p.v, p.name, -2, 2); e != nil {
-			return e
+	if e := inRange(in.FrequencyPenalty, "frequency_penalty", -2, 2); e != nil {
+		return e
+	}
+	if e := inRange(in.PresencePenalty, "presence_penalty", -2, 2); e != nil {
+		return e
+	}
+	s.FrequencyPenalty, s.PresencePenalty = in.FrequencyPenalty, in.PresencePenalty
+	for key, v := range in.LogitBias {
+		id, err := strconv.ParseInt(key, 10, 32)
+		if err != nil || id < 0 {
+			return invalid("logit_bias", "invalid_value", "logit_bias: the key %q is not a token id", key)
 		}
-		if p.v != nil && *p.v != 0 {
-			return invalid(p.name, "unsupported_parameter", "%s is not supported; use repeat_penalty", p.name)
+		if !(v >= -maxLogitBias && v <= maxLogitBias) {
+			return invalid("logit_bias", "invalid_value", "logit_bias: the bias of token %d must be between -100 and 100, not %v", id, v)
 		}
+		if s.LogitBias == nil {
+			s.LogitBias = map[int32]float32{}
+		}
+		s.LogitBias[int32(id)] = float32(v)
 	}
 	if in.Seed != nil {
 		seed := uint64(*in.Seed)
 		s.Seed = &seed
 	}
-	if in.N != nil && *in.N != 1 {
-		return invalid("n", "unsupported_parameter", "only n=1 is supported, not %d", *in.N)
+	r.N = 1
+	if in.N != nil {
+		if *in.N < 1 || *in.N > maxChoices {
+			return invalid("n", "invalid_value", "n must be between 1 and %d, not %d", maxChoices, *in.N)
+		}
+		r.N = int(*in.N)
 	}
 	r.IgnoreEOS = in.IgnoreEOS != nil && *in.IgnoreEOS
 	return parseStop(in.Stop, r)

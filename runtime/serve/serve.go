@@ -17,7 +17,10 @@
 // channel and the reasoning (the analysis channel) is returned apart as
 // reasoning_content, an extension other servers (vLLM, llama.cpp) share.
 // Other extensions: top_k, min_p, repeat_penalty (or repetition_penalty)
-// and ignore_eos.
+// and ignore_eos. logprobs, n (choices run one after the other),
+// logit_bias, the presence and frequency penalties and response_format
+// (structured.go) are OpenAI's; fields.go says which known fields are
+// refused or ignored, and cors.go how browsers are let in.
 package serve
 
 import (
@@ -86,6 +89,9 @@ type Config struct {
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout time.Duration
 	// Chat is passed to the chat format (reasoning effort, date).
 	Chat chat.Options
+	// CORSOrigins are the origins browsers may call the API from ("*"
+	// for any); none turns CORS off (cors.go).
+	CORSOrigins []string
 	// Log receives one line per request; nil logs nothing.
 	Log *log.Logger
 	// OnGeneration, if set, is called after each generation, with its
@@ -142,6 +148,9 @@ type Server struct {
 	stopIDs  map[int32]bool
 	idPrefix string
 	seq      atomic.Uint64
+
+	// masker masks the vocabulary for response_format.
+	masker vocabMasker
 
 	// Requests being received or decoded hold a slot of reading; those
 	// decoding, one of decoding too (limits.go).
@@ -231,6 +240,7 @@ func New(m Model, cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /v1/models/{id...}", s.getModel)
 	mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
 	mux.HandleFunc("POST /v1/completions", s.completions)
+	mux.HandleFunc("POST /v1/responses", s.responses)
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allowed, ok := endpoints[r.URL.Path]; ok {
@@ -240,7 +250,7 @@ func New(m Model, cfg Config) (*Server, error) {
 			return
 		}
 		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: str("unknown_url"),
-			Message: fmt.Sprintf("unknown request URL: %s %s; the API is GET /v1/models, POST /v1/chat/completions and POST /v1/completions", r.Method, r.URL.Path)})
+			Message: fmt.Sprintf("unknown request URL: %s %s; the API is GET /v1/models, POST /v1/chat/completions, POST /v1/completions and POST /v1/responses", r.Method, r.URL.Path)})
 	})
 	s.mux = mux
 	return s, nil
@@ -261,6 +271,7 @@ var endpoints = map[string]string{
 	"/v1/models":           "GET",
 	"/v1/chat/completions": "POST",
 	"/v1/completions":      "POST",
+	"/v1/responses":        "POST",
 	"/health":              "GET",
 }
 
@@ -306,6 +317,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.cfg.Log.Printf("%s %s %d %s", r.Method, r.URL.Path, rec.status, time.Since(start).Round(time.Millisecond))
 		}
 	}()
+	if s.cors(rec, r) {
+		return // a preflight, answered
+	}
 	if s.cfg.APIKey != "" && r.URL.Path != "/health" {
 		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(key)), []byte(s.cfg.APIKey)) != 1 {
