@@ -89,6 +89,7 @@ func Generate(ctx context.Context, s *Session, prompt []int32, opts GenOptions, 
 	logits, err := s.Prefill(prompt)
 	st.Prefill = time.Since(t0)
 	if err != nil {
+		st.StoppedBy = stoppedByError(ctx, err)
 		return st, err
 	}
 	t1 := time.Now()
@@ -121,6 +122,7 @@ func Generate(ctx context.Context, s *Session, prompt []int32, opts GenOptions, 
 		}
 		if logits, err = s.Decode(id); err != nil {
 			st.Decode = time.Since(t1)
+			st.StoppedBy = stoppedByError(ctx, err)
 			return st, err
 		}
 	}
@@ -130,4 +132,15 @@ func Generate(ctx context.Context, s *Session, prompt []int32, opts GenOptions, 
 	}
 	st.Decode = time.Since(t1)
 	return st, nil
+}
+
+// stoppedByError is StoppedBy for a generation that a backend call ended
+// with err: "cancelled" when the caller's context was cancelled (a batched
+// session's Prefill or Decode returns as soon as its context ends, before
+// the loop's own check sees it), and "" for any other failure.
+func stoppedByError(ctx context.Context, err error) string {
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return "cancelled"
+	}
+	return ""
 }
