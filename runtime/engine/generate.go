@@ -86,10 +86,16 @@ func Generate(ctx context.Context, s *Session, prompt []int32, opts GenOptions, 
 		opts.MaxTokens = room
 	}
 	t0 := time.Now()
+	start := s.pos
 	logits, err := s.Prefill(prompt)
 	st.Prefill = time.Since(t0)
 	if err != nil {
 		st.StoppedBy = stoppedByError(ctx, err)
+		if st.StoppedBy == "cancelled" {
+			// A prefill of several calls stops after the call that runs:
+			// count the prompt tokens that ran, not those it was given.
+			st.PromptTokens = s.pos - start
+		}
 		return st, err
 	}
 	t1 := time.Now()
