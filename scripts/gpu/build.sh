@@ -4,6 +4,7 @@
 # binary, and the models and fixtures the tests read. Run from the
 # repository root on any machine with Go; no cgo, no CUDA toolkit.
 set -e
+export GOTOOLCHAIN=go1.27.3 # go.mod names Go 1.27.3
 mkdir -p .gpu
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -ldflags='-s -w' -o .gpu/minerva ./cmd/minerva
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o .gpu/gpu.test ./runtime/gpu
