@@ -116,6 +116,11 @@ func (s *Server) constrain(inner chat.Sampler, req *request, chatMode bool) *con
 	if req.ForceTool != "" {
 		c.grammar = req.ToolGrammars[req.ForceTool]
 		c.forced = true
+		if _, jsonCalls := s.m.Format.(toolParserFormat); jsonCalls && chatMode {
+			// Llama 3.1: the whole reply is {"name": ..., "parameters": ...},
+			// so the grammar is that object around the arguments'.
+			c.grammar = jsonschema.Object([]string{"name", "parameters"}, []*jsonschema.Node{jsonschema.Const(req.ForceTool), c.grammar})
+		}
 	}
 	if chatMode && s.m.Format.Name() == "harmony" {
 		msg, ok1 := s.m.Tokenizer.TokenID("<|message|>")
