@@ -20,7 +20,8 @@ import (
 // function (or "required" with one tool) forces the call: harmony's
 // reply starts with the call's header, so the model writes only the
 // arguments; Llama 3.1's whole reply is constrained to the call object.
-// Llama 3.1 calls made under "auto" are parsed, not constrained.
+// Under "auto" with one tool, a Llama 3.1 reply that opens an object is
+// constrained from its '{'; with several, the call is parsed only.
 
 type toolJSON struct {
 	Type     string `json:"type"`

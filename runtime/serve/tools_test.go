@@ -289,3 +289,30 @@ func TestLlamaToolCalls(t *testing.T) {
 		t.Errorf("required, not strict: arguments %q: %v", res.Choices[0].Message.ToolCalls[0].Function.Arguments, err)
 	}
 }
+
+// TestLlamaAutoToolCall: under tool_choice auto, a Llama 3.1 reply that
+// opens with '{' is the call, constrained from its first byte: with
+// logit_bias pushing the fortune model to open an object, the reply is
+// a call to the one tool whose strict arguments match its schema.
+func TestLlamaAutoToolCall(t *testing.T) {
+	client := llamaServer(t)
+	params := openai.ChatCompletionNewParams{
+		Messages:    []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Weather in Paris?")},
+		Tools:       []openai.ChatCompletionToolUnionParam{weatherTool(true)},
+		MaxTokens:   openai.Int(100),
+		Temperature: openai.Float(1),
+		LogitBias:   map[string]int64{"99": 100}, // "{" in the fortune vocabulary
+	}
+	for seed := int64(1); seed <= 3; seed++ {
+		params.Seed = openai.Int(seed)
+		res, err := client.Chat.Completions.New(context.Background(), params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := res.Choices[0]
+		if c.FinishReason != "tool_calls" || len(c.Message.ToolCalls) != 1 || c.Message.ToolCalls[0].Function.Name != "get_weather" {
+			t.Fatalf("seed %d: finish %q, calls %+v, content %q", seed, c.FinishReason, c.Message.ToolCalls, c.Message.Content)
+		}
+		checkCityArgs(t, c.Message.ToolCalls[0].Function.Arguments)
+	}
+}
