@@ -84,8 +84,14 @@ func llama3ToolList(tools []Tool) string {
 			Type     string `json:"type"`
 			Function fn     `json:"function"`
 		}{"function", fn{t.Name, t.Description, t.Parameters}}
-		b, _ := json.MarshalIndent(v, "", "    ")
-		sb.Write(b)
+		// transformers' tojson is json.dumps(ensure_ascii=False): no
+		// HTML escaping of '<', '>', '&'.
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "    ")
+		enc.Encode(v)
+		sb.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
 		sb.WriteString("\n\n")
 	}
 	return sb.String()

@@ -193,3 +193,17 @@ func TestHarmonyToolsVector(t *testing.T) {
 		t.Errorf("the first %d ids differ from the vector's", n)
 	}
 }
+
+// TestLlama3ToolJSONAsTemplate: Llama 3.1's chat template
+// (meta-llama/Llama-3.1-8B-Instruct's tokenizer_config.json) writes each
+// tool with `t | tojson(indent=4)`, which transformers runs as
+// json.dumps(ensure_ascii=False, indent=4): '<', '>', '&' and non-ASCII
+// text stay as they are, where Go's encoder would write \u003c.
+func TestLlama3ToolJSONAsTemplate(t *testing.T) {
+	got := llama3ToolList([]Tool{{Name: "f", Description: "Temperature in °C for <city> & country", Parameters: json.RawMessage(`{"type":"object","properties":{"q":{"description":"a <b>"}}}`)}})
+	want := "{\n    \"type\": \"function\",\n    \"function\": {\n        \"name\": \"f\",\n        \"description\": \"Temperature in °C for <city> & country\",\n" +
+		"        \"parameters\": {\n            \"type\": \"object\",\n            \"properties\": {\n                \"q\": {\n                    \"description\": \"a <b>\"\n                }\n            }\n        }\n    }\n}\n\n"
+	if got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}

@@ -321,3 +321,19 @@ func decodeOrdered(dec *json.Decoder) (any, error) {
 	}
 	return t, nil
 }
+
+// Object is the grammar of an object with exactly these properties, all
+// required, in this order: what a format's fixed wrapper around a
+// compiled schema needs (Llama 3.1's {"name": ..., "parameters": ...}
+// tool call).
+func Object(keys []string, values []*Node) *Node {
+	n := &Node{kind: kindObject}
+	for i, k := range keys {
+		key, _ := json.Marshal(k)
+		n.props = append(n.props, prop{key: append(key, ':'), node: values[i], required: true})
+	}
+	return n
+}
+
+// Const is the grammar of one value, v as compact JSON.
+func Const(v any) *Node { return literals([]any{v}) }

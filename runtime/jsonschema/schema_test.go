@@ -88,6 +88,13 @@ func TestAutomaton(t *testing.T) {
 			t.Errorf("json_object %q: %v, want %v", text, got, want)
 		}
 	}
+	// A fixed wrapper around a compiled schema: Llama 3.1's tool call.
+	call := Object([]string{"name", "parameters"}, []*Node{Const("f"), compile(t, `{"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]}`)})
+	for text, want := range map[string]bool{`{"name":"f","parameters":{"n":2}}`: true, `{"name":"g","parameters":{"n":2}}`: false, `{"name":"f"}`: false, `{"parameters":{"n":2},"name":"f"}`: false, `{"name":"f","parameters":{}}`: false, `{"name":"f","parameters":{"n":2},"x":1}`: false} {
+		if got := accepts(call, text); got != want {
+			t.Errorf("call %q: %v, want %v", text, got, want)
+		}
+	}
 }
 
 func TestCompileRefuses(t *testing.T) {

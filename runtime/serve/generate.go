@@ -91,10 +91,10 @@ func (s *Server) chatJob(req *request, endpoint string) (*job, *apiError) {
 			return nil, invalid("tools", "unsupported_parameter", "tools need a chat format with tool calls (harmony, llama3); this model's format is %s", s.m.Format.Name())
 		}
 		opts.Tools = req.Tools
-		if req.ForceTool != "" {
-			if !ok {
-				return nil, invalid("tool_choice", "unsupported_value", "tool_choice naming a function (or required) is supported for harmony models; this model's format is %s: use auto", s.m.Format.Name())
-			}
+		// A forced call: harmony's reply starts with the call's header;
+		// Llama 3.1's whole reply is the call object, which the grammar
+		// forces (constrain).
+		if req.ForceTool != "" && ok {
 			forced = cp.CallPrefix(req.ForceTool)
 		}
 	}

@@ -99,6 +99,12 @@ type constrained struct {
 	allow          []bool
 	buf            []float32
 
+	// Llama 3.1 with one tool and tool_choice auto: a reply that opens
+	// with '{' is the call, constrained from its first byte by autoCall.
+	autoCall *jsonschema.Node
+	watching bool // the reply is whitespace so far
+	opens    []bool
+
 	// harmony: the grammar starts after a final channel's header.
 	harmony        bool
 	forced         bool // the reply starts in a call's arguments
@@ -116,6 +122,21 @@ func (s *Server) constrain(inner chat.Sampler, req *request, chatMode bool) *con
 	if req.ForceTool != "" {
 		c.grammar = req.ToolGrammars[req.ForceTool]
 		c.forced = true
+		if _, jsonCalls := s.m.Format.(toolParserFormat); jsonCalls && chatMode {
+			// Llama 3.1: the whole reply is {"name": ..., "parameters": ...},
+			// so the grammar is that object around the arguments'.
+			c.grammar = jsonschema.Object([]string{"name", "parameters"}, []*jsonschema.Node{jsonschema.Const(req.ForceTool), c.grammar})
+		}
+	}
+	if _, jsonCalls := s.m.Format.(toolParserFormat); jsonCalls && chatMode && !c.forced && c.grammar == nil && len(req.Tools) == 1 {
+		name := req.Tools[0].Name
+		c.autoCall = jsonschema.Object([]string{"name", "parameters"}, []*jsonschema.Node{jsonschema.Const(name), req.ToolGrammars[name]})
+		// opens: the token's first byte other than whitespace is '{'.
+		c.opens = make([]bool, len(tokens))
+		for id, b := range tokens {
+			t := bytes.TrimLeft(b, " \t\n\r")
+			c.opens[id] = len(t) > 0 && t[0] == '{'
+		}
 	}
 	if chatMode && s.m.Format.Name() == "harmony" {
 		msg, ok1 := s.m.Tokenizer.TokenID("<|message|>")
@@ -134,9 +155,13 @@ func (c *constrained) SetContext(prompt []int32) {
 		c.state = jsonschema.Start(c.grammar)
 	}
 	c.header = c.header[:0]
+	c.watching = c.autoCall != nil
 }
 
 func (c *constrained) Sample(logits []float32) int32 {
+	if c.watching {
+		return c.sampleOpening(logits)
+	}
 	if !c.active {
 		id := c.inner.Sample(logits)
 		c.follow(id)
@@ -206,4 +231,38 @@ func (c *constrained) follow(id int32) {
 			c.header = append(c.header, b...)
 		}
 	}
+}
+
+// sampleOpening samples a Llama 3.1 reply's first token that is not
+// whitespace under tool_choice auto: text is free, but a token that
+// opens an object must start the call's grammar exactly (no whitespace
+// before '{', which the compact grammar would not allow), and once
+// sampled the grammar holds the rest of the reply.
+func (c *constrained) sampleOpening(logits []float32) int32 {
+	if len(c.allow) < len(logits) {
+		c.allow = make([]bool, len(logits))
+		c.buf = make([]float32, len(logits))
+	}
+	allow, buf := c.allow[:len(logits)], c.buf[:len(logits)]
+	start := jsonschema.Start(c.autoCall)
+	c.masker.Allowed(start, allow)
+	for i, v := range logits {
+		buf[i] = v
+		if i < len(c.opens) && c.opens[i] && !allow[i] {
+			buf[i] = float32(math.Inf(-1))
+		}
+	}
+	id := c.inner.Sample(buf)
+	if c.stops[id] || int(id) >= len(c.tokens) {
+		return id
+	}
+	b := c.tokens[id]
+	switch {
+	case c.opens[id]:
+		c.watching, c.active = false, true
+		c.state, _ = start.Bytes(b)
+	case len(bytes.TrimLeft(b, " \t\n\r")) > 0:
+		c.watching = false // text
+	}
+	return id
 }

@@ -17,8 +17,11 @@ import (
 // tool_calls. A
 // strict tool's arguments are constrained by its parameters' schema,
 // any other's to a JSON object (structured.go). tool_choice naming a
-// function (or "required" with one tool) starts the reply with the
-// call's header, so the model writes only the arguments.
+// function (or "required" with one tool) forces the call: harmony's
+// reply starts with the call's header, so the model writes only the
+// arguments; Llama 3.1's whole reply is constrained to the call object.
+// Under "auto" with one tool, a Llama 3.1 reply that opens an object is
+// constrained from its '{'; with several, the call is parsed only.
 
 type toolJSON struct {
 	Type     string `json:"type"`
