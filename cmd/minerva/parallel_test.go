@@ -2,52 +2,24 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/alecthomas/kong"
 )
 
 // TestServeParallel is issue 14's done-when test through the command:
 // `minerva serve --parallel 4` with 4 concurrent greedy streams returns,
 // for each, exactly the text it returns alone.
 func TestServeParallel(t *testing.T) {
-	parser, err := kong.New(&cli, kong.Name("minerva"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := parser.Parse([]string{"serve", "--addr", "127.0.0.1:0", "--ctx", "256", "--parallel", "4"}); err != nil {
-		t.Fatal(err)
-	}
-	cmd := cli.Serve
-	var stderr bytes.Buffer
-	ctx, stop := context.WithCancel(context.Background())
-	addrs := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- cmd.serve(ctx, &Env{Stdout: &bytes.Buffer{}, Stderr: &stderr}, func(a net.Addr) { addrs <- a })
-	}()
-	var addr net.Addr
-	select {
-	case addr = <-addrs:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not start")
-	}
+	_, addr, stderr, stop := launchServe(t, "serve", "--addr", "127.0.0.1:0", "--ctx", "256", "--parallel", "4")
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 	stream := func(prompt string) (string, error) {
 		body := fmt.Sprintf(`{"prompt":%q,"max_tokens":40,"ignore_eos":true,"temperature":0,"stream":true}`, prompt)
-		res, err := client.Post("http://"+addr.String()+"/v1/completions", "application/json", strings.NewReader(body))
+		res, err := client.Post("http://"+addr+"/v1/completions", "application/json", strings.NewReader(body))
 		if err != nil {
 			return "", err
 		}
@@ -75,6 +47,7 @@ func TestServeParallel(t *testing.T) {
 	prompts := []string{"A computer", "The best way to", "Never trust", "Q: Why did the programmer quit?\nA:"}
 	alone := make([]string, len(prompts))
 	for i, p := range prompts {
+		var err error
 		if alone[i], err = stream(p); err != nil {
 			t.Fatal(err)
 		}
@@ -94,8 +67,7 @@ func TestServeParallel(t *testing.T) {
 			t.Errorf("%q: together %q, alone %q", prompts[i], together[i], alone[i])
 		}
 	}
-	stop()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Errorf("serve returned %v", err)
 	}
 	if !strings.Contains(stderr.String(), "4 requests at once") {

@@ -2,15 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/alecthomas/kong"
 )
 
 // The expected texts are the fortune model's greedy continuations in
@@ -127,30 +122,8 @@ func TestRunFlagErrors(t *testing.T) {
 // TestServeCommand starts `minerva serve` on a free port, asks it for a
 // completion, and stops it.
 func TestServeCommand(t *testing.T) {
-	parser, err := kong.New(&cli, kong.Name("minerva"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := parser.Parse([]string{"serve", "--addr", "127.0.0.1:0", "--api-key", "k", "--ctx", "256"}); err != nil {
-		t.Fatal(err)
-	}
-	cmd := cli.Serve
-	var stderr bytes.Buffer
-	ctx, stop := context.WithCancel(context.Background())
-	addrs := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- cmd.serve(ctx, &Env{Stdout: &bytes.Buffer{}, Stderr: &stderr}, func(a net.Addr) { addrs <- a })
-	}()
-	var addr net.Addr
-	select {
-	case addr = <-addrs:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not start")
-	}
-	req, _ := http.NewRequest("POST", "http://"+addr.String()+"/v1/completions", strings.NewReader(`{"prompt":"A computer","max_tokens":7}`))
+	_, addr, stderr, stop := launchServe(t, "serve", "--addr", "127.0.0.1:0", "--api-key", "k", "--ctx", "256")
+	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/completions", strings.NewReader(`{"prompt":"A computer","max_tokens":7}`))
 	req.Header.Set("Authorization", "Bearer k")
 	client := &http.Client{Transport: &http.Transport{}}
 	res, err := client.Do(req)
@@ -167,8 +140,7 @@ func TestServeCommand(t *testing.T) {
 	if res.StatusCode != 200 || len(body.Choices) != 1 || body.Choices[0].Text != " salesman knows when he's lying." {
 		t.Errorf("status %d, body %+v", res.StatusCode, body)
 	}
-	stop()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Errorf("serve returned %v", err)
 	}
 	if !strings.Contains(stderr.String(), "serving fortune (plain") || !strings.Contains(stderr.String(), "POST /v1/completions 200") {

@@ -1,55 +1,23 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/alecthomas/kong"
 )
 
-// startServe parses args as the command line and serves until the test
-// ends; it returns the base URL.
+// startServe serves `minerva serve --addr 127.0.0.1:0 --ctx 256 ARGS`
+// until the test ends; it returns the base URL.
 func startServe(t *testing.T, args ...string) string {
 	t.Helper()
-	var c struct {
-		Serve ServeCmd `cmd:""`
-	}
-	parser, err := kong.New(&c, kong.Name("minerva"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := parser.Parse(append([]string{"serve", "--addr", "127.0.0.1:0", "--ctx", "256"}, args...)); err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	addrs := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- c.Serve.serve(ctx, &Env{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}, func(a net.Addr) { addrs <- a })
-	}()
-	select {
-	case a := <-addrs:
-		t.Cleanup(func() {
-			stop()
-			if err := <-done; err != nil {
-				t.Errorf("serve returned %v", err)
-			}
-		})
-		return "http://" + a.String()
-	case err := <-done:
-		stop()
-		t.Fatalf("serve: %v", err)
-	case <-time.After(60 * time.Second):
-		stop()
-		t.Fatal("serve did not start")
-	}
-	return ""
+	_, addr, _, stop := launchServe(t, append([]string{"serve", "--addr", "127.0.0.1:0", "--ctx", "256"}, args...)...)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+	})
+	return "http://" + addr
 }
 
 func get(t *testing.T, method, url string, header map[string]string) (*http.Response, string) {

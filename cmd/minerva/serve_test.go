@@ -41,33 +41,12 @@ func TestServeLimitFlags(t *testing.T) {
 // TestServeLimitsReachTheServer: the limit flags configure the server: a
 // body over --max-body gets the 413 that names it.
 func TestServeLimitsReachTheServer(t *testing.T) {
-	parser, err := kong.New(&cli, kong.Name("minerva"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := parser.Parse([]string{"serve", "--addr", "127.0.0.1:0", "--ctx", "256", "--max-body", "64", "--write-timeout", "5s"}); err != nil {
-		t.Fatal(err)
-	}
-	cmd := cli.Serve
+	cmd, addr, _, stop := launchServe(t, "serve", "--addr", "127.0.0.1:0", "--ctx", "256", "--max-body", "64", "--write-timeout", "5s")
 	if cmd.MaxBody != 64 || cmd.WriteTimeout != 5*time.Second || cmd.ReadTimeout != 30*time.Second || cmd.MaxReading != 64 || cmd.MaxConnections != 1024 {
 		t.Errorf("parsed limits %+v", cmd)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	addrs := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- cmd.serve(ctx, &Env{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}, func(a net.Addr) { addrs <- a })
-	}()
-	var addr net.Addr
-	select {
-	case addr = <-addrs:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not start")
-	}
 	client := &http.Client{Transport: &http.Transport{}}
-	res, err := client.Post("http://"+addr.String()+"/v1/completions", "application/json",
+	res, err := client.Post("http://"+addr+"/v1/completions", "application/json",
 		strings.NewReader(`{"prompt":"`+strings.Repeat("x", 100)+`","max_tokens":1}`))
 	if err != nil {
 		t.Fatal(err)
@@ -78,8 +57,41 @@ func TestServeLimitsReachTheServer(t *testing.T) {
 	if res.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "larger than 64 bytes") || !strings.Contains(string(b), "--max-body") {
 		t.Errorf("status %d: %s", res.StatusCode, b)
 	}
-	stop()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Errorf("serve returned %v", err)
 	}
+}
+
+// launchServe parses `minerva ARGS` (a serve command listening on
+// 127.0.0.1:0) as the binary would, starts it and waits until it listens.
+// It returns the parsed command, the address, the command's stderr, and
+// stop, which shuts the server down and returns what serve returned.
+func launchServe(t *testing.T, args ...string) (cmd *ServeCmd, addr string, stderr *bytes.Buffer, stop func() error) {
+	t.Helper()
+	parser, err := kong.New(&cli, kong.Name("minerva"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parser.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	cmd = &cli.Serve
+	stderr = &bytes.Buffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- cmd.serve(ctx, &Env{Stdout: &bytes.Buffer{}, Stderr: stderr}, func(a net.Addr) { addrs <- a })
+	}()
+	select {
+	case a := <-addrs:
+		addr = a.String()
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("serve did not start")
+	}
+	return cmd, addr, stderr, func() error { cancel(); return <-done }
 }
