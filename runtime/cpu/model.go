@@ -21,7 +21,6 @@ import (
 	"math"
 	"runtime"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"unsafe"
 
@@ -231,14 +230,7 @@ func (m *Model) Vocab() int { return m.vocab }
 // Rings implements engine.Backend: the sliding-window layers whose plan
 // keeps a ring of window + batch - 1 positions instead of the context.
 func (m *Model) Rings() []engine.Ring {
-	var out []engine.Ring
-	for _, l := range m.prog.KV.Layers {
-		r := engine.Ring{Window: int(l.Window), Slots: int(l.Capacity)}
-		if l.Ring && !slices.Contains(out, r) {
-			out = append(out, r)
-		}
-	}
-	return out
+	return engine.RingsOf(m.prog.KV)
 }
 
 // Sequences is how many sequences the KV cache holds.

@@ -8,6 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+
+	"github.com/minerva-ml/minerva/compiler/plan"
 )
 
 // Backend executes a compiled program: the CPU backend, the emitted Metal
@@ -38,6 +41,19 @@ type Backend interface {
 type Ring struct {
 	Window int
 	Slots  int
+}
+
+// RingsOf is the distinct rings of a KV plan, for a backend's Rings: every
+// backend allocates the cache as planned, so the plan says what it holds.
+func RingsOf(kv *plan.KV) []Ring {
+	var out []Ring
+	for _, l := range kv.Layers {
+		r := Ring{Window: int(l.Window), Slots: int(l.Capacity)}
+		if l.Ring && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // ErrContextFull is matched (errors.Is) when a prompt or a generation
