@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"cmp"
 	"context"
 	"math/rand/v2"
 	"os"
@@ -27,11 +28,12 @@ import (
 //
 // MINERVA_BENCH_MODEL=DIR runs another model (the synthetic gpt-oss-20b
 // of docs/benchmarks.md), with MINERVA_BENCH_PROMPT and MINERVA_BENCH_GEN
-// tokens per stream.
+// tokens per stream, and MINERVA_BENCH_BACKEND another backend (cuda on
+// an NVIDIA GPU; cpu by default).
 func BenchmarkBatcherStreams(b *testing.B) {
 	const maxStreams = 16
 	promptLen, genTokens := envInt(b, "MINERVA_BENCH_PROMPT", 16), envInt(b, "MINERVA_BENCH_GEN", 64)
-	m, err := loader.Load(loader.Spec{Model: os.Getenv("MINERVA_BENCH_MODEL"), Backend: "cpu", Sequences: maxStreams,
+	m, err := loader.Load(loader.Spec{Model: os.Getenv("MINERVA_BENCH_MODEL"), Backend: cmp.Or(os.Getenv("MINERVA_BENCH_BACKEND"), "cpu"), Sequences: maxStreams,
 		Plan: compiler.PlanOptions{Ctx: promptLen + genTokens + 64, Batch: 128, KV: "f16"}})
 	if err != nil {
 		b.Fatal(err)

@@ -8,7 +8,8 @@ export GOTOOLCHAIN=go1.27.3 # go.mod names Go 1.27.3
 mkdir -p .gpu
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -ldflags='-s -w' -o .gpu/minerva ./cmd/minerva
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o .gpu/gpu.test ./runtime/gpu
+CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o .gpu/engine.test ./runtime/engine
 # The tests find the tree's root by its go.mod (internal/fixtures.Path).
-rm -rf .gpu/tree && mkdir -p .gpu/tree/runtime/gpu .gpu/tree/internal/backendtest
+rm -rf .gpu/tree && mkdir -p .gpu/tree/runtime/gpu .gpu/tree/runtime/engine .gpu/tree/internal/backendtest
 cp -r go.mod models testdata .gpu/tree/ && cp -r internal/backendtest/testdata .gpu/tree/internal/backendtest/
 cp scripts/gpu/*.sh scripts/gpu/*.py .gpu/

@@ -7,6 +7,9 @@ G=$(pwd)/.gpu
 OUT=${OUT:-/tmp/minerva-gpu}; mkdir -p $OUT
 export PATH=/usr/local/cuda/bin:$PATH
 (cd $G/tree/runtime/gpu && MINERVA_REQUIRE_CUDA=1 $G/gpu.test -test.run CUDA -test.v 2>&1 | tee $OUT/tests.log | grep -E "^(--- |PASS|FAIL|ok)|bound|greedy")
+# Issue 14's conformance on the GPU: sequences stepped together against
+# each run alone, through the CUDA backend.
+(cd $G/tree/runtime/engine && $G/engine.test -test.run StepMatchesAlone -test.v 2>&1 | tee $OUT/batch.log | grep -E "^( *--- |PASS|FAIL|ok)")
 cd $G/tree
 P="The meaning of life is"
 $G/minerva run --backend cpu --prompt "$P" --max-tokens 24 --temperature 0 > /tmp/text_cpu.txt 2>/dev/null
