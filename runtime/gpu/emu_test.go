@@ -88,8 +88,8 @@ func TestBrokenKernelsAreCaught(t *testing.T) {
 		return &broken
 	}
 	t.Run("missing barrier", func(t *testing.T) {
-		const barrier = "threadgroup_barrier(mem_flags::mem_threadgroup);\n  float qv[D];"
-		m := startEmu(t, mutate(t, "attend_", barrier, "float qv[D];"), ck, 3)
+		const barrier = "threadgroup_barrier(mem_flags::mem_threadgroup);\n  constexpr uint G"
+		m := startEmu(t, mutate(t, "attend_", barrier, "constexpr uint G"), ck, 3)
 		defer m.Close()
 		got, err := m.Forward(ids, 0)
 		if err == nil && fixtures.RelErr(got, want) < 1e-3 && !hasNaN(got) {
