@@ -281,6 +281,11 @@ func (p *harmonyParser) Push(id int32) Delta {
 		}
 		return d
 	}
+	if h.tok.IsSpecial(int(id)) {
+		// Another special token (the model's end of sequence, a stop
+		// token): structure, not text, as in the plain format.
+		return p.delta("")
+	}
 	return p.delta(p.dec.next(id))
 }
 
