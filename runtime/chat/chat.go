@@ -121,6 +121,9 @@ type Delta struct {
 	// user; "functions.name" for a tool call).
 	Recipient string
 	Text      string
+	// Message counts the reply's messages (harmony's headers): two calls
+	// to the same function in one reply differ by it.
+	Message int
 }
 
 // Parser follows one reply as it is generated.

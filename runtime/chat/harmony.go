@@ -187,6 +187,26 @@ func (h *harmony) CallPrefix(name string) []int32 {
 	return append(ids, h.message)
 }
 
+// CallOpening is the start of a reply that calls one of the functions,
+// up to the name, and CallHeaderEnd what follows the name and a space:
+// serve forces a call among several tools (tool_choice required) by
+// ending the prompt with the opening and constraining the name.
+func (h *harmony) CallOpening() []int32 {
+	return h.text([]int32{h.channel}, Commentary+" to="+FunctionRecipient)
+}
+
+// NextCallOpening opens another call after a call closed with <|end|>
+// (parallel calls): a new assistant message, up to the name.
+func (h *harmony) NextCallOpening() []int32 {
+	ids := h.text([]int32{h.start}, "assistant")
+	return append(ids, h.CallOpening()...)
+}
+
+func (h *harmony) CallHeaderEnd() []int32 {
+	ids := h.text([]int32{h.constrain}, "json")
+	return append(ids, h.message)
+}
+
 // header appends <|start|>{role}<|message|>.
 func (h *harmony) header(ids []int32, role string) []int32 {
 	ids = append(ids, h.start)
@@ -222,8 +242,10 @@ type harmonyParser struct {
 	h      *harmony
 	state  harmonyState
 	header []int
-	// The current message's channel and recipient.
+	// The current message's channel and recipient, and how many
+	// messages the reply has opened.
 	channel, recipient string
+	messages           int
 	dec                textDecoder
 }
 
@@ -259,6 +281,11 @@ func (p *harmonyParser) Push(id int32) Delta {
 		}
 		return d
 	}
+	if h.tok.IsSpecial(int(id)) {
+		// Another special token (the model's end of sequence, a stop
+		// token): structure, not text, as in the plain format.
+		return p.delta("")
+	}
 	return p.delta(p.dec.next(id))
 }
 
@@ -267,6 +294,7 @@ func (p *harmonyParser) pushHeader(id int32) Delta {
 	switch id {
 	case h.message:
 		p.channel, p.recipient = parseHarmonyHeader(p.headerText())
+		p.messages++
 		p.state = inContent
 		p.dec = newTextDecoder(h.tok)
 		return Delta{}
@@ -306,7 +334,7 @@ func (p *harmonyParser) headerText() string {
 // delta is text of the current message; a token that ends inside a
 // character still carries its channel.
 func (p *harmonyParser) delta(text string) Delta {
-	return Delta{Channel: p.channel, Recipient: p.recipient, Text: text}
+	return Delta{Channel: p.channel, Recipient: p.recipient, Text: text, Message: p.messages}
 }
 
 func (p *harmonyParser) Flush() Delta {

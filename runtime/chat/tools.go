@@ -26,12 +26,13 @@ type ToolCall struct {
 	Arguments string
 }
 
-// ToolSink is a Sink that receives tool calls: the function's name and
-// its arguments' text as it is generated. Without it, tool calls are
-// dropped.
+// ToolSink is a Sink that receives tool calls: the call's index in the
+// reply (a reply may hold several: parallel_tool_calls), the function's
+// name and its arguments' text as it is generated. Without it, tool
+// calls are dropped.
 type ToolSink interface {
 	Sink
-	ToolCall(name, arguments string) error
+	ToolCall(call int, name, arguments string) error
 }
 
 // FunctionRecipient is the harmony recipient of a call to a function.

@@ -101,6 +101,8 @@ func (t Turn) Run(ctx context.Context, s *engine.Session, sink Sink) (TurnResult
 	}
 	stops := NewStopStrings(t.StopStrings)
 	stopped := false // by a stop string
+	// calls counts the reply's tool calls: a call is a message of its own.
+	calls, callMsg := -1, -1
 	route := func(d Delta) error {
 		switch {
 		case d.Text == "":
@@ -110,7 +112,10 @@ func (t Turn) Run(ctx context.Context, s *engine.Session, sink Sink) (TurnResult
 		case d.Channel == Commentary && d.Recipient != "":
 			// A tool call: the caller runs it, if it takes calls.
 			if ts, ok := sink.(ToolSink); ok && strings.HasPrefix(d.Recipient, FunctionRecipient) {
-				return ts.ToolCall(strings.TrimPrefix(d.Recipient, FunctionRecipient), d.Text)
+				if calls < 0 || d.Message != callMsg {
+					calls, callMsg = calls+1, d.Message
+				}
+				return ts.ToolCall(calls, strings.TrimPrefix(d.Recipient, FunctionRecipient), d.Text)
 			}
 			return nil
 		}

@@ -15,6 +15,7 @@ const (
 	fObject    // a kindObject, phase ph
 	fAnyObject // any object, phase ph
 	fArray     // phase ph
+	fHeads     // OneOf: lits are the heads still possible, pos bytes matched
 )
 
 // Object and array phases.
@@ -132,6 +133,32 @@ func step(c *cell, b byte) (*cell, bool) {
 			return c.next, true
 		}
 		return push(c.next, f), true
+	case fHeads:
+		var alive [][]byte
+		for _, l := range f.lits {
+			if len(l) > f.pos && l[f.pos] == b {
+				alive = append(alive, l)
+			}
+		}
+		if len(alive) == 0 {
+			return nil, false
+		}
+		f.lits, f.pos = alive, f.pos+1
+		if len(alive) > 1 || len(alive[0]) != f.pos {
+			return push(c.next, f), true
+		}
+		// The head is whole (heads are prefix-free): its body, then the
+		// tail.
+		rest := c.next
+		if len(f.n.tail) > 0 {
+			rest = push(rest, frame{kind: fLiterals, lits: [][]byte{f.n.tail}})
+		}
+		for i, h := range f.n.lits {
+			if len(h) == f.pos && string(h) == string(alive[0]) && f.n.bodies != nil && f.n.bodies[i] != nil {
+				return push(rest, frame{kind: fValue, n: f.n.bodies[i]}), true
+			}
+		}
+		return rest, true
 	case fString:
 		return stepString(f, c.next, b)
 	case fNumber:
@@ -215,6 +242,8 @@ func startValue(n *Node, rest *cell, b byte) (*cell, bool) {
 		}
 	case kindLiterals, kindNull:
 		return step(push(rest, frame{kind: fLiterals, lits: n.lits}), b)
+	case kindHeads:
+		return step(push(rest, frame{kind: fHeads, n: n, lits: n.lits}), b)
 	case kindBool:
 		return step(push(rest, frame{kind: fLiterals, lits: boolLits}), b)
 	case kindObject:

@@ -33,6 +33,7 @@ const (
 	kindBool
 	kindNull
 	kindLiterals // enum or const: the values' compact JSON
+	kindHeads    // OneOf: one of heads, then its body, then tail
 )
 
 // Node is a compiled schema.
@@ -41,6 +42,10 @@ type Node struct {
 	props []prop // kindObject, in the schema's order
 	items *Node  // kindArray
 	lits  [][]byte
+	// kindHeads: lits are the heads, bodies[i] follows lits[i] (nil for
+	// nothing), then tail.
+	bodies []*Node
+	tail   []byte
 }
 
 type prop struct {
@@ -337,3 +342,21 @@ func Object(keys []string, values []*Node) *Node {
 
 // Const is the grammar of one value, v as compact JSON.
 func Const(v any) *Node { return literals([]any{v}) }
+
+// OneOf is the grammar of one of the byte strings heads, then a value of
+// the same index in bodies (nothing where it is nil), then tail: what a
+// tool call among several needs, where the name chosen decides the
+// arguments' grammar. heads must be prefix-free (no head is the start of
+// another), so the head is known once its last byte is written: Llama
+// 3.1's calls are OneOf({"name":"f","parameters": ..., "}") and
+// harmony's recipient names OneOf("f ", ...) with no bodies.
+func OneOf(heads [][]byte, bodies []*Node, tail []byte) *Node {
+	for i, h := range heads {
+		for j, o := range heads {
+			if i != j && bytes.HasPrefix(o, h) {
+				panic(fmt.Sprintf("BUG: jsonschema.OneOf: head %q is a prefix of %q", h, o))
+			}
+		}
+	}
+	return &Node{kind: kindHeads, lits: heads, bodies: bodies, tail: tail}
+}

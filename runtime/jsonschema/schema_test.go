@@ -290,3 +290,36 @@ func TestMaskerMatchesBruteForce(t *testing.T) {
 		}
 	}
 }
+
+// TestOneOf: a tool call among several, the head (the name) deciding the
+// body's grammar, written out by hand.
+func TestOneOf(t *testing.T) {
+	a, err := Compile([]byte(`{"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := OneOf([][]byte{[]byte(`{"name":"a","parameters":`), []byte(`{"name":"ab","parameters":`)}, []*Node{a, AnyObject()}, []byte("}"))
+	for text, want := range map[string]bool{
+		`{"name":"a","parameters":{"n":1}}`:           true,
+		`{"name":"ab","parameters":{"x":"y","z":[]}}`: true,
+		`{"name":"ab","parameters":{}}`:               true,
+		`{"name":"a","parameters":{"x":"y"}}`:         false, // a's schema
+		`{"name":"a","parameters":{"n":1}`:            false, // no tail
+		`{"name":"c","parameters":{}}`:                false,
+		`{"name":"a","parameters":{"n":1}}}`:          false,
+	} {
+		if got := accepts(n, text); got != want {
+			t.Errorf("%s: accepted %v, want %v", text, got, want)
+		}
+	}
+	names := OneOf([][]byte{[]byte("f "), []byte("fg ")}, nil, nil)
+	for text, want := range map[string]bool{"f ": true, "fg ": true, "f": false, "g ": false, "f g": false} {
+		if got := accepts(names, text); got != want {
+			t.Errorf("names %q: accepted %v, want %v", text, got, want)
+		}
+	}
+	s, _ := Start(names).Bytes([]byte("fg "))
+	if !s.Done() {
+		t.Error("after a whole name, the state is not done")
+	}
+}

@@ -28,7 +28,7 @@ var (
 
 	// ignoredFields change nothing a model computes: they are accepted
 	// and dropped.
-	ignoredFields = []string{"user", "metadata", "store", "service_tier", "safety_identifier", "prompt_cache_key", "parallel_tool_calls"}
+	ignoredFields = []string{"user", "metadata", "store", "service_tier", "safety_identifier", "prompt_cache_key"}
 )
 
 type refusal struct {

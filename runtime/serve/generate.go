@@ -97,6 +97,11 @@ func (s *Server) chatJob(req *request, endpoint string) (*job, *apiError) {
 		if req.ForceTool != "" && ok {
 			forced = cp.CallPrefix(req.ForceTool)
 		}
+		// A call to one of several: the header up to the name, which the
+		// sampler constrains to one of theirs.
+		if req.ForceAny && ok {
+			forced = cp.CallOpening()
+		}
 	}
 	prompt, err := s.m.Format.Render(req.Messages, opts)
 	if err != nil {
@@ -313,7 +318,7 @@ func (s *Server) generate(ctx context.Context, j *job, out output, chatMode bool
 		for _, id := range j.forced {
 			turn.Parser.Push(id)
 		}
-		sink := &outputSink{out: out, choice: i, rec: rec, tok: s.m.Tokenizer, newID: func() string { return s.newID("call") }}
+		sink := &outputSink{out: out, choice: i, rec: rec, tok: s.m.Tokenizer, newID: func() string { return s.newID("call") }, last: -1, oneCall: req.OneCall}
 		res, err := turn.Run(ctx, session, sink)
 		if s.cfg.OnGeneration != nil {
 			s.cfg.OnGeneration(Generation{Endpoint: j.endpoint, Stats: res.Stats, Reused: res.Reused, Err: err})
@@ -388,18 +393,27 @@ type outputSink struct {
 	rec     *recordingSampler
 	tok     *tokenizer.Tokenizer
 	pending []tokenLogprobJSON
-	// called says the choice called a function; call is its name.
+	// called says the choice called a function; last is the index in
+	// the reply of the call being written (-1 before the first).
 	called bool
-	call   string
+	last   int
 	newID  func() string
+	// oneCall: parallel_tool_calls is false. The sampler already ends
+	// the reply after a constrained call; a call it could not constrain
+	// (harmony, to a function that is not a tool) is dropped past the
+	// first, so the reply never holds two.
+	oneCall bool
 }
 
 // ToolCall implements chat.ToolSink.
-func (o *outputSink) ToolCall(name, arguments string) error {
+func (o *outputSink) ToolCall(call int, name, arguments string) error {
+	if o.oneCall && call > 0 {
+		return nil
+	}
 	id := ""
-	if !o.called || name != o.call {
+	if call != o.last {
 		id = o.newID()
-		o.called, o.call = true, name
+		o.called, o.last = true, call
 	} else {
 		name = ""
 	}

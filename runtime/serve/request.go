@@ -47,6 +47,7 @@ type chatRequestJSON struct {
 	TopLogprobs         *int64          `json:"top_logprobs"`
 	Tools               json.RawMessage `json:"tools"`
 	ToolChoice          json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls   *bool           `json:"parallel_tool_calls"`
 	ResponseFormat      json.RawMessage `json:"response_format"`
 	ReasoningEffort     *string         `json:"reasoning_effort"`
 }
@@ -96,6 +97,11 @@ type request struct {
 	Tools        []chat.Tool
 	ToolGrammars map[string]*jsonschema.Node
 	ForceTool    string
+	// ForceAny: the reply must call one of the tools (tool_choice
+	// required with several).
+	ForceAny bool
+	// OneCall: at most one call per reply (parallel_tool_calls false).
+	OneCall bool
 
 	// Completions only: the prompt as text, or as token ids.
 	Prompt    string
@@ -184,7 +190,7 @@ func parseChatRequest(body []byte) (*request, *apiError) {
 		}
 		r.TopLogprobs = int(*in.TopLogprobs)
 	}
-	if e := parseTools(in.Tools, in.ToolChoice, r); e != nil {
+	if e := parseTools(in.Tools, in.ToolChoice, in.ParallelToolCalls, r); e != nil {
 		return nil, e
 	}
 	var e *apiError

@@ -26,6 +26,7 @@ type responsesRequestJSON struct {
 	TopP               *float64        `json:"top_p"`
 	Tools              json.RawMessage `json:"tools"`
 	ToolChoice         json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls  *bool           `json:"parallel_tool_calls"`
 	PreviousResponseID *string         `json:"previous_response_id"`
 	Background         *bool           `json:"background"`
 	Reasoning          *struct {
@@ -110,7 +111,7 @@ func parseResponsesRequest(body []byte) (*request, *apiError) {
 	if json.Unmarshal(choice, &named) == nil && named.Type == "function" {
 		choice, _ = json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": named.Name}})
 	}
-	if e := parseTools(toolsJSON, choice, r); e != nil {
+	if e := parseTools(toolsJSON, choice, in.ParallelToolCalls, r); e != nil {
 		return nil, e
 	}
 	if in.Text != nil && !isNull(in.Text.Format) {

@@ -99,18 +99,33 @@ type constrained struct {
 	allow          []bool
 	buf            []float32
 
-	// Llama 3.1 with one tool and tool_choice auto: a reply that opens
-	// with '{' is the call, constrained from its first byte by autoCall.
+	// Llama 3.1 with tool_choice auto: a reply that opens with '{' is a
+	// call to one of the tools, constrained from its first byte by
+	// autoCall.
 	autoCall *jsonschema.Node
 	watching bool // the reply is whitespace so far
 	opens    []bool
 
-	// harmony: the grammar starts after a final channel's header.
-	harmony        bool
-	forced         bool // the reply starts in a call's arguments
-	message, start int32
-	header         []byte
-	tok            *tokenizer.Tokenizer
+	// harmony: the grammar starts after a final channel's header, or a
+	// call's.
+	harmony             bool
+	forced              bool // the reply starts in a call's arguments, or its name
+	message, start, end int32
+	header              []byte
+	tok                 *tokenizer.Tokenizer
+	// naming: the grammar in force is the one of the tools' names
+	// (tool_choice required among several); name collects its bytes,
+	// and headerEnd is written for the model once it is whole.
+	naming    bool
+	names     *jsonschema.Node
+	name      []byte
+	headerEnd []int32
+	queue     []int32
+	// inCall: the grammar in force is a call's arguments. With nextCall
+	// (parallel_tool_calls), <|end|> may close them, and nextCall opens
+	// the next call's header for the model.
+	inCall   bool
+	nextCall []int32
 }
 
 func (s *Server) constrain(inner chat.Sampler, req *request, chatMode bool) *constrained {
@@ -119,18 +134,32 @@ func (s *Server) constrain(inner chat.Sampler, req *request, chatMode bool) *con
 	if len(req.Tools) > 0 {
 		c.tools = req.ToolGrammars
 	}
-	if req.ForceTool != "" {
+	_, jsonCalls := s.m.Format.(toolParserFormat)
+	jsonCalls = jsonCalls && chatMode
+	cp, prefixes := s.m.Format.(callPrefixer)
+	if prefixes && chatMode && len(req.Tools) > 0 {
+		c.names, c.headerEnd = harmonyNames(req.Tools), cp.CallHeaderEnd()
+		if !req.OneCall {
+			c.nextCall = cp.NextCallOpening()
+		}
+	}
+	switch {
+	case req.ForceTool != "":
 		c.grammar = req.ToolGrammars[req.ForceTool]
-		c.forced = true
-		if _, jsonCalls := s.m.Format.(toolParserFormat); jsonCalls && chatMode {
+		c.forced, c.inCall = true, true
+		if jsonCalls {
 			// Llama 3.1: the whole reply is {"name": ..., "parameters": ...},
 			// so the grammar is that object around the arguments'.
 			c.grammar = jsonschema.Object([]string{"name", "parameters"}, []*jsonschema.Node{jsonschema.Const(req.ForceTool), c.grammar})
 		}
+	case req.ForceAny && jsonCalls:
+		c.grammar, c.forced, c.inCall = llamaCalls(req.Tools, req.ToolGrammars), true, true
+	case req.ForceAny && prefixes && chatMode:
+		// harmony: the prompt ends before the name (chatJob).
+		c.grammar, c.forced, c.naming = c.names, true, true
 	}
-	if _, jsonCalls := s.m.Format.(toolParserFormat); jsonCalls && chatMode && !c.forced && c.grammar == nil && len(req.Tools) == 1 {
-		name := req.Tools[0].Name
-		c.autoCall = jsonschema.Object([]string{"name", "parameters"}, []*jsonschema.Node{jsonschema.Const(name), req.ToolGrammars[name]})
+	if jsonCalls && !c.forced && c.grammar == nil && len(req.Tools) > 0 {
+		c.autoCall = llamaCalls(req.Tools, req.ToolGrammars)
 		// opens: the token's first byte other than whitespace is '{'.
 		c.opens = make([]bool, len(tokens))
 		for id, b := range tokens {
@@ -141,8 +170,9 @@ func (s *Server) constrain(inner chat.Sampler, req *request, chatMode bool) *con
 	if chatMode && s.m.Format.Name() == "harmony" {
 		msg, ok1 := s.m.Tokenizer.TokenID("<|message|>")
 		start, ok2 := s.m.Tokenizer.TokenID("<|start|>")
-		if ok1 && ok2 {
-			c.harmony, c.message, c.start = true, int32(msg), int32(start)
+		end, ok3 := s.m.Tokenizer.TokenID("<|end|>")
+		if ok1 && ok2 && ok3 {
+			c.harmony, c.message, c.start, c.end = true, int32(msg), int32(start), int32(end)
 		}
 	}
 	return c
@@ -156,9 +186,19 @@ func (c *constrained) SetContext(prompt []int32) {
 	}
 	c.header = c.header[:0]
 	c.watching = c.autoCall != nil
+	c.naming = c.forced && c.grammar == c.names
+	c.name, c.queue = c.name[:0], c.queue[:0]
+	c.inCall = c.forced && !c.naming
 }
 
 func (c *constrained) Sample(logits []float32) int32 {
+	if len(c.queue) > 0 {
+		// The rest of a forced header: written for the model.
+		id := c.queue[0]
+		c.queue = c.queue[1:]
+		c.follow(id)
+		return id
+	}
 	if c.watching {
 		return c.sampleOpening(logits)
 	}
@@ -180,8 +220,9 @@ func (c *constrained) Sample(logits []float32) int32 {
 	complete := c.state.Complete()
 	buf := c.buf[:len(logits)]
 	someAllowed := false
+	closeCall := complete && c.inCall && c.harmony && c.nextCall != nil
 	for i, v := range logits {
-		if allow[i] || (complete && c.stops[int32(i)]) {
+		if allow[i] || (complete && c.stops[int32(i)]) || (closeCall && int32(i) == c.end) {
 			buf[i] = v
 			someAllowed = true
 		} else {
@@ -196,8 +237,27 @@ func (c *constrained) Sample(logits []float32) int32 {
 		}
 	}
 	id := c.inner.Sample(buf)
+	if closeCall && id == c.end {
+		// <|end|> rather than <|call|>: another call follows, whose
+		// header is written up to the name, which is constrained.
+		c.inCall, c.naming, c.name = false, true, c.name[:0]
+		c.state = jsonschema.Start(c.names)
+		c.queue = append(c.queue[:0], c.nextCall...)
+		c.follow(id)
+		return id
+	}
 	if !c.stops[id] && int(id) < len(c.tokens) {
 		c.state, _ = c.state.Bytes(c.tokens[id])
+		if c.naming {
+			c.name = append(c.name, c.tokens[id]...)
+			if c.state.Done() {
+				// The name is whole: the header's end follows, then
+				// the chosen tool's arguments (follow, at <|message|>).
+				c.naming, c.active = false, false
+				c.header = append(append(c.header[:0], "to="+chat.FunctionRecipient...), c.name...)
+				c.queue = append(c.queue[:0], c.headerEnd...)
+			}
+		}
 	}
 	return id
 }
@@ -213,17 +273,18 @@ func (c *constrained) follow(id int32) {
 		c.header = c.header[:0]
 	case c.message:
 		var g *jsonschema.Node
+		call := false
 		if i := bytes.Index(c.header, []byte("to="+chat.FunctionRecipient)); i >= 0 {
 			name := c.header[i+len("to="+chat.FunctionRecipient):]
 			if end := bytes.IndexAny(name, " <"); end >= 0 {
 				name = name[:end]
 			}
-			g = c.tools[string(name)]
+			g, call = c.tools[string(name)], true
 		} else if bytes.Contains(c.header, []byte("<|channel|>final")) {
 			g = c.final
 		}
 		if g != nil {
-			c.active, c.state = true, jsonschema.Start(g)
+			c.active, c.state, c.inCall = true, jsonschema.Start(g), call
 		}
 		c.header = c.header[:0]
 	default:

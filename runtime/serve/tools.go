@@ -17,11 +17,25 @@ import (
 // tool_calls. A
 // strict tool's arguments are constrained by its parameters' schema,
 // any other's to a JSON object (structured.go). tool_choice naming a
-// function (or "required" with one tool) forces the call: harmony's
-// reply starts with the call's header, so the model writes only the
-// arguments; Llama 3.1's whole reply is constrained to the call object.
-// Under "auto" with one tool, a Llama 3.1 reply that opens an object is
-// constrained from its '{'; with several, the call is parsed only.
+// function forces the call: harmony's reply starts with the call's
+// header, so the model writes only the arguments; Llama 3.1's whole reply
+// is constrained to the call object. "required" forces a call to one of
+// the tools: harmony's reply starts with the header up to the name,
+// which is constrained to one of the names (jsonschema.OneOf), then the
+// header's end is written for the model and the chosen tool's arguments
+// constrained; Llama 3.1's reply is constrained to a OneOf of the call
+// objects, where the name decides the arguments' grammar. Under "auto",
+// a Llama 3.1 reply that opens an object is constrained from its '{' to
+// that same OneOf.
+//
+// parallel_tool_calls (default true) lets a harmony reply end a call
+// with <|end|> rather than <|call|>, which says another call follows: the
+// next message's header is written for the model up to the name, the
+// name is constrained to the tools' and the arguments to the tool's.
+// false leaves <|call|> (or <|return|>) the only tokens after a call's
+// arguments, so the reply holds one call. Llama 3.1's format has one call per reply (its template
+// refuses more, and llama.cpp's grammar for it allows one), so the
+// field changes nothing there.
 
 type toolJSON struct {
 	Type     string `json:"type"`
@@ -48,7 +62,8 @@ type toolCallJSON struct {
 var functionName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
 
 // parseTools reads tools and tool_choice into r.
-func parseTools(rawTools, rawChoice json.RawMessage, r *request) *apiError {
+func parseTools(rawTools, rawChoice json.RawMessage, parallel *bool, r *request) *apiError {
+	r.OneCall = parallel != nil && !*parallel
 	var tools []toolJSON
 	if !isNull(rawTools) {
 		if err := json.Unmarshal(rawTools, &tools); err != nil {
@@ -92,10 +107,14 @@ func parseTools(rawTools, rawChoice json.RawMessage, r *request) *apiError {
 		case "none":
 			r.Tools = nil // the model is not told of them, so it cannot call
 		case "required":
-			if len(r.Tools) != 1 {
-				return invalid("tool_choice", "unsupported_value", "tool_choice \"required\" is supported with exactly one tool (Minerva forces the call); with %d tools, name the function", len(r.Tools))
+			switch len(r.Tools) {
+			case 0:
+				return invalid("tool_choice", "invalid_value", "tool_choice \"required\" needs tools: give the functions the model must choose among")
+			case 1:
+				r.ForceTool = r.Tools[0].Name
+			default:
+				r.ForceAny = true
 			}
-			r.ForceTool = r.Tools[0].Name
 		default:
 			return invalid("tool_choice", "invalid_value", "tool_choice must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}, not %q", mode)
 		}
@@ -163,7 +182,36 @@ type toolParserFormat interface {
 	NewToolParser() chat.Parser
 }
 
-// callPrefixer is a format that can start a reply with a call (harmony).
+// callPrefixer is a format that can start a reply with a call (harmony):
+// to a named function, or up to the name (CallOpening) and from after it
+// (CallHeaderEnd).
 type callPrefixer interface {
 	CallPrefix(name string) []int32
+	CallOpening() []int32
+	NextCallOpening() []int32
+	CallHeaderEnd() []int32
+}
+
+// llamaCalls is Llama 3.1's call to one of the tools:
+// {"name":"NAME","parameters":ARGS}, compact, the name deciding ARGS's
+// grammar.
+func llamaCalls(tools []chat.Tool, grammars map[string]*jsonschema.Node) *jsonschema.Node {
+	heads := make([][]byte, len(tools))
+	bodies := make([]*jsonschema.Node, len(tools))
+	for i, t := range tools {
+		name, _ := json.Marshal(t.Name)
+		heads[i] = []byte(`{"name":` + string(name) + `,"parameters":`)
+		bodies[i] = grammars[t.Name]
+	}
+	return jsonschema.OneOf(heads, bodies, []byte("}"))
+}
+
+// harmonyNames is one of the tools' names as harmony's header writes it,
+// followed by the space before <|constrain|>.
+func harmonyNames(tools []chat.Tool) *jsonschema.Node {
+	heads := make([][]byte, len(tools))
+	for i, t := range tools {
+		heads[i] = []byte(t.Name + " ")
+	}
+	return jsonschema.OneOf(heads, nil, nil)
 }

@@ -144,7 +144,8 @@ func TestToolErrors(t *testing.T) {
 	user := `"messages":[{"role":"user","content":"x"}]`
 	for _, c := range []struct{ body, param, code, msg string }{
 		{`{` + user + `,"tools":[` + tool + `],"tool_choice":{"type":"function","function":{"name":"g"}}}`, "tool_choice", "invalid_value", `names "g", which is not among the tools`},
-		{`{` + user + `,"tools":[` + tool + `,` + strings.Replace(tool, `"f"`, `"g"`, 1) + `],"tool_choice":"required"}`, "tool_choice", "unsupported_value", "exactly one tool"},
+		{`{` + user + `,"tool_choice":"required"}`, "tool_choice", "invalid_value", "needs tools"},
+		{`{` + user + `,"tools":[` + tool + `],"parallel_tool_calls":"yes"}`, "parallel_tool_calls", "invalid_type", "expected a boolean"},
 		{`{` + user + `,"tools":[{"type":"function","function":{"name":"bad name"}}]}`, "tools[0].function.name", "invalid_value", "letters, digits"},
 		{`{` + user + `,"tools":[{"type":"code_interpreter"}]}`, "tools[0].type", "invalid_value", "only function tools"},
 		{`{` + user + `,"tools":[{"type":"function","function":{"name":"f","strict":true,"parameters":{"type":"object","properties":{"a":{"type":"string","format":"date"}}}}}]}`, "tools[0].function.parameters", "unsupported_schema", `keyword "format"`},
