@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -190,24 +191,25 @@ func Generate(m *Model) ([]byte, error) {
 		jen.Return(jen.Id("m").Dot("dev").Dot("Run").Call(jen.Id("m").Dot("launches").Call(jen.Id("stepTable"), jen.Id("args"), jen.Lit(1)))),
 	)
 	helpers(f)
-	f.Comment("prefillTable is the dispatch sequence of Prefill: the prefill kernels, with the barriers a full batch needs.")
-	f.Var().Id("prefillTable").Op("=").Index().Id("dispatch").Values(table(m, program.VariantPrefill)...)
-	f.Comment("stepTable is the dispatch sequence of Step: the decode kernels.")
-	f.Var().Id("stepTable").Op("=").Index().Id("dispatch").Values(table(m, program.VariantDecode)...)
 
-	// Render formats the source, so the output is gofmt'd.
+	// Render formats the source, so the output is gofmt'd. The tables are
+	// written after it, already in gofmt's form (one record a line, no
+	// alignment), because formatting them was most of the generator's time.
 	var b bytes.Buffer
 	if err := f.Render(&b); err != nil {
 		return nil, fmt.Errorf("BUG: rendering Go: %v", err)
 	}
+	b.WriteString("\n// prefillTable is the dispatch sequence of Prefill: the prefill kernels, with the barriers a full batch needs.\n")
+	writeTable(&b, "prefillTable", m, program.VariantPrefill)
+	b.WriteString("\n// stepTable is the dispatch sequence of Step: the decode kernels.\n")
+	writeTable(&b, "stepTable", m, program.VariantDecode)
 	return b.Bytes(), nil
 }
 
-// table renders one dispatch record per dispatch for a variant, with the
-// barriers the plan's dependencies need (computed for a full batch, the
-// widest extent of every value). A record is one line of literals, which
-// keeps the source small and cheap to format.
-func table(m *Model, v program.Variant) []jen.Code {
+// writeTable writes one dispatch record per dispatch for a variant, with
+// the barriers the plan's dependencies need (computed for a full batch, the
+// widest extent of every value), as a Go variable in gofmt's form.
+func writeTable(b *bytes.Buffer, name string, m *Model, v program.Variant) {
 	seqFor := int(m.Arena.Batch)
 	if v == program.VariantDecode {
 		seqFor = 1
@@ -217,46 +219,54 @@ func table(m *Model, v program.Variant) []jen.Code {
 	for i, t := range m.Tensors {
 		weight[t.Name] = i
 	}
-	var out []jen.Code
+	fmt.Fprintf(b, "var %s = []dispatch{\n", name)
 	for i, d := range m.Dispatches {
-		name, grid := d.KernelFor(seqFor)
-		k := m.Kernels[name]
+		kernel, grid := d.KernelFor(seqFor)
+		k := m.Kernels[kernel]
 		if k.Threads[1] != 1 || k.Threads[2] != 1 || len(k.TGMem) != 1 {
 			panic("BUG: gocode expects one-dimensional threadgroups with one threadgroup buffer")
 		}
-		var groups []jen.Code
-		for _, dim := range grid {
-			groups = append(groups, dimLit(dim))
+		fmt.Fprintf(b, "\t{%s, [3]dim{", strconv.Quote(kernel))
+		for j, dim := range grid {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			// An extent of no threadgroups is rounded up to one, as the
+			// backends do.
+			if dim.PerTile == 0 {
+				fmt.Fprintf(b, "{%d, 0, 1}", max(dim.Const, 1))
+			} else {
+				fmt.Fprintf(b, "{%d, %d, %d}", dim.Const, dim.PerTile, max(dim.Tile, 1))
+			}
 		}
-		var binds []jen.Code
-		for _, b := range d.Bindings {
+		fmt.Fprintf(b, "}, %d, %d, %t, %s, []bind{", k.Threads[0], k.TGMem[0], barriers[i], strconv.Quote(fmt.Sprintf("op %d (%s, layer %d)", d.Op, d.Kind, d.Layer)))
+		for j, bd := range d.Bindings {
 			var kind string
 			var at int
-			switch b.Kind {
+			switch bd.Kind {
 			case program.BindArgs:
 				kind = "bindArgs"
 			case program.BindValue:
-				kind, at = "bindArena", int(m.Arena.Slots[b.Value].Offset)
+				kind, at = "bindArena", int(m.Arena.Slots[bd.Value].Offset)
 			case program.BindWeight:
-				kind, at = "bindWeight", weight[b.Tensor]
+				kind, at = "bindWeight", weight[bd.Tensor]
 			case program.BindKV:
-				l := m.KV.Layer(b.Cache)
+				l := m.KV.Layer(bd.Cache)
 				kind, at = "bindKV", int(l.KOffset)
-				if b.Part == "v" {
+				if bd.Part == "v" {
 					at = int(l.VOffset)
 				}
 			default:
-				panic(fmt.Sprintf("BUG: gocode has no binding of kind %v", b.Kind))
+				panic(fmt.Sprintf("BUG: gocode has no binding of kind %v", bd.Kind))
 			}
-			binds = append(binds, jen.Values(jen.Id(kind), jen.Lit(b.Index), jen.Lit(at)))
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(b, "{%s, %d, %d}", kind, bd.Index, at)
 		}
-		out = append(out, jen.Line().Values(
-			jen.Lit(name), jen.Index(jen.Lit(3)).Id("dim").Values(groups...), jen.Lit(k.Threads[0]), jen.Lit(k.TGMem[0]),
-			jen.Lit(barriers[i]), jen.Lit(fmt.Sprintf("op %d (%s, layer %d)", d.Op, d.Kind, d.Layer)),
-			jen.Index().Id("bind").Values(binds...),
-		))
+		b.WriteString("}},\n")
 	}
-	return append(out, jen.Line())
+	b.WriteString("}\n")
 }
 
 // helpers renders the record types of the dispatch tables and the loop
@@ -318,15 +328,6 @@ func helpers(f *jen.File) {
 		),
 		jen.Return(jen.Id("out")),
 	)
-}
-
-// dimLit renders a grid extent as a dim record: Const + PerTile*ceil(seq/Tile),
-// with an extent of no threadgroups rounded up to one, as the backends do.
-func dimLit(d program.Dim) jen.Code {
-	if d.PerTile == 0 {
-		return jen.Values(jen.Lit(max(d.Const, 1)), jen.Lit(0), jen.Lit(1))
-	}
-	return jen.Values(jen.Lit(d.Const), jen.Lit(d.PerTile), jen.Lit(max(d.Tile, 1)))
 }
 
 // fieldNames turns checkpoint names into exported Go identifiers:
