@@ -1,7 +1,10 @@
 // Package gocode generates the Go package of a compiled model with
 // jennifer: typed weight bindings, the buffers of the plan, and Prefill
-// and Step functions that issue the model's dispatch sequence, unrolled,
-// against runtime/gpu's Device interface. The package embeds its
+// and Step functions that issue the model's dispatch sequence against
+// runtime/gpu's Device interface. Each sequence is a table of dispatch
+// records (one line per dispatch) that a small loop turns into launches:
+// unrolled calls made the generator and go/format the larger part of
+// `minervac compile -o` (docs/benchmarks.md). The package embeds its
 // kernels.metal and manifest.json, so an app that imports it ships the
 // model's code in its binary. The output is gofmt'd, vet-clean, and
 // starts with the "Code generated ... DO NOT EDIT." line.
@@ -11,6 +14,7 @@ import (
 	"bytes"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -100,10 +104,25 @@ func Generate(m *Model) ([]byte, error) {
 			jen.Return(jen.Nil(), jen.Err()),
 		))
 	}
+	var names, ptrs []jen.Code
 	for i, t := range m.Tensors {
-		binds = append(binds, jen.If(jen.List(jen.Id("w").Dot(fields[i]), jen.Id("ok")).Op("=").Id("all").Index(jen.Lit(t.Name)), jen.Op("!").Id("ok")).Block(
-			jen.Return(jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit("the checkpoint has no "+t.Name+": validate it against the manifest first"))),
-		))
+		names = append(names, jen.Line().Lit(t.Name))
+		ptrs = append(ptrs, jen.Line().Op("&").Id("w").Dot(fields[i]))
+	}
+	f.Comment("tensorNames are the checkpoint names of Weights' fields, in order.")
+	f.Var().Id("tensorNames").Op("=").Index().String().Values(append(names, jen.Line())...)
+	f.Comment("fields lists Weights' fields in tensorNames' order; the dispatch tables name a weight by its index here.")
+	f.Func().Params(jen.Id("w").Op("*").Id("Weights")).Id("fields").Params().Index().Op("*").Qual(gpuPkg, "Tensor").Block(
+		jen.Return(jen.Index().Op("*").Qual(gpuPkg, "Tensor").Values(append(ptrs, jen.Line())...)),
+	)
+	binds = []jen.Code{
+		jen.For(jen.List(jen.Id("i"), jen.Id("p")).Op(":=").Range().Id("w").Dot("fields").Call()).Block(
+			jen.List(jen.Id("t"), jen.Id("ok")).Op(":=").Id("all").Index(jen.Id("tensorNames").Index(jen.Id("i"))),
+			jen.If(jen.Op("!").Id("ok")).Block(
+				jen.Return(jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit("the checkpoint has no %s: validate it against the manifest first"), jen.Id("tensorNames").Index(jen.Id("i")))),
+			),
+			jen.Op("*").Id("p").Op("=").Id("t"),
+		),
 	}
 	f.Comment("BindWeights binds a validated checkpoint's tensors, without copying them.")
 	f.Func().Id("BindWeights").Params(jen.Id("dev").Qual(gpuPkg, "Device"), jen.Id("ck").Op("*").Qual(weightsPkg, "Checkpoint")).Params(jen.Op("*").Id("Weights"), jen.Error()).Block(
@@ -111,7 +130,6 @@ func Generate(m *Model) ([]byte, error) {
 			jen.List(jen.Id("all"), jen.Id("_"), jen.Id("err")).Op(":=").Qual(gpuPkg, "Tensors").Call(jen.Id("dev"), jen.Id("ck")),
 			jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
 			jen.Id("w").Op(":=").Op("&").Id("Weights").Values(),
-			jen.Var().Id("ok").Bool(),
 		), append(binds, jen.Return(jen.Id("w"), jen.Nil()))...)...,
 	)
 
@@ -166,116 +184,150 @@ func Generate(m *Model) ([]byte, error) {
 
 	f.Comment("Prefill issues the dispatch sequence for a call of several tokens.")
 	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Prefill").Params(jen.Id("args").Index().Byte(), jen.Id("seq").Int()).Error().Block(
-		jen.Return(jen.Id("m").Dot("dev").Dot("Run").Call(jen.Index().Qual(gpuPkg, "Launch").Values(launches(m, fields, program.VariantPrefill)...))),
+		jen.Return(jen.Id("m").Dot("dev").Dot("Run").Call(jen.Id("m").Dot("launches").Call(jen.Id("prefillTable"), jen.Id("args"), jen.Id("seq")))),
 	)
-	helpers(f)
 	f.Comment("Step issues the dispatch sequence for one token (the decode kernels).")
 	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Step").Params(jen.Id("args").Index().Byte()).Error().Block(
-		jen.Id("seq").Op(":=").Lit(1),
-		jen.Return(jen.Id("m").Dot("dev").Dot("Run").Call(jen.Index().Qual(gpuPkg, "Launch").Values(launches(m, fields, program.VariantDecode)...))),
+		jen.Return(jen.Id("m").Dot("dev").Dot("Run").Call(jen.Id("m").Dot("launches").Call(jen.Id("stepTable"), jen.Id("args"), jen.Lit(1)))),
 	)
+	helpers(f)
 
-	// Render formats the source, so the output is gofmt'd.
+	// Render formats the source, so the output is gofmt'd. The tables are
+	// written after it, already in gofmt's form (one record a line, no
+	// alignment), because formatting them was most of the generator's time.
 	var b bytes.Buffer
 	if err := f.Render(&b); err != nil {
 		return nil, fmt.Errorf("BUG: rendering Go: %v", err)
 	}
+	b.WriteString("\n// prefillTable is the dispatch sequence of Prefill: the prefill kernels, with the barriers a full batch needs.\n")
+	writeTable(&b, "prefillTable", m, program.VariantPrefill)
+	b.WriteString("\n// stepTable is the dispatch sequence of Step: the decode kernels.\n")
+	writeTable(&b, "stepTable", m, program.VariantDecode)
 	return b.Bytes(), nil
 }
 
-// launches renders one launch per dispatch for a variant, with the
-// barriers the plan's dependencies need (computed for a full batch, the
-// widest extent of every value). Each launch is one call of the generated
-// launch helper, so the source stays small.
-func launches(m *Model, fields []string, v program.Variant) []jen.Code {
+// writeTable writes one dispatch record per dispatch for a variant, with
+// the barriers the plan's dependencies need (computed for a full batch, the
+// widest extent of every value), as a Go variable in gofmt's form.
+func writeTable(b *bytes.Buffer, name string, m *Model, v program.Variant) {
 	seqFor := int(m.Arena.Batch)
 	if v == program.VariantDecode {
 		seqFor = 1
 	}
 	barriers := program.Barriers(m.Dispatches, m.Arena, m.KV, seqFor)
-	field := map[string]string{}
+	weight := map[string]int{}
 	for i, t := range m.Tensors {
-		field[t.Name] = fields[i]
+		weight[t.Name] = i
 	}
-	var out []jen.Code
+	fmt.Fprintf(b, "var %s = []dispatch{\n", name)
 	for i, d := range m.Dispatches {
-		name, grid := d.KernelFor(seqFor)
-		k := m.Kernels[name]
+		kernel, grid := d.KernelFor(seqFor)
+		k := m.Kernels[kernel]
 		if k.Threads[1] != 1 || k.Threads[2] != 1 || len(k.TGMem) != 1 {
 			panic("BUG: gocode expects one-dimensional threadgroups with one threadgroup buffer")
 		}
-		var groups []jen.Code
-		for _, dim := range grid {
-			groups = append(groups, dimExpr(dim))
-		}
-		args := []jen.Code{
-			jen.Lit(name), jen.Index(jen.Lit(3)).Int().Values(groups...), jen.Lit(k.Threads[0]), jen.Lit(k.TGMem[0]),
-			jen.Lit(barriers[i]), jen.Lit(fmt.Sprintf("op %d (%s, layer %d)", d.Op, d.Kind, d.Layer)),
-		}
-		for _, b := range d.Bindings {
-			switch b.Kind {
-			case program.BindArgs:
-				args = append(args, jen.Id("stepArgs").Call(jen.Lit(b.Index), jen.Id("args")))
-			case program.BindValue:
-				args = append(args, jen.Id("m").Dot("arena").Call(jen.Lit(b.Index), jen.Lit(int(m.Arena.Slots[b.Value].Offset))))
-			case program.BindWeight:
-				args = append(args, jen.Id("weight").Call(jen.Lit(b.Index), jen.Id("m").Dot("W").Dot(field[b.Tensor])))
-			case program.BindKV:
-				l := m.KV.Layer(b.Cache)
-				off := l.KOffset
-				if b.Part == "v" {
-					off = l.VOffset
-				}
-				args = append(args, jen.Id("m").Dot("kv").Call(jen.Lit(b.Index), jen.Lit(int(off))))
+		fmt.Fprintf(b, "\t{%s, [3]dim{", strconv.Quote(kernel))
+		for j, dim := range grid {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			// An extent of no threadgroups is rounded up to one, as the
+			// backends do.
+			if dim.PerTile == 0 {
+				fmt.Fprintf(b, "{%d, 0, 1}", max(dim.Const, 1))
+			} else {
+				fmt.Fprintf(b, "{%d, %d, %d}", dim.Const, dim.PerTile, max(dim.Tile, 1))
 			}
 		}
-		out = append(out, jen.Line().Id("launch").Call(args...))
+		fmt.Fprintf(b, "}, %d, %d, %t, %s, []bind{", k.Threads[0], k.TGMem[0], barriers[i], strconv.Quote(fmt.Sprintf("op %d (%s, layer %d)", d.Op, d.Kind, d.Layer)))
+		for j, bd := range d.Bindings {
+			var kind string
+			var at int
+			switch bd.Kind {
+			case program.BindArgs:
+				kind = "bindArgs"
+			case program.BindValue:
+				kind, at = "bindArena", int(m.Arena.Slots[bd.Value].Offset)
+			case program.BindWeight:
+				kind, at = "bindWeight", weight[bd.Tensor]
+			case program.BindKV:
+				l := m.KV.Layer(bd.Cache)
+				kind, at = "bindKV", int(l.KOffset)
+				if bd.Part == "v" {
+					at = int(l.VOffset)
+				}
+			default:
+				panic(fmt.Sprintf("BUG: gocode has no binding of kind %v", bd.Kind))
+			}
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(b, "{%s, %d, %d}", kind, bd.Index, at)
+		}
+		b.WriteString("}},\n")
 	}
-	return out
+	b.WriteString("}\n")
 }
 
-// helpers renders the functions the launches call.
+// helpers renders the record types of the dispatch tables and the loop
+// that turns a table into launches.
 func helpers(f *jen.File) {
+	f.Comment("dim is one extent of a dispatch's grid: c + perTile*ceil(seq/tile) threadgroups, or c when perTile is 0.")
+	f.Type().Id("dim").Struct(jen.List(jen.Id("c"), jen.Id("perTile"), jen.Id("tile")).Int())
+	f.Comment("bind is one binding of a dispatch: at is the offset into the arena or the KV cache, or the weight's index in tensorNames.")
+	f.Type().Id("bind").Struct(jen.Id("kind").Id("bindKind"), jen.List(jen.Id("index"), jen.Id("at")).Int())
+	f.Type().Id("bindKind").Uint8()
+	f.Const().Defs(
+		jen.Id("bindArgs").Id("bindKind").Op("=").Iota(),
+		jen.Id("bindArena"),
+		jen.Id("bindWeight"),
+		jen.Id("bindKV"),
+	)
+	f.Comment("dispatch is one record of a dispatch table.")
+	f.Type().Id("dispatch").Struct(
+		jen.Id("kernel").String(),
+		jen.Id("groups").Index(jen.Lit(3)).Id("dim"),
+		jen.List(jen.Id("threads"), jen.Id("tgmem")).Int(),
+		jen.Id("barrier").Bool(),
+		jen.Id("label").String(),
+		jen.Id("binds").Index().Id("bind"),
+	)
 	bind := jen.Qual(gpuPkg, "Bind")
-	f.Func().Id("stepArgs").Params(jen.Id("i").Int(), jen.Id("args").Index().Byte()).Add(bind.Clone()).Block(
-		jen.Return(bind.Clone().Values(jen.Dict{jen.Id("Index"): jen.Id("i"), jen.Id("Bytes"): jen.Id("args")})))
-	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("arena").Params(jen.List(jen.Id("i"), jen.Id("off")).Int()).Add(bind.Clone()).Block(
-		jen.Return(bind.Clone().Values(jen.Dict{jen.Id("Index"): jen.Id("i"), jen.Id("Buffer"): jen.Id("m").Dot("Arena"), jen.Id("Offset"): jen.Id("off")})))
-	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("kv").Params(jen.List(jen.Id("i"), jen.Id("off")).Int()).Add(bind.Clone()).Block(
-		jen.Return(bind.Clone().Values(jen.Dict{jen.Id("Index"): jen.Id("i"), jen.Id("Buffer"): jen.Id("m").Dot("KV"), jen.Id("Offset"): jen.Id("off")})))
-	f.Func().Id("weight").Params(jen.Id("i").Int(), jen.Id("t").Qual(gpuPkg, "Tensor")).Add(bind.Clone()).Block(
-		jen.Return(bind.Clone().Values(jen.Dict{jen.Id("Index"): jen.Id("i"), jen.Id("Buffer"): jen.Id("t").Dot("Buffer"), jen.Id("Offset"): jen.Id("t").Dot("Offset")})))
-	f.Func().Id("launch").Params(
-		jen.Id("kernel").String(), jen.Id("groups").Index(jen.Lit(3)).Int(), jen.List(jen.Id("threads"), jen.Id("tgmem")).Int(),
-		jen.Id("barrier").Bool(), jen.Id("label").String(), jen.Id("binds").Op("...").Qual(gpuPkg, "Bind"),
-	).Qual(gpuPkg, "Launch").Block(
-		jen.Return(jen.Qual(gpuPkg, "Launch").Values(jen.Dict{
-			jen.Id("Kernel"): jen.Id("kernel"), jen.Id("Groups"): jen.Id("groups"),
-			jen.Id("Threads"): jen.Index(jen.Lit(3)).Int().Values(jen.Id("threads"), jen.Lit(1), jen.Lit(1)),
-			jen.Id("TGMem"):   jen.Index().Int().Values(jen.Id("tgmem")), jen.Id("Barrier"): jen.Id("barrier"),
-			jen.Id("Label"): jen.Id("label"), jen.Id("Binds"): jen.Id("binds"),
-		})))
-}
-
-// dimExpr renders Const + PerTile*ceil(seq/Tile).
-func dimExpr(d program.Dim) jen.Code {
-	if d.PerTile == 0 {
-		return jen.Lit(max(d.Const, 1))
-	}
-	tile := max(d.Tile, 1)
-	var e *jen.Statement
-	if tile == 1 {
-		e = jen.Id("seq")
-	} else {
-		e = jen.Parens(jen.Id("seq").Op("+").Lit(tile - 1)).Op("/").Lit(tile)
-	}
-	if d.PerTile != 1 {
-		e = jen.Lit(d.PerTile).Op("*").Add(e)
-	}
-	if d.Const != 0 {
-		e = jen.Lit(d.Const).Op("+").Add(e)
-	}
-	return e
+	f.Comment("launches turns a dispatch table into the launches of a call of seq tokens.")
+	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("launches").Params(jen.Id("table").Index().Id("dispatch"), jen.Id("args").Index().Byte(), jen.Id("seq").Int()).Index().Qual(gpuPkg, "Launch").Block(
+		jen.Id("ws").Op(":=").Id("m").Dot("W").Dot("fields").Call(),
+		jen.Id("out").Op(":=").Make(jen.Index().Qual(gpuPkg, "Launch"), jen.Len(jen.Id("table"))),
+		jen.For(jen.List(jen.Id("i"), jen.Id("d")).Op(":=").Range().Id("table")).Block(
+			jen.Var().Id("groups").Index(jen.Lit(3)).Int(),
+			jen.For(jen.List(jen.Id("j"), jen.Id("g")).Op(":=").Range().Id("d").Dot("groups")).Block(
+				jen.Id("groups").Index(jen.Id("j")).Op("=").Id("g").Dot("c"),
+				jen.If(jen.Id("g").Dot("perTile").Op("!=").Lit(0)).Block(
+					jen.Id("groups").Index(jen.Id("j")).Op("+=").Id("g").Dot("perTile").Op("*").Parens(jen.Parens(jen.Id("seq").Op("+").Id("g").Dot("tile").Op("-").Lit(1)).Op("/").Id("g").Dot("tile")),
+				),
+			),
+			jen.Id("binds").Op(":=").Make(jen.Index().Add(bind.Clone()), jen.Len(jen.Id("d").Dot("binds"))),
+			jen.For(jen.List(jen.Id("j"), jen.Id("b")).Op(":=").Range().Id("d").Dot("binds")).Block(
+				jen.Switch(jen.Id("b").Dot("kind")).Block(
+					jen.Case(jen.Id("bindArgs")).Block(
+						jen.Id("binds").Index(jen.Id("j")).Op("=").Add(bind.Clone()).Values(jen.Dict{jen.Id("Index"): jen.Id("b").Dot("index"), jen.Id("Bytes"): jen.Id("args")})),
+					jen.Case(jen.Id("bindArena")).Block(
+						jen.Id("binds").Index(jen.Id("j")).Op("=").Add(bind.Clone()).Values(jen.Dict{jen.Id("Index"): jen.Id("b").Dot("index"), jen.Id("Buffer"): jen.Id("m").Dot("Arena"), jen.Id("Offset"): jen.Id("b").Dot("at")})),
+					jen.Case(jen.Id("bindWeight")).Block(
+						jen.Id("t").Op(":=").Id("ws").Index(jen.Id("b").Dot("at")),
+						jen.Id("binds").Index(jen.Id("j")).Op("=").Add(bind.Clone()).Values(jen.Dict{jen.Id("Index"): jen.Id("b").Dot("index"), jen.Id("Buffer"): jen.Id("t").Dot("Buffer"), jen.Id("Offset"): jen.Id("t").Dot("Offset")})),
+					jen.Case(jen.Id("bindKV")).Block(
+						jen.Id("binds").Index(jen.Id("j")).Op("=").Add(bind.Clone()).Values(jen.Dict{jen.Id("Index"): jen.Id("b").Dot("index"), jen.Id("Buffer"): jen.Id("m").Dot("KV"), jen.Id("Offset"): jen.Id("b").Dot("at")})),
+				),
+			),
+			jen.Id("out").Index(jen.Id("i")).Op("=").Qual(gpuPkg, "Launch").Values(jen.Dict{
+				jen.Id("Kernel"): jen.Id("d").Dot("kernel"), jen.Id("Groups"): jen.Id("groups"),
+				jen.Id("Threads"): jen.Index(jen.Lit(3)).Int().Values(jen.Id("d").Dot("threads"), jen.Lit(1), jen.Lit(1)),
+				jen.Id("TGMem"):   jen.Index().Int().Values(jen.Id("d").Dot("tgmem")), jen.Id("Barrier"): jen.Id("d").Dot("barrier"),
+				jen.Id("Label"): jen.Id("d").Dot("label"), jen.Id("Binds"): jen.Id("binds"),
+			}),
+		),
+		jen.Return(jen.Id("out")),
+	)
 }
 
 // fieldNames turns checkpoint names into exported Go identifiers:

@@ -15,3 +15,7 @@ func mapFile(f *os.File, size int64) ([]byte, error) {
 func unmapFile(data []byte) error {
 	panic("BUG: unmapFile without mapFile")
 }
+
+func populate(data []byte) error {
+	panic("BUG: populate without mapFile")
+}

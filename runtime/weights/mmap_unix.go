@@ -26,3 +26,12 @@ func mapFile(f *os.File, size int64) ([]byte, error) {
 func unmapFile(data []byte) error {
 	return unix.Munmap(data)
 }
+
+// populate faults in a mapping's pages: MADV_POPULATE_READ where the
+// kernel has it, else MADV_WILLNEED (read-ahead only).
+func populate(data []byte) error {
+	if err := unix.Madvise(data, madvPopulateRead); err == nil {
+		return nil
+	}
+	return unix.Madvise(data, unix.MADV_WILLNEED)
+}

@@ -117,6 +117,174 @@ type Weights struct {
 	Layers3MlpExpertsDownProjBias       gpu.Tensor // model.layers.3.mlp.experts.down_proj_bias bf16[8 256]
 }
 
+// tensorNames are the checkpoint names of Weights' fields, in order.
+var tensorNames = []string{
+	"model.embed_tokens.weight",
+	"model.norm.weight",
+	"lm_head.weight",
+	"model.layers.0.input_layernorm.weight",
+	"model.layers.0.self_attn.q_proj.weight",
+	"model.layers.0.self_attn.q_proj.bias",
+	"model.layers.0.self_attn.k_proj.weight",
+	"model.layers.0.self_attn.k_proj.bias",
+	"model.layers.0.self_attn.v_proj.weight",
+	"model.layers.0.self_attn.v_proj.bias",
+	"model.layers.0.self_attn.o_proj.weight",
+	"model.layers.0.self_attn.o_proj.bias",
+	"model.layers.0.self_attn.sinks",
+	"model.layers.0.post_attention_layernorm.weight",
+	"model.layers.0.mlp.router.weight",
+	"model.layers.0.mlp.router.bias",
+	"model.layers.0.mlp.experts.gate_up_proj_blocks",
+	"model.layers.0.mlp.experts.gate_up_proj_scales",
+	"model.layers.0.mlp.experts.gate_up_proj_bias",
+	"model.layers.0.mlp.experts.down_proj_blocks",
+	"model.layers.0.mlp.experts.down_proj_scales",
+	"model.layers.0.mlp.experts.down_proj_bias",
+	"model.layers.1.input_layernorm.weight",
+	"model.layers.1.self_attn.q_proj.weight",
+	"model.layers.1.self_attn.q_proj.bias",
+	"model.layers.1.self_attn.k_proj.weight",
+	"model.layers.1.self_attn.k_proj.bias",
+	"model.layers.1.self_attn.v_proj.weight",
+	"model.layers.1.self_attn.v_proj.bias",
+	"model.layers.1.self_attn.o_proj.weight",
+	"model.layers.1.self_attn.o_proj.bias",
+	"model.layers.1.self_attn.sinks",
+	"model.layers.1.post_attention_layernorm.weight",
+	"model.layers.1.mlp.router.weight",
+	"model.layers.1.mlp.router.bias",
+	"model.layers.1.mlp.experts.gate_up_proj_blocks",
+	"model.layers.1.mlp.experts.gate_up_proj_scales",
+	"model.layers.1.mlp.experts.gate_up_proj_bias",
+	"model.layers.1.mlp.experts.down_proj_blocks",
+	"model.layers.1.mlp.experts.down_proj_scales",
+	"model.layers.1.mlp.experts.down_proj_bias",
+	"model.layers.2.input_layernorm.weight",
+	"model.layers.2.self_attn.q_proj.weight",
+	"model.layers.2.self_attn.q_proj.bias",
+	"model.layers.2.self_attn.k_proj.weight",
+	"model.layers.2.self_attn.k_proj.bias",
+	"model.layers.2.self_attn.v_proj.weight",
+	"model.layers.2.self_attn.v_proj.bias",
+	"model.layers.2.self_attn.o_proj.weight",
+	"model.layers.2.self_attn.o_proj.bias",
+	"model.layers.2.self_attn.sinks",
+	"model.layers.2.post_attention_layernorm.weight",
+	"model.layers.2.mlp.router.weight",
+	"model.layers.2.mlp.router.bias",
+	"model.layers.2.mlp.experts.gate_up_proj_blocks",
+	"model.layers.2.mlp.experts.gate_up_proj_scales",
+	"model.layers.2.mlp.experts.gate_up_proj_bias",
+	"model.layers.2.mlp.experts.down_proj_blocks",
+	"model.layers.2.mlp.experts.down_proj_scales",
+	"model.layers.2.mlp.experts.down_proj_bias",
+	"model.layers.3.input_layernorm.weight",
+	"model.layers.3.self_attn.q_proj.weight",
+	"model.layers.3.self_attn.q_proj.bias",
+	"model.layers.3.self_attn.k_proj.weight",
+	"model.layers.3.self_attn.k_proj.bias",
+	"model.layers.3.self_attn.v_proj.weight",
+	"model.layers.3.self_attn.v_proj.bias",
+	"model.layers.3.self_attn.o_proj.weight",
+	"model.layers.3.self_attn.o_proj.bias",
+	"model.layers.3.self_attn.sinks",
+	"model.layers.3.post_attention_layernorm.weight",
+	"model.layers.3.mlp.router.weight",
+	"model.layers.3.mlp.router.bias",
+	"model.layers.3.mlp.experts.gate_up_proj_blocks",
+	"model.layers.3.mlp.experts.gate_up_proj_scales",
+	"model.layers.3.mlp.experts.gate_up_proj_bias",
+	"model.layers.3.mlp.experts.down_proj_blocks",
+	"model.layers.3.mlp.experts.down_proj_scales",
+	"model.layers.3.mlp.experts.down_proj_bias",
+}
+
+// fields lists Weights' fields in tensorNames' order; the dispatch tables name a weight by its index here.
+func (w *Weights) fields() []*gpu.Tensor {
+	return []*gpu.Tensor{
+		&w.EmbedTokensWeight,
+		&w.NormWeight,
+		&w.LmHeadWeight,
+		&w.Layers0InputLayernormWeight,
+		&w.Layers0SelfAttnQProjWeight,
+		&w.Layers0SelfAttnQProjBias,
+		&w.Layers0SelfAttnKProjWeight,
+		&w.Layers0SelfAttnKProjBias,
+		&w.Layers0SelfAttnVProjWeight,
+		&w.Layers0SelfAttnVProjBias,
+		&w.Layers0SelfAttnOProjWeight,
+		&w.Layers0SelfAttnOProjBias,
+		&w.Layers0SelfAttnSinks,
+		&w.Layers0PostAttentionLayernormWeight,
+		&w.Layers0MlpRouterWeight,
+		&w.Layers0MlpRouterBias,
+		&w.Layers0MlpExpertsGateUpProjBlocks,
+		&w.Layers0MlpExpertsGateUpProjScales,
+		&w.Layers0MlpExpertsGateUpProjBias,
+		&w.Layers0MlpExpertsDownProjBlocks,
+		&w.Layers0MlpExpertsDownProjScales,
+		&w.Layers0MlpExpertsDownProjBias,
+		&w.Layers1InputLayernormWeight,
+		&w.Layers1SelfAttnQProjWeight,
+		&w.Layers1SelfAttnQProjBias,
+		&w.Layers1SelfAttnKProjWeight,
+		&w.Layers1SelfAttnKProjBias,
+		&w.Layers1SelfAttnVProjWeight,
+		&w.Layers1SelfAttnVProjBias,
+		&w.Layers1SelfAttnOProjWeight,
+		&w.Layers1SelfAttnOProjBias,
+		&w.Layers1SelfAttnSinks,
+		&w.Layers1PostAttentionLayernormWeight,
+		&w.Layers1MlpRouterWeight,
+		&w.Layers1MlpRouterBias,
+		&w.Layers1MlpExpertsGateUpProjBlocks,
+		&w.Layers1MlpExpertsGateUpProjScales,
+		&w.Layers1MlpExpertsGateUpProjBias,
+		&w.Layers1MlpExpertsDownProjBlocks,
+		&w.Layers1MlpExpertsDownProjScales,
+		&w.Layers1MlpExpertsDownProjBias,
+		&w.Layers2InputLayernormWeight,
+		&w.Layers2SelfAttnQProjWeight,
+		&w.Layers2SelfAttnQProjBias,
+		&w.Layers2SelfAttnKProjWeight,
+		&w.Layers2SelfAttnKProjBias,
+		&w.Layers2SelfAttnVProjWeight,
+		&w.Layers2SelfAttnVProjBias,
+		&w.Layers2SelfAttnOProjWeight,
+		&w.Layers2SelfAttnOProjBias,
+		&w.Layers2SelfAttnSinks,
+		&w.Layers2PostAttentionLayernormWeight,
+		&w.Layers2MlpRouterWeight,
+		&w.Layers2MlpRouterBias,
+		&w.Layers2MlpExpertsGateUpProjBlocks,
+		&w.Layers2MlpExpertsGateUpProjScales,
+		&w.Layers2MlpExpertsGateUpProjBias,
+		&w.Layers2MlpExpertsDownProjBlocks,
+		&w.Layers2MlpExpertsDownProjScales,
+		&w.Layers2MlpExpertsDownProjBias,
+		&w.Layers3InputLayernormWeight,
+		&w.Layers3SelfAttnQProjWeight,
+		&w.Layers3SelfAttnQProjBias,
+		&w.Layers3SelfAttnKProjWeight,
+		&w.Layers3SelfAttnKProjBias,
+		&w.Layers3SelfAttnVProjWeight,
+		&w.Layers3SelfAttnVProjBias,
+		&w.Layers3SelfAttnOProjWeight,
+		&w.Layers3SelfAttnOProjBias,
+		&w.Layers3SelfAttnSinks,
+		&w.Layers3PostAttentionLayernormWeight,
+		&w.Layers3MlpRouterWeight,
+		&w.Layers3MlpRouterBias,
+		&w.Layers3MlpExpertsGateUpProjBlocks,
+		&w.Layers3MlpExpertsGateUpProjScales,
+		&w.Layers3MlpExpertsGateUpProjBias,
+		&w.Layers3MlpExpertsDownProjBlocks,
+		&w.Layers3MlpExpertsDownProjScales,
+		&w.Layers3MlpExpertsDownProjBias,
+	}
+}
+
 // BindWeights binds a validated checkpoint's tensors, without copying them.
 func BindWeights(dev gpu.Device, ck *weights.Checkpoint) (*Weights, error) {
 	all, _, err := gpu.Tensors(dev, ck)
@@ -124,243 +292,12 @@ func BindWeights(dev gpu.Device, ck *weights.Checkpoint) (*Weights, error) {
 		return nil, err
 	}
 	w := &Weights{}
-	var ok bool
-	if w.EmbedTokensWeight, ok = all["model.embed_tokens.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.embed_tokens.weight: validate it against the manifest first")
-	}
-	if w.NormWeight, ok = all["model.norm.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.norm.weight: validate it against the manifest first")
-	}
-	if w.LmHeadWeight, ok = all["lm_head.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no lm_head.weight: validate it against the manifest first")
-	}
-	if w.Layers0InputLayernormWeight, ok = all["model.layers.0.input_layernorm.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.input_layernorm.weight: validate it against the manifest first")
-	}
-	if w.Layers0SelfAttnQProjWeight, ok = all["model.layers.0.self_attn.q_proj.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.self_attn.q_proj.weight: validate it against the manifest first")
-	}
-	if w.Layers0SelfAttnQProjBias, ok = all["model.layers.0.self_attn.q_proj.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.self_attn.q_proj.bias: validate it against the manifest first")
-	}
-	if w.Layers0SelfAttnKProjWeight, ok = all["model.layers.0.self_attn.k_proj.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.self_attn.k_proj.weight: validate it against the manifest first")
-	}
-	if w.Layers0SelfAttnKProjBias, ok = all["model.layers.0.self_attn.k_proj.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.self_attn.k_proj.bias: validate it against the manifest first")
-	}
-	if w.Layers0SelfAttnVProjWeight, ok = all["model.layers.0.self_attn.v_proj.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.self_attn.v_proj.weight: validate it against the manifest first")
-	}
-	if w.Layers0SelfAttnVProjBias, ok = all["model.layers.0.self_attn.v_proj.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.self_attn.v_proj.bias: validate it against the manifest first")
-	}
-	if w.Layers0SelfAttnOProjWeight, ok = all["model.layers.0.self_attn.o_proj.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.self_attn.o_proj.weight: validate it against the manifest first")
-	}
-	if w.Layers0SelfAttnOProjBias, ok = all["model.layers.0.self_attn.o_proj.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.self_attn.o_proj.bias: validate it against the manifest first")
-	}
-	if w.Layers0SelfAttnSinks, ok = all["model.layers.0.self_attn.sinks"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.self_attn.sinks: validate it against the manifest first")
-	}
-	if w.Layers0PostAttentionLayernormWeight, ok = all["model.layers.0.post_attention_layernorm.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.post_attention_layernorm.weight: validate it against the manifest first")
-	}
-	if w.Layers0MlpRouterWeight, ok = all["model.layers.0.mlp.router.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.mlp.router.weight: validate it against the manifest first")
-	}
-	if w.Layers0MlpRouterBias, ok = all["model.layers.0.mlp.router.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.mlp.router.bias: validate it against the manifest first")
-	}
-	if w.Layers0MlpExpertsGateUpProjBlocks, ok = all["model.layers.0.mlp.experts.gate_up_proj_blocks"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.mlp.experts.gate_up_proj_blocks: validate it against the manifest first")
-	}
-	if w.Layers0MlpExpertsGateUpProjScales, ok = all["model.layers.0.mlp.experts.gate_up_proj_scales"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.mlp.experts.gate_up_proj_scales: validate it against the manifest first")
-	}
-	if w.Layers0MlpExpertsGateUpProjBias, ok = all["model.layers.0.mlp.experts.gate_up_proj_bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.mlp.experts.gate_up_proj_bias: validate it against the manifest first")
-	}
-	if w.Layers0MlpExpertsDownProjBlocks, ok = all["model.layers.0.mlp.experts.down_proj_blocks"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.mlp.experts.down_proj_blocks: validate it against the manifest first")
-	}
-	if w.Layers0MlpExpertsDownProjScales, ok = all["model.layers.0.mlp.experts.down_proj_scales"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.mlp.experts.down_proj_scales: validate it against the manifest first")
-	}
-	if w.Layers0MlpExpertsDownProjBias, ok = all["model.layers.0.mlp.experts.down_proj_bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.0.mlp.experts.down_proj_bias: validate it against the manifest first")
-	}
-	if w.Layers1InputLayernormWeight, ok = all["model.layers.1.input_layernorm.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.input_layernorm.weight: validate it against the manifest first")
-	}
-	if w.Layers1SelfAttnQProjWeight, ok = all["model.layers.1.self_attn.q_proj.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.self_attn.q_proj.weight: validate it against the manifest first")
-	}
-	if w.Layers1SelfAttnQProjBias, ok = all["model.layers.1.self_attn.q_proj.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.self_attn.q_proj.bias: validate it against the manifest first")
-	}
-	if w.Layers1SelfAttnKProjWeight, ok = all["model.layers.1.self_attn.k_proj.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.self_attn.k_proj.weight: validate it against the manifest first")
-	}
-	if w.Layers1SelfAttnKProjBias, ok = all["model.layers.1.self_attn.k_proj.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.self_attn.k_proj.bias: validate it against the manifest first")
-	}
-	if w.Layers1SelfAttnVProjWeight, ok = all["model.layers.1.self_attn.v_proj.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.self_attn.v_proj.weight: validate it against the manifest first")
-	}
-	if w.Layers1SelfAttnVProjBias, ok = all["model.layers.1.self_attn.v_proj.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.self_attn.v_proj.bias: validate it against the manifest first")
-	}
-	if w.Layers1SelfAttnOProjWeight, ok = all["model.layers.1.self_attn.o_proj.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.self_attn.o_proj.weight: validate it against the manifest first")
-	}
-	if w.Layers1SelfAttnOProjBias, ok = all["model.layers.1.self_attn.o_proj.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.self_attn.o_proj.bias: validate it against the manifest first")
-	}
-	if w.Layers1SelfAttnSinks, ok = all["model.layers.1.self_attn.sinks"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.self_attn.sinks: validate it against the manifest first")
-	}
-	if w.Layers1PostAttentionLayernormWeight, ok = all["model.layers.1.post_attention_layernorm.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.post_attention_layernorm.weight: validate it against the manifest first")
-	}
-	if w.Layers1MlpRouterWeight, ok = all["model.layers.1.mlp.router.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.mlp.router.weight: validate it against the manifest first")
-	}
-	if w.Layers1MlpRouterBias, ok = all["model.layers.1.mlp.router.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.mlp.router.bias: validate it against the manifest first")
-	}
-	if w.Layers1MlpExpertsGateUpProjBlocks, ok = all["model.layers.1.mlp.experts.gate_up_proj_blocks"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.mlp.experts.gate_up_proj_blocks: validate it against the manifest first")
-	}
-	if w.Layers1MlpExpertsGateUpProjScales, ok = all["model.layers.1.mlp.experts.gate_up_proj_scales"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.mlp.experts.gate_up_proj_scales: validate it against the manifest first")
-	}
-	if w.Layers1MlpExpertsGateUpProjBias, ok = all["model.layers.1.mlp.experts.gate_up_proj_bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.mlp.experts.gate_up_proj_bias: validate it against the manifest first")
-	}
-	if w.Layers1MlpExpertsDownProjBlocks, ok = all["model.layers.1.mlp.experts.down_proj_blocks"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.mlp.experts.down_proj_blocks: validate it against the manifest first")
-	}
-	if w.Layers1MlpExpertsDownProjScales, ok = all["model.layers.1.mlp.experts.down_proj_scales"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.mlp.experts.down_proj_scales: validate it against the manifest first")
-	}
-	if w.Layers1MlpExpertsDownProjBias, ok = all["model.layers.1.mlp.experts.down_proj_bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.1.mlp.experts.down_proj_bias: validate it against the manifest first")
-	}
-	if w.Layers2InputLayernormWeight, ok = all["model.layers.2.input_layernorm.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.input_layernorm.weight: validate it against the manifest first")
-	}
-	if w.Layers2SelfAttnQProjWeight, ok = all["model.layers.2.self_attn.q_proj.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.self_attn.q_proj.weight: validate it against the manifest first")
-	}
-	if w.Layers2SelfAttnQProjBias, ok = all["model.layers.2.self_attn.q_proj.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.self_attn.q_proj.bias: validate it against the manifest first")
-	}
-	if w.Layers2SelfAttnKProjWeight, ok = all["model.layers.2.self_attn.k_proj.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.self_attn.k_proj.weight: validate it against the manifest first")
-	}
-	if w.Layers2SelfAttnKProjBias, ok = all["model.layers.2.self_attn.k_proj.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.self_attn.k_proj.bias: validate it against the manifest first")
-	}
-	if w.Layers2SelfAttnVProjWeight, ok = all["model.layers.2.self_attn.v_proj.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.self_attn.v_proj.weight: validate it against the manifest first")
-	}
-	if w.Layers2SelfAttnVProjBias, ok = all["model.layers.2.self_attn.v_proj.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.self_attn.v_proj.bias: validate it against the manifest first")
-	}
-	if w.Layers2SelfAttnOProjWeight, ok = all["model.layers.2.self_attn.o_proj.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.self_attn.o_proj.weight: validate it against the manifest first")
-	}
-	if w.Layers2SelfAttnOProjBias, ok = all["model.layers.2.self_attn.o_proj.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.self_attn.o_proj.bias: validate it against the manifest first")
-	}
-	if w.Layers2SelfAttnSinks, ok = all["model.layers.2.self_attn.sinks"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.self_attn.sinks: validate it against the manifest first")
-	}
-	if w.Layers2PostAttentionLayernormWeight, ok = all["model.layers.2.post_attention_layernorm.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.post_attention_layernorm.weight: validate it against the manifest first")
-	}
-	if w.Layers2MlpRouterWeight, ok = all["model.layers.2.mlp.router.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.mlp.router.weight: validate it against the manifest first")
-	}
-	if w.Layers2MlpRouterBias, ok = all["model.layers.2.mlp.router.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.mlp.router.bias: validate it against the manifest first")
-	}
-	if w.Layers2MlpExpertsGateUpProjBlocks, ok = all["model.layers.2.mlp.experts.gate_up_proj_blocks"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.mlp.experts.gate_up_proj_blocks: validate it against the manifest first")
-	}
-	if w.Layers2MlpExpertsGateUpProjScales, ok = all["model.layers.2.mlp.experts.gate_up_proj_scales"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.mlp.experts.gate_up_proj_scales: validate it against the manifest first")
-	}
-	if w.Layers2MlpExpertsGateUpProjBias, ok = all["model.layers.2.mlp.experts.gate_up_proj_bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.mlp.experts.gate_up_proj_bias: validate it against the manifest first")
-	}
-	if w.Layers2MlpExpertsDownProjBlocks, ok = all["model.layers.2.mlp.experts.down_proj_blocks"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.mlp.experts.down_proj_blocks: validate it against the manifest first")
-	}
-	if w.Layers2MlpExpertsDownProjScales, ok = all["model.layers.2.mlp.experts.down_proj_scales"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.mlp.experts.down_proj_scales: validate it against the manifest first")
-	}
-	if w.Layers2MlpExpertsDownProjBias, ok = all["model.layers.2.mlp.experts.down_proj_bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.2.mlp.experts.down_proj_bias: validate it against the manifest first")
-	}
-	if w.Layers3InputLayernormWeight, ok = all["model.layers.3.input_layernorm.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.input_layernorm.weight: validate it against the manifest first")
-	}
-	if w.Layers3SelfAttnQProjWeight, ok = all["model.layers.3.self_attn.q_proj.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.self_attn.q_proj.weight: validate it against the manifest first")
-	}
-	if w.Layers3SelfAttnQProjBias, ok = all["model.layers.3.self_attn.q_proj.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.self_attn.q_proj.bias: validate it against the manifest first")
-	}
-	if w.Layers3SelfAttnKProjWeight, ok = all["model.layers.3.self_attn.k_proj.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.self_attn.k_proj.weight: validate it against the manifest first")
-	}
-	if w.Layers3SelfAttnKProjBias, ok = all["model.layers.3.self_attn.k_proj.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.self_attn.k_proj.bias: validate it against the manifest first")
-	}
-	if w.Layers3SelfAttnVProjWeight, ok = all["model.layers.3.self_attn.v_proj.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.self_attn.v_proj.weight: validate it against the manifest first")
-	}
-	if w.Layers3SelfAttnVProjBias, ok = all["model.layers.3.self_attn.v_proj.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.self_attn.v_proj.bias: validate it against the manifest first")
-	}
-	if w.Layers3SelfAttnOProjWeight, ok = all["model.layers.3.self_attn.o_proj.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.self_attn.o_proj.weight: validate it against the manifest first")
-	}
-	if w.Layers3SelfAttnOProjBias, ok = all["model.layers.3.self_attn.o_proj.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.self_attn.o_proj.bias: validate it against the manifest first")
-	}
-	if w.Layers3SelfAttnSinks, ok = all["model.layers.3.self_attn.sinks"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.self_attn.sinks: validate it against the manifest first")
-	}
-	if w.Layers3PostAttentionLayernormWeight, ok = all["model.layers.3.post_attention_layernorm.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.post_attention_layernorm.weight: validate it against the manifest first")
-	}
-	if w.Layers3MlpRouterWeight, ok = all["model.layers.3.mlp.router.weight"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.mlp.router.weight: validate it against the manifest first")
-	}
-	if w.Layers3MlpRouterBias, ok = all["model.layers.3.mlp.router.bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.mlp.router.bias: validate it against the manifest first")
-	}
-	if w.Layers3MlpExpertsGateUpProjBlocks, ok = all["model.layers.3.mlp.experts.gate_up_proj_blocks"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.mlp.experts.gate_up_proj_blocks: validate it against the manifest first")
-	}
-	if w.Layers3MlpExpertsGateUpProjScales, ok = all["model.layers.3.mlp.experts.gate_up_proj_scales"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.mlp.experts.gate_up_proj_scales: validate it against the manifest first")
-	}
-	if w.Layers3MlpExpertsGateUpProjBias, ok = all["model.layers.3.mlp.experts.gate_up_proj_bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.mlp.experts.gate_up_proj_bias: validate it against the manifest first")
-	}
-	if w.Layers3MlpExpertsDownProjBlocks, ok = all["model.layers.3.mlp.experts.down_proj_blocks"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.mlp.experts.down_proj_blocks: validate it against the manifest first")
-	}
-	if w.Layers3MlpExpertsDownProjScales, ok = all["model.layers.3.mlp.experts.down_proj_scales"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.mlp.experts.down_proj_scales: validate it against the manifest first")
-	}
-	if w.Layers3MlpExpertsDownProjBias, ok = all["model.layers.3.mlp.experts.down_proj_bias"]; !ok {
-		return nil, fmt.Errorf("the checkpoint has no model.layers.3.mlp.experts.down_proj_bias: validate it against the manifest first")
+	for i, p := range w.fields() {
+		t, ok := all[tensorNames[i]]
+		if !ok {
+			return nil, fmt.Errorf("the checkpoint has no %s: validate it against the manifest first", tensorNames[i])
+		}
+		*p = t
 	}
 	return w, nil
 }
@@ -431,109 +368,161 @@ func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
 
 // Prefill issues the dispatch sequence for a call of several tokens.
 func (m *Model) Prefill(args []byte, seq int) error {
-	return m.dev.Run([]gpu.Launch{
-		launch("embedding_any_bf16_03dca740", [3]int{seq, 1, 1}, 128, 16, false, "op 0 (embedding, layer -1)", stepArgs(0, args), weight(1, m.W.EmbedTokensWeight), m.arena(2, 0), m.arena(3, 512)),
-		launch("qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b", [3]int{12, seq, 1}, 1024, 2176, true, "op 1 (qkv_rope_store, layer 0)", stepArgs(0, args), m.arena(1, 512), weight(2, m.W.Layers0InputLayernormWeight), weight(3, m.W.Layers0SelfAttnQProjWeight), weight(4, m.W.Layers0SelfAttnQProjBias), weight(5, m.W.Layers0SelfAttnKProjWeight), weight(6, m.W.Layers0SelfAttnKProjBias), weight(7, m.W.Layers0SelfAttnVProjWeight), weight(8, m.W.Layers0SelfAttnVProjBias), m.arena(9, 131584), m.kv(10, 0), m.kv(11, 24576)),
-		launch("attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3", [3]int{8, seq, 1}, 512, 2304, true, "op 2 (attend, layer 0)", stepArgs(0, args), m.arena(1, 131584), weight(2, m.W.Layers0SelfAttnSinks), m.kv(3, 0), m.kv(4, 24576), m.arena(5, 262656)),
-		launch("linear_prefill_bf16_256x256_5fb0e739", [3]int{8, (seq + 7) / 8, 1}, 128, 2336, true, "op 3 (linear, layer 0)", stepArgs(0, args), m.arena(1, 262656), weight(2, m.W.Layers0SelfAttnOProjWeight), weight(3, m.W.Layers0SelfAttnOProjBias), m.arena(4, 131584)),
-		launch("add_rmsnorm_any_bf16_256_9cfcf3aa", [3]int{seq, 1, 1}, 1024, 128, true, "op 4 (add_rmsnorm, layer 0)", stepArgs(0, args), m.arena(1, 512), m.arena(2, 131584), weight(3, m.W.Layers0PostAttentionLayernormWeight), m.arena(4, 262656), m.arena(5, 393728)),
-		launch("router_any_bf16_e8_k2_be1d9ea9", [3]int{seq, 1, 1}, 1024, 128, true, "op 5 (router, layer 0)", stepArgs(0, args), m.arena(1, 262656), weight(2, m.W.Layers0MlpRouterWeight), weight(3, m.W.Layers0MlpRouterBias), m.arena(4, 0)),
-		launch("moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337", [3]int{32, 2 * seq, 1}, 128, 64, true, "op 6 (moe_gate_up, layer 0)", stepArgs(0, args), m.arena(1, 262656), m.arena(2, 0), weight(3, m.W.Layers0MlpExpertsGateUpProjBlocks), weight(4, m.W.Layers0MlpExpertsGateUpProjScales), weight(5, m.W.Layers0MlpExpertsGateUpProjBias), m.arena(6, 524800)),
-		launch("moe_down_any_mxfp4_e8_256x256_k2_731fe04a", [3]int{32, seq, 1}, 128, 64, true, "op 7 (moe_down, layer 0)", stepArgs(0, args), m.arena(1, 393728), m.arena(2, 524800), m.arena(3, 0), weight(4, m.W.Layers0MlpExpertsDownProjBlocks), weight(5, m.W.Layers0MlpExpertsDownProjScales), weight(6, m.W.Layers0MlpExpertsDownProjBias), m.arena(7, 2048)),
-		launch("qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2", [3]int{12, seq, 1}, 1024, 2176, true, "op 8 (qkv_rope_store, layer 1)", stepArgs(0, args), m.arena(1, 2048), weight(2, m.W.Layers1InputLayernormWeight), weight(3, m.W.Layers1SelfAttnQProjWeight), weight(4, m.W.Layers1SelfAttnQProjBias), weight(5, m.W.Layers1SelfAttnKProjWeight), weight(6, m.W.Layers1SelfAttnKProjBias), weight(7, m.W.Layers1SelfAttnVProjWeight), weight(8, m.W.Layers1SelfAttnVProjBias), m.arena(9, 133120), m.kv(10, 49152), m.kv(11, 114688)),
-		launch("attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69", [3]int{8, seq, 1}, 512, 2304, true, "op 9 (attend, layer 1)", stepArgs(0, args), m.arena(1, 133120), weight(2, m.W.Layers1SelfAttnSinks), m.kv(3, 49152), m.kv(4, 114688), m.arena(5, 264192)),
-		launch("linear_prefill_bf16_256x256_5fb0e739", [3]int{8, (seq + 7) / 8, 1}, 128, 2336, true, "op 10 (linear, layer 1)", stepArgs(0, args), m.arena(1, 264192), weight(2, m.W.Layers1SelfAttnOProjWeight), weight(3, m.W.Layers1SelfAttnOProjBias), m.arena(4, 133120)),
-		launch("add_rmsnorm_any_bf16_256_9cfcf3aa", [3]int{seq, 1, 1}, 1024, 128, true, "op 11 (add_rmsnorm, layer 1)", stepArgs(0, args), m.arena(1, 2048), m.arena(2, 133120), weight(3, m.W.Layers1PostAttentionLayernormWeight), m.arena(4, 264192), m.arena(5, 395264)),
-		launch("router_any_bf16_e8_k2_be1d9ea9", [3]int{seq, 1, 1}, 1024, 128, true, "op 12 (router, layer 1)", stepArgs(0, args), m.arena(1, 264192), weight(2, m.W.Layers1MlpRouterWeight), weight(3, m.W.Layers1MlpRouterBias), m.arena(4, 0)),
-		launch("moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337", [3]int{32, 2 * seq, 1}, 128, 64, true, "op 13 (moe_gate_up, layer 1)", stepArgs(0, args), m.arena(1, 264192), m.arena(2, 0), weight(3, m.W.Layers1MlpExpertsGateUpProjBlocks), weight(4, m.W.Layers1MlpExpertsGateUpProjScales), weight(5, m.W.Layers1MlpExpertsGateUpProjBias), m.arena(6, 2048)),
-		launch("moe_down_any_mxfp4_e8_256x256_k2_731fe04a", [3]int{32, seq, 1}, 128, 64, true, "op 14 (moe_down, layer 1)", stepArgs(0, args), m.arena(1, 395264), m.arena(2, 2048), m.arena(3, 0), weight(4, m.W.Layers1MlpExpertsDownProjBlocks), weight(5, m.W.Layers1MlpExpertsDownProjScales), weight(6, m.W.Layers1MlpExpertsDownProjBias), m.arena(7, 264192)),
-		launch("qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b", [3]int{12, seq, 1}, 1024, 2176, true, "op 15 (qkv_rope_store, layer 2)", stepArgs(0, args), m.arena(1, 264192), weight(2, m.W.Layers2InputLayernormWeight), weight(3, m.W.Layers2SelfAttnQProjWeight), weight(4, m.W.Layers2SelfAttnQProjBias), weight(5, m.W.Layers2SelfAttnKProjWeight), weight(6, m.W.Layers2SelfAttnKProjBias), weight(7, m.W.Layers2SelfAttnVProjWeight), weight(8, m.W.Layers2SelfAttnVProjBias), m.arena(9, 0), m.kv(10, 180224), m.kv(11, 204800)),
-		launch("attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3", [3]int{8, seq, 1}, 512, 2304, true, "op 16 (attend, layer 2)", stepArgs(0, args), m.arena(1, 0), weight(2, m.W.Layers2SelfAttnSinks), m.kv(3, 180224), m.kv(4, 204800), m.arena(5, 131072)),
-		launch("linear_prefill_bf16_256x256_5fb0e739", [3]int{8, (seq + 7) / 8, 1}, 128, 2336, true, "op 17 (linear, layer 2)", stepArgs(0, args), m.arena(1, 131072), weight(2, m.W.Layers2SelfAttnOProjWeight), weight(3, m.W.Layers2SelfAttnOProjBias), m.arena(4, 0)),
-		launch("add_rmsnorm_any_bf16_256_9cfcf3aa", [3]int{seq, 1, 1}, 1024, 128, true, "op 18 (add_rmsnorm, layer 2)", stepArgs(0, args), m.arena(1, 264192), m.arena(2, 0), weight(3, m.W.Layers2PostAttentionLayernormWeight), m.arena(4, 131072), m.arena(5, 395264)),
-		launch("router_any_bf16_e8_k2_be1d9ea9", [3]int{seq, 1, 1}, 1024, 128, true, "op 19 (router, layer 2)", stepArgs(0, args), m.arena(1, 131072), weight(2, m.W.Layers2MlpRouterWeight), weight(3, m.W.Layers2MlpRouterBias), m.arena(4, 0)),
-		launch("moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337", [3]int{32, 2 * seq, 1}, 128, 64, true, "op 20 (moe_gate_up, layer 2)", stepArgs(0, args), m.arena(1, 131072), m.arena(2, 0), weight(3, m.W.Layers2MlpExpertsGateUpProjBlocks), weight(4, m.W.Layers2MlpExpertsGateUpProjScales), weight(5, m.W.Layers2MlpExpertsGateUpProjBias), m.arena(6, 526336)),
-		launch("moe_down_any_mxfp4_e8_256x256_k2_731fe04a", [3]int{32, seq, 1}, 128, 64, true, "op 21 (moe_down, layer 2)", stepArgs(0, args), m.arena(1, 395264), m.arena(2, 526336), m.arena(3, 0), weight(4, m.W.Layers2MlpExpertsDownProjBlocks), weight(5, m.W.Layers2MlpExpertsDownProjScales), weight(6, m.W.Layers2MlpExpertsDownProjBias), m.arena(7, 2048)),
-		launch("qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2", [3]int{12, seq, 1}, 1024, 2176, true, "op 22 (qkv_rope_store, layer 3)", stepArgs(0, args), m.arena(1, 2048), weight(2, m.W.Layers3InputLayernormWeight), weight(3, m.W.Layers3SelfAttnQProjWeight), weight(4, m.W.Layers3SelfAttnQProjBias), weight(5, m.W.Layers3SelfAttnKProjWeight), weight(6, m.W.Layers3SelfAttnKProjBias), weight(7, m.W.Layers3SelfAttnVProjWeight), weight(8, m.W.Layers3SelfAttnVProjBias), m.arena(9, 133120), m.kv(10, 229376), m.kv(11, 294912)),
-		launch("attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69", [3]int{8, seq, 1}, 512, 2304, true, "op 23 (attend, layer 3)", stepArgs(0, args), m.arena(1, 133120), weight(2, m.W.Layers3SelfAttnSinks), m.kv(3, 229376), m.kv(4, 294912), m.arena(5, 264192)),
-		launch("linear_prefill_bf16_256x256_5fb0e739", [3]int{8, (seq + 7) / 8, 1}, 128, 2336, true, "op 24 (linear, layer 3)", stepArgs(0, args), m.arena(1, 264192), weight(2, m.W.Layers3SelfAttnOProjWeight), weight(3, m.W.Layers3SelfAttnOProjBias), m.arena(4, 133120)),
-		launch("add_rmsnorm_any_bf16_256_9cfcf3aa", [3]int{seq, 1, 1}, 1024, 128, true, "op 25 (add_rmsnorm, layer 3)", stepArgs(0, args), m.arena(1, 2048), m.arena(2, 133120), weight(3, m.W.Layers3PostAttentionLayernormWeight), m.arena(4, 264192), m.arena(5, 395264)),
-		launch("router_any_bf16_e8_k2_be1d9ea9", [3]int{seq, 1, 1}, 1024, 128, true, "op 26 (router, layer 3)", stepArgs(0, args), m.arena(1, 264192), weight(2, m.W.Layers3MlpRouterWeight), weight(3, m.W.Layers3MlpRouterBias), m.arena(4, 0)),
-		launch("moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337", [3]int{32, 2 * seq, 1}, 128, 64, true, "op 27 (moe_gate_up, layer 3)", stepArgs(0, args), m.arena(1, 264192), m.arena(2, 0), weight(3, m.W.Layers3MlpExpertsGateUpProjBlocks), weight(4, m.W.Layers3MlpExpertsGateUpProjScales), weight(5, m.W.Layers3MlpExpertsGateUpProjBias), m.arena(6, 2048)),
-		launch("moe_down_any_mxfp4_e8_256x256_k2_731fe04a", [3]int{32, seq, 1}, 128, 64, true, "op 28 (moe_down, layer 3)", stepArgs(0, args), m.arena(1, 395264), m.arena(2, 2048), m.arena(3, 0), weight(4, m.W.Layers3MlpExpertsDownProjBlocks), weight(5, m.W.Layers3MlpExpertsDownProjScales), weight(6, m.W.Layers3MlpExpertsDownProjBias), m.arena(7, 264192)),
-		launch("rmsnorm_linear_prefill_bf16_4096x256_2d9b1fb4", [3]int{128, (seq + 7) / 8, 1}, 128, 2336, true, "op 29 (rmsnorm_linear, layer -1)", stepArgs(0, args), m.arena(1, 264192), weight(2, m.W.NormWeight), weight(3, m.W.LmHeadWeight), m.arena(4, 395264))})
-}
-func stepArgs(i int, args []byte) gpu.Bind {
-	return gpu.Bind{
-		Bytes: args,
-		Index: i,
-	}
-}
-func (m *Model) arena(i, off int) gpu.Bind {
-	return gpu.Bind{
-		Buffer: m.Arena,
-		Index:  i,
-		Offset: off,
-	}
-}
-func (m *Model) kv(i, off int) gpu.Bind {
-	return gpu.Bind{
-		Buffer: m.KV,
-		Index:  i,
-		Offset: off,
-	}
-}
-func weight(i int, t gpu.Tensor) gpu.Bind {
-	return gpu.Bind{
-		Buffer: t.Buffer,
-		Index:  i,
-		Offset: t.Offset,
-	}
-}
-func launch(kernel string, groups [3]int, threads, tgmem int, barrier bool, label string, binds ...gpu.Bind) gpu.Launch {
-	return gpu.Launch{
-		Barrier: barrier,
-		Binds:   binds,
-		Groups:  groups,
-		Kernel:  kernel,
-		Label:   label,
-		TGMem:   []int{tgmem},
-		Threads: [3]int{threads, 1, 1},
-	}
+	return m.dev.Run(m.launches(prefillTable, args, seq))
 }
 
 // Step issues the dispatch sequence for one token (the decode kernels).
 func (m *Model) Step(args []byte) error {
-	seq := 1
-	return m.dev.Run([]gpu.Launch{
-		launch("embedding_any_bf16_03dca740", [3]int{seq, 1, 1}, 128, 16, false, "op 0 (embedding, layer -1)", stepArgs(0, args), weight(1, m.W.EmbedTokensWeight), m.arena(2, 0), m.arena(3, 512)),
-		launch("qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b", [3]int{12, seq, 1}, 1024, 2176, true, "op 1 (qkv_rope_store, layer 0)", stepArgs(0, args), m.arena(1, 512), weight(2, m.W.Layers0InputLayernormWeight), weight(3, m.W.Layers0SelfAttnQProjWeight), weight(4, m.W.Layers0SelfAttnQProjBias), weight(5, m.W.Layers0SelfAttnKProjWeight), weight(6, m.W.Layers0SelfAttnKProjBias), weight(7, m.W.Layers0SelfAttnVProjWeight), weight(8, m.W.Layers0SelfAttnVProjBias), m.arena(9, 131584), m.kv(10, 0), m.kv(11, 24576)),
-		launch("attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3", [3]int{8, seq, 1}, 512, 2304, true, "op 2 (attend, layer 0)", stepArgs(0, args), m.arena(1, 131584), weight(2, m.W.Layers0SelfAttnSinks), m.kv(3, 0), m.kv(4, 24576), m.arena(5, 262656)),
-		launch("linear_decode_bf16_256x256_17d7285e", [3]int{32, seq, 1}, 128, 256, true, "op 3 (linear, layer 0)", stepArgs(0, args), m.arena(1, 262656), weight(2, m.W.Layers0SelfAttnOProjWeight), weight(3, m.W.Layers0SelfAttnOProjBias), m.arena(4, 131584)),
-		launch("add_rmsnorm_any_bf16_256_9cfcf3aa", [3]int{seq, 1, 1}, 1024, 128, true, "op 4 (add_rmsnorm, layer 0)", stepArgs(0, args), m.arena(1, 512), m.arena(2, 131584), weight(3, m.W.Layers0PostAttentionLayernormWeight), m.arena(4, 262656), m.arena(5, 393728)),
-		launch("router_any_bf16_e8_k2_be1d9ea9", [3]int{seq, 1, 1}, 1024, 128, true, "op 5 (router, layer 0)", stepArgs(0, args), m.arena(1, 262656), weight(2, m.W.Layers0MlpRouterWeight), weight(3, m.W.Layers0MlpRouterBias), m.arena(4, 0)),
-		launch("moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337", [3]int{32, 2 * seq, 1}, 128, 64, true, "op 6 (moe_gate_up, layer 0)", stepArgs(0, args), m.arena(1, 262656), m.arena(2, 0), weight(3, m.W.Layers0MlpExpertsGateUpProjBlocks), weight(4, m.W.Layers0MlpExpertsGateUpProjScales), weight(5, m.W.Layers0MlpExpertsGateUpProjBias), m.arena(6, 524800)),
-		launch("moe_down_any_mxfp4_e8_256x256_k2_731fe04a", [3]int{32, seq, 1}, 128, 64, true, "op 7 (moe_down, layer 0)", stepArgs(0, args), m.arena(1, 393728), m.arena(2, 524800), m.arena(3, 0), weight(4, m.W.Layers0MlpExpertsDownProjBlocks), weight(5, m.W.Layers0MlpExpertsDownProjScales), weight(6, m.W.Layers0MlpExpertsDownProjBias), m.arena(7, 2048)),
-		launch("qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2", [3]int{12, seq, 1}, 1024, 2176, true, "op 8 (qkv_rope_store, layer 1)", stepArgs(0, args), m.arena(1, 2048), weight(2, m.W.Layers1InputLayernormWeight), weight(3, m.W.Layers1SelfAttnQProjWeight), weight(4, m.W.Layers1SelfAttnQProjBias), weight(5, m.W.Layers1SelfAttnKProjWeight), weight(6, m.W.Layers1SelfAttnKProjBias), weight(7, m.W.Layers1SelfAttnVProjWeight), weight(8, m.W.Layers1SelfAttnVProjBias), m.arena(9, 133120), m.kv(10, 49152), m.kv(11, 114688)),
-		launch("attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69", [3]int{8, seq, 1}, 512, 2304, true, "op 9 (attend, layer 1)", stepArgs(0, args), m.arena(1, 133120), weight(2, m.W.Layers1SelfAttnSinks), m.kv(3, 49152), m.kv(4, 114688), m.arena(5, 264192)),
-		launch("linear_decode_bf16_256x256_17d7285e", [3]int{32, seq, 1}, 128, 256, true, "op 10 (linear, layer 1)", stepArgs(0, args), m.arena(1, 264192), weight(2, m.W.Layers1SelfAttnOProjWeight), weight(3, m.W.Layers1SelfAttnOProjBias), m.arena(4, 133120)),
-		launch("add_rmsnorm_any_bf16_256_9cfcf3aa", [3]int{seq, 1, 1}, 1024, 128, true, "op 11 (add_rmsnorm, layer 1)", stepArgs(0, args), m.arena(1, 2048), m.arena(2, 133120), weight(3, m.W.Layers1PostAttentionLayernormWeight), m.arena(4, 264192), m.arena(5, 395264)),
-		launch("router_any_bf16_e8_k2_be1d9ea9", [3]int{seq, 1, 1}, 1024, 128, true, "op 12 (router, layer 1)", stepArgs(0, args), m.arena(1, 264192), weight(2, m.W.Layers1MlpRouterWeight), weight(3, m.W.Layers1MlpRouterBias), m.arena(4, 0)),
-		launch("moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337", [3]int{32, 2 * seq, 1}, 128, 64, true, "op 13 (moe_gate_up, layer 1)", stepArgs(0, args), m.arena(1, 264192), m.arena(2, 0), weight(3, m.W.Layers1MlpExpertsGateUpProjBlocks), weight(4, m.W.Layers1MlpExpertsGateUpProjScales), weight(5, m.W.Layers1MlpExpertsGateUpProjBias), m.arena(6, 2048)),
-		launch("moe_down_any_mxfp4_e8_256x256_k2_731fe04a", [3]int{32, seq, 1}, 128, 64, true, "op 14 (moe_down, layer 1)", stepArgs(0, args), m.arena(1, 395264), m.arena(2, 2048), m.arena(3, 0), weight(4, m.W.Layers1MlpExpertsDownProjBlocks), weight(5, m.W.Layers1MlpExpertsDownProjScales), weight(6, m.W.Layers1MlpExpertsDownProjBias), m.arena(7, 264192)),
-		launch("qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b", [3]int{12, seq, 1}, 1024, 2176, true, "op 15 (qkv_rope_store, layer 2)", stepArgs(0, args), m.arena(1, 264192), weight(2, m.W.Layers2InputLayernormWeight), weight(3, m.W.Layers2SelfAttnQProjWeight), weight(4, m.W.Layers2SelfAttnQProjBias), weight(5, m.W.Layers2SelfAttnKProjWeight), weight(6, m.W.Layers2SelfAttnKProjBias), weight(7, m.W.Layers2SelfAttnVProjWeight), weight(8, m.W.Layers2SelfAttnVProjBias), m.arena(9, 0), m.kv(10, 180224), m.kv(11, 204800)),
-		launch("attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3", [3]int{8, seq, 1}, 512, 2304, true, "op 16 (attend, layer 2)", stepArgs(0, args), m.arena(1, 0), weight(2, m.W.Layers2SelfAttnSinks), m.kv(3, 180224), m.kv(4, 204800), m.arena(5, 131072)),
-		launch("linear_decode_bf16_256x256_17d7285e", [3]int{32, seq, 1}, 128, 256, true, "op 17 (linear, layer 2)", stepArgs(0, args), m.arena(1, 131072), weight(2, m.W.Layers2SelfAttnOProjWeight), weight(3, m.W.Layers2SelfAttnOProjBias), m.arena(4, 0)),
-		launch("add_rmsnorm_any_bf16_256_9cfcf3aa", [3]int{seq, 1, 1}, 1024, 128, true, "op 18 (add_rmsnorm, layer 2)", stepArgs(0, args), m.arena(1, 264192), m.arena(2, 0), weight(3, m.W.Layers2PostAttentionLayernormWeight), m.arena(4, 131072), m.arena(5, 395264)),
-		launch("router_any_bf16_e8_k2_be1d9ea9", [3]int{seq, 1, 1}, 1024, 128, true, "op 19 (router, layer 2)", stepArgs(0, args), m.arena(1, 131072), weight(2, m.W.Layers2MlpRouterWeight), weight(3, m.W.Layers2MlpRouterBias), m.arena(4, 0)),
-		launch("moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337", [3]int{32, 2 * seq, 1}, 128, 64, true, "op 20 (moe_gate_up, layer 2)", stepArgs(0, args), m.arena(1, 131072), m.arena(2, 0), weight(3, m.W.Layers2MlpExpertsGateUpProjBlocks), weight(4, m.W.Layers2MlpExpertsGateUpProjScales), weight(5, m.W.Layers2MlpExpertsGateUpProjBias), m.arena(6, 526336)),
-		launch("moe_down_any_mxfp4_e8_256x256_k2_731fe04a", [3]int{32, seq, 1}, 128, 64, true, "op 21 (moe_down, layer 2)", stepArgs(0, args), m.arena(1, 395264), m.arena(2, 526336), m.arena(3, 0), weight(4, m.W.Layers2MlpExpertsDownProjBlocks), weight(5, m.W.Layers2MlpExpertsDownProjScales), weight(6, m.W.Layers2MlpExpertsDownProjBias), m.arena(7, 2048)),
-		launch("qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2", [3]int{12, seq, 1}, 1024, 2176, true, "op 22 (qkv_rope_store, layer 3)", stepArgs(0, args), m.arena(1, 2048), weight(2, m.W.Layers3InputLayernormWeight), weight(3, m.W.Layers3SelfAttnQProjWeight), weight(4, m.W.Layers3SelfAttnQProjBias), weight(5, m.W.Layers3SelfAttnKProjWeight), weight(6, m.W.Layers3SelfAttnKProjBias), weight(7, m.W.Layers3SelfAttnVProjWeight), weight(8, m.W.Layers3SelfAttnVProjBias), m.arena(9, 133120), m.kv(10, 229376), m.kv(11, 294912)),
-		launch("attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69", [3]int{8, seq, 1}, 512, 2304, true, "op 23 (attend, layer 3)", stepArgs(0, args), m.arena(1, 133120), weight(2, m.W.Layers3SelfAttnSinks), m.kv(3, 229376), m.kv(4, 294912), m.arena(5, 264192)),
-		launch("linear_decode_bf16_256x256_17d7285e", [3]int{32, seq, 1}, 128, 256, true, "op 24 (linear, layer 3)", stepArgs(0, args), m.arena(1, 264192), weight(2, m.W.Layers3SelfAttnOProjWeight), weight(3, m.W.Layers3SelfAttnOProjBias), m.arena(4, 133120)),
-		launch("add_rmsnorm_any_bf16_256_9cfcf3aa", [3]int{seq, 1, 1}, 1024, 128, true, "op 25 (add_rmsnorm, layer 3)", stepArgs(0, args), m.arena(1, 2048), m.arena(2, 133120), weight(3, m.W.Layers3PostAttentionLayernormWeight), m.arena(4, 264192), m.arena(5, 395264)),
-		launch("router_any_bf16_e8_k2_be1d9ea9", [3]int{seq, 1, 1}, 1024, 128, true, "op 26 (router, layer 3)", stepArgs(0, args), m.arena(1, 264192), weight(2, m.W.Layers3MlpRouterWeight), weight(3, m.W.Layers3MlpRouterBias), m.arena(4, 0)),
-		launch("moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337", [3]int{32, 2 * seq, 1}, 128, 64, true, "op 27 (moe_gate_up, layer 3)", stepArgs(0, args), m.arena(1, 264192), m.arena(2, 0), weight(3, m.W.Layers3MlpExpertsGateUpProjBlocks), weight(4, m.W.Layers3MlpExpertsGateUpProjScales), weight(5, m.W.Layers3MlpExpertsGateUpProjBias), m.arena(6, 2048)),
-		launch("moe_down_any_mxfp4_e8_256x256_k2_731fe04a", [3]int{32, seq, 1}, 128, 64, true, "op 28 (moe_down, layer 3)", stepArgs(0, args), m.arena(1, 395264), m.arena(2, 2048), m.arena(3, 0), weight(4, m.W.Layers3MlpExpertsDownProjBlocks), weight(5, m.W.Layers3MlpExpertsDownProjScales), weight(6, m.W.Layers3MlpExpertsDownProjBias), m.arena(7, 264192)),
-		launch("rmsnorm_linear_decode_bf16_4096x256_2f2fd8b0", [3]int{512, seq, 1}, 128, 256, true, "op 29 (rmsnorm_linear, layer -1)", stepArgs(0, args), m.arena(1, 264192), weight(2, m.W.NormWeight), weight(3, m.W.LmHeadWeight), m.arena(4, 395264))})
+	return m.dev.Run(m.launches(stepTable, args, 1))
+}
+
+// dim is one extent of a dispatch's grid: c + perTile*ceil(seq/tile) threadgroups, or c when perTile is 0.
+type dim struct {
+	c, perTile, tile int
+}
+
+// bind is one binding of a dispatch: at is the offset into the arena or the KV cache, or the weight's index in tensorNames.
+type bind struct {
+	kind      bindKind
+	index, at int
+}
+type bindKind uint8
+
+const (
+	bindArgs bindKind = iota
+	bindArena
+	bindWeight
+	bindKV
+)
+
+// dispatch is one record of a dispatch table.
+type dispatch struct {
+	kernel         string
+	groups         [3]dim
+	threads, tgmem int
+	barrier        bool
+	label          string
+	binds          []bind
+}
+
+// launches turns a dispatch table into the launches of a call of seq tokens.
+func (m *Model) launches(table []dispatch, args []byte, seq int) []gpu.Launch {
+	ws := m.W.fields()
+	out := make([]gpu.Launch, len(table))
+	for i, d := range table {
+		var groups [3]int
+		for j, g := range d.groups {
+			groups[j] = g.c
+			if g.perTile != 0 {
+				groups[j] += g.perTile * ((seq + g.tile - 1) / g.tile)
+			}
+		}
+		binds := make([]gpu.Bind, len(d.binds))
+		for j, b := range d.binds {
+			switch b.kind {
+			case bindArgs:
+				binds[j] = gpu.Bind{
+					Bytes: args,
+					Index: b.index,
+				}
+			case bindArena:
+				binds[j] = gpu.Bind{
+					Buffer: m.Arena,
+					Index:  b.index,
+					Offset: b.at,
+				}
+			case bindWeight:
+				t := ws[b.at]
+				binds[j] = gpu.Bind{
+					Buffer: t.Buffer,
+					Index:  b.index,
+					Offset: t.Offset,
+				}
+			case bindKV:
+				binds[j] = gpu.Bind{
+					Buffer: m.KV,
+					Index:  b.index,
+					Offset: b.at,
+				}
+			}
+		}
+		out[i] = gpu.Launch{
+			Barrier: d.barrier,
+			Binds:   binds,
+			Groups:  groups,
+			Kernel:  d.kernel,
+			Label:   d.label,
+			TGMem:   []int{d.tgmem},
+			Threads: [3]int{d.threads, 1, 1},
+		}
+	}
+	return out
+}
+
+// prefillTable is the dispatch sequence of Prefill: the prefill kernels, with the barriers a full batch needs.
+var prefillTable = []dispatch{
+	{"embedding_any_bf16_03dca740", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 128, 16, false, "op 0 (embedding, layer -1)", []bind{{bindArgs, 0, 0}, {bindWeight, 1, 0}, {bindArena, 2, 0}, {bindArena, 3, 512}}},
+	{"qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b", [3]dim{{12, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 1024, 2176, true, "op 1 (qkv_rope_store, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 512}, {bindWeight, 2, 3}, {bindWeight, 3, 4}, {bindWeight, 4, 5}, {bindWeight, 5, 6}, {bindWeight, 6, 7}, {bindWeight, 7, 8}, {bindWeight, 8, 9}, {bindArena, 9, 131584}, {bindKV, 10, 0}, {bindKV, 11, 24576}}},
+	{"attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3", [3]dim{{8, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 512, 2304, true, "op 2 (attend, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 131584}, {bindWeight, 2, 12}, {bindKV, 3, 0}, {bindKV, 4, 24576}, {bindArena, 5, 262656}}},
+	{"linear_prefill_bf16_256x256_5fb0e739", [3]dim{{8, 0, 1}, {0, 1, 8}, {1, 0, 1}}, 128, 2336, true, "op 3 (linear, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 262656}, {bindWeight, 2, 10}, {bindWeight, 3, 11}, {bindArena, 4, 131584}}},
+	{"add_rmsnorm_any_bf16_256_9cfcf3aa", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 4 (add_rmsnorm, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 512}, {bindArena, 2, 131584}, {bindWeight, 3, 13}, {bindArena, 4, 262656}, {bindArena, 5, 393728}}},
+	{"router_any_bf16_e8_k2_be1d9ea9", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 5 (router, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 262656}, {bindWeight, 2, 14}, {bindWeight, 3, 15}, {bindArena, 4, 0}}},
+	{"moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337", [3]dim{{32, 0, 1}, {0, 2, 1}, {1, 0, 1}}, 128, 64, true, "op 6 (moe_gate_up, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 262656}, {bindArena, 2, 0}, {bindWeight, 3, 16}, {bindWeight, 4, 17}, {bindWeight, 5, 18}, {bindArena, 6, 524800}}},
+	{"moe_down_any_mxfp4_e8_256x256_k2_731fe04a", [3]dim{{32, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 64, true, "op 7 (moe_down, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 393728}, {bindArena, 2, 524800}, {bindArena, 3, 0}, {bindWeight, 4, 19}, {bindWeight, 5, 20}, {bindWeight, 6, 21}, {bindArena, 7, 2048}}},
+	{"qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2", [3]dim{{12, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 1024, 2176, true, "op 8 (qkv_rope_store, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 2048}, {bindWeight, 2, 22}, {bindWeight, 3, 23}, {bindWeight, 4, 24}, {bindWeight, 5, 25}, {bindWeight, 6, 26}, {bindWeight, 7, 27}, {bindWeight, 8, 28}, {bindArena, 9, 133120}, {bindKV, 10, 49152}, {bindKV, 11, 114688}}},
+	{"attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69", [3]dim{{8, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 512, 2304, true, "op 9 (attend, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 133120}, {bindWeight, 2, 31}, {bindKV, 3, 49152}, {bindKV, 4, 114688}, {bindArena, 5, 264192}}},
+	{"linear_prefill_bf16_256x256_5fb0e739", [3]dim{{8, 0, 1}, {0, 1, 8}, {1, 0, 1}}, 128, 2336, true, "op 10 (linear, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindWeight, 2, 29}, {bindWeight, 3, 30}, {bindArena, 4, 133120}}},
+	{"add_rmsnorm_any_bf16_256_9cfcf3aa", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 11 (add_rmsnorm, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 2048}, {bindArena, 2, 133120}, {bindWeight, 3, 32}, {bindArena, 4, 264192}, {bindArena, 5, 395264}}},
+	{"router_any_bf16_e8_k2_be1d9ea9", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 12 (router, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindWeight, 2, 33}, {bindWeight, 3, 34}, {bindArena, 4, 0}}},
+	{"moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337", [3]dim{{32, 0, 1}, {0, 2, 1}, {1, 0, 1}}, 128, 64, true, "op 13 (moe_gate_up, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindArena, 2, 0}, {bindWeight, 3, 35}, {bindWeight, 4, 36}, {bindWeight, 5, 37}, {bindArena, 6, 2048}}},
+	{"moe_down_any_mxfp4_e8_256x256_k2_731fe04a", [3]dim{{32, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 64, true, "op 14 (moe_down, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 395264}, {bindArena, 2, 2048}, {bindArena, 3, 0}, {bindWeight, 4, 38}, {bindWeight, 5, 39}, {bindWeight, 6, 40}, {bindArena, 7, 264192}}},
+	{"qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b", [3]dim{{12, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 1024, 2176, true, "op 15 (qkv_rope_store, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindWeight, 2, 41}, {bindWeight, 3, 42}, {bindWeight, 4, 43}, {bindWeight, 5, 44}, {bindWeight, 6, 45}, {bindWeight, 7, 46}, {bindWeight, 8, 47}, {bindArena, 9, 0}, {bindKV, 10, 180224}, {bindKV, 11, 204800}}},
+	{"attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3", [3]dim{{8, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 512, 2304, true, "op 16 (attend, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 0}, {bindWeight, 2, 50}, {bindKV, 3, 180224}, {bindKV, 4, 204800}, {bindArena, 5, 131072}}},
+	{"linear_prefill_bf16_256x256_5fb0e739", [3]dim{{8, 0, 1}, {0, 1, 8}, {1, 0, 1}}, 128, 2336, true, "op 17 (linear, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 131072}, {bindWeight, 2, 48}, {bindWeight, 3, 49}, {bindArena, 4, 0}}},
+	{"add_rmsnorm_any_bf16_256_9cfcf3aa", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 18 (add_rmsnorm, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindArena, 2, 0}, {bindWeight, 3, 51}, {bindArena, 4, 131072}, {bindArena, 5, 395264}}},
+	{"router_any_bf16_e8_k2_be1d9ea9", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 19 (router, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 131072}, {bindWeight, 2, 52}, {bindWeight, 3, 53}, {bindArena, 4, 0}}},
+	{"moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337", [3]dim{{32, 0, 1}, {0, 2, 1}, {1, 0, 1}}, 128, 64, true, "op 20 (moe_gate_up, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 131072}, {bindArena, 2, 0}, {bindWeight, 3, 54}, {bindWeight, 4, 55}, {bindWeight, 5, 56}, {bindArena, 6, 526336}}},
+	{"moe_down_any_mxfp4_e8_256x256_k2_731fe04a", [3]dim{{32, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 64, true, "op 21 (moe_down, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 395264}, {bindArena, 2, 526336}, {bindArena, 3, 0}, {bindWeight, 4, 57}, {bindWeight, 5, 58}, {bindWeight, 6, 59}, {bindArena, 7, 2048}}},
+	{"qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2", [3]dim{{12, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 1024, 2176, true, "op 22 (qkv_rope_store, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 2048}, {bindWeight, 2, 60}, {bindWeight, 3, 61}, {bindWeight, 4, 62}, {bindWeight, 5, 63}, {bindWeight, 6, 64}, {bindWeight, 7, 65}, {bindWeight, 8, 66}, {bindArena, 9, 133120}, {bindKV, 10, 229376}, {bindKV, 11, 294912}}},
+	{"attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69", [3]dim{{8, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 512, 2304, true, "op 23 (attend, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 133120}, {bindWeight, 2, 69}, {bindKV, 3, 229376}, {bindKV, 4, 294912}, {bindArena, 5, 264192}}},
+	{"linear_prefill_bf16_256x256_5fb0e739", [3]dim{{8, 0, 1}, {0, 1, 8}, {1, 0, 1}}, 128, 2336, true, "op 24 (linear, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindWeight, 2, 67}, {bindWeight, 3, 68}, {bindArena, 4, 133120}}},
+	{"add_rmsnorm_any_bf16_256_9cfcf3aa", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 25 (add_rmsnorm, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 2048}, {bindArena, 2, 133120}, {bindWeight, 3, 70}, {bindArena, 4, 264192}, {bindArena, 5, 395264}}},
+	{"router_any_bf16_e8_k2_be1d9ea9", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 26 (router, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindWeight, 2, 71}, {bindWeight, 3, 72}, {bindArena, 4, 0}}},
+	{"moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337", [3]dim{{32, 0, 1}, {0, 2, 1}, {1, 0, 1}}, 128, 64, true, "op 27 (moe_gate_up, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindArena, 2, 0}, {bindWeight, 3, 73}, {bindWeight, 4, 74}, {bindWeight, 5, 75}, {bindArena, 6, 2048}}},
+	{"moe_down_any_mxfp4_e8_256x256_k2_731fe04a", [3]dim{{32, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 64, true, "op 28 (moe_down, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 395264}, {bindArena, 2, 2048}, {bindArena, 3, 0}, {bindWeight, 4, 76}, {bindWeight, 5, 77}, {bindWeight, 6, 78}, {bindArena, 7, 264192}}},
+	{"rmsnorm_linear_prefill_bf16_4096x256_2d9b1fb4", [3]dim{{128, 0, 1}, {0, 1, 8}, {1, 0, 1}}, 128, 2336, true, "op 29 (rmsnorm_linear, layer -1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindWeight, 2, 1}, {bindWeight, 3, 2}, {bindArena, 4, 395264}}},
+}
+
+// stepTable is the dispatch sequence of Step: the decode kernels.
+var stepTable = []dispatch{
+	{"embedding_any_bf16_03dca740", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 128, 16, false, "op 0 (embedding, layer -1)", []bind{{bindArgs, 0, 0}, {bindWeight, 1, 0}, {bindArena, 2, 0}, {bindArena, 3, 512}}},
+	{"qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b", [3]dim{{12, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 1024, 2176, true, "op 1 (qkv_rope_store, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 512}, {bindWeight, 2, 3}, {bindWeight, 3, 4}, {bindWeight, 4, 5}, {bindWeight, 5, 6}, {bindWeight, 6, 7}, {bindWeight, 7, 8}, {bindWeight, 8, 9}, {bindArena, 9, 131584}, {bindKV, 10, 0}, {bindKV, 11, 24576}}},
+	{"attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3", [3]dim{{8, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 512, 2304, true, "op 2 (attend, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 131584}, {bindWeight, 2, 12}, {bindKV, 3, 0}, {bindKV, 4, 24576}, {bindArena, 5, 262656}}},
+	{"linear_decode_bf16_256x256_17d7285e", [3]dim{{32, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 256, true, "op 3 (linear, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 262656}, {bindWeight, 2, 10}, {bindWeight, 3, 11}, {bindArena, 4, 131584}}},
+	{"add_rmsnorm_any_bf16_256_9cfcf3aa", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 4 (add_rmsnorm, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 512}, {bindArena, 2, 131584}, {bindWeight, 3, 13}, {bindArena, 4, 262656}, {bindArena, 5, 393728}}},
+	{"router_any_bf16_e8_k2_be1d9ea9", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 5 (router, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 262656}, {bindWeight, 2, 14}, {bindWeight, 3, 15}, {bindArena, 4, 0}}},
+	{"moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337", [3]dim{{32, 0, 1}, {0, 2, 1}, {1, 0, 1}}, 128, 64, true, "op 6 (moe_gate_up, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 262656}, {bindArena, 2, 0}, {bindWeight, 3, 16}, {bindWeight, 4, 17}, {bindWeight, 5, 18}, {bindArena, 6, 524800}}},
+	{"moe_down_any_mxfp4_e8_256x256_k2_731fe04a", [3]dim{{32, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 64, true, "op 7 (moe_down, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 393728}, {bindArena, 2, 524800}, {bindArena, 3, 0}, {bindWeight, 4, 19}, {bindWeight, 5, 20}, {bindWeight, 6, 21}, {bindArena, 7, 2048}}},
+	{"qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2", [3]dim{{12, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 1024, 2176, true, "op 8 (qkv_rope_store, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 2048}, {bindWeight, 2, 22}, {bindWeight, 3, 23}, {bindWeight, 4, 24}, {bindWeight, 5, 25}, {bindWeight, 6, 26}, {bindWeight, 7, 27}, {bindWeight, 8, 28}, {bindArena, 9, 133120}, {bindKV, 10, 49152}, {bindKV, 11, 114688}}},
+	{"attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69", [3]dim{{8, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 512, 2304, true, "op 9 (attend, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 133120}, {bindWeight, 2, 31}, {bindKV, 3, 49152}, {bindKV, 4, 114688}, {bindArena, 5, 264192}}},
+	{"linear_decode_bf16_256x256_17d7285e", [3]dim{{32, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 256, true, "op 10 (linear, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindWeight, 2, 29}, {bindWeight, 3, 30}, {bindArena, 4, 133120}}},
+	{"add_rmsnorm_any_bf16_256_9cfcf3aa", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 11 (add_rmsnorm, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 2048}, {bindArena, 2, 133120}, {bindWeight, 3, 32}, {bindArena, 4, 264192}, {bindArena, 5, 395264}}},
+	{"router_any_bf16_e8_k2_be1d9ea9", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 12 (router, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindWeight, 2, 33}, {bindWeight, 3, 34}, {bindArena, 4, 0}}},
+	{"moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337", [3]dim{{32, 0, 1}, {0, 2, 1}, {1, 0, 1}}, 128, 64, true, "op 13 (moe_gate_up, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindArena, 2, 0}, {bindWeight, 3, 35}, {bindWeight, 4, 36}, {bindWeight, 5, 37}, {bindArena, 6, 2048}}},
+	{"moe_down_any_mxfp4_e8_256x256_k2_731fe04a", [3]dim{{32, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 64, true, "op 14 (moe_down, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 395264}, {bindArena, 2, 2048}, {bindArena, 3, 0}, {bindWeight, 4, 38}, {bindWeight, 5, 39}, {bindWeight, 6, 40}, {bindArena, 7, 264192}}},
+	{"qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b", [3]dim{{12, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 1024, 2176, true, "op 15 (qkv_rope_store, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindWeight, 2, 41}, {bindWeight, 3, 42}, {bindWeight, 4, 43}, {bindWeight, 5, 44}, {bindWeight, 6, 45}, {bindWeight, 7, 46}, {bindWeight, 8, 47}, {bindArena, 9, 0}, {bindKV, 10, 180224}, {bindKV, 11, 204800}}},
+	{"attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3", [3]dim{{8, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 512, 2304, true, "op 16 (attend, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 0}, {bindWeight, 2, 50}, {bindKV, 3, 180224}, {bindKV, 4, 204800}, {bindArena, 5, 131072}}},
+	{"linear_decode_bf16_256x256_17d7285e", [3]dim{{32, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 256, true, "op 17 (linear, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 131072}, {bindWeight, 2, 48}, {bindWeight, 3, 49}, {bindArena, 4, 0}}},
+	{"add_rmsnorm_any_bf16_256_9cfcf3aa", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 18 (add_rmsnorm, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindArena, 2, 0}, {bindWeight, 3, 51}, {bindArena, 4, 131072}, {bindArena, 5, 395264}}},
+	{"router_any_bf16_e8_k2_be1d9ea9", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 19 (router, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 131072}, {bindWeight, 2, 52}, {bindWeight, 3, 53}, {bindArena, 4, 0}}},
+	{"moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337", [3]dim{{32, 0, 1}, {0, 2, 1}, {1, 0, 1}}, 128, 64, true, "op 20 (moe_gate_up, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 131072}, {bindArena, 2, 0}, {bindWeight, 3, 54}, {bindWeight, 4, 55}, {bindWeight, 5, 56}, {bindArena, 6, 526336}}},
+	{"moe_down_any_mxfp4_e8_256x256_k2_731fe04a", [3]dim{{32, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 64, true, "op 21 (moe_down, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 395264}, {bindArena, 2, 526336}, {bindArena, 3, 0}, {bindWeight, 4, 57}, {bindWeight, 5, 58}, {bindWeight, 6, 59}, {bindArena, 7, 2048}}},
+	{"qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2", [3]dim{{12, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 1024, 2176, true, "op 22 (qkv_rope_store, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 2048}, {bindWeight, 2, 60}, {bindWeight, 3, 61}, {bindWeight, 4, 62}, {bindWeight, 5, 63}, {bindWeight, 6, 64}, {bindWeight, 7, 65}, {bindWeight, 8, 66}, {bindArena, 9, 133120}, {bindKV, 10, 229376}, {bindKV, 11, 294912}}},
+	{"attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69", [3]dim{{8, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 512, 2304, true, "op 23 (attend, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 133120}, {bindWeight, 2, 69}, {bindKV, 3, 229376}, {bindKV, 4, 294912}, {bindArena, 5, 264192}}},
+	{"linear_decode_bf16_256x256_17d7285e", [3]dim{{32, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 256, true, "op 24 (linear, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindWeight, 2, 67}, {bindWeight, 3, 68}, {bindArena, 4, 133120}}},
+	{"add_rmsnorm_any_bf16_256_9cfcf3aa", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 25 (add_rmsnorm, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 2048}, {bindArena, 2, 133120}, {bindWeight, 3, 70}, {bindArena, 4, 264192}, {bindArena, 5, 395264}}},
+	{"router_any_bf16_e8_k2_be1d9ea9", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 26 (router, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindWeight, 2, 71}, {bindWeight, 3, 72}, {bindArena, 4, 0}}},
+	{"moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337", [3]dim{{32, 0, 1}, {0, 2, 1}, {1, 0, 1}}, 128, 64, true, "op 27 (moe_gate_up, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindArena, 2, 0}, {bindWeight, 3, 73}, {bindWeight, 4, 74}, {bindWeight, 5, 75}, {bindArena, 6, 2048}}},
+	{"moe_down_any_mxfp4_e8_256x256_k2_731fe04a", [3]dim{{32, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 64, true, "op 28 (moe_down, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 395264}, {bindArena, 2, 2048}, {bindArena, 3, 0}, {bindWeight, 4, 76}, {bindWeight, 5, 77}, {bindWeight, 6, 78}, {bindArena, 7, 264192}}},
+	{"rmsnorm_linear_decode_bf16_4096x256_2f2fd8b0", [3]dim{{512, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 256, true, "op 29 (rmsnorm_linear, layer -1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindWeight, 2, 1}, {bindWeight, 3, 2}, {bindArena, 4, 395264}}},
 }
