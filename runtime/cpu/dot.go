@@ -26,6 +26,11 @@ var (
 	// dotF32x2x4 is rows a and b against four tokens: outA[0:4] gets
 	// a · x0..x3, outB[0:4] b · x0..x3.
 	dotF32x2x4 = dotF32x2x4Go
+	// dotF32x2x8 is rows a and b against the eight tokens that start at
+	// data[offs[0..7]]: outA[0:8] gets a · x0..x7, outB[0:8] b · x0..x7.
+	// A step of several tokens spends most of its matrix time here; the
+	// AVX-512 version reads each chunk of the rows once for all eight.
+	dotF32x2x8 = dotF32x2x8Go
 	// dotF16 is an f16 row (little-endian bytes, a KV cache row) times x.
 	dotF16 = dotF16Go
 	// axpyF16 adds w times an f16 row to acc.
@@ -73,6 +78,17 @@ func dotF32x4Go(a, x0, x1, x2, x3 []float32) (float32, float32, float32, float32
 func dotF32x2x4Go(a, b, x0, x1, x2, x3, outA, outB []float32) {
 	outA[0], outA[1], outA[2], outA[3] = dotF32x4Go(a, x0, x1, x2, x3)
 	outB[0], outB[1], outB[2], outB[3] = dotF32x4Go(b, x0, x1, x2, x3)
+}
+
+func dotF32x2x8Go(a, b, data []float32, offs []int32, outA, outB []float32) {
+	n := len(a)
+	b = b[:n]
+	var x [8][]float32
+	for i, o := range offs[:8] {
+		x[i] = data[o : int(o)+n]
+	}
+	dotF32x2x4Go(a, b, x[0], x[1], x[2], x[3], outA[0:4], outB[0:4])
+	dotF32x2x4Go(a, b, x[4], x[5], x[6], x[7], outA[4:8], outB[4:8])
 }
 
 func dotF16Go(h []byte, x []float32) float32 {

@@ -85,6 +85,43 @@ func TestDotF32(t *testing.T) {
 	})
 }
 
+// TestDotF32x2x8 checks the two-rows-by-eight-tokens kernel against
+// float64 sums, with the tokens at scattered offsets of one buffer (as the
+// MoE gathers them) and row lengths that leave every tail.
+func TestDotF32x2x8(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	withKernels(t, func(set string) {
+		for _, n := range append(lengths, 17, 47, 48, 49, 255, 257) {
+			a, b := randFloats(r, n), randFloats(r, n)
+			data := randFloats(r, 9*n+40)
+			offs := make([]int32, 8)
+			for i := range offs {
+				offs[i] = int32(i*n + r.IntN(5)) // unaligned, may overlap
+			}
+			outA, outB := make([]float32, 8), make([]float32, 8)
+			for i := range outA {
+				outA[i], outB[i] = float32(math.NaN()), float32(math.NaN()) // must be overwritten
+			}
+			dotF32x2x8(a, b, data, offs, outA, outB)
+			for j := 0; j < 16; j++ {
+				row, got := a, outA[j%8]
+				if j >= 8 {
+					row, got = b, outB[j%8]
+				}
+				x := data[offs[j%8]:]
+				var want, mags float64
+				for i := range row {
+					want += float64(row[i]) * float64(x[i])
+					mags += math.Abs(float64(row[i]) * float64(x[i]))
+				}
+				if !(math.Abs(float64(got)-want) <= dotBound(mags, n)) {
+					t.Errorf("%s: result %d of dotF32x2x8, n=%d: %g, want %g", set, j, n, got, want)
+				}
+			}
+		}
+	})
+}
+
 func randBF16(r *rand.Rand, n int) []uint16 {
 	out := make([]uint16, n)
 	for i := range out {

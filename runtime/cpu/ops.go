@@ -221,6 +221,9 @@ func tokenOffsets(x buf, batch int) []int32 {
 func dotGather2(rowA, rowB, data []float32, offs []int32, dotsA, dotsB []float32) {
 	n := len(rowA)
 	i := 0
+	for ; i+8 <= len(offs); i += 8 {
+		dotF32x2x8(rowA, rowB, data, offs[i:i+8], dotsA[i:i+8], dotsB[i:i+8])
+	}
 	for ; i+4 <= len(offs); i += 4 {
 		o0, o1, o2, o3 := int(offs[i]), int(offs[i+1]), int(offs[i+2]), int(offs[i+3])
 		dotF32x2x4(rowA, rowB, data[o0:o0+n], data[o1:o1+n], data[o2:o2+n], data[o3:o3+n], dotsA[i:i+4], dotsB[i:i+4])
