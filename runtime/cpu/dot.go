@@ -31,6 +31,10 @@ var (
 	// A step of several tokens spends most of its matrix time here; the
 	// AVX-512 version reads each chunk of the rows once for all eight.
 	dotF32x2x8 = dotF32x2x8Go
+	// expSum replaces each x[i] by e^(x[i]-mx) and returns their sum:
+	// the exponentials of a softmax. Attention spends most of its
+	// arithmetic here once the dot products are vectorised.
+	expSum = expSumGo
 	// dotF16 is an f16 row (little-endian bytes, a KV cache row) times x.
 	dotF16 = dotF16Go
 	// axpyF16 adds w times an f16 row to acc.
@@ -89,6 +93,15 @@ func dotF32x2x8Go(a, b, data []float32, offs []int32, outA, outB []float32) {
 	}
 	dotF32x2x4Go(a, b, x[0], x[1], x[2], x[3], outA[0:4], outB[0:4])
 	dotF32x2x4Go(a, b, x[4], x[5], x[6], x[7], outA[4:8], outB[4:8])
+}
+
+func expSumGo(x []float32, mx float32) float32 {
+	var s float32
+	for i, v := range x {
+		x[i] = exp32(v - mx)
+		s += x[i]
+	}
+	return s
 }
 
 func dotF16Go(h []byte, x []float32) float32 {

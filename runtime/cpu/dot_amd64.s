@@ -795,3 +795,77 @@ x28done:
 	VMOVUPS    Y9, (BX)
 	VZEROUPPER
 	RET
+
+// Constants of expSumAVX512Asm (Cephes expf): log2(e), ln 2 split in a
+// part exact in float32 and the rest, and the polynomial for e^r on
+// |r| <= ln(2)/2.
+DATA expconst<>+0(SB)/4, $0x3fb8aa3b // 1.44269504088896341
+DATA expconst<>+4(SB)/4, $0x3f318000 // 0.693359375
+DATA expconst<>+8(SB)/4, $0xb95e8083 // -2.12194440e-4
+DATA expconst<>+12(SB)/4, $0x39506967 // 1.9875691500e-4
+DATA expconst<>+16(SB)/4, $0x3ab743ce // 1.3981999507e-3
+DATA expconst<>+20(SB)/4, $0x3c088908 // 8.3334519073e-3
+DATA expconst<>+24(SB)/4, $0x3d2aa9c1 // 4.1665795894e-2
+DATA expconst<>+28(SB)/4, $0x3e2aaaaa // 1.6666665459e-1
+DATA expconst<>+32(SB)/4, $0x3f000000 // 5.0000001201e-1
+DATA expconst<>+36(SB)/4, $0x3f800000 // 1.0
+DATA expconst<>+40(SB)/4, $0xc2d00000 // -104: e^-104 is 0 in float32
+GLOBL expconst<>(SB), RODATA|NOPTR, $44
+
+// func expSumAVX512Asm(x *float32, n int, mx float32) float32
+// x[i] = e^(x[i]-mx) for n (a multiple of 16) values, returning their
+// sum. e^y = 2^k e^r with k = round(y log2 e) and r = y - k ln 2;
+// VSCALEFPS applies 2^k, and gives 0 where it underflows.
+TEXT ·expSumAVX512Asm(SB), NOSPLIT, $0-28
+	MOVQ             x+0(FP), SI
+	MOVQ             n+8(FP), CX
+	VBROADCASTSS     mx+16(FP), Z1
+	LEAQ             expconst<>(SB), AX
+	VBROADCASTSS     0(AX), Z2
+	VBROADCASTSS     4(AX), Z3
+	VBROADCASTSS     8(AX), Z4
+	VBROADCASTSS     12(AX), Z5
+	VBROADCASTSS     16(AX), Z6
+	VBROADCASTSS     20(AX), Z7
+	VBROADCASTSS     24(AX), Z8
+	VBROADCASTSS     28(AX), Z9
+	VBROADCASTSS     32(AX), Z10
+	VBROADCASTSS     36(AX), Z11
+	VBROADCASTSS     40(AX), Z16
+	VXORPS           Z0, Z0, Z0
+
+exploop:
+	CMPQ             CX, $0
+	JLE              expdone
+	VMOVUPS          (SI), Z12
+	VSUBPS           Z1, Z12, Z12
+	// Clamp below, so that k stays small enough for r to be exact;
+	// a NaN passes through (the second operand of MAXPS wins).
+	VMAXPS           Z12, Z16, Z12
+	VMULPS           Z2, Z12, Z13
+	VRNDSCALEPS      $0, Z13, Z13
+	VFNMADD231PS     Z3, Z13, Z12
+	VFNMADD231PS     Z4, Z13, Z12
+	VMOVAPS          Z5, Z14
+	VFMADD213PS      Z6, Z12, Z14
+	VFMADD213PS      Z7, Z12, Z14
+	VFMADD213PS      Z8, Z12, Z14
+	VFMADD213PS      Z9, Z12, Z14
+	VFMADD213PS      Z10, Z12, Z14
+	VMULPS           Z12, Z12, Z15
+	VADDPS           Z11, Z12, Z12
+	VFMADD231PS      Z15, Z14, Z12
+	VSCALEFPS        Z13, Z12, Z12
+	VMOVUPS          Z12, (SI)
+	VADDPS           Z12, Z0, Z0
+	ADDQ             $64, SI
+	SUBQ             $16, CX
+	JMP              exploop
+
+expdone:
+	VEXTRACTF64X4    $1, Z0, Y1
+	VADDPS           Y1, Y0, Y0
+	HSUM
+	VMOVSS           X0, ret+24(FP)
+	VZEROUPPER
+	RET

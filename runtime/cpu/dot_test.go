@@ -122,6 +122,49 @@ func TestDotF32x2x8(t *testing.T) {
 	})
 }
 
+// TestExpSum checks the softmax exponentials against float64 math.Exp:
+// within 4 ulps each, the sum within float32 summation error, and the
+// edges (underflow to 0, -Inf to 0, NaN stays NaN).
+func TestExpSum(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	withKernels(t, func(set string) {
+		for _, n := range append(lengths, 17, 33, 200) {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(r.NormFloat64() * 30)
+			}
+			if n > 3 {
+				x[0], x[1], x[2] = -1e30, float32(math.Inf(-1)), -100
+			}
+			mx := float32(r.NormFloat64() * 10)
+			orig := slices.Clone(x)
+			sum := expSum(x, mx)
+			var want float64
+			for i, v := range orig {
+				w := math.Exp(float64(v - mx))
+				want += float64(float32(w))
+				if w > math.MaxFloat32 {
+					w = math.Inf(1)
+				}
+				if d := math.Abs(float64(x[i]) - w); float64(x[i]) != w && !(d <= 4*1.2e-7*w+1.5e-45) {
+					t.Errorf("%s: n=%d: e^(%g - %g) = %g, want %g", set, n, v, mx, x[i], w)
+				}
+			}
+			if math.IsInf(want, 0) || want > math.MaxFloat32 {
+				continue
+			}
+			if !(math.Abs(float64(sum)-want) <= 2*float64(n+1)*1.2e-7*want+1e-38) {
+				t.Errorf("%s: n=%d: sum %g, want %g", set, n, sum, want)
+			}
+		}
+		x := make([]float32, 32)
+		x[5], x[20] = float32(math.NaN()), float32(math.NaN())
+		if s := expSum(x, 0); !math.IsNaN(float64(x[5])) || !math.IsNaN(float64(x[20])) || !math.IsNaN(float64(s)) || x[4] != 1 {
+			t.Errorf("%s: NaN inputs give %g, %g, sum %g; others %g", set, x[5], x[20], s, x[4])
+		}
+	})
+}
+
 func randBF16(r *rand.Rand, n int) []uint16 {
 	out := make([]uint16, n)
 	for i := range out {

@@ -398,11 +398,7 @@ func (m *Model) attend(q buf, sinks []float32, out buf, a ir.Attrs, l *kvLayer) 
 				sink = sinks[h]
 				mx = max(mx, sink)
 			}
-			var denom float32
-			for j := range scores {
-				scores[j] = exp32(scores[j] - mx)
-				denom += scores[j]
-			}
+			denom := expSum(scores, mx)
 			if sinks != nil {
 				denom += exp32(sink - mx)
 			}
