@@ -33,15 +33,18 @@ func useKernels(name string) bool {
 		decodeBF16, decodeMXFP4, dotF32x4 = decodeBF16Go, decodeMXFP4Go, dotF32x4Go
 		dotF32x2x4, dotF16, axpyF16 = dotF32x2x4Go, dotF16Go, axpyF16Go
 		dotF32x2x8, expSum = dotF32x2x8Go, expSumGo
+		dotBF16x2x8 = dotBF16x2x8Each
 	case name == "avx2" && haveAVX2:
 		dotF32, dotBF16, dotMXFP4 = dotF32AVX2, dotBF16AVX2, dotMXFP4AVX2
 		decodeBF16, decodeMXFP4, dotF32x4 = decodeBF16AVX2, decodeMXFP4AVX2, dotF32x4AVX2
 		dotF32x2x4, dotF16, axpyF16 = dotF32x2x4AVX2, dotF16AVX2, axpyF16AVX2
 		dotF32x2x8, expSum = dotF32x2x8AVX2, expSumGo
+		dotBF16x2x8 = dotBF16x2x8Each
 	case name == "avx512" && haveAVX512:
 		useKernels("avx2")
 		dotMXFP4 = dotMXFP4AVX512
 		dotF32x2x8, expSum = dotF32x2x8AVX512, expSumAVX512
+		dotBF16x2x8 = dotBF16x2x8AVX512
 	default:
 		return false
 	}
@@ -71,6 +74,9 @@ func dotF32x2x4Asm(a, b, x0, x1, x2, x3 *float32, n int, outA, outB *float32)
 
 //go:noescape
 func dotF32x2x8AVX512Asm(a, b *float32, xs *[8]*float32, n int, outA, outB *float32)
+
+//go:noescape
+func dotBF16x2x8AVX512Asm(a, b *uint16, xs *[8]*float32, n int, outA, outB *float32)
 
 //go:noescape
 func expSumAVX512Asm(x *float32, n int, mx float32) float32
@@ -210,6 +216,33 @@ func dotF32x2x8AVX512(a, b, data []float32, offs []int32, outA, outB []float32) 
 		for t := range x {
 			outA[t] += a[i] * x[t][i]
 			outB[t] += b[i] * x[t][i]
+		}
+	}
+}
+
+func dotBF16x2x8AVX512(a, b []uint16, x *tok8, outA, outB []float32) {
+	n := len(a)
+	b = b[:n]
+	outA, outB = outA[:8], outB[:8]
+	var p [8]*float32
+	for i := range x {
+		xi := x[i][:n]
+		if n > 0 {
+			p[i] = &xi[0]
+		}
+	}
+	m := n &^ 15
+	if m > 0 {
+		dotBF16x2x8AVX512Asm(&a[0], &b[0], &p, m, &outA[0], &outB[0])
+	} else {
+		clear(outA)
+		clear(outB)
+	}
+	for i := m; i < n; i++ {
+		wa, wb := bf16(a[i]), bf16(b[i])
+		for t := range x {
+			outA[t] += wa * x[t][i]
+			outB[t] += wb * x[t][i]
 		}
 	}
 }

@@ -665,6 +665,65 @@ fmapeak5:
 	VZEROUPPER
 	RET
 
+// REDUCE2X8 ends the 2x8 kernels: it folds each 512-bit accumulator to
+// 256 bits, reduces eight at a time as dotF32x2x4Asm does, and stores
+// Z0-Z7's sums to (DI)[0:8] and Z8-Z15's to (BX)[0:8].
+#define REDUCE2X8 \
+	VEXTRACTF64X4 $1, Z0, Y16 \
+	VADDPS        Y16, Y0, Y0 \
+	VEXTRACTF64X4 $1, Z1, Y16 \
+	VADDPS        Y16, Y1, Y1 \
+	VEXTRACTF64X4 $1, Z2, Y16 \
+	VADDPS        Y16, Y2, Y2 \
+	VEXTRACTF64X4 $1, Z3, Y16 \
+	VADDPS        Y16, Y3, Y3 \
+	VEXTRACTF64X4 $1, Z4, Y16 \
+	VADDPS        Y16, Y4, Y4 \
+	VEXTRACTF64X4 $1, Z5, Y16 \
+	VADDPS        Y16, Y5, Y5 \
+	VEXTRACTF64X4 $1, Z6, Y16 \
+	VADDPS        Y16, Y6, Y6 \
+	VEXTRACTF64X4 $1, Z7, Y16 \
+	VADDPS        Y16, Y7, Y7 \
+	VEXTRACTF64X4 $1, Z8, Y16 \
+	VADDPS        Y16, Y8, Y8 \
+	VEXTRACTF64X4 $1, Z9, Y16 \
+	VADDPS        Y16, Y9, Y9 \
+	VEXTRACTF64X4 $1, Z10, Y16 \
+	VADDPS        Y16, Y10, Y10 \
+	VEXTRACTF64X4 $1, Z11, Y16 \
+	VADDPS        Y16, Y11, Y11 \
+	VEXTRACTF64X4 $1, Z12, Y16 \
+	VADDPS        Y16, Y12, Y12 \
+	VEXTRACTF64X4 $1, Z13, Y16 \
+	VADDPS        Y16, Y13, Y13 \
+	VEXTRACTF64X4 $1, Z14, Y16 \
+	VADDPS        Y16, Y14, Y14 \
+	VEXTRACTF64X4 $1, Z15, Y16 \
+	VADDPS        Y16, Y15, Y15 \
+	VHADDPS    Y1, Y0, Y0 \
+	VHADDPS    Y3, Y2, Y2 \
+	VHADDPS    Y2, Y0, Y0 \
+	VHADDPS    Y5, Y4, Y4 \
+	VHADDPS    Y7, Y6, Y6 \
+	VHADDPS    Y6, Y4, Y4 \
+	VPERM2F128 $0x20, Y4, Y0, Y1 \
+	VPERM2F128 $0x31, Y4, Y0, Y2 \
+	VADDPS     Y2, Y1, Y1 \
+	VMOVUPS    Y1, (DI) \
+	VHADDPS    Y9, Y8, Y8 \
+	VHADDPS    Y11, Y10, Y10 \
+	VHADDPS    Y10, Y8, Y8 \
+	VHADDPS    Y13, Y12, Y12 \
+	VHADDPS    Y15, Y14, Y14 \
+	VHADDPS    Y14, Y12, Y12 \
+	VPERM2F128 $0x20, Y12, Y8, Y9 \
+	VPERM2F128 $0x31, Y12, Y8, Y10 \
+	VADDPS     Y10, Y9, Y9 \
+	VMOVUPS    Y9, (BX) \
+	VZEROUPPER \
+	RET
+
 // func dotF32x2x8AVX512Asm(a, b *float32, xs *[8]*float32, n int, outA, outB *float32)
 // Rows a and b against eight tokens, 16 floats at a time: each token's
 // chunk is loaded once for both rows, and each row's once for all eight
@@ -735,66 +794,10 @@ x28loop:
 	JMP         x28loop
 
 x28done:
-	// Fold each 512-bit sum to 256 bits, then reduce eight at a time
-	// as dotF32x2x4Asm does.
-	VEXTRACTF64X4 $1, Z0, Y16
-	VADDPS        Y16, Y0, Y0
-	VEXTRACTF64X4 $1, Z1, Y16
-	VADDPS        Y16, Y1, Y1
-	VEXTRACTF64X4 $1, Z2, Y16
-	VADDPS        Y16, Y2, Y2
-	VEXTRACTF64X4 $1, Z3, Y16
-	VADDPS        Y16, Y3, Y3
-	VEXTRACTF64X4 $1, Z4, Y16
-	VADDPS        Y16, Y4, Y4
-	VEXTRACTF64X4 $1, Z5, Y16
-	VADDPS        Y16, Y5, Y5
-	VEXTRACTF64X4 $1, Z6, Y16
-	VADDPS        Y16, Y6, Y6
-	VEXTRACTF64X4 $1, Z7, Y16
-	VADDPS        Y16, Y7, Y7
-	VEXTRACTF64X4 $1, Z8, Y16
-	VADDPS        Y16, Y8, Y8
-	VEXTRACTF64X4 $1, Z9, Y16
-	VADDPS        Y16, Y9, Y9
-	VEXTRACTF64X4 $1, Z10, Y16
-	VADDPS        Y16, Y10, Y10
-	VEXTRACTF64X4 $1, Z11, Y16
-	VADDPS        Y16, Y11, Y11
-	VEXTRACTF64X4 $1, Z12, Y16
-	VADDPS        Y16, Y12, Y12
-	VEXTRACTF64X4 $1, Z13, Y16
-	VADDPS        Y16, Y13, Y13
-	VEXTRACTF64X4 $1, Z14, Y16
-	VADDPS        Y16, Y14, Y14
-	VEXTRACTF64X4 $1, Z15, Y16
-	VADDPS        Y16, Y15, Y15
-	MOVQ          outA+32(FP), DI
-	MOVQ          outB+40(FP), BX
+	MOVQ outA+32(FP), DI
+	MOVQ outB+40(FP), BX
+	REDUCE2X8
 
-	VHADDPS    Y1, Y0, Y0
-	VHADDPS    Y3, Y2, Y2
-	VHADDPS    Y2, Y0, Y0
-	VHADDPS    Y5, Y4, Y4
-	VHADDPS    Y7, Y6, Y6
-	VHADDPS    Y6, Y4, Y4
-	VPERM2F128 $0x20, Y4, Y0, Y1
-	VPERM2F128 $0x31, Y4, Y0, Y2
-	VADDPS     Y2, Y1, Y1
-	VMOVUPS    Y1, (DI)
-
-	VHADDPS    Y9, Y8, Y8
-	VHADDPS    Y11, Y10, Y10
-	VHADDPS    Y10, Y8, Y8
-	VHADDPS    Y13, Y12, Y12
-	VHADDPS    Y15, Y14, Y14
-	VHADDPS    Y14, Y12, Y12
-	VPERM2F128 $0x20, Y12, Y8, Y9
-	VPERM2F128 $0x31, Y12, Y8, Y10
-	VADDPS     Y10, Y9, Y9
-	VMOVUPS    Y9, (BX)
-	VZEROUPPER
-	RET
 
 // Constants of expSumAVX512Asm (Cephes expf): log2(e), ln 2 split in a
 // part exact in float32 and the rest, and the polynomial for e^r on
@@ -869,3 +872,76 @@ expdone:
 	VMOVSS           X0, ret+24(FP)
 	VZEROUPPER
 	RET
+
+// func dotBF16x2x8AVX512Asm(a, b *uint16, xs *[8]*float32, n int, outA, outB *float32)
+// dotF32x2x8AVX512Asm for bf16 rows, widened in registers (a bf16 is the
+// top half of a float32), so the rows are never decoded to memory.
+TEXT ·dotBF16x2x8AVX512Asm(SB), NOSPLIT, $0-48
+	MOVQ   a+0(FP), SI
+	MOVQ   b+8(FP), DX
+	MOVQ   xs+16(FP), DI
+	MOVQ   n+24(FP), CX
+	MOVQ   0(DI), R8
+	MOVQ   8(DI), R9
+	MOVQ   16(DI), R10
+	MOVQ   24(DI), R11
+	MOVQ   32(DI), R12
+	MOVQ   40(DI), R13
+	MOVQ   48(DI), AX
+	MOVQ   56(DI), BX
+	XORQ   DI, DI
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+
+b28loop:
+	CMPQ        DI, CX
+	JGE         b28done
+	VPMOVZXWD   (SI)(DI*2), Z16
+	VPMOVZXWD   (DX)(DI*2), Z17
+	VPSLLD      $16, Z16, Z16
+	VPSLLD      $16, Z17, Z17
+	VMOVUPS     (R8)(DI*4), Z18
+	VMOVUPS     (R9)(DI*4), Z19
+	VMOVUPS     (R10)(DI*4), Z20
+	VMOVUPS     (R11)(DI*4), Z21
+	VFMADD231PS Z18, Z16, Z0
+	VFMADD231PS Z18, Z17, Z8
+	VFMADD231PS Z19, Z16, Z1
+	VFMADD231PS Z19, Z17, Z9
+	VFMADD231PS Z20, Z16, Z2
+	VFMADD231PS Z20, Z17, Z10
+	VFMADD231PS Z21, Z16, Z3
+	VFMADD231PS Z21, Z17, Z11
+	VMOVUPS     (R12)(DI*4), Z18
+	VMOVUPS     (R13)(DI*4), Z19
+	VMOVUPS     (AX)(DI*4), Z20
+	VMOVUPS     (BX)(DI*4), Z21
+	VFMADD231PS Z18, Z16, Z4
+	VFMADD231PS Z18, Z17, Z12
+	VFMADD231PS Z19, Z16, Z5
+	VFMADD231PS Z19, Z17, Z13
+	VFMADD231PS Z20, Z16, Z6
+	VFMADD231PS Z20, Z17, Z14
+	VFMADD231PS Z21, Z16, Z7
+	VFMADD231PS Z21, Z17, Z15
+	ADDQ        $16, DI
+	JMP         b28loop
+
+b28done:
+	MOVQ outA+32(FP), DI
+	MOVQ outB+40(FP), BX
+	REDUCE2X8

@@ -165,6 +165,41 @@ func TestExpSum(t *testing.T) {
 	})
 }
 
+// TestDotBF16x2x8 checks the bf16 2x8 kernel against float64 sums of
+// the widened rows.
+func TestDotBF16x2x8(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	withKernels(t, func(set string) {
+		for _, n := range append(lengths, 17, 47, 48, 49, 255, 257) {
+			a, b := randBF16(r, n), randBF16(r, n)
+			var x tok8
+			for i := range x {
+				x[i] = randFloats(r, n+r.IntN(3)) // may be longer
+			}
+			outA, outB := make([]float32, 8), make([]float32, 8)
+			for i := range outA {
+				outA[i], outB[i] = float32(math.NaN()), float32(math.NaN())
+			}
+			dotBF16x2x8(a, b, &x, outA, outB)
+			for j := 0; j < 16; j++ {
+				row, got := a, outA[j%8]
+				if j >= 8 {
+					row, got = b, outB[j%8]
+				}
+				var want, mags float64
+				for i, h := range row {
+					v := float64(math.Float32frombits(uint32(h)<<16)) * float64(x[j%8][i])
+					want += v
+					mags += math.Abs(v)
+				}
+				if !(math.Abs(float64(got)-want) <= dotBound(mags, n)) {
+					t.Errorf("%s: result %d of dotBF16x2x8, n=%d: %g, want %g", set, j, n, got, want)
+				}
+			}
+		}
+	})
+}
+
 func randBF16(r *rand.Rand, n int) []uint16 {
 	out := make([]uint16, n)
 	for i := range out {

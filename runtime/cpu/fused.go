@@ -413,6 +413,7 @@ func (m *Model) qkvRopeStore(f fusedOp) (func(int, int), bool) {
 		m.needPrep(in)
 	}
 	offs := tokenOffsets(h, m.batch)
+	groups := tokenGroups(h, in, m.batch)
 	st := &struct {
 		seq int
 		x   [3][]float32 // the token as each weight's dot reads it, when seq is 1
@@ -444,9 +445,7 @@ func (m *Model) qkvRopeStore(f fusedOp) (func(int, int), bool) {
 				store(which, o, dotsA)
 				g++
 			case g+1 < hi && o+1 < w.rows:
-				w.decodeRow(o, rowA)
-				w.decodeRow(o+1, rowB)
-				dotGather2(rowA, rowB, h.data, offs[:seq], dotsA, dotsB)
+				rowPair(w, o, seq, groups, h.data, offs, rowA, rowB, dotsA, dotsB)
 				store(which, o, dotsA)
 				store(which, o+1, dotsB)
 				g += 2
