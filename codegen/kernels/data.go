@@ -44,6 +44,9 @@ type KVData struct {
 	// RotK and RotV: the format stores keys (values) Hadamard-rotated
 	// (plan.KVFormat.Rotated).
 	RotK, RotV bool
+	// Lanes: how many lanes read one cached row together in the attend
+	// kernel (attendLanes); kvread's functions take a lane's part.
+	Lanes int
 }
 
 // EmbeddingData is the embedding template's.

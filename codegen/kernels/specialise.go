@@ -300,8 +300,10 @@ func specAttend(b *builder) ([]spec, error) {
 	b.value("out", op.Results[0], true)
 	format := b.ctx.KV.Format
 	d, vd := int(a.Int("head_dim")), int(ir.VHeadDim(a))
+	kv := kvData(b.ctx, cache)
+	kv.Lanes = attendLanes(d, vd)
 	data := &AttendData{
-		KV: kvData(b.ctx, cache), D: d, VD: vd, KVH: int(a.Int("kv_heads")), Heads: int(a.Int("heads")),
+		KV: kv, D: d, VD: vd, KVH: int(a.Int("kv_heads")), Heads: int(a.Int("heads")),
 		Group: int(a.Int("heads") / a.Int("kv_heads")), Window: int(a.Int("window")),
 		Scale: hexFloat(float32(a.Float("scale"))), Ring: l.Ring, Capacity: int(l.Capacity),
 		KRow: int(format.RowBytes(int64(d))), VRow: int(format.RowBytes(int64(vd))),
@@ -315,12 +317,28 @@ func specAttend(b *builder) ([]spec, error) {
 		desc += "_sinks"
 	}
 	// One threadgroup per (head, token) is few threadgroups in decode, so
-	// attention takes 8 SIMD-groups; each lane keeps the query and a
-	// head's accumulator in registers, which bounds the threadgroup.
-	const attendSG = 8
+	// attention takes 16 SIMD-groups to keep many rows in flight; each
+	// lane holds only its part of the query and accumulator, so the
+	// registers allow it.
+	const attendSG = 16
 	tgmem := 4 * (d + attendSG*(vd+2))
 	grid := Grid{{Const: int(a.Int("heads"))}, {PerTile: 1, Tile: 1}, {Const: 1}}
 	return []spec{{variant: Any, template: string(ir.OpAttend), desc: desc, threads: threads(32 * attendSG), tgmem: []int{tgmem}, grid: grid, data: data}}, nil
+}
+
+// attendLanes is how many lanes of a SIMD-group read one cached row of
+// head_dim d (value dim vd) together: the largest power of two up to 32
+// that divides both and leaves each lane at least 8 values. Lanes reading
+// consecutive parts of a row make the SIMD-group's loads contiguous (a
+// lane per row touched 32 cache lines per load, which bounded attention by
+// the L1's throughput on the H200, docs/gpu.md), and each lane holds only
+// d/G query and vd/G accumulator values.
+func attendLanes(d, vd int) int {
+	g := 1
+	for g < 32 && d%(2*g) == 0 && vd%(2*g) == 0 && d/(2*g) >= 8 && vd/(2*g) >= 8 {
+		g *= 2
+	}
+	return g
 }
 
 func specRouter(b *builder) ([]spec, error) {

@@ -53,6 +53,13 @@ func TestCUDASpeed(t *testing.T) {
 	if quick {
 		ctxs, kvs = []int{4096}, []string{"f16"}
 	}
+	// MINERVA_CUDA_BENCH_DECODE=1: the f16 cache's decode figures and
+	// kernel table only (no prefill, no q8 pass), to compare two builds'
+	// kernels in one device session.
+	decodeOnly := os.Getenv("MINERVA_CUDA_BENCH_DECODE") == "1"
+	if decodeOnly {
+		kvs = []string{"f16"}
+	}
 	for _, kv := range kvs {
 		opts, err := compiler.SourceOptions(arch, dir, nil)
 		if err != nil {
@@ -107,7 +114,7 @@ func TestCUDASpeed(t *testing.T) {
 		if os.Getenv("MINERVA_CUDA_BENCH_SHORT") == "1" {
 			prompts = prompts[:1] // the 4096-token prompt alone takes ~45 s
 		}
-		if quick {
+		if quick || decodeOnly {
 			prompts = nil
 		} else if _, err := m.Forward(tokens(512), 0); err != nil {
 			t.Fatal(err)

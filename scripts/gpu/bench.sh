@@ -3,10 +3,11 @@
 # a full-size synthetic gpt-oss-20b, Minerva's speed run on it (copy
 # bandwidth, decode floor, prefill and decode with f16 and q8 caches, the
 # per-kernel table), then transformers on the same GPU.
-G=$(pwd)/.gpu
+R=$(pwd); G=$R/.gpu
+[ -x $G/minerva ] || (cd $G && tar xzf bin.tgz)
 OUT=${OUT:-/tmp/minerva-gpu}; mkdir -p $OUT
 export PATH=/usr/local/cuda/bin:$PATH
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee $OUT/bench.log
 $G/minerva synth gpt-oss --out /tmp/g20 --threads 16 2>&1 | tail -1 | tee -a $OUT/bench.log
-(cd $G/tree/runtime/gpu && MINERVA_CUDA_BENCH=/tmp/g20 MINERVA_REQUIRE_CUDA=1 $G/gpu.test -test.run TestCUDASpeed -test.v -test.timeout 20m 2>&1 | tee -a $OUT/bench.log)
+(cd $R/runtime/gpu && MINERVA_CUDA_BENCH=/tmp/g20 MINERVA_REQUIRE_CUDA=1 $G/gpu.test -test.run TestCUDASpeed -test.v -test.timeout 20m 2>&1 | tee -a $OUT/bench.log)
 PYTHONUNBUFFERED=1 python3 $G/hf_bench.py /tmp/g20 2>&1 | grep -v Warning | tee $OUT/hf.log | tail -6

@@ -169,36 +169,44 @@ kernel void add_rmsnorm_any_bf16_256_9cfcf3aa(
 }
 
 // ---------------------------------------------------------------------------
-// attend_any_h8_kv2_d32_w0_f16_sinks_fce0e839: any kernel of attend (attend)
-// q · k for one cached key row; q is already rotated when the format is.
-inline float attend_any_h8_kv2_d32_w0_f16_sinks_fce0e839_kdot(device const uchar* row, thread const float* q) {
+// attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69: any kernel of attend (attend)
+// Attention reads each cached row with 4 lanes together, each
+// taking S consecutive values: lane part c covers values c*S .. c*S+S-1.
+// q · k over lane part c of one cached key row; q holds that part of the
+// query, already rotated when the format is.
+inline float attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69_kdot(device const uchar* row, thread const float* q, uint c) {
+  constexpr uint S = 32 / 4;
+  const uint i0 = c * S;
   float s = 0.0f;
-  // Four halves per load when rows are 8-byte aligned (D % 4 == 0).
-  for (uint i = 0; i < (32 % 4 == 0 ? 32 : 0u); i += 4) {
-    const float4 k = float4(((device const half4*)row)[i / 4]);
-    s += k.x * q[i];
-    s += k.y * q[i + 1];
-    s += k.z * q[i + 2];
-    s += k.w * q[i + 3];
+  // Four halves per load when the parts are 8-byte aligned (S % 4 == 0).
+  for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
+    const float4 v = float4(((device const half4*)row)[(i0 + k) / 4]);
+    s += v.x * q[k];
+    s += v.y * q[k + 1];
+    s += v.z * q[k + 2];
+    s += v.w * q[k + 3];
   }
-  for (uint i = (32 % 4 == 0 ? 32 : 0u); i < 32; i++) s += float(((device const half*)row)[i]) * q[i];
+  for (uint k = (S % 4 == 0 ? S : 0u); k < S; k++) s += float(((device const half*)row)[i0 + k]) * q[k];
   return s;
 }
 
-// acc += w * v for one cached value row.
-inline void attend_any_h8_kv2_d32_w0_f16_sinks_fce0e839_vaxpy(device const uchar* row, float w, thread float* acc) {
-  for (uint i = 0; i < (32 % 4 == 0 ? 32 : 0u); i += 4) {
-    const float4 v = float4(((device const half4*)row)[i / 4]);
-    acc[i] += w * v.x;
-    acc[i + 1] += w * v.y;
-    acc[i + 2] += w * v.z;
-    acc[i + 3] += w * v.w;
+// acc += w * v over lane part c of one cached value row (VD / 4
+// values).
+inline void attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
+  constexpr uint S = 32 / 4;
+  const uint i0 = c * S;
+  for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
+    const float4 v = float4(((device const half4*)row)[(i0 + k) / 4]);
+    acc[k] += w * v.x;
+    acc[k + 1] += w * v.y;
+    acc[k + 2] += w * v.z;
+    acc[k + 3] += w * v.w;
   }
-  for (uint i = (32 % 4 == 0 ? 32 : 0u); i < 32; i++) acc[i] += w * float(((device const half*)row)[i]);
+  for (uint k = (S % 4 == 0 ? S : 0u); k < S; k++) acc[k] += w * float(((device const half*)row)[i0 + k]);
 }
 
 // attend
-kernel void attend_any_h8_kv2_d32_w0_f16_sinks_fce0e839(
+kernel void attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -225,30 +233,47 @@ kernel void attend_any_h8_kv2_d32_w0_f16_sinks_fce0e839(
   device const float* qh = q + t * (8 * D) + h * D;
   for (uint i = tid; i < D; i += 32 * nsg) tq[i] = qh[i];
   threadgroup_barrier(mem_flags::mem_threadgroup);
-  float qv[D];
-  for (uint i = 0; i < D; i++) qv[i] = tq[i];
+  constexpr uint G = 4;   // lanes per cached position
+  constexpr uint P = 32 / G;         // positions per SIMD-group step
+  constexpr uint S = D / G, VS = VD / G;
+  const uint c = lane % G, r = lane / G;
+  float qv[S];
+  for (uint k = 0; k < S; k++) qv[k] = tq[c * S + k];
   float m = -INFINITY, l = 0.0f;
-  float acc[VD];
-  for (uint i = 0; i < VD; i++) acc[i] = 0.0f;
-  for (uint j = lo + sg * 32 + lane; j <= p; j += 32 * nsg) {
+  float acc[VS];
+  for (uint k = 0; k < VS; k++) acc[k] = 0.0f;
+  // Every lane of a SIMD-group runs the same steps (the bound depends on
+  // the SIMD-group only), so each shuffle finds its whole lane group; a
+  // lane past the last position reads nothing and adds nothing.
+  for (uint j0 = lo + sg * P; j0 <= p; j0 += P * nsg) {
+    const uint j = j0 + r;
+    const bool valid = j <= p;
     const uint slot = j;
-    float s = attend_any_h8_kv2_d32_w0_f16_sinks_fce0e839_kdot(kcache + token_kv(args, t) + (slot * KVH + g) * 64, qv) * 0.176776692f;
-    const float mNew = max(m, s);
-    const float corr = exp(m - mNew);
-    const float e = exp(s - mNew);
-    l = l * corr + e;
-    for (uint i = 0; i < VD; i++) acc[i] *= corr;
-    attend_any_h8_kv2_d32_w0_f16_sinks_fce0e839_vaxpy(vcache + token_kv(args, t) + (slot * KVH + g) * 64, e, acc);
-    m = mNew;
+    float s = valid ? attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69_kdot(kcache + token_kv(args, t) + (slot * KVH + g) * 64, qv, c) : 0.0f;
+    for (uint off = G / 2; off > 0; off /= 2) s += simd_shuffle_xor(s, off);
+    s *= 0.176776692f;
+    if (valid) {
+      const float mNew = max(m, s);
+      const float corr = exp(m - mNew);
+      const float e = exp(s - mNew);
+      l = l * corr + e;
+      for (uint k = 0; k < VS; k++) acc[k] *= corr;
+      attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69_vaxpy(vcache + token_kv(args, t) + (slot * KVH + g) * 64, e, acc, c);
+      m = mNew;
+    }
   }
-  // Combine the lanes of each SIMD-group, then the SIMD-groups.
+  // Combine the lane groups of each SIMD-group, then the SIMD-groups.
+  // Every lane of a group holds the same m and l (the butterfly sums
+  // above give each lane the same bits), so the SIMD-group's sum of l
+  // counts each group G times.
   const float M = simd_max(m);
   const float corr = (m == -INFINITY) ? 0.0f : exp(m - M);
-  const float L = simd_sum(l * corr);
+  const float L = simd_sum(l * corr) / float(G);
   threadgroup float* part = tg + D + sg * (VD + 2);
-  for (uint i = 0; i < VD; i++) {
-    const float a = simd_sum(acc[i] * corr);
-    if (lane == 0) part[2 + i] = a;
+  for (uint k = 0; k < VS; k++) {
+    float a = acc[k] * corr;
+    for (uint off = G; off < 32; off *= 2) a += simd_shuffle_xor(a, off);
+    if (r == 0) part[2 + c * VS + k] = a;
   }
   if (lane == 0) { part[0] = M; part[1] = L; }
   threadgroup_barrier(mem_flags::mem_threadgroup);
@@ -278,36 +303,44 @@ kernel void attend_any_h8_kv2_d32_w0_f16_sinks_fce0e839(
 }
 
 // ---------------------------------------------------------------------------
-// attend_any_h8_kv2_d32_w64_f16_sinks_90c407d5: any kernel of attend (attend)
-// q · k for one cached key row; q is already rotated when the format is.
-inline float attend_any_h8_kv2_d32_w64_f16_sinks_90c407d5_kdot(device const uchar* row, thread const float* q) {
+// attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3: any kernel of attend (attend)
+// Attention reads each cached row with 4 lanes together, each
+// taking S consecutive values: lane part c covers values c*S .. c*S+S-1.
+// q · k over lane part c of one cached key row; q holds that part of the
+// query, already rotated when the format is.
+inline float attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3_kdot(device const uchar* row, thread const float* q, uint c) {
+  constexpr uint S = 32 / 4;
+  const uint i0 = c * S;
   float s = 0.0f;
-  // Four halves per load when rows are 8-byte aligned (D % 4 == 0).
-  for (uint i = 0; i < (32 % 4 == 0 ? 32 : 0u); i += 4) {
-    const float4 k = float4(((device const half4*)row)[i / 4]);
-    s += k.x * q[i];
-    s += k.y * q[i + 1];
-    s += k.z * q[i + 2];
-    s += k.w * q[i + 3];
+  // Four halves per load when the parts are 8-byte aligned (S % 4 == 0).
+  for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
+    const float4 v = float4(((device const half4*)row)[(i0 + k) / 4]);
+    s += v.x * q[k];
+    s += v.y * q[k + 1];
+    s += v.z * q[k + 2];
+    s += v.w * q[k + 3];
   }
-  for (uint i = (32 % 4 == 0 ? 32 : 0u); i < 32; i++) s += float(((device const half*)row)[i]) * q[i];
+  for (uint k = (S % 4 == 0 ? S : 0u); k < S; k++) s += float(((device const half*)row)[i0 + k]) * q[k];
   return s;
 }
 
-// acc += w * v for one cached value row.
-inline void attend_any_h8_kv2_d32_w64_f16_sinks_90c407d5_vaxpy(device const uchar* row, float w, thread float* acc) {
-  for (uint i = 0; i < (32 % 4 == 0 ? 32 : 0u); i += 4) {
-    const float4 v = float4(((device const half4*)row)[i / 4]);
-    acc[i] += w * v.x;
-    acc[i + 1] += w * v.y;
-    acc[i + 2] += w * v.z;
-    acc[i + 3] += w * v.w;
+// acc += w * v over lane part c of one cached value row (VD / 4
+// values).
+inline void attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
+  constexpr uint S = 32 / 4;
+  const uint i0 = c * S;
+  for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
+    const float4 v = float4(((device const half4*)row)[(i0 + k) / 4]);
+    acc[k] += w * v.x;
+    acc[k + 1] += w * v.y;
+    acc[k + 2] += w * v.z;
+    acc[k + 3] += w * v.w;
   }
-  for (uint i = (32 % 4 == 0 ? 32 : 0u); i < 32; i++) acc[i] += w * float(((device const half*)row)[i]);
+  for (uint k = (S % 4 == 0 ? S : 0u); k < S; k++) acc[k] += w * float(((device const half*)row)[i0 + k]);
 }
 
 // attend
-kernel void attend_any_h8_kv2_d32_w64_f16_sinks_90c407d5(
+kernel void attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -334,30 +367,47 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_90c407d5(
   device const float* qh = q + t * (8 * D) + h * D;
   for (uint i = tid; i < D; i += 32 * nsg) tq[i] = qh[i];
   threadgroup_barrier(mem_flags::mem_threadgroup);
-  float qv[D];
-  for (uint i = 0; i < D; i++) qv[i] = tq[i];
+  constexpr uint G = 4;   // lanes per cached position
+  constexpr uint P = 32 / G;         // positions per SIMD-group step
+  constexpr uint S = D / G, VS = VD / G;
+  const uint c = lane % G, r = lane / G;
+  float qv[S];
+  for (uint k = 0; k < S; k++) qv[k] = tq[c * S + k];
   float m = -INFINITY, l = 0.0f;
-  float acc[VD];
-  for (uint i = 0; i < VD; i++) acc[i] = 0.0f;
-  for (uint j = lo + sg * 32 + lane; j <= p; j += 32 * nsg) {
+  float acc[VS];
+  for (uint k = 0; k < VS; k++) acc[k] = 0.0f;
+  // Every lane of a SIMD-group runs the same steps (the bound depends on
+  // the SIMD-group only), so each shuffle finds its whole lane group; a
+  // lane past the last position reads nothing and adds nothing.
+  for (uint j0 = lo + sg * P; j0 <= p; j0 += P * nsg) {
+    const uint j = j0 + r;
+    const bool valid = j <= p;
     const uint slot = j % 191u;
-    float s = attend_any_h8_kv2_d32_w64_f16_sinks_90c407d5_kdot(kcache + token_kv(args, t) + (slot * KVH + g) * 64, qv) * 0.176776692f;
-    const float mNew = max(m, s);
-    const float corr = exp(m - mNew);
-    const float e = exp(s - mNew);
-    l = l * corr + e;
-    for (uint i = 0; i < VD; i++) acc[i] *= corr;
-    attend_any_h8_kv2_d32_w64_f16_sinks_90c407d5_vaxpy(vcache + token_kv(args, t) + (slot * KVH + g) * 64, e, acc);
-    m = mNew;
+    float s = valid ? attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3_kdot(kcache + token_kv(args, t) + (slot * KVH + g) * 64, qv, c) : 0.0f;
+    for (uint off = G / 2; off > 0; off /= 2) s += simd_shuffle_xor(s, off);
+    s *= 0.176776692f;
+    if (valid) {
+      const float mNew = max(m, s);
+      const float corr = exp(m - mNew);
+      const float e = exp(s - mNew);
+      l = l * corr + e;
+      for (uint k = 0; k < VS; k++) acc[k] *= corr;
+      attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3_vaxpy(vcache + token_kv(args, t) + (slot * KVH + g) * 64, e, acc, c);
+      m = mNew;
+    }
   }
-  // Combine the lanes of each SIMD-group, then the SIMD-groups.
+  // Combine the lane groups of each SIMD-group, then the SIMD-groups.
+  // Every lane of a group holds the same m and l (the butterfly sums
+  // above give each lane the same bits), so the SIMD-group's sum of l
+  // counts each group G times.
   const float M = simd_max(m);
   const float corr = (m == -INFINITY) ? 0.0f : exp(m - M);
-  const float L = simd_sum(l * corr);
+  const float L = simd_sum(l * corr) / float(G);
   threadgroup float* part = tg + D + sg * (VD + 2);
-  for (uint i = 0; i < VD; i++) {
-    const float a = simd_sum(acc[i] * corr);
-    if (lane == 0) part[2 + i] = a;
+  for (uint k = 0; k < VS; k++) {
+    float a = acc[k] * corr;
+    for (uint off = G; off < 32; off *= 2) a += simd_shuffle_xor(a, off);
+    if (r == 0) part[2 + c * VS + k] = a;
   }
   if (lane == 0) { part[0] = M; part[1] = L; }
   threadgroup_barrier(mem_flags::mem_threadgroup);
@@ -514,9 +564,9 @@ kernel void linear_prefill_bf16_256x256_5fb0e739(
 }
 
 // ---------------------------------------------------------------------------
-// moe_down_any_mxfp4_e8_256x256_k2_64dd5662: any kernel of moe_down (expert_linear + mix + add)
+// moe_down_any_mxfp4_e8_256x256_k2_731fe04a: any kernel of moe_down (expert_linear + mix + add)
 // moe_down = expert_linear + mix + add
-kernel void moe_down_any_mxfp4_e8_256x256_k2_64dd5662(
+kernel void moe_down_any_mxfp4_e8_256x256_k2_731fe04a(
     constant StepArgs& args [[buffer(0)]],
     device const float* residual [[buffer(1)]],
     device const float* y [[buffer(2)]],
@@ -546,12 +596,26 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_64dd5662(
       const uint R = uint(route.expert) * ROWS + o;
       device const float* XR = y + (t * K + s) * IN;
       float acc = 0.0f;
-    // A trip count known at compile time (the lanes past the last block
-    // skip it), so the compiler can unroll and issue every block's loads
-    // before the first sum.
-    for (uint b0 = 0; b0 < IN / 32; b0 += 32) {
-      const uint blk = b0 + lane;
-      if (blk < IN / 32) acc += mxfp4_block_dot(w_blocks + ((R) * (IN / 32) + blk) * 16, w_scales[(R) * (IN / 32) + blk], XR + blk * 32, lut);
+    // Four lanes per 32-value block, four bytes (eight values) each: a
+    // SIMD-group reads eight consecutive blocks (128 bytes of weights) and
+    // their 256 activations per step, so its loads are contiguous. (A lane
+    // per block made each activation load touch 32 cache lines, which
+    // bounded these kernels by the L1's throughput: Nsight Compute on the
+    // H200, docs/gpu.md.) Blocks are 16 bytes from an 8-byte-aligned
+    // tensor and x is 16-byte aligned, so the loads are aligned. The trip
+    // count is known at compile time, so the loop unrolls.
+    for (uint b0 = 0; b0 < IN / 32; b0 += 8) {
+      const uint blk = b0 + lane / 4;
+      if (blk < IN / 32) {
+        const uint q = lane % 4;
+        const uint w4 = ((device const uint*)(w_blocks + ((R) * (IN / 32) + blk) * 16))[q];
+        device const float4* x4 = (device const float4*)(XR + blk * 32 + q * 8);
+        const float4 xa = x4[0], xb = x4[1];
+        // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble).
+        const float lo = lut[w4 & 15u] * xa.x + lut[(w4 >> 4) & 15u] * xa.y + lut[(w4 >> 8) & 15u] * xa.z + lut[(w4 >> 12) & 15u] * xa.w;
+        const float hi = lut[(w4 >> 16) & 15u] * xb.x + lut[(w4 >> 20) & 15u] * xb.y + lut[(w4 >> 24) & 15u] * xb.z + lut[w4 >> 28] * xb.w;
+        acc += (lo + hi) * e8m0(w_scales[(R) * (IN / 32) + blk]);
+      }
     }
       acc = simd_sum(acc);
       acc += bf16f(bias[R]);
@@ -562,9 +626,9 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_64dd5662(
 }
 
 // ---------------------------------------------------------------------------
-// moe_gate_up_any_mxfp4_e8_512x256_k2_72d6ecfb: any kernel of moe_gate_up (expert_linear + swiglu)
+// moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337: any kernel of moe_gate_up (expert_linear + swiglu)
 // moe_gate_up = expert_linear + swiglu
-kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_72d6ecfb(
+kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const Route* routes [[buffer(2)]],
@@ -594,12 +658,26 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_72d6ecfb(
     for (uint part = 0; part < 2; part++) {
       const uint R = e * ROWS + 2 * j + part;
       float acc = 0.0f;
-    // A trip count known at compile time (the lanes past the last block
-    // skip it), so the compiler can unroll and issue every block's loads
-    // before the first sum.
-    for (uint b0 = 0; b0 < IN / 32; b0 += 32) {
-      const uint blk = b0 + lane;
-      if (blk < IN / 32) acc += mxfp4_block_dot(w_blocks + ((R) * (IN / 32) + blk) * 16, w_scales[(R) * (IN / 32) + blk], XR + blk * 32, lut);
+    // Four lanes per 32-value block, four bytes (eight values) each: a
+    // SIMD-group reads eight consecutive blocks (128 bytes of weights) and
+    // their 256 activations per step, so its loads are contiguous. (A lane
+    // per block made each activation load touch 32 cache lines, which
+    // bounded these kernels by the L1's throughput: Nsight Compute on the
+    // H200, docs/gpu.md.) Blocks are 16 bytes from an 8-byte-aligned
+    // tensor and x is 16-byte aligned, so the loads are aligned. The trip
+    // count is known at compile time, so the loop unrolls.
+    for (uint b0 = 0; b0 < IN / 32; b0 += 8) {
+      const uint blk = b0 + lane / 4;
+      if (blk < IN / 32) {
+        const uint q = lane % 4;
+        const uint w4 = ((device const uint*)(w_blocks + ((R) * (IN / 32) + blk) * 16))[q];
+        device const float4* x4 = (device const float4*)(XR + blk * 32 + q * 8);
+        const float4 xa = x4[0], xb = x4[1];
+        // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble).
+        const float lo = lut[w4 & 15u] * xa.x + lut[(w4 >> 4) & 15u] * xa.y + lut[(w4 >> 8) & 15u] * xa.z + lut[(w4 >> 12) & 15u] * xa.w;
+        const float hi = lut[(w4 >> 16) & 15u] * xb.x + lut[(w4 >> 20) & 15u] * xb.y + lut[(w4 >> 24) & 15u] * xb.z + lut[w4 >> 28] * xb.w;
+        acc += (lo + hi) * e8m0(w_scales[(R) * (IN / 32) + blk]);
+      }
     }
       acc = simd_sum(acc);
       acc += bf16f(bias[R]);
