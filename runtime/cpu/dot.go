@@ -26,6 +26,20 @@ var (
 	// dotF32x2x4 is rows a and b against four tokens: outA[0:4] gets
 	// a · x0..x3, outB[0:4] b · x0..x3.
 	dotF32x2x4 = dotF32x2x4Go
+	// dotF32x2x8 is rows a and b against the eight tokens that start at
+	// data[offs[0..7]]: outA[0:8] gets a · x0..x7, outB[0:8] b · x0..x7.
+	// A step of several tokens spends most of its matrix time here; the
+	// AVX-512 version reads each chunk of the rows once for all eight.
+	dotF32x2x8 = dotF32x2x8Go
+	// dotBF16x2x8 is bf16 rows a and b against eight tokens x[0..7]
+	// (each at least len(a) long): outA[0:8] gets a · x0..x7, outB[0:8]
+	// b · x0..x7. The AVX-512 version widens the rows in registers, so
+	// a step of several tokens never decodes them to memory.
+	dotBF16x2x8 = dotBF16x2x8Each
+	// expSum replaces each x[i] by e^(x[i]-mx) and returns their sum:
+	// the exponentials of a softmax. Attention spends most of its
+	// arithmetic here once the dot products are vectorised.
+	expSum = expSumGo
 	// dotF16 is an f16 row (little-endian bytes, a KV cache row) times x.
 	dotF16 = dotF16Go
 	// axpyF16 adds w times an f16 row to acc.
@@ -73,6 +87,39 @@ func dotF32x4Go(a, x0, x1, x2, x3 []float32) (float32, float32, float32, float32
 func dotF32x2x4Go(a, b, x0, x1, x2, x3, outA, outB []float32) {
 	outA[0], outA[1], outA[2], outA[3] = dotF32x4Go(a, x0, x1, x2, x3)
 	outB[0], outB[1], outB[2], outB[3] = dotF32x4Go(b, x0, x1, x2, x3)
+}
+
+func dotF32x2x8Go(a, b, data []float32, offs []int32, outA, outB []float32) {
+	n := len(a)
+	b = b[:n]
+	var x [8][]float32
+	for i, o := range offs[:8] {
+		x[i] = data[o : int(o)+n]
+	}
+	dotF32x2x4Go(a, b, x[0], x[1], x[2], x[3], outA[0:4], outB[0:4])
+	dotF32x2x4Go(a, b, x[4], x[5], x[6], x[7], outA[4:8], outB[4:8])
+}
+
+// tok8 is eight tokens' rows, as the 2x8 kernels read them.
+type tok8 [8][]float32
+
+// dotBF16x2x8Each runs the one-row kernel in use for each output.
+func dotBF16x2x8Each(a, b []uint16, x *tok8, outA, outB []float32) {
+	b = b[:len(a)]
+	outA, outB = outA[:8], outB[:8]
+	for t := range x {
+		outA[t] = dotBF16(a, x[t])
+		outB[t] = dotBF16(b, x[t])
+	}
+}
+
+func expSumGo(x []float32, mx float32) float32 {
+	var s float32
+	for i, v := range x {
+		x[i] = exp32(v - mx)
+		s += x[i]
+	}
+	return s
 }
 
 func dotF16Go(h []byte, x []float32) float32 {

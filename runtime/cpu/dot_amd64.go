@@ -32,13 +32,19 @@ func useKernels(name string) bool {
 		dotF32, dotBF16, dotMXFP4 = dotF32Go, dotBF16Go, dotMXFP4Go
 		decodeBF16, decodeMXFP4, dotF32x4 = decodeBF16Go, decodeMXFP4Go, dotF32x4Go
 		dotF32x2x4, dotF16, axpyF16 = dotF32x2x4Go, dotF16Go, axpyF16Go
+		dotF32x2x8, expSum = dotF32x2x8Go, expSumGo
+		dotBF16x2x8 = dotBF16x2x8Each
 	case name == "avx2" && haveAVX2:
 		dotF32, dotBF16, dotMXFP4 = dotF32AVX2, dotBF16AVX2, dotMXFP4AVX2
 		decodeBF16, decodeMXFP4, dotF32x4 = decodeBF16AVX2, decodeMXFP4AVX2, dotF32x4AVX2
 		dotF32x2x4, dotF16, axpyF16 = dotF32x2x4AVX2, dotF16AVX2, axpyF16AVX2
+		dotF32x2x8, expSum = dotF32x2x8AVX2, expSumGo
+		dotBF16x2x8 = dotBF16x2x8Each
 	case name == "avx512" && haveAVX512:
 		useKernels("avx2")
 		dotMXFP4 = dotMXFP4AVX512
+		dotF32x2x8, expSum = dotF32x2x8AVX512, expSumAVX512
+		dotBF16x2x8 = dotBF16x2x8AVX512
 	default:
 		return false
 	}
@@ -65,6 +71,15 @@ func dotF32x4Asm(a, x0, x1, x2, x3 *float32, n int) (r0, r1, r2, r3 float32)
 
 //go:noescape
 func dotF32x2x4Asm(a, b, x0, x1, x2, x3 *float32, n int, outA, outB *float32)
+
+//go:noescape
+func dotF32x2x8AVX512Asm(a, b *float32, xs *[8]*float32, n int, outA, outB *float32)
+
+//go:noescape
+func dotBF16x2x8AVX512Asm(a, b *uint16, xs *[8]*float32, n int, outA, outB *float32)
+
+//go:noescape
+func expSumAVX512Asm(x *float32, n int, mx float32) float32
 
 //go:noescape
 func dotBF16Asm(w *uint16, x *float32, n int) float32
@@ -163,6 +178,89 @@ func dotF32x2x4AVX2(a, b, x0, x1, x2, x3, outA, outB []float32) {
 		outB[2] += b[i] * x2[i]
 		outB[3] += b[i] * x3[i]
 	}
+}
+
+// dotF32x2x8AVX2 is two calls of the 2x4 kernel: AVX2 has 16 vector
+// registers, too few for 16 accumulators and the operands.
+func dotF32x2x8AVX2(a, b, data []float32, offs []int32, outA, outB []float32) {
+	n := len(a)
+	b = b[:n]
+	var x [8][]float32
+	for i, o := range offs[:8] {
+		x[i] = data[o : int(o)+n]
+	}
+	dotF32x2x4AVX2(a, b, x[0], x[1], x[2], x[3], outA[0:4], outB[0:4])
+	dotF32x2x4AVX2(a, b, x[4], x[5], x[6], x[7], outA[4:8], outB[4:8])
+}
+
+func dotF32x2x8AVX512(a, b, data []float32, offs []int32, outA, outB []float32) {
+	n := len(a)
+	b = b[:n]
+	outA, outB = outA[:8], outB[:8]
+	var x [8][]float32
+	var p [8]*float32
+	for i, o := range offs[:8] {
+		x[i] = data[o : int(o)+n]
+		if n > 0 {
+			p[i] = &x[i][0]
+		}
+	}
+	m := n &^ 15
+	if m > 0 {
+		dotF32x2x8AVX512Asm(&a[0], &b[0], &p, m, &outA[0], &outB[0])
+	} else {
+		clear(outA)
+		clear(outB)
+	}
+	for i := m; i < n; i++ {
+		for t := range x {
+			outA[t] += a[i] * x[t][i]
+			outB[t] += b[i] * x[t][i]
+		}
+	}
+}
+
+func dotBF16x2x8AVX512(a, b []uint16, x *tok8, outA, outB []float32) {
+	n := len(a)
+	b = b[:n]
+	outA, outB = outA[:8], outB[:8]
+	var p [8]*float32
+	for i := range x {
+		xi := x[i][:n]
+		if n > 0 {
+			p[i] = &xi[0]
+		}
+	}
+	m := n &^ 15
+	if m > 0 {
+		dotBF16x2x8AVX512Asm(&a[0], &b[0], &p, m, &outA[0], &outB[0])
+	} else {
+		clear(outA)
+		clear(outB)
+	}
+	for i := m; i < n; i++ {
+		wa, wb := bf16(a[i]), bf16(b[i])
+		for t := range x {
+			outA[t] += wa * x[t][i]
+			outB[t] += wb * x[t][i]
+		}
+	}
+}
+
+// expSumAVX512 computes e^y with a degree-6 polynomial (Cephes expf,
+// within 2 ulps of the correctly rounded value) 16 values at a time, the
+// last n%16 with math.Exp.
+func expSumAVX512(x []float32, mx float32) float32 {
+	n := len(x) &^ 15
+	var s float32
+	if n > 0 {
+		s = expSumAVX512Asm(&x[0], n, mx)
+	}
+	for i := n; i < len(x); i++ {
+		x[i] = exp32(x[i] - mx)
+		s += x[i]
+	}
+	return s
 }
 
 func dotBF16AVX2(w []uint16, x []float32) float32 {

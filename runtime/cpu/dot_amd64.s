@@ -664,3 +664,284 @@ fmapeak5:
 	JNZ         fmapeak5
 	VZEROUPPER
 	RET
+
+// REDUCE2X8 ends the 2x8 kernels: it folds each 512-bit accumulator to
+// 256 bits, reduces eight at a time as dotF32x2x4Asm does, and stores
+// Z0-Z7's sums to (DI)[0:8] and Z8-Z15's to (BX)[0:8].
+#define REDUCE2X8 \
+	VEXTRACTF64X4 $1, Z0, Y16 \
+	VADDPS        Y16, Y0, Y0 \
+	VEXTRACTF64X4 $1, Z1, Y16 \
+	VADDPS        Y16, Y1, Y1 \
+	VEXTRACTF64X4 $1, Z2, Y16 \
+	VADDPS        Y16, Y2, Y2 \
+	VEXTRACTF64X4 $1, Z3, Y16 \
+	VADDPS        Y16, Y3, Y3 \
+	VEXTRACTF64X4 $1, Z4, Y16 \
+	VADDPS        Y16, Y4, Y4 \
+	VEXTRACTF64X4 $1, Z5, Y16 \
+	VADDPS        Y16, Y5, Y5 \
+	VEXTRACTF64X4 $1, Z6, Y16 \
+	VADDPS        Y16, Y6, Y6 \
+	VEXTRACTF64X4 $1, Z7, Y16 \
+	VADDPS        Y16, Y7, Y7 \
+	VEXTRACTF64X4 $1, Z8, Y16 \
+	VADDPS        Y16, Y8, Y8 \
+	VEXTRACTF64X4 $1, Z9, Y16 \
+	VADDPS        Y16, Y9, Y9 \
+	VEXTRACTF64X4 $1, Z10, Y16 \
+	VADDPS        Y16, Y10, Y10 \
+	VEXTRACTF64X4 $1, Z11, Y16 \
+	VADDPS        Y16, Y11, Y11 \
+	VEXTRACTF64X4 $1, Z12, Y16 \
+	VADDPS        Y16, Y12, Y12 \
+	VEXTRACTF64X4 $1, Z13, Y16 \
+	VADDPS        Y16, Y13, Y13 \
+	VEXTRACTF64X4 $1, Z14, Y16 \
+	VADDPS        Y16, Y14, Y14 \
+	VEXTRACTF64X4 $1, Z15, Y16 \
+	VADDPS        Y16, Y15, Y15 \
+	VHADDPS    Y1, Y0, Y0 \
+	VHADDPS    Y3, Y2, Y2 \
+	VHADDPS    Y2, Y0, Y0 \
+	VHADDPS    Y5, Y4, Y4 \
+	VHADDPS    Y7, Y6, Y6 \
+	VHADDPS    Y6, Y4, Y4 \
+	VPERM2F128 $0x20, Y4, Y0, Y1 \
+	VPERM2F128 $0x31, Y4, Y0, Y2 \
+	VADDPS     Y2, Y1, Y1 \
+	VMOVUPS    Y1, (DI) \
+	VHADDPS    Y9, Y8, Y8 \
+	VHADDPS    Y11, Y10, Y10 \
+	VHADDPS    Y10, Y8, Y8 \
+	VHADDPS    Y13, Y12, Y12 \
+	VHADDPS    Y15, Y14, Y14 \
+	VHADDPS    Y14, Y12, Y12 \
+	VPERM2F128 $0x20, Y12, Y8, Y9 \
+	VPERM2F128 $0x31, Y12, Y8, Y10 \
+	VADDPS     Y10, Y9, Y9 \
+	VMOVUPS    Y9, (BX) \
+	VZEROUPPER \
+	RET
+
+// func dotF32x2x8AVX512Asm(a, b *float32, xs *[8]*float32, n int, outA, outB *float32)
+// Rows a and b against eight tokens, 16 floats at a time: each token's
+// chunk is loaded once for both rows, and each row's once for all eight
+// tokens, so 10 loads feed 16 FMAs (the AVX2 2x4 kernel: 6 loads, 8 FMAs
+// of half the width). 16 accumulators: Z0-Z7 row a, Z8-Z15 row b. n is a
+// multiple of 16.
+TEXT ·dotF32x2x8AVX512Asm(SB), NOSPLIT, $0-48
+	MOVQ   a+0(FP), SI
+	MOVQ   b+8(FP), DX
+	MOVQ   xs+16(FP), DI
+	MOVQ   n+24(FP), CX
+	MOVQ   0(DI), R8
+	MOVQ   8(DI), R9
+	MOVQ   16(DI), R10
+	MOVQ   24(DI), R11
+	MOVQ   32(DI), R12
+	MOVQ   40(DI), R13
+	MOVQ   48(DI), AX
+	MOVQ   56(DI), BX
+	XORQ   DI, DI
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+
+x28loop:
+	CMPQ        DI, CX
+	JGE         x28done
+	VMOVUPS     (SI)(DI*4), Z16
+	VMOVUPS     (DX)(DI*4), Z17
+	VMOVUPS     (R8)(DI*4), Z18
+	VMOVUPS     (R9)(DI*4), Z19
+	VMOVUPS     (R10)(DI*4), Z20
+	VMOVUPS     (R11)(DI*4), Z21
+	VFMADD231PS Z18, Z16, Z0
+	VFMADD231PS Z18, Z17, Z8
+	VFMADD231PS Z19, Z16, Z1
+	VFMADD231PS Z19, Z17, Z9
+	VFMADD231PS Z20, Z16, Z2
+	VFMADD231PS Z20, Z17, Z10
+	VFMADD231PS Z21, Z16, Z3
+	VFMADD231PS Z21, Z17, Z11
+	VMOVUPS     (R12)(DI*4), Z18
+	VMOVUPS     (R13)(DI*4), Z19
+	VMOVUPS     (AX)(DI*4), Z20
+	VMOVUPS     (BX)(DI*4), Z21
+	VFMADD231PS Z18, Z16, Z4
+	VFMADD231PS Z18, Z17, Z12
+	VFMADD231PS Z19, Z16, Z5
+	VFMADD231PS Z19, Z17, Z13
+	VFMADD231PS Z20, Z16, Z6
+	VFMADD231PS Z20, Z17, Z14
+	VFMADD231PS Z21, Z16, Z7
+	VFMADD231PS Z21, Z17, Z15
+	ADDQ        $16, DI
+	JMP         x28loop
+
+x28done:
+	MOVQ outA+32(FP), DI
+	MOVQ outB+40(FP), BX
+	REDUCE2X8
+
+
+// Constants of expSumAVX512Asm (Cephes expf): log2(e), ln 2 split in a
+// part exact in float32 and the rest, and the polynomial for e^r on
+// |r| <= ln(2)/2.
+DATA expconst<>+0(SB)/4, $0x3fb8aa3b // 1.44269504088896341
+DATA expconst<>+4(SB)/4, $0x3f318000 // 0.693359375
+DATA expconst<>+8(SB)/4, $0xb95e8083 // -2.12194440e-4
+DATA expconst<>+12(SB)/4, $0x39506967 // 1.9875691500e-4
+DATA expconst<>+16(SB)/4, $0x3ab743ce // 1.3981999507e-3
+DATA expconst<>+20(SB)/4, $0x3c088908 // 8.3334519073e-3
+DATA expconst<>+24(SB)/4, $0x3d2aa9c1 // 4.1665795894e-2
+DATA expconst<>+28(SB)/4, $0x3e2aaaaa // 1.6666665459e-1
+DATA expconst<>+32(SB)/4, $0x3f000000 // 5.0000001201e-1
+DATA expconst<>+36(SB)/4, $0x3f800000 // 1.0
+DATA expconst<>+40(SB)/4, $0xc2d00000 // -104: e^-104 is 0 in float32
+GLOBL expconst<>(SB), RODATA|NOPTR, $44
+
+// func expSumAVX512Asm(x *float32, n int, mx float32) float32
+// x[i] = e^(x[i]-mx) for n (a multiple of 16) values, returning their
+// sum. e^y = 2^k e^r with k = round(y log2 e) and r = y - k ln 2;
+// VSCALEFPS applies 2^k, and gives 0 where it underflows.
+TEXT ·expSumAVX512Asm(SB), NOSPLIT, $0-28
+	MOVQ             x+0(FP), SI
+	MOVQ             n+8(FP), CX
+	VBROADCASTSS     mx+16(FP), Z1
+	LEAQ             expconst<>(SB), AX
+	VBROADCASTSS     0(AX), Z2
+	VBROADCASTSS     4(AX), Z3
+	VBROADCASTSS     8(AX), Z4
+	VBROADCASTSS     12(AX), Z5
+	VBROADCASTSS     16(AX), Z6
+	VBROADCASTSS     20(AX), Z7
+	VBROADCASTSS     24(AX), Z8
+	VBROADCASTSS     28(AX), Z9
+	VBROADCASTSS     32(AX), Z10
+	VBROADCASTSS     36(AX), Z11
+	VBROADCASTSS     40(AX), Z16
+	VXORPS           Z0, Z0, Z0
+
+exploop:
+	CMPQ             CX, $0
+	JLE              expdone
+	VMOVUPS          (SI), Z12
+	VSUBPS           Z1, Z12, Z12
+	// Clamp below, so that k stays small enough for r to be exact;
+	// a NaN passes through (the second operand of MAXPS wins).
+	VMAXPS           Z12, Z16, Z12
+	VMULPS           Z2, Z12, Z13
+	VRNDSCALEPS      $0, Z13, Z13
+	VFNMADD231PS     Z3, Z13, Z12
+	VFNMADD231PS     Z4, Z13, Z12
+	VMOVAPS          Z5, Z14
+	VFMADD213PS      Z6, Z12, Z14
+	VFMADD213PS      Z7, Z12, Z14
+	VFMADD213PS      Z8, Z12, Z14
+	VFMADD213PS      Z9, Z12, Z14
+	VFMADD213PS      Z10, Z12, Z14
+	VMULPS           Z12, Z12, Z15
+	VADDPS           Z11, Z12, Z12
+	VFMADD231PS      Z15, Z14, Z12
+	VSCALEFPS        Z13, Z12, Z12
+	VMOVUPS          Z12, (SI)
+	VADDPS           Z12, Z0, Z0
+	ADDQ             $64, SI
+	SUBQ             $16, CX
+	JMP              exploop
+
+expdone:
+	VEXTRACTF64X4    $1, Z0, Y1
+	VADDPS           Y1, Y0, Y0
+	HSUM
+	VMOVSS           X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func dotBF16x2x8AVX512Asm(a, b *uint16, xs *[8]*float32, n int, outA, outB *float32)
+// dotF32x2x8AVX512Asm for bf16 rows, widened in registers (a bf16 is the
+// top half of a float32), so the rows are never decoded to memory.
+TEXT ·dotBF16x2x8AVX512Asm(SB), NOSPLIT, $0-48
+	MOVQ   a+0(FP), SI
+	MOVQ   b+8(FP), DX
+	MOVQ   xs+16(FP), DI
+	MOVQ   n+24(FP), CX
+	MOVQ   0(DI), R8
+	MOVQ   8(DI), R9
+	MOVQ   16(DI), R10
+	MOVQ   24(DI), R11
+	MOVQ   32(DI), R12
+	MOVQ   40(DI), R13
+	MOVQ   48(DI), AX
+	MOVQ   56(DI), BX
+	XORQ   DI, DI
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+
+b28loop:
+	CMPQ        DI, CX
+	JGE         b28done
+	VPMOVZXWD   (SI)(DI*2), Z16
+	VPMOVZXWD   (DX)(DI*2), Z17
+	VPSLLD      $16, Z16, Z16
+	VPSLLD      $16, Z17, Z17
+	VMOVUPS     (R8)(DI*4), Z18
+	VMOVUPS     (R9)(DI*4), Z19
+	VMOVUPS     (R10)(DI*4), Z20
+	VMOVUPS     (R11)(DI*4), Z21
+	VFMADD231PS Z18, Z16, Z0
+	VFMADD231PS Z18, Z17, Z8
+	VFMADD231PS Z19, Z16, Z1
+	VFMADD231PS Z19, Z17, Z9
+	VFMADD231PS Z20, Z16, Z2
+	VFMADD231PS Z20, Z17, Z10
+	VFMADD231PS Z21, Z16, Z3
+	VFMADD231PS Z21, Z17, Z11
+	VMOVUPS     (R12)(DI*4), Z18
+	VMOVUPS     (R13)(DI*4), Z19
+	VMOVUPS     (AX)(DI*4), Z20
+	VMOVUPS     (BX)(DI*4), Z21
+	VFMADD231PS Z18, Z16, Z4
+	VFMADD231PS Z18, Z17, Z12
+	VFMADD231PS Z19, Z16, Z5
+	VFMADD231PS Z19, Z17, Z13
+	VFMADD231PS Z20, Z16, Z6
+	VFMADD231PS Z20, Z17, Z14
+	VFMADD231PS Z21, Z16, Z7
+	VFMADD231PS Z21, Z17, Z15
+	ADDQ        $16, DI
+	JMP         b28loop
+
+b28done:
+	MOVQ outA+32(FP), DI
+	MOVQ outB+40(FP), BX
+	REDUCE2X8

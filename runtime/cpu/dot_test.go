@@ -85,6 +85,121 @@ func TestDotF32(t *testing.T) {
 	})
 }
 
+// TestDotF32x2x8 checks the two-rows-by-eight-tokens kernel against
+// float64 sums, with the tokens at scattered offsets of one buffer (as the
+// MoE gathers them) and row lengths that leave every tail.
+func TestDotF32x2x8(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	withKernels(t, func(set string) {
+		for _, n := range append(lengths, 17, 47, 48, 49, 255, 257) {
+			a, b := randFloats(r, n), randFloats(r, n)
+			data := randFloats(r, 9*n+40)
+			offs := make([]int32, 8)
+			for i := range offs {
+				offs[i] = int32(i*n + r.IntN(5)) // unaligned, may overlap
+			}
+			outA, outB := make([]float32, 8), make([]float32, 8)
+			for i := range outA {
+				outA[i], outB[i] = float32(math.NaN()), float32(math.NaN()) // must be overwritten
+			}
+			dotF32x2x8(a, b, data, offs, outA, outB)
+			for j := 0; j < 16; j++ {
+				row, got := a, outA[j%8]
+				if j >= 8 {
+					row, got = b, outB[j%8]
+				}
+				x := data[offs[j%8]:]
+				var want, mags float64
+				for i := range row {
+					want += float64(row[i]) * float64(x[i])
+					mags += math.Abs(float64(row[i]) * float64(x[i]))
+				}
+				if !(math.Abs(float64(got)-want) <= dotBound(mags, n)) {
+					t.Errorf("%s: result %d of dotF32x2x8, n=%d: %g, want %g", set, j, n, got, want)
+				}
+			}
+		}
+	})
+}
+
+// TestExpSum checks the softmax exponentials against float64 math.Exp:
+// within 4 ulps each, the sum within float32 summation error, and the
+// edges (underflow to 0, -Inf to 0, NaN stays NaN).
+func TestExpSum(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	withKernels(t, func(set string) {
+		for _, n := range append(lengths, 17, 33, 200) {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(r.NormFloat64() * 30)
+			}
+			if n > 3 {
+				x[0], x[1], x[2] = -1e30, float32(math.Inf(-1)), -100
+			}
+			mx := float32(r.NormFloat64() * 10)
+			orig := slices.Clone(x)
+			sum := expSum(x, mx)
+			var want float64
+			for i, v := range orig {
+				w := math.Exp(float64(v - mx))
+				want += float64(float32(w))
+				if w > math.MaxFloat32 {
+					w = math.Inf(1)
+				}
+				if d := math.Abs(float64(x[i]) - w); float64(x[i]) != w && !(d <= 4*1.2e-7*w+1.5e-45) {
+					t.Errorf("%s: n=%d: e^(%g - %g) = %g, want %g", set, n, v, mx, x[i], w)
+				}
+			}
+			if math.IsInf(want, 0) || want > math.MaxFloat32 {
+				continue
+			}
+			if !(math.Abs(float64(sum)-want) <= 2*float64(n+1)*1.2e-7*want+1e-38) {
+				t.Errorf("%s: n=%d: sum %g, want %g", set, n, sum, want)
+			}
+		}
+		x := make([]float32, 32)
+		x[5], x[20] = float32(math.NaN()), float32(math.NaN())
+		if s := expSum(x, 0); !math.IsNaN(float64(x[5])) || !math.IsNaN(float64(x[20])) || !math.IsNaN(float64(s)) || x[4] != 1 {
+			t.Errorf("%s: NaN inputs give %g, %g, sum %g; others %g", set, x[5], x[20], s, x[4])
+		}
+	})
+}
+
+// TestDotBF16x2x8 checks the bf16 2x8 kernel against float64 sums of
+// the widened rows.
+func TestDotBF16x2x8(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	withKernels(t, func(set string) {
+		for _, n := range append(lengths, 17, 47, 48, 49, 255, 257) {
+			a, b := randBF16(r, n), randBF16(r, n)
+			var x tok8
+			for i := range x {
+				x[i] = randFloats(r, n+r.IntN(3)) // may be longer
+			}
+			outA, outB := make([]float32, 8), make([]float32, 8)
+			for i := range outA {
+				outA[i], outB[i] = float32(math.NaN()), float32(math.NaN())
+			}
+			dotBF16x2x8(a, b, &x, outA, outB)
+			for j := 0; j < 16; j++ {
+				row, got := a, outA[j%8]
+				if j >= 8 {
+					row, got = b, outB[j%8]
+				}
+				var want, mags float64
+				for i, h := range row {
+					v := float64(math.Float32frombits(uint32(h)<<16)) * float64(x[j%8][i])
+					want += v
+					mags += math.Abs(v)
+				}
+				if !(math.Abs(float64(got)-want) <= dotBound(mags, n)) {
+					t.Errorf("%s: result %d of dotBF16x2x8, n=%d: %g, want %g", set, j, n, got, want)
+				}
+			}
+		}
+	})
+}
+
 func randBF16(r *rand.Rand, n int) []uint16 {
 	out := make([]uint16, n)
 	for i := range out {

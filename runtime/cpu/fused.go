@@ -191,13 +191,24 @@ type expertPairs struct {
 	// one is, for an expert with one pair, that pair's input as w.dot
 	// reads it (prepared in Model.prep when w is MXFP4).
 	one [][]float32
+	// prepared holds, per expert with fewer than directMXFP4 pairs of an
+	// MXFP4 weight, each pair's input in pair order: such an expert
+	// multiplies its packed rows with them directly.
+	prepared [][][]float32
 }
 
+// directMXFP4 is the number of pairs from which an expert's MXFP4 rows are
+// decoded once and multiplied with several inputs at a time; below it,
+// each pair multiplies the packed row, which costs about what decoding
+// the row once does.
+const directMXFP4 = 4
+
 func newExpertPairs(m *Model, experts, k int, w *weight) *expertPairs {
-	p := &expertPairs{m: m, k: k, w: w, pairs: make([][]int32, experts), offs: make([][]int32, experts), one: make([][]float32, experts)}
+	p := &expertPairs{m: m, k: k, w: w, pairs: make([][]int32, experts), offs: make([][]int32, experts), one: make([][]float32, experts), prepared: make([][][]float32, experts)}
 	for e := range p.pairs {
 		p.pairs[e] = make([]int32, 0, m.batch*k)
 		p.offs[e] = make([]int32, 0, m.batch*k)
+		p.prepared[e] = make([][]float32, 0, directMXFP4)
 	}
 	if w.dtype == ir.MXFP4 {
 		m.needPrep(m.batch * k * w.cols)
@@ -225,6 +236,13 @@ func (p *expertPairs) fill(routes buf, seq int, x buf, shared bool) {
 		}
 	}
 	for e, offs := range p.offs {
+		p.prepared[e] = p.prepared[e][:0]
+		if p.w.dtype == ir.MXFP4 && len(offs) > 1 && len(offs) < directMXFP4 {
+			for i, off := range offs {
+				pp := int(p.pairs[e][i])
+				p.prepared[e] = append(p.prepared[e], p.w.prepare(x.data[off:int(off)+in], p.m.prep[pp*in:(pp+1)*in]))
+			}
+		}
 		if len(offs) != 1 {
 			continue
 		}
@@ -246,6 +264,12 @@ func (p *expertPairs) dots(e, r int, x buf, scratch, dots []float32) {
 		dots[0] = p.w.dot(r, p.one[e])
 		return
 	}
+	if xs := p.prepared[e]; len(xs) > 0 {
+		for i, x := range xs {
+			dots[i] = p.w.dot(r, x)
+		}
+		return
+	}
 	p.w.decodeRow(r, scratch)
 	dotGather(scratch, x.data, p.offs[e], dots)
 }
@@ -255,6 +279,13 @@ func (p *expertPairs) dots2(e, r1, r2 int, x buf, scratch1, scratch2, dots1, dot
 	if len(p.pairs[e]) == 1 {
 		dots1[0] = p.w.dot(r1, p.one[e])
 		dots2[0] = p.w.dot(r2, p.one[e])
+		return
+	}
+	if xs := p.prepared[e]; len(xs) > 0 {
+		for i, x := range xs {
+			dots1[i] = p.w.dot(r1, x)
+			dots2[i] = p.w.dot(r2, x)
+		}
 		return
 	}
 	p.w.decodeRow(r1, scratch1)
@@ -413,6 +444,7 @@ func (m *Model) qkvRopeStore(f fusedOp) (func(int, int), bool) {
 		m.needPrep(in)
 	}
 	offs := tokenOffsets(h, m.batch)
+	groups := tokenGroups(h, in, m.batch)
 	st := &struct {
 		seq int
 		x   [3][]float32 // the token as each weight's dot reads it, when seq is 1
@@ -444,9 +476,7 @@ func (m *Model) qkvRopeStore(f fusedOp) (func(int, int), bool) {
 				store(which, o, dotsA)
 				g++
 			case g+1 < hi && o+1 < w.rows:
-				w.decodeRow(o, rowA)
-				w.decodeRow(o+1, rowB)
-				dotGather2(rowA, rowB, h.data, offs[:seq], dotsA, dotsB)
+				rowPair(w, o, seq, groups, h.data, offs, rowA, rowB, dotsA, dotsB)
 				store(which, o, dotsA)
 				store(which, o+1, dotsB)
 				g += 2

@@ -155,6 +155,7 @@ func (m *Model) linear(x buf, w *weight, bias []float32, out buf, residual *buf)
 		m.needPrep(w.cols)
 	}
 	offs := tokenOffsets(x, m.batch)
+	groups := tokenGroups(x, w.cols, m.batch)
 	st := &struct {
 		seq int
 		x   []float32 // the token, prepared, when seq is 1
@@ -186,9 +187,7 @@ func (m *Model) linear(x buf, w *weight, bias []float32, out buf, residual *buf)
 		}
 		o := lo
 		for ; o+2 <= hi; o += 2 {
-			w.decodeRow(o, rowA)
-			w.decodeRow(o+1, rowB)
-			dotGather2(rowA, rowB, x.data, offs[:seq], dotsA, dotsB)
+			rowPair(w, o, seq, groups, x.data, offs, rowA, rowB, dotsA, dotsB)
 			store(o, dotsA)
 			store(o+1, dotsB)
 		}
@@ -216,11 +215,44 @@ func tokenOffsets(x buf, batch int) []int32 {
 	return offs
 }
 
+// tokenGroups views the rows of x in groups of eight tokens, as the 2x8
+// kernels read them; made once, since x's place never changes.
+func tokenGroups(x buf, cols, batch int) []tok8 {
+	g := make([]tok8, batch/8)
+	for t := 0; t < len(g)*8; t++ {
+		g[t/8][t%8] = x.data[t*x.row : t*x.row+cols]
+	}
+	return g
+}
+
+// rowPair computes rows o and o+1 of w against the seq tokens of x (at
+// offs in data, grouped by eight in groups) into dotsA and dotsB. A bf16
+// weight is multiplied packed, eight tokens at a time; the tokens left
+// over, and other types, decode the two rows into rowA and rowB first.
+func rowPair(w *weight, o, seq int, groups []tok8, data []float32, offs []int32, rowA, rowB, dotsA, dotsB []float32) {
+	done := 0
+	if w.dtype == ir.BF16 {
+		a, b := w.row16(o), w.row16(o+1)
+		for ; done+8 <= seq; done += 8 {
+			dotBF16x2x8(a, b, &groups[done/8], dotsA[done:done+8], dotsB[done:done+8])
+		}
+		if done == seq {
+			return
+		}
+	}
+	w.decodeRow(o, rowA)
+	w.decodeRow(o+1, rowB)
+	dotGather2(rowA, rowB, data, offs[done:seq], dotsA[done:seq], dotsB[done:seq])
+}
+
 // dotGather2 is dotGather for two rows at once: each input is read once
 // for both.
 func dotGather2(rowA, rowB, data []float32, offs []int32, dotsA, dotsB []float32) {
 	n := len(rowA)
 	i := 0
+	for ; i+8 <= len(offs); i += 8 {
+		dotF32x2x8(rowA, rowB, data, offs[i:i+8], dotsA[i:i+8], dotsB[i:i+8])
+	}
 	for ; i+4 <= len(offs); i += 4 {
 		o0, o1, o2, o3 := int(offs[i]), int(offs[i+1]), int(offs[i+2]), int(offs[i+3])
 		dotF32x2x4(rowA, rowB, data[o0:o0+n], data[o1:o1+n], data[o2:o2+n], data[o3:o3+n], dotsA[i:i+4], dotsB[i:i+4])
@@ -395,11 +427,7 @@ func (m *Model) attend(q buf, sinks []float32, out buf, a ir.Attrs, l *kvLayer) 
 				sink = sinks[h]
 				mx = max(mx, sink)
 			}
-			var denom float32
-			for j := range scores {
-				scores[j] = exp32(scores[j] - mx)
-				denom += scores[j]
-			}
+			denom := expSum(scores, mx)
 			if sinks != nil {
 				denom += exp32(sink - mx)
 			}
