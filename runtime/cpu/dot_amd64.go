@@ -48,6 +48,7 @@ func useKernels(name string) bool {
 	default:
 		return false
 	}
+	decodeKernels(name)
 	kernelSet = name
 	return true
 }

@@ -2,11 +2,13 @@ package cpu
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -328,16 +330,23 @@ func runDecode(tb testing.TB, fs *fullSize, steps int, tm timer) decodeResult {
 	}
 	minor0, major0 := faults()
 	start := time.Now()
-	for i := 0; i < steps; i++ {
-		if pos == fs.model.Ctx() {
-			pos = len(p)
+	// The timed steps carry a profile label, so that a -cpuprofile of the
+	// benchmark can be cut to them (go tool pprof -tagfocus phase=decode):
+	// the untimed prompt and the bandwidth probe are most of its samples.
+	// Only this goroutine's share is labelled; the pool's workers run the
+	// same loops.
+	pprof.Do(context.Background(), pprof.Labels("phase", "decode"), func(context.Context) {
+		for i := 0; i < steps; i++ {
+			if pos == fs.model.Ctx() {
+				pos = len(p)
+			}
+			var err error
+			if logits, err = fs.model.Forward([]int32{int32((100 + i) % fs.model.Vocab())}, pos); err != nil {
+				tb.Fatal(err)
+			}
+			pos++
 		}
-		var err error
-		if logits, err = fs.model.Forward([]int32{int32((100 + i) % fs.model.Vocab())}, pos); err != nil {
-			tb.Fatal(err)
-		}
-		pos++
-	}
+	})
 	elapsed := time.Since(start)
 	if tm != nil {
 		tm.StopTimer()
