@@ -257,6 +257,12 @@ type decodeResult struct {
 	// ones map a page already in the page cache, major ones read it from
 	// disk (the checkpoint does not fit in the page cache).
 	minorFaults, majorFaults float64
+	// cpuShare is the process's CPU time over the timed steps divided by
+	// their wall time and the worker count: 1 when every worker ran the
+	// whole time. On a shared machine it says how much of the cores the
+	// run got (the floor's probe runs in the same conditions, but only
+	// for a fraction of a second).
+	cpuShare float64
 }
 
 // timer is the part of testing.B that runDecode and runPrefill use to
@@ -269,18 +275,36 @@ type timer interface {
 // faults reads this process's minor and major page-fault counts
 // (/proc/self/stat; zero where there is none).
 func faults() (minor, major float64) {
-	b, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0, 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	f := procStat()
 	if len(f) < 10 {
 		return 0, 0
 	}
 	minor, _ = strconv.ParseFloat(f[7], 64)
 	major, _ = strconv.ParseFloat(f[9], 64)
 	return minor, major
+}
+
+// cpuSeconds is the process's user and system time so far, from
+// /proc/self/stat in clock ticks of 1/100 s (Linux's USER_HZ); 0 where
+// there is no /proc.
+func cpuSeconds() float64 {
+	f := procStat()
+	if len(f) < 13 {
+		return 0
+	}
+	user, _ := strconv.ParseFloat(f[11], 64)
+	sys, _ := strconv.ParseFloat(f[12], 64)
+	return (user + sys) / 100
+}
+
+// procStat is /proc/self/stat's fields after the command name.
+func procStat() []string {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 }
 
 // fmaThroughput runs the FMA-throughput loop on every core at once and
@@ -329,6 +353,7 @@ func runDecode(tb testing.TB, fs *fullSize, steps int, tm timer) decodeResult {
 		tm.StartTimer()
 	}
 	minor0, major0 := faults()
+	cpu0 := cpuSeconds()
 	start := time.Now()
 	// The timed steps carry a profile label, so that a -cpuprofile of the
 	// benchmark can be cut to them (go tool pprof -tagfocus phase=decode):
@@ -352,6 +377,7 @@ func runDecode(tb testing.TB, fs *fullSize, steps int, tm timer) decodeResult {
 		tm.StopTimer()
 	}
 	minor1, major1 := faults()
+	cpu1 := cpuSeconds()
 	checkFinite(tb, logits)
 	rss := procStatus()
 	// The bandwidth is measured after decoding, so that its buffer is not
@@ -369,6 +395,7 @@ func runDecode(tb testing.TB, fs *fullSize, steps int, tm timer) decodeResult {
 		rss:           rss,
 		minorFaults:   (minor1 - minor0) / float64(steps),
 		majorFaults:   (major1 - major0) / float64(steps),
+		cpuShare:      (cpu1 - cpu0) / elapsed.Seconds() / float64(runtime.GOMAXPROCS(0)),
 	}
 	r.floor = bw / float64(r.bytesPerToken)
 	return r
@@ -396,6 +423,8 @@ func BenchmarkFullSizeDecode(b *testing.B) {
 			b.ReportMetric(r.rss["RssFile"]/1e9, "RssFile-GB")
 			b.ReportMetric(r.minorFaults, "minflt/token")
 			b.ReportMetric(r.majorFaults, "majflt/token")
+			b.ReportMetric(100*r.cpuShare, "%cpu")
+			b.ReportMetric(1e3*r.cpuShare*float64(runtime.GOMAXPROCS(0))/r.tokPerSec, "cpu-ms/token")
 		})
 	}
 }
