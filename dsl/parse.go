@@ -65,6 +65,15 @@ func ParseWithin(name, src string, lim budget.Limits) (*File, error) {
 		return nil, diags.Err()
 	}
 	text := []byte(src)
+	if f, ok := fastParse(name, src); ok {
+		f.Name, f.Source = name, src
+		resolve(f, &diags)
+		if diags.Len() > 0 {
+			return nil, diags.Err()
+		}
+		return f, nil
+	}
+	// The file has a syntax error: participle finds and words it.
 	blanked := map[int]bool{} // lines already removed by recovery
 	for attempt := 0; attempt < maxSyntaxErrors; attempt++ {
 		if attempt > 0 && (attempt+1)*tokens > recoveryTokens*lim.Tokens {
