@@ -18,12 +18,12 @@ import (
 // participle's rules would differ.
 var quirks = []string{
 	`model "x"`,
-	`"model" "x"`,                        // a string matches a literal
-	`model "x" for "A", "B"`,             //
-	`model "x" for "A",`,                 // ',' commits
-	`model "x" def f(a,) { }`,            // ',' commits, the trailing ','? is unreachable
-	`model "x" def f(a, b) { x = 1 }`,    //
-	`model "x" def f() { }`,              //
+	`"model" "x"`,                     // a string matches a literal
+	`model "x" for "A", "B"`,          //
+	`model "x" for "A",`,              // ',' commits
+	`model "x" def f(a,) { }`,         // ',' commits, the trailing ','? is unreachable
+	`model "x" def f(a, b) { x = 1 }`, //
+	`model "x" def f() { }`,           //
 	`model "x" forward(t) { x = a "+" b return x }`,
 	`model "x" forward(t) { x = [a,,b] y = [] z = [,a] }`,
 	`model "x" forward(t) { x = f() y = f(a,) z = f(a,,b) w = f(,a) }`,
