@@ -26,8 +26,11 @@ import (
 //     the ',' commits to another parameter);
 //   - a node's Pos is the next non-whitespace token's position where it
 //     starts, its EndPos the position just after the last token it took.
-func fastParse(name, src string) (f *File, ok bool) {
-	p := fastParser{}
+//
+// tokens is the number of tokens in src (as checkLimits counts them), to
+// size the token list at once.
+func fastParse(name, src string, tokens int) (f *File, ok bool) {
+	p := fastParser{toks: make([]lexer.Token, 0, tokens+1)}
 	if !p.lex(name, src) {
 		return nil, false
 	}
@@ -54,8 +57,6 @@ type fastParser struct {
 
 func (p *fastParser) lex(name, src string) bool {
 	s := &archScanner{src: src, pos: lexer.Position{Filename: name, Line: 1, Column: 1}}
-	// About one token in three characters; a guess that saves regrowing.
-	p.toks = make([]lexer.Token, 0, len(src)/3+1)
 	for {
 		t, err := s.Next()
 		if err != nil {
