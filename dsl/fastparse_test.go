@@ -111,7 +111,7 @@ func TestFastParseMatchesGrammar(t *testing.T) {
 func compareParsers(t *testing.T, src string) bool {
 	t.Helper()
 	want, werr := parser().ParseString("f.arch", src)
-	got, ok := fastParse("f.arch", src, 0)
+	got, ok := fastParse("f.arch", src)
 	switch {
 	case werr != nil && ok:
 		t.Errorf("fastParse accepts what participle rejects (%v):\n%s", werr, src)

@@ -65,7 +65,7 @@ func ParseWithin(name, src string, lim budget.Limits) (*File, error) {
 		return nil, diags.Err()
 	}
 	text := []byte(src)
-	if f, ok := fastParse(name, src, tokens); ok {
+	if f, ok := fastParse(name, src); ok {
 		f.Name, f.Source = name, src
 		resolve(f, &diags)
 		if diags.Len() > 0 {
