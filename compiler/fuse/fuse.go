@@ -497,7 +497,7 @@ type pass struct {
 }
 
 func newPass(f *ir.Func) *pass {
-	p := &pass{index: make(map[*ir.Op]int, len(f.Ops)), readers: map[*ir.Value][]*ir.Op{}, dead: map[*ir.Op]bool{}}
+	p := &pass{index: make(map[*ir.Op]int, len(f.Ops)), readers: make(map[*ir.Value][]*ir.Op, len(f.Ops)), dead: map[*ir.Op]bool{}}
 	for i, op := range f.Ops {
 		p.index[op] = i
 		for _, a := range op.Args {
