@@ -44,6 +44,21 @@ var (
 	dotF16 = dotF16Go
 	// axpyF16 adds w times an f16 row to acc.
 	axpyF16 = axpyF16Go
+	// decodeF16 widens an f16 row (little-endian bytes) into dst.
+	decodeF16 = decodeF16Go
+	// attnScores2 computes attention scores for two query heads that
+	// share a KV head: for the rows j < len(outA) of k (row j at
+	// k[j*stride:], len(qa) wide), outA[j] = k_j · qa, outB[j] = k_j · qb.
+	// Each key row is read once for both heads, and the AVX-512 version
+	// does eight rows a call, so no call is made per position.
+	attnScores2 = attnScores2Go
+	// attnValues2 is the other half of attention for two query heads:
+	// for the rows j < len(pa) of v (row j at v[j*stride:], len(accA)
+	// wide), accA += pa[j] * v_j and accB += pb[j] * v_j.
+	attnValues2 = attnValues2Go
+	// swigluExp replaces each x[i] by e^x[i]: the sigmoids of the MoE's
+	// SwiGLU, a whole row of them at a time.
+	swigluExp = expAllGo
 )
 
 // kernelSet names the kernels in use, for benchmarks and reports.
@@ -120,6 +135,44 @@ func expSumGo(x []float32, mx float32) float32 {
 		s += x[i]
 	}
 	return s
+}
+
+func expAllGo(x []float32) {
+	for i, v := range x {
+		x[i] = exp32(v)
+	}
+}
+
+func attnScores2Go(k []float32, stride int, qa, qb, outA, outB []float32) {
+	hd := len(qa)
+	qb = qb[:hd]
+	outB = outB[:len(outA)]
+	for j := range outA {
+		row := k[j*stride : j*stride+hd]
+		outA[j] = dotF32Go(row, qa)
+		outB[j] = dotF32Go(row, qb)
+	}
+}
+
+func attnValues2Go(v []float32, stride int, pa, pb, accA, accB []float32) {
+	d := len(accA)
+	pb = pb[:len(pa)]
+	accB = accB[:d]
+	for j, wa := range pa {
+		wb := pb[j]
+		row := v[j*stride : j*stride+d]
+		for i, x := range row {
+			accA[i] += wa * x
+			accB[i] += wb * x
+		}
+	}
+}
+
+func decodeF16Go(h []byte, dst []float32) {
+	h = h[:2*len(dst)]
+	for i := range dst {
+		dst[i] = f16At(h[2*i:])
+	}
 }
 
 func dotF16Go(h []byte, x []float32) float32 {

@@ -34,17 +34,20 @@ func useKernels(name string) bool {
 		dotF32x2x4, dotF16, axpyF16 = dotF32x2x4Go, dotF16Go, axpyF16Go
 		dotF32x2x8, expSum = dotF32x2x8Go, expSumGo
 		dotBF16x2x8 = dotBF16x2x8Each
+		decodeF16, attnScores2, attnValues2, swigluExp = decodeF16Go, attnScores2Go, attnValues2Go, expAllGo
 	case name == "avx2" && haveAVX2:
 		dotF32, dotBF16, dotMXFP4 = dotF32AVX2, dotBF16AVX2, dotMXFP4AVX2
 		decodeBF16, decodeMXFP4, dotF32x4 = decodeBF16AVX2, decodeMXFP4AVX2, dotF32x4AVX2
 		dotF32x2x4, dotF16, axpyF16 = dotF32x2x4AVX2, dotF16AVX2, axpyF16AVX2
 		dotF32x2x8, expSum = dotF32x2x8AVX2, expSumGo
 		dotBF16x2x8 = dotBF16x2x8Each
+		decodeF16, attnScores2, attnValues2, swigluExp = decodeF16AVX2, attnScores2AVX2, attnValues2AVX2, expAllGo
 	case name == "avx512" && haveAVX512:
 		useKernels("avx2")
 		dotMXFP4 = dotMXFP4AVX512
 		dotF32x2x8, expSum = dotF32x2x8AVX512, expSumAVX512
 		dotBF16x2x8 = dotBF16x2x8AVX512
+		attnScores2, attnValues2, swigluExp = attnScores2AVX512, attnValues2AVX512, expAllAVX512
 	default:
 		return false
 	}
@@ -101,6 +104,15 @@ func dotF16Asm(h *byte, x *float32, n int) float32
 
 //go:noescape
 func axpyF16Asm(h *byte, w float32, acc *float32, n int)
+
+//go:noescape
+func decodeF16Asm(h *byte, dst *float32, n int)
+
+//go:noescape
+func attnValues2AVX2Asm(v *float32, stride, n int, pa, pb, accA, accB *float32, d int)
+
+//go:noescape
+func attnValues2AVX512Asm(v *float32, stride, n int, pa, pb, accA, accB *float32, d int)
 
 //go:noescape
 func readSumAsm(p *uint64, n int) uint64
@@ -352,3 +364,102 @@ func readSum(p []uint64) uint64 {
 	}
 	return s
 }
+
+func decodeF16AVX2(h []byte, dst []float32) {
+	h = h[:2*len(dst)]
+	n := len(dst) &^ 7
+	if n > 0 {
+		decodeF16Asm(&h[0], &dst[0], n)
+	}
+	for i := n; i < len(dst); i++ {
+		dst[i] = f16At(h[2*i:])
+	}
+}
+
+// rowsSpan checks that the n rows of width d at stride fit in x, as the
+// Go kernels' slice expressions do, and returns them.
+func rowsSpan(x []float32, stride, n, d int) []float32 {
+	if n == 0 {
+		return x[:0]
+	}
+	return x[:(n-1)*stride+d]
+}
+
+// attnScores2AVX2 runs the 2x4 kernel (two queries against four key rows)
+// over the rows; the rows left over and head widths that are not a
+// multiple of 8 take the one-row kernel.
+func attnScores2AVX2(k []float32, stride int, qa, qb, outA, outB []float32) {
+	hd := len(qa)
+	qb = qb[:hd]
+	n := len(outA)
+	outB = outB[:n]
+	k = rowsSpan(k, stride, n, hd)
+	j := 0
+	if hd > 0 && hd%8 == 0 {
+		for ; j+4 <= n; j += 4 {
+			dotF32x2x4Asm(&qa[0], &qb[0], &k[j*stride], &k[(j+1)*stride], &k[(j+2)*stride], &k[(j+3)*stride], hd, &outA[j], &outB[j])
+		}
+	}
+	for ; j < n; j++ {
+		row := k[j*stride : j*stride+hd]
+		outA[j], outB[j] = dotF32AVX2(row, qa), dotF32AVX2(row, qb)
+	}
+}
+
+// attnScores2AVX512 runs the 2x8 kernel over blocks of eight key rows,
+// then the AVX2 version over the rest.
+func attnScores2AVX512(k []float32, stride int, qa, qb, outA, outB []float32) {
+	hd := len(qa)
+	qb = qb[:hd]
+	n := len(outA)
+	outB = outB[:n]
+	k = rowsSpan(k, stride, n, hd)
+	j := 0
+	if hd > 0 && hd%16 == 0 {
+		var p [8]*float32
+		for ; j+8 <= n; j += 8 {
+			for i := range p {
+				p[i] = &k[(j+i)*stride]
+			}
+			dotF32x2x8AVX512Asm(&qa[0], &qb[0], &p, hd, &outA[j], &outB[j])
+		}
+	}
+	if j < n {
+		attnScores2AVX2(k[j*stride:], stride, qa, qb, outA[j:], outB[j:])
+	}
+}
+
+func attnValues2AVX2(v []float32, stride int, pa, pb, accA, accB []float32) {
+	attnValues2Asm(v, stride, pa, pb, accA, accB, 8, attnValues2AVX2Asm)
+}
+
+func attnValues2AVX512(v []float32, stride int, pa, pb, accA, accB []float32) {
+	attnValues2Asm(v, stride, pa, pb, accA, accB, 16, attnValues2AVX512Asm)
+}
+
+// attnValues2Asm runs an assembly values kernel over the first multiple
+// of width columns and finishes the rest in Go.
+func attnValues2Asm(v []float32, stride int, pa, pb, accA, accB []float32, width int, asm func(v *float32, stride, n int, pa, pb, accA, accB *float32, d int)) {
+	d := len(accA)
+	n := len(pa)
+	pb = pb[:n]
+	accB = accB[:d]
+	v = rowsSpan(v, stride, n, d)
+	m := d - d%width
+	if m > 0 && n > 0 {
+		asm(&v[0], 4*stride, n, &pa[0], &pb[0], &accA[0], &accB[0], m)
+	}
+	if m < d {
+		for j, wa := range pa {
+			wb := pb[j]
+			row := v[j*stride+m : j*stride+d]
+			for i, x := range row {
+				accA[m+i] += wa * x
+				accB[m+i] += wb * x
+			}
+		}
+	}
+}
+
+// expAllAVX512 is expSumAVX512 with nothing subtracted.
+func expAllAVX512(x []float32) { expSumAVX512(x, 0) }

@@ -945,3 +945,150 @@ b28done:
 	MOVQ outA+32(FP), DI
 	MOVQ outB+40(FP), BX
 	REDUCE2X8
+
+// func decodeF16Asm(h *byte, dst *float32, n int)
+// Widens n (a multiple of 8) halves, exactly.
+TEXT ·decodeF16Asm(SB), NOSPLIT, $0-24
+	MOVQ h+0(FP), SI
+	MOVQ dst+8(FP), DI
+	MOVQ n+16(FP), CX
+
+df16loop:
+	CMPQ      CX, $8
+	JLT       df16done
+	VCVTPH2PS (SI), Y4
+	VMOVUPS   Y4, (DI)
+	ADDQ      $16, SI
+	ADDQ      $32, DI
+	SUBQ      $8, CX
+	JMP       df16loop
+
+df16done:
+	VZEROUPPER
+	RET
+
+// func attnValues2AVX2Asm(v *float32, stride, n int, pa, pb, accA, accB *float32, d int)
+// accA[0:d] += pa[j] * v_j and accB[0:d] += pb[j] * v_j for the n rows
+// of v, stride bytes apart; d is a multiple of 8, n at least 1. Column
+// block by column block, the rows inner, two at a time into separate
+// accumulators so that the multiply-adds of consecutive rows overlap.
+TEXT ·attnValues2AVX2Asm(SB), NOSPLIT, $0-64
+	MOVQ v+0(FP), SI
+	MOVQ stride+8(FP), R8
+	MOVQ n+16(FP), R9
+	MOVQ pa+24(FP), R10
+	MOVQ pb+32(FP), R11
+	MOVQ accA+40(FP), DI
+	MOVQ accB+48(FP), BX
+	MOVQ d+56(FP), CX
+
+av2chunk:
+	CMPQ    CX, $0
+	JLE     av2done
+	VMOVUPS (DI), Y0
+	VMOVUPS (BX), Y1
+	VXORPS  Y2, Y2, Y2
+	VXORPS  Y3, Y3, Y3
+	MOVQ    SI, DX
+	XORQ    AX, AX
+
+av2pair:
+	LEAQ         1(AX), R12
+	CMPQ         R12, R9
+	JGE          av2one
+	VMOVUPS      (DX), Y4
+	VMOVUPS      (DX)(R8*1), Y5
+	VBROADCASTSS (R10)(AX*4), Y6
+	VBROADCASTSS (R11)(AX*4), Y7
+	VBROADCASTSS 4(R10)(AX*4), Y8
+	VBROADCASTSS 4(R11)(AX*4), Y9
+	VFMADD231PS  Y6, Y4, Y0
+	VFMADD231PS  Y7, Y4, Y1
+	VFMADD231PS  Y8, Y5, Y2
+	VFMADD231PS  Y9, Y5, Y3
+	LEAQ         (DX)(R8*2), DX
+	ADDQ         $2, AX
+	JMP          av2pair
+
+av2one:
+	CMPQ         AX, R9
+	JGE          av2store
+	VMOVUPS      (DX), Y4
+	VBROADCASTSS (R10)(AX*4), Y6
+	VBROADCASTSS (R11)(AX*4), Y7
+	VFMADD231PS  Y6, Y4, Y0
+	VFMADD231PS  Y7, Y4, Y1
+
+av2store:
+	VADDPS  Y2, Y0, Y0
+	VADDPS  Y3, Y1, Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, (BX)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	ADDQ    $32, BX
+	SUBQ    $8, CX
+	JMP     av2chunk
+
+av2done:
+	VZEROUPPER
+	RET
+
+// func attnValues2AVX512Asm(v *float32, stride, n int, pa, pb, accA, accB *float32, d int)
+// attnValues2AVX2Asm 16 columns at a time (d a multiple of 16), the
+// weights broadcast from memory by the multiply-adds.
+TEXT ·attnValues2AVX512Asm(SB), NOSPLIT, $0-64
+	MOVQ v+0(FP), SI
+	MOVQ stride+8(FP), R8
+	MOVQ n+16(FP), R9
+	MOVQ pa+24(FP), R10
+	MOVQ pb+32(FP), R11
+	MOVQ accA+40(FP), DI
+	MOVQ accB+48(FP), BX
+	MOVQ d+56(FP), CX
+
+av5chunk:
+	CMPQ    CX, $0
+	JLE     av5done
+	VMOVUPS (DI), Z0
+	VMOVUPS (BX), Z1
+	VXORPS  Z2, Z2, Z2
+	VXORPS  Z3, Z3, Z3
+	MOVQ    SI, DX
+	XORQ    AX, AX
+
+av5pair:
+	LEAQ             1(AX), R12
+	CMPQ             R12, R9
+	JGE              av5one
+	VMOVUPS          (DX), Z4
+	VMOVUPS          (DX)(R8*1), Z5
+	VFMADD231PS.BCST (R10)(AX*4), Z4, Z0
+	VFMADD231PS.BCST (R11)(AX*4), Z4, Z1
+	VFMADD231PS.BCST 4(R10)(AX*4), Z5, Z2
+	VFMADD231PS.BCST 4(R11)(AX*4), Z5, Z3
+	LEAQ             (DX)(R8*2), DX
+	ADDQ             $2, AX
+	JMP              av5pair
+
+av5one:
+	CMPQ             AX, R9
+	JGE              av5store
+	VMOVUPS          (DX), Z4
+	VFMADD231PS.BCST (R10)(AX*4), Z4, Z0
+	VFMADD231PS.BCST (R11)(AX*4), Z4, Z1
+
+av5store:
+	VADDPS  Z2, Z0, Z0
+	VADDPS  Z3, Z1, Z1
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, (BX)
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+	ADDQ    $64, BX
+	SUBQ    $16, CX
+	JMP     av5chunk
+
+av5done:
+	VZEROUPPER
+	RET

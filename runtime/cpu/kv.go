@@ -3,6 +3,7 @@ package cpu
 import (
 	"encoding/binary"
 	"math"
+	"unsafe"
 
 	"github.com/minerva-ml/minerva/compiler/plan"
 	"github.com/minerva-ml/minerva/runtime/weights"
@@ -65,6 +66,75 @@ func (l *kvLayer) dotK(seq, pos, head int, q []float32) float32 {
 // addV adds w * v[pos, head] of sequence seq to acc.
 func (l *kvLayer) addV(seq, pos, head int, w float32, acc []float32) {
 	axpyKV(l.format, l.row(l.v[seq], l.vRow, pos, head), w, acc)
+}
+
+// run is how many of the n positions from pos on lie in consecutive
+// slots: all of them, unless a ring wraps before the last.
+func (l *kvLayer) run(pos, n int) int {
+	if l.p.Ring {
+		return min(n, int(l.p.Capacity)-l.slot(pos))
+	}
+	return n
+}
+
+// keys and values return the rows of head for the n positions from pos
+// on of sequence seq, which lie in consecutive slots (see run), as floats
+// and their stride in floats: an f32 cache in place, other formats
+// decoded into dst (n rows of the head's width) first. Attention then
+// reads each row once for all the query heads that share it.
+func (l *kvLayer) keys(seq, pos, n, head int, dst []float32) ([]float32, int) {
+	return l.rowsF32(l.k[seq], l.kRow, int(l.p.HeadDim), pos, n, head, dst)
+}
+
+func (l *kvLayer) values(seq, pos, n, head int, dst []float32) ([]float32, int) {
+	return l.rowsF32(l.v[seq], l.vRow, int(l.p.VDim), pos, n, head, dst)
+}
+
+func (l *kvLayer) rowsF32(b []byte, rowBytes, dim, pos, n, head int, dst []float32) ([]float32, int) {
+	if n == 0 {
+		return dst[:0], dim
+	}
+	heads := int(l.p.KVHeads)
+	first := (l.slot(pos)*heads + head) * rowBytes
+	stride := heads * rowBytes
+	span := b[first : first+(n-1)*stride+rowBytes]
+	if l.format == plan.KVF32 {
+		return unsafe.Slice((*float32)(unsafe.Pointer(&span[0])), len(span)/4), stride / 4
+	}
+	dst = dst[:n*dim]
+	for j := 0; j < n; j++ {
+		decodeKVRow(l.format, span[j*stride:j*stride+rowBytes], dst[j*dim:(j+1)*dim])
+	}
+	return dst, dim
+}
+
+// decodeKVRow widens one stored row to floats: the values dotKV and axpyKV
+// multiply by (still rotated, for the rotated formats).
+func decodeKVRow(f plan.KVFormat, row []byte, dst []float32) {
+	switch f {
+	case plan.KVF32:
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(row[4*i:]))
+		}
+	case plan.KVF16:
+		decodeF16(row[:2*len(dst)], dst)
+	case plan.KVQ8:
+		n := len(dst)
+		s := f16At(row[n:])
+		for i, b := range row[:n] {
+			dst[i] = float32(int8(b)) * s
+		}
+	case plan.KVQ4:
+		for g := 0; g < len(dst)/32; g++ {
+			blk := row[g*18 : g*18+18]
+			s := f16At(blk[16:])
+			d := dst[g*32 : g*32+32]
+			for j, b := range blk[:16] {
+				d[2*j] = float32(int(b&15)-8) * s
+				d[2*j+1] = float32(int(b>>4)-8) * s
+			}
+		}
+	}
 }
 
 func f16At(b []byte) float32 { return weights.F16BitsToF32(binary.LittleEndian.Uint16(b)) }

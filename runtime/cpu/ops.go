@@ -386,9 +386,18 @@ func (m *Model) cacheKV(q, k, v, out buf, l *kvLayer) func(int, int) {
 	}
 }
 
+// attnChunk is the most cached positions attention decodes at a time
+// (for the formats that are not f32): enough to amortise a call, few
+// enough to stay in the first-level cache.
+const attnChunk = 128
+
 // attend computes, for each new token and query head, softmax(q·K * scale)
 // over the visible cached positions of the token's own sequence (with the
 // head's sink logit joining the denominator) times V.
+//
+// The work items are (token, KV head): the query heads that share a KV
+// head (grouped-query attention) read each key and value row once, two
+// heads per kernel call, and the kernels take a block of rows per call.
 func (m *Model) attend(q buf, sinks []float32, out buf, a ir.Attrs, l *kvLayer) func(int, int) {
 	heads := int(a.Int("heads"))
 	kvHeads := int(a.Int("kv_heads"))
@@ -398,51 +407,90 @@ func (m *Model) attend(q buf, sinks []float32, out buf, a ir.Attrs, l *kvLayer) 
 	scale := float32(a.Float("scale"))
 	softcap := float32(a.Float("softcap"))
 	group := heads / kvHeads
-	m.needScratch(int(l.p.Capacity) + vd + hd)
+	// An odd group's last head is paired with itself; the copy's result
+	// is dropped.
+	slots := group + group%2
+	capacity := int(l.p.Capacity)
+	// Per worker: the scores of each head, one decoded block of rows, the
+	// prepared queries and the heads' sums of values.
+	scoresAt, rowsAt := 0, slots*capacity
+	queriesAt := rowsAt + attnChunk*max(hd, vd)
+	accAt := queriesAt + slots*hd
+	m.needScratch(accAt + slots*vd)
 	body := func(lo, hi, worker int) {
+		sc := m.scratch[worker]
+		rowBuf := sc[rowsAt:queriesAt]
 		for item := lo; item < hi; item++ {
-			t, h := item/heads, item%heads
+			t, kvh := item/kvHeads, item%kvHeads
 			sq, p := int(m.tokSeq[t]), int(m.tokPos[t])
 			first := 0
 			if window > 0 {
 				first = max(0, p-window+1)
 			}
 			n := p - first + 1
-			scores := m.scratch[worker][:n]
-			sc := m.scratch[worker]
-			acc := sc[len(sc)-vd:]
-			qh := l.prepareQuery(q.data[t*q.row+h*hd:t*q.row+(h+1)*hd], sc[len(sc)-vd-hd:len(sc)-vd])
-			kvh := h / group
-			mx := float32(math.Inf(-1))
-			for j := 0; j < n; j++ {
-				s := l.dotK(sq, first+j, kvh, qh) * scale
-				if softcap > 0 {
-					s = float32(math.Tanh(float64(s/softcap))) * softcap
+			score := func(g int) []float32 { return sc[scoresAt+g*capacity : scoresAt+g*capacity+n] }
+			query := func(g int) []float32 { return sc[queriesAt+g*hd : queriesAt+(g+1)*hd] }
+			acc := func(g int) []float32 { return sc[accAt+g*vd : accAt+(g+1)*vd] }
+			for g := 0; g < slots; g++ {
+				h := kvh*group + min(g, group-1)
+				qh := l.prepareQuery(q.data[t*q.row+h*hd:t*q.row+(h+1)*hd], query(g))
+				if &qh[0] != &query(g)[0] {
+					copy(query(g), qh)
 				}
-				scores[j] = s
-				mx = max(mx, s)
 			}
-			var sink float32
-			if sinks != nil {
-				sink = sinks[h]
-				mx = max(mx, sink)
+			for j := 0; j < n; {
+				c := l.run(first+j, min(n-j, attnChunk))
+				rows, stride := l.keys(sq, first+j, c, kvh, rowBuf)
+				for g := 0; g < slots; g += 2 {
+					attnScores2(rows, stride, query(g), query(g+1), score(g)[j:j+c], score(g+1)[j:j+c])
+				}
+				j += c
 			}
-			denom := expSum(scores, mx)
-			if sinks != nil {
-				denom += exp32(sink - mx)
+			for g := 0; g < slots; g++ {
+				scores := score(g)
+				mx := float32(math.Inf(-1))
+				for j, s := range scores {
+					s *= scale
+					if softcap > 0 {
+						s = float32(math.Tanh(float64(s/softcap))) * softcap
+					}
+					scores[j] = s
+					mx = max(mx, s)
+				}
+				var sink float32
+				if sinks != nil {
+					sink = sinks[kvh*group+min(g, group-1)]
+					mx = max(mx, sink)
+				}
+				denom := expSum(scores, mx)
+				if sinks != nil {
+					denom += exp32(sink - mx)
+				}
+				for j := range scores {
+					scores[j] /= denom
+				}
+				clear(acc(g))
 			}
-			clear(acc)
-			for j, s := range scores {
-				l.addV(sq, first+j, kvh, s/denom, acc)
+			for j := 0; j < n; {
+				c := l.run(first+j, min(n-j, attnChunk))
+				rows, stride := l.values(sq, first+j, c, kvh, rowBuf)
+				for g := 0; g < slots; g += 2 {
+					attnValues2(rows, stride, score(g)[j:j+c], score(g+1)[j:j+c], acc(g), acc(g+1))
+				}
+				j += c
 			}
-			l.finishValue(acc)
-			copy(out.data[t*out.row+h*vd:t*out.row+(h+1)*vd], acc)
+			for g := 0; g < group; g++ {
+				h := kvh*group + g
+				l.finishValue(acc(g))
+				copy(out.data[t*out.row+h*vd:t*out.row+(h+1)*vd], acc(g))
+			}
 		}
 	}
 	return func(seq, _ int) {
-		// Each (token, head) reads up to its position's cached positions;
-		// short contexts are not worth waking another thread for.
-		m.pool.run(seq*heads, grainFor((int(m.tokLast)+1)*(hd+vd)), body)
+		// Each (token, KV head) reads up to its position's cached
+		// positions for its group of heads; short contexts are not worth
+		// waking another thread for.
+		m.pool.run(seq*kvHeads, grainFor((int(m.tokLast)+1)*(hd+vd)*group), body)
 	}
 }
 

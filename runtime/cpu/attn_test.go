@@ -1,0 +1,128 @@
+package cpu
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/minerva-ml/minerva/runtime/weights"
+)
+
+// TestAttnKernels checks the grouped-query attention kernels of every
+// kernel set against float64 sums, at head widths that are and are not
+// multiples of the vector width, row counts around the blocks of 4 and 8,
+// and rows spaced by an odd stride from an odd start (a cache's rows of
+// one KV head among others).
+func TestAttnKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	withKernels(t, func(set string) {
+		for _, d := range []int{1, 7, 8, 16, 24, 32, 33, 48, 64, 80, 128} {
+			for _, n := range []int{0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 65, 130} {
+				stride := 2*d + 3
+				start := 5
+				data := randFloats(r, start+n*stride)
+				rows := data[start:]
+				qa, qb := randFloats(r, d), randFloats(r, d)
+				outA, outB := make([]float32, n+1), make([]float32, n+1)
+				outA[n], outB[n] = 42, 43 // past the end: untouched
+				attnScores2(rows, stride, qa, qb, outA[:n], outB[:n])
+				for j := 0; j < n; j++ {
+					for h, q := range [][]float32{qa, qb} {
+						var want, mags float64
+						for i := 0; i < d; i++ {
+							p := float64(rows[j*stride+i]) * float64(q[i])
+							want += p
+							mags += math.Abs(p)
+						}
+						got := [][]float32{outA, outB}[h][j]
+						if math.Abs(float64(got)-want) > dotBound(mags, d) {
+							t.Errorf("%s: attnScores2 d=%d n=%d row %d head %d: %g, want %g", set, d, n, j, h, got, want)
+						}
+					}
+				}
+				if outA[n] != 42 || outB[n] != 43 {
+					t.Errorf("%s: attnScores2 d=%d n=%d wrote past its rows", set, d, n)
+				}
+
+				pa, pb := randFloats(r, n), randFloats(r, n)
+				accA, accB := randFloats(r, d+1), randFloats(r, d+1)
+				initA, initB := append([]float32(nil), accA...), append([]float32(nil), accB...)
+				attnValues2(rows, stride, pa, pb, accA[:d], accB[:d])
+				for i := 0; i < d; i++ {
+					for h, p := range [][]float32{pa, pb} {
+						init := []float32{initA[i], initB[i]}[h]
+						want, mags := float64(init), math.Abs(float64(init))
+						for j := 0; j < n; j++ {
+							v := float64(p[j]) * float64(rows[j*stride+i])
+							want += v
+							mags += math.Abs(v)
+						}
+						got := [][]float32{accA, accB}[h][i]
+						if math.Abs(float64(got)-want) > dotBound(mags, n+1) {
+							t.Errorf("%s: attnValues2 d=%d n=%d column %d head %d: %g, want %g", set, d, n, i, h, got, want)
+						}
+					}
+				}
+				if accA[d] != initA[d] || accB[d] != initB[d] {
+					t.Errorf("%s: attnValues2 d=%d n=%d wrote past its columns", set, d, n)
+				}
+			}
+		}
+	})
+}
+
+// TestDecodeF16 checks the f16 row decoder against the weights package's
+// converter, on every half (NaNs, infinities and subnormals included),
+// from an odd byte offset.
+func TestDecodeF16(t *testing.T) {
+	withKernels(t, func(set string) {
+		const n = 1 << 16
+		b := make([]byte, 1+2*n+2)
+		for i := 0; i < n; i++ {
+			binary.LittleEndian.PutUint16(b[1+2*i:], uint16(i))
+		}
+		for _, count := range []int{0, 1, 7, 8, 9, 31, n} {
+			dst := make([]float32, count+1)
+			dst[count] = 42
+			decodeF16(b[1:], dst[:count])
+			for i := 0; i < count; i++ {
+				want := weights.F16BitsToF32(uint16(i))
+				if math.Float32bits(dst[i]) != math.Float32bits(want) && !(math.IsNaN(float64(want)) && math.IsNaN(float64(dst[i]))) {
+					t.Fatalf("%s: decodeF16 of %#04x = %g, want %g", set, i, dst[i], want)
+				}
+			}
+			if dst[count] != 42 {
+				t.Errorf("%s: decodeF16 of %d wrote past the row", set, count)
+			}
+		}
+	})
+}
+
+// TestSwiGLUExp checks the SwiGLU's exponentials against math.Exp,
+// overflow to +Inf and underflow to 0 included.
+func TestSwiGLUExp(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	withKernels(t, func(set string) {
+		for _, n := range append(lengths, 17, 200) {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(r.NormFloat64() * 40)
+			}
+			if n > 4 {
+				x[0], x[1], x[2], x[3] = 89, -104, float32(math.Inf(-1)), 0
+			}
+			orig := append([]float32(nil), x...)
+			swigluExp(x)
+			for i, v := range orig {
+				w := math.Exp(float64(v))
+				if w > math.MaxFloat32 {
+					w = math.Inf(1)
+				}
+				if d := math.Abs(float64(x[i]) - w); float64(x[i]) != w && !(d <= 4*1.2e-7*w+1.5e-45) {
+					t.Errorf("%s: n=%d: e^%g = %g, want %g", set, n, v, x[i], w)
+				}
+			}
+		}
+	})
+}
