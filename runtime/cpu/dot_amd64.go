@@ -461,5 +461,19 @@ func attnValues2Asm(v []float32, stride int, pa, pb, accA, accB []float32, width
 	}
 }
 
-// expAllAVX512 is expSumAVX512 with nothing subtracted.
-func expAllAVX512(x []float32) { expSumAVX512(x, 0) }
+// expAllAVX512 is expSumAVX512 with nothing subtracted, the last n%16
+// values padded to a full vector, so that every value gets the same
+// result wherever it lies in x: a token's MoE output must not depend on
+// which other tokens share its step.
+func expAllAVX512(x []float32) {
+	n := len(x) &^ 15
+	if n > 0 {
+		expSumAVX512Asm(&x[0], n, 0)
+	}
+	if n < len(x) {
+		var tail [16]float32
+		copy(tail[:], x[n:])
+		expSumAVX512Asm(&tail[0], 16, 0)
+		copy(x[n:], tail[:])
+	}
+}

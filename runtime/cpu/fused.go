@@ -301,18 +301,25 @@ func (m *Model) moeGateUp(x buf, shared bool, routes buf, k int, w *weight, bias
 	rowsPerExpert := int(w.shape[1])
 	n := rowsPerExpert / 2
 	in := w.cols
-	m.needScratch(2*in + 2*m.batch*k)
+	// A unit's gates, ups and exponentials, pair by pair: at most
+	// max(pairs, macsPerChunk/(2*in)) values each (see the units below).
+	span := m.batch*k + macsPerChunk/(2*in) + 1
+	m.needScratch(2*in + 2*m.batch*k + 3*span)
 	ps := newExpertPairs(m, experts, k, w)
 	type unit struct{ e, lo, hi int }
 	units := make([]unit, 0, experts*16)
 	body := func(lo, hi, worker int) {
 		sc := m.scratch[worker]
 		gr, ur := sc[:in], sc[in:2*in]
+		gd := sc[2*in : 2*in+m.batch*k]
+		ud := sc[2*in+m.batch*k : 2*in+2*m.batch*k]
+		vals := sc[2*in+2*m.batch*k:]
 		for u := lo; u < hi; u++ {
 			un := units[u]
 			pairs := ps.pairs[un.e]
-			gd := sc[2*in : 2*in+len(pairs)]
-			ud := sc[2*in+m.batch*k : 2*in+m.batch*k+len(pairs)]
+			wd := un.hi - un.lo
+			cnt := len(pairs) * wd
+			gs, us, es := vals[:cnt], vals[span:span+cnt], vals[2*span:2*span+cnt]
 			for j := un.lo; j < un.hi; j++ {
 				gRow, uRow := j, n+j
 				if interleaved {
@@ -324,15 +331,25 @@ func (m *Model) moeGateUp(x buf, shared bool, routes buf, k int, w *weight, bias
 				if bias != nil {
 					gb, ub = bias.at(gRow), bias.at(uRow)
 				}
-				ps.dots2(un.e, gRow, uRow, x, gr, ur, gd, ud)
-				for i, p := range pairs {
-					t, s := int(p)/k, int(p)%k
+				ps.dots2(un.e, gRow, uRow, x, gr, ur, gd[:len(pairs)], ud[:len(pairs)])
+				for i := range pairs {
 					g, uv := gd[i]+gb, ud[i]+ub
 					if limit > 0 {
 						g = min(g, limit)
 						uv = min(max(uv, -limit), limit)
 					}
-					out.data[t*out.row+s*n+j] = (uv + upOffset) * g / (1 + exp32(-alpha*g))
+					at := i*wd + j - un.lo
+					gs[at], us[at], es[at] = g, uv, -alpha*g
+				}
+			}
+			// The sigmoids' exponentials, all of the unit's at once.
+			swigluExp(es)
+			for i, p := range pairs {
+				t, s := int(p)/k, int(p)%k
+				o := out.data[t*out.row+s*n+un.lo : t*out.row+s*n+un.hi]
+				g, uv, e := gs[i*wd:(i+1)*wd], us[i*wd:(i+1)*wd], es[i*wd:(i+1)*wd]
+				for jj := range o {
+					o[jj] = (uv[jj] + upOffset) * g[jj] / (1 + e[jj])
 				}
 			}
 		}

@@ -442,7 +442,7 @@ func (m *Model) attend(q buf, sinks []float32, out buf, a ir.Attrs, l *kvLayer) 
 				c := l.run(first+j, min(n-j, attnChunk))
 				rows, stride := l.keys(sq, first+j, c, kvh, rowBuf)
 				for g := 0; g < slots; g += 2 {
-					attnScores2(rows, stride, query(g), query(g+1), score(g)[j:j+c], score(g+1)[j:j+c])
+					attnScores2(rows, stride, query(g), query(g+1), score(g)[j:j+c], score(g + 1)[j:j+c])
 				}
 				j += c
 			}
@@ -475,7 +475,7 @@ func (m *Model) attend(q buf, sinks []float32, out buf, a ir.Attrs, l *kvLayer) 
 				c := l.run(first+j, min(n-j, attnChunk))
 				rows, stride := l.values(sq, first+j, c, kvh, rowBuf)
 				for g := 0; g < slots; g += 2 {
-					attnValues2(rows, stride, score(g)[j:j+c], score(g+1)[j:j+c], acc(g), acc(g+1))
+					attnValues2(rows, stride, score(g)[j:j+c], score(g + 1)[j:j+c], acc(g), acc(g+1))
 				}
 				j += c
 			}
