@@ -126,3 +126,49 @@ func TestSwiGLUExp(t *testing.T) {
 		}
 	})
 }
+
+// TestDotMXFP4x2x4 checks the two-row, four-input MXFP4 kernel against
+// float64 sums of the rows dequantised by the weights package, with the
+// inputs in pair order as the kernel reads them.
+func TestDotMXFP4x2x4(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	withKernels(t, func(set string) {
+		for _, nb := range []int{0, 1, 2, 3, 8, 90, 91} {
+			var rows [2]mxRow
+			var dq [2][]float32
+			for i := range rows {
+				rows[i].blocks, rows[i].scales = mxfp4Row(r, nb, 110, 130)
+				dq[i] = make([]float32, 32*nb)
+				if nb > 0 {
+					weights.DequantMXFP4Row(dq[i], rows[i].blocks, rows[i].scales)
+				}
+			}
+			var xs, paired [4][]float32
+			for i := range xs {
+				xs[i] = randFloats(r, 32*nb)
+				paired[i] = make([]float32, 32*nb+i) // longer than the row is fine
+				pairOrder(xs[i], paired[i])
+			}
+			out := make([]float32, 10)
+			out[4], out[9] = 42, 43
+			dotMXFP4x2x4(rows[0], rows[1], &paired, out[:4], out[5:9])
+			for row := range rows {
+				for i := range xs {
+					var want, mags float64
+					for c := range xs[i] {
+						p := float64(dq[row][c]) * float64(xs[i][c])
+						want += p
+						mags += math.Abs(p)
+					}
+					got := out[row*5+i]
+					if math.Abs(float64(got)-want) > dotBound(mags, 32*nb) {
+						t.Errorf("%s: dotMXFP4x2x4 %d blocks, row %d input %d: %g, want %g", set, nb, row, i, got, want)
+					}
+				}
+			}
+			if out[4] != 42 || out[9] != 43 {
+				t.Errorf("%s: dotMXFP4x2x4 %d blocks wrote past its outputs", set, nb)
+			}
+		}
+	})
+}

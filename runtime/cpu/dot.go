@@ -56,6 +56,13 @@ var (
 	// for the rows j < len(pa) of v (row j at v[j*stride:], len(accA)
 	// wide), accA += pa[j] * v_j and accB += pb[j] * v_j.
 	attnValues2 = attnValues2Go
+	// dotMXFP4x2x4 is MXFP4 rows a and b (blocks and scales, as
+	// dotMXFP4 reads them) against four inputs in pair order: outA[0:4]
+	// gets a · x0..x3, outB[0:4] b · x0..x3. An expert that several
+	// tokens of a step are routed to reads each row once for four of
+	// them; the AVX-512 version looks each block's codes up once for
+	// the four.
+	dotMXFP4x2x4 = dotMXFP4x2x4Each
 	// swigluExp replaces each x[i] by e^x[i]: the sigmoids of the MoE's
 	// SwiGLU, a whole row of them at a time.
 	swigluExp = expAllGo
@@ -63,6 +70,13 @@ var (
 
 // kernelSet names the kernels in use, for benchmarks and reports.
 var kernelSet = "go"
+
+// mxfp4Quads says that dotMXFP4x2x4 has a kernel of its own, which
+// multiplies an expert's packed rows with four of its inputs at once: the
+// MoE then never decodes an expert's rows. Elsewhere it runs the one-row
+// kernel for each input, and experts with many inputs decode their rows
+// instead.
+var mxfp4Quads = false
 
 // fp4x2 holds twice the E2M1 values and mxfp4Half[s] is 2^(s-128), so
 // that fp4x2[c]*mxfp4Half[s] = FP4[c]*2^(s-127) with both factors exact
@@ -135,6 +149,18 @@ func expSumGo(x []float32, mx float32) float32 {
 		s += x[i]
 	}
 	return s
+}
+
+// mxRow is one MXFP4 row's blocks and scales.
+type mxRow struct{ blocks, scales []byte }
+
+// dotMXFP4x2x4Each runs the one-row kernel in use for each output.
+func dotMXFP4x2x4Each(a, b mxRow, x *[4][]float32, outA, outB []float32) {
+	outA, outB = outA[:4], outB[:4]
+	for t := range x {
+		outA[t] = dotMXFP4(a.blocks, a.scales, x[t])
+		outB[t] = dotMXFP4(b.blocks, b.scales, x[t])
+	}
 }
 
 func expAllGo(x []float32) {

@@ -48,10 +48,12 @@ func useKernels(name string) bool {
 		dotF32x2x8, expSum = dotF32x2x8AVX512, expSumAVX512
 		dotBF16x2x8 = dotBF16x2x8AVX512
 		attnScores2, attnValues2, swigluExp = attnScores2AVX512, attnValues2AVX512, expAllAVX512
+		dotMXFP4x2x4 = dotMXFP4x2x4AVX512
 	default:
 		return false
 	}
 	kernelSet = name
+	mxfp4Quads = name == "avx512"
 	return true
 }
 
@@ -104,6 +106,9 @@ func dotF16Asm(h *byte, x *float32, n int) float32
 
 //go:noescape
 func axpyF16Asm(h *byte, w float32, acc *float32, n int)
+
+//go:noescape
+func dotMXFP4x2x4AVX512Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32)
 
 //go:noescape
 func decodeF16Asm(h *byte, dst *float32, n int)
@@ -476,4 +481,20 @@ func expAllAVX512(x []float32) {
 		expSumAVX512Asm(&tail[0], 16, 0)
 		copy(x[n:], tail[:])
 	}
+}
+
+func dotMXFP4x2x4AVX512(a, b mxRow, x *[4][]float32, outA, outB []float32) {
+	nb := len(a.scales)
+	outA, outB = outA[:4], outB[:4]
+	if nb == 0 {
+		clear(outA)
+		clear(outB)
+		return
+	}
+	ab, bb, bs := a.blocks[:16*nb], b.blocks[:16*nb], b.scales[:nb]
+	var p [4]*float32
+	for i := range x {
+		p[i] = &x[i][:32*nb][0]
+	}
+	dotMXFP4x2x4AVX512Asm(&ab[0], &a.scales[0], &bb[0], &bs[0], &p, nb, &outA[0], &outB[0])
 }

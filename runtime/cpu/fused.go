@@ -195,6 +195,11 @@ type expertPairs struct {
 	// MXFP4 weight, each pair's input in pair order: such an expert
 	// multiplies its packed rows with them directly.
 	prepared [][][]float32
+	// quads holds, where dotMXFP4x2x4 has a kernel of its own (see
+	// mxfp4Quads), the prepared inputs of each expert with two or more
+	// pairs of an MXFP4 weight, four at a time (the last four padded
+	// with copies of its last input, whose results are dropped).
+	quads [][][4][]float32
 }
 
 // directMXFP4 is the number of pairs from which an expert's MXFP4 rows are
@@ -204,11 +209,12 @@ type expertPairs struct {
 const directMXFP4 = 4
 
 func newExpertPairs(m *Model, experts, k int, w *weight) *expertPairs {
-	p := &expertPairs{m: m, k: k, w: w, pairs: make([][]int32, experts), offs: make([][]int32, experts), one: make([][]float32, experts), prepared: make([][][]float32, experts)}
+	p := &expertPairs{m: m, k: k, w: w, pairs: make([][]int32, experts), offs: make([][]int32, experts), one: make([][]float32, experts), prepared: make([][][]float32, experts), quads: make([][][4][]float32, experts)}
 	for e := range p.pairs {
 		p.pairs[e] = make([]int32, 0, m.batch*k)
 		p.offs[e] = make([]int32, 0, m.batch*k)
 		p.prepared[e] = make([][]float32, 0, directMXFP4)
+		p.quads[e] = make([][4][]float32, 0, (m.batch*k+3)/4)
 	}
 	if w.dtype == ir.MXFP4 {
 		m.needPrep(m.batch * k * w.cols)
@@ -237,6 +243,22 @@ func (p *expertPairs) fill(routes buf, seq int, x buf, shared bool) {
 	}
 	for e, offs := range p.offs {
 		p.prepared[e] = p.prepared[e][:0]
+		p.quads[e] = p.quads[e][:0]
+		if p.w.dtype == ir.MXFP4 && len(offs) > 1 && mxfp4Quads {
+			for i, off := range offs {
+				pp := int(p.pairs[e][i])
+				xp := p.w.prepare(x.data[off:int(off)+in], p.m.prep[pp*in:(pp+1)*in])
+				if i%4 == 0 {
+					p.quads[e] = append(p.quads[e], [4][]float32{xp, xp, xp, xp})
+				} else {
+					q := &p.quads[e][i/4]
+					for j := i % 4; j < 4; j++ {
+						q[j] = xp
+					}
+				}
+			}
+			continue
+		}
 		if p.w.dtype == ir.MXFP4 && len(offs) > 1 && len(offs) < directMXFP4 {
 			for i, off := range offs {
 				pp := int(p.pairs[e][i])
@@ -264,6 +286,10 @@ func (p *expertPairs) dots(e, r int, x buf, scratch, dots []float32) {
 		dots[0] = p.w.dot(r, p.one[e])
 		return
 	}
+	if len(p.quads[e]) > 0 {
+		p.dotsQuads(e, r, r, dots, nil)
+		return
+	}
 	if xs := p.prepared[e]; len(xs) > 0 {
 		for i, x := range xs {
 			dots[i] = p.w.dot(r, x)
@@ -274,11 +300,33 @@ func (p *expertPairs) dots(e, r int, x buf, scratch, dots []float32) {
 	dotGather(scratch, x.data, p.offs[e], dots)
 }
 
+// dotsQuads computes MXFP4 rows r1 and r2 of expert e against its inputs
+// four at a time; dots2 may be nil (r2 is then r1 and its results are not
+// wanted).
+func (p *expertPairs) dotsQuads(e, r1, r2 int, dots1, dots2 []float32) {
+	n := p.w.cols
+	a := mxRow{p.w.blocks[r1*n/2 : r1*n/2+n/2], p.w.scales[r1*n/32 : r1*n/32+n/32]}
+	b := mxRow{p.w.blocks[r2*n/2 : r2*n/2+n/2], p.w.scales[r2*n/32 : r2*n/32+n/32]}
+	var outA, outB [4]float32
+	for qi := range p.quads[e] {
+		dotMXFP4x2x4(a, b, &p.quads[e][qi], outA[:], outB[:])
+		lo := 4 * qi
+		c := copy(dots1[lo:], outA[:])
+		if dots2 != nil {
+			copy(dots2[lo:lo+c], outB[:])
+		}
+	}
+}
+
 // dots2 is dots for rows r1 and r2 of expert e at once.
 func (p *expertPairs) dots2(e, r1, r2 int, x buf, scratch1, scratch2, dots1, dots2 []float32) {
 	if len(p.pairs[e]) == 1 {
 		dots1[0] = p.w.dot(r1, p.one[e])
 		dots2[0] = p.w.dot(r2, p.one[e])
+		return
+	}
+	if len(p.quads[e]) > 0 {
+		p.dotsQuads(e, r1, r2, dots1, dots2)
 		return
 	}
 	if xs := p.prepared[e]; len(xs) > 0 {
