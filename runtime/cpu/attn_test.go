@@ -2,6 +2,10 @@ package cpu
 
 import (
 	"encoding/binary"
+
+	"github.com/minerva-ml/minerva/compiler"
+	"github.com/minerva-ml/minerva/internal/fixtures"
+	"github.com/minerva-ml/minerva/runtime/engine"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -152,8 +156,16 @@ func TestDotMXFP4x2x4(t *testing.T) {
 			out := make([]float32, 10)
 			out[4], out[9] = 42, 43
 			dotMXFP4x2x4(rows[0], rows[1], &paired, out[:4], out[5:9])
+			out2 := make([]float32, 10)
+			out2[4], out2[9] = 42, 43
+			dotMXFP4x2x2(rows[0], rows[1], &paired, out2[:4], out2[5:9])
 			for row := range rows {
 				for i := range xs {
+					if i < 2 && out2[row*5+i] != out[row*5+i] {
+						// The two-input kernel is the four-input one with
+						// fewer inputs: same order of additions.
+						t.Errorf("%s: dotMXFP4x2x2 %d blocks, row %d input %d: %g, dotMXFP4x2x4 gives %g", set, nb, row, i, out2[row*5+i], out[row*5+i])
+					}
 					var want, mags float64
 					for c := range xs[i] {
 						p := float64(dq[row][c]) * float64(xs[i][c])
@@ -166,9 +178,36 @@ func TestDotMXFP4x2x4(t *testing.T) {
 					}
 				}
 			}
-			if out[4] != 42 || out[9] != 43 {
+			if out[4] != 42 || out[9] != 43 || out2[4] != 42 || out2[9] != 43 {
 				t.Errorf("%s: dotMXFP4x2x4 %d blocks wrote past its outputs", set, nb)
 			}
+		}
+	})
+}
+
+// TestWideStepAllocatesNothing: a step of 16 sequences' decode tokens on
+// fortune (8 experts, 2 routed per token, so several pairs share an
+// expert) allocates nothing under any kernel set.
+func TestWideStepAllocatesNothing(t *testing.T) {
+	m := loadFixture(t, fixtures.Fortune, compiler.PlanOptions{Ctx: 64, Batch: 16}, Options{Sequences: 16})
+	step := make([]engine.Token, 16)
+	for s := range step {
+		step[s] = engine.Token{ID: int32(10 + 37*s), Seq: s, Pos: 0}
+	}
+	if _, err := m.Step(step); err != nil {
+		t.Fatal(err)
+	}
+	for s := range step {
+		step[s].Pos = 1
+	}
+	withKernels(t, func(set string) {
+		allocs := testing.AllocsPerRun(5, func() {
+			if _, err := m.Step(step); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %.1f allocations per step of 16 tokens", set, allocs)
 		}
 	})
 }

@@ -63,6 +63,10 @@ var (
 	// them; the AVX-512 version looks each block's codes up once for
 	// the four.
 	dotMXFP4x2x4 = dotMXFP4x2x4Each
+	// dotMXFP4x2x2 is dotMXFP4x2x4 for the inputs x0 and x1 only:
+	// outA[0:2] and outB[0:2] get their products, outA[2:4] and
+	// outB[2:4] are scratch.
+	dotMXFP4x2x2 = dotMXFP4x2x2Each
 	// swigluExp replaces each x[i] by e^x[i]: the sigmoids of the MoE's
 	// SwiGLU, a whole row of them at a time.
 	swigluExp = expAllGo
@@ -158,6 +162,14 @@ type mxRow struct{ blocks, scales []byte }
 func dotMXFP4x2x4Each(a, b mxRow, x *[4][]float32, outA, outB []float32) {
 	outA, outB = outA[:4], outB[:4]
 	for t := range x {
+		outA[t] = dotMXFP4(a.blocks, a.scales, x[t])
+		outB[t] = dotMXFP4(b.blocks, b.scales, x[t])
+	}
+}
+
+func dotMXFP4x2x2Each(a, b mxRow, x *[4][]float32, outA, outB []float32) {
+	outA, outB = outA[:4], outB[:4]
+	for t := range 2 {
 		outA[t] = dotMXFP4(a.blocks, a.scales, x[t])
 		outB[t] = dotMXFP4(b.blocks, b.scales, x[t])
 	}

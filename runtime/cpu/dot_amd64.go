@@ -33,14 +33,14 @@ func useKernels(name string) bool {
 		decodeBF16, decodeMXFP4, dotF32x4 = decodeBF16Go, decodeMXFP4Go, dotF32x4Go
 		dotF32x2x4, dotF16, axpyF16 = dotF32x2x4Go, dotF16Go, axpyF16Go
 		dotF32x2x8, expSum = dotF32x2x8Go, expSumGo
-		dotBF16x2x8 = dotBF16x2x8Each
+		dotBF16x2x8, dotMXFP4x2x4, dotMXFP4x2x2 = dotBF16x2x8Each, dotMXFP4x2x4Each, dotMXFP4x2x2Each
 		decodeF16, attnScores2, attnValues2, swigluExp = decodeF16Go, attnScores2Go, attnValues2Go, expAllGo
 	case name == "avx2" && haveAVX2:
 		dotF32, dotBF16, dotMXFP4 = dotF32AVX2, dotBF16AVX2, dotMXFP4AVX2
 		decodeBF16, decodeMXFP4, dotF32x4 = decodeBF16AVX2, decodeMXFP4AVX2, dotF32x4AVX2
 		dotF32x2x4, dotF16, axpyF16 = dotF32x2x4AVX2, dotF16AVX2, axpyF16AVX2
 		dotF32x2x8, expSum = dotF32x2x8AVX2, expSumGo
-		dotBF16x2x8 = dotBF16x2x8Each
+		dotBF16x2x8, dotMXFP4x2x4, dotMXFP4x2x2 = dotBF16x2x8Each, dotMXFP4x2x4Each, dotMXFP4x2x2Each
 		decodeF16, attnScores2, attnValues2, swigluExp = decodeF16AVX2, attnScores2AVX2, attnValues2AVX2, expAllGo
 	case name == "avx512" && haveAVX512:
 		useKernels("avx2")
@@ -48,7 +48,7 @@ func useKernels(name string) bool {
 		dotF32x2x8, expSum = dotF32x2x8AVX512, expSumAVX512
 		dotBF16x2x8 = dotBF16x2x8AVX512
 		attnScores2, attnValues2, swigluExp = attnScores2AVX512, attnValues2AVX512, expAllAVX512
-		dotMXFP4x2x4 = dotMXFP4x2x4AVX512
+		dotMXFP4x2x4, dotMXFP4x2x2 = dotMXFP4x2x4AVX512, dotMXFP4x2x2AVX512
 	default:
 		return false
 	}
@@ -109,6 +109,9 @@ func axpyF16Asm(h *byte, w float32, acc *float32, n int)
 
 //go:noescape
 func dotMXFP4x2x4AVX512Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32)
+
+//go:noescape
+func dotMXFP4x2x2AVX512Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32)
 
 //go:noescape
 func decodeF16Asm(h *byte, dst *float32, n int)
@@ -484,6 +487,16 @@ func expAllAVX512(x []float32) {
 }
 
 func dotMXFP4x2x4AVX512(a, b mxRow, x *[4][]float32, outA, outB []float32) {
+	dotMXFP4x2xN(a, b, x, outA, outB, false)
+}
+
+func dotMXFP4x2x2AVX512(a, b mxRow, x *[4][]float32, outA, outB []float32) {
+	dotMXFP4x2xN(a, b, x, outA, outB, true)
+}
+
+// dotMXFP4x2xN calls the four-input kernel, or the two-input one; not
+// through a func value, which would move the pointer array to the heap.
+func dotMXFP4x2xN(a, b mxRow, x *[4][]float32, outA, outB []float32, two bool) {
 	nb := len(a.scales)
 	outA, outB = outA[:4], outB[:4]
 	if nb == 0 {
@@ -496,5 +509,9 @@ func dotMXFP4x2x4AVX512(a, b mxRow, x *[4][]float32, outA, outB []float32) {
 	for i := range x {
 		p[i] = &x[i][:32*nb][0]
 	}
-	dotMXFP4x2x4AVX512Asm(&ab[0], &a.scales[0], &bb[0], &bs[0], &p, nb, &outA[0], &outB[0])
+	if two {
+		dotMXFP4x2x2AVX512Asm(&ab[0], &a.scales[0], &bb[0], &bs[0], &p, nb, &outA[0], &outB[0])
+	} else {
+		dotMXFP4x2x4AVX512Asm(&ab[0], &a.scales[0], &bb[0], &bs[0], &p, nb, &outA[0], &outB[0])
+	}
 }

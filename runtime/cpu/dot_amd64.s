@@ -1212,3 +1212,105 @@ mx24done:
 	VEXTRACTF128  $1, Y8, (BX)
 	VZEROUPPER
 	RET
+
+// func dotMXFP4x2x2AVX512Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32)
+// dotMXFP4x2x4AVX512Asm for two inputs (xs[0:2]); outA[2:4] and
+// outB[2:4] get 0.
+TEXT ·dotMXFP4x2x2AVX512Asm(SB), NOSPLIT, $0-64
+	MOVQ    blocksA+0(FP), SI
+	MOVQ    scalesA+8(FP), BX
+	MOVQ    blocksB+16(FP), DX
+	MOVQ    scalesB+24(FP), R12
+	MOVQ    xs+32(FP), DI
+	MOVQ    nblocks+40(FP), CX
+	MOVQ    0(DI), R9
+	MOVQ    8(DI), R10
+	LEAQ    ·mxfp4Half(SB), R8
+	VMOVUPS ·fp4x2(SB), Z14
+	VXORPS  Z0, Z0, Z0
+	VXORPS  Z1, Z1, Z1
+	VXORPS  Z2, Z2, Z2
+	VXORPS  Z3, Z3, Z3
+	VXORPS  Z4, Z4, Z4
+	VXORPS  Z5, Z5, Z5
+	VXORPS  Z6, Z6, Z6
+	VXORPS  Z7, Z7, Z7
+	VXORPS  Z16, Z16, Z16
+	VXORPS  Z17, Z17, Z17
+	VXORPS  Z18, Z18, Z18
+	VXORPS  Z19, Z19, Z19
+	VXORPS  Z20, Z20, Z20
+	VXORPS  Z21, Z21, Z21
+	VXORPS  Z22, Z22, Z22
+	VXORPS  Z23, Z23, Z23
+	XORQ    DI, DI
+
+mx22loop:
+	CMPQ         CX, $0
+	JLE          mx22done
+	VPMOVZXBD    (SI), Z8
+	VPSRLD       $4, Z8, Z9
+	VPERMPS      Z14, Z8, Z8
+	VPERMPS      Z14, Z9, Z9
+	MOVBLZX      (BX), AX
+	VBROADCASTSS (R8)(AX*4), Z15
+	VMULPS       Z15, Z8, Z8
+	VMULPS       Z15, Z9, Z9
+	VPMOVZXBD    (DX), Z10
+	VPSRLD       $4, Z10, Z11
+	VPERMPS      Z14, Z10, Z10
+	VPERMPS      Z14, Z11, Z11
+	MOVBLZX      (R12), AX
+	VBROADCASTSS (R8)(AX*4), Z15
+	VMULPS       Z15, Z10, Z10
+	VMULPS       Z15, Z11, Z11
+	MX24INPUT(R9, Z0, Z4, Z16, Z20)
+	MX24INPUT(R10, Z1, Z5, Z17, Z21)
+	ADDQ         $16, SI
+	ADDQ         $16, DX
+	INCQ         BX
+	INCQ         R12
+	ADDQ         $128, DI
+	DECQ         CX
+	JMP          mx22loop
+
+mx22done:
+	VADDPS        Z16, Z0, Z0
+	VADDPS        Z17, Z1, Z1
+	VADDPS        Z18, Z2, Z2
+	VADDPS        Z19, Z3, Z3
+	VADDPS        Z20, Z4, Z4
+	VADDPS        Z21, Z5, Z5
+	VADDPS        Z22, Z6, Z6
+	VADDPS        Z23, Z7, Z7
+	VEXTRACTF64X4 $1, Z0, Y16
+	VADDPS        Y16, Y0, Y0
+	VEXTRACTF64X4 $1, Z1, Y16
+	VADDPS        Y16, Y1, Y1
+	VEXTRACTF64X4 $1, Z2, Y16
+	VADDPS        Y16, Y2, Y2
+	VEXTRACTF64X4 $1, Z3, Y16
+	VADDPS        Y16, Y3, Y3
+	VEXTRACTF64X4 $1, Z4, Y16
+	VADDPS        Y16, Y4, Y4
+	VEXTRACTF64X4 $1, Z5, Y16
+	VADDPS        Y16, Y5, Y5
+	VEXTRACTF64X4 $1, Z6, Y16
+	VADDPS        Y16, Y6, Y6
+	VEXTRACTF64X4 $1, Z7, Y16
+	VADDPS        Y16, Y7, Y7
+	VHADDPS       Y1, Y0, Y0
+	VHADDPS       Y3, Y2, Y2
+	VHADDPS       Y2, Y0, Y0
+	VHADDPS       Y5, Y4, Y4
+	VHADDPS       Y7, Y6, Y6
+	VHADDPS       Y6, Y4, Y4
+	VPERM2F128    $0x20, Y4, Y0, Y8
+	VPERM2F128    $0x31, Y4, Y0, Y9
+	VADDPS        Y9, Y8, Y8
+	MOVQ          outA+48(FP), AX
+	MOVQ          outB+56(FP), BX
+	VMOVUPS       X8, (AX)
+	VEXTRACTF128  $1, Y8, (BX)
+	VZEROUPPER
+	RET

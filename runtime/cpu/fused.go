@@ -287,7 +287,7 @@ func (p *expertPairs) dots(e, r int, x buf, scratch, dots []float32) {
 		return
 	}
 	if len(p.quads[e]) > 0 {
-		p.dotsQuads(e, r, r, dots, nil)
+		p.dotsQuads(e, r, r, dots, nil, scratch)
 		return
 	}
 	if xs := p.prepared[e]; len(xs) > 0 {
@@ -301,19 +301,25 @@ func (p *expertPairs) dots(e, r int, x buf, scratch, dots []float32) {
 }
 
 // dotsQuads computes MXFP4 rows r1 and r2 of expert e against its inputs
-// four at a time; dots2 may be nil (r2 is then r1 and its results are not
-// wanted).
-func (p *expertPairs) dotsQuads(e, r1, r2 int, dots1, dots2 []float32) {
+// four at a time (two at a time for the last one or two), into dots1 and
+// dots2; dots2 may be nil (r2 is then r1 and its results are not
+// wanted). tmp is scratch of 8 floats.
+func (p *expertPairs) dotsQuads(e, r1, r2 int, dots1, dots2, tmp []float32) {
 	n := p.w.cols
 	a := mxRow{p.w.blocks[r1*n/2 : r1*n/2+n/2], p.w.scales[r1*n/32 : r1*n/32+n/32]}
 	b := mxRow{p.w.blocks[r2*n/2 : r2*n/2+n/2], p.w.scales[r2*n/32 : r2*n/32+n/32]}
-	var outA, outB [4]float32
-	for qi := range p.quads[e] {
-		dotMXFP4x2x4(a, b, &p.quads[e][qi], outA[:], outB[:])
+	outA, outB := tmp[:4], tmp[4:8]
+	quads := p.quads[e]
+	for qi := range quads {
 		lo := 4 * qi
-		c := copy(dots1[lo:], outA[:])
+		if len(dots1)-lo <= 2 {
+			dotMXFP4x2x2(a, b, &quads[qi], outA, outB)
+		} else {
+			dotMXFP4x2x4(a, b, &quads[qi], outA, outB)
+		}
+		c := copy(dots1[lo:], outA)
 		if dots2 != nil {
-			copy(dots2[lo:lo+c], outB[:])
+			copy(dots2[lo:lo+c], outB)
 		}
 	}
 }
@@ -326,7 +332,7 @@ func (p *expertPairs) dots2(e, r1, r2 int, x buf, scratch1, scratch2, dots1, dot
 		return
 	}
 	if len(p.quads[e]) > 0 {
-		p.dotsQuads(e, r1, r2, dots1, dots2)
+		p.dotsQuads(e, r1, r2, dots1, dots2, scratch1)
 		return
 	}
 	if xs := p.prepared[e]; len(xs) > 0 {
