@@ -509,7 +509,7 @@ func (m *Model) qkvRopeStore(f fusedOp) (func(int, int), bool) {
 	outs := [3]buf{q, k, v}
 	total := wq.rows + wk.rows + wv.rows
 	in := wq.cols
-	m.needScratch(2*in + 2*m.batch)
+	m.needScratch(2*in + 2*m.batch + 16)
 	anyMXFP4 := wq.dtype == ir.MXFP4 || wk.dtype == ir.MXFP4 || wv.dtype == ir.MXFP4
 	if anyMXFP4 {
 		m.needPrep(in)
@@ -525,6 +525,7 @@ func (m *Model) qkvRopeStore(f fusedOp) (func(int, int), bool) {
 		sc := m.scratch[worker]
 		rowA, rowB := sc[:in], sc[in:2*in]
 		dotsA, dotsB := sc[2*in:2*in+seq], sc[2*in+m.batch:2*in+m.batch+seq]
+		tmp := sc[2*in+2*m.batch : 2*in+2*m.batch+16]
 		store := func(which, o int, dots []float32) {
 			var b float32
 			if biases[which] != nil {
@@ -547,7 +548,7 @@ func (m *Model) qkvRopeStore(f fusedOp) (func(int, int), bool) {
 				store(which, o, dotsA)
 				g++
 			case g+1 < hi && o+1 < w.rows:
-				rowPair(w, o, seq, groups, h.data, offs, rowA, rowB, dotsA, dotsB)
+				rowPair(w, o, seq, groups, h.data, offs, rowA, rowB, dotsA, dotsB, tmp)
 				store(which, o, dotsA)
 				store(which, o+1, dotsB)
 				g += 2
@@ -585,6 +586,7 @@ func (m *Model) qkvRopeStore(f fusedOp) (func(int, int), bool) {
 		if seq == 1 {
 			prepare()
 		}
+		groups.setTail(seq)
 		m.pool.run(total, grainFor(in*seq), body)
 		rq(seq, pos)
 		rk(seq, pos)

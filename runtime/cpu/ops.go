@@ -150,7 +150,7 @@ func (m *Model) embedding(table *weight, ids, out buf) func(int, int) {
 // weight row straight from the mapping; several tokens decode the row once
 // into scratch and multiply it with four tokens at a time.
 func (m *Model) linear(x buf, w *weight, bias []float32, out buf, residual *buf) func(int, int) {
-	m.needScratch(2*w.cols + 2*m.batch)
+	m.needScratch(2*w.cols + 2*m.batch + 16)
 	if w.dtype == ir.MXFP4 {
 		m.needPrep(w.cols)
 	}
@@ -178,6 +178,7 @@ func (m *Model) linear(x buf, w *weight, bias []float32, out buf, residual *buf)
 		sc := m.scratch[worker]
 		rowA, rowB := sc[:w.cols], sc[w.cols:2*w.cols]
 		dotsA, dotsB := sc[2*w.cols:2*w.cols+seq], sc[2*w.cols+m.batch:2*w.cols+m.batch+seq]
+		tmp := sc[2*w.cols+2*m.batch : 2*w.cols+2*m.batch+16]
 		if seq == 1 {
 			for o := lo; o < hi; o++ {
 				dotsA[0] = w.dot(o, st.x)
@@ -187,7 +188,7 @@ func (m *Model) linear(x buf, w *weight, bias []float32, out buf, residual *buf)
 		}
 		o := lo
 		for ; o+2 <= hi; o += 2 {
-			rowPair(w, o, seq, groups, x.data, offs, rowA, rowB, dotsA, dotsB)
+			rowPair(w, o, seq, groups, x.data, offs, rowA, rowB, dotsA, dotsB, tmp)
 			store(o, dotsA)
 			store(o+1, dotsB)
 		}
@@ -202,6 +203,7 @@ func (m *Model) linear(x buf, w *weight, bias []float32, out buf, residual *buf)
 		if seq == 1 {
 			st.x = w.prepare(x.data[:w.cols], m.prep)
 		}
+		groups.setTail(seq)
 		m.pool.run(w.rows, grainFor(w.cols*seq), body)
 	}
 }
@@ -215,30 +217,64 @@ func tokenOffsets(x buf, batch int) []int32 {
 	return offs
 }
 
-// tokenGroups views the rows of x in groups of eight tokens, as the 2x8
-// kernels read them; made once, since x's place never changes.
-func tokenGroups(x buf, cols, batch int) []tok8 {
-	g := make([]tok8, batch/8)
-	for t := 0; t < len(g)*8; t++ {
-		g[t/8][t%8] = x.data[t*x.row : t*x.row+cols]
+// tokGroups views the rows of x in groups of eight tokens, as the 2x8
+// kernels read them; made once per op, since x's place never changes.
+type tokGroups struct {
+	full []tok8
+	// tail is the last seq%8 tokens of the current call, padded to eight
+	// with copies of the last one, when there are four or more of them:
+	// one padded call of the 2x8 kernel costs less than their rows'
+	// decoding. setTail makes it.
+	tail tok8
+	x    buf
+	cols int
+}
+
+func tokenGroups(x buf, cols, batch int) *tokGroups {
+	g := &tokGroups{full: make([]tok8, batch/8), x: x, cols: cols}
+	for t := 0; t < len(g.full)*8; t++ {
+		g.full[t/8][t%8] = x.data[t*x.row : t*x.row+cols]
 	}
 	return g
 }
 
+func (g *tokGroups) setTail(seq int) {
+	r := seq % 8
+	if r < 4 {
+		return
+	}
+	for i := range g.tail {
+		t := seq - r + min(i, r-1)
+		g.tail[i] = g.x.data[t*g.x.row : t*g.x.row+g.cols]
+	}
+}
+
 // rowPair computes rows o and o+1 of w against the seq tokens of x (at
 // offs in data, grouped by eight in groups) into dotsA and dotsB. A bf16
-// weight is multiplied packed, eight tokens at a time; the tokens left
-// over, and other types, decode the two rows into rowA and rowB first.
-func rowPair(w *weight, o, seq int, groups []tok8, data []float32, offs []int32, rowA, rowB, dotsA, dotsB []float32) {
+// weight is multiplied packed: eight tokens at a time, a last four to
+// seven as one padded group (its results land in tmp, 16 floats, first),
+// and fewer one by one. Other types decode the two rows into rowA and
+// rowB first.
+func rowPair(w *weight, o, seq int, groups *tokGroups, data []float32, offs []int32, rowA, rowB, dotsA, dotsB, tmp []float32) {
 	done := 0
 	if w.dtype == ir.BF16 {
 		a, b := w.row16(o), w.row16(o+1)
 		for ; done+8 <= seq; done += 8 {
-			dotBF16x2x8(a, b, &groups[done/8], dotsA[done:done+8], dotsB[done:done+8])
+			dotBF16x2x8(a, b, &groups.full[done/8], dotsA[done:done+8], dotsB[done:done+8])
 		}
-		if done == seq {
-			return
+		switch r := seq - done; {
+		case r >= 4:
+			dotBF16x2x8(a, b, &groups.tail, tmp[:8], tmp[8:16])
+			copy(dotsA[done:seq], tmp[:r])
+			copy(dotsB[done:seq], tmp[8:8+r])
+		default:
+			n := w.cols
+			for t := done; t < seq; t++ {
+				x := data[offs[t] : int(offs[t])+n]
+				dotsA[t], dotsB[t] = dotBF16(a, x), dotBF16(b, x)
+			}
 		}
+		return
 	}
 	w.decodeRow(o, rowA)
 	w.decodeRow(o+1, rowB)
