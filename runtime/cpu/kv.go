@@ -58,16 +58,6 @@ func (l *kvLayer) storeV(seq, pos, head int, x []float32) {
 	encodeKV(l.format, l.row(l.v[seq], l.vRow, pos, head), x)
 }
 
-// dotK is q · k[pos, head] of sequence seq.
-func (l *kvLayer) dotK(seq, pos, head int, q []float32) float32 {
-	return dotKV(l.format, l.row(l.k[seq], l.kRow, pos, head), q)
-}
-
-// addV adds w * v[pos, head] of sequence seq to acc.
-func (l *kvLayer) addV(seq, pos, head int, w float32, acc []float32) {
-	axpyKV(l.format, l.row(l.v[seq], l.vRow, pos, head), w, acc)
-}
-
 // run is how many of the n positions from pos on lie in consecutive
 // slots: all of them, unless a ring wraps before the last.
 func (l *kvLayer) run(pos, n int) int {
@@ -108,8 +98,9 @@ func (l *kvLayer) rowsF32(b []byte, rowBytes, dim, pos, n, head int, dst []float
 	return dst, dim
 }
 
-// decodeKVRow widens one stored row to floats: the values dotKV and axpyKV
-// multiply by (still rotated, for the rotated formats).
+// decodeKVRow widens one stored row to floats, the scale applied (still
+// rotated, for the rotated formats: prepareQuery and finishValue account
+// for that).
 func decodeKVRow(f plan.KVFormat, row []byte, dst []float32) {
 	switch f {
 	case plan.KVF32:
@@ -265,61 +256,6 @@ func amax(x []float32) float32 {
 		}
 	}
 	return m
-}
-
-func dotKV(f plan.KVFormat, row []byte, q []float32) float32 {
-	var s float32
-	switch f {
-	case plan.KVF32:
-		for i, v := range q {
-			s += math.Float32frombits(binary.LittleEndian.Uint32(row[4*i:])) * v
-		}
-	case plan.KVF16:
-		s = dotF16(row, q)
-	case plan.KVQ8:
-		n := len(q)
-		for i, v := range q {
-			s += float32(int8(row[i])) * v
-		}
-		s *= f16At(row[n:])
-	case plan.KVQ4:
-		for g := 0; g < len(q)/32; g++ {
-			blk := row[g*18 : g*18+18]
-			qs := q[g*32 : g*32+32]
-			var gs float32
-			for j := 0; j < 16; j++ {
-				gs += float32(int(blk[j]&15)-8)*qs[2*j] + float32(int(blk[j]>>4)-8)*qs[2*j+1]
-			}
-			s += gs * f16At(blk[16:])
-		}
-	}
-	return s
-}
-
-func axpyKV(f plan.KVFormat, row []byte, w float32, acc []float32) {
-	switch f {
-	case plan.KVF32:
-		for i := range acc {
-			acc[i] += w * math.Float32frombits(binary.LittleEndian.Uint32(row[4*i:]))
-		}
-	case plan.KVF16:
-		axpyF16(row, w, acc)
-	case plan.KVQ8:
-		ws := w * f16At(row[len(acc):])
-		for i := range acc {
-			acc[i] += ws * float32(int8(row[i]))
-		}
-	case plan.KVQ4:
-		for g := 0; g < len(acc)/32; g++ {
-			blk := row[g*18 : g*18+18]
-			ws := w * f16At(blk[16:])
-			a := acc[g*32 : g*32+32]
-			for j := 0; j < 16; j++ {
-				a[2*j] += ws * float32(int(blk[j]&15)-8)
-				a[2*j+1] += ws * float32(int(blk[j]>>4)-8)
-			}
-		}
-	}
 }
 
 // hadamard32 applies the orthonormal Walsh-Hadamard transform to a group
