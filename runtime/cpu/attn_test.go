@@ -211,3 +211,38 @@ func TestWideStepAllocatesNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestAttentionAcrossTheRing decodes fortune (sliding window 64) one token
+// at a time to well past its ring's capacity, and compares the logits
+// with a plan whose batch is so large that the same layers keep the whole
+// context. The ring's wrap splits the window's rows into two blocks, and
+// the attention kernels sum each score and each value column in an order
+// that does not depend on the blocks, so the logits must be the same
+// bits, in every cache format and under every kernel set.
+func TestAttentionAcrossTheRing(t *testing.T) {
+	for _, kv := range []string{"f32", "f16", "q8", "q4"} {
+		ring := loadFixture(t, fixtures.Fortune, compiler.PlanOptions{KV: kv, Ctx: 192, Batch: 8}, Options{})
+		flat := loadFixture(t, fixtures.Fortune, compiler.PlanOptions{KV: kv, Ctx: 192, Batch: 192}, Options{})
+		if rings := ring.Rings(); len(rings) == 0 || len(flat.Rings()) != 0 {
+			t.Fatalf("%s: rings %v and %v: the test needs one plan with a ring and one without", kv, rings, flat.Rings())
+		}
+		withKernels(t, func(set string) {
+			for pos := 0; pos < 150; pos++ {
+				tok := []int32{int32(7 + 31*pos%4000)}
+				a, err := ring.Forward(tok, pos)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := flat.Forward(tok, pos)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range a {
+					if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+						t.Fatalf("%s, %s: position %d, logit %d: %g with the ring, %g without", set, kv, pos, i, a[i], b[i])
+					}
+				}
+			}
+		})
+	}
+}

@@ -54,7 +54,9 @@ var (
 	attnScores2 = attnScores2Go
 	// attnValues2 is the other half of attention for two query heads:
 	// for the rows j < len(pa) of v (row j at v[j*stride:], len(accA)
-	// wide), accA += pa[j] * v_j and accB += pb[j] * v_j.
+	// wide), accA += pa[j] * v_j and accB += pb[j] * v_j, each column
+	// summed over the rows in order, so that splitting the rows into
+	// blocks does not change the result.
 	attnValues2 = attnValues2Go
 	// dotMXFP4x2x4 is MXFP4 rows a and b (blocks and scales, as
 	// dotMXFP4 reads them) against four inputs in pair order: outA[0:4]

@@ -394,46 +394,69 @@ func rowsSpan(x []float32, stride, n, d int) []float32 {
 }
 
 // attnScores2AVX2 runs the 2x4 kernel (two queries against four key rows)
-// over the rows; the rows left over and head widths that are not a
-// multiple of 8 take the one-row kernel.
+// over the rows, the last one to three as a padded block, so that every
+// row's score is summed in the same order wherever the row lies: the
+// caller's blocks (a ring's wrap splits them) then do not change it. Head
+// widths that are not a multiple of 8 take the one-row kernel.
 func attnScores2AVX2(k []float32, stride int, qa, qb, outA, outB []float32) {
 	hd := len(qa)
 	qb = qb[:hd]
 	n := len(outA)
 	outB = outB[:n]
 	k = rowsSpan(k, stride, n, hd)
-	j := 0
-	if hd > 0 && hd%8 == 0 {
-		for ; j+4 <= n; j += 4 {
-			dotF32x2x4Asm(&qa[0], &qb[0], &k[j*stride], &k[(j+1)*stride], &k[(j+2)*stride], &k[(j+3)*stride], hd, &outA[j], &outB[j])
+	if hd == 0 || hd%8 != 0 {
+		for j := 0; j < n; j++ {
+			row := k[j*stride : j*stride+hd]
+			outA[j], outB[j] = dotF32AVX2(row, qa), dotF32AVX2(row, qb)
 		}
+		return
 	}
-	for ; j < n; j++ {
-		row := k[j*stride : j*stride+hd]
-		outA[j], outB[j] = dotF32AVX2(row, qa), dotF32AVX2(row, qb)
+	j := 0
+	for ; j+4 <= n; j += 4 {
+		dotF32x2x4Asm(&qa[0], &qb[0], &k[j*stride], &k[(j+1)*stride], &k[(j+2)*stride], &k[(j+3)*stride], hd, &outA[j], &outB[j])
+	}
+	if r := n - j; r > 0 {
+		var p [4]*float32
+		for i := range p {
+			p[i] = &k[(j+min(i, r-1))*stride]
+		}
+		var ta, tb [4]float32
+		dotF32x2x4Asm(&qa[0], &qb[0], p[0], p[1], p[2], p[3], hd, &ta[0], &tb[0])
+		copy(outA[j:], ta[:r])
+		copy(outB[j:], tb[:r])
 	}
 }
 
 // attnScores2AVX512 runs the 2x8 kernel over blocks of eight key rows,
-// then the AVX2 version over the rest.
+// the last one to seven as a padded block (as attnScores2AVX2 does, for
+// the same reason); head widths that are not a multiple of 16 take the
+// AVX2 version.
 func attnScores2AVX512(k []float32, stride int, qa, qb, outA, outB []float32) {
 	hd := len(qa)
+	if hd == 0 || hd%16 != 0 {
+		attnScores2AVX2(k, stride, qa, qb, outA, outB)
+		return
+	}
 	qb = qb[:hd]
 	n := len(outA)
 	outB = outB[:n]
 	k = rowsSpan(k, stride, n, hd)
+	var p [8]*float32
 	j := 0
-	if hd > 0 && hd%16 == 0 {
-		var p [8]*float32
-		for ; j+8 <= n; j += 8 {
-			for i := range p {
-				p[i] = &k[(j+i)*stride]
-			}
-			dotF32x2x8AVX512Asm(&qa[0], &qb[0], &p, hd, &outA[j], &outB[j])
+	for ; j+8 <= n; j += 8 {
+		for i := range p {
+			p[i] = &k[(j+i)*stride]
 		}
+		dotF32x2x8AVX512Asm(&qa[0], &qb[0], &p, hd, &outA[j], &outB[j])
 	}
-	if j < n {
-		attnScores2AVX2(k[j*stride:], stride, qa, qb, outA[j:], outB[j:])
+	if r := n - j; r > 0 {
+		for i := range p {
+			p[i] = &k[(j+min(i, r-1))*stride]
+		}
+		var ta, tb [8]float32
+		dotF32x2x8AVX512Asm(&qa[0], &qb[0], &p, hd, &ta[0], &tb[0])
+		copy(outA[j:], ta[:r])
+		copy(outB[j:], tb[:r])
 	}
 }
 

@@ -969,9 +969,11 @@ df16done:
 
 // func attnValues2AVX2Asm(v *float32, stride, n int, pa, pb, accA, accB *float32, d int)
 // accA[0:d] += pa[j] * v_j and accB[0:d] += pb[j] * v_j for the n rows
-// of v, stride bytes apart; d is a multiple of 8, n at least 1. Column
-// block by column block, the rows inner, two at a time into separate
-// accumulators so that the multiply-adds of consecutive rows overlap.
+// of v, stride bytes apart; d is a multiple of 8, n at least 1. Each
+// column is summed over the rows in order, one accumulator per column,
+// so the result does not depend on how the caller splits the rows into
+// blocks (a ring's wrap splits them). Sixteen columns at a time keep four
+// chains of multiply-adds in flight; eight for the last ones.
 TEXT ·attnValues2AVX2Asm(SB), NOSPLIT, $0-64
 	MOVQ v+0(FP), SI
 	MOVQ stride+8(FP), R8
@@ -982,61 +984,73 @@ TEXT ·attnValues2AVX2Asm(SB), NOSPLIT, $0-64
 	MOVQ accB+48(FP), BX
 	MOVQ d+56(FP), CX
 
+av2wide:
+	CMPQ    CX, $16
+	JLT     av2chunk
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS (BX), Y2
+	VMOVUPS 32(BX), Y3
+	MOVQ    SI, DX
+	XORQ    AX, AX
+
+av2wrow:
+	VMOVUPS      (DX), Y4
+	VMOVUPS      32(DX), Y5
+	VBROADCASTSS (R10)(AX*4), Y6
+	VBROADCASTSS (R11)(AX*4), Y7
+	VFMADD231PS  Y6, Y4, Y0
+	VFMADD231PS  Y6, Y5, Y1
+	VFMADD231PS  Y7, Y4, Y2
+	VFMADD231PS  Y7, Y5, Y3
+	ADDQ         R8, DX
+	INCQ         AX
+	CMPQ         AX, R9
+	JLT          av2wrow
+	VMOVUPS      Y0, (DI)
+	VMOVUPS      Y1, 32(DI)
+	VMOVUPS      Y2, (BX)
+	VMOVUPS      Y3, 32(BX)
+	ADDQ         $64, SI
+	ADDQ         $64, DI
+	ADDQ         $64, BX
+	SUBQ         $16, CX
+	JMP          av2wide
+
 av2chunk:
 	CMPQ    CX, $0
 	JLE     av2done
 	VMOVUPS (DI), Y0
-	VMOVUPS (BX), Y1
-	VXORPS  Y2, Y2, Y2
-	VXORPS  Y3, Y3, Y3
+	VMOVUPS (BX), Y2
 	MOVQ    SI, DX
 	XORQ    AX, AX
 
-av2pair:
-	LEAQ         1(AX), R12
-	CMPQ         R12, R9
-	JGE          av2one
+av2row:
 	VMOVUPS      (DX), Y4
-	VMOVUPS      (DX)(R8*1), Y5
 	VBROADCASTSS (R10)(AX*4), Y6
 	VBROADCASTSS (R11)(AX*4), Y7
-	VBROADCASTSS 4(R10)(AX*4), Y8
-	VBROADCASTSS 4(R11)(AX*4), Y9
 	VFMADD231PS  Y6, Y4, Y0
-	VFMADD231PS  Y7, Y4, Y1
-	VFMADD231PS  Y8, Y5, Y2
-	VFMADD231PS  Y9, Y5, Y3
-	LEAQ         (DX)(R8*2), DX
-	ADDQ         $2, AX
-	JMP          av2pair
-
-av2one:
+	VFMADD231PS  Y7, Y4, Y2
+	ADDQ         R8, DX
+	INCQ         AX
 	CMPQ         AX, R9
-	JGE          av2store
-	VMOVUPS      (DX), Y4
-	VBROADCASTSS (R10)(AX*4), Y6
-	VBROADCASTSS (R11)(AX*4), Y7
-	VFMADD231PS  Y6, Y4, Y0
-	VFMADD231PS  Y7, Y4, Y1
-
-av2store:
-	VADDPS  Y2, Y0, Y0
-	VADDPS  Y3, Y1, Y1
-	VMOVUPS Y0, (DI)
-	VMOVUPS Y1, (BX)
-	ADDQ    $32, SI
-	ADDQ    $32, DI
-	ADDQ    $32, BX
-	SUBQ    $8, CX
-	JMP     av2chunk
+	JLT          av2row
+	VMOVUPS      Y0, (DI)
+	VMOVUPS      Y2, (BX)
+	ADDQ         $32, SI
+	ADDQ         $32, DI
+	ADDQ         $32, BX
+	SUBQ         $8, CX
+	JMP          av2chunk
 
 av2done:
 	VZEROUPPER
 	RET
 
 // func attnValues2AVX512Asm(v *float32, stride, n int, pa, pb, accA, accB *float32, d int)
-// attnValues2AVX2Asm 16 columns at a time (d a multiple of 16), the
-// weights broadcast from memory by the multiply-adds.
+// attnValues2AVX2Asm with 512-bit vectors: 32 columns at a time, then 16
+// (d a multiple of 16), the weights broadcast from memory by the
+// multiply-adds.
 TEXT ·attnValues2AVX512Asm(SB), NOSPLIT, $0-64
 	MOVQ v+0(FP), SI
 	MOVQ stride+8(FP), R8
@@ -1047,47 +1061,62 @@ TEXT ·attnValues2AVX512Asm(SB), NOSPLIT, $0-64
 	MOVQ accB+48(FP), BX
 	MOVQ d+56(FP), CX
 
+av5wide:
+	CMPQ    CX, $32
+	JLT     av5chunk
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS (BX), Z2
+	VMOVUPS 64(BX), Z3
+	MOVQ    SI, DX
+	XORQ    AX, AX
+
+av5wrow:
+	VMOVUPS      (DX), Z4
+	VMOVUPS      64(DX), Z5
+	VBROADCASTSS (R10)(AX*4), Z6
+	VBROADCASTSS (R11)(AX*4), Z7
+	VFMADD231PS  Z6, Z4, Z0
+	VFMADD231PS  Z6, Z5, Z1
+	VFMADD231PS  Z7, Z4, Z2
+	VFMADD231PS  Z7, Z5, Z3
+	ADDQ         R8, DX
+	INCQ         AX
+	CMPQ         AX, R9
+	JLT          av5wrow
+	VMOVUPS      Z0, (DI)
+	VMOVUPS      Z1, 64(DI)
+	VMOVUPS      Z2, (BX)
+	VMOVUPS      Z3, 64(BX)
+	ADDQ         $128, SI
+	ADDQ         $128, DI
+	ADDQ         $128, BX
+	SUBQ         $32, CX
+	JMP          av5wide
+
 av5chunk:
 	CMPQ    CX, $0
 	JLE     av5done
 	VMOVUPS (DI), Z0
-	VMOVUPS (BX), Z1
-	VXORPS  Z2, Z2, Z2
-	VXORPS  Z3, Z3, Z3
+	VMOVUPS (BX), Z2
 	MOVQ    SI, DX
 	XORQ    AX, AX
 
-av5pair:
-	LEAQ             1(AX), R12
-	CMPQ             R12, R9
-	JGE              av5one
+av5row:
 	VMOVUPS          (DX), Z4
-	VMOVUPS          (DX)(R8*1), Z5
 	VFMADD231PS.BCST (R10)(AX*4), Z4, Z0
-	VFMADD231PS.BCST (R11)(AX*4), Z4, Z1
-	VFMADD231PS.BCST 4(R10)(AX*4), Z5, Z2
-	VFMADD231PS.BCST 4(R11)(AX*4), Z5, Z3
-	LEAQ             (DX)(R8*2), DX
-	ADDQ             $2, AX
-	JMP              av5pair
-
-av5one:
+	VFMADD231PS.BCST (R11)(AX*4), Z4, Z2
+	ADDQ             R8, DX
+	INCQ             AX
 	CMPQ             AX, R9
-	JGE              av5store
-	VMOVUPS          (DX), Z4
-	VFMADD231PS.BCST (R10)(AX*4), Z4, Z0
-	VFMADD231PS.BCST (R11)(AX*4), Z4, Z1
-
-av5store:
-	VADDPS  Z2, Z0, Z0
-	VADDPS  Z3, Z1, Z1
-	VMOVUPS Z0, (DI)
-	VMOVUPS Z1, (BX)
-	ADDQ    $64, SI
-	ADDQ    $64, DI
-	ADDQ    $64, BX
-	SUBQ    $16, CX
-	JMP     av5chunk
+	JLT              av5row
+	VMOVUPS          Z0, (DI)
+	VMOVUPS          Z2, (BX)
+	ADDQ             $64, SI
+	ADDQ             $64, DI
+	ADDQ             $64, BX
+	SUBQ             $16, CX
+	JMP              av5chunk
 
 av5done:
 	VZEROUPPER
