@@ -65,6 +65,15 @@ func ParseWithin(name, src string, lim budget.Limits) (*File, error) {
 		return nil, diags.Err()
 	}
 	text := []byte(src)
+	if f, ok := fastParse(name, src); ok {
+		f.Name, f.Source = name, src
+		resolve(f, &diags)
+		if diags.Len() > 0 {
+			return nil, diags.Err()
+		}
+		return f, nil
+	}
+	// The file has a syntax error: participle finds and words it.
 	blanked := map[int]bool{} // lines already removed by recovery
 	for attempt := 0; attempt < maxSyntaxErrors; attempt++ {
 		if attempt > 0 && (attempt+1)*tokens > recoveryTokens*lim.Tokens {
@@ -394,7 +403,10 @@ var keywordHints = map[string]string{
 }
 
 // assignRest matches the rest of `let x = e` after the word: `x = e`.
-var assignRest = regexp.MustCompile(`^\s*[A-Za-z_][A-Za-z_0-9]*\s*=[^=]`)
+// Compiled on first use: only a file with an error needs it.
+var assignRest = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\s*[A-Za-z_][A-Za-z_0-9]*\s*=[^=]`)
+})
 
 var (
 	topKeywords  = []string{"model", "config", "weights", "forward", "def"}
@@ -467,7 +479,7 @@ func unknownKeyword(file string, text []byte, err error) (diag.Diagnostic, []byt
 	if open := bytes.IndexByte(out[lineStart:lineEnd], '{'); open >= 0 {
 		// Skip the block: from the word to its closing brace.
 		from, to = wordOff, matchingBrace(out, lineStart+open)
-	} else if depth == 0 || !assignRest.Match(out[wordOff+len(word):lineEnd]) {
+	} else if depth == 0 || !assignRest().Match(out[wordOff+len(word):lineEnd]) {
 		// Keep the rest of the line only when it is an assignment.
 		from, to = lineStart, lineEnd
 	}

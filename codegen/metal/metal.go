@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/minerva-ml/minerva/codegen/kernels"
@@ -17,12 +18,16 @@ import (
 	"github.com/minerva-ml/minerva/templates"
 )
 
-var header = template.Must(template.ParseFS(templates.FS, "common.metal.tmpl"))
+// header is parsed on first use, not at package initialisation, which
+// every minervac and minerva command would pay, kernels or not.
+var header = sync.OnceValue(func() *template.Template {
+	return template.Must(template.ParseFS(templates.FS, "common.metal.tmpl"))
+})
 
 // Source renders kernels.metal.
 func Source(model string, ks []*kernels.Kernel) (string, error) {
 	var b bytes.Buffer
-	if err := header.ExecuteTemplate(&b, "common", map[string]any{"Model": model, "Args": abi.MSL(abi.StepArgs{})}); err != nil {
+	if err := header().ExecuteTemplate(&b, "common", map[string]any{"Model": model, "Args": abi.MSL(abi.StepArgs{})}); err != nil {
 		return "", fmt.Errorf("BUG: common template: %v", err)
 	}
 	for _, k := range ks {

@@ -38,7 +38,7 @@ func Lower(file *dsl.File, cfg *config.Config, diags *diag.List) *Result {
 		cfg:     cfg,
 		f:       ir.NewFunc(file.Model.Name),
 		weights: map[string]any{},
-		ckpt:    map[string]diag.Pos{},
+		ckpt:    map[string]*ir.Weight{},
 		layer:   -1,
 	}
 	l.ev = eval.New(diags, cfg)
@@ -57,7 +57,7 @@ type lowerer struct {
 	f       *ir.Func
 	ev      *eval.Evaluator
 	weights map[string]any // *ir.Weight, *family or absent
-	ckpt    map[string]diag.Pos
+	ckpt    map[string]*ir.Weight
 	layer   int // the outermost loop's iteration, or -1
 	layers  int
 	depth   int   // loop nesting
@@ -254,9 +254,11 @@ func (l *lowerer) weight(d *dsl.WeightDecl, scope eval.Scope, layer int) any {
 		}
 	}
 	if prev, dup := l.ckpt[ck]; dup {
-		return l.ev.ErrorAt(p, diag.Pos{}, fmt.Sprintf("the other is at %s", prev), "weight %s reads checkpoint tensor %q, which another weight reads too", name, ck)
+		return l.ev.ErrorAt(p, diag.Pos{}, fmt.Sprintf("the other is at %s", diag.Pos(prev.Pos)), "weight %s reads checkpoint tensor %q, which another weight reads too", name, ck)
 	}
-	l.ckpt[ck] = p
+	// The weight, not its position: a map of 40-byte positions was the
+	// largest allocation of lowering.
+	l.ckpt[ck] = w
 	l.f.Weights = append(l.f.Weights, w)
 	return w
 }
@@ -764,7 +766,7 @@ func (l *lowerer) call(e *eval.Evaluator, c *dsl.Call) (any, bool) {
 			poisoned = true
 		}
 	}
-	attrs := ir.Attrs{}
+	attrs := make(ir.Attrs, 0, len(def.Attrs))
 	for _, ad := range def.Attrs {
 		v, ok := attrVals[ad.Name]
 		if !ok {

@@ -44,10 +44,45 @@ var (
 	dotF16 = dotF16Go
 	// axpyF16 adds w times an f16 row to acc.
 	axpyF16 = axpyF16Go
+	// decodeF16 widens an f16 row (little-endian bytes) into dst.
+	decodeF16 = decodeF16Go
+	// attnScores2 computes attention scores for two query heads that
+	// share a KV head: for the rows j < len(outA) of k (row j at
+	// k[j*stride:], len(qa) wide), outA[j] = k_j · qa, outB[j] = k_j · qb.
+	// Each key row is read once for both heads, and the AVX-512 version
+	// does eight rows a call, so no call is made per position.
+	attnScores2 = attnScores2Go
+	// attnValues2 is the other half of attention for two query heads:
+	// for the rows j < len(pa) of v (row j at v[j*stride:], len(accA)
+	// wide), accA += pa[j] * v_j and accB += pb[j] * v_j, each column
+	// summed over the rows in order, so that splitting the rows into
+	// blocks does not change the result.
+	attnValues2 = attnValues2Go
+	// dotMXFP4x2x4 is MXFP4 rows a and b (blocks and scales, as
+	// dotMXFP4 reads them) against four inputs in pair order: outA[0:4]
+	// gets a · x0..x3, outB[0:4] b · x0..x3. An expert that several
+	// tokens of a step are routed to reads each row once for four of
+	// them; the AVX-512 version looks each block's codes up once for
+	// the four.
+	dotMXFP4x2x4 = dotMXFP4x2x4Each
+	// dotMXFP4x2x2 is dotMXFP4x2x4 for the inputs x0 and x1 only:
+	// outA[0:2] and outB[0:2] get their products, outA[2:4] and
+	// outB[2:4] are scratch.
+	dotMXFP4x2x2 = dotMXFP4x2x2Each
+	// swigluExp replaces each x[i] by e^x[i]: the sigmoids of the MoE's
+	// SwiGLU, a whole row of them at a time.
+	swigluExp = expAllGo
 )
 
 // kernelSet names the kernels in use, for benchmarks and reports.
 var kernelSet = "go"
+
+// mxfp4Quads says that dotMXFP4x2x4 has a kernel of its own, which
+// multiplies an expert's packed rows with four of its inputs at once: the
+// MoE then never decodes an expert's rows. Elsewhere it runs the one-row
+// kernel for each input, and experts with many inputs decode their rows
+// instead.
+var mxfp4Quads = false
 
 // fp4x2 holds twice the E2M1 values and mxfp4Half[s] is 2^(s-128), so
 // that fp4x2[c]*mxfp4Half[s] = FP4[c]*2^(s-127) with both factors exact
@@ -120,6 +155,64 @@ func expSumGo(x []float32, mx float32) float32 {
 		s += x[i]
 	}
 	return s
+}
+
+// mxRow is one MXFP4 row's blocks and scales.
+type mxRow struct{ blocks, scales []byte }
+
+// dotMXFP4x2x4Each runs the one-row kernel in use for each output.
+func dotMXFP4x2x4Each(a, b mxRow, x *[4][]float32, outA, outB []float32) {
+	outA, outB = outA[:4], outB[:4]
+	for t := range x {
+		outA[t] = dotMXFP4(a.blocks, a.scales, x[t])
+		outB[t] = dotMXFP4(b.blocks, b.scales, x[t])
+	}
+}
+
+func dotMXFP4x2x2Each(a, b mxRow, x *[4][]float32, outA, outB []float32) {
+	outA, outB = outA[:4], outB[:4]
+	for t := range 2 {
+		outA[t] = dotMXFP4(a.blocks, a.scales, x[t])
+		outB[t] = dotMXFP4(b.blocks, b.scales, x[t])
+	}
+}
+
+func expAllGo(x []float32) {
+	for i, v := range x {
+		x[i] = exp32(v)
+	}
+}
+
+func attnScores2Go(k []float32, stride int, qa, qb, outA, outB []float32) {
+	hd := len(qa)
+	qb = qb[:hd]
+	outB = outB[:len(outA)]
+	for j := range outA {
+		row := k[j*stride : j*stride+hd]
+		outA[j] = dotF32Go(row, qa)
+		outB[j] = dotF32Go(row, qb)
+	}
+}
+
+func attnValues2Go(v []float32, stride int, pa, pb, accA, accB []float32) {
+	d := len(accA)
+	pb = pb[:len(pa)]
+	accB = accB[:d]
+	for j, wa := range pa {
+		wb := pb[j]
+		row := v[j*stride : j*stride+d]
+		for i, x := range row {
+			accA[i] += wa * x
+			accB[i] += wb * x
+		}
+	}
+}
+
+func decodeF16Go(h []byte, dst []float32) {
+	h = h[:2*len(dst)]
+	for i := range dst {
+		dst[i] = f16At(h[2*i:])
+	}
 }
 
 func dotF16Go(h []byte, x []float32) float32 {

@@ -33,23 +33,28 @@ func useKernels(name string) bool {
 		decodeBF16, decodeMXFP4, dotF32x4 = decodeBF16Go, decodeMXFP4Go, dotF32x4Go
 		dotF32x2x4, dotF16, axpyF16 = dotF32x2x4Go, dotF16Go, axpyF16Go
 		dotF32x2x8, expSum = dotF32x2x8Go, expSumGo
-		dotBF16x2x8 = dotBF16x2x8Each
+		dotBF16x2x8, dotMXFP4x2x4, dotMXFP4x2x2 = dotBF16x2x8Each, dotMXFP4x2x4Each, dotMXFP4x2x2Each
+		decodeF16, attnScores2, attnValues2, swigluExp = decodeF16Go, attnScores2Go, attnValues2Go, expAllGo
 	case name == "avx2" && haveAVX2:
 		dotF32, dotBF16, dotMXFP4 = dotF32AVX2, dotBF16AVX2, dotMXFP4AVX2
 		decodeBF16, decodeMXFP4, dotF32x4 = decodeBF16AVX2, decodeMXFP4AVX2, dotF32x4AVX2
 		dotF32x2x4, dotF16, axpyF16 = dotF32x2x4AVX2, dotF16AVX2, axpyF16AVX2
 		dotF32x2x8, expSum = dotF32x2x8AVX2, expSumGo
-		dotBF16x2x8 = dotBF16x2x8Each
+		dotBF16x2x8, dotMXFP4x2x4, dotMXFP4x2x2 = dotBF16x2x8Each, dotMXFP4x2x4Each, dotMXFP4x2x2Each
+		decodeF16, attnScores2, attnValues2, swigluExp = decodeF16AVX2, attnScores2AVX2, attnValues2AVX2, expAllGo
 	case name == "avx512" && haveAVX512:
 		useKernels("avx2")
 		dotMXFP4 = dotMXFP4AVX512
 		dotF32x2x8, expSum = dotF32x2x8AVX512, expSumAVX512
 		dotBF16x2x8 = dotBF16x2x8AVX512
+		attnScores2, attnValues2, swigluExp = attnScores2AVX512, attnValues2AVX512, expAllAVX512
+		dotMXFP4x2x4, dotMXFP4x2x2 = dotMXFP4x2x4AVX512, dotMXFP4x2x2AVX512
 	default:
 		return false
 	}
 	decodeKernels(name)
 	kernelSet = name
+	mxfp4Quads = name == "avx512"
 	return true
 }
 
@@ -102,6 +107,21 @@ func dotF16Asm(h *byte, x *float32, n int) float32
 
 //go:noescape
 func axpyF16Asm(h *byte, w float32, acc *float32, n int)
+
+//go:noescape
+func dotMXFP4x2x4AVX512Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32)
+
+//go:noescape
+func dotMXFP4x2x2AVX512Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32)
+
+//go:noescape
+func decodeF16Asm(h *byte, dst *float32, n int)
+
+//go:noescape
+func attnValues2AVX2Asm(v *float32, stride, n int, pa, pb, accA, accB *float32, d int)
+
+//go:noescape
+func attnValues2AVX512Asm(v *float32, stride, n int, pa, pb, accA, accB *float32, d int)
 
 //go:noescape
 func readSumAsm(p *uint64, n int) uint64
@@ -352,4 +372,170 @@ func readSum(p []uint64) uint64 {
 		s += v
 	}
 	return s
+}
+
+func decodeF16AVX2(h []byte, dst []float32) {
+	h = h[:2*len(dst)]
+	n := len(dst) &^ 7
+	if n > 0 {
+		decodeF16Asm(&h[0], &dst[0], n)
+	}
+	for i := n; i < len(dst); i++ {
+		dst[i] = f16At(h[2*i:])
+	}
+}
+
+// rowsSpan checks that the n rows of width d at stride fit in x, as the
+// Go kernels' slice expressions do, and returns them.
+func rowsSpan(x []float32, stride, n, d int) []float32 {
+	if n == 0 {
+		return x[:0]
+	}
+	return x[:(n-1)*stride+d]
+}
+
+// attnScores2AVX2 runs the 2x4 kernel (two queries against four key rows)
+// over the rows, the last one to three as a padded block, so that every
+// row's score is summed in the same order wherever the row lies: the
+// caller's blocks (a ring's wrap splits them) then do not change it. Head
+// widths that are not a multiple of 8 take the one-row kernel.
+func attnScores2AVX2(k []float32, stride int, qa, qb, outA, outB []float32) {
+	hd := len(qa)
+	qb = qb[:hd]
+	n := len(outA)
+	outB = outB[:n]
+	k = rowsSpan(k, stride, n, hd)
+	if hd == 0 || hd%8 != 0 {
+		for j := 0; j < n; j++ {
+			row := k[j*stride : j*stride+hd]
+			outA[j], outB[j] = dotF32AVX2(row, qa), dotF32AVX2(row, qb)
+		}
+		return
+	}
+	j := 0
+	for ; j+4 <= n; j += 4 {
+		dotF32x2x4Asm(&qa[0], &qb[0], &k[j*stride], &k[(j+1)*stride], &k[(j+2)*stride], &k[(j+3)*stride], hd, &outA[j], &outB[j])
+	}
+	if r := n - j; r > 0 {
+		var p [4]*float32
+		for i := range p {
+			p[i] = &k[(j+min(i, r-1))*stride]
+		}
+		var ta, tb [4]float32
+		dotF32x2x4Asm(&qa[0], &qb[0], p[0], p[1], p[2], p[3], hd, &ta[0], &tb[0])
+		copy(outA[j:], ta[:r])
+		copy(outB[j:], tb[:r])
+	}
+}
+
+// attnScores2AVX512 runs the 2x8 kernel over blocks of eight key rows,
+// the last one to seven as a padded block (as attnScores2AVX2 does, for
+// the same reason); head widths that are not a multiple of 16 take the
+// AVX2 version.
+func attnScores2AVX512(k []float32, stride int, qa, qb, outA, outB []float32) {
+	hd := len(qa)
+	if hd == 0 || hd%16 != 0 {
+		attnScores2AVX2(k, stride, qa, qb, outA, outB)
+		return
+	}
+	qb = qb[:hd]
+	n := len(outA)
+	outB = outB[:n]
+	k = rowsSpan(k, stride, n, hd)
+	var p [8]*float32
+	j := 0
+	for ; j+8 <= n; j += 8 {
+		for i := range p {
+			p[i] = &k[(j+i)*stride]
+		}
+		dotF32x2x8AVX512Asm(&qa[0], &qb[0], &p, hd, &outA[j], &outB[j])
+	}
+	if r := n - j; r > 0 {
+		for i := range p {
+			p[i] = &k[(j+min(i, r-1))*stride]
+		}
+		var ta, tb [8]float32
+		dotF32x2x8AVX512Asm(&qa[0], &qb[0], &p, hd, &ta[0], &tb[0])
+		copy(outA[j:], ta[:r])
+		copy(outB[j:], tb[:r])
+	}
+}
+
+func attnValues2AVX2(v []float32, stride int, pa, pb, accA, accB []float32) {
+	attnValues2Asm(v, stride, pa, pb, accA, accB, 8, attnValues2AVX2Asm)
+}
+
+func attnValues2AVX512(v []float32, stride int, pa, pb, accA, accB []float32) {
+	attnValues2Asm(v, stride, pa, pb, accA, accB, 16, attnValues2AVX512Asm)
+}
+
+// attnValues2Asm runs an assembly values kernel over the first multiple
+// of width columns and finishes the rest in Go.
+func attnValues2Asm(v []float32, stride int, pa, pb, accA, accB []float32, width int, asm func(v *float32, stride, n int, pa, pb, accA, accB *float32, d int)) {
+	d := len(accA)
+	n := len(pa)
+	pb = pb[:n]
+	accB = accB[:d]
+	v = rowsSpan(v, stride, n, d)
+	m := d - d%width
+	if m > 0 && n > 0 {
+		asm(&v[0], 4*stride, n, &pa[0], &pb[0], &accA[0], &accB[0], m)
+	}
+	if m < d {
+		for j, wa := range pa {
+			wb := pb[j]
+			row := v[j*stride+m : j*stride+d]
+			for i, x := range row {
+				accA[m+i] += wa * x
+				accB[m+i] += wb * x
+			}
+		}
+	}
+}
+
+// expAllAVX512 is expSumAVX512 with nothing subtracted, the last n%16
+// values padded to a full vector, so that every value gets the same
+// result wherever it lies in x: a token's MoE output must not depend on
+// which other tokens share its step.
+func expAllAVX512(x []float32) {
+	n := len(x) &^ 15
+	if n > 0 {
+		expSumAVX512Asm(&x[0], n, 0)
+	}
+	if n < len(x) {
+		var tail [16]float32
+		copy(tail[:], x[n:])
+		expSumAVX512Asm(&tail[0], 16, 0)
+		copy(x[n:], tail[:])
+	}
+}
+
+func dotMXFP4x2x4AVX512(a, b mxRow, x *[4][]float32, outA, outB []float32) {
+	dotMXFP4x2xN(a, b, x, outA, outB, false)
+}
+
+func dotMXFP4x2x2AVX512(a, b mxRow, x *[4][]float32, outA, outB []float32) {
+	dotMXFP4x2xN(a, b, x, outA, outB, true)
+}
+
+// dotMXFP4x2xN calls the four-input kernel, or the two-input one; not
+// through a func value, which would move the pointer array to the heap.
+func dotMXFP4x2xN(a, b mxRow, x *[4][]float32, outA, outB []float32, two bool) {
+	nb := len(a.scales)
+	outA, outB = outA[:4], outB[:4]
+	if nb == 0 {
+		clear(outA)
+		clear(outB)
+		return
+	}
+	ab, bb, bs := a.blocks[:16*nb], b.blocks[:16*nb], b.scales[:nb]
+	var p [4]*float32
+	for i := range x {
+		p[i] = &x[i][:32*nb][0]
+	}
+	if two {
+		dotMXFP4x2x2AVX512Asm(&ab[0], &a.scales[0], &bb[0], &bs[0], &p, nb, &outA[0], &outB[0])
+	} else {
+		dotMXFP4x2x4AVX512Asm(&ab[0], &a.scales[0], &bb[0], &bs[0], &p, nb, &outA[0], &outB[0])
+	}
 }

@@ -945,3 +945,401 @@ b28done:
 	MOVQ outA+32(FP), DI
 	MOVQ outB+40(FP), BX
 	REDUCE2X8
+
+// func decodeF16Asm(h *byte, dst *float32, n int)
+// Widens n (a multiple of 8) halves, exactly.
+TEXT ·decodeF16Asm(SB), NOSPLIT, $0-24
+	MOVQ h+0(FP), SI
+	MOVQ dst+8(FP), DI
+	MOVQ n+16(FP), CX
+
+df16loop:
+	CMPQ      CX, $8
+	JLT       df16done
+	VCVTPH2PS (SI), Y4
+	VMOVUPS   Y4, (DI)
+	ADDQ      $16, SI
+	ADDQ      $32, DI
+	SUBQ      $8, CX
+	JMP       df16loop
+
+df16done:
+	VZEROUPPER
+	RET
+
+// func attnValues2AVX2Asm(v *float32, stride, n int, pa, pb, accA, accB *float32, d int)
+// accA[0:d] += pa[j] * v_j and accB[0:d] += pb[j] * v_j for the n rows
+// of v, stride bytes apart; d is a multiple of 8, n at least 1. Each
+// column is summed over the rows in order, one accumulator per column,
+// so the result does not depend on how the caller splits the rows into
+// blocks (a ring's wrap splits them). Sixteen columns at a time keep four
+// chains of multiply-adds in flight; eight for the last ones.
+TEXT ·attnValues2AVX2Asm(SB), NOSPLIT, $0-64
+	MOVQ v+0(FP), SI
+	MOVQ stride+8(FP), R8
+	MOVQ n+16(FP), R9
+	MOVQ pa+24(FP), R10
+	MOVQ pb+32(FP), R11
+	MOVQ accA+40(FP), DI
+	MOVQ accB+48(FP), BX
+	MOVQ d+56(FP), CX
+
+av2wide:
+	CMPQ    CX, $16
+	JLT     av2chunk
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS (BX), Y2
+	VMOVUPS 32(BX), Y3
+	MOVQ    SI, DX
+	XORQ    AX, AX
+
+av2wrow:
+	VMOVUPS      (DX), Y4
+	VMOVUPS      32(DX), Y5
+	VBROADCASTSS (R10)(AX*4), Y6
+	VBROADCASTSS (R11)(AX*4), Y7
+	VFMADD231PS  Y6, Y4, Y0
+	VFMADD231PS  Y6, Y5, Y1
+	VFMADD231PS  Y7, Y4, Y2
+	VFMADD231PS  Y7, Y5, Y3
+	ADDQ         R8, DX
+	INCQ         AX
+	CMPQ         AX, R9
+	JLT          av2wrow
+	VMOVUPS      Y0, (DI)
+	VMOVUPS      Y1, 32(DI)
+	VMOVUPS      Y2, (BX)
+	VMOVUPS      Y3, 32(BX)
+	ADDQ         $64, SI
+	ADDQ         $64, DI
+	ADDQ         $64, BX
+	SUBQ         $16, CX
+	JMP          av2wide
+
+av2chunk:
+	CMPQ    CX, $0
+	JLE     av2done
+	VMOVUPS (DI), Y0
+	VMOVUPS (BX), Y2
+	MOVQ    SI, DX
+	XORQ    AX, AX
+
+av2row:
+	VMOVUPS      (DX), Y4
+	VBROADCASTSS (R10)(AX*4), Y6
+	VBROADCASTSS (R11)(AX*4), Y7
+	VFMADD231PS  Y6, Y4, Y0
+	VFMADD231PS  Y7, Y4, Y2
+	ADDQ         R8, DX
+	INCQ         AX
+	CMPQ         AX, R9
+	JLT          av2row
+	VMOVUPS      Y0, (DI)
+	VMOVUPS      Y2, (BX)
+	ADDQ         $32, SI
+	ADDQ         $32, DI
+	ADDQ         $32, BX
+	SUBQ         $8, CX
+	JMP          av2chunk
+
+av2done:
+	VZEROUPPER
+	RET
+
+// func attnValues2AVX512Asm(v *float32, stride, n int, pa, pb, accA, accB *float32, d int)
+// attnValues2AVX2Asm with 512-bit vectors: 32 columns at a time, then 16
+// (d a multiple of 16), the weights broadcast from memory by the
+// multiply-adds.
+TEXT ·attnValues2AVX512Asm(SB), NOSPLIT, $0-64
+	MOVQ v+0(FP), SI
+	MOVQ stride+8(FP), R8
+	MOVQ n+16(FP), R9
+	MOVQ pa+24(FP), R10
+	MOVQ pb+32(FP), R11
+	MOVQ accA+40(FP), DI
+	MOVQ accB+48(FP), BX
+	MOVQ d+56(FP), CX
+
+av5wide:
+	CMPQ    CX, $32
+	JLT     av5chunk
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS (BX), Z2
+	VMOVUPS 64(BX), Z3
+	MOVQ    SI, DX
+	XORQ    AX, AX
+
+av5wrow:
+	VMOVUPS      (DX), Z4
+	VMOVUPS      64(DX), Z5
+	VBROADCASTSS (R10)(AX*4), Z6
+	VBROADCASTSS (R11)(AX*4), Z7
+	VFMADD231PS  Z6, Z4, Z0
+	VFMADD231PS  Z6, Z5, Z1
+	VFMADD231PS  Z7, Z4, Z2
+	VFMADD231PS  Z7, Z5, Z3
+	ADDQ         R8, DX
+	INCQ         AX
+	CMPQ         AX, R9
+	JLT          av5wrow
+	VMOVUPS      Z0, (DI)
+	VMOVUPS      Z1, 64(DI)
+	VMOVUPS      Z2, (BX)
+	VMOVUPS      Z3, 64(BX)
+	ADDQ         $128, SI
+	ADDQ         $128, DI
+	ADDQ         $128, BX
+	SUBQ         $32, CX
+	JMP          av5wide
+
+av5chunk:
+	CMPQ    CX, $0
+	JLE     av5done
+	VMOVUPS (DI), Z0
+	VMOVUPS (BX), Z2
+	MOVQ    SI, DX
+	XORQ    AX, AX
+
+av5row:
+	VMOVUPS          (DX), Z4
+	VFMADD231PS.BCST (R10)(AX*4), Z4, Z0
+	VFMADD231PS.BCST (R11)(AX*4), Z4, Z2
+	ADDQ             R8, DX
+	INCQ             AX
+	CMPQ             AX, R9
+	JLT              av5row
+	VMOVUPS          Z0, (DI)
+	VMOVUPS          Z2, (BX)
+	ADDQ             $64, SI
+	ADDQ             $64, DI
+	ADDQ             $64, BX
+	SUBQ             $16, CX
+	JMP              av5chunk
+
+av5done:
+	VZEROUPPER
+	RET
+
+// MX24INPUT multiplies the scaled codes of row a (Z8 even, Z9 odd) and
+// row b (Z10, Z11) by one input's block at (ptr)(DI*1), in pair order,
+// into accumulators acca/accb (even halves) and oddA/oddB (odd halves).
+#define MX24INPUT(ptr, acca, accb, odda, oddb) \
+	VMOVUPS     (ptr)(DI*1), Z12 \
+	VMOVUPS     64(ptr)(DI*1), Z13 \
+	VFMADD231PS Z12, Z8, acca \
+	VFMADD231PS Z13, Z9, odda \
+	VFMADD231PS Z12, Z10, accb \
+	VFMADD231PS Z13, Z11, oddb
+
+// func dotMXFP4x2x4AVX512Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32)
+// Two MXFP4 rows against four inputs in pair order. Each block's codes
+// are looked up (as in dotMXFP4AVX512Asm) and scaled by the block's
+// power of two, exactly, once for the four inputs; the products go to
+// 16 accumulators (Z0-Z3 and Z16-Z19 row a, Z4-Z7 and Z20-Z23 row b,
+// even and odd halves), reduced at the end as dotF32x2x4Asm does.
+TEXT ·dotMXFP4x2x4AVX512Asm(SB), NOSPLIT, $0-64
+	MOVQ    blocksA+0(FP), SI
+	MOVQ    scalesA+8(FP), BX
+	MOVQ    blocksB+16(FP), DX
+	MOVQ    scalesB+24(FP), R12
+	MOVQ    xs+32(FP), DI
+	MOVQ    nblocks+40(FP), CX
+	MOVQ    0(DI), R9
+	MOVQ    8(DI), R10
+	MOVQ    16(DI), R11
+	MOVQ    24(DI), R13
+	LEAQ    ·mxfp4Half(SB), R8
+	VMOVUPS ·fp4x2(SB), Z14
+	VXORPS  Z0, Z0, Z0
+	VXORPS  Z1, Z1, Z1
+	VXORPS  Z2, Z2, Z2
+	VXORPS  Z3, Z3, Z3
+	VXORPS  Z4, Z4, Z4
+	VXORPS  Z5, Z5, Z5
+	VXORPS  Z6, Z6, Z6
+	VXORPS  Z7, Z7, Z7
+	VXORPS  Z16, Z16, Z16
+	VXORPS  Z17, Z17, Z17
+	VXORPS  Z18, Z18, Z18
+	VXORPS  Z19, Z19, Z19
+	VXORPS  Z20, Z20, Z20
+	VXORPS  Z21, Z21, Z21
+	VXORPS  Z22, Z22, Z22
+	VXORPS  Z23, Z23, Z23
+	XORQ    DI, DI
+
+mx24loop:
+	CMPQ         CX, $0
+	JLE          mx24done
+	VPMOVZXBD    (SI), Z8
+	VPSRLD       $4, Z8, Z9
+	VPERMPS      Z14, Z8, Z8
+	VPERMPS      Z14, Z9, Z9
+	MOVBLZX      (BX), AX
+	VBROADCASTSS (R8)(AX*4), Z15
+	VMULPS       Z15, Z8, Z8
+	VMULPS       Z15, Z9, Z9
+	VPMOVZXBD    (DX), Z10
+	VPSRLD       $4, Z10, Z11
+	VPERMPS      Z14, Z10, Z10
+	VPERMPS      Z14, Z11, Z11
+	MOVBLZX      (R12), AX
+	VBROADCASTSS (R8)(AX*4), Z15
+	VMULPS       Z15, Z10, Z10
+	VMULPS       Z15, Z11, Z11
+	MX24INPUT(R9, Z0, Z4, Z16, Z20)
+	MX24INPUT(R10, Z1, Z5, Z17, Z21)
+	MX24INPUT(R11, Z2, Z6, Z18, Z22)
+	MX24INPUT(R13, Z3, Z7, Z19, Z23)
+	ADDQ         $16, SI
+	ADDQ         $16, DX
+	INCQ         BX
+	INCQ         R12
+	ADDQ         $128, DI
+	DECQ         CX
+	JMP          mx24loop
+
+mx24done:
+	VADDPS        Z16, Z0, Z0
+	VADDPS        Z17, Z1, Z1
+	VADDPS        Z18, Z2, Z2
+	VADDPS        Z19, Z3, Z3
+	VADDPS        Z20, Z4, Z4
+	VADDPS        Z21, Z5, Z5
+	VADDPS        Z22, Z6, Z6
+	VADDPS        Z23, Z7, Z7
+	VEXTRACTF64X4 $1, Z0, Y16
+	VADDPS        Y16, Y0, Y0
+	VEXTRACTF64X4 $1, Z1, Y16
+	VADDPS        Y16, Y1, Y1
+	VEXTRACTF64X4 $1, Z2, Y16
+	VADDPS        Y16, Y2, Y2
+	VEXTRACTF64X4 $1, Z3, Y16
+	VADDPS        Y16, Y3, Y3
+	VEXTRACTF64X4 $1, Z4, Y16
+	VADDPS        Y16, Y4, Y4
+	VEXTRACTF64X4 $1, Z5, Y16
+	VADDPS        Y16, Y5, Y5
+	VEXTRACTF64X4 $1, Z6, Y16
+	VADDPS        Y16, Y6, Y6
+	VEXTRACTF64X4 $1, Z7, Y16
+	VADDPS        Y16, Y7, Y7
+	VHADDPS       Y1, Y0, Y0
+	VHADDPS       Y3, Y2, Y2
+	VHADDPS       Y2, Y0, Y0
+	VHADDPS       Y5, Y4, Y4
+	VHADDPS       Y7, Y6, Y6
+	VHADDPS       Y6, Y4, Y4
+	VPERM2F128    $0x20, Y4, Y0, Y8
+	VPERM2F128    $0x31, Y4, Y0, Y9
+	VADDPS        Y9, Y8, Y8
+	MOVQ          outA+48(FP), AX
+	MOVQ          outB+56(FP), BX
+	VMOVUPS       X8, (AX)
+	VEXTRACTF128  $1, Y8, (BX)
+	VZEROUPPER
+	RET
+
+// func dotMXFP4x2x2AVX512Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32)
+// dotMXFP4x2x4AVX512Asm for two inputs (xs[0:2]); outA[2:4] and
+// outB[2:4] get 0.
+TEXT ·dotMXFP4x2x2AVX512Asm(SB), NOSPLIT, $0-64
+	MOVQ    blocksA+0(FP), SI
+	MOVQ    scalesA+8(FP), BX
+	MOVQ    blocksB+16(FP), DX
+	MOVQ    scalesB+24(FP), R12
+	MOVQ    xs+32(FP), DI
+	MOVQ    nblocks+40(FP), CX
+	MOVQ    0(DI), R9
+	MOVQ    8(DI), R10
+	LEAQ    ·mxfp4Half(SB), R8
+	VMOVUPS ·fp4x2(SB), Z14
+	VXORPS  Z0, Z0, Z0
+	VXORPS  Z1, Z1, Z1
+	VXORPS  Z2, Z2, Z2
+	VXORPS  Z3, Z3, Z3
+	VXORPS  Z4, Z4, Z4
+	VXORPS  Z5, Z5, Z5
+	VXORPS  Z6, Z6, Z6
+	VXORPS  Z7, Z7, Z7
+	VXORPS  Z16, Z16, Z16
+	VXORPS  Z17, Z17, Z17
+	VXORPS  Z18, Z18, Z18
+	VXORPS  Z19, Z19, Z19
+	VXORPS  Z20, Z20, Z20
+	VXORPS  Z21, Z21, Z21
+	VXORPS  Z22, Z22, Z22
+	VXORPS  Z23, Z23, Z23
+	XORQ    DI, DI
+
+mx22loop:
+	CMPQ         CX, $0
+	JLE          mx22done
+	VPMOVZXBD    (SI), Z8
+	VPSRLD       $4, Z8, Z9
+	VPERMPS      Z14, Z8, Z8
+	VPERMPS      Z14, Z9, Z9
+	MOVBLZX      (BX), AX
+	VBROADCASTSS (R8)(AX*4), Z15
+	VMULPS       Z15, Z8, Z8
+	VMULPS       Z15, Z9, Z9
+	VPMOVZXBD    (DX), Z10
+	VPSRLD       $4, Z10, Z11
+	VPERMPS      Z14, Z10, Z10
+	VPERMPS      Z14, Z11, Z11
+	MOVBLZX      (R12), AX
+	VBROADCASTSS (R8)(AX*4), Z15
+	VMULPS       Z15, Z10, Z10
+	VMULPS       Z15, Z11, Z11
+	MX24INPUT(R9, Z0, Z4, Z16, Z20)
+	MX24INPUT(R10, Z1, Z5, Z17, Z21)
+	ADDQ         $16, SI
+	ADDQ         $16, DX
+	INCQ         BX
+	INCQ         R12
+	ADDQ         $128, DI
+	DECQ         CX
+	JMP          mx22loop
+
+mx22done:
+	VADDPS        Z16, Z0, Z0
+	VADDPS        Z17, Z1, Z1
+	VADDPS        Z18, Z2, Z2
+	VADDPS        Z19, Z3, Z3
+	VADDPS        Z20, Z4, Z4
+	VADDPS        Z21, Z5, Z5
+	VADDPS        Z22, Z6, Z6
+	VADDPS        Z23, Z7, Z7
+	VEXTRACTF64X4 $1, Z0, Y16
+	VADDPS        Y16, Y0, Y0
+	VEXTRACTF64X4 $1, Z1, Y16
+	VADDPS        Y16, Y1, Y1
+	VEXTRACTF64X4 $1, Z2, Y16
+	VADDPS        Y16, Y2, Y2
+	VEXTRACTF64X4 $1, Z3, Y16
+	VADDPS        Y16, Y3, Y3
+	VEXTRACTF64X4 $1, Z4, Y16
+	VADDPS        Y16, Y4, Y4
+	VEXTRACTF64X4 $1, Z5, Y16
+	VADDPS        Y16, Y5, Y5
+	VEXTRACTF64X4 $1, Z6, Y16
+	VADDPS        Y16, Y6, Y6
+	VEXTRACTF64X4 $1, Z7, Y16
+	VADDPS        Y16, Y7, Y7
+	VHADDPS       Y1, Y0, Y0
+	VHADDPS       Y3, Y2, Y2
+	VHADDPS       Y2, Y0, Y0
+	VHADDPS       Y5, Y4, Y4
+	VHADDPS       Y7, Y6, Y6
+	VHADDPS       Y6, Y4, Y4
+	VPERM2F128    $0x20, Y4, Y0, Y8
+	VPERM2F128    $0x31, Y4, Y0, Y9
+	VADDPS        Y9, Y8, Y8
+	MOVQ          outA+48(FP), AX
+	MOVQ          outB+56(FP), BX
+	VMOVUPS       X8, (AX)
+	VEXTRACTF128  $1, Y8, (BX)
+	VZEROUPPER
+	RET

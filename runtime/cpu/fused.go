@@ -195,6 +195,11 @@ type expertPairs struct {
 	// MXFP4 weight, each pair's input in pair order: such an expert
 	// multiplies its packed rows with them directly.
 	prepared [][][]float32
+	// quads holds, where dotMXFP4x2x4 has a kernel of its own (see
+	// mxfp4Quads), the prepared inputs of each expert with two or more
+	// pairs of an MXFP4 weight, four at a time (the last four padded
+	// with copies of its last input, whose results are dropped).
+	quads [][][4][]float32
 }
 
 // directMXFP4 is the number of pairs from which an expert's MXFP4 rows are
@@ -204,11 +209,12 @@ type expertPairs struct {
 const directMXFP4 = 4
 
 func newExpertPairs(m *Model, experts, k int, w *weight) *expertPairs {
-	p := &expertPairs{m: m, k: k, w: w, pairs: make([][]int32, experts), offs: make([][]int32, experts), one: make([][]float32, experts), prepared: make([][][]float32, experts)}
+	p := &expertPairs{m: m, k: k, w: w, pairs: make([][]int32, experts), offs: make([][]int32, experts), one: make([][]float32, experts), prepared: make([][][]float32, experts), quads: make([][][4][]float32, experts)}
 	for e := range p.pairs {
 		p.pairs[e] = make([]int32, 0, m.batch*k)
 		p.offs[e] = make([]int32, 0, m.batch*k)
 		p.prepared[e] = make([][]float32, 0, directMXFP4)
+		p.quads[e] = make([][4][]float32, 0, (m.batch*k+3)/4)
 	}
 	if w.dtype == ir.MXFP4 {
 		m.needPrep(m.batch * k * w.cols)
@@ -237,6 +243,22 @@ func (p *expertPairs) fill(routes buf, seq int, x buf, shared bool) {
 	}
 	for e, offs := range p.offs {
 		p.prepared[e] = p.prepared[e][:0]
+		p.quads[e] = p.quads[e][:0]
+		if p.w.dtype == ir.MXFP4 && len(offs) > 1 && mxfp4Quads {
+			for i, off := range offs {
+				pp := int(p.pairs[e][i])
+				xp := p.w.prepare(x.data[off:int(off)+in], p.m.prep[pp*in:(pp+1)*in])
+				if i%4 == 0 {
+					p.quads[e] = append(p.quads[e], [4][]float32{xp, xp, xp, xp})
+				} else {
+					q := &p.quads[e][i/4]
+					for j := i % 4; j < 4; j++ {
+						q[j] = xp
+					}
+				}
+			}
+			continue
+		}
 		if p.w.dtype == ir.MXFP4 && len(offs) > 1 && len(offs) < directMXFP4 {
 			for i, off := range offs {
 				pp := int(p.pairs[e][i])
@@ -264,6 +286,10 @@ func (p *expertPairs) dots(e, r int, x buf, scratch, dots []float32) {
 		dots[0] = p.w.dot(r, p.one[e])
 		return
 	}
+	if len(p.quads[e]) > 0 {
+		p.dotsQuads(e, r, r, dots, nil, scratch)
+		return
+	}
 	if xs := p.prepared[e]; len(xs) > 0 {
 		for i, x := range xs {
 			dots[i] = p.w.dot(r, x)
@@ -274,11 +300,39 @@ func (p *expertPairs) dots(e, r int, x buf, scratch, dots []float32) {
 	dotGather(scratch, x.data, p.offs[e], dots)
 }
 
+// dotsQuads computes MXFP4 rows r1 and r2 of expert e against its inputs
+// four at a time (two at a time for the last one or two), into dots1 and
+// dots2; dots2 may be nil (r2 is then r1 and its results are not
+// wanted). tmp is scratch of 8 floats.
+func (p *expertPairs) dotsQuads(e, r1, r2 int, dots1, dots2, tmp []float32) {
+	n := p.w.cols
+	a := mxRow{p.w.blocks[r1*n/2 : r1*n/2+n/2], p.w.scales[r1*n/32 : r1*n/32+n/32]}
+	b := mxRow{p.w.blocks[r2*n/2 : r2*n/2+n/2], p.w.scales[r2*n/32 : r2*n/32+n/32]}
+	outA, outB := tmp[:4], tmp[4:8]
+	quads := p.quads[e]
+	for qi := range quads {
+		lo := 4 * qi
+		if len(dots1)-lo <= 2 {
+			dotMXFP4x2x2(a, b, &quads[qi], outA, outB)
+		} else {
+			dotMXFP4x2x4(a, b, &quads[qi], outA, outB)
+		}
+		c := copy(dots1[lo:], outA)
+		if dots2 != nil {
+			copy(dots2[lo:lo+c], outB)
+		}
+	}
+}
+
 // dots2 is dots for rows r1 and r2 of expert e at once.
 func (p *expertPairs) dots2(e, r1, r2 int, x buf, scratch1, scratch2, dots1, dots2 []float32) {
 	if len(p.pairs[e]) == 1 {
 		dots1[0] = p.w.dot(r1, p.one[e])
 		dots2[0] = p.w.dot(r2, p.one[e])
+		return
+	}
+	if len(p.quads[e]) > 0 {
+		p.dotsQuads(e, r1, r2, dots1, dots2, scratch1)
 		return
 	}
 	if xs := p.prepared[e]; len(xs) > 0 {
@@ -301,18 +355,25 @@ func (m *Model) moeGateUp(x buf, shared bool, routes buf, k int, w *weight, bias
 	rowsPerExpert := int(w.shape[1])
 	n := rowsPerExpert / 2
 	in := w.cols
-	m.needScratch(2*in + 2*m.batch*k)
+	// A unit's gates, ups and exponentials, pair by pair: at most
+	// max(pairs, macsPerChunk/(2*in)) values each (see the units below).
+	span := m.batch*k + macsPerChunk/(2*in) + 1
+	m.needScratch(2*in + 2*m.batch*k + 3*span)
 	ps := newExpertPairs(m, experts, k, w)
 	type unit struct{ e, lo, hi int }
 	units := make([]unit, 0, experts*16)
 	body := func(lo, hi, worker int) {
 		sc := m.scratch[worker]
 		gr, ur := sc[:in], sc[in:2*in]
+		gd := sc[2*in : 2*in+m.batch*k]
+		ud := sc[2*in+m.batch*k : 2*in+2*m.batch*k]
+		vals := sc[2*in+2*m.batch*k:]
 		for u := lo; u < hi; u++ {
 			un := units[u]
 			pairs := ps.pairs[un.e]
-			gd := sc[2*in : 2*in+len(pairs)]
-			ud := sc[2*in+m.batch*k : 2*in+m.batch*k+len(pairs)]
+			wd := un.hi - un.lo
+			cnt := len(pairs) * wd
+			gs, us, es := vals[:cnt], vals[span:span+cnt], vals[2*span:2*span+cnt]
 			for j := un.lo; j < un.hi; j++ {
 				gRow, uRow := j, n+j
 				if interleaved {
@@ -324,15 +385,25 @@ func (m *Model) moeGateUp(x buf, shared bool, routes buf, k int, w *weight, bias
 				if bias != nil {
 					gb, ub = bias.at(gRow), bias.at(uRow)
 				}
-				ps.dots2(un.e, gRow, uRow, x, gr, ur, gd, ud)
-				for i, p := range pairs {
-					t, s := int(p)/k, int(p)%k
+				ps.dots2(un.e, gRow, uRow, x, gr, ur, gd[:len(pairs)], ud[:len(pairs)])
+				for i := range pairs {
 					g, uv := gd[i]+gb, ud[i]+ub
 					if limit > 0 {
 						g = min(g, limit)
 						uv = min(max(uv, -limit), limit)
 					}
-					out.data[t*out.row+s*n+j] = (uv + upOffset) * g / (1 + exp32(-alpha*g))
+					at := i*wd + j - un.lo
+					gs[at], us[at], es[at] = g, uv, -alpha*g
+				}
+			}
+			// The sigmoids' exponentials, all of the unit's at once.
+			swigluExp(es)
+			for i, p := range pairs {
+				t, s := int(p)/k, int(p)%k
+				o := out.data[t*out.row+s*n+un.lo : t*out.row+s*n+un.hi]
+				g, uv, e := gs[i*wd:(i+1)*wd], us[i*wd:(i+1)*wd], es[i*wd:(i+1)*wd]
+				for jj := range o {
+					o[jj] = (uv[jj] + upOffset) * g[jj] / (1 + e[jj])
 				}
 			}
 		}
@@ -438,7 +509,7 @@ func (m *Model) qkvRopeStore(f fusedOp) (func(int, int), bool) {
 	outs := [3]buf{q, k, v}
 	total := wq.rows + wk.rows + wv.rows
 	in := wq.cols
-	m.needScratch(2*in + 2*m.batch)
+	m.needScratch(2*in + 2*m.batch + 16)
 	anyMXFP4 := wq.dtype == ir.MXFP4 || wk.dtype == ir.MXFP4 || wv.dtype == ir.MXFP4
 	if anyMXFP4 {
 		m.needPrep(in)
@@ -454,6 +525,7 @@ func (m *Model) qkvRopeStore(f fusedOp) (func(int, int), bool) {
 		sc := m.scratch[worker]
 		rowA, rowB := sc[:in], sc[in:2*in]
 		dotsA, dotsB := sc[2*in:2*in+seq], sc[2*in+m.batch:2*in+m.batch+seq]
+		tmp := sc[2*in+2*m.batch : 2*in+2*m.batch+16]
 		store := func(which, o int, dots []float32) {
 			var b float32
 			if biases[which] != nil {
@@ -476,7 +548,7 @@ func (m *Model) qkvRopeStore(f fusedOp) (func(int, int), bool) {
 				store(which, o, dotsA)
 				g++
 			case g+1 < hi && o+1 < w.rows:
-				rowPair(w, o, seq, groups, h.data, offs, rowA, rowB, dotsA, dotsB)
+				rowPair(w, o, seq, groups, h.data, offs, rowA, rowB, dotsA, dotsB, tmp)
 				store(which, o, dotsA)
 				store(which, o+1, dotsB)
 				g += 2
@@ -514,6 +586,7 @@ func (m *Model) qkvRopeStore(f fusedOp) (func(int, int), bool) {
 		if seq == 1 {
 			prepare()
 		}
+		groups.setTail(seq)
 		m.pool.run(total, grainFor(in*seq), body)
 		rq(seq, pos)
 		rk(seq, pos)

@@ -3,6 +3,7 @@ package cpu
 import (
 	"encoding/binary"
 	"math"
+	"unsafe"
 
 	"github.com/minerva-ml/minerva/compiler/plan"
 	"github.com/minerva-ml/minerva/runtime/weights"
@@ -57,14 +58,74 @@ func (l *kvLayer) storeV(seq, pos, head int, x []float32) {
 	encodeKV(l.format, l.row(l.v[seq], l.vRow, pos, head), x)
 }
 
-// dotK is q · k[pos, head] of sequence seq.
-func (l *kvLayer) dotK(seq, pos, head int, q []float32) float32 {
-	return dotKV(l.format, l.row(l.k[seq], l.kRow, pos, head), q)
+// run is how many of the n positions from pos on lie in consecutive
+// slots: all of them, unless a ring wraps before the last.
+func (l *kvLayer) run(pos, n int) int {
+	if l.p.Ring {
+		return min(n, int(l.p.Capacity)-l.slot(pos))
+	}
+	return n
 }
 
-// addV adds w * v[pos, head] of sequence seq to acc.
-func (l *kvLayer) addV(seq, pos, head int, w float32, acc []float32) {
-	axpyKV(l.format, l.row(l.v[seq], l.vRow, pos, head), w, acc)
+// keys and values return the rows of head for the n positions from pos
+// on of sequence seq, which lie in consecutive slots (see run), as floats
+// and their stride in floats: an f32 cache in place, other formats
+// decoded into dst (n rows of the head's width) first. Attention then
+// reads each row once for all the query heads that share it.
+func (l *kvLayer) keys(seq, pos, n, head int, dst []float32) ([]float32, int) {
+	return l.rowsF32(l.k[seq], l.kRow, int(l.p.HeadDim), pos, n, head, dst)
+}
+
+func (l *kvLayer) values(seq, pos, n, head int, dst []float32) ([]float32, int) {
+	return l.rowsF32(l.v[seq], l.vRow, int(l.p.VDim), pos, n, head, dst)
+}
+
+func (l *kvLayer) rowsF32(b []byte, rowBytes, dim, pos, n, head int, dst []float32) ([]float32, int) {
+	if n == 0 {
+		return dst[:0], dim
+	}
+	heads := int(l.p.KVHeads)
+	first := (l.slot(pos)*heads + head) * rowBytes
+	stride := heads * rowBytes
+	span := b[first : first+(n-1)*stride+rowBytes]
+	if l.format == plan.KVF32 {
+		return unsafe.Slice((*float32)(unsafe.Pointer(&span[0])), len(span)/4), stride / 4
+	}
+	dst = dst[:n*dim]
+	for j := 0; j < n; j++ {
+		decodeKVRow(l.format, span[j*stride:j*stride+rowBytes], dst[j*dim:(j+1)*dim])
+	}
+	return dst, dim
+}
+
+// decodeKVRow widens one stored row to floats, the scale applied (still
+// rotated, for the rotated formats: prepareQuery and finishValue account
+// for that).
+func decodeKVRow(f plan.KVFormat, row []byte, dst []float32) {
+	switch f {
+	case plan.KVF32:
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(row[4*i:]))
+		}
+	case plan.KVF16:
+		decodeF16(row[:2*len(dst)], dst)
+	case plan.KVQ8:
+		n := len(dst)
+		s := f16At(row[n:])
+		for i, b := range row[:n] {
+			dst[i] = float32(int8(b)) * s
+		}
+	case plan.KVQ4:
+		for g := 0; g < len(dst)/32; g++ {
+			blk := row[g*18 : g*18+18]
+			s := f16At(blk[16:])
+			d := dst[g*32 : g*32+32]
+			for j, b := range blk[:16] {
+				d[2*j] = float32(int(b&15)-8) * s
+				d[2*j+1] = float32(int(b>>4)-8) * s
+			}
+		}
+	}
 }
 
 func f16At(b []byte) float32 { return weights.F16BitsToF32(binary.LittleEndian.Uint16(b)) }
@@ -195,61 +256,6 @@ func amax(x []float32) float32 {
 		}
 	}
 	return m
-}
-
-func dotKV(f plan.KVFormat, row []byte, q []float32) float32 {
-	var s float32
-	switch f {
-	case plan.KVF32:
-		for i, v := range q {
-			s += math.Float32frombits(binary.LittleEndian.Uint32(row[4*i:])) * v
-		}
-	case plan.KVF16:
-		s = dotF16(row, q)
-	case plan.KVQ8:
-		n := len(q)
-		for i, v := range q {
-			s += float32(int8(row[i])) * v
-		}
-		s *= f16At(row[n:])
-	case plan.KVQ4:
-		for g := 0; g < len(q)/32; g++ {
-			blk := row[g*18 : g*18+18]
-			qs := q[g*32 : g*32+32]
-			var gs float32
-			for j := 0; j < 16; j++ {
-				gs += float32(int(blk[j]&15)-8)*qs[2*j] + float32(int(blk[j]>>4)-8)*qs[2*j+1]
-			}
-			s += gs * f16At(blk[16:])
-		}
-	}
-	return s
-}
-
-func axpyKV(f plan.KVFormat, row []byte, w float32, acc []float32) {
-	switch f {
-	case plan.KVF32:
-		for i := range acc {
-			acc[i] += w * math.Float32frombits(binary.LittleEndian.Uint32(row[4*i:]))
-		}
-	case plan.KVF16:
-		axpyF16(row, w, acc)
-	case plan.KVQ8:
-		ws := w * f16At(row[len(acc):])
-		for i := range acc {
-			acc[i] += ws * float32(int8(row[i]))
-		}
-	case plan.KVQ4:
-		for g := 0; g < len(acc)/32; g++ {
-			blk := row[g*18 : g*18+18]
-			ws := w * f16At(blk[16:])
-			a := acc[g*32 : g*32+32]
-			for j := 0; j < 16; j++ {
-				a[2*j] += ws * float32(int(blk[j]&15)-8)
-				a[2*j+1] += ws * float32(int(blk[j]>>4)-8)
-			}
-		}
-	}
 }
 
 // hadamard32 applies the orthonormal Walsh-Hadamard transform to a group

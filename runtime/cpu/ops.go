@@ -150,7 +150,7 @@ func (m *Model) embedding(table *weight, ids, out buf) func(int, int) {
 // weight row straight from the mapping; several tokens decode the row once
 // into scratch and multiply it with four tokens at a time.
 func (m *Model) linear(x buf, w *weight, bias []float32, out buf, residual *buf) func(int, int) {
-	m.needScratch(2*w.cols + 2*m.batch)
+	m.needScratch(2*w.cols + 2*m.batch + 16)
 	if w.dtype == ir.MXFP4 {
 		m.needPrep(w.cols)
 	}
@@ -178,6 +178,7 @@ func (m *Model) linear(x buf, w *weight, bias []float32, out buf, residual *buf)
 		sc := m.scratch[worker]
 		rowA, rowB := sc[:w.cols], sc[w.cols:2*w.cols]
 		dotsA, dotsB := sc[2*w.cols:2*w.cols+seq], sc[2*w.cols+m.batch:2*w.cols+m.batch+seq]
+		tmp := sc[2*w.cols+2*m.batch : 2*w.cols+2*m.batch+16]
 		if seq == 1 {
 			for o := lo; o < hi; o++ {
 				dotsA[0] = w.dot(o, st.x)
@@ -187,7 +188,7 @@ func (m *Model) linear(x buf, w *weight, bias []float32, out buf, residual *buf)
 		}
 		o := lo
 		for ; o+2 <= hi; o += 2 {
-			rowPair(w, o, seq, groups, x.data, offs, rowA, rowB, dotsA, dotsB)
+			rowPair(w, o, seq, groups, x.data, offs, rowA, rowB, dotsA, dotsB, tmp)
 			store(o, dotsA)
 			store(o+1, dotsB)
 		}
@@ -202,6 +203,7 @@ func (m *Model) linear(x buf, w *weight, bias []float32, out buf, residual *buf)
 		if seq == 1 {
 			st.x = w.prepare(x.data[:w.cols], m.prep)
 		}
+		groups.setTail(seq)
 		m.pool.run(w.rows, grainFor(w.cols*seq), body)
 	}
 }
@@ -215,30 +217,64 @@ func tokenOffsets(x buf, batch int) []int32 {
 	return offs
 }
 
-// tokenGroups views the rows of x in groups of eight tokens, as the 2x8
-// kernels read them; made once, since x's place never changes.
-func tokenGroups(x buf, cols, batch int) []tok8 {
-	g := make([]tok8, batch/8)
-	for t := 0; t < len(g)*8; t++ {
-		g[t/8][t%8] = x.data[t*x.row : t*x.row+cols]
+// tokGroups views the rows of x in groups of eight tokens, as the 2x8
+// kernels read them; made once per op, since x's place never changes.
+type tokGroups struct {
+	full []tok8
+	// tail is the last seq%8 tokens of the current call, padded to eight
+	// with copies of the last one, when there are four or more of them:
+	// one padded call of the 2x8 kernel costs less than their rows'
+	// decoding. setTail makes it.
+	tail tok8
+	x    buf
+	cols int
+}
+
+func tokenGroups(x buf, cols, batch int) *tokGroups {
+	g := &tokGroups{full: make([]tok8, batch/8), x: x, cols: cols}
+	for t := 0; t < len(g.full)*8; t++ {
+		g.full[t/8][t%8] = x.data[t*x.row : t*x.row+cols]
 	}
 	return g
 }
 
+func (g *tokGroups) setTail(seq int) {
+	r := seq % 8
+	if r < 4 {
+		return
+	}
+	for i := range g.tail {
+		t := seq - r + min(i, r-1)
+		g.tail[i] = g.x.data[t*g.x.row : t*g.x.row+g.cols]
+	}
+}
+
 // rowPair computes rows o and o+1 of w against the seq tokens of x (at
 // offs in data, grouped by eight in groups) into dotsA and dotsB. A bf16
-// weight is multiplied packed, eight tokens at a time; the tokens left
-// over, and other types, decode the two rows into rowA and rowB first.
-func rowPair(w *weight, o, seq int, groups []tok8, data []float32, offs []int32, rowA, rowB, dotsA, dotsB []float32) {
+// weight is multiplied packed: eight tokens at a time, a last four to
+// seven as one padded group (its results land in tmp, 16 floats, first),
+// and fewer one by one. Other types decode the two rows into rowA and
+// rowB first.
+func rowPair(w *weight, o, seq int, groups *tokGroups, data []float32, offs []int32, rowA, rowB, dotsA, dotsB, tmp []float32) {
 	done := 0
 	if w.dtype == ir.BF16 {
 		a, b := w.row16(o), w.row16(o+1)
 		for ; done+8 <= seq; done += 8 {
-			dotBF16x2x8(a, b, &groups[done/8], dotsA[done:done+8], dotsB[done:done+8])
+			dotBF16x2x8(a, b, &groups.full[done/8], dotsA[done:done+8], dotsB[done:done+8])
 		}
-		if done == seq {
-			return
+		switch r := seq - done; {
+		case r >= 4:
+			dotBF16x2x8(a, b, &groups.tail, tmp[:8], tmp[8:16])
+			copy(dotsA[done:seq], tmp[:r])
+			copy(dotsB[done:seq], tmp[8:8+r])
+		default:
+			n := w.cols
+			for t := done; t < seq; t++ {
+				x := data[offs[t] : int(offs[t])+n]
+				dotsA[t], dotsB[t] = dotBF16(a, x), dotBF16(b, x)
+			}
 		}
+		return
 	}
 	w.decodeRow(o, rowA)
 	w.decodeRow(o+1, rowB)
@@ -386,9 +422,18 @@ func (m *Model) cacheKV(q, k, v, out buf, l *kvLayer) func(int, int) {
 	}
 }
 
+// attnChunk is the most cached positions attention decodes at a time
+// (for the formats that are not f32): enough to amortise a call, few
+// enough to stay in the first-level cache.
+const attnChunk = 128
+
 // attend computes, for each new token and query head, softmax(q·K * scale)
 // over the visible cached positions of the token's own sequence (with the
 // head's sink logit joining the denominator) times V.
+//
+// The work items are (token, KV head): the query heads that share a KV
+// head (grouped-query attention) read each key and value row once, two
+// heads per kernel call, and the kernels take a block of rows per call.
 func (m *Model) attend(q buf, sinks []float32, out buf, a ir.Attrs, l *kvLayer) func(int, int) {
 	heads := int(a.Int("heads"))
 	kvHeads := int(a.Int("kv_heads"))
@@ -398,51 +443,90 @@ func (m *Model) attend(q buf, sinks []float32, out buf, a ir.Attrs, l *kvLayer) 
 	scale := float32(a.Float("scale"))
 	softcap := float32(a.Float("softcap"))
 	group := heads / kvHeads
-	m.needScratch(int(l.p.Capacity) + vd + hd)
+	// An odd group's last head is paired with itself; the copy's result
+	// is dropped.
+	slots := group + group%2
+	capacity := int(l.p.Capacity)
+	// Per worker: the scores of each head, one decoded block of rows, the
+	// prepared queries and the heads' sums of values.
+	scoresAt, rowsAt := 0, slots*capacity
+	queriesAt := rowsAt + attnChunk*max(hd, vd)
+	accAt := queriesAt + slots*hd
+	m.needScratch(accAt + slots*vd)
 	body := func(lo, hi, worker int) {
+		sc := m.scratch[worker]
+		rowBuf := sc[rowsAt:queriesAt]
 		for item := lo; item < hi; item++ {
-			t, h := item/heads, item%heads
+			t, kvh := item/kvHeads, item%kvHeads
 			sq, p := int(m.tokSeq[t]), int(m.tokPos[t])
 			first := 0
 			if window > 0 {
 				first = max(0, p-window+1)
 			}
 			n := p - first + 1
-			scores := m.scratch[worker][:n]
-			sc := m.scratch[worker]
-			acc := sc[len(sc)-vd:]
-			qh := l.prepareQuery(q.data[t*q.row+h*hd:t*q.row+(h+1)*hd], sc[len(sc)-vd-hd:len(sc)-vd])
-			kvh := h / group
-			mx := float32(math.Inf(-1))
-			for j := 0; j < n; j++ {
-				s := l.dotK(sq, first+j, kvh, qh) * scale
-				if softcap > 0 {
-					s = float32(math.Tanh(float64(s/softcap))) * softcap
+			score := func(g int) []float32 { return sc[scoresAt+g*capacity : scoresAt+g*capacity+n] }
+			query := func(g int) []float32 { return sc[queriesAt+g*hd : queriesAt+(g+1)*hd] }
+			acc := func(g int) []float32 { return sc[accAt+g*vd : accAt+(g+1)*vd] }
+			for g := 0; g < slots; g++ {
+				h := kvh*group + min(g, group-1)
+				qh := l.prepareQuery(q.data[t*q.row+h*hd:t*q.row+(h+1)*hd], query(g))
+				if &qh[0] != &query(g)[0] {
+					copy(query(g), qh)
 				}
-				scores[j] = s
-				mx = max(mx, s)
 			}
-			var sink float32
-			if sinks != nil {
-				sink = sinks[h]
-				mx = max(mx, sink)
+			for j := 0; j < n; {
+				c := l.run(first+j, min(n-j, attnChunk))
+				rows, stride := l.keys(sq, first+j, c, kvh, rowBuf)
+				for g := 0; g < slots; g += 2 {
+					attnScores2(rows, stride, query(g), query(g+1), score(g)[j:j+c], score(g + 1)[j:j+c])
+				}
+				j += c
 			}
-			denom := expSum(scores, mx)
-			if sinks != nil {
-				denom += exp32(sink - mx)
+			for g := 0; g < slots; g++ {
+				scores := score(g)
+				mx := float32(math.Inf(-1))
+				for j, s := range scores {
+					s *= scale
+					if softcap > 0 {
+						s = float32(math.Tanh(float64(s/softcap))) * softcap
+					}
+					scores[j] = s
+					mx = max(mx, s)
+				}
+				var sink float32
+				if sinks != nil {
+					sink = sinks[kvh*group+min(g, group-1)]
+					mx = max(mx, sink)
+				}
+				denom := expSum(scores, mx)
+				if sinks != nil {
+					denom += exp32(sink - mx)
+				}
+				for j := range scores {
+					scores[j] /= denom
+				}
+				clear(acc(g))
 			}
-			clear(acc)
-			for j, s := range scores {
-				l.addV(sq, first+j, kvh, s/denom, acc)
+			for j := 0; j < n; {
+				c := l.run(first+j, min(n-j, attnChunk))
+				rows, stride := l.values(sq, first+j, c, kvh, rowBuf)
+				for g := 0; g < slots; g += 2 {
+					attnValues2(rows, stride, score(g)[j:j+c], score(g + 1)[j:j+c], acc(g), acc(g+1))
+				}
+				j += c
 			}
-			l.finishValue(acc)
-			copy(out.data[t*out.row+h*vd:t*out.row+(h+1)*vd], acc)
+			for g := 0; g < group; g++ {
+				h := kvh*group + g
+				l.finishValue(acc(g))
+				copy(out.data[t*out.row+h*vd:t*out.row+(h+1)*vd], acc(g))
+			}
 		}
 	}
 	return func(seq, _ int) {
-		// Each (token, head) reads up to its position's cached positions;
-		// short contexts are not worth waking another thread for.
-		m.pool.run(seq*heads, grainFor((int(m.tokLast)+1)*(hd+vd)), body)
+		// Each (token, KV head) reads up to its position's cached
+		// positions for its group of heads; short contexts are not worth
+		// waking another thread for.
+		m.pool.run(seq*kvHeads, grainFor((int(m.tokLast)+1)*(hd+vd)*group), body)
 	}
 }
 

@@ -9,9 +9,20 @@ mkdir -p .gpu
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -ldflags='-s -w' -o .gpu/minerva ./cmd/minerva
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o .gpu/gpu.test ./runtime/gpu
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o .gpu/engine.test ./runtime/engine
+# MINERVA_GPU_BASE=COMMIT also builds that commit's runtime/gpu tests as
+# gpu-base.test, so compare.sh can time the old kernels beside the new on
+# the same GPU in the same run.
+binaries="minerva gpu.test engine.test"
+if [ -n "${MINERVA_GPU_BASE:-}" ]; then
+  base=$(mktemp -d)
+  git worktree add -q --detach "$base" "$MINERVA_GPU_BASE"
+  (cd "$base" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o "$OLDPWD/.gpu/gpu-base.test" ./runtime/gpu)
+  git worktree remove --force "$base"
+  binaries="$binaries gpu-base.test"
+fi
 # The device's copy of the working tree is limited in size, so the
 # binaries travel compressed; unpack.sh opens them there. The tests run in
 # the tree itself (they find its root by go.mod).
 rm -rf .gpu/tree
 cp scripts/gpu/*.sh scripts/gpu/*.py .gpu/
-(cd .gpu && tar czf bin.tgz minerva gpu.test engine.test && rm minerva gpu.test engine.test)
+(cd .gpu && tar czf bin.tgz $binaries && rm $binaries)
