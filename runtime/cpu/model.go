@@ -11,9 +11,9 @@
 //
 // The inner loops (dot.go) are Go, which is their definition; on amd64
 // with AVX2 or AVX-512 assembly versions replace them at start-up
-// (dot_amd64.s, dot_decode_amd64.s), tested against the Go ones. Decoding a token is bound by
-// reading the weights from memory, so the kernels read each weight byte
-// once, straight from the mapping.
+// (dot_amd64.s, dot_decode_amd64.s), tested against the Go ones.
+// Decoding a token is bound by reading the weights from memory, so the
+// kernels read each weight byte once, straight from the mapping.
 package cpu
 
 import (
