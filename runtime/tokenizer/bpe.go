@@ -56,11 +56,10 @@ func spellingOf(b string) string {
 // leftmost first among equal ranks, exactly as Hugging Face tokenizers'
 // BPE::merge_word does.
 type bpeModel struct {
-	// vocab maps a token's raw bytes to its id.
-	vocab map[string]int32
-	// merges maps a pair of adjacent ids, left<<32|right, to
-	// rank<<32|merged id.
-	merges map[uint64]uint64
+	// vocab finds a token's id by its raw bytes.
+	vocab vocabIndex
+	// merges gives the rank and the merged id of a pair of adjacent ids.
+	merges mergeTable
 	// byteID is the id of each single-byte token, or -1 when the vocabulary
 	// lacks that byte; such bytes go through byteMissing.
 	byteID [256]int32
@@ -80,11 +79,7 @@ const noRank = math.MaxInt32
 // rank returns the rank of merging left and right and the merged id, or
 // noRank when the pair does not merge.
 func (m *bpeModel) rank(left, right int32) (rank, merged int32) {
-	v, ok := m.merges[uint64(uint32(left))<<32|uint64(uint32(right))]
-	if !ok {
-		return noRank, -1
-	}
-	return int32(v >> 32), int32(uint32(v))
+	return m.merges.lookup(left, right)
 }
 
 // linearMax is the longest piece (in symbols) merged by the quadratic scan;
@@ -98,7 +93,7 @@ func (m *bpeModel) encodePiece(dst []int, piece string) []int {
 		return append(dst, int(m.byteID[piece[0]]))
 	}
 	if m.ignoreMerges {
-		if id, ok := m.vocab[piece]; ok {
+		if id := m.vocab.find(piece); id >= 0 {
 			return append(dst, int(id))
 		}
 	}

@@ -245,7 +245,8 @@ func (t *Tokenizer) loadModel(m *modelJSON) error {
 	}
 	t.idBytes = make([]string, highest+1)
 	t.idKind = make([]tokenKind, highest+1)
-	model.vocab = make(map[string]int32, len(entries))
+	model.vocab = newVocabIndex(len(entries))
+	model.vocab.keys = t.idBytes
 	claim := func(id int32, spelling func() string) error {
 		if t.idKind[id] != kindNone {
 			return fmt.Errorf("model.vocab: id %d is given to both %q and %q", id, t.TokenText(int(id)), spelling())
@@ -253,16 +254,15 @@ func (t *Tokenizer) loadModel(m *modelJSON) error {
 		t.idKind[id] = kindModel
 		return nil
 	}
-	for n, e := range entries {
+	for _, e := range entries {
 		key := keys[e.off:e.end]
 		if err := claim(e.id, func() string { return spellingOf(key) }); err != nil {
 			return err
 		}
-		model.vocab[key] = e.id
-		if len(model.vocab) != n+1 {
+		t.idBytes[e.id] = key
+		if model.vocab.insert(e.id) >= 0 {
 			return fmt.Errorf("model.vocab: %q appears twice", spellingOf(key))
 		}
-		t.idBytes[e.id] = key
 	}
 	if len(odd) > 0 {
 		t.oddSpelling = make(map[int32]string, len(odd))
@@ -291,7 +291,7 @@ func (t *Tokenizer) loadModel(m *modelJSON) error {
 	}
 	for b := 0; b < 256; b++ {
 		model.byteID[b] = -1
-		if id, ok := model.vocab[string([]byte{byte(b)})]; ok {
+		if id := model.vocab.find(string([]byte{byte(b)})); id >= 0 {
 			model.byteID[b] = id
 			continue
 		}
@@ -333,60 +333,68 @@ func (t *Tokenizer) missingByte(b byte, byteFallback bool) []int32 {
 
 // scanMerges builds the merge table. A merge's rank is its index; as in
 // tokenizers, a pair listed twice keeps its last rank. Looking up the
-// tokens of 446k merges dominates loading, so it runs in parallel.
-func (t *Tokenizer) scanMerges(field jsonField) (map[uint64]uint64, error) {
+// tokens of 446k merges dominates loading, so it runs in parallel: a
+// first pass checks the list and notes where each merge starts (4 bytes a
+// merge rather than two slices), and the workers read the merges again
+// from there.
+func (t *Tokenizer) scanMerges(field jsonField) (mergeTable, error) {
 	raw := field.value
 	if isNull(raw) {
-		return map[uint64]uint64{}, nil
+		return mergeTable{}, nil
 	}
-	type pair struct{ a, b []byte }
+	if len(raw) >= 1<<32 {
+		return mergeTable{}, errors.New("model.merges is too large")
+	}
 	// Size the list up front: each merge has two quotes ("a b") or four
 	// (["a", "b"]).
 	quotes := bytes.Count(raw, []byte{'"'})
 	if r := (&jsonReader{data: raw}); r.consume('[') && r.consume('[') {
 		quotes /= 2
 	}
-	pairs := make([]pair, 0, quotes/2)
-	err := scanMergeList(field.reader(), func(a, b []byte) error {
-		if len(pairs) >= 1<<31-1 {
+	starts := make([]uint32, 0, quotes/2)
+	err := scanMergeList(field.reader(), func(start int, _, _ []byte) error {
+		if len(starts) >= 1<<31-1 {
 			return errors.New("model.merges: too many merges")
 		}
-		pairs = append(pairs, pair{a, b})
+		starts = append(starts, uint32(start))
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return mergeTable{}, err
 	}
-	resolved := make([]uint64, 2*len(pairs)) // pair key, rank<<32|merged id
-	workers := min(runtime.GOMAXPROCS(0), 1+len(pairs)/20000)
+	table := mergeTable{merges: make([]mergeEntry, len(starts))}
+	workers := min(runtime.GOMAXPROCS(0), 1+len(starts)/20000)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
-		lo, hi := w*len(pairs)/workers, (w+1)*len(pairs)/workers
+		lo, hi := w*len(starts)/workers, (w+1)*len(starts)/workers
 		wg.Go(func() {
 			r := mergeResolver{t: t, prev: -1}
+			in := field.reader()
 			for rank := lo; rank < hi; rank++ {
-				key, merged, err := r.resolve(pairs[rank].a, pairs[rank].b)
+				in.pos = int(starts[rank])
+				a, b, err := in.mergeEntry()
+				if err != nil { // checked by the first pass
+					errs[w] = fmt.Errorf("model.merges[%d]: %w", rank, err)
+					return
+				}
+				left, right, merged, err := r.resolve(a, b)
 				if err != nil {
 					errs[w] = fmt.Errorf("model.merges[%d]: %w", rank, err)
 					return
 				}
-				resolved[2*rank] = key
-				resolved[2*rank+1] = uint64(rank)<<32 | uint64(uint32(merged))
+				table.merges[rank] = mergeEntry{left, right, merged}
 			}
 		})
 	}
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			return mergeTable{}, err
 		}
 	}
-	merges := make(map[uint64]uint64, len(pairs))
-	for i := 0; i < len(resolved); i += 2 {
-		merges[resolved[i]] = resolved[i+1]
-	}
-	return merges, nil
+	table.index()
+	return table, nil
 }
 
 // mergeResolver turns the two spellings of a merge into ids. It reads the
@@ -397,23 +405,22 @@ type mergeResolver struct {
 	prev, next         int32
 }
 
-func (r *mergeResolver) resolve(a, b []byte) (key uint64, merged int32, err error) {
+func (r *mergeResolver) resolve(a, b []byte) (ida, idb, merged int32, err error) {
 	t := r.t
 	ida, ok := t.spellingID(&r.bufA, a)
 	if !ok {
-		return 0, 0, fmt.Errorf("%q is not in model.vocab", a)
+		return 0, 0, 0, fmt.Errorf("%q is not in model.vocab", a)
 	}
-	idb, ok := t.spellingID(&r.bufB, b)
+	idb, ok = t.spellingID(&r.bufB, b)
 	if !ok {
-		return 0, 0, fmt.Errorf("%q is not in model.vocab", b)
+		return 0, 0, 0, fmt.Errorf("%q is not in model.vocab", b)
 	}
-	key = uint64(uint32(ida))<<32 | uint64(uint32(idb))
 	if t.oddSpelling[ida] != "" || t.oddSpelling[idb] != "" {
 		r.joined = append(append(r.joined[:0], a...), b...)
 		if id, ok := t.spellingID(&r.bufA, r.joined); ok {
-			return key, id, nil
+			return ida, idb, id, nil
 		}
-		return 0, 0, fmt.Errorf("%q + %q is not in model.vocab", a, b)
+		return 0, 0, 0, fmt.Errorf("%q + %q is not in model.vocab", a, b)
 	}
 	r.joined = append(append(r.joined[:0], t.idBytes[ida]...), t.idBytes[idb]...)
 	// Vocabularies from BPE training number merged tokens in merge order,
@@ -428,14 +435,13 @@ func (r *mergeResolver) resolve(a, b []byte) (key uint64, merged int32, err erro
 		}
 	}
 	if merged < 0 {
-		id, ok := t.model.vocab[string(r.joined)]
-		if !ok {
-			return 0, 0, fmt.Errorf("%q + %q is not in model.vocab", a, b)
+		merged = t.model.vocab.find(string(r.joined))
+		if merged < 0 {
+			return 0, 0, 0, fmt.Errorf("%q + %q is not in model.vocab", a, b)
 		}
-		merged = id
 	}
 	r.prev, r.next = merged, max(r.next, merged+1)
-	return key, merged, nil
+	return ida, idb, merged, nil
 }
 
 // spellingID looks up a vocabulary spelling without allocating in the
@@ -444,8 +450,8 @@ func (t *Tokenizer) spellingID(buf *[]byte, spelling []byte) (int32, bool) {
 	b, ok := appendSpellingBytes((*buf)[:0], string(spelling))
 	*buf = b
 	if ok {
-		id, found := t.model.vocab[string(b)]
-		return id, found
+		id := t.model.vocab.find(string(b))
+		return id, id >= 0
 	}
 	id, found := t.oddID[string(spelling)]
 	return id, found
@@ -454,6 +460,7 @@ func (t *Tokenizer) spellingID(buf *[]byte, spelling []byte) (int32, bool) {
 func (t *Tokenizer) loadAddedTokens(list []addedTokenJSON) error {
 	t.added.byContent = map[string]int{}
 	t.added.content = map[int]string{}
+	sharedCopied := false
 	for i, a := range list {
 		if a.ID == nil || a.Content == nil {
 			return fmt.Errorf("added_tokens[%d]: needs both \"id\" and \"content\"", i)
@@ -491,6 +498,12 @@ func (t *Tokenizer) loadAddedTokens(list []addedTokenJSON) error {
 		t.stripsSpace = t.stripsSpace || tok.lstrip || tok.rstrip
 		t.added.byContent[content] = tok.id
 		t.added.content[tok.id] = content
+		if int(id) < len(t.model.vocab.keys) && !sharedCopied {
+			// The vocabulary index reads its keys from idBytes; an added
+			// token that takes over a vocabulary id must not change them.
+			t.idBytes = slices.Clone(t.idBytes)
+			sharedCopied = true
+		}
 		t.idKind[id] = kindAdded
 		if tok.special {
 			t.idKind[id] = kindSpecial

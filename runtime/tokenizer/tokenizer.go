@@ -149,7 +149,7 @@ func (t *Tokenizer) TokenID(token string) (int, bool) {
 	}
 	var buf [64]byte
 	if b, ok := appendSpellingBytes(buf[:0], token); ok {
-		if id, ok := t.model.vocab[string(b)]; ok {
+		if id := t.model.vocab.find(string(b)); id >= 0 {
 			return int(id), true
 		}
 		return 0, false

@@ -291,8 +291,9 @@ func scanVocab(r *jsonReader, fn func(spelling []byte, id int64) error) error {
 }
 
 // scanMergeList reads model.merges: an array whose entries are either
-// "a b" strings (the older form) or ["a", "b"] pairs.
-func scanMergeList(r *jsonReader, fn func(a, b []byte) error) error {
+// "a b" strings (the older form) or ["a", "b"] pairs. fn gets each
+// entry's position in r's data too, for mergeEntry to read it again.
+func scanMergeList(r *jsonReader, fn func(start int, a, b []byte) error) error {
 	if !r.consume('[') {
 		return errors.New(`model.merges must be an array of "a b" strings or ["a", "b"] pairs`)
 	}
@@ -300,33 +301,13 @@ func scanMergeList(r *jsonReader, fn func(a, b []byte) error) error {
 		return r.end()
 	}
 	for i := 0; ; i++ {
-		var a, b []byte
-		if r.consume('[') {
-			var err error
-			if a, err = r.str(); err != nil {
-				return fmt.Errorf("model.merges[%d]: %w", i, err)
-			}
-			if !r.consume(',') {
-				return fmt.Errorf("model.merges[%d]: %w", i, r.errorAt(r.pos, "a pair must have two strings"))
-			}
-			if b, err = r.str(); err != nil {
-				return fmt.Errorf("model.merges[%d]: %w", i, err)
-			}
-			if !r.consume(']') {
-				return fmt.Errorf("model.merges[%d]: %w", i, r.errorAt(r.pos, "a pair must have two strings"))
-			}
-		} else {
-			s, err := r.str()
-			if err != nil {
-				return fmt.Errorf("model.merges[%d]: %w", i, err)
-			}
-			sp := bytes.IndexByte(s, ' ')
-			if sp < 0 || bytes.IndexByte(s[sp+1:], ' ') >= 0 {
-				return fmt.Errorf("model.merges[%d]: %q is not two tokens separated by one space", i, s)
-			}
-			a, b = s[:sp], s[sp+1:]
+		r.skipSpace()
+		start := r.pos
+		a, b, err := r.mergeEntry()
+		if err != nil {
+			return fmt.Errorf("model.merges[%d]: %w", i, err)
 		}
-		if err := fn(a, b); err != nil {
+		if err := fn(start, a, b); err != nil {
 			return err
 		}
 		if r.consume(',') {
@@ -337,4 +318,32 @@ func scanMergeList(r *jsonReader, fn func(a, b []byte) error) error {
 		}
 		return fmt.Errorf("model.merges[%d]: %w", i, r.errorAt(r.pos, "expected ',' or ']'"))
 	}
+}
+
+// mergeEntry reads one entry of model.merges.
+func (r *jsonReader) mergeEntry() (a, b []byte, err error) {
+	if r.consume('[') {
+		if a, err = r.str(); err != nil {
+			return nil, nil, err
+		}
+		if !r.consume(',') {
+			return nil, nil, r.errorAt(r.pos, "a pair must have two strings")
+		}
+		if b, err = r.str(); err != nil {
+			return nil, nil, err
+		}
+		if !r.consume(']') {
+			return nil, nil, r.errorAt(r.pos, "a pair must have two strings")
+		}
+		return a, b, nil
+	}
+	s, err := r.str()
+	if err != nil {
+		return nil, nil, err
+	}
+	sp := bytes.IndexByte(s, ' ')
+	if sp < 0 || bytes.IndexByte(s[sp+1:], ' ') >= 0 {
+		return nil, nil, fmt.Errorf("%q is not two tokens separated by one space", s)
+	}
+	return s[:sp], s[sp+1:], nil
 }
