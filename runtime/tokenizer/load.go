@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // maxID bounds token ids so that a corrupt file cannot make the loader
@@ -213,7 +214,10 @@ func (t *Tokenizer) loadModel(m *modelJSON) error {
 	// bytes they stand for; any others can only be decoded. All keys share
 	// one allocation, which spares the garbage collector 200k objects.
 	type entry struct{ id, off, end int32 }
-	var entries, odd []entry
+	var odd []entry
+	// Each spelling is one quoted string: counting quotes sizes the list
+	// once (appending 201k entries would allocate it five times over).
+	entries := make([]entry, 0, bytes.Count(m.Vocab.value, []byte{'"'})/2)
 	arena := make([]byte, 0, len(m.Vocab.value)/2)
 	err := scanVocab(m.Vocab.reader(), func(spelling []byte, id int64) error {
 		if id < 0 || id >= maxID {
@@ -235,7 +239,8 @@ func (t *Tokenizer) loadModel(m *modelJSON) error {
 	if err != nil {
 		return err
 	}
-	keys := string(arena)
+	// The arena is not written again: the keys alias it rather than copy it.
+	keys := unsafe.String(unsafe.SliceData(arena), len(arena))
 	highest := int32(-1)
 	for _, e := range entries {
 		highest = max(highest, e.id)
@@ -498,7 +503,7 @@ func (t *Tokenizer) loadAddedTokens(list []addedTokenJSON) error {
 		t.stripsSpace = t.stripsSpace || tok.lstrip || tok.rstrip
 		t.added.byContent[content] = tok.id
 		t.added.content[tok.id] = content
-		if int(id) < len(t.model.vocab.keys) && !sharedCopied {
+		if int(id) < len(t.model.vocab.keys) && t.idKind[id] == kindModel && !sharedCopied {
 			// The vocabulary index reads its keys from idBytes; an added
 			// token that takes over a vocabulary id must not change them.
 			t.idBytes = slices.Clone(t.idBytes)
