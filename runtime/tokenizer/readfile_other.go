@@ -1,0 +1,14 @@
+//go:build !linux
+
+package tokenizer
+
+import "os"
+
+// readFile gives the file's bytes to parse.
+func readFile(path string, parse func([]byte) (*Tokenizer, error)) (*Tokenizer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parse(data)
+}
