@@ -83,6 +83,7 @@ type chatModel struct {
 }
 
 func loadChatModel(spec loader.Spec, formatName string) (*chatModel, error) {
+	spec.Tokenizer = true
 	m, err := loader.Load(spec)
 	if err != nil {
 		return nil, err
@@ -91,11 +92,7 @@ func loadChatModel(spec loader.Spec, formatName string) (*chatModel, error) {
 		m.Close()
 		return nil, fmt.Errorf("the model directory has no tokenizer.json, which text generation needs (use `minerva logits --ids` for token ids)")
 	}
-	tok, err := tokenizer.Parse(m.Tokenizer)
-	if err != nil {
-		m.Close()
-		return nil, fmt.Errorf("tokenizer.json: %w", err)
-	}
+	tok := m.Tokenizer
 	files, err := chat.ReadModelFiles(m.Dir, tok, m.HFConfig, m.GenerationConfig)
 	if err != nil {
 		m.Close()

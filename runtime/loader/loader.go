@@ -25,6 +25,7 @@ import (
 	"github.com/minerva-ml/minerva/runtime/engine"
 	"github.com/minerva-ml/minerva/runtime/gpu"
 	"github.com/minerva-ml/minerva/runtime/metal"
+	"github.com/minerva-ml/minerva/runtime/tokenizer"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
@@ -50,6 +51,9 @@ type Spec struct {
 	Sequences int
 	// Progress receives the progress display (stderr), or nil.
 	Progress io.Writer
+	// Tokenizer: parse the model's tokenizer.json too, alongside the
+	// weights, so that a model reported ready can take a prompt.
+	Tokenizer bool
 }
 
 // Model is a loaded, validated model on a backend.
@@ -65,8 +69,9 @@ type Model struct {
 	Name string
 	// HFConfig is the model's config.json, for generation settings.
 	HFConfig map[string]any
-	// Tokenizer is tokenizer.json's text, or nil when the model has none.
-	Tokenizer []byte
+	// Tokenizer is the model's tokenizer.json, parsed when Spec.Tokenizer
+	// is set, or nil when it is not or the model has none.
+	Tokenizer *tokenizer.Tokenizer
 	// GenerationConfig is generation_config.json, or nil.
 	GenerationConfig map[string]any
 	// Warnings name optional files that were invalid and ignored
@@ -96,10 +101,25 @@ func Load(spec Spec) (*Model, error) {
 	m := &Model{}
 	var cfgText []byte
 	var err error
+	// The tokenizer loads on another core while the weights map and the
+	// program compiles; it is joined before the model is reported ready.
+	var tokDone chan struct{}
+	var tokErr error
+	loadTokenizer := func(load func() (*tokenizer.Tokenizer, error)) {
+		tokDone = make(chan struct{})
+		go func() {
+			defer close(tokDone)
+			m.Tokenizer, tokErr = load()
+		}()
+	}
 	if spec.Model == "" {
 		m.Name = DefaultName
 		cfgText = models.FortuneFile("config.json")
-		m.Tokenizer = models.FortuneFile("tokenizer.json")
+		if spec.Tokenizer {
+			loadTokenizer(func() (*tokenizer.Tokenizer, error) {
+				return tokenizer.Parse(models.FortuneFile("tokenizer.json"))
+			})
+		}
 		prog.stage("mapping", 1)
 		m.Checkpoint, err = weights.FromBytes("models/fortune/model.safetensors", models.FortuneFile("model.safetensors"))
 		if err != nil {
@@ -111,12 +131,14 @@ func Load(spec Spec) (*Model, error) {
 			return nil, err
 		}
 		m.Dir, m.Name = dir, ModelName(spec.Model)
+		if path := filepath.Join(dir, "tokenizer.json"); spec.Tokenizer {
+			if _, err := os.Stat(path); err == nil {
+				loadTokenizer(func() (*tokenizer.Tokenizer, error) { return tokenizer.Load(path) })
+			}
+		}
 		cfgText, err = os.ReadFile(filepath.Join(dir, "config.json"))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
-		}
-		if tok, err := os.ReadFile(filepath.Join(dir, "tokenizer.json")); err == nil {
-			m.Tokenizer = tok
 		}
 		if g, err := os.ReadFile(filepath.Join(dir, "generation_config.json")); err == nil {
 			if err := json.Unmarshal(g, &m.GenerationConfig); err != nil {
@@ -165,6 +187,13 @@ func Load(spec Spec) (*Model, error) {
 		return nil, err
 	}
 	prog.advance(1)
+	if tokDone != nil {
+		<-tokDone
+		if tokErr != nil {
+			m.Close()
+			return nil, tokErr
+		}
+	}
 	m.Ready = time.Since(start)
 	prog.done(fmt.Sprintf("%s ready in %s: %d tensors mapped and validated, %s backend",
 		m.Name, m.Ready.Round(time.Microsecond), len(m.Program.TensorSpecs()), m.BackendName))

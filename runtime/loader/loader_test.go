@@ -12,7 +12,6 @@ import (
 	"github.com/minerva-ml/minerva/compiler/plan"
 	"github.com/minerva-ml/minerva/internal/fixtures"
 	"github.com/minerva-ml/minerva/runtime/engine"
-	"github.com/minerva-ml/minerva/runtime/tokenizer"
 )
 
 // TestEmbeddedFortunePrompts: the embedded default model, tokenised with
@@ -22,14 +21,11 @@ func TestEmbeddedFortunePrompts(t *testing.T) {
 	ref := fixtures.Load(t, "../../testdata/gpt-oss/fortune")
 	// q8 and q4 are checked in runtime/cpu (TestQuantizedKVGreedy).
 	for _, kv := range []string{"f32", "f16"} {
-		m, err := Load(Spec{Plan: compiler.PlanOptions{KV: kv, Ctx: 256}})
+		m, err := Load(Spec{Plan: compiler.PlanOptions{KV: kv, Ctx: 256}, Tokenizer: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		tok, err := tokenizer.Parse(m.Tokenizer)
-		if err != nil {
-			t.Fatal(err)
-		}
+		tok := m.Tokenizer
 		for _, p := range ref.Prompts {
 			ids := tok.Encode(p.Prompt)
 			if !equalInts(ids, toInts(p.PromptIDs)) {

@@ -23,7 +23,6 @@ import (
 	"github.com/minerva-ml/minerva/models"
 	"github.com/minerva-ml/minerva/runtime/chat"
 	"github.com/minerva-ml/minerva/runtime/loader"
-	"github.com/minerva-ml/minerva/runtime/tokenizer"
 )
 
 // startServer serves s with its own timeouts (ConfigureHTTP), as
@@ -238,15 +237,12 @@ func TestTruncatedCheckpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	lm, err := loader.Load(loader.Spec{Model: dir, Plan: compiler.PlanOptions{Ctx: testCtx, KV: "f32", Batch: 64}, Backend: "cpu", Workers: 2})
+	lm, err := loader.Load(loader.Spec{Model: dir, Plan: compiler.PlanOptions{Ctx: testCtx, KV: "f32", Batch: 64}, Backend: "cpu", Workers: 2, Tokenizer: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lm.Close()
-	tok, err := tokenizer.Parse(lm.Tokenizer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := lm.Tokenizer
 	files, _ := chat.ReadModelFiles(lm.Dir, tok, lm.HFConfig, lm.GenerationConfig)
 	det, err := chat.Detect(files)
 	if err != nil {

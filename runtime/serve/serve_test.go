@@ -23,7 +23,6 @@ import (
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/runtime/chat"
 	"github.com/minerva-ml/minerva/runtime/loader"
-	"github.com/minerva-ml/minerva/runtime/tokenizer"
 )
 
 // The tests drive the server with the official OpenAI Go client against
@@ -46,16 +45,12 @@ const (
 var fortune Model
 
 func TestMain(m *testing.M) {
-	lm, err := loader.Load(loader.Spec{Plan: compiler.PlanOptions{Ctx: testCtx, KV: "f32", Batch: 64}, Backend: "cpu", Workers: 2})
+	lm, err := loader.Load(loader.Spec{Plan: compiler.PlanOptions{Ctx: testCtx, KV: "f32", Batch: 64}, Backend: "cpu", Workers: 2, Tokenizer: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	tok, err := tokenizer.Parse(lm.Tokenizer)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	tok := lm.Tokenizer
 	files, _ := chat.ReadModelFiles(lm.Dir, tok, lm.HFConfig, lm.GenerationConfig)
 	det, err := chat.Detect(files)
 	if err != nil {
