@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/minerva-ml/minerva/compiler/plan"
 	"github.com/minerva-ml/minerva/internal/fixtures"
 	"github.com/minerva-ml/minerva/runtime/engine"
+	"github.com/minerva-ml/minerva/runtime/tokenizer"
 )
 
 // TestEmbeddedFortunePrompts: the embedded default model, tokenised with
@@ -233,6 +235,47 @@ func TestPlansLargerThanMemoryAreRefused(t *testing.T) {
 	m, err = Load(Spec{Plan: compiler.PlanOptions{Ctx: 4096, Batch: 128}, Backend: "cpu"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	m.Close()
+}
+
+// TestTokenizerIsLoadedWithTheModel: with Spec.Tokenizer, Load parses the
+// model's tokenizer.json before reporting ready, and a broken one is an
+// error naming the file; without it (minerva logits), the file is not
+// read.
+func TestTokenizerIsLoadedWithTheModel(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, "../../testdata/gpt-oss/tiny-random/config.json", filepath.Join(dir, "config.json"))
+	copyFile(t, "../../testdata/gpt-oss/tiny-random/model.safetensors", filepath.Join(dir, "model.safetensors"))
+	copyFile(t, "../../models/fortune/tokenizer.json", filepath.Join(dir, "tokenizer.json"))
+	spec := Spec{Model: dir, Backend: "cpu", Plan: compiler.PlanOptions{Ctx: 64}, Tokenizer: true}
+	m, err := Load(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := tokenizer.Load("../../models/fortune/tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "Hello, world! <|endoftext|> café"
+	if m.Tokenizer == nil || !slices.Equal(m.Tokenizer.Encode(text), want.Encode(text)) {
+		t.Errorf("the loaded tokenizer does not encode %q as tokenizer.Load's does", text)
+	}
+	m.Close()
+
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), []byte(`{"model": {"type": "WordPiece"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(spec); err == nil || !strings.Contains(err.Error(), "tokenizer.json") || !strings.Contains(err.Error(), "WordPiece") {
+		t.Errorf("a broken tokenizer.json: got %v, want an error naming the file and the problem", err)
+	}
+	spec.Tokenizer = false
+	m, err = Load(spec)
+	if err != nil {
+		t.Fatalf("without Spec.Tokenizer, a broken tokenizer.json must not matter: %v", err)
+	}
+	if m.Tokenizer != nil {
+		t.Error("a tokenizer was loaded without Spec.Tokenizer")
 	}
 	m.Close()
 }
