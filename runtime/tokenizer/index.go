@@ -30,12 +30,12 @@ type vocabSlot struct {
 }
 
 // newVocabIndex makes an index for n keys; keys are added by insert.
-func newVocabIndex(owner *Tokenizer, n int) vocabIndex {
+func newVocabIndex(n int) vocabIndex {
 	size := 2
 	for size <= n+n/4 { // at most 80% full, and never full
 		size <<= 1
 	}
-	return vocabIndex{seed: maphash.MakeSeed(), slots: hugeSlice[vocabSlot](owner, size), mask: uint32(size - 1)}
+	return vocabIndex{seed: maphash.MakeSeed(), slots: make([]vocabSlot, size), mask: uint32(size - 1)}
 }
 
 func head8(s string) uint64 {
@@ -89,12 +89,12 @@ type mergeEntry struct{ left, right, merged int32 }
 
 // index builds the slots from merges. A pair listed twice keeps its last
 // rank, as in tokenizers.
-func (m *mergeTable) index(owner *Tokenizer) {
+func (m *mergeTable) index() {
 	bits := uint(1)
 	for 1<<bits < 2*len(m.merges) {
 		bits++
 	}
-	m.slots = hugeSlice[uint32](owner, 1<<bits)
+	m.slots = make([]uint32, 1<<bits)
 	m.shift = 64 - bits
 	mask := uint32(len(m.slots) - 1)
 	for rank := range m.merges {

@@ -253,7 +253,7 @@ func (t *Tokenizer) loadModel(m *modelJSON) error {
 	}
 	t.idBytes = make([]string, highest+1)
 	t.idKind = make([]tokenKind, highest+1)
-	model.vocab = newVocabIndex(t, len(entries))
+	model.vocab = newVocabIndex(len(entries))
 	model.vocab.keys = t.idBytes
 	claim := func(id int32, spelling func() string) error {
 		if t.idKind[id] != kindNone {
@@ -370,7 +370,7 @@ func (t *Tokenizer) scanMerges(field jsonField) (mergeTable, error) {
 	if err != nil {
 		return mergeTable{}, err
 	}
-	table := mergeTable{merges: hugeSlice[mergeEntry](t, len(starts))}
+	table := mergeTable{merges: make([]mergeEntry, len(starts))}
 	workers := min(runtime.GOMAXPROCS(0), 1+len(starts)/20000)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
@@ -401,7 +401,7 @@ func (t *Tokenizer) scanMerges(field jsonField) (mergeTable, error) {
 			return mergeTable{}, err
 		}
 	}
-	table.index(t)
+	table.index()
 	return table, nil
 }
 
