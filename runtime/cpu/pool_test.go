@@ -56,3 +56,29 @@ func TestPoolCoversEachItemOnce(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPoolRun: the cost of one parallel loop whose items do almost
+// nothing (waking the workers and waiting for them), against running the
+// same items on the caller.
+func BenchmarkPoolRun(b *testing.B) {
+	sink := make([]float32, 64*1024)
+	body := func(lo, hi, _ int) {
+		for i := lo; i < hi; i++ {
+			sink[i] += 1
+		}
+	}
+	for _, n := range []int{32, 4096} {
+		b.Run(fmt.Sprintf("items=%d/pool", n), func(b *testing.B) {
+			p := newPool(0)
+			defer p.close()
+			for b.Loop() {
+				p.run(n, 1, body)
+			}
+		})
+		b.Run(fmt.Sprintf("items=%d/inline", n), func(b *testing.B) {
+			for b.Loop() {
+				body(0, n, 0)
+			}
+		})
+	}
+}
