@@ -257,6 +257,9 @@ type decodeResult struct {
 	// ones map a page already in the page cache, major ones read it from
 	// disk (the checkpoint does not fit in the page cache).
 	minorFaults, majorFaults float64
+	// waitPerStep is how long the calling goroutine waited, per step, at
+	// the ends of parallel loops for the other workers (pool.waited).
+	waitPerStep time.Duration
 	// cpuShare is the process's CPU time over the timed steps divided by
 	// their wall time and the worker count: 1 when every worker ran the
 	// whole time. On a shared machine it says how much of the cores the
@@ -354,6 +357,7 @@ func runDecode(tb testing.TB, fs *fullSize, steps int, tm timer) decodeResult {
 	}
 	minor0, major0 := faults()
 	cpu0 := cpuSeconds()
+	wait0 := fs.model.pool.waitedSoFar()
 	start := time.Now()
 	// The timed steps carry a profile label, so that a -cpuprofile of the
 	// benchmark can be cut to them (go tool pprof -tagfocus phase=decode):
@@ -378,6 +382,7 @@ func runDecode(tb testing.TB, fs *fullSize, steps int, tm timer) decodeResult {
 	}
 	minor1, major1 := faults()
 	cpu1 := cpuSeconds()
+	wait1 := fs.model.pool.waitedSoFar()
 	checkFinite(tb, logits)
 	rss := procStatus()
 	// The bandwidth is measured after decoding, so that its buffer is not
@@ -396,6 +401,7 @@ func runDecode(tb testing.TB, fs *fullSize, steps int, tm timer) decodeResult {
 		minorFaults:   (minor1 - minor0) / float64(steps),
 		majorFaults:   (major1 - major0) / float64(steps),
 		cpuShare:      (cpu1 - cpu0) / elapsed.Seconds() / float64(runtime.GOMAXPROCS(0)),
+		waitPerStep:   (wait1 - wait0) / time.Duration(steps),
 	}
 	r.floor = bw / float64(r.bytesPerToken)
 	return r
@@ -425,6 +431,7 @@ func BenchmarkFullSizeDecode(b *testing.B) {
 			b.ReportMetric(r.majorFaults, "majflt/token")
 			b.ReportMetric(100*r.cpuShare, "%cpu")
 			b.ReportMetric(1e3*r.cpuShare*float64(runtime.GOMAXPROCS(0))/r.tokPerSec, "cpu-ms/token")
+			b.ReportMetric(float64(r.waitPerStep)/1e6, "wait-ms/token")
 		})
 	}
 }

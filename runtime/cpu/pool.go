@@ -5,13 +5,15 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // pool runs parallel loops on persistent workers. A loop is split into
-// chunks that workers claim with an atomic counter, so uneven chunks
-// balance themselves. Nothing is allocated per loop: the loop state lives
-// in the pool, and the body is a func value created once when the model is
-// loaded.
+// chunks that workers claim from an atomic counter, so uneven chunks
+// balance themselves. Chunks shrink towards the loop's end (see claim), so
+// the workers finish within a small chunk of each other. Nothing is
+// allocated per loop: the loop state lives in the pool, and the body is a
+// func value created once when the model is loaded.
 //
 // Bodies read weights from a memory-mapped checkpoint. If the file is cut
 // short underneath, a read faults (SIGBUS); the workers run with
@@ -27,9 +29,15 @@ type pool struct {
 	// The loop being run.
 	body   func(lo, hi, worker int)
 	total  int
-	chunk  int
-	next   atomic.Int64
+	grain  int          // the smallest chunk
+	next   atomic.Int64 // where the next chunk starts
 	closed bool
+
+	// waited is how long callers of run have waited, in all, for the
+	// other workers to finish a loop's last chunks once none was left to
+	// take: the cost of uneven ends of loops, which the decode benchmark
+	// reports. Written under mu.
+	waited time.Duration
 
 	faultMu sync.Mutex
 	fault   any // the first fault of the loop being run
@@ -86,14 +94,28 @@ func isFault(e runtime.Error) bool {
 	return ok
 }
 
+// claim runs chunks until none is left. Each chunk is 1/(2*workers) of
+// what is left of the loop, and at least grain items (guided scheduling):
+// big chunks first, while there is much left to balance, and chunks near
+// grain at the end, so a worker that finds the loop done waits at most
+// about one small chunk for the others. Fixed chunks of total/(4*workers)
+// made the first worker to finish wait 10-14 ms of a 140-167 ms decode
+// step (docs/benchmarks.md). A chunk's size depends only on where it
+// starts, so the chunks are the same whichever worker takes them.
 func (p *pool) claim(worker int) {
 	for {
-		c := int(p.next.Add(1) - 1)
-		lo := c * p.chunk
-		if lo >= p.total {
+		lo := p.next.Load()
+		left := int64(p.total) - lo
+		if left <= 0 {
 			return
 		}
-		p.body(lo, min(lo+p.chunk, p.total), worker)
+		n := max(int64(p.grain), (left+int64(2*p.workers)-1)/int64(2*p.workers))
+		// Even sizes keep row pairs (rowPair, dots2) within a chunk.
+		n = min(n+n&1, left)
+		if !p.next.CompareAndSwap(lo, lo+n) {
+			continue
+		}
+		p.body(int(lo), int(lo+n), worker)
 	}
 }
 
@@ -110,22 +132,30 @@ func (p *pool) run(total, grain int, body func(lo, hi, worker int)) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	// Four chunks per worker balance uneven work without much contention.
-	chunk := max(grain, (total+4*p.workers-1)/(4*p.workers))
-	p.body, p.total, p.chunk = body, total, chunk
+	grain = max(grain, 1)
+	p.body, p.total, p.grain = body, total, grain
 	p.next.Store(0)
-	helpers := min(p.workers-1, (total+chunk-1)/chunk-1)
+	helpers := min(p.workers-1, (total+grain-1)/grain-1)
 	p.done.Add(helpers)
 	for i := 0; i < helpers; i++ {
 		p.start[i] <- struct{}{}
 	}
 	p.claimCatchingFault(0)
+	t := time.Now()
 	p.done.Wait()
+	p.waited += time.Since(t)
 	p.body = nil
 	if f := p.fault; f != nil {
 		p.fault = nil
 		panic(f)
 	}
+}
+
+// waitedSoFar returns waited; it must not be called during a loop.
+func (p *pool) waitedSoFar() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.waited
 }
 
 func (p *pool) close() {
