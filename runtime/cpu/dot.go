@@ -40,10 +40,6 @@ var (
 	// the exponentials of a softmax. Attention spends most of its
 	// arithmetic here once the dot products are vectorised.
 	expSum = expSumGo
-	// dotF16 is an f16 row (little-endian bytes, a KV cache row) times x.
-	dotF16 = dotF16Go
-	// axpyF16 adds w times an f16 row to acc.
-	axpyF16 = axpyF16Go
 	// decodeF16 widens an f16 row (little-endian bytes) into dst.
 	decodeF16 = decodeF16Go
 	// attnScores2 computes attention scores for two query heads that
@@ -212,22 +208,6 @@ func decodeF16Go(h []byte, dst []float32) {
 	h = h[:2*len(dst)]
 	for i := range dst {
 		dst[i] = f16At(h[2*i:])
-	}
-}
-
-func dotF16Go(h []byte, x []float32) float32 {
-	h = h[:2*len(x)]
-	var s float32
-	for i, v := range x {
-		s += f16At(h[2*i:]) * v
-	}
-	return s
-}
-
-func axpyF16Go(h []byte, w float32, acc []float32) {
-	h = h[:2*len(acc)]
-	for i := range acc {
-		acc[i] += w * f16At(h[2*i:])
 	}
 }
 

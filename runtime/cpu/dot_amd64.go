@@ -31,14 +31,14 @@ func useKernels(name string) bool {
 	case name == "go":
 		dotF32, dotBF16, dotMXFP4 = dotF32Go, dotBF16Go, dotMXFP4Go
 		decodeBF16, decodeMXFP4, dotF32x4 = decodeBF16Go, decodeMXFP4Go, dotF32x4Go
-		dotF32x2x4, dotF16, axpyF16 = dotF32x2x4Go, dotF16Go, axpyF16Go
+		dotF32x2x4 = dotF32x2x4Go
 		dotF32x2x8, expSum = dotF32x2x8Go, expSumGo
 		dotBF16x2x8, dotMXFP4x2x4, dotMXFP4x2x2 = dotBF16x2x8Each, dotMXFP4x2x4Each, dotMXFP4x2x2Each
 		decodeF16, attnScores2, attnValues2, swigluExp = decodeF16Go, attnScores2Go, attnValues2Go, expAllGo
 	case name == "avx2" && haveAVX2:
 		dotF32, dotBF16, dotMXFP4 = dotF32AVX2, dotBF16AVX2, dotMXFP4AVX2
 		decodeBF16, decodeMXFP4, dotF32x4 = decodeBF16AVX2, decodeMXFP4AVX2, dotF32x4AVX2
-		dotF32x2x4, dotF16, axpyF16 = dotF32x2x4AVX2, dotF16AVX2, axpyF16AVX2
+		dotF32x2x4 = dotF32x2x4AVX2
 		dotF32x2x8, expSum = dotF32x2x8AVX2, expSumGo
 		dotBF16x2x8, dotMXFP4x2x4, dotMXFP4x2x2 = dotBF16x2x8Each, dotMXFP4x2x4Each, dotMXFP4x2x2Each
 		decodeF16, attnScores2, attnValues2, swigluExp = decodeF16AVX2, attnScores2AVX2, attnValues2AVX2, expAllGo
@@ -101,12 +101,6 @@ func dotMXFP4AVX512Asm(blocks, scales *byte, x *float32, nblocks int) float32
 
 //go:noescape
 func decodeMXFP4Asm(blocks, scales *byte, dst *float32, nblocks int)
-
-//go:noescape
-func dotF16Asm(h *byte, x *float32, n int) float32
-
-//go:noescape
-func axpyF16Asm(h *byte, w float32, acc *float32, n int)
 
 //go:noescape
 func dotMXFP4x2x4AVX512Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32)
@@ -333,30 +327,6 @@ func decodeMXFP4AVX2(blocks, scales []byte, dst []float32) {
 	blocks = blocks[:16*len(scales)]
 	dst = dst[:32*len(scales)]
 	decodeMXFP4Asm(&blocks[0], &scales[0], &dst[0], len(scales))
-}
-
-func dotF16AVX2(h []byte, x []float32) float32 {
-	h = h[:2*len(x)]
-	n := len(x) &^ 7
-	var s float32
-	if n > 0 {
-		s = dotF16Asm(&h[0], &x[0], n)
-	}
-	for i := n; i < len(x); i++ {
-		s += f16At(h[2*i:]) * x[i]
-	}
-	return s
-}
-
-func axpyF16AVX2(h []byte, w float32, acc []float32) {
-	h = h[:2*len(acc)]
-	n := len(acc) &^ 7
-	if n > 0 {
-		axpyF16Asm(&h[0], w, &acc[0], n)
-	}
-	for i := n; i < len(acc); i++ {
-		acc[i] += w * f16At(h[2*i:])
-	}
 }
 
 // readSum adds the words of p, 256 bits at a time where the CPU allows.

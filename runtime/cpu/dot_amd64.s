@@ -534,68 +534,6 @@ mx5done:
 	MOVSS         X0, ret+32(FP)
 	RET
 
-// func dotF16Asm(h *byte, x *float32, n int) float32
-//
-// An f16 row (the KV cache) times x: F16C widens eight halves at a time,
-// exactly.
-TEXT ·dotF16Asm(SB), NOSPLIT, $0-28
-	MOVQ   h+0(FP), SI
-	MOVQ   x+8(FP), DI
-	MOVQ   n+16(FP), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-
-f16loop16:
-	CMPQ        CX, $16
-	JLT         f16loop8
-	VCVTPH2PS   (SI), Y4
-	VCVTPH2PS   16(SI), Y5
-	VFMADD231PS (DI), Y4, Y0
-	VFMADD231PS 32(DI), Y5, Y1
-	ADDQ        $32, SI
-	ADDQ        $64, DI
-	SUBQ        $16, CX
-	JMP         f16loop16
-
-f16loop8:
-	// n is a multiple of 8, so at most one step is left.
-	CMPQ        CX, $8
-	JLT         f16done
-	VCVTPH2PS   (SI), Y4
-	VFMADD231PS (DI), Y4, Y0
-
-f16done:
-	VADDPS Y1, Y0, Y0
-	HSUM
-	VZEROUPPER
-	MOVSS  X0, ret+24(FP)
-	RET
-
-// func axpyF16Asm(h *byte, w float32, acc *float32, n int)
-//
-// acc += w * the f16 row.
-TEXT ·axpyF16Asm(SB), NOSPLIT, $0-32
-	MOVQ         h+0(FP), SI
-	VBROADCASTSS w+8(FP), Y15
-	MOVQ         acc+16(FP), DI
-	MOVQ         n+24(FP), CX
-
-axpyloop:
-	CMPQ        CX, $8
-	JLT         axpydone
-	VCVTPH2PS   (SI), Y4
-	VMOVUPS     (DI), Y5
-	VFMADD231PS Y15, Y4, Y5
-	VMOVUPS     Y5, (DI)
-	ADDQ        $16, SI
-	ADDQ        $32, DI
-	SUBQ        $8, CX
-	JMP         axpyloop
-
-axpydone:
-	VZEROUPPER
-	RET
-
 // func fmaPeakAVX2Asm(n int)
 // n iterations of 10 independent 8-wide FMAs (160 flops): enough chains
 // to cover the FMA latency on every current x86 core, so the loop runs at

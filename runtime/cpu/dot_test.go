@@ -237,49 +237,6 @@ func TestDotBF16(t *testing.T) {
 	})
 }
 
-func TestF16Kernels(t *testing.T) {
-	r := rand.New(rand.NewPCG(11, 12))
-	withKernels(t, func(set string) {
-		for _, n := range lengths {
-			h := make([]byte, 2*n)
-			vals := make([]float64, n)
-			for i := 0; i < n; i++ {
-				bits := weights.F32ToF16Bits(float32(r.NormFloat64() * 10))
-				if i%17 == 3 {
-					bits = uint16(r.IntN(0x400)) // subnormals too
-				}
-				binary.LittleEndian.PutUint16(h[2*i:], bits)
-				vals[i] = float64(weights.F16BitsToF32(bits))
-			}
-			x := randFloats(r, n)
-			var want, mags float64
-			for i := range x {
-				want += vals[i] * float64(x[i])
-				mags += math.Abs(vals[i] * float64(x[i]))
-			}
-			if got := dotF16(h, x); math.Abs(float64(got)-want) > dotBound(mags, n) {
-				t.Errorf("%s: dotF16 n=%d: %g, want %g", set, n, got, want)
-			}
-			acc := randFloats(r, n+1)
-			acc[n] = 42
-			before := slices.Clone(acc)
-			const w = 0.375
-			axpyF16(h, w, acc[:n])
-			for i := 0; i < n; i++ {
-				// One multiply-add per element: the FMA rounds once, the Go
-				// version twice.
-				want := float64(before[i]) + w*vals[i]
-				if math.Abs(float64(acc[i])-want) > 1e-6*(math.Abs(want)+math.Abs(w*vals[i]))+1e-30 {
-					t.Fatalf("%s: axpyF16 n=%d element %d: %g, want %g", set, n, i, acc[i], want)
-				}
-			}
-			if acc[n] != 42 {
-				t.Fatalf("%s: axpyF16 n=%d wrote past the row", set, n)
-			}
-		}
-	})
-}
-
 // mxfp4Row makes a random row of nb blocks with scale bytes from lo to hi.
 func mxfp4Row(r *rand.Rand, nb int, lo, hi int) (blocks, scales []byte) {
 	blocks = make([]byte, 16*nb)
@@ -353,12 +310,10 @@ func FuzzDotKernels(f *testing.F) {
 		n := len(data) / 2
 		x := make([]float32, n)
 		w := make([]uint16, n)
-		h := make([]byte, 2*n)
 		for i := range x {
 			v := int16(binary.LittleEndian.Uint16(data[2*i:]))
 			x[i] = float32(v) / 4096
 			w[i] = weights.F32ToBF16Bits(float32(v>>4) / 64)
-			binary.LittleEndian.PutUint16(h[2*i:], weights.F32ToF16Bits(float32(v>>3)/32))
 		}
 		nb := len(data) / 17
 		blocks := data[:16*nb]
@@ -371,13 +326,12 @@ func FuzzDotKernels(f *testing.F) {
 			xm[i] = float32(int8(data[i%len(data)])) / 16
 		}
 
-		type results struct{ f32, f32x4, f32x2x4, bf16, f16, mx float32 }
+		type results struct{ f32, f32x4, f32x2x4, bf16, mx float32 }
 		var ref results
 		var mags results
 		for i := range x {
 			mags.f32 += abs32(x[i] * x[i])
 			mags.bf16 += abs32(bf16(w[i]) * x[i])
-			mags.f16 += abs32(f16At(h[2*i:]) * x[i])
 		}
 		dq := make([]float32, 32*nb)
 		decodeMXFP4Go(blocks, scales, dq)
@@ -392,7 +346,6 @@ func FuzzDotKernels(f *testing.F) {
 			dotF32x2x4(x, x, x, x, x, x, two[:4], two[4:])
 			got.f32x2x4 = two[7]
 			got.bf16 = dotBF16(w, x)
-			got.f16 = dotF16(h, x)
 			got.mx = dotMXFP4(blocks, scales, xm)
 			if set == "go" {
 				ref = got
@@ -407,7 +360,6 @@ func FuzzDotKernels(f *testing.F) {
 			check("dotF32x4", got.f32x4, ref.f32x4, mags.f32, n)
 			check("dotF32x2x4", got.f32x2x4, ref.f32x2x4, mags.f32, n)
 			check("dotBF16", got.bf16, ref.bf16, mags.bf16, n)
-			check("dotF16", got.f16, ref.f16, mags.f16, n)
 			check("dotMXFP4", got.mx, ref.mx, mags.mx, 32*nb)
 		})
 	})
