@@ -30,7 +30,7 @@ var (
 	// data[offs[0..7]]: outA[0:8] gets a · x0..x7, outB[0:8] b · x0..x7.
 	// A step of several tokens spends most of its matrix time here; the
 	// AVX-512 version reads each chunk of the rows once for all eight.
-	dotF32x2x8 = dotF32x2x8Go
+	dotF32x2x8 = dotF32x2x8Halves
 	// dotBF16x2x8 is bf16 rows a and b against eight tokens x[0..7]
 	// (each at least len(a) long): outA[0:8] gets a · x0..x7, outB[0:8]
 	// b · x0..x7. The AVX-512 version widens the rows in registers, so
@@ -120,15 +120,18 @@ func dotF32x2x4Go(a, b, x0, x1, x2, x3, outA, outB []float32) {
 	outB[0], outB[1], outB[2], outB[3] = dotF32x4Go(b, x0, x1, x2, x3)
 }
 
-func dotF32x2x8Go(a, b, data []float32, offs []int32, outA, outB []float32) {
+// dotF32x2x8Halves is two calls of the 2x4 kernel in use: the Go set's
+// definition, and AVX2's kernel (16 vector registers are too few for 16
+// accumulators and the operands).
+func dotF32x2x8Halves(a, b, data []float32, offs []int32, outA, outB []float32) {
 	n := len(a)
 	b = b[:n]
 	var x [8][]float32
 	for i, o := range offs[:8] {
 		x[i] = data[o : int(o)+n]
 	}
-	dotF32x2x4Go(a, b, x[0], x[1], x[2], x[3], outA[0:4], outB[0:4])
-	dotF32x2x4Go(a, b, x[4], x[5], x[6], x[7], outA[4:8], outB[4:8])
+	dotF32x2x4(a, b, x[0], x[1], x[2], x[3], outA[0:4], outB[0:4])
+	dotF32x2x4(a, b, x[4], x[5], x[6], x[7], outA[4:8], outB[4:8])
 }
 
 // tok8 is eight tokens' rows, as the 2x8 kernels read them.

@@ -32,14 +32,14 @@ func useKernels(name string) bool {
 		dotF32, dotBF16, dotMXFP4 = dotF32Go, dotBF16Go, dotMXFP4Go
 		decodeBF16, decodeMXFP4, dotF32x4 = decodeBF16Go, decodeMXFP4Go, dotF32x4Go
 		dotF32x2x4 = dotF32x2x4Go
-		dotF32x2x8, expSum = dotF32x2x8Go, expSumGo
+		dotF32x2x8, expSum = dotF32x2x8Halves, expSumGo
 		dotBF16x2x8, dotMXFP4x2x4, dotMXFP4x2x2 = dotBF16x2x8Each, dotMXFP4x2x4Each, dotMXFP4x2x2Each
 		decodeF16, attnScores2, attnValues2, swigluExp = decodeF16Go, attnScores2Go, attnValues2Go, expAllGo
 	case name == "avx2" && haveAVX2:
 		dotF32, dotBF16, dotMXFP4 = dotF32AVX2, dotBF16AVX2, dotMXFP4AVX2
 		decodeBF16, decodeMXFP4, dotF32x4 = decodeBF16AVX2, decodeMXFP4AVX2, dotF32x4AVX2
 		dotF32x2x4 = dotF32x2x4AVX2
-		dotF32x2x8, expSum = dotF32x2x8AVX2, expSumGo
+		dotF32x2x8, expSum = dotF32x2x8Halves, expSumGo
 		dotBF16x2x8, dotMXFP4x2x4, dotMXFP4x2x2 = dotBF16x2x8Each, dotMXFP4x2x4Each, dotMXFP4x2x2Each
 		decodeF16, attnScores2, attnValues2, swigluExp = decodeF16AVX2, attnScores2AVX2, attnValues2AVX2, expAllGo
 	case name == "avx512" && haveAVX512:
@@ -193,19 +193,6 @@ func dotF32x2x4AVX2(a, b, x0, x1, x2, x3, outA, outB []float32) {
 		outB[2] += b[i] * x2[i]
 		outB[3] += b[i] * x3[i]
 	}
-}
-
-// dotF32x2x8AVX2 is two calls of the 2x4 kernel: AVX2 has 16 vector
-// registers, too few for 16 accumulators and the operands.
-func dotF32x2x8AVX2(a, b, data []float32, offs []int32, outA, outB []float32) {
-	n := len(a)
-	b = b[:n]
-	var x [8][]float32
-	for i, o := range offs[:8] {
-		x[i] = data[o : int(o)+n]
-	}
-	dotF32x2x4AVX2(a, b, x[0], x[1], x[2], x[3], outA[0:4], outB[0:4])
-	dotF32x2x4AVX2(a, b, x[4], x[5], x[6], x[7], outA[4:8], outB[4:8])
 }
 
 func dotF32x2x8AVX512(a, b, data []float32, offs []int32, outA, outB []float32) {
