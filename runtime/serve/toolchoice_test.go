@@ -119,15 +119,7 @@ func TestToolChoiceRequiredSeveral(t *testing.T) {
 			// its first letter picks it.
 			for _, name := range []string{"city", "zone"} {
 				params.LogitBias = map[string]int64{letterID(t, name[:1]): 100}
-				res, err := srv.client.Chat.Completions.New(context.Background(), params)
-				if err != nil {
-					fatalAPI(t, err)
-				}
-				if calls := res.Choices[0].Message.ToolCalls; len(calls) != 1 || calls[0].Function.Name != name {
-					t.Errorf("biased to %q: calls %+v", name, calls)
-				} else {
-					checkCall(t, calls[0])
-				}
+				expectOneCallTo(t, srv.client, params, name)
 			}
 			t.Logf("over 8 seeds, the calls went to %v", names)
 		})
@@ -165,17 +157,24 @@ func TestLlamaAutoSeveralTools(t *testing.T) {
 	}
 	for _, name := range []string{"city", "zone"} {
 		params.LogitBias = map[string]int64{"99": 100, letterID(t, name[:1]): 30} // less than "{": the reply opens an object
-		res, err := client.Chat.Completions.New(context.Background(), params)
-		if err != nil {
-			fatalAPI(t, err)
-		}
-		if calls := res.Choices[0].Message.ToolCalls; len(calls) != 1 || calls[0].Function.Name != name {
-			t.Errorf("biased to %q: calls %+v", name, calls)
-		} else {
-			checkCall(t, calls[0])
-		}
+		expectOneCallTo(t, client, params, name)
 	}
 	t.Logf("over 8 seeds, the calls went to %v", names)
+}
+
+// expectOneCallTo sends params, biased towards the tool name, and checks
+// that the reply is one well-formed call to it.
+func expectOneCallTo(t *testing.T, client openai.Client, params openai.ChatCompletionNewParams, name string) {
+	t.Helper()
+	res, err := client.Chat.Completions.New(context.Background(), params)
+	if err != nil {
+		fatalAPI(t, err)
+	}
+	if calls := res.Choices[0].Message.ToolCalls; len(calls) != 1 || calls[0].Function.Name != name {
+		t.Errorf("biased to %q: calls %+v", name, calls)
+	} else {
+		checkCall(t, calls[0])
+	}
 }
 
 // letterID is the fortune vocabulary's token for one letter.
