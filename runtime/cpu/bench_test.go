@@ -76,20 +76,19 @@ func BenchmarkFortuneStep(b *testing.B) {
 	for _, n := range []int{1, 2, 4, 8, 16} {
 		b.Run(fmt.Sprintf("seqs=%d", n), func(b *testing.B) {
 			m := loadFixture(b, fixtures.Fortune, compiler.PlanOptions{Ctx: 512, Batch: 64}, Options{Sequences: n})
-			prompt := make([]int32, 64)
-			for i := range prompt {
-				prompt[i] = int32(100 + i)
-			}
+			// Every sequence has its own prompt and next token, so the
+			// tokens route to different experts as a server's would (the
+			// same prompt everywhere sends every token to the same two).
 			var step []engine.Token
 			for s := range n {
 				var toks []engine.Token
-				for i, id := range prompt {
-					toks = append(toks, engine.Token{ID: id, Seq: s, Pos: i})
+				for i := range 64 {
+					toks = append(toks, engine.Token{ID: int32(100 + 37*s + 13*i), Seq: s, Pos: i})
 				}
 				if _, err := m.Step(toks); err != nil {
 					b.Fatal(err)
 				}
-				step = append(step, engine.Token{ID: 42, Seq: s, Pos: 64})
+				step = append(step, engine.Token{ID: int32(42 + 101*s), Seq: s, Pos: 64})
 			}
 			b.ResetTimer()
 			for range b.N {

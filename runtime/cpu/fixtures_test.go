@@ -2,8 +2,10 @@ package cpu
 
 import (
 	"math"
+	"os"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/minerva-ml/minerva/compiler"
 	"github.com/minerva-ml/minerva/compiler/ir"
@@ -17,12 +19,26 @@ import (
 func loadFixture(t testing.TB, fx fixtures.Model, po compiler.PlanOptions, opts Options, disable ...string) *Model {
 	t.Helper()
 	p := fx.Compile(t, po, disable...)
-	m, err := Load(p, fx.Checkpoint(t, p), opts)
+	m, err := Load(p, fx.Checkpoint(t, p), withBenchSpin(t, opts))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
 	return m
+}
+
+// withBenchSpin sets opts.Spin from MINERVA_BENCH_SPIN (a duration; -1ns
+// sleeps at once), for the benchmarks' A/B of the threads' polling
+// (docs/benchmarks.md).
+func withBenchSpin(t testing.TB, opts Options) Options {
+	if v := os.Getenv("MINERVA_BENCH_SPIN"); v != "" && opts.Spin == 0 {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("MINERVA_BENCH_SPIN=%q: want a duration such as 50us, or -1ns to sleep at once", v)
+		}
+		opts.Spin = d
+	}
+	return opts
 }
 
 var exact = compiler.PlanOptions{KV: "f32", Ctx: 256, Batch: 64}

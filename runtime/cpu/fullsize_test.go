@@ -64,7 +64,7 @@ func openFullSize(b testing.TB, po compiler.PlanOptions, opts Options) *fullSize
 		fs.ck.Close()
 		b.Fatal(err)
 	}
-	if fs.model, err = Load(fs.prog, fs.ck, opts); err != nil {
+	if fs.model, err = Load(fs.prog, fs.ck, withBenchSpin(b, opts)); err != nil {
 		fs.ck.Close()
 		b.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/minerva-ml/minerva/compiler/ir"
@@ -44,6 +45,12 @@ type Options struct {
 	// first seq rows of each). Fused ops then run as their bodies, so every
 	// value of the unfused program is observed too. For tests and tools.
 	Observe func(op *ir.Op, results [][]float32)
+	// Spin is how long an idle thread polls for the model's next
+	// parallel loop before it sleeps: 0 means 50 µs, negative means it
+	// sleeps at once. Polling keeps the threads of a step working
+	// together (a wake-up costs more than a small model's loop); sleeping
+	// at once suits a machine whose cores are all busy with other work.
+	Spin time.Duration
 }
 
 // MaxWorkers is the most threads a model may use: four per core. More
@@ -126,7 +133,7 @@ func Load(p *program.Program, ck *weights.Checkpoint, opts Options) (*Model, err
 	m := &Model{
 		prog:    p,
 		ck:      ck,
-		pool:    newPool(opts.Workers),
+		pool:    newPool(opts.Workers, opts.Spin),
 		weights: map[*ir.Weight]*weight{},
 		caches:  map[int]*kvLayer{},
 		batch:   int(p.Arena.Batch),

@@ -15,6 +15,18 @@ import (
 // allocated per loop: the loop state lives in the pool, and the body is a
 // func value created once when the model is loaded.
 //
+// Hand-off. A step of a small model is dozens of loops of a few
+// microseconds each, a few microseconds apart. Waking a parked goroutine
+// for each one cost more than the loop: Go puts the woken worker in the
+// caller's own run queue, so it often ran only once the caller blocked,
+// after the caller had taken most chunks, and the second thread of a
+// fortune step did 28% of the work, not 50% (docs/benchmarks.md). So a
+// worker that finishes a loop watches for the next one for a while (spin) before
+// it parks, and the caller watches for its helpers' last chunks the same
+// way before it parks: within a step nobody parks, between steps (and on
+// an idle model) everybody does. The spin yields to the Go scheduler
+// every few polls, so other goroutines on the same P still run.
+//
 // Bodies read weights from a memory-mapped checkpoint. If the file is cut
 // short underneath, a read faults (SIGBUS); the workers run with
 // debug.SetPanicOnFault, so the fault is a panic, which run re-raises on
@@ -22,16 +34,28 @@ import (
 // an error. Without this the process would die.
 type pool struct {
 	workers int
-	start   []chan struct{}
-	done    sync.WaitGroup
+	spin    time.Duration // how long an idle worker or caller polls
+	helpers []*poolWorker
 	mu      sync.Mutex // one loop at a time
+
+	// loop announces a loop: its number in the high bits and how many
+	// helpers it wants in the low 8. A worker reads the loop's fields
+	// only when the announcement names it as a helper, and run writes
+	// them only while no helper is busy, so they need no lock.
+	loop atomic.Uint64
+	// busy counts the helpers of the current loop that have not finished.
+	busy atomic.Int32
+	// callerParked and callerWake let the last helper wake a caller that
+	// stopped spinning.
+	callerParked atomic.Bool
+	callerWake   chan struct{}
 
 	// The loop being run.
 	body   func(lo, hi, worker int)
 	total  int
 	grain  int          // the smallest chunk
 	next   atomic.Int64 // where the next chunk starts
-	closed bool
+	closed atomic.Bool
 
 	// waited is how long callers of run have waited, in all, for the
 	// other workers to finish a loop's last chunks once none was left to
@@ -43,25 +67,110 @@ type pool struct {
 	fault   any // the first fault of the loop being run
 }
 
-func newPool(workers int) *pool {
+// poolWorker is a helper's parking place.
+type poolWorker struct {
+	parked atomic.Bool
+	wake   chan struct{}
+}
+
+// defaultSpin is how long a worker or a caller polls before it parks. A
+// fortune step's loops are a few microseconds apart and a step's own
+// serial work (sampling, the engine's bookkeeping) a few tens; 50 µs
+// keeps the workers awake through a step and costs an idle model 50 µs of
+// one core per step.
+const defaultSpin = 50 * time.Microsecond
+
+const loopHelperBits = 8
+
+// newPool starts workers-1 helpers (workers 0: GOMAXPROCS). spin is how
+// long an idle worker polls for the next loop: 0 means defaultSpin, < 0
+// none. Workers beyond GOMAXPROCS never spin, since a spinning goroutine
+// would hold a P that a working one needs.
+func newPool(workers int, spin time.Duration) *pool {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	p := &pool{workers: workers}
+	// The announcement has 8 bits for the helper count.
+	workers = min(workers, 1<<loopHelperBits)
+	switch {
+	case spin == 0:
+		spin = defaultSpin
+	case spin < 0 || workers > runtime.GOMAXPROCS(0):
+		spin = 0
+	}
+	p := &pool{workers: workers, spin: spin, callerWake: make(chan struct{}, 1)}
 	for w := 1; w < workers; w++ {
-		c := make(chan struct{}, 1)
-		p.start = append(p.start, c)
-		go p.worker(c, w)
+		pw := &poolWorker{wake: make(chan struct{}, 1)}
+		p.helpers = append(p.helpers, pw)
+		go p.worker(pw, w)
 	}
 	return p
 }
 
-func (p *pool) worker(start chan struct{}, id int) {
+func (p *pool) worker(pw *poolWorker, id int) {
 	// This goroutine reads mapped weights for its whole life.
 	debug.SetPanicOnFault(true)
-	for range start {
+	var seen uint64
+	for {
+		a := p.awaitLoop(pw, seen)
+		if p.closed.Load() {
+			return
+		}
+		seen = a
+		if int(a&(1<<loopHelperBits-1)) < id {
+			continue // not wanted for this loop
+		}
 		p.claimCatchingFault(id)
-		p.done.Done()
+		if p.busy.Add(-1) == 0 && p.callerParked.CompareAndSwap(true, false) {
+			p.callerWake <- struct{}{}
+		}
+	}
+}
+
+// awaitLoop returns the first announcement other than seen, spinning for
+// for p.spin and then parking until run wakes it.
+func (p *pool) awaitLoop(pw *poolWorker, seen uint64) uint64 {
+	for {
+		if a, ok := spinUntil(p.spin, func() (uint64, bool) {
+			a := p.loop.Load()
+			return a, a != seen || p.closed.Load()
+		}); ok {
+			return a
+		}
+		pw.parked.Store(true)
+		if a := p.loop.Load(); a != seen || p.closed.Load() {
+			if !pw.parked.CompareAndSwap(true, false) {
+				<-pw.wake // run saw us parked and sent a wake-up: take it
+			}
+			return a
+		}
+		<-pw.wake
+	}
+}
+
+// spinUntil polls cond for d, yielding to the scheduler between polls,
+// and returns its value once it holds.
+func spinUntil[T any](d time.Duration, cond func() (T, bool)) (T, bool) {
+	var deadline time.Time
+	for i := 0; ; i++ {
+		if v, ok := cond(); ok {
+			return v, true
+		}
+		if d <= 0 {
+			var zero T
+			return zero, false
+		}
+		if i&15 != 15 {
+			continue
+		}
+		now := time.Now()
+		if deadline.IsZero() {
+			deadline = now.Add(d)
+		} else if now.After(deadline) {
+			var zero T
+			return zero, false
+		}
+		runtime.Gosched()
 	}
 }
 
@@ -136,19 +245,39 @@ func (p *pool) run(total, grain int, body func(lo, hi, worker int)) {
 	p.body, p.total, p.grain = body, total, grain
 	p.next.Store(0)
 	helpers := min(p.workers-1, (total+grain-1)/grain-1)
-	p.done.Add(helpers)
-	for i := 0; i < helpers; i++ {
-		p.start[i] <- struct{}{}
+	p.busy.Store(int32(helpers))
+	p.loop.Store((p.loop.Load()>>loopHelperBits+1)<<loopHelperBits | uint64(helpers))
+	for _, pw := range p.helpers[:helpers] {
+		if pw.parked.CompareAndSwap(true, false) {
+			pw.wake <- struct{}{}
+		}
 	}
 	p.claimCatchingFault(0)
 	t := time.Now()
-	p.done.Wait()
+	p.awaitHelpers()
 	p.waited += time.Since(t)
 	p.body = nil
 	if f := p.fault; f != nil {
 		p.fault = nil
 		panic(f)
 	}
+}
+
+// awaitHelpers returns once every helper of the loop has finished,
+// spinning for p.spin and then parking until the last one wakes it.
+func (p *pool) awaitHelpers() {
+	done := func() (struct{}, bool) { return struct{}{}, p.busy.Load() == 0 }
+	if _, ok := spinUntil(p.spin, done); ok {
+		return
+	}
+	p.callerParked.Store(true)
+	if p.busy.Load() == 0 {
+		if !p.callerParked.CompareAndSwap(true, false) {
+			<-p.callerWake
+		}
+		return
+	}
+	<-p.callerWake
 }
 
 // waitedSoFar returns waited; it must not be called during a loop.
@@ -161,11 +290,12 @@ func (p *pool) waitedSoFar() time.Duration {
 func (p *pool) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed.Swap(true) {
 		return
 	}
-	p.closed = true
-	for _, c := range p.start {
-		close(c)
+	for _, pw := range p.helpers {
+		if pw.parked.CompareAndSwap(true, false) {
+			pw.wake <- struct{}{}
+		}
 	}
 }

@@ -11,7 +11,7 @@ import (
 // the grain except the loop's last, and are the same chunks on every run.
 func TestPoolCoversEachItemOnce(t *testing.T) {
 	for _, workers := range []int{1, 2, 3, 8} {
-		p := newPool(workers)
+		p := newPool(workers, 0)
 		defer p.close()
 		for _, c := range []struct{ total, grain int }{{1, 1}, {7, 1}, {32, 11}, {33, 2}, {1000, 1}, {5120, 11}, {201088, 11}, {2304, 1}} {
 			t.Run(fmt.Sprintf("workers=%d/total=%d/grain=%d", workers, c.total, c.grain), func(t *testing.T) {
@@ -69,7 +69,7 @@ func BenchmarkPoolRun(b *testing.B) {
 	}
 	for _, n := range []int{32, 4096} {
 		b.Run(fmt.Sprintf("items=%d/pool", n), func(b *testing.B) {
-			p := newPool(0)
+			p := newPool(0, 0)
 			defer p.close()
 			for b.Loop() {
 				p.run(n, 1, body)

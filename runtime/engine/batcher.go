@@ -56,6 +56,10 @@ type BatcherStats struct {
 	// Steps is the number of backend steps run; Tokens the tokens they
 	// ran. Tokens / Steps is how well the sequences share steps.
 	Steps, Tokens int64
+	// Stepping is the time spent in the backend's Step; the rest of a
+	// busy batcher's time is the sessions' own work between steps
+	// (sampling, callbacks) and gathering their tokens.
+	Stepping time.Duration
 }
 
 // Stats returns the running totals.
@@ -392,8 +396,11 @@ func (bt *Batcher) loop() {
 		bt.stats.Steps++
 		bt.stats.Tokens += int64(len(toks))
 		bt.mu.Unlock()
+		t := time.Now()
 		out, err := bt.b.Step(toks)
+		took := time.Since(t)
 		bt.mu.Lock()
+		bt.stats.Stepping += took
 		bt.deliver(out, err)
 		bt.idle.Broadcast()
 		bt.mu.Unlock()

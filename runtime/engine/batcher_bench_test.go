@@ -29,11 +29,20 @@ import (
 // MINERVA_BENCH_MODEL=DIR runs another model (the synthetic gpt-oss-20b
 // of docs/benchmarks.md), with MINERVA_BENCH_PROMPT and MINERVA_BENCH_GEN
 // tokens per stream, and MINERVA_BENCH_BACKEND another backend (cuda on
-// an NVIDIA GPU; cpu by default).
+// an NVIDIA GPU; cpu by default). MINERVA_BENCH_SPIN sets the CPU
+// threads' polling (cpu.Options.Spin: 50us by default, -1ns to sleep at
+// once), for the A/B in docs/benchmarks.md.
 func BenchmarkBatcherStreams(b *testing.B) {
 	const maxStreams = 16
 	promptLen, genTokens := envInt(b, "MINERVA_BENCH_PROMPT", 16), envInt(b, "MINERVA_BENCH_GEN", 64)
-	m, err := loader.Load(loader.Spec{Model: os.Getenv("MINERVA_BENCH_MODEL"), Backend: cmp.Or(os.Getenv("MINERVA_BENCH_BACKEND"), "cpu"), Sequences: maxStreams,
+	var spin time.Duration
+	if v := os.Getenv("MINERVA_BENCH_SPIN"); v != "" {
+		var err error
+		if spin, err = time.ParseDuration(v); err != nil {
+			b.Fatalf("MINERVA_BENCH_SPIN=%q: want a duration such as 50us, or -1ns to sleep at once", v)
+		}
+	}
+	m, err := loader.Load(loader.Spec{Model: os.Getenv("MINERVA_BENCH_MODEL"), Backend: cmp.Or(os.Getenv("MINERVA_BENCH_BACKEND"), "cpu"), Sequences: maxStreams, Spin: spin,
 		Plan: compiler.PlanOptions{Ctx: promptLen + genTokens + 64, Batch: 128, KV: "f16"}})
 	if err != nil {
 		b.Fatal(err)
@@ -44,7 +53,7 @@ func BenchmarkBatcherStreams(b *testing.B) {
 	rng := rand.New(rand.NewPCG(14, 15))
 	V := int32(m.Backend.Vocab())
 	type result struct {
-		rate, perStep                float64
+		rate, perStep, stepMs        float64
 		ttft50, ttft95, itl50, itl95 time.Duration
 	}
 	round := func(c int) result {
@@ -87,7 +96,8 @@ func BenchmarkBatcherStreams(b *testing.B) {
 		wall := time.Since(start)
 		after := bt.Stats()
 		itl := slices.Concat(itls...)
-		return result{float64(c*genTokens) / wall.Seconds(), float64(after.Tokens-before.Tokens) / float64(after.Steps-before.Steps),
+		steps := float64(after.Steps - before.Steps)
+		return result{float64(c*genTokens) / wall.Seconds(), float64(after.Tokens-before.Tokens) / steps, ms(after.Stepping-before.Stepping) / steps,
 			pct(ttft, 50), pct(ttft, 95), pct(itl, 50), pct(itl, 95)}
 	}
 	levels := []int{1, 2, 4, 8, 16}
@@ -99,10 +109,10 @@ func BenchmarkBatcherStreams(b *testing.B) {
 			}
 		}
 	}
-	b.Logf("%-8s %10s %10s %10s %10s %10s %8s %8s", "streams", "tok/s", "ttft p50", "ttft p95", "itl p50", "itl p95", "vs 1", "tok/step")
+	b.Logf("%-8s %10s %10s %10s %10s %10s %8s %8s %9s", "streams", "tok/s", "ttft p50", "ttft p95", "itl p50", "itl p95", "vs 1", "tok/step", "ms/step")
 	for _, c := range levels {
 		r := best[c]
-		b.Logf("%-8d %10.1f %8.2fms %8.2fms %8.2fms %8.2fms %7.2fx %8.1f", c, r.rate, ms(r.ttft50), ms(r.ttft95), ms(r.itl50), ms(r.itl95), r.rate/best[1].rate, r.perStep)
+		b.Logf("%-8d %10.1f %8.2fms %8.2fms %8.2fms %8.2fms %7.2fx %8.1f %9.3f", c, r.rate, ms(r.ttft50), ms(r.ttft95), ms(r.itl50), ms(r.itl95), r.rate/best[1].rate, r.perStep, r.stepMs)
 	}
 	b.ReportMetric(best[8].rate/best[1].rate, "x_8_vs_1")
 }

@@ -46,6 +46,9 @@ type Spec struct {
 	Backend string
 	// Workers is the CPU backend's thread count (0: all cores).
 	Workers int
+	// Spin is how long the CPU backend's idle threads poll for the next
+	// parallel loop before sleeping (cpu.Options.Spin; 0: 50 µs).
+	Spin time.Duration
 	// Sequences is how many sequences the KV cache holds at once
 	// (continuous batching: serve --parallel); 0 means 1.
 	Sequences int
@@ -292,7 +295,7 @@ func newBackend(spec Spec, p *program.Program, ck *weights.Checkpoint) (engine.B
 	case "cpu":
 		// Return a nil interface on error, never a nil *cpu.Model in one:
 		// the caller's Close would call through the nil pointer.
-		m, err := cpu.Load(p, ck, cpu.Options{Workers: spec.Workers, Sequences: spec.Sequences})
+		m, err := cpu.Load(p, ck, cpu.Options{Workers: spec.Workers, Spin: spec.Spin, Sequences: spec.Sequences})
 		if err != nil {
 			return nil, "", err
 		}
