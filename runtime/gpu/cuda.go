@@ -88,6 +88,7 @@ type cudaBuffer struct {
 	host  []byte
 	stale bool
 	dirty bool
+	err   error // a failed read-back in Bytes, which the next Run returns
 }
 
 func (b *cudaBuffer) Bytes() []byte {
@@ -96,7 +97,13 @@ func (b *cudaBuffer) Bytes() []byte {
 			b.host = make([]byte, b.b.Len())
 		}
 		if err := b.b.Read(0, b.host); err != nil {
-			panic(fmt.Sprintf("cuda: reading a buffer back: %v", err))
+			// Bytes has no error to return (Buffer is shared with
+			// Metal and mslemu, whose memory is the host's): keep the
+			// error for the next Run to return, and hand back zeros
+			// rather than a stale copy.
+			clear(b.host)
+			b.err = fmt.Errorf("reading a GPU buffer back to the host: %w", err)
+			return b.host
 		}
 		b.stale = false
 	}
@@ -140,6 +147,12 @@ func (c *cudaDevice) FileBuffer(f weights.MappedFile) (Buffer, error) {
 // starts after the previous one finished, which covers every barrier the
 // step asks for.
 func (c *cudaDevice) Run(launches []Launch) error {
+	for _, b := range c.buffers {
+		if err := b.err; err != nil {
+			b.err = nil
+			return err
+		}
+	}
 	for _, b := range c.buffers {
 		if b.dirty {
 			if err := b.b.Write(0, b.host); err != nil {
