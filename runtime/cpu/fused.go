@@ -208,18 +208,31 @@ type expertPairs struct {
 // the row once does.
 const directMXFP4 = 4
 
+// pairLists is the storage behind expertPairs' lists, shared by the
+// model's MoE ops (Model.pairLists).
+type pairLists struct {
+	pairs, offs [][]int32
+	one         [][]float32
+	prepared    [][][]float32
+	quads       [][][4][]float32
+}
+
 func newExpertPairs(m *Model, experts, k int, w *weight) *expertPairs {
-	p := &expertPairs{m: m, k: k, w: w, pairs: make([][]int32, experts), offs: make([][]int32, experts), one: make([][]float32, experts), prepared: make([][][]float32, experts), quads: make([][][4][]float32, experts)}
-	for e := range p.pairs {
-		p.pairs[e] = make([]int32, 0, m.batch*k)
-		p.offs[e] = make([]int32, 0, m.batch*k)
-		p.prepared[e] = make([][]float32, 0, directMXFP4)
-		p.quads[e] = make([][4][]float32, 0, (m.batch*k+3)/4)
+	l := m.pairLists[[2]int{experts, k}]
+	if l == nil {
+		// Each list starts empty and grows to what the steps route to
+		// its expert: a step rarely sends every token to one expert, and
+		// capacity for that in every list is mostly never touched.
+		l = &pairLists{pairs: make([][]int32, experts), offs: make([][]int32, experts), one: make([][]float32, experts), prepared: make([][][]float32, experts), quads: make([][][4][]float32, experts)}
+		if m.pairLists == nil {
+			m.pairLists = map[[2]int]*pairLists{}
+		}
+		m.pairLists[[2]int{experts, k}] = l
 	}
 	if w.dtype == ir.MXFP4 {
 		m.needPrep(m.batch * k * w.cols)
 	}
-	return p
+	return &expertPairs{m: m, k: k, w: w, pairs: l.pairs, offs: l.offs, one: l.one, prepared: l.prepared, quads: l.quads}
 }
 
 // fill groups the pairs of seq tokens. Input rows are rows of x: one per
