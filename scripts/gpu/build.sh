@@ -9,10 +9,11 @@ mkdir -p .gpu
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -ldflags='-s -w' -o .gpu/minerva ./cmd/minerva
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o .gpu/gpu.test ./runtime/gpu
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o .gpu/engine.test ./runtime/engine
+CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o .gpu/cpu.test ./runtime/cpu
 # MINERVA_GPU_BASE=COMMIT also builds that commit's runtime/gpu tests as
 # gpu-base.test, so compare.sh can time the old kernels beside the new on
 # the same GPU in the same run.
-binaries="minerva gpu.test engine.test"
+binaries="minerva gpu.test engine.test cpu.test"
 if [ -n "${MINERVA_GPU_BASE:-}" ]; then
   base=$(mktemp -d)
   git worktree add -q --detach "$base" "$MINERVA_GPU_BASE"
