@@ -68,3 +68,32 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoadCached loads the gpt-oss tokenizer as Load does when its
+// cache file is there (the JSON already in memory, like BenchmarkLoad):
+// the SHA-256 of the 27 MB, mapping the cache file, checking it, and
+// building the tables. BenchmarkCacheKey is the SHA-256 alone.
+func BenchmarkLoadCached(b *testing.B) {
+	data := gptOSSJSON(b)
+	dir := b.TempDir()
+	if _, err := loadWithCache(data, dir); err != nil { // writes the cache
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for b.Loop() {
+		key := cacheKey(data)
+		if _, err := readCache(cachePath(dir, key), key); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCacheKey(b *testing.B) {
+	data := gptOSSJSON(b)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for b.Loop() {
+		cacheKey(data)
+	}
+}

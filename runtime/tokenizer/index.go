@@ -2,7 +2,8 @@ package tokenizer
 
 import (
 	"encoding/binary"
-	"hash/maphash"
+	"math/bits"
+	"math/rand/v2"
 )
 
 // Compact lookup tables for the vocabulary and the merges. gpt-oss has
@@ -16,8 +17,13 @@ import (
 // lookup of a short token (most of them) reads one slot and nothing else:
 // on this VM a cache and TLB miss costs ~100 ns, and the merges make
 // about a million lookups at load.
+//
+// The hash is this package's own, seeded at random when the index is
+// built (so that a crafted vocabulary cannot make the keys collide),
+// rather than hash/maphash, whose seeds cannot be stored: the tokenizer
+// cache (cache.go) keeps the slots, and with them the seed.
 type vocabIndex struct {
-	seed  maphash.Seed
+	seed  uint64
 	slots []vocabSlot
 	mask  uint32
 	keys  []string // by id; ids not indexed may hold anything
@@ -35,7 +41,26 @@ func newVocabIndex(n int) vocabIndex {
 	for size <= n+n/4 { // at most 80% full, and never full
 		size <<= 1
 	}
-	return vocabIndex{seed: maphash.MakeSeed(), slots: make([]vocabSlot, size), mask: uint32(size - 1)}
+	return vocabIndex{seed: rand.Uint64(), slots: make([]vocabSlot, size), mask: uint32(size - 1)}
+}
+
+// hashKey hashes s, whose first 8 bytes are head: a multiply-and-fold per
+// 8 bytes, as in wyhash. Most tokens are 8 bytes or shorter, one multiply.
+func hashKey(seed uint64, s string, head uint64) uint64 {
+	h := seed ^ uint64(len(s))*0x9E3779B97F4A7C15
+	if len(s) > 8 {
+		for len(s) > 8 {
+			h = fold(h^binary.LittleEndian.Uint64([]byte(s[:8])), 0xe7037ed1a0b428db)
+			s = s[8:]
+		}
+		head = head8(s)
+	}
+	return fold(h^head, 0xa0761d6478bd642f)
+}
+
+func fold(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
 }
 
 func head8(s string) uint64 {
@@ -46,8 +71,8 @@ func head8(s string) uint64 {
 
 // slot returns the slot holding s, or the empty slot where it would go.
 func (x *vocabIndex) slot(s string) *vocabSlot {
-	pos := uint32(maphash.String(x.seed, s)) & x.mask
 	head := head8(s)
+	pos := uint32(hashKey(x.seed, s, head)) & x.mask
 	for {
 		sl := &x.slots[pos]
 		if sl.id == 0 || sl.head == head && sl.n == uint32(len(s)) && (len(s) <= 8 || x.keys[sl.id-1][8:] == s[8:]) {

@@ -21,10 +21,19 @@ import (
 const maxID = 1 << 22
 
 // Load reads a Hugging Face tokenizer.json file.
+//
+// Parsing a large tokenizer.json takes a few hundred milliseconds, so Load
+// keeps the parsed tables in a cache file (see CacheDir) keyed by the
+// SHA-256 of the file's bytes, and later loads of the same bytes read
+// that instead. A cache file that is missing, damaged, or from another
+// build of Minerva is ignored and rewritten; a failure to write one does
+// not fail the load. A Tokenizer read from the cache uses the file in
+// place, mapped read-only for the rest of the process.
 func Load(path string) (*Tokenizer, error) {
+	dir := CacheDir()
 	var parseErr error
 	t, err := readFile(path, func(data []byte) (*Tokenizer, error) {
-		t, err := parse(data)
+		t, err := loadWithCache(data, dir)
 		parseErr = err
 		return t, err
 	})
@@ -39,7 +48,7 @@ func Load(path string) (*Tokenizer, error) {
 
 // Parse reads the contents of a Hugging Face tokenizer.json file.
 func Parse(data []byte) (*Tokenizer, error) {
-	t, err := parse(data)
+	t, err := parse(data, nil)
 	if err != nil {
 		return nil, fmt.Errorf("parse tokenizer.json: %w", err)
 	}
@@ -57,16 +66,14 @@ type fileJSON struct {
 }
 
 type modelJSON struct {
-	Type                    string    `json:"type"`
-	Dropout                 *float64  `json:"dropout"`
-	UnkToken                *string   `json:"unk_token"`
-	ContinuingSubwordPrefix *string   `json:"continuing_subword_prefix"`
-	EndOfWordSuffix         *string   `json:"end_of_word_suffix"`
-	FuseUnk                 bool      `json:"fuse_unk"`
-	ByteFallback            bool      `json:"byte_fallback"`
-	IgnoreMerges            bool      `json:"ignore_merges"`
-	Vocab                   jsonField `json:"-"`
-	Merges                  jsonField `json:"-"`
+	Type                    string   `json:"type"`
+	Dropout                 *float64 `json:"dropout"`
+	UnkToken                *string  `json:"unk_token"`
+	ContinuingSubwordPrefix *string  `json:"continuing_subword_prefix"`
+	EndOfWordSuffix         *string  `json:"end_of_word_suffix"`
+	FuseUnk                 bool     `json:"fuse_unk"`
+	ByteFallback            bool     `json:"byte_fallback"`
+	IgnoreMerges            bool     `json:"ignore_merges"`
 }
 
 type addedTokenJSON struct {
@@ -102,7 +109,7 @@ func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(raw) == "null"
 }
 
-func parse(data []byte) (*Tokenizer, error) {
+func parse(data []byte, keep *parsedTables) (*Tokenizer, error) {
 	if !utf8.Valid(data) {
 		return nil, errors.New("the file is not valid UTF-8 (tokenizer.json files are JSON text)")
 	}
@@ -123,18 +130,39 @@ func parse(data []byte) (*Tokenizer, error) {
 	if err := checkSyntax(modelFields, "model.", "vocab", "merges"); err != nil {
 		return nil, err
 	}
+	rest, modelRest := objectWithout(top, "model"), objectWithout(modelFields, "vocab", "merges")
+	if keep != nil {
+		keep.rest, keep.modelRest = rest, modelRest
+	}
+	return build(rest, modelRest, &jsonTables{vocabField: modelFields["vocab"], mergesField: modelFields["merges"], keep: keep})
+}
+
+// tableSource fills in the vocabulary and the merges, the large tables
+// of a tokenizer: from the JSON (jsonTables) or from the cache
+// (cacheTables, cache.go).
+type tableSource interface {
+	hasVocab() bool
+	hasMerges() bool
+	// vocab sets idBytes, idKind, the vocabulary index and the odd spellings.
+	vocab(t *Tokenizer) error
+	// mergeTable returns the merges; the vocabulary is loaded.
+	mergeTable(t *Tokenizer) (mergeTable, error)
+}
+
+// build makes a Tokenizer from tokenizer.json's fields other than "model"
+// (rest), model's fields other than "vocab" and "merges" (modelRest), both
+// JSON objects, and the large tables from src.
+func build(rest, modelRest []byte, src tableSource) (*Tokenizer, error) {
 	var f fileJSON
-	if err := json.Unmarshal(objectWithout(top, "model"), &f); err != nil {
+	if err := json.Unmarshal(rest, &f); err != nil {
 		return nil, err
 	}
 	var m modelJSON
-	if err := json.Unmarshal(objectWithout(modelFields, "vocab", "merges"), &m); err != nil {
+	if err := json.Unmarshal(modelRest, &m); err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
-	m.Vocab = modelFields["vocab"]
-	m.Merges = modelFields["merges"]
 	t := &Tokenizer{}
-	if err := t.loadModel(&m); err != nil {
+	if err := t.loadModel(&m, src); err != nil {
 		return nil, err
 	}
 	if err := checkNormalizer(f.Normalizer); err != nil {
@@ -189,8 +217,8 @@ func checkSyntax(fields map[string]jsonField, prefix string, skip ...string) err
 	return nil
 }
 
-func (t *Tokenizer) loadModel(m *modelJSON) error {
-	if m.Type == "" && len(m.Merges.value) == 0 {
+func (t *Tokenizer) loadModel(m *modelJSON, src tableSource) error {
+	if m.Type == "" && !src.hasMerges() {
 		return errors.New("model.type is missing; only byte-level BPE models are supported")
 	}
 	if m.Type != "BPE" && m.Type != "" {
@@ -205,14 +233,58 @@ func (t *Tokenizer) loadModel(m *modelJSON) error {
 	if m.EndOfWordSuffix != nil && *m.EndOfWordSuffix != "" {
 		return fmt.Errorf("model.end_of_word_suffix %q is not supported by byte-level BPE", *m.EndOfWordSuffix)
 	}
-	if isNull(m.Vocab.value) {
+	if !src.hasVocab() {
 		return errors.New("model.vocab is missing")
 	}
 	model := &t.model
 	model.ignoreMerges = m.IgnoreMerges
 	model.fuseUnk = m.FuseUnk
 	model.unkID = -1
+	if err := src.vocab(t); err != nil {
+		return err
+	}
 
+	// Bytes without a token of their own.
+	if m.UnkToken != nil {
+		id, ok := t.TokenID(*m.UnkToken)
+		if !ok {
+			return fmt.Errorf("model.unk_token %q is not in model.vocab", *m.UnkToken)
+		}
+		model.unkID = int32(id)
+	}
+	for b := 0; b < 256; b++ {
+		model.byteID[b] = -1
+		if id := model.vocab.find(string([]byte{byte(b)})); id >= 0 {
+			model.byteID[b] = id
+			continue
+		}
+		model.byteMissing[b] = t.missingByte(byte(b), m.ByteFallback)
+	}
+
+	merges, err := src.mergeTable(t)
+	if err != nil {
+		return err
+	}
+	model.merges = merges
+	return nil
+}
+
+// jsonTables reads the vocabulary and the merges from tokenizer.json.
+type jsonTables struct {
+	vocabField, mergesField jsonField
+	keep                    *parsedTables // if not nil, what the cache needs
+}
+
+// The model's type may be left out only when there is a "merges" field.
+func (j *jsonTables) hasMerges() bool { return len(j.mergesField.value) != 0 }
+func (j *jsonTables) hasVocab() bool  { return !isNull(j.vocabField.value) }
+
+func (j *jsonTables) mergeTable(t *Tokenizer) (mergeTable, error) {
+	return t.scanMerges(j.mergesField)
+}
+
+func (j *jsonTables) vocab(t *Tokenizer) error {
+	model := &t.model
 	// The vocabulary: spellings in the byte-level alphabet are keyed by the
 	// bytes they stand for; any others can only be decoded. All keys share
 	// one allocation, which spares the garbage collector 200k objects.
@@ -220,9 +292,9 @@ func (t *Tokenizer) loadModel(m *modelJSON) error {
 	var odd []entry
 	// Each spelling is one quoted string: counting quotes sizes the list
 	// once (appending 201k entries would allocate it five times over).
-	entries := make([]entry, 0, bytes.Count(m.Vocab.value, []byte{'"'})/2)
-	arena := make([]byte, 0, len(m.Vocab.value)/2)
-	err := scanVocab(m.Vocab.reader(), func(spelling []byte, id int64) error {
+	entries := make([]entry, 0, bytes.Count(j.vocabField.value, []byte{'"'})/2)
+	arena := make([]byte, 0, len(j.vocabField.value)/2)
+	err := scanVocab(j.vocabField.reader(), func(spelling []byte, id int64) error {
 		if id < 0 || id >= maxID {
 			return fmt.Errorf("model.vocab: %q has id %d; ids must be in 0..%d", spelling, id, maxID-1)
 		}
@@ -288,29 +360,10 @@ func (t *Tokenizer) loadModel(m *modelJSON) error {
 		t.oddID[spelling] = e.id
 		t.idBytes[e.id] = spelling // the ByteLevel decoder emits it unchanged
 	}
-
-	// Bytes without a token of their own.
-	if m.UnkToken != nil {
-		id, ok := t.TokenID(*m.UnkToken)
-		if !ok {
-			return fmt.Errorf("model.unk_token %q is not in model.vocab", *m.UnkToken)
-		}
-		model.unkID = int32(id)
+	if j.keep != nil {
+		// The added tokens change idKind; the cache holds the vocabulary's.
+		j.keep.kinds = slices.Clone(t.idKind)
 	}
-	for b := 0; b < 256; b++ {
-		model.byteID[b] = -1
-		if id := model.vocab.find(string([]byte{byte(b)})); id >= 0 {
-			model.byteID[b] = id
-			continue
-		}
-		model.byteMissing[b] = t.missingByte(byte(b), m.ByteFallback)
-	}
-
-	merges, err := t.scanMerges(m.Merges)
-	if err != nil {
-		return err
-	}
-	model.merges = merges
 	return nil
 }
 
@@ -468,6 +521,19 @@ func (t *Tokenizer) spellingID(buf *[]byte, spelling []byte) (int32, bool) {
 func (t *Tokenizer) loadAddedTokens(list []addedTokenJSON) error {
 	t.added.byContent = map[string]int{}
 	t.added.content = map[int]string{}
+	// Grow the per-id tables once to the highest added id, rather than
+	// appending token by token (for gpt-oss, 3 MB copied for each
+	// reallocation).
+	highest := len(t.idKind) - 1
+	for _, a := range list {
+		if a.ID != nil && a.Content != nil && *a.Content != "" && *a.ID >= 0 && *a.ID < maxID {
+			highest = max(highest, int(*a.ID))
+		}
+	}
+	if n := highest + 1 - len(t.idKind); n > 0 {
+		t.idKind = append(t.idKind, make([]tokenKind, n)...)
+		t.idBytes = append(t.idBytes, make([]string, n)...)
+	}
 	sharedCopied := false
 	for i, a := range list {
 		if a.ID == nil || a.Content == nil {

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -39,4 +40,32 @@ func readFile(path string, parse func([]byte) (*Tokenizer, error)) (*Tokenizer, 
 	}
 	defer unix.Munmap(data)
 	return parse(data)
+}
+
+// mapCacheFile maps a tokenizer cache file read-only. The Tokenizer built
+// from it uses the mapping in place, so on success nothing unmaps it:
+// unmapping while a method still reads a table (a Go slice, which does
+// not keep foreign memory alive) would crash. The pages belong to the
+// page cache, not the heap, so the kernel can drop them under pressure.
+// The cache is only ever replaced by rename, which leaves a mapped file's
+// pages intact.
+func mapCacheFile(path string) (data []byte, unmap func(), err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	size := st.Size()
+	if size == 0 || int64(int(size)) != size || !st.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%s is not a cache file", path)
+	}
+	data, err = unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, func() { unix.Munmap(data) }, nil
 }
