@@ -46,8 +46,13 @@ type pool struct {
 	// busy counts the helpers of the current loop that have not finished.
 	busy atomic.Int32
 	// callerParked and callerWake let the last helper wake a caller that
-	// stopped spinning.
-	callerParked atomic.Bool
+	// stopped spinning. callerParked holds the announcement of the loop
+	// the caller sleeps in (0: none), so that a helper that finishes a
+	// loop late, after the caller has moved on to the next one, cannot
+	// wake it for that next loop: it would return with the next loop's
+	// helpers still to come, and write the next loop's fields while
+	// they read them.
+	callerParked atomic.Uint64
 	callerWake   chan struct{}
 
 	// The loop being run.
@@ -121,7 +126,7 @@ func (p *pool) worker(pw *poolWorker, id int) {
 			continue // not wanted for this loop
 		}
 		p.claimCatchingFault(id)
-		if p.busy.Add(-1) == 0 && p.callerParked.CompareAndSwap(true, false) {
+		if p.busy.Add(-1) == 0 && p.callerParked.CompareAndSwap(a, 0) {
 			p.callerWake <- struct{}{}
 		}
 	}
@@ -254,7 +259,7 @@ func (p *pool) run(total, grain int, body func(lo, hi, worker int)) {
 	}
 	p.claimCatchingFault(0)
 	t := time.Now()
-	p.awaitHelpers()
+	p.awaitHelpers(p.loop.Load())
 	p.waited += time.Since(t)
 	p.body = nil
 	if f := p.fault; f != nil {
@@ -263,17 +268,18 @@ func (p *pool) run(total, grain int, body func(lo, hi, worker int)) {
 	}
 }
 
-// awaitHelpers returns once every helper of the loop has finished,
+// awaitHelpers returns once every helper of the loop announced as loop
+// has finished,
 // spinning for p.spin and then parking until the last one wakes it.
-func (p *pool) awaitHelpers() {
+func (p *pool) awaitHelpers(loop uint64) {
 	done := func() (struct{}, bool) { return struct{}{}, p.busy.Load() == 0 }
 	if _, ok := spinUntil(p.spin, done); ok {
 		return
 	}
-	p.callerParked.Store(true)
+	p.callerParked.Store(loop)
 	if p.busy.Load() == 0 {
-		if !p.callerParked.CompareAndSwap(true, false) {
-			<-p.callerWake
+		if !p.callerParked.CompareAndSwap(loop, 0) {
+			<-p.callerWake // the last helper saw us parked and sent a wake-up: take it
 		}
 		return
 	}

@@ -82,3 +82,39 @@ func BenchmarkPoolRun(b *testing.B) {
 		})
 	}
 }
+
+// TestPoolLoopsBackToBack runs many small loops one after another, each
+// checking that every chunk it is given lies in its own range and that
+// its items are covered once. A helper that finished a loop late once
+// woke the caller for the next loop (the caller's parking flag did not
+// say which loop it slept in), so the caller went on before that loop's
+// helper had started, and the two raced on the loop's fields; under
+// `go test -race`, and with the machine busy, this test caught it.
+func TestPoolLoopsBackToBack(t *testing.T) {
+	for _, workers := range []int{2, 3} {
+		p := newPool(workers, 0)
+		defer p.close()
+		seen := make([]int32, 16)
+		for i := range 20000 {
+			n := 2 + i%15
+			var mu sync.Mutex
+			clear(seen)
+			p.run(n, 1, func(lo, hi, _ int) {
+				if lo < 0 || hi > n || lo >= hi {
+					t.Errorf("loop %d of %d items got the chunk [%d, %d)", i, n, lo, hi)
+					return
+				}
+				mu.Lock()
+				for k := lo; k < hi; k++ {
+					seen[k]++
+				}
+				mu.Unlock()
+			})
+			for k := range n {
+				if seen[k] != 1 {
+					t.Fatalf("loop %d: item %d run %d times", i, k, seen[k])
+				}
+			}
+		}
+	}
+}
