@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -131,19 +132,26 @@ func buildMinerva(tb testing.TB) string {
 // BenchmarkTimeToReady measures `minerva run` from process start to the
 // model ready, for the embedded fortune model (9 MB, no file to map), a
 // synthesised tiny-random checkpoint, and, when MINERVA_SYNTH_DIR is set,
-// that checkpoint (gpt-oss-20b in docs/benchmarks.md) with and without its
-// tokenizer.json, in one run:
+// that checkpoint (gpt-oss-20b in docs/benchmarks.md) in one run: with
+// its tokenizer.json read from the tokenizer cache (written by an untimed
+// run first), with an empty cache each run (the first run after a new
+// tokenizer.json: parsed, then the cache written), with the cache off
+// (parsed), and without tokenizer.json:
 //
 //	MINERVA_SYNTH_DIR=/tmp/gpt-oss-20b go test ./cmd/minerva/ -run '^$' -bench TimeToReady -benchtime 20x
 func BenchmarkTimeToReady(b *testing.B) {
 	bin := buildMinerva(b)
 	tiny := synthTiny(b)
-	models := []struct {
+	type model struct {
 		name string
 		args []string
-	}{
-		{"fortune", nil},
-		{"tiny-random", []string{"--model", tiny}},
+		// cache is MINERVA_CACHE_DIR for a run: "" for this process's
+		// (TestMain's), "off", or "fresh" for a new empty directory.
+		cache string
+	}
+	models := []model{
+		{"fortune", nil, ""},
+		{"tiny-random", []string{"--model", tiny}, ""},
 	}
 	if dir := os.Getenv("MINERVA_SYNTH_DIR"); dir != "" {
 		// The same checkpoint without its tokenizer.json (links to the
@@ -165,19 +173,30 @@ func BenchmarkTimeToReady(b *testing.B) {
 				}
 			}
 		}
-		models = append(models, []struct {
-			name string
-			args []string
-		}{
-			{filepath.Base(dir), []string{"--model", dir}},
-			{filepath.Base(dir) + "-no-tokenizer", []string{"--model", bare}},
-		}...)
+		name := filepath.Base(dir)
+		models = append(models,
+			model{name, []string{"--model", dir}, ""},
+			model{name + "-first-run", []string{"--model", dir}, "fresh"},
+			model{name + "-no-cache", []string{"--model", dir}, "off"},
+			model{name + "-no-tokenizer", []string{"--model", bare}, ""})
 	}
 	for _, m := range models {
 		b.Run(m.name, func(b *testing.B) {
+			env := func() []string {
+				switch m.cache {
+				case "fresh":
+					return append(os.Environ(), "MINERVA_CACHE_DIR="+b.TempDir())
+				case "off":
+					return append(os.Environ(), "MINERVA_CACHE_DIR=off")
+				}
+				return nil
+			}
+			if m.cache == "" {
+				timeToReady(b, bin, nil, m.args...) // writes the tokenizer cache
+			}
 			var walls, loads []time.Duration
 			for b.Loop() {
-				d, l := timeToReady(b, bin, nil, m.args...)
+				d, l := timeToReady(b, bin, env(), m.args...)
 				walls = append(walls, d)
 				if ld, err := time.ParseDuration(l); err == nil {
 					loads = append(loads, ld)
@@ -215,9 +234,23 @@ func TestTimeToReadySmoke(t *testing.T) {
 
 // TestMain lets the test binary act as minerva (MINERVA_AS_MAIN=1), so
 // that the smoke test can time a real process without building one.
+//
+// Unless MINERVA_CACHE_DIR is set, the tokenizer cache goes to a
+// directory of the test process's own, not the user's cache.
 func TestMain(m *testing.M) {
 	if os.Getenv("MINERVA_AS_MAIN") == "1" {
 		os.Exit(run(os.Args[1:], &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
 	}
-	os.Exit(m.Run())
+	if os.Getenv("MINERVA_CACHE_DIR") != "" {
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "minerva-cache-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("MINERVA_CACHE_DIR", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }

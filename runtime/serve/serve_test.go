@@ -45,6 +45,14 @@ const (
 var fortune Model
 
 func TestMain(m *testing.M) {
+	// Tokenizers loaded from files are cached in a directory of this
+	// process's own, not the user's cache.
+	cacheDir, err := os.MkdirTemp("", "minerva-cache-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("MINERVA_CACHE_DIR", cacheDir)
 	lm, err := loader.Load(loader.Spec{Plan: compiler.PlanOptions{Ctx: testCtx, KV: "f32", Batch: 64}, Backend: "cpu", Workers: 2, Tokenizer: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -68,6 +76,7 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 	}
+	os.RemoveAll(cacheDir)
 	os.Exit(code)
 }
 
