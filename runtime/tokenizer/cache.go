@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"math/bits"
 	"runtime/debug"
 	"sync"
@@ -150,9 +151,9 @@ func viewOf[T any](b []byte) ([]T, error) {
 	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/size), nil
 }
 
-// encodeCache writes the cache file of t, which parse built from the
+// newCacheFile lays out the cache file of t, which parse built from the
 // tokenizer.json whose SHA-256 is key, keeping kept.
-func encodeCache(key [32]byte, t *Tokenizer, kept *parsedTables) ([]byte, error) {
+func newCacheFile(key [32]byte, t *Tokenizer, kept *parsedTables) (*cacheFile, error) {
 	if !littleEndian {
 		return nil, errors.New("the tokenizer cache needs a little-endian machine")
 	}
@@ -196,26 +197,69 @@ func encodeCache(key [32]byte, t *Tokenizer, kept *parsedTables) ([]byte, error)
 		secMerges:     bytesOf(t.model.merges.merges),
 		secMergeSlots: bytesOf(t.model.merges.slots),
 	}
+	c := &cacheFile{head: make([]byte, headerSize+dirSize), sections: sections}
 	total := headerSize + dirSize
-	var offs [numSections]int
 	for i, s := range sections {
-		total = (total + sectionAlign - 1) &^ (sectionAlign - 1)
-		offs[i] = total
+		c.pad[i] = -total & (sectionAlign - 1)
+		total += c.pad[i]
+		binary.LittleEndian.PutUint64(c.head[headerSize+16*i:], uint64(total))
+		binary.LittleEndian.PutUint64(c.head[headerSize+16*i+8:], uint64(len(s)))
 		total += len(s)
 	}
-	out := make([]byte, total)
-	copy(out, cacheMagic)
-	binary.LittleEndian.PutUint32(out[8:], cacheVersion)
-	binary.LittleEndian.PutUint32(out[12:], numSections)
-	copy(out[16:48], key[:])
-	binary.LittleEndian.PutUint64(out[48:], uint64(total))
+	copy(c.head, cacheMagic)
+	binary.LittleEndian.PutUint32(c.head[8:], cacheVersion)
+	binary.LittleEndian.PutUint32(c.head[12:], numSections)
+	copy(c.head[16:48], key[:])
+	binary.LittleEndian.PutUint64(c.head[48:], uint64(total))
+	var zeros [sectionAlign]byte
+	crc := crc32.Update(0, castagnoli, c.head[:crcOffset])
+	crc = crc32.Update(crc, castagnoli, c.head[headerSize:])
 	for i, s := range sections {
-		binary.LittleEndian.PutUint64(out[headerSize+16*i:], uint64(offs[i]))
-		binary.LittleEndian.PutUint64(out[headerSize+16*i+8:], uint64(len(s)))
-		copy(out[offs[i]:], s)
+		crc = crc32.Update(crc, castagnoli, zeros[:c.pad[i]])
+		crc = crc32.Update(crc, castagnoli, s)
 	}
-	binary.LittleEndian.PutUint32(out[crcOffset:], cacheCRC(out))
-	return out, nil
+	binary.LittleEndian.PutUint32(c.head[crcOffset:], crc)
+	return c, nil
+}
+
+// cacheFile is a cache file to write: its header and directory, then
+// each section after its padding. The large sections are the
+// Tokenizer's own tables, written from where they are rather than copied
+// into one buffer (16 MB of fresh memory for gpt-oss).
+type cacheFile struct {
+	head     []byte
+	pad      [numSections]int
+	sections [numSections][]byte
+}
+
+// WriteTo writes the file to w.
+func (c *cacheFile) WriteTo(w io.Writer) (int64, error) {
+	var zeros [sectionAlign]byte
+	n, err := w.Write(c.head)
+	total := int64(n)
+	for i, s := range c.sections {
+		if err != nil {
+			break
+		}
+		n, err = w.Write(zeros[:c.pad[i]])
+		total += int64(n)
+		if err == nil {
+			n, err = w.Write(s)
+			total += int64(n)
+		}
+	}
+	return total, err
+}
+
+// encodeCache returns the cache file of t (see newCacheFile) as bytes.
+func encodeCache(key [32]byte, t *Tokenizer, kept *parsedTables) ([]byte, error) {
+	c, err := newCacheFile(key, t, kept)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	c.WriteTo(&buf)
+	return buf.Bytes(), nil
 }
 
 // cacheCRC is the checksum of a cache file: every byte but its own field.

@@ -491,7 +491,8 @@ func TestCacheUnwritableOrOff(t *testing.T) {
 func FuzzCache(f *testing.F) {
 	var key [32]byte
 	copy(key[:], "FuzzCache")
-	for _, name := range []string{"fortune", "added", "odd-spellings", "no-merges", "null-merges"} {
+	// Not the fortune tokenizer: the fuzzer is slow on large inputs.
+	for _, name := range []string{"added", "odd-spellings", "no-merges", "null-merges"} {
 		data := cacheFixtures(f)[name]
 		var kept parsedTables
 		tok, err := parse(data, &kept)

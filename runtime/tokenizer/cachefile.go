@@ -72,7 +72,7 @@ func readCache(path string, key [32]byte) (*Tokenizer, error) {
 // leave a *.tmp file behind; a torn file under path is caught by its
 // length and checksum.
 func writeCache(path string, key [32]byte, t *Tokenizer, kept *parsedTables) error {
-	file, err := encodeCache(key, t, kept)
+	file, err := newCacheFile(key, t, kept)
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func writeCache(path string, key [32]byte, t *Tokenizer, kept *parsedTables) err
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(file)
+	_, err = file.WriteTo(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
