@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"maps"
@@ -11,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/minerva-ml/minerva/internal/golden"
 )
 
 // The tests of this package never write into the user's cache: Load
@@ -534,4 +537,59 @@ func fixLength(file []byte) []byte {
 		binary.LittleEndian.PutUint64(file[48:], uint64(len(file)))
 	}
 	return file
+}
+
+// TestCacheFormatUnchanged guards cacheVersion. A cache file holds tables
+// that this build reads as its own; if a change to the code makes parse
+// build other tables from the same file (or lays them out differently),
+// a file written before the change must not be read after it, so
+// cacheVersion must change too. testdata/cache-tables.golden holds the
+// version and a hash of the tables each fixture gives (with a fixed hash
+// seed); MINERVA_UPDATE_GOLDEN=1 rewrites it.
+func TestCacheFormatUnchanged(t *testing.T) {
+	defer func(f func() uint64) { newSeed = f }(newSeed)
+	newSeed = func() uint64 { return 0x5eed }
+	fixtures := cacheFixtures(t)
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "format %d\n", cacheVersion)
+	for _, name := range slices.Sorted(maps.Keys(fixtures)) {
+		var kept parsedTables
+		tok, err := parse(fixtures[name], &kept)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := newCacheFile(cacheKey(fixtures[name]), tok, &kept)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		h.Write(c.head)
+		h.Write(c.sections[secMeta][:16]) // not the build stamp
+		for i, s := range c.sections {
+			if i != secMeta {
+				h.Write(s)
+			}
+		}
+		fmt.Fprintf(&sb, "%s %x\n", name, h.Sum(nil))
+	}
+	const path = "testdata/cache-tables.golden"
+	if golden.Update() {
+		if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(want) == sb.String() {
+		return
+	}
+	if strings.HasPrefix(string(want), fmt.Sprintf("format %d\n", cacheVersion)) {
+		t.Fatalf("the cached tables changed but cacheVersion (%d) did not, so a cache written before the change "+
+			"would be read as this build's: bump cacheVersion in cache.go, then rerun with MINERVA_UPDATE_GOLDEN=1.\n got:\n%s\nwant:\n%s",
+			cacheVersion, sb.String(), want)
+	}
+	t.Fatalf("cacheVersion changed: rerun with MINERVA_UPDATE_GOLDEN=1 to record the new tables.\n got:\n%s\nwant:\n%s", sb.String(), want)
 }

@@ -41,8 +41,12 @@ func newVocabIndex(n int) vocabIndex {
 	for size <= n+n/4 { // at most 80% full, and never full
 		size <<= 1
 	}
-	return vocabIndex{seed: rand.Uint64(), slots: make([]vocabSlot, size), mask: uint32(size - 1)}
+	return vocabIndex{seed: newSeed(), slots: make([]vocabSlot, size), mask: uint32(size - 1)}
 }
+
+// newSeed seeds a new vocabulary index; a test fixes it to compare the
+// tables of two builds.
+var newSeed = rand.Uint64
 
 // hashKey hashes s, whose first 8 bytes are head: a multiply-and-fold per
 // 8 bytes, as in wyhash. Most tokens are 8 bytes or shorter, one multiply.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -240,10 +241,13 @@ func (r *jsonReader) skipFast() error {
 }
 
 // objectWithout re-assembles an object from fields, leaving out some keys,
-// for encoding/json to decode the small remainder.
+// for encoding/json to decode the small remainder. The keys are sorted,
+// so that the tokenizer cache (which keeps the result) is the same bytes
+// for the same file.
 func objectWithout(fields map[string]jsonField, omit ...string) []byte {
 	out := []byte{'{'}
-	for name, f := range fields {
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		f := fields[name]
 		if slices.Contains(omit, name) {
 			continue
 		}
