@@ -83,7 +83,7 @@ func BenchmarkLoadCached(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		key := cacheKey(data)
-		if _, err := readCache(cachePath(dir, key), key); err != nil {
+		if _, err := readCache(cachePath(dir, key), key, maxCacheSize(len(data))); err != nil {
 			b.Fatal(err)
 		}
 	}

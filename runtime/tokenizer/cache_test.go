@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/minerva-ml/minerva/internal/golden"
@@ -389,6 +390,7 @@ func TestBadCacheIgnored(t *testing.T) {
 		"truncated":          good[:len(good)/2],
 		"one byte short":     good[:len(good)-1],
 		"one byte more":      append(bytes.Clone(good), 0),
+		"too large to map":   make([]byte, maxCacheSize(len(data))+1),
 		"bit flip in arena":  flip(section(secArena) + 5),
 		"bit flip in merges": flip(section(secMerges) + 100),
 		"bit flip in header": flip(20),
@@ -592,4 +594,40 @@ func TestCacheFormatUnchanged(t *testing.T) {
 			cacheVersion, sb.String(), want)
 	}
 	t.Fatalf("cacheVersion changed: rerun with MINERVA_UPDATE_GOLDEN=1 to record the new tables.\n got:\n%s\nwant:\n%s", sb.String(), want)
+}
+
+// Loads of the same new file at once (as several processes might) all
+// give the right tokenizer, and leave one valid cache file and no
+// temporary ones.
+func TestCacheConcurrentLoads(t *testing.T) {
+	data := cacheFixtures(t)["fortune"]
+	reference, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, cache := loadFixture(t, data)
+	toks := make([]*Tokenizer, 4)
+	errs := make([]error, len(toks))
+	var wg sync.WaitGroup
+	for i := range toks {
+		wg.Go(func() { toks[i], errs[i] = Load(path) })
+	}
+	wg.Wait()
+	for i, tok := range toks {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		compareBehaviour(t, reference, tok, cacheTexts(t)[:40])
+	}
+	entries, err := os.ReadDir(filepath.Dir(cache))
+	if err != nil || len(entries) != 1 || entries[0].Name() != filepath.Base(cache) {
+		t.Errorf("the cache directory holds %v (%v), want the cache file alone", entries, err)
+	}
+	written, err := os.ReadFile(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeCache(written, cacheKey(data)); err != nil {
+		t.Errorf("the cache file does not decode: %v", err)
+	}
 }

@@ -39,7 +39,7 @@ func loadWithCache(data []byte, dir string) (*Tokenizer, error) {
 	}
 	key := cacheKey(data)
 	path := cachePath(dir, key)
-	if t, err := readCache(path, key); err == nil {
+	if t, err := readCache(path, key, maxCacheSize(len(data))); err == nil {
 		return t, nil
 	}
 	var kept parsedTables
@@ -51,10 +51,19 @@ func loadWithCache(data []byte, dir string) (*Tokenizer, error) {
 	return t, nil
 }
 
-// readCache loads a cache file. On success the file stays mapped: the
-// Tokenizer's tables are views of it.
-func readCache(path string, key [32]byte) (*Tokenizer, error) {
-	data, unmap, err := mapCacheFile(path)
+// maxCacheSize bounds the cache file of a tokenizer.json of n bytes, so
+// that a stray large file under its name is not mapped whole: the tables
+// take at most about 40 bytes a vocabulary entry and 28 a merge, each at
+// least 6 bytes of JSON, plus 5 bytes an id up to the highest (ids may
+// be sparse: at most maxID).
+func maxCacheSize(n int) int64 {
+	return 16*int64(n) + 5*maxID + 1<<20
+}
+
+// readCache loads a cache file of at most maxSize bytes. On success the
+// file stays mapped: the Tokenizer's tables are views of it.
+func readCache(path string, key [32]byte, maxSize int64) (*Tokenizer, error) {
+	data, unmap, err := mapCacheFile(path, maxSize)
 	if err != nil {
 		return nil, err
 	}

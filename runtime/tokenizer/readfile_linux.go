@@ -49,7 +49,7 @@ func readFile(path string, parse func([]byte) (*Tokenizer, error)) (*Tokenizer, 
 // page cache, not the heap, so the kernel can drop them under pressure.
 // The cache is only ever replaced by rename, which leaves a mapped file's
 // pages intact.
-func mapCacheFile(path string) (data []byte, unmap func(), err error) {
+func mapCacheFile(path string, maxSize int64) (data []byte, unmap func(), err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
@@ -60,8 +60,8 @@ func mapCacheFile(path string) (data []byte, unmap func(), err error) {
 		return nil, nil, err
 	}
 	size := st.Size()
-	if size == 0 || int64(int(size)) != size || !st.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("%s is not a cache file", path)
+	if size == 0 || size > maxSize || int64(int(size)) != size || !st.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%s is not a cache file (%d bytes)", path, size)
 	}
 	data, err = unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
 	if err != nil {
