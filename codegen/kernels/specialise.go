@@ -385,7 +385,7 @@ func specExpertUp(b *builder) ([]spec, error) {
 	}
 	desc := fmt.Sprintf("%s_e%d_%dx%d_k%d", w.DType, w.Shape[0], w.Shape[1], w.Shape[2], k)
 	grid := Grid{{Const: (data.OutW + sgPerTG*rowsPerSG - 1) / (sgPerTG * rowsPerSG)}, {PerTile: k, Tile: 1}, {Const: 1}}
-	return []spec{{variant: Any, template: "expert_up", desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 16}, grid: grid, data: data}}, nil
+	return []spec{{variant: Any, template: "expert_up", desc: desc, threads: threads(tgThreads), tgmem: []int{16}, grid: grid, data: data}}, nil
 }
 
 // specExpertDown covers moe_down (expert_linear + mix + residual add).
@@ -403,7 +403,7 @@ func specExpertDown(b *builder) ([]spec, error) {
 	data := &ExpertDownData{Weight: weightInfo(w), In: int(w.Shape[2]), Rows: int(w.Shape[1]), K: k,
 		Bias: bias != nil, BiasLoad: loadOf(bias), RowsPerSG: rowsPerSG}
 	desc := fmt.Sprintf("%s_e%d_%dx%d_k%d", w.DType, w.Shape[0], w.Shape[1], w.Shape[2], k)
-	return []spec{{variant: Any, template: "expert_down", desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 16}, grid: rowsGrid(int(w.Shape[1]), sgPerTG*rowsPerSG), data: data}}, nil
+	return []spec{{variant: Any, template: "expert_down", desc: desc, threads: threads(tgThreads), tgmem: []int{16}, grid: rowsGrid(int(w.Shape[1]), sgPerTG*rowsPerSG), data: data}}, nil
 }
 
 func specRope(b *builder) ([]spec, error) {

@@ -564,9 +564,9 @@ kernel void linear_prefill_bf16_256x256_5fb0e739(
 }
 
 // ---------------------------------------------------------------------------
-// moe_down_any_mxfp4_e8_256x256_k2_731fe04a: any kernel of moe_down (expert_linear + mix + add)
+// moe_down_any_mxfp4_e8_256x256_k2_b64d3622: any kernel of moe_down (expert_linear + mix + add)
 // moe_down = expert_linear + mix + add
-kernel void moe_down_any_mxfp4_e8_256x256_k2_731fe04a(
+kernel void moe_down_any_mxfp4_e8_256x256_k2_b64d3622(
     constant StepArgs& args [[buffer(0)]],
     device const float* residual [[buffer(1)]],
     device const float* y [[buffer(2)]],
@@ -585,8 +585,6 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_731fe04a(
   constexpr uint ROWS = 256;
   constexpr uint K = 2;
   const uint t = tgid.y;
-  threadgroup float* lut = tg;
-  fp4_table(lut, tid);
   for (uint r = 0; r < 2; r++) {
     const uint o = (tgid.x * nsg + sg) * 2 + r;
     if (o >= ROWS) break;
@@ -612,8 +610,12 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_731fe04a(
         device const float4* x4 = (device const float4*)(XR + blk * 32 + q * 8);
         const float4 xa = x4[0], xb = x4[1];
         // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble).
-        const float lo = lut[w4 & 15u] * xa.x + lut[(w4 >> 4) & 15u] * xa.y + lut[(w4 >> 8) & 15u] * xa.z + lut[(w4 >> 12) & 15u] * xa.w;
-        const float hi = lut[(w4 >> 16) & 15u] * xb.x + lut[(w4 >> 20) & 15u] * xb.y + lut[(w4 >> 24) & 15u] * xb.z + lut[w4 >> 28] * xb.w;
+        // The codes are decoded by arithmetic (fp4), not from a table in
+        // threadgroup memory: with contiguous loads, the table's eight
+        // reads a lane were half of these kernels' L1 traffic, and L1
+        // throughput is what bounds them (Nsight Compute, docs/gpu.md).
+        const float lo = fp4(w4 & 15u) * xa.x + fp4((w4 >> 4) & 15u) * xa.y + fp4((w4 >> 8) & 15u) * xa.z + fp4((w4 >> 12) & 15u) * xa.w;
+        const float hi = fp4((w4 >> 16) & 15u) * xb.x + fp4((w4 >> 20) & 15u) * xb.y + fp4((w4 >> 24) & 15u) * xb.z + fp4(w4 >> 28) * xb.w;
         acc += (lo + hi) * e8m0(w_scales[(R) * (IN / 32) + blk]);
       }
     }
@@ -626,9 +628,9 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_731fe04a(
 }
 
 // ---------------------------------------------------------------------------
-// moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337: any kernel of moe_gate_up (expert_linear + swiglu)
+// moe_gate_up_any_mxfp4_e8_512x256_k2_6aa3568e: any kernel of moe_gate_up (expert_linear + swiglu)
 // moe_gate_up = expert_linear + swiglu
-kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337(
+kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_6aa3568e(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const Route* routes [[buffer(2)]],
@@ -648,8 +650,6 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337(
   constexpr uint OUTW = 256;   // outputs per route
   const uint t = tgid.y / K, s = tgid.y % K;
   const uint e = uint(routes[t * K + s].expert);
-  threadgroup float* lut = tg;
-  fp4_table(lut, tid);
   device const float* XR = x + t * IN;
   for (uint r = 0; r < 2; r++) {
     const uint j = (tgid.x * nsg + sg) * 2 + r;
@@ -674,8 +674,12 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_2b3b5337(
         device const float4* x4 = (device const float4*)(XR + blk * 32 + q * 8);
         const float4 xa = x4[0], xb = x4[1];
         // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble).
-        const float lo = lut[w4 & 15u] * xa.x + lut[(w4 >> 4) & 15u] * xa.y + lut[(w4 >> 8) & 15u] * xa.z + lut[(w4 >> 12) & 15u] * xa.w;
-        const float hi = lut[(w4 >> 16) & 15u] * xb.x + lut[(w4 >> 20) & 15u] * xb.y + lut[(w4 >> 24) & 15u] * xb.z + lut[w4 >> 28] * xb.w;
+        // The codes are decoded by arithmetic (fp4), not from a table in
+        // threadgroup memory: with contiguous loads, the table's eight
+        // reads a lane were half of these kernels' L1 traffic, and L1
+        // throughput is what bounds them (Nsight Compute, docs/gpu.md).
+        const float lo = fp4(w4 & 15u) * xa.x + fp4((w4 >> 4) & 15u) * xa.y + fp4((w4 >> 8) & 15u) * xa.z + fp4((w4 >> 12) & 15u) * xa.w;
+        const float hi = fp4((w4 >> 16) & 15u) * xb.x + fp4((w4 >> 20) & 15u) * xb.y + fp4((w4 >> 24) & 15u) * xb.z + fp4(w4 >> 28) * xb.w;
         acc += (lo + hi) * e8m0(w_scales[(R) * (IN / 32) + blk]);
       }
     }
