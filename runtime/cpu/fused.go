@@ -181,11 +181,17 @@ func (m *Model) glu(x buf, wg *weight, bg []float32, wu *weight, bu []float32, o
 }
 
 // expertPairs groups a call's (token, route) pairs by expert, and finds
-// each pair's input row.
+// each pair's input row. Its lists are the model's, shared by every MoE
+// op of the same shape (Model.pairLists).
 type expertPairs struct {
-	m     *Model
-	k     int
-	w     *weight
+	m *Model
+	k int
+	w *weight
+	*pairLists
+}
+
+// pairLists holds expertPairs' per-expert lists.
+type pairLists struct {
 	pairs [][]int32 // per expert: t*k+s of the pairs routed to it
 	offs  [][]int32 // per expert: where each pair's input row starts
 	// one is, for an expert with one pair, that pair's input as w.dot
@@ -208,15 +214,6 @@ type expertPairs struct {
 // the row once does.
 const directMXFP4 = 4
 
-// pairLists is the storage behind expertPairs' lists, shared by the
-// model's MoE ops (Model.pairLists).
-type pairLists struct {
-	pairs, offs [][]int32
-	one         [][]float32
-	prepared    [][][]float32
-	quads       [][][4][]float32
-}
-
 func newExpertPairs(m *Model, experts, k int, w *weight) *expertPairs {
 	l := m.pairLists[[2]int{experts, k}]
 	if l == nil {
@@ -232,7 +229,7 @@ func newExpertPairs(m *Model, experts, k int, w *weight) *expertPairs {
 	if w.dtype == ir.MXFP4 {
 		m.needPrep(m.batch * k * w.cols)
 	}
-	return &expertPairs{m: m, k: k, w: w, pairs: l.pairs, offs: l.offs, one: l.one, prepared: l.prepared, quads: l.quads}
+	return &expertPairs{m: m, k: k, w: w, pairLists: l}
 }
 
 // fill groups the pairs of seq tokens. Input rows are rows of x: one per
