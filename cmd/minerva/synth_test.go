@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minerva-ml/minerva/internal/testcache"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
@@ -244,13 +244,5 @@ func TestMain(m *testing.M) {
 	if os.Getenv("MINERVA_CACHE_DIR") != "" {
 		os.Exit(m.Run())
 	}
-	dir, err := os.MkdirTemp("", "minerva-cache-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Setenv("MINERVA_CACHE_DIR", dir)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testcache.Run(m))
 }

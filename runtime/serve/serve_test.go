@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/minerva-ml/minerva/compiler"
+	"github.com/minerva-ml/minerva/internal/testcache"
 	"github.com/minerva-ml/minerva/runtime/chat"
 	"github.com/minerva-ml/minerva/runtime/loader"
 )
@@ -47,12 +48,11 @@ var fortune Model
 func TestMain(m *testing.M) {
 	// Tokenizers loaded from files are cached in a directory of this
 	// process's own, not the user's cache.
-	cacheDir, err := os.MkdirTemp("", "minerva-cache-test")
+	removeCache, err := testcache.Use()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	os.Setenv("MINERVA_CACHE_DIR", cacheDir)
 	lm, err := loader.Load(loader.Spec{Plan: compiler.PlanOptions{Ctx: testCtx, KV: "f32", Batch: 64}, Backend: "cpu", Workers: 2, Tokenizer: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -76,7 +76,7 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 	}
-	os.RemoveAll(cacheDir)
+	removeCache()
 	os.Exit(code)
 }
 

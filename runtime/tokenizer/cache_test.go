@@ -15,21 +15,12 @@ import (
 	"testing"
 
 	"github.com/minerva-ml/minerva/internal/golden"
+	"github.com/minerva-ml/minerva/internal/testcache"
 )
 
 // The tests of this package never write into the user's cache: Load
 // (which the fortune helper uses) writes into a directory of its own.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "tokenizer-cache-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Setenv("MINERVA_CACHE_DIR", dir)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testcache.Run(m)) }
 
 // cacheFixtures are tokenizer.json files that cover the tables: the
 // fortune model's, and toys with added tokens over vocabulary ids and
