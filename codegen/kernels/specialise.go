@@ -14,7 +14,7 @@ const (
 	// expertRows weight rows share each activation load in the expert
 	// kernels (templates/experts.metal.tmpl says why).
 	expertRows = 4
-	tgThreads = 32 * sgPerTG
+	tgThreads  = 32 * sgPerTG
 	// wideSG SIMD-groups serve kernels whose grid is one threadgroup per
 	// token (or per head of a token): the norms, the router and the q/k/v
 	// projections. In decode such a dispatch has few threadgroups, and

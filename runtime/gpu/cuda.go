@@ -22,6 +22,7 @@ type cudaDevice struct {
 	mod     *cuda.Module
 	kernels map[string]cudaKernel
 	buffers []*cudaBuffer
+	weights []*cuda.Buffer // one per checkpoint tensor (TensorBuffer)
 	// Profile, when set, receives each launch's GPU time in milliseconds
 	// (one event pair per launch; it serialises nothing but adds work).
 	Profile func(kernel string, ms float64)
@@ -143,6 +144,23 @@ func (c *cudaDevice) FileBuffer(f weights.MappedFile) (Buffer, error) {
 	return b, nil
 }
 
+// TensorBuffer copies one checkpoint tensor into an allocation of its
+// own, so that every weight starts on a 256-byte boundary whatever its
+// offset in the file: the compatibility layer then reads a packed vector
+// of a weight row with one load (prelude.cuh, packed_vec). The kernels
+// never write weights, so these buffers have no host copy to keep fresh.
+func (c *cudaDevice) TensorBuffer(t *weights.Tensor) (Buffer, error) {
+	b, err := c.dev.Alloc(len(t.Data))
+	if err != nil {
+		return nil, err
+	}
+	c.weights = append(c.weights, b)
+	if err := b.Write(0, t.Data); err != nil {
+		return nil, fmt.Errorf("copying tensor %s to the GPU: %w", t.Name, err)
+	}
+	return &cudaBuffer{b: b, stale: true}, nil
+}
+
 // Run launches a step's dispatches in order on one stream: each kernel
 // starts after the previous one finished, which covers every barrier the
 // step asks for.
@@ -247,6 +265,10 @@ func (c *cudaDevice) Close() error {
 		b.b.Free()
 	}
 	c.buffers = nil
+	for _, b := range c.weights {
+		b.Free()
+	}
+	c.weights = nil
 	if c.mod != nil {
 		c.mod.Unload()
 	}

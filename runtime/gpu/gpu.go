@@ -124,7 +124,9 @@ func LoadSequences(p *program.Program, ck *weights.Checkpoint, dev Device, seqs 
 	if m.kv, err = dev.NewBuffer(int(max(int64(seqs)*p.KV.Bytes, 256))); err != nil {
 		return nil, err
 	}
-	if err := checkAlignment(out, ck); err != nil {
+	if _, copies := dev.(tensorCopier); copies {
+		// Each tensor gets an aligned allocation of its own.
+	} else if err := checkAlignment(out, ck); err != nil {
 		return nil, err
 	}
 	tensors, files, err := Tensors(dev, ck)
@@ -269,9 +271,30 @@ type Tensor struct {
 	Offset int
 }
 
+// tensorCopier is a device that copies weights into memory of its own
+// (CUDA): it takes each tensor into a buffer of its own, which aligns
+// every tensor, rather than whole files.
+type tensorCopier interface {
+	TensorBuffer(t *weights.Tensor) (Buffer, error)
+}
+
 // Tensors binds every tensor of a checkpoint to the device: one no-copy
-// buffer per file.
+// buffer per file, or one buffer per tensor on a device that copies.
 func Tensors(dev Device, ck *weights.Checkpoint) (map[string]Tensor, []Buffer, error) {
+	if tc, ok := dev.(tensorCopier); ok {
+		out := map[string]Tensor{}
+		var bufs []Buffer
+		for _, name := range ck.Names() {
+			t, _ := ck.Tensor(name)
+			b, err := tc.TensorBuffer(t)
+			if err != nil {
+				return nil, nil, err
+			}
+			bufs = append(bufs, b)
+			out[name] = Tensor{b, 0}
+		}
+		return out, bufs, nil
+	}
 	var files []Buffer
 	for _, f := range ck.Files() {
 		b, err := dev.FileBuffer(f)
