@@ -104,9 +104,11 @@ type QKVData struct {
 	KV                  KVData
 	Norm                bool
 	NormLoad            string
+	Norm4               Weight // how the norm weight is read four at a time
 	Eps, Offset         string
 	In, HD, VD, QH, KVH int
 	Load                string
+	W                   Weight // q, k and v's dtype (they share it)
 	BiasLoad            string
 	BiasQ, BiasK, BiasV bool
 	InvQ, InvK          []float32
@@ -139,6 +141,7 @@ type RouterData struct {
 	Header
 	In, E, K int
 	Load     string
+	W        Weight
 	Bias     bool
 	BiasLoad string
 }

@@ -491,9 +491,9 @@ kernel void embedding_any_bf16_03dca740(
 }
 
 // ---------------------------------------------------------------------------
-// linear_decode_bf16_256x256_17d7285e: decode kernel of linear (linear)
+// linear_decode_bf16_256x256_2295c7f3: decode kernel of linear (linear)
 // linear
-kernel void linear_decode_bf16_256x256_17d7285e(
+kernel void linear_decode_bf16_256x256_2295c7f3(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* w [[buffer(2)]],
@@ -509,22 +509,30 @@ kernel void linear_decode_bf16_256x256_17d7285e(
   constexpr uint OUT = 256;
   const uint t = tgid.y;
   device const float* xr = x + t * IN;
-  for (uint r = 0; r < 2; r++) {
-    const uint o = (tgid.x * nsg + sg) * 2 + r;
-    if (o >= OUT) break;
-    float acc = 0.0f;
-    // Vectorised: four weights and four activations per load. Weights are
-    // read as packed vectors, which need only the element's alignment.
-    device const packed_ushort4* wr = (device const packed_ushort4*)(w + o * IN);
-    device const float4* x4 = (device const float4*)xr;
-    for (uint i = lane; i < IN / 4; i += 32) {
-      float4 xv = x4[i];
-      acc += dot(bf16f4(ushort4(wr[i])), xv);
-    }
-    acc = simd_sum(acc);
-    if (lane == 0) {
-      acc += bf16f(bias[o]);
-      out[t * OUT + o] = acc;
+  // The SIMD-group's NR rows in one pass over the input, so that each
+  // activation load serves NR rows and the rows' loads are in flight
+  // together. Rows past the last repeat it; their sums are not stored.
+  constexpr uint NR = 2;
+  const uint o0 = (tgid.x * nsg + sg) * NR;
+  if (o0 >= OUT) return;
+  float acc[NR];
+  for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
+  // Vectorised: four weights and four activations per load. Weights are
+  // read as packed vectors, which need only the element's alignment.
+  device const packed_ushort4* wr[NR];
+  for (uint n = 0; n < NR; n++) wr[n] = (device const packed_ushort4*)(w + min(o0 + n, OUT - 1) * IN);
+  device const float4* x4 = (device const float4*)xr;
+  for (uint i = lane; i < IN / 4; i += 32) {
+    float4 xv = x4[i];
+    for (uint n = 0; n < NR; n++) acc[n] += dot(bf16f4(ushort4(wr[n][i])), xv);
+  }
+  for (uint n = 0; n < NR; n++) acc[n] = simd_sum(acc[n]);
+  if (lane == 0) {
+    for (uint n = 0; n < NR && o0 + n < OUT; n++) {
+      const uint o = o0 + n;
+      float v = acc[n];
+      v += bf16f(bias[o]);
+      out[t * OUT + o] = v;
     }
   }
 }
@@ -596,9 +604,9 @@ kernel void linear_prefill_bf16_256x256_5fb0e739(
 }
 
 // ---------------------------------------------------------------------------
-// moe_down_any_mxfp4_e8_256x256_k2_b64d3622: any kernel of moe_down (expert_linear + mix + add)
+// moe_down_any_mxfp4_e8_256x256_k2_f5563724: any kernel of moe_down (expert_linear + mix + add)
 // moe_down = expert_linear + mix + add
-kernel void moe_down_any_mxfp4_e8_256x256_k2_b64d3622(
+kernel void moe_down_any_mxfp4_e8_256x256_k2_f5563724(
     constant StepArgs& args [[buffer(0)]],
     device const float* residual [[buffer(1)]],
     device const float* y [[buffer(2)]],
@@ -616,53 +624,65 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_b64d3622(
   constexpr uint IN = 256;
   constexpr uint ROWS = 256;
   constexpr uint K = 2;
+  constexpr uint NR = 4;
   const uint t = tgid.y;
-  for (uint r = 0; r < 2; r++) {
-    const uint o = (tgid.x * nsg + sg) * 2 + r;
-    if (o >= ROWS) break;
-    float total = 0.0f;
-    for (uint s = 0; s < K; s++) {
-      const Route route = routes[t * K + s];
-      const uint R = uint(route.expert) * ROWS + o;
-      device const float* XR = y + (t * K + s) * IN;
-      float acc = 0.0f;
-    // Four lanes per 32-value block, four bytes (eight values) each: a
-    // SIMD-group reads eight consecutive blocks (128 bytes of weights) and
-    // their 256 activations per step, so its loads are contiguous. (A lane
-    // per block made each activation load touch 32 cache lines, which
-    // bounded these kernels by the L1's throughput: Nsight Compute on the
-    // H200, docs/gpu.md.) Blocks are 16 bytes from an 8-byte-aligned
-    // tensor and x is 16-byte aligned, so the loads are aligned. The trip
-    // count is known at compile time, so the loop unrolls.
-    for (uint b0 = 0; b0 < IN / 32; b0 += 8) {
-      const uint blk = b0 + lane / 4;
-      if (blk < IN / 32) {
-        const uint q = lane % 4;
-        const uint w4 = ((device const uint*)(w_blocks + ((R) * (IN / 32) + blk) * 16))[q];
-        device const float4* x4 = (device const float4*)(XR + blk * 32 + q * 8);
-        const float4 xa = x4[0], xb = x4[1];
+  const uint o0 = tgid.x * NR;
+  float total[NR];
+  for (uint n = 0; n < NR; n++) total[n] = 0.0f;
+  for (uint s = sg; s < K; s += nsg) {
+    const Route route = routes[t * K + s];
+    uint row[NR];
+    for (uint n = 0; n < NR; n++) row[n] = uint(route.expert) * ROWS + min(o0 + n, ROWS - 1);
+    device const float* XR = y + (t * K + s) * IN;
+    float acc[NR];
+    for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
+  // Four lanes per 32-value block, four bytes (eight values) each: a
+  // SIMD-group reads eight consecutive blocks of each row (128 bytes of
+  // weights) and their 256 activations per step, so its loads are
+  // contiguous. Blocks are 16 bytes from an 8-byte-aligned tensor and x
+  // is 16-byte aligned, so the loads are aligned. The trip count is known
+  // at compile time, so the loop unrolls.
+  for (uint b0 = 0; b0 < IN / 32; b0 += 8) {
+    const uint blk = b0 + lane / 4;
+    if (blk < IN / 32) {
+      const uint q = lane % 4;
+      device const float4* x4 = (device const float4*)(XR + blk * 32 + q * 8);
+      const float4 xa = x4[0], xb = x4[1];
+      for (uint n = 0; n < NR; n++) {
+        const uint w4 = ((device const uint*)(w_blocks + (row[n] * (IN / 32) + blk) * 16))[q];
         // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble).
         // The codes are decoded by arithmetic (fp4), not from a table in
-        // threadgroup memory: with contiguous loads, the table's eight
-        // reads a lane were half of these kernels' L1 traffic, and L1
-        // throughput is what bounds them (Nsight Compute, docs/gpu.md).
+        // threadgroup memory, whose reads were half of these kernels' L1
+        // traffic (Nsight Compute, docs/gpu.md).
         const float lo = fp4(w4 & 15u) * xa.x + fp4((w4 >> 4) & 15u) * xa.y + fp4((w4 >> 8) & 15u) * xa.z + fp4((w4 >> 12) & 15u) * xa.w;
         const float hi = fp4((w4 >> 16) & 15u) * xb.x + fp4((w4 >> 20) & 15u) * xb.y + fp4((w4 >> 24) & 15u) * xb.z + fp4(w4 >> 28) * xb.w;
-        acc += (lo + hi) * e8m0(w_scales[(R) * (IN / 32) + blk]);
+        acc[n] += (lo + hi) * e8m0(w_scales[row[n] * (IN / 32) + blk]);
       }
     }
-      acc = simd_sum(acc);
-      acc += bf16f(bias[R]);
-      total += route.weight * acc;
+  }
+  for (uint n = 0; n < NR; n++) acc[n] = simd_sum(acc[n]);
+    for (uint n = 0; n < NR; n++) {
+      const uint r = row[n];
+      acc[n] += bf16f(bias[r]);
+      total[n] += route.weight * acc[n];
     }
-    if (lane == 0) out[t * ROWS + o] = residual[t * ROWS + o] + total;
+  }
+  threadgroup float* part = tg;   // nsg x NR
+  if (lane == 0) {
+    for (uint n = 0; n < NR; n++) part[sg * NR + n] = total[n];
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (sg == 0 && lane < NR && o0 + lane < ROWS) {
+    float sum = 0.0f;
+    for (uint i = 0; i < min(nsg, K); i++) sum += part[i * NR + lane];
+    out[t * ROWS + o0 + lane] = residual[t * ROWS + o0 + lane] + sum;
   }
 }
 
 // ---------------------------------------------------------------------------
-// moe_gate_up_any_mxfp4_e8_512x256_k2_6aa3568e: any kernel of moe_gate_up (expert_linear + swiglu)
+// moe_gate_up_any_mxfp4_e8_512x256_k2_8acafbec: any kernel of moe_gate_up (expert_linear + swiglu)
 // moe_gate_up = expert_linear + swiglu
-kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_6aa3568e(
+kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_8acafbec(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const Route* routes [[buffer(2)]],
@@ -680,67 +700,72 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_6aa3568e(
   constexpr uint ROWS = 512;   // rows per expert
   constexpr uint K = 2;
   constexpr uint OUTW = 256;   // outputs per route
+  constexpr uint NO = 2;  // outputs per SIMD-group
+  constexpr uint NR = 2 * NO;  // weight rows per SIMD-group
   const uint t = tgid.y / K, s = tgid.y % K;
   const uint e = uint(routes[t * K + s].expert);
   device const float* XR = x + t * IN;
-  for (uint r = 0; r < 2; r++) {
-    const uint j = (tgid.x * nsg + sg) * 2 + r;
-    if (j >= OUTW) break;
-    float gu[2];
-    for (uint part = 0; part < 2; part++) {
-      const uint R = e * ROWS + 2 * j + part;
-      float acc = 0.0f;
-    // Four lanes per 32-value block, four bytes (eight values) each: a
-    // SIMD-group reads eight consecutive blocks (128 bytes of weights) and
-    // their 256 activations per step, so its loads are contiguous. (A lane
-    // per block made each activation load touch 32 cache lines, which
-    // bounded these kernels by the L1's throughput: Nsight Compute on the
-    // H200, docs/gpu.md.) Blocks are 16 bytes from an 8-byte-aligned
-    // tensor and x is 16-byte aligned, so the loads are aligned. The trip
-    // count is known at compile time, so the loop unrolls.
-    for (uint b0 = 0; b0 < IN / 32; b0 += 8) {
-      const uint blk = b0 + lane / 4;
-      if (blk < IN / 32) {
-        const uint q = lane % 4;
-        const uint w4 = ((device const uint*)(w_blocks + ((R) * (IN / 32) + blk) * 16))[q];
-        device const float4* x4 = (device const float4*)(XR + blk * 32 + q * 8);
-        const float4 xa = x4[0], xb = x4[1];
+  const uint j0 = (tgid.x * nsg + sg) * NO;
+  if (j0 >= OUTW) return;
+  // Rows past the last output repeat its row; their sums are not stored.
+  uint row[NR];
+  for (uint n = 0; n < NR; n++) {
+    const uint j = min(j0 + n / 2, OUTW - 1), part = n % 2;
+    row[n] = e * ROWS + 2 * j + part;
+  }
+  float acc[NR];
+  for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
+  // Four lanes per 32-value block, four bytes (eight values) each: a
+  // SIMD-group reads eight consecutive blocks of each row (128 bytes of
+  // weights) and their 256 activations per step, so its loads are
+  // contiguous. Blocks are 16 bytes from an 8-byte-aligned tensor and x
+  // is 16-byte aligned, so the loads are aligned. The trip count is known
+  // at compile time, so the loop unrolls.
+  for (uint b0 = 0; b0 < IN / 32; b0 += 8) {
+    const uint blk = b0 + lane / 4;
+    if (blk < IN / 32) {
+      const uint q = lane % 4;
+      device const float4* x4 = (device const float4*)(XR + blk * 32 + q * 8);
+      const float4 xa = x4[0], xb = x4[1];
+      for (uint n = 0; n < NR; n++) {
+        const uint w4 = ((device const uint*)(w_blocks + (row[n] * (IN / 32) + blk) * 16))[q];
         // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble).
         // The codes are decoded by arithmetic (fp4), not from a table in
-        // threadgroup memory: with contiguous loads, the table's eight
-        // reads a lane were half of these kernels' L1 traffic, and L1
-        // throughput is what bounds them (Nsight Compute, docs/gpu.md).
+        // threadgroup memory, whose reads were half of these kernels' L1
+        // traffic (Nsight Compute, docs/gpu.md).
         const float lo = fp4(w4 & 15u) * xa.x + fp4((w4 >> 4) & 15u) * xa.y + fp4((w4 >> 8) & 15u) * xa.z + fp4((w4 >> 12) & 15u) * xa.w;
         const float hi = fp4((w4 >> 16) & 15u) * xb.x + fp4((w4 >> 20) & 15u) * xb.y + fp4((w4 >> 24) & 15u) * xb.z + fp4(w4 >> 28) * xb.w;
-        acc += (lo + hi) * e8m0(w_scales[(R) * (IN / 32) + blk]);
+        acc[n] += (lo + hi) * e8m0(w_scales[row[n] * (IN / 32) + blk]);
       }
     }
-      acc = simd_sum(acc);
-      acc += bf16f(bias[R]);
-      gu[part] = acc;
-    }
-    if (lane == 0) {
-      float g = gu[0], u = gu[1];
+  }
+  for (uint n = 0; n < NR; n++) acc[n] = simd_sum(acc[n]);
+  if (lane == 0) {
+    for (uint o = 0; o < NO && j0 + o < OUTW; o++) {
+      float g = acc[2 * o], u = acc[2 * o + 1];
+      const uint rg = row[2 * o], ru = row[2 * o + 1];
+      g += bf16f(bias[rg]);
+      u += bf16f(bias[ru]);
       g = min(g, 7.0f);
       u = clamp(u, -7.0f, 7.0f);
-      out[(t * K + s) * OUTW + j] = (u + 1.0f) * g * sigmoid(1.70200002f * g);
+      out[(t * K + s) * OUTW + j0 + o] = (u + 1.0f) * g * sigmoid(1.70200002f * g);
     }
   }
 }
 
 // ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
 // Stores n values of src into a cache row, rotated when the format stores
 // rows of n rotated. Called by one whole SIMD-group.
-inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
+inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
   for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
 }
 
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
 
 // qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2(
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -777,20 +802,37 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2(
   else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
   else { kind = 2; head = slot - QH - KVH; width = VD; }
   threadgroup float* row = tg + 8;
-  for (uint r = sg; r < width; r += nsg) {
-    const uint o = head * width + r;
-    float acc = 0.0f;
-    for (uint i = lane; i < IN; i += 32) {
-      const float xv = xr[i] * inv * (bf16f(norm[i]) + 0.0f);
-      const float wt = kind == 0 ? bf16f(wq[o * IN + i]) : kind == 1 ? bf16f(wk[o * IN + i]) : bf16f(wv[o * IN + i]);
-      acc += wt * xv;
+  // Each SIMD-group computes rows r and r + nsg in one pass over the
+  // input: each activation load serves both rows, and both rows' loads
+  // are in flight together.
+  device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
+  for (uint r0 = sg; r0 < width; r0 += 2 * nsg) {
+    const uint r1 = min(r0 + nsg, width - 1);
+    device const ushort* w0 = wp + (head * width + r0) * IN;
+    device const ushort* w1 = wp + (head * width + r1) * IN;
+    float a0 = 0.0f, a1 = 0.0f;
+    // Four weights and four activations per load; packed vectors need
+    // only the element's alignment.
+    device const float4* x4 = (device const float4*)xr;
+    for (uint i = lane; i < IN / 4; i += 32) {
+      float4 xv = x4[i];
+      xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + 0.0f);
+      a0 += dot(bf16f4(ushort4(((device const packed_ushort4*)w0)[i])), xv);
+      a1 += dot(bf16f4(ushort4(((device const packed_ushort4*)w1)[i])), xv);
     }
-    acc = simd_sum(acc);
+    a0 = simd_sum(a0);
+    a1 = simd_sum(a1);
     if (lane == 0) {
-      if (kind == 0) acc += bf16f(bq[o]);
-      if (kind == 1) acc += bf16f(bk[o]);
-      if (kind == 2) acc += bf16f(bv[o]);
-      row[r] = acc;
+      for (uint n = 0; n < 2; n++) {
+        const uint r = n == 0 ? r0 : r0 + nsg;
+        if (r >= width) break;
+        const uint o = head * width + r;
+        float acc = n == 0 ? a0 : a1;
+        if (kind == 0) acc += bf16f(bq[o]);
+        if (kind == 1) acc += bf16f(bk[o]);
+        if (kind == 2) acc += bf16f(bv[o]);
+        row[r] = acc;
+      }
     }
   }
   threadgroup_barrier(mem_flags::mem_threadgroup);
@@ -802,7 +844,7 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2(
       float v = row[i];
       if (i < 2 * half_) {
         const uint j = i % half_;
-        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2_invk[j];
+        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invk[j];
         const float angle = float(p) * f;
         const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
         const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
@@ -818,24 +860,24 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2(
     for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
   } else if (sg == 0) {
     const uint cslot = p;
-    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
-    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_10b381b2_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
+    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
+    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
   }
 }
 
 // ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
 // Stores n values of src into a cache row, rotated when the format stores
 // rows of n rotated. Called by one whole SIMD-group.
-inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
+inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
   for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
 }
 
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
 
 // qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b(
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -872,20 +914,37 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b(
   else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
   else { kind = 2; head = slot - QH - KVH; width = VD; }
   threadgroup float* row = tg + 8;
-  for (uint r = sg; r < width; r += nsg) {
-    const uint o = head * width + r;
-    float acc = 0.0f;
-    for (uint i = lane; i < IN; i += 32) {
-      const float xv = xr[i] * inv * (bf16f(norm[i]) + 0.0f);
-      const float wt = kind == 0 ? bf16f(wq[o * IN + i]) : kind == 1 ? bf16f(wk[o * IN + i]) : bf16f(wv[o * IN + i]);
-      acc += wt * xv;
+  // Each SIMD-group computes rows r and r + nsg in one pass over the
+  // input: each activation load serves both rows, and both rows' loads
+  // are in flight together.
+  device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
+  for (uint r0 = sg; r0 < width; r0 += 2 * nsg) {
+    const uint r1 = min(r0 + nsg, width - 1);
+    device const ushort* w0 = wp + (head * width + r0) * IN;
+    device const ushort* w1 = wp + (head * width + r1) * IN;
+    float a0 = 0.0f, a1 = 0.0f;
+    // Four weights and four activations per load; packed vectors need
+    // only the element's alignment.
+    device const float4* x4 = (device const float4*)xr;
+    for (uint i = lane; i < IN / 4; i += 32) {
+      float4 xv = x4[i];
+      xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + 0.0f);
+      a0 += dot(bf16f4(ushort4(((device const packed_ushort4*)w0)[i])), xv);
+      a1 += dot(bf16f4(ushort4(((device const packed_ushort4*)w1)[i])), xv);
     }
-    acc = simd_sum(acc);
+    a0 = simd_sum(a0);
+    a1 = simd_sum(a1);
     if (lane == 0) {
-      if (kind == 0) acc += bf16f(bq[o]);
-      if (kind == 1) acc += bf16f(bk[o]);
-      if (kind == 2) acc += bf16f(bv[o]);
-      row[r] = acc;
+      for (uint n = 0; n < 2; n++) {
+        const uint r = n == 0 ? r0 : r0 + nsg;
+        if (r >= width) break;
+        const uint o = head * width + r;
+        float acc = n == 0 ? a0 : a1;
+        if (kind == 0) acc += bf16f(bq[o]);
+        if (kind == 1) acc += bf16f(bk[o]);
+        if (kind == 2) acc += bf16f(bv[o]);
+        row[r] = acc;
+      }
     }
   }
   threadgroup_barrier(mem_flags::mem_threadgroup);
@@ -897,7 +956,7 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b(
       float v = row[i];
       if (i < 2 * half_) {
         const uint j = i % half_;
-        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b_invk[j];
+        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invk[j];
         const float angle = float(p) * f;
         const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
         const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
@@ -913,15 +972,15 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b(
     for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
   } else if (sg == 0) {
     const uint cslot = p % 191u;
-    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
-    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_d2a04b8b_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
+    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
+    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
   }
 }
 
 // ---------------------------------------------------------------------------
-// rmsnorm_linear_decode_bf16_4096x256_2f2fd8b0: decode kernel of rmsnorm_linear (rmsnorm + linear)
+// rmsnorm_linear_decode_bf16_4096x256_df1437aa: decode kernel of rmsnorm_linear (rmsnorm + linear)
 // rmsnorm_linear = rmsnorm + linear
-kernel void rmsnorm_linear_decode_bf16_4096x256_2f2fd8b0(
+kernel void rmsnorm_linear_decode_bf16_4096x256_df1437aa(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -942,22 +1001,30 @@ kernel void rmsnorm_linear_decode_bf16_4096x256_2f2fd8b0(
   float ss = 0.0f;
   for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
   const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + EPS);
-  for (uint r = 0; r < 2; r++) {
-    const uint o = (tgid.x * nsg + sg) * 2 + r;
-    if (o >= OUT) break;
-    float acc = 0.0f;
-    // Vectorised: four weights and four activations per load. Weights are
-    // read as packed vectors, which need only the element's alignment.
-    device const packed_ushort4* wr = (device const packed_ushort4*)(w + o * IN);
-    device const float4* x4 = (device const float4*)xr;
-    for (uint i = lane; i < IN / 4; i += 32) {
-      float4 xv = x4[i];
-      xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + OFFSET);
-      acc += dot(bf16f4(ushort4(wr[i])), xv);
-    }
-    acc = simd_sum(acc);
-    if (lane == 0) {
-      out[t * OUT + o] = acc;
+  // The SIMD-group's NR rows in one pass over the input, so that each
+  // activation load serves NR rows and the rows' loads are in flight
+  // together. Rows past the last repeat it; their sums are not stored.
+  constexpr uint NR = 2;
+  const uint o0 = (tgid.x * nsg + sg) * NR;
+  if (o0 >= OUT) return;
+  float acc[NR];
+  for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
+  // Vectorised: four weights and four activations per load. Weights are
+  // read as packed vectors, which need only the element's alignment.
+  device const packed_ushort4* wr[NR];
+  for (uint n = 0; n < NR; n++) wr[n] = (device const packed_ushort4*)(w + min(o0 + n, OUT - 1) * IN);
+  device const float4* x4 = (device const float4*)xr;
+  for (uint i = lane; i < IN / 4; i += 32) {
+    float4 xv = x4[i];
+    xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + OFFSET);
+    for (uint n = 0; n < NR; n++) acc[n] += dot(bf16f4(ushort4(wr[n][i])), xv);
+  }
+  for (uint n = 0; n < NR; n++) acc[n] = simd_sum(acc[n]);
+  if (lane == 0) {
+    for (uint n = 0; n < NR && o0 + n < OUT; n++) {
+      const uint o = o0 + n;
+      float v = acc[n];
+      out[t * OUT + o] = v;
     }
   }
 }
@@ -1040,9 +1107,9 @@ kernel void rmsnorm_linear_prefill_bf16_4096x256_2d9b1fb4(
 }
 
 // ---------------------------------------------------------------------------
-// router_any_bf16_e8_k2_be1d9ea9: any kernel of router (linear + topk + softmax)
+// router_any_bf16_e8_k2_65b44ba2: any kernel of router (linear + topk + softmax)
 // router = linear + topk + softmax
-kernel void router_any_bf16_e8_k2_be1d9ea9(
+kernel void router_any_bf16_e8_k2_65b44ba2(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* w [[buffer(2)]],
@@ -1062,32 +1129,48 @@ kernel void router_any_bf16_e8_k2_be1d9ea9(
   threadgroup float* logits = tg;
   for (uint e = sg; e < E; e += nsg) {
     float acc = 0.0f;
-    for (uint i = lane; i < IN; i += 32) acc += bf16f(w[e * IN + i]) * xr[i];
+    // Four weights and four activations per load.
+    device const packed_ushort4* wr = (device const packed_ushort4*)(w + e * IN);
+    device const float4* x4 = (device const float4*)xr;
+    for (uint i = lane; i < IN / 4; i += 32) acc += dot(bf16f4(ushort4(wr[i])), x4[i]);
     acc = simd_sum(acc);
     if (lane == 0) logits[e] = acc + bf16f(bias[e]);
   }
   threadgroup_barrier(mem_flags::mem_threadgroup);
-  if (tid == 0) {
+  if (sg == 0) {
+    constexpr uint PER = (E + 31) / 32;   // logits per lane
+    float v[PER];
+    bool taken[PER];
+    for (uint i = 0; i < PER; i++) {
+      const uint e = i * 32 + lane;
+      v[i] = e < E ? logits[e] : -INFINITY;
+      taken[i] = e >= E;
+    }
     int chosen[K];
     float vals[K];
     for (uint s = 0; s < K; s++) {
-      int best = -1;
-      for (uint e = 0; e < E; e++) {
-        bool taken = false;
-        for (uint j = 0; j < s; j++) taken = taken || chosen[j] == int(e);
-        if (taken) continue;
-        if (best < 0 || logits[e] > logits[best]) best = int(e);
+      // This lane's best untaken logit (the lower index on ties), then
+      // the SIMD-group's: the largest, and of those the lowest index.
+      float best = -INFINITY;
+      uint at = 0xffffffffu;
+      for (uint i = 0; i < PER; i++) {
+        if (!taken[i] && (at == 0xffffffffu || v[i] > best)) { best = v[i]; at = i * 32 + lane; }
       }
-      chosen[s] = best;
-      vals[s] = logits[best];
+      const float top = simd_max(at != 0xffffffffu ? best : -INFINITY);
+      const uint e = simd_min(at != 0xffffffffu && best == top ? at : 0xffffffffu);
+      if (e % 32 == lane) taken[e / 32] = true;
+      chosen[s] = int(e);
+      vals[s] = top;
     }
-    float mx = vals[0];
-    for (uint s = 1; s < K; s++) mx = max(mx, vals[s]);
-    float sum = 0.0f;
-    for (uint s = 0; s < K; s++) { vals[s] = exp(vals[s] - mx); sum += vals[s]; }
-    for (uint s = 0; s < K; s++) {
-      routes[t * K + s].expert = chosen[s];
-      routes[t * K + s].weight = vals[s] / sum;
+    if (lane == 0) {
+      float mx = vals[0];
+      for (uint s = 1; s < K; s++) mx = max(mx, vals[s]);
+      float sum = 0.0f;
+      for (uint s = 0; s < K; s++) { vals[s] = exp(vals[s] - mx); sum += vals[s]; }
+      for (uint s = 0; s < K; s++) {
+        routes[t * K + s].expert = chosen[s];
+        routes[t * K + s].weight = vals[s] / sum;
+      }
     }
   }
 }
