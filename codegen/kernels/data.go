@@ -131,6 +131,9 @@ type AttendData struct {
 	Capacity, KRow, VRow int
 	Sinks                bool
 	SinkLoad             string
+	// Unroll is how many rounds of 32/KV.Lanes positions a SIMD-group
+	// step covers (attendUnroll).
+	Unroll int
 }
 
 // RouterData is the router template's.

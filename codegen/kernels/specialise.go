@@ -323,11 +323,21 @@ func specAttend(b *builder) ([]spec, error) {
 	if sinks != nil {
 		desc += "_sinks"
 	}
-	// One threadgroup per (head, token) is few threadgroups in decode, so
-	// attention takes 16 SIMD-groups to keep many rows in flight; each
-	// lane holds only its part of the query and accumulator, so the
-	// registers allow it.
-	const attendSG = 16
+	// One threadgroup per (head, token) is few threadgroups in decode (64
+	// for gpt-oss-20b, fewer than an H200's 132 SMs), so each one must
+	// keep many rows in flight: attention takes 16 SIMD-groups, and each
+	// SIMD-group step issues attendUnroll rounds of row loads at once
+	// (rounds of 32/G positions) and rescales its accumulator once for
+	// them. A step is a chain of dependent latencies (key load, dot,
+	// shuffles, exp, value load), so unrolling divides the number of
+	// chains; the profile on the H200 (docs/gpu.md) showed the kernel
+	// latency-bound, at 2% of the bandwidth, with one round per step.
+	// Each lane holds only its part of the query and accumulator plus U
+	// rows' parts in flight (S floats of an f32 key row each, at most 64
+	// registers for gpt-oss's G = 8), so 16 SIMD-groups keep within the
+	// registers; 32 would cap a thread at 64 registers on NVIDIA.
+	const attendSG, attendUnroll = 16, 8
+	data.Unroll = attendUnroll
 	tgmem := 4 * (d + attendSG*(vd+2))
 	grid := Grid{{Const: int(a.Int("heads"))}, {PerTile: 1, Tile: 1}, {Const: 1}}
 	return []spec{{variant: Any, template: string(ir.OpAttend), desc: desc, threads: threads(32 * attendSG), tgmem: []int{tgmem}, grid: grid, data: data}}, nil

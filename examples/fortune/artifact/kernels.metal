@@ -169,12 +169,12 @@ kernel void add_rmsnorm_any_bf16_256_9cfcf3aa(
 }
 
 // ---------------------------------------------------------------------------
-// attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69: any kernel of attend (attend)
+// attend_any_h8_kv2_d32_w0_f16_sinks_835192a9: any kernel of attend (attend)
 // Attention reads each cached row with 4 lanes together, each
 // taking S consecutive values: lane part c covers values c*S .. c*S+S-1.
 // q · k over lane part c of one cached key row; q holds that part of the
 // query, already rotated when the format is.
-inline float attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69_kdot(device const uchar* row, thread const float* q, uint c) {
+inline float attend_any_h8_kv2_d32_w0_f16_sinks_835192a9_kdot(device const uchar* row, thread const float* q, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   float s = 0.0f;
@@ -192,7 +192,7 @@ inline float attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69_kdot(device const uchar
 
 // acc += w * v over lane part c of one cached value row (VD / 4
 // values).
-inline void attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
+inline void attend_any_h8_kv2_d32_w0_f16_sinks_835192a9_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
@@ -206,7 +206,7 @@ inline void attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69_vaxpy(device const uchar
 }
 
 // attend
-kernel void attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69(
+kernel void attend_any_h8_kv2_d32_w0_f16_sinks_835192a9(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -234,7 +234,8 @@ kernel void attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69(
   for (uint i = tid; i < D; i += 32 * nsg) tq[i] = qh[i];
   threadgroup_barrier(mem_flags::mem_threadgroup);
   constexpr uint G = 4;   // lanes per cached position
-  constexpr uint P = 32 / G;         // positions per SIMD-group step
+  constexpr uint P = 32 / G;         // positions per round of a SIMD-group
+  constexpr uint U = 8;    // rounds per step
   constexpr uint S = D / G, VS = VD / G;
   const uint c = lane % G, r = lane / G;
   float qv[S];
@@ -242,25 +243,43 @@ kernel void attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69(
   float m = -INFINITY, l = 0.0f;
   float acc[VS];
   for (uint k = 0; k < VS; k++) acc[k] = 0.0f;
-  // Every lane of a SIMD-group runs the same steps (the bound depends on
-  // the SIMD-group only), so each shuffle finds its whole lane group; a
-  // lane past the last position reads nothing and adds nothing.
-  for (uint j0 = lo + sg * P; j0 <= p; j0 += P * nsg) {
-    const uint j = j0 + r;
-    const bool valid = j <= p;
-    const uint slot = j;
-    float s = valid ? attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69_kdot(kcache + token_kv(args, t) + (slot * KVH + g) * 64, qv, c) : 0.0f;
-    for (uint off = G / 2; off > 0; off /= 2) s += simd_shuffle_xor(s, off);
-    s *= 0.176776692f;
-    if (valid) {
-      const float mNew = max(m, s);
-      const float corr = exp(m - mNew);
-      const float e = exp(s - mNew);
-      l = l * corr + e;
-      for (uint k = 0; k < VS; k++) acc[k] *= corr;
-      attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69_vaxpy(vcache + token_kv(args, t) + (slot * KVH + g) * 64, e, acc, c);
-      m = mNew;
+  device const uchar* krows = kcache + token_kv(args, t) + g * 64;
+  device const uchar* vrows = vcache + token_kv(args, t) + g * 64;
+  // A step of SIMD-group sg covers the U * P positions from j0; lane group
+  // r takes j0 + u * P + r in round u. Every lane of a SIMD-group runs the
+  // same steps (the bound depends on the SIMD-group only), so each
+  // shuffle finds its whole lane group.
+  for (uint j0 = lo + sg * (U * P); j0 <= p; j0 += U * P * nsg) {
+    uint slot[U];
+    float s[U];
+    for (uint u = 0; u < U; u++) {
+      const uint j = min(j0 + u * P + r, p);
+      slot[u] = j;
+      s[u] = attend_any_h8_kv2_d32_w0_f16_sinks_835192a9_kdot(krows + slot[u] * (KVH * 64), qv, c);
     }
+    for (uint u = 0; u < U; u++) {
+      for (uint off = G / 2; off > 0; off /= 2) s[u] += simd_shuffle_xor(s[u], off);
+    }
+    // Positions past p weigh exactly 0: their score is -inf, and the
+    // maximum below starts from m, so it is finite once any position of
+    // this lane group was.
+    float mNew = m;
+    for (uint u = 0; u < U; u++) {
+      s[u] *= 0.176776692f;
+      if (j0 + u * P + r > p) s[u] = -INFINITY;
+      mNew = max(mNew, s[u]);
+    }
+    // m == mNew also covers a lane group that has seen no position yet
+    // (both -inf; its l and acc are 0).
+    const float corr = m == mNew ? 1.0f : exp(m - mNew);
+    l *= corr;
+    for (uint k = 0; k < VS; k++) acc[k] *= corr;
+    for (uint u = 0; u < U; u++) {
+      const float e = s[u] == -INFINITY ? 0.0f : exp(s[u] - mNew);
+      l += e;
+      attend_any_h8_kv2_d32_w0_f16_sinks_835192a9_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
+    }
+    m = mNew;
   }
   // Combine the lane groups of each SIMD-group, then the SIMD-groups.
   // Every lane of a group holds the same m and l (the butterfly sums
@@ -277,38 +296,35 @@ kernel void attend_any_h8_kv2_d32_w0_f16_sinks_9213ef69(
   }
   if (lane == 0) { part[0] = M; part[1] = L; }
   threadgroup_barrier(mem_flags::mem_threadgroup);
-  if (sg == 0) {
-    float MM = -INFINITY;
-    for (uint s = 0; s < nsg; s++) MM = max(MM, tg[D + s * (VD + 2)]);
-    const float sink = bf16f(sinks[h]);
-    MM = max(MM, sink);
-    float total = exp(sink - MM);
+  // Lane s weighs SIMD-group s's partial (nsg <= 32), so each SIMD-group
+  // takes one exp per partial rather than one per partial and output;
+  // the SIMD-groups then share the outputs, 32 each.
+  const float Ms = lane < nsg ? tg[D + lane * (VD + 2)] : -INFINITY;
+  float MM = simd_max(Ms);
+  const float sink = bf16f(sinks[h]);
+  MM = max(MM, sink);
+  const float w = Ms == -INFINITY ? 0.0f : exp(Ms - MM);
+  float total = simd_sum(lane < nsg ? tg[D + lane * (VD + 2) + 1] * w : 0.0f);
+  total += exp(sink - MM);
+  for (uint i0 = sg * 32; i0 < VD; i0 += 32 * nsg) {
+    const uint i = i0 + lane;
+    float v = 0.0f;
     for (uint s = 0; s < nsg; s++) {
-      const float Ms = tg[D + s * (VD + 2)];
-      if (Ms != -INFINITY) total += tg[D + s * (VD + 2) + 1] * exp(Ms - MM);
+      const float ws = simd_shuffle(w, ushort(s));
+      if (i < VD) v += tg[D + s * (VD + 2) + 2 + i] * ws;
     }
-    for (uint i0 = 0; i0 < VD; i0 += 32) {
-      const uint i = i0 + lane;
-      float v = 0.0f;
-      if (i < VD) {
-        for (uint s = 0; s < nsg; s++) {
-          const float Ms = tg[D + s * (VD + 2)];
-          if (Ms != -INFINITY) v += tg[D + s * (VD + 2) + 2 + i] * exp(Ms - MM);
-        }
-        v /= total;
-      }
-      if (i < VD) out[t * (8 * VD) + h * VD + i] = v;
-    }
+    v /= total;
+    if (i < VD) out[t * (8 * VD) + h * VD + i] = v;
   }
 }
 
 // ---------------------------------------------------------------------------
-// attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3: any kernel of attend (attend)
+// attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9: any kernel of attend (attend)
 // Attention reads each cached row with 4 lanes together, each
 // taking S consecutive values: lane part c covers values c*S .. c*S+S-1.
 // q · k over lane part c of one cached key row; q holds that part of the
 // query, already rotated when the format is.
-inline float attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3_kdot(device const uchar* row, thread const float* q, uint c) {
+inline float attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9_kdot(device const uchar* row, thread const float* q, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   float s = 0.0f;
@@ -326,7 +342,7 @@ inline float attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3_kdot(device const ucha
 
 // acc += w * v over lane part c of one cached value row (VD / 4
 // values).
-inline void attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
+inline void attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
@@ -340,7 +356,7 @@ inline void attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3_vaxpy(device const ucha
 }
 
 // attend
-kernel void attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3(
+kernel void attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -368,7 +384,8 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3(
   for (uint i = tid; i < D; i += 32 * nsg) tq[i] = qh[i];
   threadgroup_barrier(mem_flags::mem_threadgroup);
   constexpr uint G = 4;   // lanes per cached position
-  constexpr uint P = 32 / G;         // positions per SIMD-group step
+  constexpr uint P = 32 / G;         // positions per round of a SIMD-group
+  constexpr uint U = 8;    // rounds per step
   constexpr uint S = D / G, VS = VD / G;
   const uint c = lane % G, r = lane / G;
   float qv[S];
@@ -376,25 +393,43 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3(
   float m = -INFINITY, l = 0.0f;
   float acc[VS];
   for (uint k = 0; k < VS; k++) acc[k] = 0.0f;
-  // Every lane of a SIMD-group runs the same steps (the bound depends on
-  // the SIMD-group only), so each shuffle finds its whole lane group; a
-  // lane past the last position reads nothing and adds nothing.
-  for (uint j0 = lo + sg * P; j0 <= p; j0 += P * nsg) {
-    const uint j = j0 + r;
-    const bool valid = j <= p;
-    const uint slot = j % 191u;
-    float s = valid ? attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3_kdot(kcache + token_kv(args, t) + (slot * KVH + g) * 64, qv, c) : 0.0f;
-    for (uint off = G / 2; off > 0; off /= 2) s += simd_shuffle_xor(s, off);
-    s *= 0.176776692f;
-    if (valid) {
-      const float mNew = max(m, s);
-      const float corr = exp(m - mNew);
-      const float e = exp(s - mNew);
-      l = l * corr + e;
-      for (uint k = 0; k < VS; k++) acc[k] *= corr;
-      attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3_vaxpy(vcache + token_kv(args, t) + (slot * KVH + g) * 64, e, acc, c);
-      m = mNew;
+  device const uchar* krows = kcache + token_kv(args, t) + g * 64;
+  device const uchar* vrows = vcache + token_kv(args, t) + g * 64;
+  // A step of SIMD-group sg covers the U * P positions from j0; lane group
+  // r takes j0 + u * P + r in round u. Every lane of a SIMD-group runs the
+  // same steps (the bound depends on the SIMD-group only), so each
+  // shuffle finds its whole lane group.
+  for (uint j0 = lo + sg * (U * P); j0 <= p; j0 += U * P * nsg) {
+    uint slot[U];
+    float s[U];
+    for (uint u = 0; u < U; u++) {
+      const uint j = min(j0 + u * P + r, p);
+      slot[u] = j % 191u;
+      s[u] = attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9_kdot(krows + slot[u] * (KVH * 64), qv, c);
     }
+    for (uint u = 0; u < U; u++) {
+      for (uint off = G / 2; off > 0; off /= 2) s[u] += simd_shuffle_xor(s[u], off);
+    }
+    // Positions past p weigh exactly 0: their score is -inf, and the
+    // maximum below starts from m, so it is finite once any position of
+    // this lane group was.
+    float mNew = m;
+    for (uint u = 0; u < U; u++) {
+      s[u] *= 0.176776692f;
+      if (j0 + u * P + r > p) s[u] = -INFINITY;
+      mNew = max(mNew, s[u]);
+    }
+    // m == mNew also covers a lane group that has seen no position yet
+    // (both -inf; its l and acc are 0).
+    const float corr = m == mNew ? 1.0f : exp(m - mNew);
+    l *= corr;
+    for (uint k = 0; k < VS; k++) acc[k] *= corr;
+    for (uint u = 0; u < U; u++) {
+      const float e = s[u] == -INFINITY ? 0.0f : exp(s[u] - mNew);
+      l += e;
+      attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
+    }
+    m = mNew;
   }
   // Combine the lane groups of each SIMD-group, then the SIMD-groups.
   // Every lane of a group holds the same m and l (the butterfly sums
@@ -411,28 +446,25 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_c0535eb3(
   }
   if (lane == 0) { part[0] = M; part[1] = L; }
   threadgroup_barrier(mem_flags::mem_threadgroup);
-  if (sg == 0) {
-    float MM = -INFINITY;
-    for (uint s = 0; s < nsg; s++) MM = max(MM, tg[D + s * (VD + 2)]);
-    const float sink = bf16f(sinks[h]);
-    MM = max(MM, sink);
-    float total = exp(sink - MM);
+  // Lane s weighs SIMD-group s's partial (nsg <= 32), so each SIMD-group
+  // takes one exp per partial rather than one per partial and output;
+  // the SIMD-groups then share the outputs, 32 each.
+  const float Ms = lane < nsg ? tg[D + lane * (VD + 2)] : -INFINITY;
+  float MM = simd_max(Ms);
+  const float sink = bf16f(sinks[h]);
+  MM = max(MM, sink);
+  const float w = Ms == -INFINITY ? 0.0f : exp(Ms - MM);
+  float total = simd_sum(lane < nsg ? tg[D + lane * (VD + 2) + 1] * w : 0.0f);
+  total += exp(sink - MM);
+  for (uint i0 = sg * 32; i0 < VD; i0 += 32 * nsg) {
+    const uint i = i0 + lane;
+    float v = 0.0f;
     for (uint s = 0; s < nsg; s++) {
-      const float Ms = tg[D + s * (VD + 2)];
-      if (Ms != -INFINITY) total += tg[D + s * (VD + 2) + 1] * exp(Ms - MM);
+      const float ws = simd_shuffle(w, ushort(s));
+      if (i < VD) v += tg[D + s * (VD + 2) + 2 + i] * ws;
     }
-    for (uint i0 = 0; i0 < VD; i0 += 32) {
-      const uint i = i0 + lane;
-      float v = 0.0f;
-      if (i < VD) {
-        for (uint s = 0; s < nsg; s++) {
-          const float Ms = tg[D + s * (VD + 2)];
-          if (Ms != -INFINITY) v += tg[D + s * (VD + 2) + 2 + i] * exp(Ms - MM);
-        }
-        v /= total;
-      }
-      if (i < VD) out[t * (8 * VD) + h * VD + i] = v;
-    }
+    v /= total;
+    if (i < VD) out[t * (8 * VD) + h * VD + i] = v;
   }
 }
 
