@@ -103,12 +103,10 @@ type QKVData struct {
 	Header
 	KV                  KVData
 	Norm                bool
-	NormLoad            string
-	Norm4               Weight // how the norm weight is read four at a time
+	NormW               Weight // how the norm weight is read
 	Eps, Offset         string
 	In, HD, VD, QH, KVH int
-	Load                string
-	W                   Weight // q, k and v's dtype (they share it)
+	W                   Weight // how q, k and v's weights are read (they share a dtype)
 	BiasLoad            string
 	BiasQ, BiasK, BiasV bool
 	InvQ, InvK          []float32
@@ -140,7 +138,6 @@ type AttendData struct {
 type RouterData struct {
 	Header
 	In, E, K int
-	Load     string
 	W        Weight
 	Bias     bool
 	BiasLoad string

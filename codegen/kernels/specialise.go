@@ -253,8 +253,7 @@ func specQKV(b *builder) ([]spec, error) {
 	if norm != nil {
 		w := op.Input("norm").W
 		b.weight("norm", w)
-		data.NormLoad = weightInfo(w).Load
-		data.Norm4 = weightInfo(w)
+		data.NormW = weightInfo(w)
 		data.Eps = hexFloat(float32(norm.Attrs.Float("eps")))
 		data.Offset = hexFloat(float32(norm.Attrs.Float("offset")))
 	}
@@ -280,10 +279,9 @@ func specQKV(b *builder) ([]spec, error) {
 	qh := int(wq.Shape[0]) / hd
 	data.KV = kvData(b.ctx, cache)
 	data.In, data.HD, data.VD, data.QH, data.KVH = int(wq.Shape[1]), hd, vd, qh, int(l.KVHeads)
-	data.Load = weightInfo(wq).Load
 	data.W = weightInfo(wq)
 	// The vector path reads the norm weight four at a time too.
-	data.W.Vec = data.W.Vec && (norm == nil || data.Norm4.Vec)
+	data.W.Vec = data.W.Vec && (norm == nil || data.NormW.Vec)
 	data.BiasQ, data.BiasK, data.BiasV = bq != nil, bk != nil, bv != nil
 	data.InvQ, data.InvK, data.HalfQ, data.HalfK = invQ, invK, len(invQ), len(invK)
 	data.ScaleQ, data.ScaleK = hexFloat(scaleQ), hexFloat(scaleK)
@@ -368,7 +366,7 @@ func specRouter(b *builder) ([]spec, error) {
 	b.optionalWeight("bias", bias)
 	b.value("routes", op.Results[0], true)
 	data := &RouterData{In: int(w.Shape[1]), E: int(w.Shape[0]), K: int(top.Attrs.Int("k")),
-		Load: weightInfo(w).Load, W: weightInfo(w), Bias: bias != nil, BiasLoad: loadOf(bias)}
+		W: weightInfo(w), Bias: bias != nil, BiasLoad: loadOf(bias)}
 	desc := fmt.Sprintf("%s_e%d_k%d", w.DType, w.Shape[0], top.Attrs.Int("k"))
 	return []spec{{variant: Any, template: string(ir.OpRouter), desc: desc, threads: threads(wideThreads), tgmem: []int{4 * max(int(w.Shape[0]), wideSG)}, grid: tokensGrid(), data: data}}, nil
 }
@@ -388,8 +386,13 @@ func specExpertUp(b *builder) ([]spec, error) {
 	b.value("out", op.Results[0], true)
 	k := int(el.Results[0].Type.Shape[1])
 	rows := int(w.Shape[1])
+	outsPerSG := expertRows
+	if sw != nil {
+		// The gate and up rows of each output make 2 x expertRows rows.
+		outsPerSG = expertRows / 2
+	}
 	data := &ExpertUpData{Weight: weightInfo(w), In: int(w.Shape[2]), Rows: rows, K: k, OutW: rows,
-		Shared: len(x.Type.Shape) == 2, Bias: bias != nil, BiasLoad: loadOf(bias), RowsPerSG: expertRows, SwiGLU: sw != nil}
+		Shared: len(x.Type.Shape) == 2, Bias: bias != nil, BiasLoad: loadOf(bias), RowsPerSG: outsPerSG, SwiGLU: sw != nil}
 	if sw != nil {
 		a := sw.Attrs
 		data.OutW = rows / 2
@@ -401,11 +404,7 @@ func specExpertUp(b *builder) ([]spec, error) {
 		data.UpOffset = hexFloat(float32(a.Float("up_offset")))
 	}
 	desc := fmt.Sprintf("%s_e%d_%dx%d_k%d", w.DType, w.Shape[0], w.Shape[1], w.Shape[2], k)
-	if sw != nil {
-		// The gate and up rows of each output make 2 x expertRows rows.
-		data.RowsPerSG = expertRows / 2
-	}
-	perTG := sgPerTG * data.RowsPerSG
+	perTG := sgPerTG * outsPerSG
 	grid := Grid{{Const: (data.OutW + perTG - 1) / perTG}, {PerTile: k, Tile: 1}, {Const: 1}}
 	return []spec{{variant: Any, template: "expert_up", desc: desc, threads: threads(tgThreads), tgmem: []int{16}, grid: grid, data: data}}, nil
 }

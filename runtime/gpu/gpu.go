@@ -124,10 +124,12 @@ func LoadSequences(p *program.Program, ck *weights.Checkpoint, dev Device, seqs 
 	if m.kv, err = dev.NewBuffer(int(max(int64(seqs)*p.KV.Bytes, 256))); err != nil {
 		return nil, err
 	}
-	if _, copies := dev.(tensorCopier); copies {
-		// Each tensor gets an aligned allocation of its own.
-	} else if err := checkAlignment(out, ck); err != nil {
-		return nil, err
+	// A device that copies weights gives each tensor an aligned
+	// allocation of its own; the file's offsets matter only without it.
+	if _, copies := dev.(tensorCopier); !copies {
+		if err := checkAlignment(out, ck); err != nil {
+			return nil, err
+		}
 	}
 	tensors, files, err := Tensors(dev, ck)
 	if err != nil {
