@@ -44,6 +44,18 @@ inline float fp4(uint c) {
   const uint bits = e != 0u ? ((e + 126u) << 23) | (m << 22) : m * 0x3f000000u;
   return as_type<float>(bits | ((c & 8u) << 28));
 }
+// Two E2M1 codes at once, the nibbles at bits 0-3 and 16-19 of w, as
+// floats times 2^-14 (the caller multiplies the sum by 2^14, exactly).
+// Moving a code's three magnitude bits to bits 9-11 of a half makes the
+// half E2M1's value times 2^-14, codes 0 and 1 as half subnormals, and
+// its bit 3 to bit 15 is the sign; one shift and mask serves both halves
+// of the pair. That is about two integer instructions a value where
+// fp4 takes about ten: at ten, gpt-oss-20b's expert kernels were bound by
+// the integer pipe (0.6 TB/s of weights on an H100, docs/gpu.md). MLX's
+// fp4_e2m1 decodes on Apple GPUs the same way (half subnormals are kept).
+inline float2 fp4x2_scaled(uint w) {
+  return float2(as_type<half2>(((w & 0x00070007u) << 9) | ((w & 0x00080008u) << 12)));
+}
 inline float e8m0(uchar s) { return s == 0 ? as_type<float>(0x00400000u) : as_type<float>(uint(s) << 23); }
 
 // The 16 E2M1 values in threadgroup memory, for kernels that decode many
@@ -604,9 +616,9 @@ kernel void linear_prefill_bf16_256x256_5fb0e739(
 }
 
 // ---------------------------------------------------------------------------
-// moe_down_any_mxfp4_e8_256x256_k2_f5563724: any kernel of moe_down (expert_linear + mix + add)
+// moe_down_any_mxfp4_e8_256x256_k2_ba36d129: any kernel of moe_down (expert_linear + mix + add)
 // moe_down = expert_linear + mix + add
-kernel void moe_down_any_mxfp4_e8_256x256_k2_f5563724(
+kernel void moe_down_any_mxfp4_e8_256x256_k2_ba36d129(
     constant StepArgs& args [[buffer(0)]],
     device const float* residual [[buffer(1)]],
     device const float* y [[buffer(2)]],
@@ -650,13 +662,12 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_f5563724(
       const float4 xa = x4[0], xb = x4[1];
       for (uint n = 0; n < NR; n++) {
         const uint w4 = ((device const uint*)(w_blocks + (row[n] * (IN / 32) + blk) * 16))[q];
-        // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble).
-        // The codes are decoded by arithmetic (fp4), not from a table in
-        // threadgroup memory, whose reads were half of these kernels' L1
-        // traffic (Nsight Compute, docs/gpu.md).
-        const float lo = fp4(w4 & 15u) * xa.x + fp4((w4 >> 4) & 15u) * xa.y + fp4((w4 >> 8) & 15u) * xa.z + fp4((w4 >> 12) & 15u) * xa.w;
-        const float hi = fp4((w4 >> 16) & 15u) * xb.x + fp4((w4 >> 20) & 15u) * xb.y + fp4((w4 >> 24) & 15u) * xb.z + fp4(w4 >> 28) * xb.w;
-        acc[n] += (lo + hi) * e8m0(w_scales[row[n] * (IN / 32) + blk]);
+        // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble);
+        // pair k decodes values k and k + 4.
+        const float2 p0 = fp4x2_scaled(w4), p1 = fp4x2_scaled(w4 >> 4), p2 = fp4x2_scaled(w4 >> 8), p3 = fp4x2_scaled(w4 >> 12);
+        const float lo = p0.x * xa.x + p1.x * xa.y + p2.x * xa.z + p3.x * xa.w;
+        const float hi = p0.y * xb.x + p1.y * xb.y + p2.y * xb.z + p3.y * xb.w;
+        acc[n] += (lo + hi) * 16384.0f * e8m0(w_scales[row[n] * (IN / 32) + blk]);
       }
     }
   }
@@ -680,9 +691,9 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_f5563724(
 }
 
 // ---------------------------------------------------------------------------
-// moe_gate_up_any_mxfp4_e8_512x256_k2_8acafbec: any kernel of moe_gate_up (expert_linear + swiglu)
+// moe_gate_up_any_mxfp4_e8_512x256_k2_05f8d423: any kernel of moe_gate_up (expert_linear + swiglu)
 // moe_gate_up = expert_linear + swiglu
-kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_8acafbec(
+kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_05f8d423(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const Route* routes [[buffer(2)]],
@@ -729,13 +740,12 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_8acafbec(
       const float4 xa = x4[0], xb = x4[1];
       for (uint n = 0; n < NR; n++) {
         const uint w4 = ((device const uint*)(w_blocks + (row[n] * (IN / 32) + blk) * 16))[q];
-        // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble).
-        // The codes are decoded by arithmetic (fp4), not from a table in
-        // threadgroup memory, whose reads were half of these kernels' L1
-        // traffic (Nsight Compute, docs/gpu.md).
-        const float lo = fp4(w4 & 15u) * xa.x + fp4((w4 >> 4) & 15u) * xa.y + fp4((w4 >> 8) & 15u) * xa.z + fp4((w4 >> 12) & 15u) * xa.w;
-        const float hi = fp4((w4 >> 16) & 15u) * xb.x + fp4((w4 >> 20) & 15u) * xb.y + fp4((w4 >> 24) & 15u) * xb.z + fp4(w4 >> 28) * xb.w;
-        acc[n] += (lo + hi) * e8m0(w_scales[row[n] * (IN / 32) + blk]);
+        // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble);
+        // pair k decodes values k and k + 4.
+        const float2 p0 = fp4x2_scaled(w4), p1 = fp4x2_scaled(w4 >> 4), p2 = fp4x2_scaled(w4 >> 8), p3 = fp4x2_scaled(w4 >> 12);
+        const float lo = p0.x * xa.x + p1.x * xa.y + p2.x * xa.z + p3.x * xa.w;
+        const float hi = p0.y * xb.x + p1.y * xb.y + p2.y * xb.z + p3.y * xb.w;
+        acc[n] += (lo + hi) * 16384.0f * e8m0(w_scales[row[n] * (IN / 32) + blk]);
       }
     }
   }
