@@ -25,8 +25,10 @@ import (
 // FormatVersion changes whenever the manifest's meaning changes; readers
 // refuse other versions. 2: bindings say whether the kernel writes them
 // ("write"); barriers come from that, so a manifest without it would run
-// without barriers.
-const FormatVersion = 2
+// without barriers. 3: a dispatch may have stages after its kernel
+// ("then") and a scratch region ("scratch", bound as "scratch" after the
+// arena's values); a reader of 2 would skip the stages.
+const FormatVersion = 3
 
 // MetallibName is the precompiled library an artifact may carry.
 const MetallibName = "kernels.metallib"

@@ -22,6 +22,11 @@ const (
 	BindValue  BindKind = "value"  // an activation in the arena
 	BindWeight BindKind = "weight" // a checkpoint tensor
 	BindKV     BindKind = "kv"     // a layer's keys or values in the KV buffer
+	// BindScratch is the op's scratch region (Dispatch.Scratch bytes at
+	// ScratchBase in the arena buffer): what one of its launches leaves
+	// for a later one of the same op, such as the partial results of
+	// attention split over positions.
+	BindScratch BindKind = "scratch"
 )
 
 // Binding says what one parameter receives.
@@ -32,8 +37,8 @@ type Binding struct {
 	Tensor string   `json:"tensor,omitempty"` // checkpoint tensor name
 	Cache  int      `json:"cache,omitempty"`
 	Part   string   `json:"part,omitempty"` // "k" or "v"
-	// Write: the kernel writes what is bound here, so a later dispatch
-	// that touches it must wait for a barrier (see Barriers).
+	// Write: the kernel writes what is bound here, so a later launch
+	// that touches it must wait for a barrier (see Launches).
 	Write bool `json:"write,omitempty"`
 }
 
@@ -103,7 +108,8 @@ type Kernel struct {
 }
 
 // Dispatch is one op's launch: a kernel per variant, the bindings (the
-// same for every variant) and the grid of each.
+// same for every variant) and the grid of each, and the stages that follow
+// the kernel in some variant.
 type Dispatch struct {
 	Op       int                `json:"op"`
 	Kind     string             `json:"kind"`
@@ -111,18 +117,56 @@ type Dispatch struct {
 	Kernels  map[Variant]string `json:"kernels"`
 	Grids    map[Variant]Grid   `json:"grids"`
 	Bindings []Binding          `json:"bindings"`
+	// Then are further launches of the op, after its kernel, in order:
+	// each runs in the calls whose variant it names (VariantAny: all).
+	Then []Stage `json:"then,omitempty"`
+	// Scratch is the bytes the op's BindScratch bindings address, from
+	// ScratchBase; every op's scratch starts there (launches that share
+	// it are ordered by barriers like any other memory).
+	Scratch int64 `json:"scratch,omitempty"`
 }
 
-// KernelFor picks the kernel name and grid for a call of seq tokens.
-func (d *Dispatch) KernelFor(seq int) (string, Grid) {
+// Stage is one launch of an op after its kernel: attention split over
+// positions writes partial results to scratch in its kernel and combines
+// them in a stage.
+type Stage struct {
+	Variant  Variant   `json:"variant"`
+	Kernel   string    `json:"kernel"`
+	Grid     Grid      `json:"grid"`
+	Bindings []Binding `json:"bindings"`
+}
+
+// variantFor is the variant that serves a call of seq tokens: the
+// decode or prefill kernel when the dispatch has one, else VariantAny.
+func (d *Dispatch) variantFor(seq int) Variant {
 	v := VariantPrefill
 	if seq == 1 {
 		v = VariantDecode
 	}
-	if k, ok := d.Kernels[v]; ok {
-		return k, d.Grids[v]
+	if _, ok := d.Kernels[v]; ok {
+		return v
 	}
-	return d.Kernels[VariantAny], d.Grids[VariantAny]
+	return VariantAny
+}
+
+// KernelFor picks the kernel name and grid for a call of seq tokens (the
+// op's first launch; Launches lists them all).
+func (d *Dispatch) KernelFor(seq int) (string, Grid) {
+	v := d.variantFor(seq)
+	return d.Kernels[v], d.Grids[v]
+}
+
+// stagesFor are the stages that run after the kernel in a call of seq
+// tokens.
+func (d *Dispatch) stagesFor(seq int) []Stage {
+	v := d.variantFor(seq)
+	var out []Stage
+	for _, s := range d.Then {
+		if s.Variant == v || s.Variant == VariantAny {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // VectorAlignment is the alignment kernels need of a weight tensor's
@@ -140,27 +184,71 @@ type Region struct {
 	Start, End int64
 }
 
-// Barriers says, for each dispatch of a step of seq tokens, whether a
-// memory barrier must come first: it reads or writes memory that an
-// earlier dispatch since the last barrier wrote. Dispatches between
-// barriers may run concurrently. What a dispatch writes is its bindings'
-// Write flags, which are the same for every variant of its kernel.
-func Barriers(ds []*Dispatch, arena *plan.Arena, kv *plan.KV, seq int) []bool {
-	out := make([]bool, len(ds))
+// ScratchBase is where the ops' scratch regions start in the arena
+// buffer: after the planned values, aligned for any load.
+func ScratchBase(arena *plan.Arena) int64 {
+	const align = 256
+	return (arena.Bytes + align - 1) / align * align
+}
+
+// ArenaBufferBytes is the size of the arena buffer a device allocates:
+// the planned values, then the largest scratch region any op needs.
+func ArenaBufferBytes(arena *plan.Arena, ds []*Dispatch) int64 {
+	var scratch int64
+	for _, d := range ds {
+		scratch = max(scratch, d.Scratch)
+	}
+	if scratch == 0 {
+		return max(arena.Bytes, 256)
+	}
+	return ScratchBase(arena) + scratch
+}
+
+// Launch is one kernel launch of a step: an op's kernel or one of its
+// stages.
+type Launch struct {
+	Dispatch *Dispatch // the op it belongs to
+	Kernel   string
+	Grid     Grid
+	Bindings []Binding
+	// Barrier: a memory barrier must come first, because the launch reads
+	// or writes memory that an earlier launch since the last barrier
+	// wrote.
+	Barrier bool
+}
+
+// Launches lists the launches of a step of seq tokens in order: each
+// op's kernel for that call, then its stages, each with whether a memory
+// barrier must come first. Launches between barriers may run
+// concurrently. What a launch writes is its bindings' Write flags, which
+// are the same for every variant of an op's kernel.
+func Launches(ds []*Dispatch, arena *plan.Arena, kv *plan.KV, seq int) []Launch {
+	var out []Launch
+	for _, d := range ds {
+		k, g := d.KernelFor(seq)
+		out = append(out, Launch{Dispatch: d, Kernel: k, Grid: g, Bindings: d.Bindings})
+		for _, s := range d.stagesFor(seq) {
+			out = append(out, Launch{Dispatch: d, Kernel: s.Kernel, Grid: s.Grid, Bindings: s.Bindings})
+		}
+	}
 	var written []Region
-	for i, d := range ds {
+	for i := range out {
+		l := &out[i]
 		var touched, writes []Region
-		for _, b := range d.Bindings {
+		for _, b := range l.Bindings {
 			var r Region
 			switch b.Kind {
 			case BindValue:
 				s := arena.Slots[b.Value]
 				r = Region{"arena", s.Offset, s.Offset + s.RowBytes*int64(seq)}
+			case BindScratch:
+				base := ScratchBase(arena)
+				r = Region{"arena", base, base + l.Dispatch.Scratch}
 			case BindKV:
-				l := kv.Layer(b.Cache)
-				r = Region{"kv", l.KOffset, l.KOffset + l.KBytes}
+				kl := kv.Layer(b.Cache)
+				r = Region{"kv", kl.KOffset, kl.KOffset + kl.KBytes}
 				if b.Part == "v" {
-					r = Region{"kv", l.VOffset, l.VOffset + l.VBytes}
+					r = Region{"kv", kl.VOffset, kl.VOffset + kl.VBytes}
 				}
 			default:
 				continue
@@ -172,7 +260,7 @@ func Barriers(ds []*Dispatch, arena *plan.Arena, kv *plan.KV, seq int) []bool {
 		}
 		for _, r := range touched {
 			if overlapsAny(r, written) {
-				out[i] = true
+				l.Barrier = true
 				written = written[:0]
 				break
 			}

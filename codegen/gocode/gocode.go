@@ -2,7 +2,7 @@
 // jennifer: typed weight bindings, the buffers of the plan, and Prefill
 // and Step functions that issue the model's dispatch sequence against
 // runtime/gpu's Device interface. Each sequence is a table of dispatch
-// records (one line per dispatch) that a small loop turns into launches:
+// records (one line per launch) that a small loop turns into launches:
 // unrolled calls made the generator and go/format the larger part of
 // `minervac compile -o` (docs/benchmarks.md). The package embeds its
 // kernels.metal and manifest.json, so an app that imports it ships the
@@ -74,7 +74,7 @@ func Generate(m *Model) ([]byte, error) {
 	in, out := m.Arena.Slots[m.Input], m.Arena.Slots[m.Output]
 	f.Comment("The plan's sizes.")
 	f.Const().Defs(
-		jen.Id("ArenaBytes").Op("=").Lit(int(m.Arena.Bytes)),
+		jen.Id("ArenaBytes").Op("=").Lit(int(program.ArenaBufferBytes(m.Arena, m.Dispatches))),
 		jen.Id("KVBytes").Op("=").Lit(int(m.KV.Bytes)),
 		jen.Id("Batch").Op("=").Lit(int(m.Arena.Batch)),
 		jen.Id("Ctx").Op("=").Lit(int(m.KV.Ctx)),
@@ -206,7 +206,8 @@ func Generate(m *Model) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// writeTable writes one dispatch record per dispatch for a variant, with
+// writeTable writes one dispatch record per launch for a variant (an op's
+// kernel, then its stages: program.Launches), with
 // the barriers the plan's dependencies need (computed for a full batch, the
 // widest extent of every value), as a Go variable in gofmt's form.
 func writeTable(b *bytes.Buffer, name string, m *Model, v program.Variant) {
@@ -214,20 +215,18 @@ func writeTable(b *bytes.Buffer, name string, m *Model, v program.Variant) {
 	if v == program.VariantDecode {
 		seqFor = 1
 	}
-	barriers := program.Barriers(m.Dispatches, m.Arena, m.KV, seqFor)
 	weight := map[string]int{}
 	for i, t := range m.Tensors {
 		weight[t.Name] = i
 	}
 	fmt.Fprintf(b, "var %s = []dispatch{\n", name)
-	for i, d := range m.Dispatches {
-		kernel, grid := d.KernelFor(seqFor)
-		k := m.Kernels[kernel]
+	for _, l := range program.Launches(m.Dispatches, m.Arena, m.KV, seqFor) {
+		d, k := l.Dispatch, m.Kernels[l.Kernel]
 		if k.Threads[1] != 1 || k.Threads[2] != 1 || len(k.TGMem) != 1 {
 			panic("BUG: gocode expects one-dimensional threadgroups with one threadgroup buffer")
 		}
-		fmt.Fprintf(b, "\t{%s, [3]dim{", strconv.Quote(kernel))
-		for j, dim := range grid {
+		fmt.Fprintf(b, "\t{%s, [3]dim{", strconv.Quote(l.Kernel))
+		for j, dim := range l.Grid {
 			if j > 0 {
 				b.WriteString(", ")
 			}
@@ -239,8 +238,8 @@ func writeTable(b *bytes.Buffer, name string, m *Model, v program.Variant) {
 				fmt.Fprintf(b, "{%d, %d, %d}", dim.Const, dim.PerTile, max(dim.Tile, 1))
 			}
 		}
-		fmt.Fprintf(b, "}, %d, %d, %t, %s, []bind{", k.Threads[0], k.TGMem[0], barriers[i], strconv.Quote(fmt.Sprintf("op %d (%s, layer %d)", d.Op, d.Kind, d.Layer)))
-		for j, bd := range d.Bindings {
+		fmt.Fprintf(b, "}, %d, %d, %t, %s, []bind{", k.Threads[0], k.TGMem[0], l.Barrier, strconv.Quote(fmt.Sprintf("op %d (%s, layer %d)", d.Op, d.Kind, d.Layer)))
+		for j, bd := range l.Bindings {
 			var kind string
 			var at int
 			switch bd.Kind {
@@ -248,6 +247,8 @@ func writeTable(b *bytes.Buffer, name string, m *Model, v program.Variant) {
 				kind = "bindArgs"
 			case program.BindValue:
 				kind, at = "bindArena", int(m.Arena.Slots[bd.Value].Offset)
+			case program.BindScratch:
+				kind, at = "bindArena", int(program.ScratchBase(m.Arena))
 			case program.BindWeight:
 				kind, at = "bindWeight", weight[bd.Tensor]
 			case program.BindKV:

@@ -118,7 +118,7 @@ func LoadSequences(p *program.Program, ck *weights.Checkpoint, dev Device, seqs 
 		m.kernels[k.Name] = k
 	}
 	var err error
-	if m.arena, err = dev.NewBuffer(int(max(p.Arena.Bytes, 256))); err != nil {
+	if m.arena, err = dev.NewBuffer(int(program.ArenaBufferBytes(p.Arena, out.Dispatches))); err != nil {
 		return nil, err
 	}
 	if m.kv, err = dev.NewBuffer(int(max(int64(seqs)*p.KV.Bytes, 256))); err != nil {
@@ -196,17 +196,9 @@ func (m *Model) run(tokens []int32, a abi.StepArgs) ([]float32, error) {
 	n := len(tokens)
 	copy(m.tokens, tokens)
 	args := a.Bytes()
-	barriers := program.Barriers(m.code.Dispatches, m.prog.Arena, m.prog.KV, n)
 	m.launches = m.launches[:0]
-	for i, d := range m.code.Dispatches {
-		name, grid := d.KernelFor(n)
-		k := m.kernels[name]
-		l := Launch{Kernel: name, Groups: grid.Eval(n), Threads: k.Threads, TGMem: k.TGMem, Barrier: barriers[i],
-			Label: fmt.Sprintf("op %d (%s, layer %d)", d.Op, d.Kind, d.Layer)}
-		for _, b := range d.Bindings {
-			l.Binds = append(l.Binds, m.bind(b, args))
-		}
-		m.launches = append(m.launches, l)
+	for _, l := range program.Launches(m.code.Dispatches, m.prog.Arena, m.prog.KV, n) {
+		m.launches = append(m.launches, m.launch(l, n, args))
 	}
 	dm, discrete := m.arena.(DeviceMemory)
 	if discrete {
@@ -231,18 +223,26 @@ func (m *Model) Arena() []byte { return m.arena.Bytes() }
 // KVBuffer is the KV cache's memory.
 func (m *Model) KVBuffer() []byte { return m.kv.Bytes() }
 
-// RunOp runs op i alone on seq tokens at position pos. The launch list of
-// the last Forward is reused, so call Forward first.
+// RunOp runs op i alone on seq tokens at position pos: its kernel and
+// stages, with the barriers between them.
 func (m *Model) RunOp(i, seq, pos int) error {
 	args := abi.StepArgs{Seq: uint32(seq), Pos: uint32(pos)}.Bytes()
-	d := m.code.Dispatches[i]
-	name, grid := d.KernelFor(seq)
-	k := m.kernels[name]
-	l := Launch{Kernel: name, Groups: grid.Eval(seq), Threads: k.Threads, TGMem: k.TGMem, Label: fmt.Sprintf("op %d (%s)", d.Op, d.Kind)}
-	for _, b := range d.Bindings {
+	var ls []Launch
+	for _, l := range program.Launches(m.code.Dispatches[i:i+1], m.prog.Arena, m.prog.KV, seq) {
+		ls = append(ls, m.launch(l, seq, args))
+	}
+	return m.dev.Run(ls)
+}
+
+// launch resolves one launch of a step of seq tokens.
+func (m *Model) launch(pl program.Launch, seq int, args []byte) Launch {
+	d, k := pl.Dispatch, m.kernels[pl.Kernel]
+	l := Launch{Kernel: pl.Kernel, Groups: pl.Grid.Eval(seq), Threads: k.Threads, TGMem: k.TGMem, Barrier: pl.Barrier,
+		Label: fmt.Sprintf("op %d (%s, layer %d)", d.Op, d.Kind, d.Layer)}
+	for _, b := range pl.Bindings {
 		l.Binds = append(l.Binds, m.bind(b, args))
 	}
-	return m.dev.Run([]Launch{l})
+	return l
 }
 
 // bind resolves one binding.
@@ -252,6 +252,8 @@ func (m *Model) bind(b program.Binding, args []byte) Bind {
 		return Bind{Index: b.Index, Bytes: args}
 	case program.BindValue:
 		return Bind{Index: b.Index, Buffer: m.arena, Offset: int(m.prog.Arena.Slots[b.Value].Offset)}
+	case program.BindScratch:
+		return Bind{Index: b.Index, Buffer: m.arena, Offset: int(program.ScratchBase(m.prog.Arena))}
 	case program.BindWeight:
 		t := m.tensors[b.Tensor]
 		return Bind{Index: b.Index, Buffer: t.buf, Offset: t.offset}
@@ -319,7 +321,11 @@ func Tensors(dev Device, ck *weights.Checkpoint) (map[string]Tensor, []Buffer, e
 func checkAlignment(out *program.Code, ck *weights.Checkpoint) error {
 	seen := map[string]bool{}
 	for _, d := range out.Dispatches {
-		for _, b := range d.Bindings {
+		bindings := d.Bindings
+		for _, s := range d.Then {
+			bindings = append(bindings[:len(bindings):len(bindings)], s.Bindings...)
+		}
+		for _, b := range bindings {
 			if b.Kind != program.BindWeight || seen[b.Tensor] {
 				continue
 			}
