@@ -132,6 +132,10 @@ type AttendData struct {
 	// Unroll is how many rounds of 32/KV.Lanes positions a SIMD-group
 	// step covers (attendUnroll).
 	Unroll int
+	// Splits, when set, splits decode over positions (attendSplits): the
+	// attend kernel leaves partial results in scratch, attend_combine
+	// merges them.
+	Splits int
 }
 
 // RouterData is the router template's.

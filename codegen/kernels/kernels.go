@@ -41,10 +41,11 @@ const (
 	Decode  = program.VariantDecode
 	Prefill = program.VariantPrefill
 
-	BindArgs   = program.BindArgs
-	BindValue  = program.BindValue
-	BindWeight = program.BindWeight
-	BindKV     = program.BindKV
+	BindArgs    = program.BindArgs
+	BindValue   = program.BindValue
+	BindWeight  = program.BindWeight
+	BindKV      = program.BindKV
+	BindScratch = program.BindScratch
 )
 
 // Context is what specialisation needs to know about the program.
@@ -85,6 +86,11 @@ type spec struct {
 	grid    Grid
 	// data is the template's: a pointer to its family's struct (data.go).
 	data templateData
+	// stage makes the kernel a launch after the op's kernel in its variant
+	// (Dispatch.Then), with its own parameters and bindings; name is then
+	// the kernel's name before its description (the op kind otherwise).
+	stage *builder
+	name  string
 }
 
 // builder accumulates an op's parameters and bindings.
@@ -93,6 +99,8 @@ type builder struct {
 	op       *ir.Op
 	params   []Param
 	bindings []Binding
+	// scratchBytes is the bytes of scratch the op's bindings address.
+	scratchBytes int64
 }
 
 func (b *builder) add(name, typ string, bind Binding) {
@@ -150,6 +158,16 @@ func (b *builder) kv(cache int, write bool) {
 	b.add("vcache", "device uchar*", Binding{Kind: BindKV, Cache: cache, Part: "v", Write: write})
 }
 
+// scratch binds the op's scratch region of n bytes (program.ScratchBase).
+func (b *builder) scratch(name string, n int64, write bool) {
+	typ := "device const float*"
+	if write {
+		typ = "device float*"
+	}
+	b.add(name, typ, Binding{Kind: BindScratch, Write: write})
+	b.scratchBytes = max(b.scratchBytes, n)
+}
+
 // Specialize produces the dispatch of op i, adding its kernels to the
 // context.
 func (c *Context) Specialize(i int) (*Dispatch, error) {
@@ -165,13 +183,22 @@ func (c *Context) Specialize(i int) (*Dispatch, error) {
 	d := &Dispatch{Op: i, Kind: string(op.Kind), Layer: op.Layer, Kernels: map[Variant]string{}, Grids: map[Variant]Grid{}, Bindings: b.bindings}
 	for _, s := range specs {
 		s.params = b.params
+		if s.stage != nil {
+			s.params = s.stage.params
+		}
 		k, err := c.render(op, s)
 		if err != nil {
 			return nil, fmt.Errorf("op %d (%s): %w", i, op.Kind, err)
 		}
+		if s.stage != nil {
+			d.Then = append(d.Then, program.Stage{Variant: s.variant, Kernel: k.Name, Grid: s.grid, Bindings: s.stage.bindings})
+			d.Scratch = max(d.Scratch, s.stage.scratchBytes)
+			continue
+		}
 		d.Kernels[s.variant] = k.Name
 		d.Grids[s.variant] = s.grid
 	}
+	d.Scratch = max(d.Scratch, b.scratchBytes)
 	return d, nil
 }
 
@@ -194,6 +221,10 @@ func parseTemplates() *template.Template {
 func (c *Context) render(op *ir.Op, s spec) (*Kernel, error) {
 	// fmt prints maps with sorted keys, so the memo key is deterministic.
 	key := fmt.Sprintf("%s|%s|%s|%v|%v|%v|%v|%s", s.template, s.variant, s.desc, s.threads, s.tgmem, s.data, s.params, implements(op))
+	prefix := string(op.Kind)
+	if s.name != "" {
+		prefix = s.name
+	}
 	if k, ok := c.rendered[key]; ok {
 		return k, nil
 	}
@@ -204,7 +235,7 @@ func (c *Context) render(op *ir.Op, s spec) (*Kernel, error) {
 	}
 	src := buf.String()
 	h := sha256.Sum256([]byte(src + fmt.Sprint(s.threads, s.tgmem)))
-	name := sanitize(string(op.Kind) + "_" + string(s.variant) + "_" + s.desc + "_" + hex.EncodeToString(h[:4]))
+	name := sanitize(prefix + "_" + string(s.variant) + "_" + s.desc + "_" + hex.EncodeToString(h[:4]))
 	if k, ok := c.kernels[name]; ok {
 		c.rendered[key] = k
 		return k, nil

@@ -337,8 +337,51 @@ func specAttend(b *builder) ([]spec, error) {
 	const attendSG, attendUnroll = 16, 8
 	data.Unroll = attendUnroll
 	tgmem := 4 * (d + attendSG*(vd+2))
-	grid := Grid{{Const: int(a.Int("heads"))}, {PerTile: 1, Tile: 1}, {Const: 1}}
-	return []spec{{variant: Any, template: string(ir.OpAttend), desc: desc, threads: threads(32 * attendSG), tgmem: []int{tgmem}, grid: grid, data: data}}, nil
+	heads := int(a.Int("heads"))
+	grid := Grid{{Const: heads}, {PerTile: 1, Tile: 1}, {Const: 1}}
+	positions := int(l.Capacity)
+	if w := int(a.Int("window")); w > 0 {
+		positions = min(positions, w)
+	}
+	splits := attendSplits(heads, positions)
+	if splits == 1 {
+		return []spec{{variant: Any, template: string(ir.OpAttend), desc: desc, threads: threads(32 * attendSG), tgmem: []int{tgmem}, grid: grid, data: data}}, nil
+	}
+	// Decode splits the positions over splits threadgroups per head, which
+	// leave partial results in scratch for attend_combine; prefill keeps
+	// one threadgroup per (head, token) (it has a token's worth of them),
+	// and binds the scratch it does not use, since an op's kernels share
+	// their bindings.
+	partials := int64(4 * heads * splits * (vd + 2))
+	b.scratch("scratch", partials, true)
+	split, combine := *data, *data
+	split.Splits, combine.Splits = splits, splits
+	cb := &builder{ctx: b.ctx, op: op}
+	cb.args()
+	cb.optionalWeight("sinks", sinks)
+	cb.scratch("scratch", partials, false)
+	cb.value("out", op.Results[0], true)
+	sdesc := fmt.Sprintf("%s_s%d", desc, splits)
+	return []spec{
+		{variant: Prefill, template: string(ir.OpAttend), desc: desc, threads: threads(32 * attendSG), tgmem: []int{tgmem}, grid: grid, data: data},
+		{variant: Decode, template: string(ir.OpAttend), desc: sdesc, threads: threads(32 * attendSG), tgmem: []int{tgmem},
+			grid: Grid{{Const: heads}, {Const: 1}, {Const: splits}}, data: &split},
+		{variant: Decode, template: "attend_combine", name: "attend_combine", desc: sdesc, threads: threads(32 * min((vd+31)/32, 32)), tgmem: []int{16},
+			grid: Grid{{Const: heads}, {Const: 1}, {Const: 1}}, data: &combine, stage: cb},
+	}, nil
+}
+
+// attendSplits is how many threadgroups of a head decode attention
+// spreads a layer's positions over: enough that the grid has about
+// attendGroups threadgroups (one per head left most of an H100's SMs
+// idle: 64 for gpt-oss-20b), but each split at least attendMinPositions
+// of the layer's most positions (its capacity, or its window), so that a
+// split's loop amortises its start and its partial's write. gpt-oss-20b
+// (64 heads) gets 8 splits on its full layers and 2 on its sliding ones
+// (a window of 128); a layer of one split keeps the one-kernel attend.
+func attendSplits(heads, positions int) int {
+	const attendGroups, attendMinPositions = 512, 64
+	return max(1, min(attendGroups/max(heads, 1), positions/attendMinPositions))
 }
 
 // attendLanes is how many lanes of a SIMD-group read one cached row of

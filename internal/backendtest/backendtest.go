@@ -112,11 +112,17 @@ func Run(t *testing.T, newBackend NewBackend) {
 // program compiles a fixture once per suite.
 func (s *suite) program(t testing.TB, fx fixtures.Model, kv string, disable ...string) *program.Program {
 	t.Helper()
-	key := fmt.Sprint(fx.Name, kv, disable)
+	return s.programPlan(t, fx, Plan(kv), disable...)
+}
+
+// programPlan compiles a fixture for a plan once per suite.
+func (s *suite) programPlan(t testing.TB, fx fixtures.Model, plan compiler.PlanOptions, disable ...string) *program.Program {
+	t.Helper()
+	key := fmt.Sprint(fx.Name, plan, disable)
 	if p, ok := s.programs[key]; ok {
 		return p
 	}
-	p := fx.Compile(t, Plan(kv), disable...)
+	p := fx.Compile(t, plan, disable...)
 	s.programs[key] = p
 	return p
 }
@@ -282,9 +288,12 @@ func (s *suite) allOps(t *testing.T) {
 
 // ops compares every op's kernel with the CPU's, op by op, for backends
 // that run single ops. The cases cover every KV format, fused and unfused
-// programs, and (fortune, 150 positions) more cached positions than a
+// programs, (fortune, 150 positions) more cached positions than a
 // threadgroup has lanes, which exercises attention's online-softmax
-// rescaling. Every op kind a backend can be given must be exercised.
+// rescaling, and (tiny-random at 2100 positions, in a context of 2304)
+// decode attention split over many threadgroups per head (36 on its full
+// layers) with chunks that do not divide the positions. Every op kind a
+// backend can be given must be exercised.
 func (s *suite) ops(t *testing.T) {
 	probe := s.program(t, fixtures.TinyRandom, "f32")
 	if _, ok := s.load(t, probe, fixtures.TinyRandom.Checkpoint(t, probe)).(OpRunner); !ok {
@@ -295,18 +304,25 @@ func (s *suite) ops(t *testing.T) {
 		kv      string
 		prefix  int
 		disable []string
+		// ctx, when set, is the plan's context instead of Plan's.
+		ctx int
 	}{
-		{fixtures.TinyRandom, "f32", 6, nil},
-		{fixtures.TinyRandom, "q8", 6, []string{"fuse"}},
-		{fixtures.Fortune, "q4", 6, nil},
-		{fixtures.Fortune, "f16", 150, nil},
-		{fixtures.LlamaTiny, "f32", 6, nil},
-		{fixtures.LlamaTiny, "f16", 6, []string{"fuse"}},
+		{fixtures.TinyRandom, "f32", 6, nil, 0},
+		{fixtures.TinyRandom, "q8", 6, []string{"fuse"}, 0},
+		{fixtures.Fortune, "q4", 6, nil, 0},
+		{fixtures.Fortune, "f16", 150, nil, 0},
+		{fixtures.LlamaTiny, "f32", 6, nil, 0},
+		{fixtures.LlamaTiny, "f16", 6, []string{"fuse"}, 0},
+		{fixtures.TinyRandom, "f16", 2100, nil, 2304},
 	}
 	seen := map[ir.OpKind]bool{}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s-%s-%d%s", c.fx.Name, c.kv, c.prefix, strings.Join(c.disable, "")), func(t *testing.T) {
-			p := s.program(t, c.fx, c.kv, c.disable...)
+			plan := Plan(c.kv)
+			if c.ctx != 0 {
+				plan.Ctx = c.ctx
+			}
+			p := s.programPlan(t, c.fx, plan, c.disable...)
 			s.compareOpByOp(t, p, c.fx.Checkpoint(t, p), c.prefix, seen)
 		})
 	}
