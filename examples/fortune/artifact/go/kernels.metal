@@ -181,156 +181,6 @@ kernel void add_rmsnorm_any_bf16_256_9cfcf3aa(
 }
 
 // ---------------------------------------------------------------------------
-// attend_any_h8_kv2_d32_w0_f16_sinks_835192a9: any kernel of attend (attend)
-// Attention reads each cached row with 4 lanes together, each
-// taking S consecutive values: lane part c covers values c*S .. c*S+S-1.
-// q · k over lane part c of one cached key row; q holds that part of the
-// query, already rotated when the format is.
-inline float attend_any_h8_kv2_d32_w0_f16_sinks_835192a9_kdot(device const uchar* row, thread const float* q, uint c) {
-  constexpr uint S = 32 / 4;
-  const uint i0 = c * S;
-  float s = 0.0f;
-  // Four halves per load when the parts are 8-byte aligned (S % 4 == 0).
-  for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
-    const float4 v = float4(((device const half4*)row)[(i0 + k) / 4]);
-    s += v.x * q[k];
-    s += v.y * q[k + 1];
-    s += v.z * q[k + 2];
-    s += v.w * q[k + 3];
-  }
-  for (uint k = (S % 4 == 0 ? S : 0u); k < S; k++) s += float(((device const half*)row)[i0 + k]) * q[k];
-  return s;
-}
-
-// acc += w * v over lane part c of one cached value row (VD / 4
-// values).
-inline void attend_any_h8_kv2_d32_w0_f16_sinks_835192a9_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
-  constexpr uint S = 32 / 4;
-  const uint i0 = c * S;
-  for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
-    const float4 v = float4(((device const half4*)row)[(i0 + k) / 4]);
-    acc[k] += w * v.x;
-    acc[k + 1] += w * v.y;
-    acc[k + 2] += w * v.z;
-    acc[k + 3] += w * v.w;
-  }
-  for (uint k = (S % 4 == 0 ? S : 0u); k < S; k++) acc[k] += w * float(((device const half*)row)[i0 + k]);
-}
-
-// attend
-kernel void attend_any_h8_kv2_d32_w0_f16_sinks_835192a9(
-    constant StepArgs& args [[buffer(0)]],
-    device const float* q [[buffer(1)]],
-    device const ushort* sinks [[buffer(2)]],
-    device uchar* kcache [[buffer(3)]],
-    device uchar* vcache [[buffer(4)]],
-    device float* out [[buffer(5)]],
-    threadgroup float* tg [[threadgroup(0)]],
-    uint3 tgid [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]],
-    uint nsg [[simdgroups_per_threadgroup]]) {
-  constexpr uint D = 32;
-  constexpr uint VD = 32;
-  constexpr uint KVH = 2;
-  constexpr uint GROUP = 4;
-  const uint h = tgid.x;
-  const uint t = tgid.y;
-  const uint p = token_pos(args, t);
-  const uint g = h / GROUP;
-  const uint lo = 0u;
-  // The query, rotated group by group when the cache stores keys rotated.
-  threadgroup float* tq = tg;
-  device const float* qh = q + t * (8 * D) + h * D;
-  for (uint i = tid; i < D; i += 32 * nsg) tq[i] = qh[i];
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  constexpr uint G = 4;   // lanes per cached position
-  constexpr uint P = 32 / G;         // positions per round of a SIMD-group
-  constexpr uint U = 8;    // rounds per step
-  constexpr uint S = D / G, VS = VD / G;
-  const uint c = lane % G, r = lane / G;
-  float qv[S];
-  for (uint k = 0; k < S; k++) qv[k] = tq[c * S + k];
-  float m = -INFINITY, l = 0.0f;
-  float acc[VS];
-  for (uint k = 0; k < VS; k++) acc[k] = 0.0f;
-  device const uchar* krows = kcache + token_kv(args, t) + g * 64;
-  device const uchar* vrows = vcache + token_kv(args, t) + g * 64;
-  // A step of SIMD-group sg covers the U * P positions from j0; lane group
-  // r takes j0 + u * P + r in round u. Every lane of a SIMD-group runs the
-  // same steps (the bound depends on the SIMD-group only), so each
-  // shuffle finds its whole lane group.
-  for (uint j0 = lo + sg * (U * P); j0 <= p; j0 += U * P * nsg) {
-    uint slot[U];
-    float s[U];
-    for (uint u = 0; u < U; u++) {
-      const uint j = min(j0 + u * P + r, p);
-      slot[u] = j;
-      s[u] = attend_any_h8_kv2_d32_w0_f16_sinks_835192a9_kdot(krows + slot[u] * (KVH * 64), qv, c);
-    }
-    for (uint u = 0; u < U; u++) {
-      for (uint off = G / 2; off > 0; off /= 2) s[u] += simd_shuffle_xor(s[u], off);
-    }
-    // Positions past p weigh exactly 0: their score is -inf, and the
-    // maximum below starts from m, so it is finite once any position of
-    // this lane group was.
-    float mNew = m;
-    for (uint u = 0; u < U; u++) {
-      s[u] *= 0.176776692f;
-      if (j0 + u * P + r > p) s[u] = -INFINITY;
-      mNew = max(mNew, s[u]);
-    }
-    // m == mNew also covers a lane group that has seen no position yet
-    // (both -inf; its l and acc are 0).
-    const float corr = m == mNew ? 1.0f : exp(m - mNew);
-    l *= corr;
-    for (uint k = 0; k < VS; k++) acc[k] *= corr;
-    for (uint u = 0; u < U; u++) {
-      const float e = s[u] == -INFINITY ? 0.0f : exp(s[u] - mNew);
-      l += e;
-      attend_any_h8_kv2_d32_w0_f16_sinks_835192a9_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
-    }
-    m = mNew;
-  }
-  // Combine the lane groups of each SIMD-group, then the SIMD-groups.
-  // Every lane of a group holds the same m and l (the butterfly sums
-  // above give each lane the same bits), so the SIMD-group's sum of l
-  // counts each group G times.
-  const float M = simd_max(m);
-  const float corr = (m == -INFINITY) ? 0.0f : exp(m - M);
-  const float L = simd_sum(l * corr) / float(G);
-  threadgroup float* part = tg + D + sg * (VD + 2);
-  for (uint k = 0; k < VS; k++) {
-    float a = acc[k] * corr;
-    for (uint off = G; off < 32; off *= 2) a += simd_shuffle_xor(a, off);
-    if (r == 0) part[2 + c * VS + k] = a;
-  }
-  if (lane == 0) { part[0] = M; part[1] = L; }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  // Lane s weighs SIMD-group s's partial (nsg <= 32), so each SIMD-group
-  // takes one exp per partial rather than one per partial and output;
-  // the SIMD-groups then share the outputs, 32 each.
-  const float Ms = lane < nsg ? tg[D + lane * (VD + 2)] : -INFINITY;
-  float MM = simd_max(Ms);
-  const float sink = bf16f(sinks[h]);
-  MM = max(MM, sink);
-  const float w = Ms == -INFINITY ? 0.0f : exp(Ms - MM);
-  float total = simd_sum(lane < nsg ? tg[D + lane * (VD + 2) + 1] * w : 0.0f);
-  total += exp(sink - MM);
-  for (uint i0 = sg * 32; i0 < VD; i0 += 32 * nsg) {
-    const uint i = i0 + lane;
-    float v = 0.0f;
-    for (uint s = 0; s < nsg; s++) {
-      const float ws = simd_shuffle(w, ushort(s));
-      if (i < VD) v += tg[D + s * (VD + 2) + 2 + i] * ws;
-    }
-    v /= total;
-    if (i < VD) out[t * (8 * VD) + h * VD + i] = v;
-  }
-}
-
-// ---------------------------------------------------------------------------
 // attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9: any kernel of attend (attend)
 // Attention reads each cached row with 4 lanes together, each
 // taking S consecutive values: lane part c covers values c*S .. c*S+S-1.
@@ -440,6 +290,351 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9(
       const float e = s[u] == -INFINITY ? 0.0f : exp(s[u] - mNew);
       l += e;
       attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
+    }
+    m = mNew;
+  }
+  // Combine the lane groups of each SIMD-group, then the SIMD-groups.
+  // Every lane of a group holds the same m and l (the butterfly sums
+  // above give each lane the same bits), so the SIMD-group's sum of l
+  // counts each group G times.
+  const float M = simd_max(m);
+  const float corr = (m == -INFINITY) ? 0.0f : exp(m - M);
+  const float L = simd_sum(l * corr) / float(G);
+  threadgroup float* part = tg + D + sg * (VD + 2);
+  for (uint k = 0; k < VS; k++) {
+    float a = acc[k] * corr;
+    for (uint off = G; off < 32; off *= 2) a += simd_shuffle_xor(a, off);
+    if (r == 0) part[2 + c * VS + k] = a;
+  }
+  if (lane == 0) { part[0] = M; part[1] = L; }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  // Lane s weighs SIMD-group s's partial (nsg <= 32), so each SIMD-group
+  // takes one exp per partial rather than one per partial and output;
+  // the SIMD-groups then share the outputs, 32 each.
+  const float Ms = lane < nsg ? tg[D + lane * (VD + 2)] : -INFINITY;
+  float MM = simd_max(Ms);
+  const float sink = bf16f(sinks[h]);
+  MM = max(MM, sink);
+  const float w = Ms == -INFINITY ? 0.0f : exp(Ms - MM);
+  float total = simd_sum(lane < nsg ? tg[D + lane * (VD + 2) + 1] * w : 0.0f);
+  total += exp(sink - MM);
+  for (uint i0 = sg * 32; i0 < VD; i0 += 32 * nsg) {
+    const uint i = i0 + lane;
+    float v = 0.0f;
+    for (uint s = 0; s < nsg; s++) {
+      const float ws = simd_shuffle(w, ushort(s));
+      if (i < VD) v += tg[D + s * (VD + 2) + 2 + i] * ws;
+    }
+    v /= total;
+    if (i < VD) out[t * (8 * VD) + h * VD + i] = v;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// attend_combine_decode_h8_kv2_d32_w0_f16_sinks_s8_bbadc221: decode kernel of attend (attend)
+// attend: the merge of its splits over positions
+kernel void attend_combine_decode_h8_kv2_d32_w0_f16_sinks_s8_bbadc221(
+    constant StepArgs& args [[buffer(0)]],
+    device const ushort* sinks [[buffer(1)]],
+    device const float* scratch [[buffer(2)]],
+    device float* out [[buffer(3)]],
+    threadgroup float* tg [[threadgroup(0)]],
+    uint3 tgid [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]],
+    uint nsg [[simdgroups_per_threadgroup]]) {
+  constexpr uint VD = 32;
+  constexpr uint SPLITS = 8;
+  const uint h = tgid.x;
+  device const float* part = scratch + h * SPLITS * (VD + 2);
+  float M = -INFINITY;
+  for (uint s = 0; s < SPLITS; s++) M = max(M, part[s * (VD + 2)]);
+  const float sink = bf16f(sinks[h]);
+  M = max(M, sink);
+  // A split that saw no position has maximum -inf and weighs 0.
+  float total = 0.0f;
+  for (uint s = 0; s < SPLITS; s++) {
+    const float ms = part[s * (VD + 2)];
+    if (ms != -INFINITY) total += part[s * (VD + 2) + 1] * exp(ms - M);
+  }
+  total += exp(sink - M);
+  for (uint i0 = sg * 32; i0 < VD; i0 += 32 * nsg) {
+    const uint i = i0 + lane;
+    float v = 0.0f;
+    for (uint s = 0; s < SPLITS; s++) {
+      const float ms = part[s * (VD + 2)];
+      if (i < VD && ms != -INFINITY) v += part[s * (VD + 2) + 2 + i] * exp(ms - M);
+    }
+    v /= total;
+    if (i < VD) out[h * VD + i] = v;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc: decode kernel of attend (attend)
+// Attention reads each cached row with 4 lanes together, each
+// taking S consecutive values: lane part c covers values c*S .. c*S+S-1.
+// q · k over lane part c of one cached key row; q holds that part of the
+// query, already rotated when the format is.
+inline float attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc_kdot(device const uchar* row, thread const float* q, uint c) {
+  constexpr uint S = 32 / 4;
+  const uint i0 = c * S;
+  float s = 0.0f;
+  // Four halves per load when the parts are 8-byte aligned (S % 4 == 0).
+  for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
+    const float4 v = float4(((device const half4*)row)[(i0 + k) / 4]);
+    s += v.x * q[k];
+    s += v.y * q[k + 1];
+    s += v.z * q[k + 2];
+    s += v.w * q[k + 3];
+  }
+  for (uint k = (S % 4 == 0 ? S : 0u); k < S; k++) s += float(((device const half*)row)[i0 + k]) * q[k];
+  return s;
+}
+
+// acc += w * v over lane part c of one cached value row (VD / 4
+// values).
+inline void attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
+  constexpr uint S = 32 / 4;
+  const uint i0 = c * S;
+  for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
+    const float4 v = float4(((device const half4*)row)[(i0 + k) / 4]);
+    acc[k] += w * v.x;
+    acc[k + 1] += w * v.y;
+    acc[k + 2] += w * v.z;
+    acc[k + 3] += w * v.w;
+  }
+  for (uint k = (S % 4 == 0 ? S : 0u); k < S; k++) acc[k] += w * float(((device const half*)row)[i0 + k]);
+}
+
+// attend
+kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc(
+    constant StepArgs& args [[buffer(0)]],
+    device const float* q [[buffer(1)]],
+    device const ushort* sinks [[buffer(2)]],
+    device uchar* kcache [[buffer(3)]],
+    device uchar* vcache [[buffer(4)]],
+    device float* out [[buffer(5)]],
+    device float* scratch [[buffer(6)]],
+    threadgroup float* tg [[threadgroup(0)]],
+    uint3 tgid [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]],
+    uint nsg [[simdgroups_per_threadgroup]]) {
+  constexpr uint D = 32;
+  constexpr uint VD = 32;
+  constexpr uint KVH = 2;
+  constexpr uint GROUP = 4;
+  const uint h = tgid.x;
+  const uint t = tgid.y;
+  const uint p = token_pos(args, t);
+  const uint g = h / GROUP;
+  // Split tgid.z covers lo..last, one of Splits equal chunks of first..p.
+  const uint first = 0u;
+  const uint chunk = (p + 1 - first + 8u - 1) / 8u;
+  const uint lo = first + tgid.z * chunk;
+  const uint last = min(lo + chunk - 1, p);
+  // The query, rotated group by group when the cache stores keys rotated.
+  threadgroup float* tq = tg;
+  device const float* qh = q + t * (8 * D) + h * D;
+  for (uint i = tid; i < D; i += 32 * nsg) tq[i] = qh[i];
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  constexpr uint G = 4;   // lanes per cached position
+  constexpr uint P = 32 / G;         // positions per round of a SIMD-group
+  constexpr uint U = 8;    // rounds per step
+  constexpr uint S = D / G, VS = VD / G;
+  const uint c = lane % G, r = lane / G;
+  float qv[S];
+  for (uint k = 0; k < S; k++) qv[k] = tq[c * S + k];
+  float m = -INFINITY, l = 0.0f;
+  float acc[VS];
+  for (uint k = 0; k < VS; k++) acc[k] = 0.0f;
+  device const uchar* krows = kcache + token_kv(args, t) + g * 64;
+  device const uchar* vrows = vcache + token_kv(args, t) + g * 64;
+  // A step of SIMD-group sg covers the U * P positions from j0; lane group
+  // r takes j0 + u * P + r in round u. Every lane of a SIMD-group runs the
+  // same steps (the bound depends on the SIMD-group only), so each
+  // shuffle finds its whole lane group.
+  for (uint j0 = lo + sg * (U * P); j0 <= last; j0 += U * P * nsg) {
+    uint slot[U];
+    float s[U];
+    for (uint u = 0; u < U; u++) {
+      const uint j = min(j0 + u * P + r, last);
+      slot[u] = j;
+      s[u] = attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc_kdot(krows + slot[u] * (KVH * 64), qv, c);
+    }
+    for (uint u = 0; u < U; u++) {
+      for (uint off = G / 2; off > 0; off /= 2) s[u] += simd_shuffle_xor(s[u], off);
+    }
+    // Positions past p weigh exactly 0: their score is -inf, and the
+    // maximum below starts from m, so it is finite once any position of
+    // this lane group was.
+    float mNew = m;
+    for (uint u = 0; u < U; u++) {
+      s[u] *= 0.176776692f;
+      if (j0 + u * P + r > last) s[u] = -INFINITY;
+      mNew = max(mNew, s[u]);
+    }
+    // m == mNew also covers a lane group that has seen no position yet
+    // (both -inf; its l and acc are 0).
+    const float corr = m == mNew ? 1.0f : exp(m - mNew);
+    l *= corr;
+    for (uint k = 0; k < VS; k++) acc[k] *= corr;
+    for (uint u = 0; u < U; u++) {
+      const float e = s[u] == -INFINITY ? 0.0f : exp(s[u] - mNew);
+      l += e;
+      attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
+    }
+    m = mNew;
+  }
+  // Combine the lane groups of each SIMD-group, then the SIMD-groups.
+  // Every lane of a group holds the same m and l (the butterfly sums
+  // above give each lane the same bits), so the SIMD-group's sum of l
+  // counts each group G times.
+  const float M = simd_max(m);
+  const float corr = (m == -INFINITY) ? 0.0f : exp(m - M);
+  const float L = simd_sum(l * corr) / float(G);
+  threadgroup float* part = tg + D + sg * (VD + 2);
+  for (uint k = 0; k < VS; k++) {
+    float a = acc[k] * corr;
+    for (uint off = G; off < 32; off *= 2) a += simd_shuffle_xor(a, off);
+    if (r == 0) part[2 + c * VS + k] = a;
+  }
+  if (lane == 0) { part[0] = M; part[1] = L; }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  // Lane s weighs SIMD-group s's partial (nsg <= 32), so each SIMD-group
+  // takes one exp per partial rather than one per partial and output;
+  // the SIMD-groups then share the outputs, 32 each.
+  const float Ms = lane < nsg ? tg[D + lane * (VD + 2)] : -INFINITY;
+  float MM = simd_max(Ms);
+  const float w = Ms == -INFINITY ? 0.0f : exp(Ms - MM);
+  float total = simd_sum(lane < nsg ? tg[D + lane * (VD + 2) + 1] * w : 0.0f);
+  device float* partial = scratch + (h * 8u + tgid.z) * (VD + 2);
+  if (tid == 0) { partial[0] = MM; partial[1] = total; }
+  for (uint i0 = sg * 32; i0 < VD; i0 += 32 * nsg) {
+    const uint i = i0 + lane;
+    float v = 0.0f;
+    for (uint s = 0; s < nsg; s++) {
+      const float ws = simd_shuffle(w, ushort(s));
+      if (i < VD) v += tg[D + s * (VD + 2) + 2 + i] * ws;
+    }
+    if (i < VD) partial[2 + i] = v;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// attend_prefill_h8_kv2_d32_w0_f16_sinks_da948bea: prefill kernel of attend (attend)
+// Attention reads each cached row with 4 lanes together, each
+// taking S consecutive values: lane part c covers values c*S .. c*S+S-1.
+// q · k over lane part c of one cached key row; q holds that part of the
+// query, already rotated when the format is.
+inline float attend_prefill_h8_kv2_d32_w0_f16_sinks_da948bea_kdot(device const uchar* row, thread const float* q, uint c) {
+  constexpr uint S = 32 / 4;
+  const uint i0 = c * S;
+  float s = 0.0f;
+  // Four halves per load when the parts are 8-byte aligned (S % 4 == 0).
+  for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
+    const float4 v = float4(((device const half4*)row)[(i0 + k) / 4]);
+    s += v.x * q[k];
+    s += v.y * q[k + 1];
+    s += v.z * q[k + 2];
+    s += v.w * q[k + 3];
+  }
+  for (uint k = (S % 4 == 0 ? S : 0u); k < S; k++) s += float(((device const half*)row)[i0 + k]) * q[k];
+  return s;
+}
+
+// acc += w * v over lane part c of one cached value row (VD / 4
+// values).
+inline void attend_prefill_h8_kv2_d32_w0_f16_sinks_da948bea_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
+  constexpr uint S = 32 / 4;
+  const uint i0 = c * S;
+  for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
+    const float4 v = float4(((device const half4*)row)[(i0 + k) / 4]);
+    acc[k] += w * v.x;
+    acc[k + 1] += w * v.y;
+    acc[k + 2] += w * v.z;
+    acc[k + 3] += w * v.w;
+  }
+  for (uint k = (S % 4 == 0 ? S : 0u); k < S; k++) acc[k] += w * float(((device const half*)row)[i0 + k]);
+}
+
+// attend
+kernel void attend_prefill_h8_kv2_d32_w0_f16_sinks_da948bea(
+    constant StepArgs& args [[buffer(0)]],
+    device const float* q [[buffer(1)]],
+    device const ushort* sinks [[buffer(2)]],
+    device uchar* kcache [[buffer(3)]],
+    device uchar* vcache [[buffer(4)]],
+    device float* out [[buffer(5)]],
+    device float* scratch [[buffer(6)]],
+    threadgroup float* tg [[threadgroup(0)]],
+    uint3 tgid [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]],
+    uint nsg [[simdgroups_per_threadgroup]]) {
+  constexpr uint D = 32;
+  constexpr uint VD = 32;
+  constexpr uint KVH = 2;
+  constexpr uint GROUP = 4;
+  const uint h = tgid.x;
+  const uint t = tgid.y;
+  const uint p = token_pos(args, t);
+  const uint g = h / GROUP;
+  const uint lo = 0u;
+  // The query, rotated group by group when the cache stores keys rotated.
+  threadgroup float* tq = tg;
+  device const float* qh = q + t * (8 * D) + h * D;
+  for (uint i = tid; i < D; i += 32 * nsg) tq[i] = qh[i];
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  constexpr uint G = 4;   // lanes per cached position
+  constexpr uint P = 32 / G;         // positions per round of a SIMD-group
+  constexpr uint U = 8;    // rounds per step
+  constexpr uint S = D / G, VS = VD / G;
+  const uint c = lane % G, r = lane / G;
+  float qv[S];
+  for (uint k = 0; k < S; k++) qv[k] = tq[c * S + k];
+  float m = -INFINITY, l = 0.0f;
+  float acc[VS];
+  for (uint k = 0; k < VS; k++) acc[k] = 0.0f;
+  device const uchar* krows = kcache + token_kv(args, t) + g * 64;
+  device const uchar* vrows = vcache + token_kv(args, t) + g * 64;
+  // A step of SIMD-group sg covers the U * P positions from j0; lane group
+  // r takes j0 + u * P + r in round u. Every lane of a SIMD-group runs the
+  // same steps (the bound depends on the SIMD-group only), so each
+  // shuffle finds its whole lane group.
+  for (uint j0 = lo + sg * (U * P); j0 <= p; j0 += U * P * nsg) {
+    uint slot[U];
+    float s[U];
+    for (uint u = 0; u < U; u++) {
+      const uint j = min(j0 + u * P + r, p);
+      slot[u] = j;
+      s[u] = attend_prefill_h8_kv2_d32_w0_f16_sinks_da948bea_kdot(krows + slot[u] * (KVH * 64), qv, c);
+    }
+    for (uint u = 0; u < U; u++) {
+      for (uint off = G / 2; off > 0; off /= 2) s[u] += simd_shuffle_xor(s[u], off);
+    }
+    // Positions past p weigh exactly 0: their score is -inf, and the
+    // maximum below starts from m, so it is finite once any position of
+    // this lane group was.
+    float mNew = m;
+    for (uint u = 0; u < U; u++) {
+      s[u] *= 0.176776692f;
+      if (j0 + u * P + r > p) s[u] = -INFINITY;
+      mNew = max(mNew, s[u]);
+    }
+    // m == mNew also covers a lane group that has seen no position yet
+    // (both -inf; its l and acc are 0).
+    const float corr = m == mNew ? 1.0f : exp(m - mNew);
+    l *= corr;
+    for (uint k = 0; k < VS; k++) acc[k] *= corr;
+    for (uint u = 0; u < U; u++) {
+      const float e = s[u] == -INFINITY ? 0.0f : exp(s[u] - mNew);
+      l += e;
+      attend_prefill_h8_kv2_d32_w0_f16_sinks_da948bea_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
     }
     m = mNew;
   }
