@@ -7,10 +7,12 @@ import (
 )
 
 // Threadgroup shapes. Matrix-vector kernels give each of four SIMD-groups
-// rowsPerSG output rows; tiled kernels give each SIMD-group an 8x8 tile.
+// decodeRows output rows; tiled kernels give each SIMD-group an 8x8 tile.
 const (
-	sgPerTG   = 4
-	rowsPerSG = 2
+	sgPerTG = 4
+	// wideRows is the least output rows at which a matrix-vector kernel
+	// gives a SIMD-group two rows (decodeRows).
+	wideRows = 16384
 	// expertRows weight rows share each activation load in the expert
 	// kernels (templates/experts.metal.tmpl says why).
 	expertRows = 4
@@ -151,11 +153,26 @@ func specLinear(b *builder) ([]spec, error) {
 	desc := fmt.Sprintf("%s_%dx%d", w.DType, w.Shape[0], w.Shape[1])
 	out := int(w.Shape[0])
 	decode := data
-	decode.RowsPerSG = rowsPerSG
+	decode.RowsPerSG = decodeRows(out)
 	return []spec{
-		{variant: Decode, template: string(ir.OpLinear), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 64}, grid: rowsGrid(out, sgPerTG*rowsPerSG), data: &decode},
+		{variant: Decode, template: string(ir.OpLinear), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 64}, grid: rowsGrid(out, sgPerTG*decode.RowsPerSG), data: &decode},
 		{variant: Prefill, template: string(ir.OpLinear), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * (tileTokens*8 + sgPerTG*64 + tileTokens*tileOut + tileTokens)}, grid: tiledGrid(out), data: &data},
 	}, nil
+}
+
+// decodeRows is how many output rows each SIMD-group of a matrix-vector
+// kernel computes in one pass over the input. Two rows share each
+// activation load but halve the SIMD-groups, and a matrix of a few
+// thousand rows then leaves most of a large GPU idle: on the H100,
+// gpt-oss-20b's o_proj (2880 rows) took 0.557 ms a token with two rows
+// and 0.408 with one, while its LM head (201088 rows) took 0.411 with
+// two and 0.507 with one (docs/gpu.md). Two rows pay from about 8K
+// SIMD-groups, a full wave of an H100's 132 SMs.
+func decodeRows(out int) int {
+	if out >= wideRows {
+		return 2
+	}
+	return 1
 }
 
 // loadOf is the load function of an optional weight ("" when absent).
@@ -181,9 +198,9 @@ func specGLU(b *builder) ([]spec, error) {
 	desc := fmt.Sprintf("%s_%dx%d", wg.DType, wg.Shape[0], wg.Shape[1])
 	out := int(wg.Shape[0])
 	decode := data
-	decode.RowsPerSG = rowsPerSG
+	decode.RowsPerSG = decodeRows(out)
 	return []spec{
-		{variant: Decode, template: string(ir.OpGLU), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 16}, grid: rowsGrid(out, sgPerTG*rowsPerSG), data: &decode},
+		{variant: Decode, template: string(ir.OpGLU), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 16}, grid: rowsGrid(out, sgPerTG*decode.RowsPerSG), data: &decode},
 		{variant: Prefill, template: string(ir.OpGLU), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * (tileTokens*8 + 2*sgPerTG*64 + 2*tileTokens*tileOut)}, grid: tiledGrid(out), data: &data},
 	}, nil
 }
@@ -430,10 +447,10 @@ func specExpertUp(b *builder) ([]spec, error) {
 	k := int(el.Results[0].Type.Shape[1])
 	rows := int(w.Shape[1])
 	outsPerSG := expertRows
-	if sw != nil {
-		// The gate and up rows of each output make 2 x expertRows rows.
-		outsPerSG = expertRows / 2
-	}
+	// With SwiGLU, a SIMD-group computes expertRows outputs, each from a
+	// gate and an up row: 2 x expertRows rows in one pass. Eight rows took
+	// 0.771 ms a token on the H100 where four took 0.807 and sixteen
+	// 1.568 (gpt-oss-20b, docs/gpu.md).
 	data := &ExpertUpData{Weight: weightInfo(w), In: int(w.Shape[2]), Rows: rows, K: k, OutW: rows,
 		Shared: len(x.Type.Shape) == 2, Bias: bias != nil, BiasLoad: loadOf(bias), RowsPerSG: outsPerSG, SwiGLU: sw != nil}
 	if sw != nil {

@@ -698,9 +698,9 @@ kernel void embedding_any_bf16_03dca740(
 }
 
 // ---------------------------------------------------------------------------
-// linear_decode_bf16_256x256_2295c7f3: decode kernel of linear (linear)
+// linear_decode_bf16_256x256_783ec97d: decode kernel of linear (linear)
 // linear
-kernel void linear_decode_bf16_256x256_2295c7f3(
+kernel void linear_decode_bf16_256x256_783ec97d(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* w [[buffer(2)]],
@@ -719,7 +719,7 @@ kernel void linear_decode_bf16_256x256_2295c7f3(
   // The SIMD-group's NR rows in one pass over the input, so that each
   // activation load serves NR rows and the rows' loads are in flight
   // together. Rows past the last repeat it; their sums are not stored.
-  constexpr uint NR = 2;
+  constexpr uint NR = 1;
   const uint o0 = (tgid.x * nsg + sg) * NR;
   if (o0 >= OUT) return;
   float acc[NR];
@@ -886,9 +886,9 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_ba36d129(
 }
 
 // ---------------------------------------------------------------------------
-// moe_gate_up_any_mxfp4_e8_512x256_k2_05f8d423: any kernel of moe_gate_up (expert_linear + swiglu)
+// moe_gate_up_any_mxfp4_e8_512x256_k2_89a47f77: any kernel of moe_gate_up (expert_linear + swiglu)
 // moe_gate_up = expert_linear + swiglu
-kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_05f8d423(
+kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_89a47f77(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const Route* routes [[buffer(2)]],
@@ -906,7 +906,7 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_05f8d423(
   constexpr uint ROWS = 512;   // rows per expert
   constexpr uint K = 2;
   constexpr uint OUTW = 256;   // outputs per route
-  constexpr uint NO = 2;  // outputs per SIMD-group
+  constexpr uint NO = 4;  // outputs per SIMD-group
   constexpr uint NR = 2 * NO;  // weight rows per SIMD-group
   const uint t = tgid.y / K, s = tgid.y % K;
   const uint e = uint(routes[t * K + s].expert);
@@ -1183,9 +1183,9 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54(
 }
 
 // ---------------------------------------------------------------------------
-// rmsnorm_linear_decode_bf16_4096x256_df1437aa: decode kernel of rmsnorm_linear (rmsnorm + linear)
+// rmsnorm_linear_decode_bf16_4096x256_17ec892d: decode kernel of rmsnorm_linear (rmsnorm + linear)
 // rmsnorm_linear = rmsnorm + linear
-kernel void rmsnorm_linear_decode_bf16_4096x256_df1437aa(
+kernel void rmsnorm_linear_decode_bf16_4096x256_17ec892d(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -1209,7 +1209,7 @@ kernel void rmsnorm_linear_decode_bf16_4096x256_df1437aa(
   // The SIMD-group's NR rows in one pass over the input, so that each
   // activation load serves NR rows and the rows' loads are in flight
   // together. Rows past the last repeat it; their sums are not stored.
-  constexpr uint NR = 2;
+  constexpr uint NR = 1;
   const uint o0 = (tgid.x * nsg + sg) * NR;
   if (o0 >= OUT) return;
   float acc[NR];
