@@ -17,7 +17,7 @@ func TestDescribe(t *testing.T) {
 		arch, config string
 		want         string
 	}{
-		{"internal/backendtest/testdata/allops.arch", "", "allops (vocab=64, hidden=32, layers=2, heads=2, experts=4)"},
+		{"internal/backendtest/testdata/allops.arch", "", "allops (vocab=16411, hidden=32, layers=2, heads=2, experts=4)"},
 		{"models/gpt-oss.arch", "testdata/gpt-oss/tiny-random", "gpt-oss (vocab=512, hidden=64, layers=4, heads=4, experts=4)"},
 		{"models/llama.arch", "testdata/llama/llama-tiny", "llama (vocab=384, hidden=64, layers=3, heads=4)"},
 	} {
