@@ -291,7 +291,7 @@ func (s *suite) allOps(t *testing.T) {
 // programs, (fortune, 150 positions) more cached positions than a
 // threadgroup has lanes, which exercises attention's online-softmax
 // rescaling, and (tiny-random at 2100 positions, in a context of 2304)
-// decode attention split over many threadgroups per head (36 on its full
+// decode attention split over many threadgroups per head (18 on its full
 // layers) with chunks that do not divide the positions. Every op kind a
 // backend can be given must be exercised.
 func (s *suite) ops(t *testing.T) {

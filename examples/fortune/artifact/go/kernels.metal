@@ -331,9 +331,9 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9(
 }
 
 // ---------------------------------------------------------------------------
-// attend_combine_decode_h8_kv2_d32_w0_f16_sinks_s8_bbadc221: decode kernel of attend (attend)
+// attend_combine_decode_h8_kv2_d32_w0_f16_sinks_s4_131a2ba1: decode kernel of attend (attend)
 // attend: the merge of its splits over positions
-kernel void attend_combine_decode_h8_kv2_d32_w0_f16_sinks_s8_bbadc221(
+kernel void attend_combine_decode_h8_kv2_d32_w0_f16_sinks_s4_131a2ba1(
     constant StepArgs& args [[buffer(0)]],
     device const ushort* sinks [[buffer(1)]],
     device const float* scratch [[buffer(2)]],
@@ -345,7 +345,7 @@ kernel void attend_combine_decode_h8_kv2_d32_w0_f16_sinks_s8_bbadc221(
     uint sg [[simdgroup_index_in_threadgroup]],
     uint nsg [[simdgroups_per_threadgroup]]) {
   constexpr uint VD = 32;
-  constexpr uint SPLITS = 8;
+  constexpr uint SPLITS = 4;
   const uint h = tgid.x;
   device const float* part = scratch + h * SPLITS * (VD + 2);
   float M = -INFINITY;
@@ -372,12 +372,12 @@ kernel void attend_combine_decode_h8_kv2_d32_w0_f16_sinks_s8_bbadc221(
 }
 
 // ---------------------------------------------------------------------------
-// attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc: decode kernel of attend (attend)
+// attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c: decode kernel of attend (attend)
 // Attention reads each cached row with 4 lanes together, each
 // taking S consecutive values: lane part c covers values c*S .. c*S+S-1.
 // q · k over lane part c of one cached key row; q holds that part of the
 // query, already rotated when the format is.
-inline float attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc_kdot(device const uchar* row, thread const float* q, uint c) {
+inline float attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c_kdot(device const uchar* row, thread const float* q, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   float s = 0.0f;
@@ -395,7 +395,7 @@ inline float attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc_kdot(device const
 
 // acc += w * v over lane part c of one cached value row (VD / 4
 // values).
-inline void attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
+inline void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
@@ -409,7 +409,7 @@ inline void attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc_vaxpy(device const
 }
 
 // attend
-kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc(
+kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -433,7 +433,7 @@ kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc(
   const uint g = h / GROUP;
   // Split tgid.z covers lo..last, one of Splits equal chunks of first..p.
   const uint first = 0u;
-  const uint chunk = (p + 1 - first + 8u - 1) / 8u;
+  const uint chunk = (p + 1 - first + 4u - 1) / 4u;
   const uint lo = first + tgid.z * chunk;
   const uint last = min(lo + chunk - 1, p);
   // The query, rotated group by group when the cache stores keys rotated.
@@ -463,7 +463,7 @@ kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc(
     for (uint u = 0; u < U; u++) {
       const uint j = min(j0 + u * P + r, last);
       slot[u] = j;
-      s[u] = attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc_kdot(krows + slot[u] * (KVH * 64), qv, c);
+      s[u] = attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c_kdot(krows + slot[u] * (KVH * 64), qv, c);
     }
     for (uint u = 0; u < U; u++) {
       for (uint off = G / 2; off > 0; off /= 2) s[u] += simd_shuffle_xor(s[u], off);
@@ -485,7 +485,7 @@ kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc(
     for (uint u = 0; u < U; u++) {
       const float e = s[u] == -INFINITY ? 0.0f : exp(s[u] - mNew);
       l += e;
-      attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
+      attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
     }
     m = mNew;
   }
@@ -511,7 +511,7 @@ kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc(
   float MM = simd_max(Ms);
   const float w = Ms == -INFINITY ? 0.0f : exp(Ms - MM);
   float total = simd_sum(lane < nsg ? tg[D + lane * (VD + 2) + 1] * w : 0.0f);
-  device float* partial = scratch + (h * 8u + tgid.z) * (VD + 2);
+  device float* partial = scratch + (h * 4u + tgid.z) * (VD + 2);
   if (tid == 0) { partial[0] = MM; partial[1] = total; }
   for (uint i0 = sg * 32; i0 < VD; i0 += 32 * nsg) {
     const uint i = i0 + lane;

@@ -25,7 +25,7 @@ var Manifest []byte
 
 // The plan's sizes.
 const (
-	ArenaBytes   = 2501120
+	ArenaBytes   = 2496768
 	KVBytes      = 360448
 	Batch        = 128
 	Ctx          = 512
@@ -504,8 +504,8 @@ var stepTable = []dispatch{
 	{"moe_gate_up_any_mxfp4_e8_512x256_k2_89a47f77", [3]dim{{16, 0, 1}, {0, 2, 1}, {1, 0, 1}}, 128, 16, true, "op 6 (moe_gate_up, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 262656}, {bindArena, 2, 0}, {bindWeight, 3, 16}, {bindWeight, 4, 17}, {bindWeight, 5, 18}, {bindArena, 6, 524800}}},
 	{"moe_down_any_mxfp4_e8_256x256_k2_ba36d129", [3]dim{{64, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 64, 32, true, "op 7 (moe_down, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 393728}, {bindArena, 2, 524800}, {bindArena, 3, 0}, {bindWeight, 4, 19}, {bindWeight, 5, 20}, {bindWeight, 6, 21}, {bindArena, 7, 2048}}},
 	{"qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5", [3]dim{{12, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 1024, 2176, true, "op 8 (qkv_rope_store, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 2048}, {bindWeight, 2, 22}, {bindWeight, 3, 23}, {bindWeight, 4, 24}, {bindWeight, 5, 25}, {bindWeight, 6, 26}, {bindWeight, 7, 27}, {bindWeight, 8, 28}, {bindArena, 9, 133120}, {bindKV, 10, 49152}, {bindKV, 11, 114688}}},
-	{"attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc", [3]dim{{8, 0, 1}, {1, 0, 1}, {8, 0, 1}}, 512, 2304, true, "op 9 (attend, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 133120}, {bindWeight, 2, 31}, {bindKV, 3, 49152}, {bindKV, 4, 114688}, {bindArena, 5, 264192}, {bindArena, 6, 2492416}}},
-	{"attend_combine_decode_h8_kv2_d32_w0_f16_sinks_s8_bbadc221", [3]dim{{8, 0, 1}, {1, 0, 1}, {1, 0, 1}}, 32, 16, true, "op 9 (attend, layer 1)", []bind{{bindArgs, 0, 0}, {bindWeight, 1, 31}, {bindArena, 2, 2492416}, {bindArena, 3, 264192}}},
+	{"attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c", [3]dim{{8, 0, 1}, {1, 0, 1}, {4, 0, 1}}, 512, 2304, true, "op 9 (attend, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 133120}, {bindWeight, 2, 31}, {bindKV, 3, 49152}, {bindKV, 4, 114688}, {bindArena, 5, 264192}, {bindArena, 6, 2492416}}},
+	{"attend_combine_decode_h8_kv2_d32_w0_f16_sinks_s4_131a2ba1", [3]dim{{8, 0, 1}, {1, 0, 1}, {1, 0, 1}}, 32, 16, true, "op 9 (attend, layer 1)", []bind{{bindArgs, 0, 0}, {bindWeight, 1, 31}, {bindArena, 2, 2492416}, {bindArena, 3, 264192}}},
 	{"linear_decode_bf16_256x256_783ec97d", [3]dim{{64, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 256, true, "op 10 (linear, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindWeight, 2, 29}, {bindWeight, 3, 30}, {bindArena, 4, 133120}}},
 	{"add_rmsnorm_any_bf16_256_9cfcf3aa", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 11 (add_rmsnorm, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 2048}, {bindArena, 2, 133120}, {bindWeight, 3, 32}, {bindArena, 4, 264192}, {bindArena, 5, 395264}}},
 	{"router_any_bf16_e8_k2_65b44ba2", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 12 (router, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindWeight, 2, 33}, {bindWeight, 3, 34}, {bindArena, 4, 0}}},
@@ -519,8 +519,8 @@ var stepTable = []dispatch{
 	{"moe_gate_up_any_mxfp4_e8_512x256_k2_89a47f77", [3]dim{{16, 0, 1}, {0, 2, 1}, {1, 0, 1}}, 128, 16, true, "op 20 (moe_gate_up, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 131072}, {bindArena, 2, 0}, {bindWeight, 3, 54}, {bindWeight, 4, 55}, {bindWeight, 5, 56}, {bindArena, 6, 526336}}},
 	{"moe_down_any_mxfp4_e8_256x256_k2_ba36d129", [3]dim{{64, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 64, 32, true, "op 21 (moe_down, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 395264}, {bindArena, 2, 526336}, {bindArena, 3, 0}, {bindWeight, 4, 57}, {bindWeight, 5, 58}, {bindWeight, 6, 59}, {bindArena, 7, 2048}}},
 	{"qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5", [3]dim{{12, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 1024, 2176, true, "op 22 (qkv_rope_store, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 2048}, {bindWeight, 2, 60}, {bindWeight, 3, 61}, {bindWeight, 4, 62}, {bindWeight, 5, 63}, {bindWeight, 6, 64}, {bindWeight, 7, 65}, {bindWeight, 8, 66}, {bindArena, 9, 133120}, {bindKV, 10, 229376}, {bindKV, 11, 294912}}},
-	{"attend_decode_h8_kv2_d32_w0_f16_sinks_s8_b32b5cdc", [3]dim{{8, 0, 1}, {1, 0, 1}, {8, 0, 1}}, 512, 2304, true, "op 23 (attend, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 133120}, {bindWeight, 2, 69}, {bindKV, 3, 229376}, {bindKV, 4, 294912}, {bindArena, 5, 264192}, {bindArena, 6, 2492416}}},
-	{"attend_combine_decode_h8_kv2_d32_w0_f16_sinks_s8_bbadc221", [3]dim{{8, 0, 1}, {1, 0, 1}, {1, 0, 1}}, 32, 16, true, "op 23 (attend, layer 3)", []bind{{bindArgs, 0, 0}, {bindWeight, 1, 69}, {bindArena, 2, 2492416}, {bindArena, 3, 264192}}},
+	{"attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c", [3]dim{{8, 0, 1}, {1, 0, 1}, {4, 0, 1}}, 512, 2304, true, "op 23 (attend, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 133120}, {bindWeight, 2, 69}, {bindKV, 3, 229376}, {bindKV, 4, 294912}, {bindArena, 5, 264192}, {bindArena, 6, 2492416}}},
+	{"attend_combine_decode_h8_kv2_d32_w0_f16_sinks_s4_131a2ba1", [3]dim{{8, 0, 1}, {1, 0, 1}, {1, 0, 1}}, 32, 16, true, "op 23 (attend, layer 3)", []bind{{bindArgs, 0, 0}, {bindWeight, 1, 69}, {bindArena, 2, 2492416}, {bindArena, 3, 264192}}},
 	{"linear_decode_bf16_256x256_783ec97d", [3]dim{{64, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 256, true, "op 24 (linear, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindWeight, 2, 67}, {bindWeight, 3, 68}, {bindArena, 4, 133120}}},
 	{"add_rmsnorm_any_bf16_256_9cfcf3aa", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 25 (add_rmsnorm, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 2048}, {bindArena, 2, 133120}, {bindWeight, 3, 70}, {bindArena, 4, 264192}, {bindArena, 5, 395264}}},
 	{"router_any_bf16_e8_k2_65b44ba2", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 26 (router, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 264192}, {bindWeight, 2, 71}, {bindWeight, 3, 72}, {bindArena, 4, 0}}},
