@@ -155,6 +155,9 @@ type ExpertUpData struct {
 	In, Rows, K int
 	OutW        int
 	RowsPerSG   int
+	// Exact: the outputs divide into SIMD-groups' rows, so no row is
+	// clamped and a SIMD-group's rows are at fixed offsets.
+	Exact       bool
 	Shared      bool
 	Bias        bool
 	BiasLoad    string

@@ -465,6 +465,7 @@ func specExpertUp(b *builder) ([]spec, error) {
 		data.Alpha = hexFloat(float32(a.Float("alpha")))
 		data.UpOffset = hexFloat(float32(a.Float("up_offset")))
 	}
+	data.Exact = data.OutW%outsPerSG == 0
 	desc := fmt.Sprintf("%s_e%d_%dx%d_k%d", w.DType, w.Shape[0], w.Shape[1], w.Shape[2], k)
 	perTG := sgPerTG * outsPerSG
 	grid := Grid{{Const: (data.OutW + perTG - 1) / perTG}, {PerTile: k, Tile: 1}, {Const: 1}}
