@@ -181,12 +181,12 @@ kernel void add_rmsnorm_any_bf16_256_9cfcf3aa(
 }
 
 // ---------------------------------------------------------------------------
-// attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9: any kernel of attend (attend)
+// attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac: any kernel of attend (attend)
 // Attention reads each cached row with 4 lanes together, each
 // taking S consecutive values: lane part c covers values c*S .. c*S+S-1.
 // q · k over lane part c of one cached key row; q holds that part of the
 // query, already rotated when the format is.
-inline float attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9_kdot(device const uchar* row, thread const float* q, uint c) {
+inline float attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac_kdot(device const uchar* row, thread const float* q, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   float s = 0.0f;
@@ -204,7 +204,7 @@ inline float attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9_kdot(device const ucha
 
 // acc += w * v over lane part c of one cached value row (VD / 4
 // values).
-inline void attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
+inline void attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
@@ -218,7 +218,7 @@ inline void attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9_vaxpy(device const ucha
 }
 
 // attend
-kernel void attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9(
+kernel void attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -239,7 +239,8 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9(
   const uint t = tgid.y;
   const uint p = token_pos(args, t);
   const uint g = h / GROUP;
-  const uint lo = p + 1 > 64u ? p + 1 - 64u : 0u;
+  const uint first = p + 1 > 64u ? p + 1 - 64u : 0u;
+  const uint lo = first;
   // The query, rotated group by group when the cache stores keys rotated.
   threadgroup float* tq = tg;
   device const float* qh = q + t * (8 * D) + h * D;
@@ -267,7 +268,7 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9(
     for (uint u = 0; u < U; u++) {
       const uint j = min(j0 + u * P + r, p);
       slot[u] = j % 191u;
-      s[u] = attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9_kdot(krows + slot[u] * (KVH * 64), qv, c);
+      s[u] = attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac_kdot(krows + slot[u] * (KVH * 64), qv, c);
     }
     for (uint u = 0; u < U; u++) {
       for (uint off = G / 2; off > 0; off /= 2) s[u] += simd_shuffle_xor(s[u], off);
@@ -289,7 +290,7 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9(
     for (uint u = 0; u < U; u++) {
       const float e = s[u] == -INFINITY ? 0.0f : exp(s[u] - mNew);
       l += e;
-      attend_any_h8_kv2_d32_w64_f16_sinks_1c9803b9_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
+      attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
     }
     m = mNew;
   }
@@ -372,12 +373,12 @@ kernel void attend_combine_decode_h8_kv2_d32_w0_f16_sinks_s4_131a2ba1(
 }
 
 // ---------------------------------------------------------------------------
-// attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c: decode kernel of attend (attend)
+// attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a: decode kernel of attend (attend)
 // Attention reads each cached row with 4 lanes together, each
 // taking S consecutive values: lane part c covers values c*S .. c*S+S-1.
 // q · k over lane part c of one cached key row; q holds that part of the
 // query, already rotated when the format is.
-inline float attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c_kdot(device const uchar* row, thread const float* q, uint c) {
+inline float attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a_kdot(device const uchar* row, thread const float* q, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   float s = 0.0f;
@@ -395,7 +396,7 @@ inline float attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c_kdot(device const
 
 // acc += w * v over lane part c of one cached value row (VD / 4
 // values).
-inline void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
+inline void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
@@ -409,7 +410,7 @@ inline void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c_vaxpy(device const
 }
 
 // attend
-kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c(
+kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -431,8 +432,8 @@ kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c(
   const uint t = tgid.y;
   const uint p = token_pos(args, t);
   const uint g = h / GROUP;
-  // Split tgid.z covers lo..last, one of Splits equal chunks of first..p.
   const uint first = 0u;
+  // Split tgid.z covers lo..last, one of Splits equal chunks of first..p.
   const uint chunk = (p + 1 - first + 4u - 1) / 4u;
   const uint lo = first + tgid.z * chunk;
   const uint last = min(lo + chunk - 1, p);
@@ -463,7 +464,7 @@ kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c(
     for (uint u = 0; u < U; u++) {
       const uint j = min(j0 + u * P + r, last);
       slot[u] = j;
-      s[u] = attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c_kdot(krows + slot[u] * (KVH * 64), qv, c);
+      s[u] = attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a_kdot(krows + slot[u] * (KVH * 64), qv, c);
     }
     for (uint u = 0; u < U; u++) {
       for (uint off = G / 2; off > 0; off /= 2) s[u] += simd_shuffle_xor(s[u], off);
@@ -485,7 +486,7 @@ kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c(
     for (uint u = 0; u < U; u++) {
       const float e = s[u] == -INFINITY ? 0.0f : exp(s[u] - mNew);
       l += e;
-      attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
+      attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
     }
     m = mNew;
   }
@@ -525,12 +526,12 @@ kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ba1f607c(
 }
 
 // ---------------------------------------------------------------------------
-// attend_prefill_h8_kv2_d32_w0_f16_sinks_da948bea: prefill kernel of attend (attend)
+// attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa: prefill kernel of attend (attend)
 // Attention reads each cached row with 4 lanes together, each
 // taking S consecutive values: lane part c covers values c*S .. c*S+S-1.
 // q · k over lane part c of one cached key row; q holds that part of the
 // query, already rotated when the format is.
-inline float attend_prefill_h8_kv2_d32_w0_f16_sinks_da948bea_kdot(device const uchar* row, thread const float* q, uint c) {
+inline float attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa_kdot(device const uchar* row, thread const float* q, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   float s = 0.0f;
@@ -548,7 +549,7 @@ inline float attend_prefill_h8_kv2_d32_w0_f16_sinks_da948bea_kdot(device const u
 
 // acc += w * v over lane part c of one cached value row (VD / 4
 // values).
-inline void attend_prefill_h8_kv2_d32_w0_f16_sinks_da948bea_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
+inline void attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
@@ -562,7 +563,7 @@ inline void attend_prefill_h8_kv2_d32_w0_f16_sinks_da948bea_vaxpy(device const u
 }
 
 // attend
-kernel void attend_prefill_h8_kv2_d32_w0_f16_sinks_da948bea(
+kernel void attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -584,7 +585,8 @@ kernel void attend_prefill_h8_kv2_d32_w0_f16_sinks_da948bea(
   const uint t = tgid.y;
   const uint p = token_pos(args, t);
   const uint g = h / GROUP;
-  const uint lo = 0u;
+  const uint first = 0u;
+  const uint lo = first;
   // The query, rotated group by group when the cache stores keys rotated.
   threadgroup float* tq = tg;
   device const float* qh = q + t * (8 * D) + h * D;
@@ -612,7 +614,7 @@ kernel void attend_prefill_h8_kv2_d32_w0_f16_sinks_da948bea(
     for (uint u = 0; u < U; u++) {
       const uint j = min(j0 + u * P + r, p);
       slot[u] = j;
-      s[u] = attend_prefill_h8_kv2_d32_w0_f16_sinks_da948bea_kdot(krows + slot[u] * (KVH * 64), qv, c);
+      s[u] = attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa_kdot(krows + slot[u] * (KVH * 64), qv, c);
     }
     for (uint u = 0; u < U; u++) {
       for (uint off = G / 2; off > 0; off /= 2) s[u] += simd_shuffle_xor(s[u], off);
@@ -634,7 +636,7 @@ kernel void attend_prefill_h8_kv2_d32_w0_f16_sinks_da948bea(
     for (uint u = 0; u < U; u++) {
       const float e = s[u] == -INFINITY ? 0.0f : exp(s[u] - mNew);
       l += e;
-      attend_prefill_h8_kv2_d32_w0_f16_sinks_da948bea_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
+      attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
     }
     m = mNew;
   }
