@@ -62,6 +62,9 @@ type LinearData struct {
 	Weight
 	In, Out   int
 	RowsPerSG int // decode only
+	// Slices SIMD-groups share a decode row group, each over a slice of
+	// the input (decodeSlices; 1 for MXFP4).
+	Slices    int
 	Bias      bool
 	BiasLoad  string
 	Residual  bool
@@ -115,6 +118,9 @@ type QKVData struct {
 	Ring                bool
 	Capacity            int
 	KRow, VRow          int
+	// Parts threadgroups share each head's rows (qkv_parts), each over
+	// Slices slices of the input; 1 for the one-threadgroup-a-head qkv.
+	Parts, Slices int
 }
 
 // AttendData is the attend template's.
@@ -155,6 +161,8 @@ type ExpertUpData struct {
 	In, Rows, K int
 	OutW        int
 	RowsPerSG   int
+	// BlockLanes lanes share each MXFP4 block of a row (expertBlockLanes).
+	BlockLanes int
 	// Exact: the outputs divide into SIMD-groups' rows, so no row is
 	// clamped and a SIMD-group's rows are at fixed offsets.
 	Exact       bool
@@ -174,8 +182,10 @@ type ExpertDownData struct {
 	Weight
 	In, Rows, K int
 	RowsPerSG   int
-	Bias        bool
-	BiasLoad    string
+	// BlockLanes lanes share each MXFP4 block of a row (expertBlockLanes).
+	BlockLanes int
+	Bias       bool
+	BiasLoad   string
 }
 
 // RopeData is the rope template's.

@@ -700,9 +700,9 @@ kernel void embedding_any_bf16_03dca740(
 }
 
 // ---------------------------------------------------------------------------
-// linear_decode_bf16_256x256_783ec97d: decode kernel of linear (linear)
+// linear_decode_bf16_256x256_b25c7606: decode kernel of linear (linear)
 // linear
-kernel void linear_decode_bf16_256x256_783ec97d(
+kernel void linear_decode_bf16_256x256_b25c7606(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* w [[buffer(2)]],
@@ -721,9 +721,13 @@ kernel void linear_decode_bf16_256x256_783ec97d(
   // The SIMD-group's NR rows in one pass over the input, so that each
   // activation load serves NR rows and the rows' loads are in flight
   // together. Rows past the last repeat it; their sums are not stored.
+  // With KS slices, KS SIMD-groups share the rows, each over a slice of
+  // the input, and the first adds the slices' sums in slice order: more
+  // SIMD-groups for a matrix of few rows.
   constexpr uint NR = 1;
-  const uint o0 = (tgid.x * nsg + sg) * NR;
-  if (o0 >= OUT) return;
+  constexpr uint KS = 4;
+  const uint slice = sg % KS;
+  const uint o0 = (tgid.x * (nsg / KS) + sg / KS) * NR;
   float acc[NR];
   for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
   // Vectorised: four weights and four activations per load. Weights are
@@ -731,11 +735,21 @@ kernel void linear_decode_bf16_256x256_783ec97d(
   device const packed_ushort4* wr[NR];
   for (uint n = 0; n < NR; n++) wr[n] = (device const packed_ushort4*)(w + min(o0 + n, OUT - 1) * IN);
   device const float4* x4 = (device const float4*)xr;
-  for (uint i = lane; i < IN / 4; i += 32) {
+  for (uint i = slice * (IN / 4) / KS + lane; i < (slice + 1) * (IN / 4) / KS; i += 32) {
     float4 xv = x4[i];
     for (uint n = 0; n < NR; n++) acc[n] += dot(bf16f4(ushort4(wr[n][i])), xv);
   }
   for (uint n = 0; n < NR; n++) acc[n] = simd_sum(acc[n]);
+  threadgroup float* part = tg + 32;   // nsg x NR slice sums
+  if (lane == 0) {
+    for (uint n = 0; n < NR; n++) part[sg * NR + n] = acc[n];
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (slice != 0) return;
+  for (uint n = 0; n < NR; n++) {
+    acc[n] = 0.0f;
+    for (uint s = 0; s < KS; s++) acc[n] += part[(sg + s) * NR + n];
+  }
   if (lane == 0) {
     for (uint n = 0; n < NR && o0 + n < OUT; n++) {
       const uint o = o0 + n;
@@ -813,9 +827,9 @@ kernel void linear_prefill_bf16_256x256_5fb0e739(
 }
 
 // ---------------------------------------------------------------------------
-// moe_down_any_mxfp4_e8_256x256_k2_ba36d129: any kernel of moe_down (expert_linear + mix + add)
+// moe_down_any_mxfp4_e8_256x256_k2_3aa90401: any kernel of moe_down (expert_linear + mix + add)
 // moe_down = expert_linear + mix + add
-kernel void moe_down_any_mxfp4_e8_256x256_k2_ba36d129(
+kernel void moe_down_any_mxfp4_e8_256x256_k2_3aa90401(
     constant StepArgs& args [[buffer(0)]],
     device const float* residual [[buffer(1)]],
     device const float* y [[buffer(2)]],
@@ -845,26 +859,46 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_ba36d129(
     device const float* XR = y + (t * K + s) * IN;
     float acc[NR];
     for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
-  // Four lanes per 32-value block, four bytes (eight values) each: a
-  // SIMD-group reads eight consecutive blocks of each row (128 bytes of
-  // weights) and their 256 activations per step, so its loads are
-  // contiguous. Blocks are 16 bytes from an 8-byte-aligned tensor and x
-  // is 16-byte aligned, so the loads are aligned. The trip count is known
-  // at compile time, so the loop unrolls.
-  for (uint b0 = 0; b0 < IN / 32; b0 += 8) {
-    const uint blk = b0 + lane / 4;
+  // BL lanes per 32-value block, each reading 16 / BL bytes of each row's
+  // block (WL four-byte words, eight values each) and the block's scale:
+  // a SIMD-group reads 32 / BL consecutive blocks of each row and their
+  // activations per step, so its loads are contiguous. Fewer lanes a
+  // block means fewer, wider loads for the same bytes: the scale byte and
+  // the activations each lane loads serve more weights. Blocks are 16
+  // bytes from an 8-byte-aligned tensor and x is 16-byte aligned, so the
+  // loads (at most eight bytes of weights) are aligned. The trip count is
+  // known at compile time, so the loop unrolls.
+  constexpr uint BL = 2;
+  constexpr uint WL = 4 / BL;
+  for (uint b0 = 0; b0 < IN / 32; b0 += 32 / BL) {
+    const uint blk = b0 + lane / BL;
     if (blk < IN / 32) {
-      const uint q = lane % 4;
-      device const float4* x4 = (device const float4*)(XR + blk * 32 + q * 8);
-      const float4 xa = x4[0], xb = x4[1];
+      const uint q = lane % BL;
+      device const float4* x4 = (device const float4*)(XR + blk * 32 + q * WL * 8);
+      float4 xv[2 * WL];
+      for (uint i = 0; i < 2 * WL; i++) xv[i] = x4[i];
       for (uint n = 0; n < NR; n++) {
-        const uint w4 = ((device const uint*)(w_blocks + (row[n] * (IN / 32) + blk) * 16))[q];
-        // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble);
-        // pair k decodes values k and k + 4.
-        const float2 p0 = fp4x2_scaled(w4), p1 = fp4x2_scaled(w4 >> 4), p2 = fp4x2_scaled(w4 >> 8), p3 = fp4x2_scaled(w4 >> 12);
-        const float lo = p0.x * xa.x + p1.x * xa.y + p2.x * xa.z + p3.x * xa.w;
-        const float hi = p0.y * xb.x + p1.y * xb.y + p2.y * xb.z + p3.y * xb.w;
-        acc[n] += (lo + hi) * 16384.0f * e8m0(w_scales[row[n] * (IN / 32) + blk]);
+        device const uint* wp = (device const uint*)(w_blocks + (row[n] * (IN / 32) + blk) * 16) + q * WL;
+        uint wv[WL];
+        if (WL == 1) {
+          wv[0] = wp[0];
+        } else {
+          for (uint i = 0; i < WL / 2; i++) {
+            const uint2 pair = ((device const uint2*)wp)[i];
+            wv[2 * i] = pair.x;
+            wv[2 * i + 1] = pair.y;
+          }
+        }
+        float d = 0.0f;
+        for (uint i = 0; i < WL; i++) {
+          // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble);
+          // pair k decodes values k and k + 4 of the word's eight.
+          const float2 p0 = fp4x2_scaled(wv[i]), p1 = fp4x2_scaled(wv[i] >> 4), p2 = fp4x2_scaled(wv[i] >> 8), p3 = fp4x2_scaled(wv[i] >> 12);
+          const float4 xa = xv[2 * i], xb = xv[2 * i + 1];
+          d += p0.x * xa.x + p1.x * xa.y + p2.x * xa.z + p3.x * xa.w;
+          d += p0.y * xb.x + p1.y * xb.y + p2.y * xb.z + p3.y * xb.w;
+        }
+        acc[n] += d * 16384.0f * e8m0(w_scales[row[n] * (IN / 32) + blk]);
       }
     }
   }
@@ -888,9 +922,9 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_ba36d129(
 }
 
 // ---------------------------------------------------------------------------
-// moe_gate_up_any_mxfp4_e8_512x256_k2_dbd8372a: any kernel of moe_gate_up (expert_linear + swiglu)
+// moe_gate_up_any_mxfp4_e8_512x256_k2_afe522e1: any kernel of moe_gate_up (expert_linear + swiglu)
 // moe_gate_up = expert_linear + swiglu
-kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_dbd8372a(
+kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_afe522e1(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const Route* routes [[buffer(2)]],
@@ -928,26 +962,46 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_dbd8372a(
   }
   float acc[NR];
   for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
-  // Four lanes per 32-value block, four bytes (eight values) each: a
-  // SIMD-group reads eight consecutive blocks of each row (128 bytes of
-  // weights) and their 256 activations per step, so its loads are
-  // contiguous. Blocks are 16 bytes from an 8-byte-aligned tensor and x
-  // is 16-byte aligned, so the loads are aligned. The trip count is known
-  // at compile time, so the loop unrolls.
-  for (uint b0 = 0; b0 < IN / 32; b0 += 8) {
-    const uint blk = b0 + lane / 4;
+  // BL lanes per 32-value block, each reading 16 / BL bytes of each row's
+  // block (WL four-byte words, eight values each) and the block's scale:
+  // a SIMD-group reads 32 / BL consecutive blocks of each row and their
+  // activations per step, so its loads are contiguous. Fewer lanes a
+  // block means fewer, wider loads for the same bytes: the scale byte and
+  // the activations each lane loads serve more weights. Blocks are 16
+  // bytes from an 8-byte-aligned tensor and x is 16-byte aligned, so the
+  // loads (at most eight bytes of weights) are aligned. The trip count is
+  // known at compile time, so the loop unrolls.
+  constexpr uint BL = 2;
+  constexpr uint WL = 4 / BL;
+  for (uint b0 = 0; b0 < IN / 32; b0 += 32 / BL) {
+    const uint blk = b0 + lane / BL;
     if (blk < IN / 32) {
-      const uint q = lane % 4;
-      device const float4* x4 = (device const float4*)(XR + blk * 32 + q * 8);
-      const float4 xa = x4[0], xb = x4[1];
+      const uint q = lane % BL;
+      device const float4* x4 = (device const float4*)(XR + blk * 32 + q * WL * 8);
+      float4 xv[2 * WL];
+      for (uint i = 0; i < 2 * WL; i++) xv[i] = x4[i];
       for (uint n = 0; n < NR; n++) {
-        const uint w4 = ((device const uint*)(w_blocks + (row[n] * (IN / 32) + blk) * 16))[q];
-        // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble);
-        // pair k decodes values k and k + 4.
-        const float2 p0 = fp4x2_scaled(w4), p1 = fp4x2_scaled(w4 >> 4), p2 = fp4x2_scaled(w4 >> 8), p3 = fp4x2_scaled(w4 >> 12);
-        const float lo = p0.x * xa.x + p1.x * xa.y + p2.x * xa.z + p3.x * xa.w;
-        const float hi = p0.y * xb.x + p1.y * xb.y + p2.y * xb.z + p3.y * xb.w;
-        acc[n] += (lo + hi) * 16384.0f * e8m0(w_scales[row[n] * (IN / 32) + blk]);
+        device const uint* wp = (device const uint*)(w_blocks + (row[n] * (IN / 32) + blk) * 16) + q * WL;
+        uint wv[WL];
+        if (WL == 1) {
+          wv[0] = wp[0];
+        } else {
+          for (uint i = 0; i < WL / 2; i++) {
+            const uint2 pair = ((device const uint2*)wp)[i];
+            wv[2 * i] = pair.x;
+            wv[2 * i + 1] = pair.y;
+          }
+        }
+        float d = 0.0f;
+        for (uint i = 0; i < WL; i++) {
+          // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble);
+          // pair k decodes values k and k + 4 of the word's eight.
+          const float2 p0 = fp4x2_scaled(wv[i]), p1 = fp4x2_scaled(wv[i] >> 4), p2 = fp4x2_scaled(wv[i] >> 8), p3 = fp4x2_scaled(wv[i] >> 12);
+          const float4 xa = xv[2 * i], xb = xv[2 * i + 1];
+          d += p0.x * xa.x + p1.x * xa.y + p2.x * xa.z + p3.x * xa.w;
+          d += p0.y * xb.x + p1.y * xb.y + p2.y * xb.z + p3.y * xb.w;
+        }
+        acc[n] += d * 16384.0f * e8m0(w_scales[row[n] * (IN / 32) + blk]);
       }
     }
   }
@@ -966,18 +1020,24 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_dbd8372a(
 }
 
 // ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
-// Stores n values of src into a cache row, rotated when the format stores
-// rows of n rotated. Called by one whole SIMD-group.
-inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
-  for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+
+// A part's local row lr as a row of its head: the part's RoPE pairs (j,
+// then j + HALF), then its share of the rows past the rotary ones. v's
+// rows are not rotated, so a part of v takes a contiguous run.
+inline uint qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1_row(uint kind, uint part, uint lr) {
+  constexpr uint R = 32 / 2;
+  constexpr uint HALF = 16;
+  constexpr uint HP = HALF / 2;
+  return kind == 2 ? part * R + lr
+      : lr < 2 * HP ? part * HP + lr % HP + (lr / HP) * HALF
+      : 2 * HALF + part * (R - 2 * HP) + (lr - 2 * HP);
 }
 
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-
 // qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5(
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -998,98 +1058,105 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5(
     uint nsg [[simdgroups_per_threadgroup]]) {
   constexpr uint IN = 256;
   constexpr uint HD = 32;
-  constexpr uint VD = 32;
   constexpr uint QH = 8;
   constexpr uint KVH = 2;
-  const uint slot = tgid.x;
+  constexpr uint PARTS = 2;
+  constexpr uint R = HD / PARTS;          // rows of a part
+  constexpr uint HALF = 16;       // rotary pairs of a head
+  constexpr uint HP = HALF / PARTS;       // rotary pairs of a part
+  constexpr uint KS = 4;        // input slices
+  const uint slot = tgid.x / PARTS, part = tgid.x % PARTS;
   const uint t = tgid.y;
   const uint p = token_pos(args, t);
   device const float* xr = x + t * IN;
+  threadgroup float* xs = tg + 32;        // IN floats: the staged row
+  threadgroup float* sums = xs + IN;      // KS x R slice sums
   float ss = 0.0f;
-  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
+  for (uint i = tid; i < IN; i += 32 * nsg) { const float v = xr[i]; xs[i] = v; ss += v * v; }
   const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
+  for (uint i = tid; i < IN; i += 32 * nsg) xs[i] = xs[i] * inv * (bf16f(norm[i]) + 0.0f);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
   // Which projection and which of its heads this threadgroup computes.
-  uint kind, head, width;
-  if (slot < QH) { kind = 0; head = slot; width = HD; }
-  else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
-  else { kind = 2; head = slot - QH - KVH; width = VD; }
-  threadgroup float* row = tg + 8;
-  // Each SIMD-group computes rows r and r + nsg in one pass over the
-  // input: each activation load serves both rows, and both rows' loads
-  // are in flight together.
+  uint kind, head;
+  if (slot < QH) { kind = 0; head = slot; }
+  else if (slot < QH + KVH) { kind = 1; head = slot - QH; }
+  else { kind = 2; head = slot - QH - KVH; }
   device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
-  for (uint r0 = sg; r0 < width; r0 += 2 * nsg) {
-    const uint r1 = min(r0 + nsg, width - 1);
-    device const ushort* w0 = wp + (head * width + r0) * IN;
-    device const ushort* w1 = wp + (head * width + r1) * IN;
-    float a0 = 0.0f, a1 = 0.0f;
-    // Four weights and four activations per load; packed vectors need
-    // only the element's alignment.
-    device const float4* x4 = (device const float4*)xr;
-    for (uint i = lane; i < IN / 4; i += 32) {
-      float4 xv = x4[i];
-      xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + 0.0f);
-      a0 += dot(bf16f4(ushort4(((device const packed_ushort4*)w0)[i])), xv);
-      a1 += dot(bf16f4(ushort4(((device const packed_ushort4*)w1)[i])), xv);
-    }
-    a0 = simd_sum(a0);
-    a1 = simd_sum(a1);
-    if (lane == 0) {
-      for (uint n = 0; n < 2; n++) {
-        const uint r = n == 0 ? r0 : r0 + nsg;
-        if (r >= width) break;
-        const uint o = head * width + r;
-        float acc = n == 0 ? a0 : a1;
-        if (kind == 0) acc += bf16f(bq[o]);
-        if (kind == 1) acc += bf16f(bk[o]);
-        if (kind == 2) acc += bf16f(bv[o]);
-        row[r] = acc;
-      }
-    }
+  const uint lr0 = 2 * (sg % (R / 2)), slice = sg / (R / 2);
+  device const ushort* w0 = wp + (head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1_row(kind, part, lr0)) * IN;
+  device const ushort* w1 = wp + (head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1_row(kind, part, lr0 + 1)) * IN;
+  float a0 = 0.0f, a1 = 0.0f;
+  constexpr uint N4 = IN / 4;
+  const uint lo = slice * N4 / KS, hi = (slice + 1) * N4 / KS;
+  threadgroup const float4* x4 = (threadgroup const float4*)xs;
+  for (uint i = lo + lane; i < hi; i += 32) {
+    const float4 xv = x4[i];
+    a0 += dot(bf16f4(ushort4(((device const packed_ushort4*)w0)[i])), xv);
+    a1 += dot(bf16f4(ushort4(((device const packed_ushort4*)w1)[i])), xv);
+  }
+  a0 = simd_sum(a0);
+  a1 = simd_sum(a1);
+  if (lane == 0) {
+    sums[slice * R + lr0] = a0;
+    sums[slice * R + lr0 + 1] = a1;
   }
   threadgroup_barrier(mem_flags::mem_threadgroup);
-  // RoPE rotates the two halves of the first rotary dims of q and k heads.
-  threadgroup float* rot = row + 256;
-  if (kind < 2) {
-    const uint half_ = kind == 0 ? 16 : 16;
-    for (uint i = tid; i < HD; i += 32 * nsg) {
-      float v = row[i];
-      if (i < 2 * half_) {
-        const uint j = i % half_;
-        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invk[j];
-        const float angle = float(p) * f;
-        const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-        const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-        v = i < half_ ? row[i] * c - row[i + half_] * s : row[i] * c + row[i - half_] * s;
-      }
-      rot[i] = v;
+  // Each row's slices in order, its bias, then RoPE from the pair's two
+  // sums (both in this part).
+  if (tid < R) {
+    const uint lr = tid;
+    const uint partner = lr < HP ? lr + HP : lr - HP;
+    float v[2];
+    for (uint n = 0; n < 2; n++) {
+      const uint l = n == 0 ? lr : partner;
+      float acc = 0.0f;
+      for (uint s = 0; s < KS; s++) acc += sums[s * R + l];
+      const uint o = head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1_row(kind, part, l);
+      if (kind == 0) acc += bf16f(bq[o]);
+      if (kind == 1) acc += bf16f(bk[o]);
+      if (kind == 2) acc += bf16f(bv[o]);
+      v[n] = acc;
     }
-  } else {
-    for (uint i = tid; i < VD; i += 32 * nsg) rot[i] = row[i];
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  if (kind == 0) {
-    for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
-  } else if (sg == 0) {
-    const uint cslot = p;
-    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
-    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
+    const uint r = qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1_row(kind, part, lr);
+    float out = v[0];
+    if (kind < 2 && lr < 2 * HP) {
+      const uint j = r % HALF;
+      const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1_invk[j];
+      const float angle = float(p) * f;
+      const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+      const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+      out = lr < HP ? v[0] * c - v[1] * s : v[0] * c + v[1] * s;
+    }
+    if (kind == 0) {
+      q[t * (QH * HD) + head * HD + r] = out;
+    } else {
+      const uint cslot = p % 191u;
+      device uchar* dst = kind == 1 ? kcache + token_kv(args, t) + (cslot * KVH + head) * 64
+                                    : vcache + token_kv(args, t) + (cslot * KVH + head) * 64;
+      ((device half*)dst)[r] = half(out);
+    }
   }
 }
 
 // ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
-// Stores n values of src into a cache row, rotated when the format stores
-// rows of n rotated. Called by one whole SIMD-group.
-inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
-  for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+
+// A part's local row lr as a row of its head: the part's RoPE pairs (j,
+// then j + HALF), then its share of the rows past the rotary ones. v's
+// rows are not rotated, so a part of v takes a contiguous run.
+inline uint qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c_row(uint kind, uint part, uint lr) {
+  constexpr uint R = 32 / 2;
+  constexpr uint HALF = 16;
+  constexpr uint HP = HALF / 2;
+  return kind == 2 ? part * R + lr
+      : lr < 2 * HP ? part * HP + lr % HP + (lr / HP) * HALF
+      : 2 * HALF + part * (R - 2 * HP) + (lr - 2 * HP);
 }
 
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-
 // qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54(
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -1110,89 +1177,90 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54(
     uint nsg [[simdgroups_per_threadgroup]]) {
   constexpr uint IN = 256;
   constexpr uint HD = 32;
-  constexpr uint VD = 32;
   constexpr uint QH = 8;
   constexpr uint KVH = 2;
-  const uint slot = tgid.x;
+  constexpr uint PARTS = 2;
+  constexpr uint R = HD / PARTS;          // rows of a part
+  constexpr uint HALF = 16;       // rotary pairs of a head
+  constexpr uint HP = HALF / PARTS;       // rotary pairs of a part
+  constexpr uint KS = 4;        // input slices
+  const uint slot = tgid.x / PARTS, part = tgid.x % PARTS;
   const uint t = tgid.y;
   const uint p = token_pos(args, t);
   device const float* xr = x + t * IN;
+  threadgroup float* xs = tg + 32;        // IN floats: the staged row
+  threadgroup float* sums = xs + IN;      // KS x R slice sums
   float ss = 0.0f;
-  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
+  for (uint i = tid; i < IN; i += 32 * nsg) { const float v = xr[i]; xs[i] = v; ss += v * v; }
   const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
+  for (uint i = tid; i < IN; i += 32 * nsg) xs[i] = xs[i] * inv * (bf16f(norm[i]) + 0.0f);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
   // Which projection and which of its heads this threadgroup computes.
-  uint kind, head, width;
-  if (slot < QH) { kind = 0; head = slot; width = HD; }
-  else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
-  else { kind = 2; head = slot - QH - KVH; width = VD; }
-  threadgroup float* row = tg + 8;
-  // Each SIMD-group computes rows r and r + nsg in one pass over the
-  // input: each activation load serves both rows, and both rows' loads
-  // are in flight together.
+  uint kind, head;
+  if (slot < QH) { kind = 0; head = slot; }
+  else if (slot < QH + KVH) { kind = 1; head = slot - QH; }
+  else { kind = 2; head = slot - QH - KVH; }
   device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
-  for (uint r0 = sg; r0 < width; r0 += 2 * nsg) {
-    const uint r1 = min(r0 + nsg, width - 1);
-    device const ushort* w0 = wp + (head * width + r0) * IN;
-    device const ushort* w1 = wp + (head * width + r1) * IN;
-    float a0 = 0.0f, a1 = 0.0f;
-    // Four weights and four activations per load; packed vectors need
-    // only the element's alignment.
-    device const float4* x4 = (device const float4*)xr;
-    for (uint i = lane; i < IN / 4; i += 32) {
-      float4 xv = x4[i];
-      xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + 0.0f);
-      a0 += dot(bf16f4(ushort4(((device const packed_ushort4*)w0)[i])), xv);
-      a1 += dot(bf16f4(ushort4(((device const packed_ushort4*)w1)[i])), xv);
-    }
-    a0 = simd_sum(a0);
-    a1 = simd_sum(a1);
-    if (lane == 0) {
-      for (uint n = 0; n < 2; n++) {
-        const uint r = n == 0 ? r0 : r0 + nsg;
-        if (r >= width) break;
-        const uint o = head * width + r;
-        float acc = n == 0 ? a0 : a1;
-        if (kind == 0) acc += bf16f(bq[o]);
-        if (kind == 1) acc += bf16f(bk[o]);
-        if (kind == 2) acc += bf16f(bv[o]);
-        row[r] = acc;
-      }
-    }
+  const uint lr0 = 2 * (sg % (R / 2)), slice = sg / (R / 2);
+  device const ushort* w0 = wp + (head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c_row(kind, part, lr0)) * IN;
+  device const ushort* w1 = wp + (head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c_row(kind, part, lr0 + 1)) * IN;
+  float a0 = 0.0f, a1 = 0.0f;
+  constexpr uint N4 = IN / 4;
+  const uint lo = slice * N4 / KS, hi = (slice + 1) * N4 / KS;
+  threadgroup const float4* x4 = (threadgroup const float4*)xs;
+  for (uint i = lo + lane; i < hi; i += 32) {
+    const float4 xv = x4[i];
+    a0 += dot(bf16f4(ushort4(((device const packed_ushort4*)w0)[i])), xv);
+    a1 += dot(bf16f4(ushort4(((device const packed_ushort4*)w1)[i])), xv);
+  }
+  a0 = simd_sum(a0);
+  a1 = simd_sum(a1);
+  if (lane == 0) {
+    sums[slice * R + lr0] = a0;
+    sums[slice * R + lr0 + 1] = a1;
   }
   threadgroup_barrier(mem_flags::mem_threadgroup);
-  // RoPE rotates the two halves of the first rotary dims of q and k heads.
-  threadgroup float* rot = row + 256;
-  if (kind < 2) {
-    const uint half_ = kind == 0 ? 16 : 16;
-    for (uint i = tid; i < HD; i += 32 * nsg) {
-      float v = row[i];
-      if (i < 2 * half_) {
-        const uint j = i % half_;
-        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invk[j];
-        const float angle = float(p) * f;
-        const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-        const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-        v = i < half_ ? row[i] * c - row[i + half_] * s : row[i] * c + row[i - half_] * s;
-      }
-      rot[i] = v;
+  // Each row's slices in order, its bias, then RoPE from the pair's two
+  // sums (both in this part).
+  if (tid < R) {
+    const uint lr = tid;
+    const uint partner = lr < HP ? lr + HP : lr - HP;
+    float v[2];
+    for (uint n = 0; n < 2; n++) {
+      const uint l = n == 0 ? lr : partner;
+      float acc = 0.0f;
+      for (uint s = 0; s < KS; s++) acc += sums[s * R + l];
+      const uint o = head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c_row(kind, part, l);
+      if (kind == 0) acc += bf16f(bq[o]);
+      if (kind == 1) acc += bf16f(bk[o]);
+      if (kind == 2) acc += bf16f(bv[o]);
+      v[n] = acc;
     }
-  } else {
-    for (uint i = tid; i < VD; i += 32 * nsg) rot[i] = row[i];
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  if (kind == 0) {
-    for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
-  } else if (sg == 0) {
-    const uint cslot = p % 191u;
-    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
-    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
+    const uint r = qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c_row(kind, part, lr);
+    float out = v[0];
+    if (kind < 2 && lr < 2 * HP) {
+      const uint j = r % HALF;
+      const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c_invk[j];
+      const float angle = float(p) * f;
+      const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+      const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+      out = lr < HP ? v[0] * c - v[1] * s : v[0] * c + v[1] * s;
+    }
+    if (kind == 0) {
+      q[t * (QH * HD) + head * HD + r] = out;
+    } else {
+      const uint cslot = p;
+      device uchar* dst = kind == 1 ? kcache + token_kv(args, t) + (cslot * KVH + head) * 64
+                                    : vcache + token_kv(args, t) + (cslot * KVH + head) * 64;
+      ((device half*)dst)[r] = half(out);
+    }
   }
 }
 
 // ---------------------------------------------------------------------------
-// rmsnorm_linear_decode_bf16_4096x256_17ec892d: decode kernel of rmsnorm_linear (rmsnorm + linear)
+// rmsnorm_linear_decode_bf16_4096x256_fe4a6afa: decode kernel of rmsnorm_linear (rmsnorm + linear)
 // rmsnorm_linear = rmsnorm + linear
-kernel void rmsnorm_linear_decode_bf16_4096x256_17ec892d(
+kernel void rmsnorm_linear_decode_bf16_4096x256_fe4a6afa(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -1216,9 +1284,13 @@ kernel void rmsnorm_linear_decode_bf16_4096x256_17ec892d(
   // The SIMD-group's NR rows in one pass over the input, so that each
   // activation load serves NR rows and the rows' loads are in flight
   // together. Rows past the last repeat it; their sums are not stored.
+  // With KS slices, KS SIMD-groups share the rows, each over a slice of
+  // the input, and the first adds the slices' sums in slice order: more
+  // SIMD-groups for a matrix of few rows.
   constexpr uint NR = 1;
-  const uint o0 = (tgid.x * nsg + sg) * NR;
-  if (o0 >= OUT) return;
+  constexpr uint KS = 2;
+  const uint slice = sg % KS;
+  const uint o0 = (tgid.x * (nsg / KS) + sg / KS) * NR;
   float acc[NR];
   for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
   // Vectorised: four weights and four activations per load. Weights are
@@ -1226,12 +1298,22 @@ kernel void rmsnorm_linear_decode_bf16_4096x256_17ec892d(
   device const packed_ushort4* wr[NR];
   for (uint n = 0; n < NR; n++) wr[n] = (device const packed_ushort4*)(w + min(o0 + n, OUT - 1) * IN);
   device const float4* x4 = (device const float4*)xr;
-  for (uint i = lane; i < IN / 4; i += 32) {
+  for (uint i = slice * (IN / 4) / KS + lane; i < (slice + 1) * (IN / 4) / KS; i += 32) {
     float4 xv = x4[i];
     xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + OFFSET);
     for (uint n = 0; n < NR; n++) acc[n] += dot(bf16f4(ushort4(wr[n][i])), xv);
   }
   for (uint n = 0; n < NR; n++) acc[n] = simd_sum(acc[n]);
+  threadgroup float* part = tg + 32;   // nsg x NR slice sums
+  if (lane == 0) {
+    for (uint n = 0; n < NR; n++) part[sg * NR + n] = acc[n];
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (slice != 0) return;
+  for (uint n = 0; n < NR; n++) {
+    acc[n] = 0.0f;
+    for (uint s = 0; s < KS; s++) acc[n] += part[(sg + s) * NR + n];
+  }
   if (lane == 0) {
     for (uint n = 0; n < NR && o0 + n < OUT; n++) {
       const uint o = o0 + n;
