@@ -91,7 +91,10 @@ type GLUData struct {
 // add_rmsnorm (Add).
 type NormData struct {
 	Header
-	N, G   int
+	N, G int
+	// Held: values of the row each thread holds in registers (an
+	// ungrouped RMS norm whose row fits); 0 reads the row from memory.
+	Held   int
 	Add    bool
 	Layer  bool
 	Bias   bool

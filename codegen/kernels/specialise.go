@@ -270,9 +270,16 @@ func specNorm(b *builder) ([]spec, error) {
 		data.Offset = hexFloat(float32(off.(float64)))
 	}
 	data.WLoad = weightInfo(w).Load
+	if per := (data.N + wideThreads - 1) / wideThreads; !data.Layer && data.G == data.N && per <= normMaxHeld {
+		data.Held = per
+	}
 	desc := fmt.Sprintf("%s_%d", w.DType, data.N)
 	return []spec{{variant: Any, template: "norm", desc: desc, threads: threads(wideThreads), tgmem: []int{4 * wideSG}, grid: tokensGrid(), data: data}}, nil
 }
+
+// normMaxHeld is the most values of a row a norm kernel's thread holds in
+// registers (a row of 8,192 at wideThreads threads).
+const normMaxHeld = 8
 
 // kvData describes a layer's cache for the kvcache templates.
 func kvData(c *Context, cache int) KVData {

@@ -97,7 +97,7 @@ func TestBrokenKernelsAreCaught(t *testing.T) {
 		}
 	})
 	t.Run("divergent barrier", func(t *testing.T) {
-		m := startEmu(t, mutate(t, "add_rmsnorm_", "threadgroup_barrier(mem_flags::mem_device);", "if (tid < 16) threadgroup_barrier(mem_flags::mem_device);"), ck, 3)
+		m := startEmu(t, mutate(t, "qkv_rope_store_", "threadgroup_barrier(mem_flags::mem_threadgroup);", "if (tid < 16) threadgroup_barrier(mem_flags::mem_threadgroup);"), ck, 3)
 		defer m.Close()
 		_, err := m.Forward(ids, 0)
 		if err == nil || !strings.Contains(err.Error(), "barrier") {

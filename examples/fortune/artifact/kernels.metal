@@ -148,9 +148,9 @@ inline float hadamard32_lane(float v, uint lane) {
 inline int round_even(float v) { return int(rint(v)); }
 
 // ---------------------------------------------------------------------------
-// add_rmsnorm_any_bf16_256_9cfcf3aa: any kernel of add_rmsnorm (add + rmsnorm)
+// add_rmsnorm_any_bf16_256_854bfd82: any kernel of add_rmsnorm (add + rmsnorm)
 // add_rmsnorm = add + rmsnorm
-kernel void add_rmsnorm_any_bf16_256_9cfcf3aa(
+kernel void add_rmsnorm_any_bf16_256_854bfd82(
     constant StepArgs& args [[buffer(0)]],
     device const float* a [[buffer(1)]],
     device const float* b [[buffer(2)]],
@@ -167,15 +167,31 @@ kernel void add_rmsnorm_any_bf16_256_9cfcf3aa(
   constexpr uint G = 256;
   constexpr float EPS = 9.99999975e-06f;
   const uint t = tgid.x;
-  for (uint i = tid; i < N; i += 32 * nsg) sum[t * N + i] = a[t * N + i] + b[t * N + i];
-  threadgroup_barrier(mem_flags::mem_device);
-  device const float* xr = sum + t * N;
-  for (uint g0 = 0; g0 < N; g0 += G) {
-    float ss = 0.0f;
-    for (uint i = tid; i < G; i += 32 * nsg) { const float v = xr[g0 + i]; ss += v * v; }
-    const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(G) + EPS);
-    for (uint i = tid; i < G; i += 32 * nsg) {
-      out[t * N + g0 + i] = xr[g0 + i] * inv * (bf16f(w[i]) + 0.0f);
+  // The whole row in registers, PER values a thread (PER is for the
+  // dispatch's thread count, which every backend launches exactly): the
+  // row's (and the addend's) loads and the weight's are in flight
+  // together, and the norm waits on memory once. The kernel is a chain of latencies (one
+  // threadgroup a token); reading the row again after the sum and then
+  // the weight made it three (6.3 us a call on the H100, docs/gpu.md).
+  constexpr uint PER = 1;
+  float v[PER], wv[PER];
+  float ss = 0.0f;
+  for (uint k = 0; k < PER; k++) {
+    const uint i = tid + k * 32 * nsg;
+    v[k] = 0.0f;
+    wv[k] = 0.0f;
+    if (i < N) {
+      v[k] = a[t * N + i] + b[t * N + i];
+      wv[k] = bf16f(w[i]);
+    }
+    ss += v[k] * v[k];
+  }
+  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(N) + EPS);
+  for (uint k = 0; k < PER; k++) {
+    const uint i = tid + k * 32 * nsg;
+    if (i < N) {
+      sum[t * N + i] = v[k];
+      out[t * N + i] = v[k] * inv * (wv[k] + 0.0f);
     }
   }
 }
