@@ -493,35 +493,10 @@ func specRouter(b *builder) ([]spec, error) {
 	b.weight("w", w)
 	b.optionalWeight("bias", bias)
 	b.value("routes", op.Results[0], true)
-	e, in := int(w.Shape[0]), int(w.Shape[1])
-	data := &RouterData{In: in, E: e, K: int(top.Attrs.Int("k")),
+	data := &RouterData{In: int(w.Shape[1]), E: int(w.Shape[0]), K: int(top.Attrs.Int("k")),
 		W: weightInfo(w), Bias: bias != nil, BiasLoad: loadOf(bias)}
 	desc := fmt.Sprintf("%s_e%d_k%d", w.DType, w.Shape[0], top.Attrs.Int("k"))
-	one := spec{variant: Any, template: string(ir.OpRouter), desc: desc, threads: threads(wideThreads), tgmem: []int{4 * max(e, wideSG)}, grid: tokensGrid(), data: data}
-	if !data.W.Vec {
-		return []spec{one}, nil
-	}
-	// Decode computes the logits as a matrix-vector product over many
-	// threadgroups (the linear template) into scratch, then router_topk
-	// picks the routes: one threadgroup per token computing the logits
-	// too waited on memory with one SM (11.4 us a call on the H100,
-	// docs/gpu.md). Prefill keeps the one kernel (a threadgroup per
-	// token) and binds the scratch it does not use, since an op's
-	// kernels share their bindings.
-	b.scratch("out", int64(4*e), true)
-	one.variant = Prefill
-	logits := &LinearData{Weight: data.W, In: in, Out: e, RowsPerSG: 1, Slices: decodeSlices(e, 1), Bias: bias != nil, BiasLoad: data.BiasLoad}
-	pick := *data
-	cb := &builder{ctx: b.ctx, op: op}
-	cb.args()
-	cb.scratch("scratch", int64(4*e), false)
-	cb.value("routes", op.Results[0], true)
-	return []spec{one,
-		{variant: Decode, template: string(ir.OpLinear), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * (32 + sgPerTG)},
-			grid: rowsGrid(e, sgPerTG/logits.Slices), data: logits},
-		{variant: Decode, template: "router_topk", name: "router_topk", desc: desc, threads: threads(32), tgmem: []int{4 * max(e, 32)},
-			grid: Grid{{Const: 1}, {Const: 1}, {Const: 1}}, data: &pick, stage: cb},
-	}, nil
+	return []spec{{variant: Any, template: string(ir.OpRouter), desc: desc, threads: threads(wideThreads), tgmem: []int{4 * max(int(w.Shape[0]), wideSG)}, grid: tokensGrid(), data: data}}, nil
 }
 
 // specExpertUp covers expert_linear and moe_gate_up (expert_linear +

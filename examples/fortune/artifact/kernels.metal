@@ -1417,77 +1417,14 @@ kernel void rmsnorm_linear_prefill_bf16_4096x256_2d9b1fb4(
 }
 
 // ---------------------------------------------------------------------------
-// router_decode_bf16_e8_k2_cfc2f5c3: decode kernel of router (linear + topk + softmax)
+// router_any_bf16_e8_k2_65b44ba2: any kernel of router (linear + topk + softmax)
 // router = linear + topk + softmax
-kernel void router_decode_bf16_e8_k2_cfc2f5c3(
+kernel void router_any_bf16_e8_k2_65b44ba2(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* w [[buffer(2)]],
     device const ushort* bias [[buffer(3)]],
     device Route* routes [[buffer(4)]],
-    device float* out [[buffer(5)]],
-    threadgroup float* tg [[threadgroup(0)]],
-    uint3 tgid [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]],
-    uint nsg [[simdgroups_per_threadgroup]]) {
-  constexpr uint IN = 256;
-  constexpr uint OUT = 8;
-  const uint t = tgid.y;
-  device const float* xr = x + t * IN;
-  // The SIMD-group's NR rows in one pass over the input, so that each
-  // activation load serves NR rows and the rows' loads are in flight
-  // together. Rows past the last repeat it; their sums are not stored.
-  // With KS slices, KS SIMD-groups share the rows, each over a slice of
-  // the input, and the first adds the slices' sums in slice order: more
-  // SIMD-groups for a matrix of few rows.
-  constexpr uint NR = 1;
-  constexpr uint KS = 4;
-  const uint slice = sg % KS;
-  const uint o0 = (tgid.x * (nsg / KS) + sg / KS) * NR;
-  float acc[NR];
-  for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
-  // Vectorised: four weights and four activations per load. Weights are
-  // read as packed vectors, which need only the element's alignment.
-  device const packed_ushort4* wr[NR];
-  for (uint n = 0; n < NR; n++) wr[n] = (device const packed_ushort4*)(w + min(o0 + n, OUT - 1) * IN);
-  device const float4* x4 = (device const float4*)xr;
-  for (uint i = slice * (IN / 4) / KS + lane; i < (slice + 1) * (IN / 4) / KS; i += 32) {
-    float4 xv = x4[i];
-    for (uint n = 0; n < NR; n++) acc[n] += dot(bf16f4(ushort4(wr[n][i])), xv);
-  }
-  for (uint n = 0; n < NR; n++) acc[n] = simd_sum(acc[n]);
-  threadgroup float* part = tg + 32;   // nsg x NR slice sums
-  if (lane == 0) {
-    for (uint n = 0; n < NR; n++) part[sg * NR + n] = acc[n];
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  if (slice != 0) return;
-  for (uint n = 0; n < NR; n++) {
-    acc[n] = 0.0f;
-    for (uint s = 0; s < KS; s++) acc[n] += part[(sg + s) * NR + n];
-  }
-  if (lane == 0) {
-    for (uint n = 0; n < NR && o0 + n < OUT; n++) {
-      const uint o = o0 + n;
-      float v = acc[n];
-      v += bf16f(bias[o]);
-      out[t * OUT + o] = v;
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------
-// router_prefill_bf16_e8_k2_2311594e: prefill kernel of router (linear + topk + softmax)
-// router = linear + topk + softmax
-kernel void router_prefill_bf16_e8_k2_2311594e(
-    constant StepArgs& args [[buffer(0)]],
-    device const float* x [[buffer(1)]],
-    device const ushort* w [[buffer(2)]],
-    device const ushort* bias [[buffer(3)]],
-    device Route* routes [[buffer(4)]],
-    device float* out [[buffer(5)]],
     threadgroup float* tg [[threadgroup(0)]],
     uint3 tgid [[threadgroup_position_in_grid]],
     uint tid [[thread_index_in_threadgroup]],
@@ -1546,63 +1483,4 @@ kernel void router_prefill_bf16_e8_k2_2311594e(
       }
     }
   }
-
-}
-
-// ---------------------------------------------------------------------------
-// router_topk_decode_bf16_e8_k2_13f40330: decode kernel of router (linear + topk + softmax)
-// router = linear + topk + softmax
-kernel void router_topk_decode_bf16_e8_k2_13f40330(
-    constant StepArgs& args [[buffer(0)]],
-    device const float* scratch [[buffer(1)]],
-    device Route* routes [[buffer(2)]],
-    threadgroup float* tg [[threadgroup(0)]],
-    uint3 tgid [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]],
-    uint nsg [[simdgroups_per_threadgroup]]) {
-  constexpr uint E = 8;
-  constexpr uint K = 2;
-  const uint t = 0;
-  threadgroup float* logits = tg;
-  for (uint e = tid; e < E; e += 32 * nsg) logits[e] = scratch[e];
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  if (sg == 0) {
-    constexpr uint PER = (E + 31) / 32;   // logits per lane
-    float v[PER];
-    bool taken[PER];
-    for (uint i = 0; i < PER; i++) {
-      const uint e = i * 32 + lane;
-      v[i] = e < E ? logits[e] : -INFINITY;
-      taken[i] = e >= E;
-    }
-    int chosen[K];
-    float vals[K];
-    for (uint s = 0; s < K; s++) {
-      // This lane's best untaken logit (the lower index on ties), then
-      // the SIMD-group's: the largest, and of those the lowest index.
-      float best = -INFINITY;
-      uint at = 0xffffffffu;
-      for (uint i = 0; i < PER; i++) {
-        if (!taken[i] && (at == 0xffffffffu || v[i] > best)) { best = v[i]; at = i * 32 + lane; }
-      }
-      const float top = simd_max(at != 0xffffffffu ? best : -INFINITY);
-      const uint e = simd_min(at != 0xffffffffu && best == top ? at : 0xffffffffu);
-      if (e % 32 == lane) taken[e / 32] = true;
-      chosen[s] = int(e);
-      vals[s] = top;
-    }
-    if (lane == 0) {
-      float mx = vals[0];
-      for (uint s = 1; s < K; s++) mx = max(mx, vals[s]);
-      float sum = 0.0f;
-      for (uint s = 0; s < K; s++) { vals[s] = exp(vals[s] - mx); sum += vals[s]; }
-      for (uint s = 0; s < K; s++) {
-        routes[t * K + s].expert = chosen[s];
-        routes[t * K + s].weight = vals[s] / sum;
-      }
-    }
-  }
-
 }
