@@ -164,8 +164,9 @@ type ExpertUpData struct {
 	In, Rows, K int
 	OutW        int
 	RowsPerSG   int
-	// BlockLanes lanes share each MXFP4 block of a row (expertBlockLanes).
-	BlockLanes int
+	// Slices SIMD-groups share each SIMD-group's rows, each over a slice
+	// of the input (expertSlices).
+	Slices int
 	// Exact: the outputs divide into SIMD-groups' rows, so no row is
 	// clamped and a SIMD-group's rows are at fixed offsets.
 	Exact       bool
@@ -185,10 +186,11 @@ type ExpertDownData struct {
 	Weight
 	In, Rows, K int
 	RowsPerSG   int
-	// BlockLanes lanes share each MXFP4 block of a row (expertBlockLanes).
-	BlockLanes int
-	Bias       bool
-	BiasLoad   string
+	// Slices SIMD-groups share each route's rows, each over a slice of the
+	// input (expertSlices).
+	Slices   int
+	Bias     bool
+	BiasLoad string
 }
 
 // RopeData is the rope template's.

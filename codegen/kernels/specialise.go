@@ -17,10 +17,10 @@ const (
 	// expertRows weight rows share each activation load in the expert
 	// kernels (templates/experts.metal.tmpl says why).
 	expertRows = 4
-	// expertBlockLanes lanes read each 32-value MXFP4 block of a row in the
-	// expert kernels, 16 / expertBlockLanes bytes each (1, 2 or 4).
-	expertBlockLanes = 2
-	tgThreads        = 32 * sgPerTG
+	// expertSlices SIMD-groups share an expert kernel's rows, each over a
+	// slice of the input, for more SIMD-groups in flight (1 is none).
+	expertSlices = 2
+	tgThreads    = 32 * sgPerTG
 	// wideSG SIMD-groups serve kernels whose grid is one threadgroup per
 	// token (or per head of a token): the norms, the router and the q/k/v
 	// projections. In decode such a dispatch has few threadgroups, and
@@ -338,19 +338,19 @@ func specQKV(b *builder) ([]spec, error) {
 	heads := qh + 2*int(l.KVHeads)
 	data.Parts, data.Slices = 1, 1
 	if parts := qkvParts(b.ctx.KV.Format, data); parts > 1 {
-		data.Parts, data.Slices = parts, wideSG/(qkvPartRows/2)
+		data.Parts, data.Slices = parts, qkvPartSG/(qkvPartRows/2)
 		grid := Grid{{Const: heads * parts}, {PerTile: 1, Tile: 1}, {Const: 1}}
 		tgmem := 4 * (32 + data.In + data.Slices*qkvPartRows)
-		return []spec{{variant: Any, template: "qkv_parts", desc: fmt.Sprintf("%s_p%d", desc, parts), threads: threads(wideThreads), tgmem: []int{tgmem}, grid: grid, data: data}}, nil
+		return []spec{{variant: Any, template: "qkv_parts", desc: fmt.Sprintf("%s_p%d", desc, parts), threads: threads(32 * qkvPartSG), tgmem: []int{tgmem}, grid: grid, data: data}}, nil
 	}
 	grid := Grid{{Const: heads}, {PerTile: 1, Tile: 1}, {Const: 1}}
 	return []spec{{variant: Any, template: "qkv", desc: desc, threads: threads(wideThreads), tgmem: []int{4 * (wideSG + 512)}, grid: grid, data: data}}, nil
 }
 
 // qkvPartRows rows of a head go to each threadgroup of qkv_parts: two a
-// SIMD-group, so wideSG SIMD-groups take qkvPartRows/2 row pairs over
-// wideSG/(qkvPartRows/2) slices of the input.
-const qkvPartRows = 16
+// SIMD-group, so its qkvPartSG SIMD-groups take qkvPartRows/2 row pairs
+// over qkvPartSG/(qkvPartRows/2) slices of the input.
+const qkvPartRows, qkvPartSG = 8, 8
 
 // qkvMaxStaged is the widest input qkv_parts stages in threadgroup
 // memory (4 bytes a value; Apple GPUs have 32 KiB).
@@ -520,7 +520,7 @@ func specExpertUp(b *builder) ([]spec, error) {
 	// 0.771 ms a token on the H100 where four took 0.807 and sixteen
 	// 1.568 (gpt-oss-20b, docs/gpu.md).
 	data := &ExpertUpData{Weight: weightInfo(w), In: int(w.Shape[2]), Rows: rows, K: k, OutW: rows,
-		Shared: len(x.Type.Shape) == 2, Bias: bias != nil, BiasLoad: loadOf(bias), RowsPerSG: outsPerSG, SwiGLU: sw != nil, BlockLanes: expertBlockLanes}
+		Shared: len(x.Type.Shape) == 2, Bias: bias != nil, BiasLoad: loadOf(bias), RowsPerSG: outsPerSG, SwiGLU: sw != nil, Slices: expertSlices}
 	if sw != nil {
 		a := sw.Attrs
 		data.OutW = rows / 2
@@ -533,9 +533,13 @@ func specExpertUp(b *builder) ([]spec, error) {
 	}
 	data.Exact = data.OutW%outsPerSG == 0
 	desc := fmt.Sprintf("%s_e%d_%dx%d_k%d", w.DType, w.Shape[0], w.Shape[1], w.Shape[2], k)
-	perTG := sgPerTG * outsPerSG
+	perTG := sgPerTG / expertSlices * outsPerSG
 	grid := Grid{{Const: (data.OutW + perTG - 1) / perTG}, {PerTile: k, Tile: 1}, {Const: 1}}
-	return []spec{{variant: Any, template: "expert_up", desc: desc, threads: threads(tgThreads), tgmem: []int{16}, grid: grid, data: data}}, nil
+	nr := outsPerSG
+	if sw != nil {
+		nr *= 2
+	}
+	return []spec{{variant: Any, template: "expert_up", desc: desc, threads: threads(tgThreads), tgmem: []int{max(16, 4*sgPerTG*nr)}, grid: grid, data: data}}, nil
 }
 
 // specExpertDown covers moe_down (expert_linear + mix + residual add).
@@ -551,11 +555,11 @@ func specExpertDown(b *builder) ([]spec, error) {
 	b.value("out", op.Results[0], true)
 	k := int(routes.Type.Shape[1])
 	data := &ExpertDownData{Weight: weightInfo(w), In: int(w.Shape[2]), Rows: int(w.Shape[1]), K: k,
-		Bias: bias != nil, BiasLoad: loadOf(bias), RowsPerSG: expertRows, BlockLanes: expertBlockLanes}
+		Bias: bias != nil, BiasLoad: loadOf(bias), RowsPerSG: expertRows, Slices: expertSlices}
 	desc := fmt.Sprintf("%s_e%d_%dx%d_k%d", w.DType, w.Shape[0], w.Shape[1], w.Shape[2], k)
-	// A SIMD-group per route (up to wideSG), each over the threadgroup's
-	// expertRows rows.
-	sgs := min(k, wideSG)
+	// A SIMD-group per route and slice (up to wideSG), each over the
+	// threadgroup's expertRows rows.
+	sgs := min(k*expertSlices, wideSG)
 	return []spec{{variant: Any, template: "expert_down", desc: desc, threads: threads(32 * sgs), tgmem: []int{max(16, 4*sgs*expertRows)}, grid: rowsGrid(int(w.Shape[1]), expertRows), data: data}}, nil
 }
 

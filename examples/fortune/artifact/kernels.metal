@@ -843,9 +843,9 @@ kernel void linear_prefill_bf16_256x256_5fb0e739(
 }
 
 // ---------------------------------------------------------------------------
-// moe_down_any_mxfp4_e8_256x256_k2_3aa90401: any kernel of moe_down (expert_linear + mix + add)
+// moe_down_any_mxfp4_e8_256x256_k2_9b4a2490: any kernel of moe_down (expert_linear + mix + add)
 // moe_down = expert_linear + mix + add
-kernel void moe_down_any_mxfp4_e8_256x256_k2_3aa90401(
+kernel void moe_down_any_mxfp4_e8_256x256_k2_9b4a2490(
     constant StepArgs& args [[buffer(0)]],
     device const float* residual [[buffer(1)]],
     device const float* y [[buffer(2)]],
@@ -868,60 +868,46 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_3aa90401(
   const uint o0 = tgid.x * NR;
   float total[NR];
   for (uint n = 0; n < NR; n++) total[n] = 0.0f;
-  for (uint s = sg; s < K; s += nsg) {
+  // SIMD-group u takes route u % K over slice u / K of the input (KS
+  // slices), and u + nsg, ...
+  constexpr uint KS = 2;
+  for (uint u = sg; u < K * KS; u += nsg) {
+    const uint s = u % K, slice = u / K;
     const Route route = routes[t * K + s];
     uint row[NR];
     for (uint n = 0; n < NR; n++) row[n] = uint(route.expert) * ROWS + min(o0 + n, ROWS - 1);
     device const float* XR = y + (t * K + s) * IN;
     float acc[NR];
     for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
-  // BL lanes per 32-value block, each reading 16 / BL bytes of each row's
-  // block (WL four-byte words, eight values each) and the block's scale:
-  // a SIMD-group reads 32 / BL consecutive blocks of each row and their
-  // activations per step, so its loads are contiguous. Fewer lanes a
-  // block means fewer, wider loads for the same bytes: the scale byte and
-  // the activations each lane loads serve more weights. Blocks are 16
-  // bytes from an 8-byte-aligned tensor and x is 16-byte aligned, so the
-  // loads (at most eight bytes of weights) are aligned. The trip count is
-  // known at compile time, so the loop unrolls.
-  constexpr uint BL = 2;
-  constexpr uint WL = 4 / BL;
-  for (uint b0 = 0; b0 < IN / 32; b0 += 32 / BL) {
-    const uint blk = b0 + lane / BL;
-    if (blk < IN / 32) {
-      const uint q = lane % BL;
-      device const float4* x4 = (device const float4*)(XR + blk * 32 + q * WL * 8);
-      float4 xv[2 * WL];
-      for (uint i = 0; i < 2 * WL; i++) xv[i] = x4[i];
+  // Four lanes per 32-value block, four bytes (eight values) each: a
+  // SIMD-group reads eight consecutive blocks of each row (128 bytes of
+  // weights) and their 256 activations per step, so its loads are
+  // contiguous. Blocks are 16 bytes from an 8-byte-aligned tensor and x
+  // is 16-byte aligned, so the loads are aligned. The trip count is known
+  // at compile time, so the loop unrolls.
+  // With KS slices, the SIMD-group reads only its slice's SPAN blocks.
+  constexpr uint SPAN = (IN / 32 + KS - 1) / KS;
+  for (uint b0 = 0; b0 < SPAN; b0 += 8) {
+    const uint blk = slice * SPAN + b0 + lane / 4;
+    if (b0 + lane / 4 < SPAN && blk < IN / 32) {
+      const uint q = lane % 4;
+      device const float4* x4 = (device const float4*)(XR + blk * 32 + q * 8);
+      const float4 xa = x4[0], xb = x4[1];
       for (uint n = 0; n < NR; n++) {
-        device const uint* wp = (device const uint*)(w_blocks + (row[n] * (IN / 32) + blk) * 16) + q * WL;
-        uint wv[WL];
-        if (WL == 1) {
-          wv[0] = wp[0];
-        } else {
-          for (uint i = 0; i < WL / 2; i++) {
-            const uint2 pair = ((device const uint2*)wp)[i];
-            wv[2 * i] = pair.x;
-            wv[2 * i + 1] = pair.y;
-          }
-        }
-        float d = 0.0f;
-        for (uint i = 0; i < WL; i++) {
-          // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble);
-          // pair k decodes values k and k + 4 of the word's eight.
-          const float2 p0 = fp4x2_scaled(wv[i]), p1 = fp4x2_scaled(wv[i] >> 4), p2 = fp4x2_scaled(wv[i] >> 8), p3 = fp4x2_scaled(wv[i] >> 12);
-          const float4 xa = xv[2 * i], xb = xv[2 * i + 1];
-          d += p0.x * xa.x + p1.x * xa.y + p2.x * xa.z + p3.x * xa.w;
-          d += p0.y * xb.x + p1.y * xb.y + p2.y * xb.z + p3.y * xb.w;
-        }
-        acc[n] += d * 16384.0f * e8m0(w_scales[row[n] * (IN / 32) + blk]);
+        const uint w4 = ((device const uint*)(w_blocks + (row[n] * (IN / 32) + blk) * 16))[q];
+        // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble);
+        // pair k decodes values k and k + 4.
+        const float2 p0 = fp4x2_scaled(w4), p1 = fp4x2_scaled(w4 >> 4), p2 = fp4x2_scaled(w4 >> 8), p3 = fp4x2_scaled(w4 >> 12);
+        const float lo = p0.x * xa.x + p1.x * xa.y + p2.x * xa.z + p3.x * xa.w;
+        const float hi = p0.y * xb.x + p1.y * xb.y + p2.y * xb.z + p3.y * xb.w;
+        acc[n] += (lo + hi) * 16384.0f * e8m0(w_scales[row[n] * (IN / 32) + blk]);
       }
     }
   }
   for (uint n = 0; n < NR; n++) acc[n] = simd_sum(acc[n]);
     for (uint n = 0; n < NR; n++) {
       const uint r = row[n];
-      acc[n] += bf16f(bias[r]);
+      if (slice == 0) acc[n] += bf16f(bias[r]);
       total[n] += route.weight * acc[n];
     }
   }
@@ -932,15 +918,15 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_3aa90401(
   threadgroup_barrier(mem_flags::mem_threadgroup);
   if (sg == 0 && lane < NR && o0 + lane < ROWS) {
     float sum = 0.0f;
-    for (uint i = 0; i < min(nsg, K); i++) sum += part[i * NR + lane];
+    for (uint i = 0; i < min(nsg, K * KS); i++) sum += part[i * NR + lane];
     out[t * ROWS + o0 + lane] = residual[t * ROWS + o0 + lane] + sum;
   }
 }
 
 // ---------------------------------------------------------------------------
-// moe_gate_up_any_mxfp4_e8_512x256_k2_afe522e1: any kernel of moe_gate_up (expert_linear + swiglu)
+// moe_gate_up_any_mxfp4_e8_512x256_k2_1f87869e: any kernel of moe_gate_up (expert_linear + swiglu)
 // moe_gate_up = expert_linear + swiglu
-kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_afe522e1(
+kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_1f87869e(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const Route* routes [[buffer(2)]],
@@ -960,11 +946,18 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_afe522e1(
   constexpr uint OUTW = 256;   // outputs per route
   constexpr uint NO = 4;  // outputs per SIMD-group
   constexpr uint NR = 2 * NO;  // weight rows per SIMD-group
+  // KS SIMD-groups share NO outputs, each over a slice of the input: more
+  // SIMD-groups in flight for the same rows a pass.
+  constexpr uint KS = 2;
   const uint t = tgid.y / K, s = tgid.y % K;
   const uint e = uint(routes[t * K + s].expert);
   device const float* XR = x + t * IN;
-  const uint j0 = (tgid.x * nsg + sg) * NO;
-  if (j0 >= OUTW) return;
+  const uint slice = sg % KS;
+  // Every SIMD-group reaches the barrier below; one past the last output
+  // computes the first (live is false) and stores nothing.
+  const uint jg = (tgid.x * (nsg / KS) + sg / KS) * NO;
+  const bool live = jg < OUTW;
+  const uint j0 = live ? jg : 0;
   // Rows past the last output repeat its row; their sums are not stored.
   // Where the outputs divide exactly (Exact) there are none, and the
   // rows are at fixed offsets from the first, so a SIMD-group needs one
@@ -978,50 +971,42 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_afe522e1(
   }
   float acc[NR];
   for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
-  // BL lanes per 32-value block, each reading 16 / BL bytes of each row's
-  // block (WL four-byte words, eight values each) and the block's scale:
-  // a SIMD-group reads 32 / BL consecutive blocks of each row and their
-  // activations per step, so its loads are contiguous. Fewer lanes a
-  // block means fewer, wider loads for the same bytes: the scale byte and
-  // the activations each lane loads serve more weights. Blocks are 16
-  // bytes from an 8-byte-aligned tensor and x is 16-byte aligned, so the
-  // loads (at most eight bytes of weights) are aligned. The trip count is
-  // known at compile time, so the loop unrolls.
-  constexpr uint BL = 2;
-  constexpr uint WL = 4 / BL;
-  for (uint b0 = 0; b0 < IN / 32; b0 += 32 / BL) {
-    const uint blk = b0 + lane / BL;
-    if (blk < IN / 32) {
-      const uint q = lane % BL;
-      device const float4* x4 = (device const float4*)(XR + blk * 32 + q * WL * 8);
-      float4 xv[2 * WL];
-      for (uint i = 0; i < 2 * WL; i++) xv[i] = x4[i];
+  // Four lanes per 32-value block, four bytes (eight values) each: a
+  // SIMD-group reads eight consecutive blocks of each row (128 bytes of
+  // weights) and their 256 activations per step, so its loads are
+  // contiguous. Blocks are 16 bytes from an 8-byte-aligned tensor and x
+  // is 16-byte aligned, so the loads are aligned. The trip count is known
+  // at compile time, so the loop unrolls.
+  // With KS slices, the SIMD-group reads only its slice's SPAN blocks.
+  constexpr uint SPAN = (IN / 32 + KS - 1) / KS;
+  for (uint b0 = 0; b0 < SPAN; b0 += 8) {
+    const uint blk = slice * SPAN + b0 + lane / 4;
+    if (b0 + lane / 4 < SPAN && blk < IN / 32) {
+      const uint q = lane % 4;
+      device const float4* x4 = (device const float4*)(XR + blk * 32 + q * 8);
+      const float4 xa = x4[0], xb = x4[1];
       for (uint n = 0; n < NR; n++) {
-        device const uint* wp = (device const uint*)(w_blocks + (row[n] * (IN / 32) + blk) * 16) + q * WL;
-        uint wv[WL];
-        if (WL == 1) {
-          wv[0] = wp[0];
-        } else {
-          for (uint i = 0; i < WL / 2; i++) {
-            const uint2 pair = ((device const uint2*)wp)[i];
-            wv[2 * i] = pair.x;
-            wv[2 * i + 1] = pair.y;
-          }
-        }
-        float d = 0.0f;
-        for (uint i = 0; i < WL; i++) {
-          // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble);
-          // pair k decodes values k and k + 4 of the word's eight.
-          const float2 p0 = fp4x2_scaled(wv[i]), p1 = fp4x2_scaled(wv[i] >> 4), p2 = fp4x2_scaled(wv[i] >> 8), p3 = fp4x2_scaled(wv[i] >> 12);
-          const float4 xa = xv[2 * i], xb = xv[2 * i + 1];
-          d += p0.x * xa.x + p1.x * xa.y + p2.x * xa.z + p3.x * xa.w;
-          d += p0.y * xb.x + p1.y * xb.y + p2.y * xb.z + p3.y * xb.w;
-        }
-        acc[n] += d * 16384.0f * e8m0(w_scales[row[n] * (IN / 32) + blk]);
+        const uint w4 = ((device const uint*)(w_blocks + (row[n] * (IN / 32) + blk) * 16))[q];
+        // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble);
+        // pair k decodes values k and k + 4.
+        const float2 p0 = fp4x2_scaled(w4), p1 = fp4x2_scaled(w4 >> 4), p2 = fp4x2_scaled(w4 >> 8), p3 = fp4x2_scaled(w4 >> 12);
+        const float lo = p0.x * xa.x + p1.x * xa.y + p2.x * xa.z + p3.x * xa.w;
+        const float hi = p0.y * xb.x + p1.y * xb.y + p2.y * xb.z + p3.y * xb.w;
+        acc[n] += (lo + hi) * 16384.0f * e8m0(w_scales[row[n] * (IN / 32) + blk]);
       }
     }
   }
   for (uint n = 0; n < NR; n++) acc[n] = simd_sum(acc[n]);
+  threadgroup float* part = tg;   // nsg x NR slice sums
+  if (lane == 0) {
+    for (uint n = 0; n < NR; n++) part[sg * NR + n] = acc[n];
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (slice != 0 || !live) return;
+  for (uint n = 0; n < NR; n++) {
+    acc[n] = 0.0f;
+    for (uint k = 0; k < KS; k++) acc[n] += part[(sg + k) * NR + n];
+  }
   if (lane == 0) {
     for (uint o = 0; o < NO && j0 + o < OUTW; o++) {
       float g = acc[2 * o], u = acc[2 * o + 1];
@@ -1036,24 +1021,24 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_afe522e1(
 }
 
 // ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
 
 // A part's local row lr as a row of its head: the part's RoPE pairs (j,
 // then j + HALF), then its share of the rows past the rotary ones. v's
 // rows are not rotated, so a part of v takes a contiguous run.
-inline uint qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1_row(uint kind, uint part, uint lr) {
-  constexpr uint R = 32 / 2;
+inline uint qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458_row(uint kind, uint part, uint lr) {
+  constexpr uint R = 32 / 4;
   constexpr uint HALF = 16;
-  constexpr uint HP = HALF / 2;
+  constexpr uint HP = HALF / 4;
   return kind == 2 ? part * R + lr
       : lr < 2 * HP ? part * HP + lr % HP + (lr / HP) * HALF
       : 2 * HALF + part * (R - 2 * HP) + (lr - 2 * HP);
 }
 
 // qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1(
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -1076,11 +1061,11 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1(
   constexpr uint HD = 32;
   constexpr uint QH = 8;
   constexpr uint KVH = 2;
-  constexpr uint PARTS = 2;
+  constexpr uint PARTS = 4;
   constexpr uint R = HD / PARTS;          // rows of a part
   constexpr uint HALF = 16;       // rotary pairs of a head
   constexpr uint HP = HALF / PARTS;       // rotary pairs of a part
-  constexpr uint KS = 4;        // input slices
+  constexpr uint KS = 2;        // input slices
   const uint slot = tgid.x / PARTS, part = tgid.x % PARTS;
   const uint t = tgid.y;
   const uint p = token_pos(args, t);
@@ -1099,8 +1084,8 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1(
   else { kind = 2; head = slot - QH - KVH; }
   device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
   const uint lr0 = 2 * (sg % (R / 2)), slice = sg / (R / 2);
-  device const ushort* w0 = wp + (head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1_row(kind, part, lr0)) * IN;
-  device const ushort* w1 = wp + (head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1_row(kind, part, lr0 + 1)) * IN;
+  device const ushort* w0 = wp + (head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458_row(kind, part, lr0)) * IN;
+  device const ushort* w1 = wp + (head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458_row(kind, part, lr0 + 1)) * IN;
   float a0 = 0.0f, a1 = 0.0f;
   constexpr uint N4 = IN / 4;
   const uint lo = slice * N4 / KS, hi = (slice + 1) * N4 / KS;
@@ -1127,17 +1112,17 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1(
       const uint l = n == 0 ? lr : partner;
       float acc = 0.0f;
       for (uint s = 0; s < KS; s++) acc += sums[s * R + l];
-      const uint o = head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1_row(kind, part, l);
+      const uint o = head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458_row(kind, part, l);
       if (kind == 0) acc += bf16f(bq[o]);
       if (kind == 1) acc += bf16f(bk[o]);
       if (kind == 2) acc += bf16f(bv[o]);
       v[n] = acc;
     }
-    const uint r = qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1_row(kind, part, lr);
+    const uint r = qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458_row(kind, part, lr);
     float out = v[0];
     if (kind < 2 && lr < 2 * HP) {
       const uint j = r % HALF;
-      const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1_invk[j];
+      const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458_invk[j];
       const float angle = float(p) * f;
       const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
       const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
@@ -1155,24 +1140,24 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_96a895f1(
 }
 
 // ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
 
 // A part's local row lr as a row of its head: the part's RoPE pairs (j,
 // then j + HALF), then its share of the rows past the rotary ones. v's
 // rows are not rotated, so a part of v takes a contiguous run.
-inline uint qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c_row(uint kind, uint part, uint lr) {
-  constexpr uint R = 32 / 2;
+inline uint qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d_row(uint kind, uint part, uint lr) {
+  constexpr uint R = 32 / 4;
   constexpr uint HALF = 16;
-  constexpr uint HP = HALF / 2;
+  constexpr uint HP = HALF / 4;
   return kind == 2 ? part * R + lr
       : lr < 2 * HP ? part * HP + lr % HP + (lr / HP) * HALF
       : 2 * HALF + part * (R - 2 * HP) + (lr - 2 * HP);
 }
 
 // qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c(
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -1195,11 +1180,11 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c(
   constexpr uint HD = 32;
   constexpr uint QH = 8;
   constexpr uint KVH = 2;
-  constexpr uint PARTS = 2;
+  constexpr uint PARTS = 4;
   constexpr uint R = HD / PARTS;          // rows of a part
   constexpr uint HALF = 16;       // rotary pairs of a head
   constexpr uint HP = HALF / PARTS;       // rotary pairs of a part
-  constexpr uint KS = 4;        // input slices
+  constexpr uint KS = 2;        // input slices
   const uint slot = tgid.x / PARTS, part = tgid.x % PARTS;
   const uint t = tgid.y;
   const uint p = token_pos(args, t);
@@ -1218,8 +1203,8 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c(
   else { kind = 2; head = slot - QH - KVH; }
   device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
   const uint lr0 = 2 * (sg % (R / 2)), slice = sg / (R / 2);
-  device const ushort* w0 = wp + (head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c_row(kind, part, lr0)) * IN;
-  device const ushort* w1 = wp + (head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c_row(kind, part, lr0 + 1)) * IN;
+  device const ushort* w0 = wp + (head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d_row(kind, part, lr0)) * IN;
+  device const ushort* w1 = wp + (head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d_row(kind, part, lr0 + 1)) * IN;
   float a0 = 0.0f, a1 = 0.0f;
   constexpr uint N4 = IN / 4;
   const uint lo = slice * N4 / KS, hi = (slice + 1) * N4 / KS;
@@ -1246,17 +1231,17 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c(
       const uint l = n == 0 ? lr : partner;
       float acc = 0.0f;
       for (uint s = 0; s < KS; s++) acc += sums[s * R + l];
-      const uint o = head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c_row(kind, part, l);
+      const uint o = head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d_row(kind, part, l);
       if (kind == 0) acc += bf16f(bq[o]);
       if (kind == 1) acc += bf16f(bk[o]);
       if (kind == 2) acc += bf16f(bv[o]);
       v[n] = acc;
     }
-    const uint r = qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c_row(kind, part, lr);
+    const uint r = qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d_row(kind, part, lr);
     float out = v[0];
     if (kind < 2 && lr < 2 * HP) {
       const uint j = r % HALF;
-      const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_p2_f9e0ca9c_invk[j];
+      const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d_invk[j];
       const float angle = float(p) * f;
       const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
       const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
