@@ -62,9 +62,6 @@ type LinearData struct {
 	Weight
 	In, Out   int
 	RowsPerSG int // decode only
-	// Slices SIMD-groups share a decode row group, each over a slice of
-	// the input (decodeSlices; 1 for MXFP4).
-	Slices    int
 	Bias      bool
 	BiasLoad  string
 	Residual  bool
@@ -121,9 +118,6 @@ type QKVData struct {
 	Ring                bool
 	Capacity            int
 	KRow, VRow          int
-	// Parts threadgroups share each head's rows (qkv_parts), each over
-	// Slices slices of the input; 1 for the one-threadgroup-a-head qkv.
-	Parts, Slices int
 }
 
 // AttendData is the attend template's.
@@ -164,9 +158,6 @@ type ExpertUpData struct {
 	In, Rows, K int
 	OutW        int
 	RowsPerSG   int
-	// Slices SIMD-groups share each SIMD-group's rows, each over a slice
-	// of the input (expertSlices).
-	Slices int
 	// Exact: the outputs divide into SIMD-groups' rows, so no row is
 	// clamped and a SIMD-group's rows are at fixed offsets.
 	Exact       bool
@@ -186,11 +177,8 @@ type ExpertDownData struct {
 	Weight
 	In, Rows, K int
 	RowsPerSG   int
-	// Slices SIMD-groups share each route's rows, each over a slice of the
-	// input (expertSlices).
-	Slices   int
-	Bias     bool
-	BiasLoad string
+	Bias        bool
+	BiasLoad    string
 }
 
 // RopeData is the rope template's.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/minerva-ml/minerva/compiler/ir"
-	"github.com/minerva-ml/minerva/compiler/plan"
 )
 
 // Threadgroup shapes. Matrix-vector kernels give each of four SIMD-groups
@@ -17,10 +16,7 @@ const (
 	// expertRows weight rows share each activation load in the expert
 	// kernels (templates/experts.metal.tmpl says why).
 	expertRows = 4
-	// expertSlices SIMD-groups share an expert kernel's rows, each over a
-	// slice of the input, for more SIMD-groups in flight (1 is none).
-	expertSlices = 2
-	tgThreads    = 32 * sgPerTG
+	tgThreads  = 32 * sgPerTG
 	// wideSG SIMD-groups serve kernels whose grid is one threadgroup per
 	// token (or per head of a token): the norms, the router and the q/k/v
 	// projections. In decode such a dispatch has few threadgroups, and
@@ -157,13 +153,9 @@ func specLinear(b *builder) ([]spec, error) {
 	desc := fmt.Sprintf("%s_%dx%d", w.DType, w.Shape[0], w.Shape[1])
 	out := int(w.Shape[0])
 	decode := data
-	decode.RowsPerSG, decode.Slices = decodeRows(out), 1
-	if !data.MXFP4 {
-		decode.Slices = decodeSlices(out, decode.RowsPerSG)
-	}
+	decode.RowsPerSG = decodeRows(out)
 	return []spec{
-		{variant: Decode, template: string(ir.OpLinear), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * (32 + sgPerTG*decode.RowsPerSG)},
-			grid: rowsGrid(out, sgPerTG/decode.Slices*decode.RowsPerSG), data: &decode},
+		{variant: Decode, template: string(ir.OpLinear), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 64}, grid: rowsGrid(out, sgPerTG*decode.RowsPerSG), data: &decode},
 		{variant: Prefill, template: string(ir.OpLinear), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * (tileTokens*8 + sgPerTG*64 + tileTokens*tileOut + tileTokens)}, grid: tiledGrid(out), data: &data},
 	}, nil
 }
@@ -181,21 +173,6 @@ func decodeRows(out int) int {
 		return 2
 	}
 	return 1
-}
-
-// decodeSlices is how many SIMD-groups of a matrix-vector kernel share
-// each SIMD-group's rows, each over a slice of the input: enough that the
-// dispatch has about decodeSIMDGroups SIMD-groups (a full H100 holds 64
-// an SM, 8,448 in all), up to a threadgroup's sgPerTG. One row a
-// SIMD-group gave gpt-oss-20b's o_proj (2,880 rows) 2,880 SIMD-groups,
-// a third of the GPU's, at 1.2 TB/s (docs/gpu.md).
-func decodeSlices(out, rows int) int {
-	const decodeSIMDGroups = 8192
-	s := 1
-	for s < sgPerTG && out/rows*s < decodeSIMDGroups {
-		s *= 2
-	}
-	return s
 }
 
 // loadOf is the load function of an optional weight ("" when absent).
@@ -335,44 +312,8 @@ func specQKV(b *builder) ([]spec, error) {
 	data.Ring, data.Capacity = l.Ring, int(l.Capacity)
 	data.KRow, data.VRow = int(b.ctx.KV.Format.RowBytes(l.HeadDim)), int(b.ctx.KV.Format.RowBytes(l.VDim))
 	desc := fmt.Sprintf("%s_h%d_q%d_kv%d_%s", wq.DType, wq.Shape[1], qh, l.KVHeads, b.ctx.KV.Format)
-	heads := qh + 2*int(l.KVHeads)
-	data.Parts, data.Slices = 1, 1
-	if parts := qkvParts(b.ctx.KV.Format, data); parts > 1 {
-		data.Parts, data.Slices = parts, qkvPartSG/(qkvPartRows/2)
-		grid := Grid{{Const: heads * parts}, {PerTile: 1, Tile: 1}, {Const: 1}}
-		tgmem := 4 * (32 + data.In + data.Slices*qkvPartRows)
-		return []spec{{variant: Any, template: "qkv_parts", desc: fmt.Sprintf("%s_p%d", desc, parts), threads: threads(32 * qkvPartSG), tgmem: []int{tgmem}, grid: grid, data: data}}, nil
-	}
-	grid := Grid{{Const: heads}, {PerTile: 1, Tile: 1}, {Const: 1}}
+	grid := Grid{{Const: qh + 2*int(l.KVHeads)}, {PerTile: 1, Tile: 1}, {Const: 1}}
 	return []spec{{variant: Any, template: "qkv", desc: desc, threads: threads(wideThreads), tgmem: []int{4 * (wideSG + 512)}, grid: grid, data: data}}, nil
-}
-
-// qkvPartRows rows of a head go to each threadgroup of qkv_parts: two a
-// SIMD-group, so its qkvPartSG SIMD-groups take qkvPartRows/2 row pairs
-// over qkvPartSG/(qkvPartRows/2) slices of the input.
-const qkvPartRows, qkvPartSG = 8, 8
-
-// qkvMaxStaged is the widest input qkv_parts stages in threadgroup
-// memory (4 bytes a value; Apple GPUs have 32 KiB).
-const qkvMaxStaged = 6144
-
-// qkvParts is how many threadgroups share a head's rows in qkv_parts, or
-// 1 for the one-threadgroup-a-head qkv. Parts need a cache stored value by
-// value (a q8 or q4 row's scale needs the whole row), q, k and v heads of
-// one width with the same rotary pairs, and a head whose rotary pairs and
-// other rows divide evenly into parts of qkvPartRows rows.
-func qkvParts(format plan.KVFormat, d *QKVData) int {
-	if format != plan.KVF16 && format != plan.KVF32 {
-		return 1
-	}
-	if d.HD != d.VD || d.HalfQ != d.HalfK || d.In > qkvMaxStaged || d.HD%qkvPartRows != 0 {
-		return 1
-	}
-	parts := d.HD / qkvPartRows
-	if parts < 2 || d.HalfQ%parts != 0 || (d.HD-2*d.HalfQ)%parts != 0 {
-		return 1
-	}
-	return parts
 }
 
 func specAttend(b *builder) ([]spec, error) {
@@ -520,7 +461,7 @@ func specExpertUp(b *builder) ([]spec, error) {
 	// 0.771 ms a token on the H100 where four took 0.807 and sixteen
 	// 1.568 (gpt-oss-20b, docs/gpu.md).
 	data := &ExpertUpData{Weight: weightInfo(w), In: int(w.Shape[2]), Rows: rows, K: k, OutW: rows,
-		Shared: len(x.Type.Shape) == 2, Bias: bias != nil, BiasLoad: loadOf(bias), RowsPerSG: outsPerSG, SwiGLU: sw != nil, Slices: expertSlices}
+		Shared: len(x.Type.Shape) == 2, Bias: bias != nil, BiasLoad: loadOf(bias), RowsPerSG: outsPerSG, SwiGLU: sw != nil}
 	if sw != nil {
 		a := sw.Attrs
 		data.OutW = rows / 2
@@ -533,13 +474,9 @@ func specExpertUp(b *builder) ([]spec, error) {
 	}
 	data.Exact = data.OutW%outsPerSG == 0
 	desc := fmt.Sprintf("%s_e%d_%dx%d_k%d", w.DType, w.Shape[0], w.Shape[1], w.Shape[2], k)
-	perTG := sgPerTG / expertSlices * outsPerSG
+	perTG := sgPerTG * outsPerSG
 	grid := Grid{{Const: (data.OutW + perTG - 1) / perTG}, {PerTile: k, Tile: 1}, {Const: 1}}
-	nr := outsPerSG
-	if sw != nil {
-		nr *= 2
-	}
-	return []spec{{variant: Any, template: "expert_up", desc: desc, threads: threads(tgThreads), tgmem: []int{max(16, 4*sgPerTG*nr)}, grid: grid, data: data}}, nil
+	return []spec{{variant: Any, template: "expert_up", desc: desc, threads: threads(tgThreads), tgmem: []int{16}, grid: grid, data: data}}, nil
 }
 
 // specExpertDown covers moe_down (expert_linear + mix + residual add).
@@ -555,11 +492,11 @@ func specExpertDown(b *builder) ([]spec, error) {
 	b.value("out", op.Results[0], true)
 	k := int(routes.Type.Shape[1])
 	data := &ExpertDownData{Weight: weightInfo(w), In: int(w.Shape[2]), Rows: int(w.Shape[1]), K: k,
-		Bias: bias != nil, BiasLoad: loadOf(bias), RowsPerSG: expertRows, Slices: expertSlices}
+		Bias: bias != nil, BiasLoad: loadOf(bias), RowsPerSG: expertRows}
 	desc := fmt.Sprintf("%s_e%d_%dx%d_k%d", w.DType, w.Shape[0], w.Shape[1], w.Shape[2], k)
-	// A SIMD-group per route and slice (up to wideSG), each over the
-	// threadgroup's expertRows rows.
-	sgs := min(k*expertSlices, wideSG)
+	// A SIMD-group per route (up to wideSG), each over the threadgroup's
+	// expertRows rows.
+	sgs := min(k, wideSG)
 	return []spec{{variant: Any, template: "expert_down", desc: desc, threads: threads(32 * sgs), tgmem: []int{max(16, 4*sgs*expertRows)}, grid: rowsGrid(int(w.Shape[1]), expertRows), data: data}}, nil
 }
 

@@ -716,9 +716,9 @@ kernel void embedding_any_bf16_03dca740(
 }
 
 // ---------------------------------------------------------------------------
-// linear_decode_bf16_256x256_b25c7606: decode kernel of linear (linear)
+// linear_decode_bf16_256x256_783ec97d: decode kernel of linear (linear)
 // linear
-kernel void linear_decode_bf16_256x256_b25c7606(
+kernel void linear_decode_bf16_256x256_783ec97d(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* w [[buffer(2)]],
@@ -737,13 +737,9 @@ kernel void linear_decode_bf16_256x256_b25c7606(
   // The SIMD-group's NR rows in one pass over the input, so that each
   // activation load serves NR rows and the rows' loads are in flight
   // together. Rows past the last repeat it; their sums are not stored.
-  // With KS slices, KS SIMD-groups share the rows, each over a slice of
-  // the input, and the first adds the slices' sums in slice order: more
-  // SIMD-groups for a matrix of few rows.
   constexpr uint NR = 1;
-  constexpr uint KS = 4;
-  const uint slice = sg % KS;
-  const uint o0 = (tgid.x * (nsg / KS) + sg / KS) * NR;
+  const uint o0 = (tgid.x * nsg + sg) * NR;
+  if (o0 >= OUT) return;
   float acc[NR];
   for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
   // Vectorised: four weights and four activations per load. Weights are
@@ -751,21 +747,11 @@ kernel void linear_decode_bf16_256x256_b25c7606(
   device const packed_ushort4* wr[NR];
   for (uint n = 0; n < NR; n++) wr[n] = (device const packed_ushort4*)(w + min(o0 + n, OUT - 1) * IN);
   device const float4* x4 = (device const float4*)xr;
-  for (uint i = slice * (IN / 4) / KS + lane; i < (slice + 1) * (IN / 4) / KS; i += 32) {
+  for (uint i = lane; i < IN / 4; i += 32) {
     float4 xv = x4[i];
     for (uint n = 0; n < NR; n++) acc[n] += dot(bf16f4(ushort4(wr[n][i])), xv);
   }
   for (uint n = 0; n < NR; n++) acc[n] = simd_sum(acc[n]);
-  threadgroup float* part = tg + 32;   // nsg x NR slice sums
-  if (lane == 0) {
-    for (uint n = 0; n < NR; n++) part[sg * NR + n] = acc[n];
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  if (slice != 0) return;
-  for (uint n = 0; n < NR; n++) {
-    acc[n] = 0.0f;
-    for (uint s = 0; s < KS; s++) acc[n] += part[(sg + s) * NR + n];
-  }
   if (lane == 0) {
     for (uint n = 0; n < NR && o0 + n < OUT; n++) {
       const uint o = o0 + n;
@@ -843,9 +829,9 @@ kernel void linear_prefill_bf16_256x256_5fb0e739(
 }
 
 // ---------------------------------------------------------------------------
-// moe_down_any_mxfp4_e8_256x256_k2_9b4a2490: any kernel of moe_down (expert_linear + mix + add)
+// moe_down_any_mxfp4_e8_256x256_k2_ba36d129: any kernel of moe_down (expert_linear + mix + add)
 // moe_down = expert_linear + mix + add
-kernel void moe_down_any_mxfp4_e8_256x256_k2_9b4a2490(
+kernel void moe_down_any_mxfp4_e8_256x256_k2_ba36d129(
     constant StepArgs& args [[buffer(0)]],
     device const float* residual [[buffer(1)]],
     device const float* y [[buffer(2)]],
@@ -868,11 +854,7 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_9b4a2490(
   const uint o0 = tgid.x * NR;
   float total[NR];
   for (uint n = 0; n < NR; n++) total[n] = 0.0f;
-  // SIMD-group u takes route u % K over slice u / K of the input (KS
-  // slices), and u + nsg, ...
-  constexpr uint KS = 2;
-  for (uint u = sg; u < K * KS; u += nsg) {
-    const uint s = u % K, slice = u / K;
+  for (uint s = sg; s < K; s += nsg) {
     const Route route = routes[t * K + s];
     uint row[NR];
     for (uint n = 0; n < NR; n++) row[n] = uint(route.expert) * ROWS + min(o0 + n, ROWS - 1);
@@ -885,11 +867,9 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_9b4a2490(
   // contiguous. Blocks are 16 bytes from an 8-byte-aligned tensor and x
   // is 16-byte aligned, so the loads are aligned. The trip count is known
   // at compile time, so the loop unrolls.
-  // With KS slices, the SIMD-group reads only its slice's SPAN blocks.
-  constexpr uint SPAN = (IN / 32 + KS - 1) / KS;
-  for (uint b0 = 0; b0 < SPAN; b0 += 8) {
-    const uint blk = slice * SPAN + b0 + lane / 4;
-    if (b0 + lane / 4 < SPAN && blk < IN / 32) {
+  for (uint b0 = 0; b0 < IN / 32; b0 += 8) {
+    const uint blk = b0 + lane / 4;
+    if (blk < IN / 32) {
       const uint q = lane % 4;
       device const float4* x4 = (device const float4*)(XR + blk * 32 + q * 8);
       const float4 xa = x4[0], xb = x4[1];
@@ -907,7 +887,7 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_9b4a2490(
   for (uint n = 0; n < NR; n++) acc[n] = simd_sum(acc[n]);
     for (uint n = 0; n < NR; n++) {
       const uint r = row[n];
-      if (slice == 0) acc[n] += bf16f(bias[r]);
+      acc[n] += bf16f(bias[r]);
       total[n] += route.weight * acc[n];
     }
   }
@@ -918,15 +898,15 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_9b4a2490(
   threadgroup_barrier(mem_flags::mem_threadgroup);
   if (sg == 0 && lane < NR && o0 + lane < ROWS) {
     float sum = 0.0f;
-    for (uint i = 0; i < min(nsg, K * KS); i++) sum += part[i * NR + lane];
+    for (uint i = 0; i < min(nsg, K); i++) sum += part[i * NR + lane];
     out[t * ROWS + o0 + lane] = residual[t * ROWS + o0 + lane] + sum;
   }
 }
 
 // ---------------------------------------------------------------------------
-// moe_gate_up_any_mxfp4_e8_512x256_k2_1f87869e: any kernel of moe_gate_up (expert_linear + swiglu)
+// moe_gate_up_any_mxfp4_e8_512x256_k2_dbd8372a: any kernel of moe_gate_up (expert_linear + swiglu)
 // moe_gate_up = expert_linear + swiglu
-kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_1f87869e(
+kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_dbd8372a(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const Route* routes [[buffer(2)]],
@@ -946,18 +926,11 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_1f87869e(
   constexpr uint OUTW = 256;   // outputs per route
   constexpr uint NO = 4;  // outputs per SIMD-group
   constexpr uint NR = 2 * NO;  // weight rows per SIMD-group
-  // KS SIMD-groups share NO outputs, each over a slice of the input: more
-  // SIMD-groups in flight for the same rows a pass.
-  constexpr uint KS = 2;
   const uint t = tgid.y / K, s = tgid.y % K;
   const uint e = uint(routes[t * K + s].expert);
   device const float* XR = x + t * IN;
-  const uint slice = sg % KS;
-  // Every SIMD-group reaches the barrier below; one past the last output
-  // computes the first (live is false) and stores nothing.
-  const uint jg = (tgid.x * (nsg / KS) + sg / KS) * NO;
-  const bool live = jg < OUTW;
-  const uint j0 = live ? jg : 0;
+  const uint j0 = (tgid.x * nsg + sg) * NO;
+  if (j0 >= OUTW) return;
   // Rows past the last output repeat its row; their sums are not stored.
   // Where the outputs divide exactly (Exact) there are none, and the
   // rows are at fixed offsets from the first, so a SIMD-group needs one
@@ -977,11 +950,9 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_1f87869e(
   // contiguous. Blocks are 16 bytes from an 8-byte-aligned tensor and x
   // is 16-byte aligned, so the loads are aligned. The trip count is known
   // at compile time, so the loop unrolls.
-  // With KS slices, the SIMD-group reads only its slice's SPAN blocks.
-  constexpr uint SPAN = (IN / 32 + KS - 1) / KS;
-  for (uint b0 = 0; b0 < SPAN; b0 += 8) {
-    const uint blk = slice * SPAN + b0 + lane / 4;
-    if (b0 + lane / 4 < SPAN && blk < IN / 32) {
+  for (uint b0 = 0; b0 < IN / 32; b0 += 8) {
+    const uint blk = b0 + lane / 4;
+    if (blk < IN / 32) {
       const uint q = lane % 4;
       device const float4* x4 = (device const float4*)(XR + blk * 32 + q * 8);
       const float4 xa = x4[0], xb = x4[1];
@@ -997,16 +968,6 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_1f87869e(
     }
   }
   for (uint n = 0; n < NR; n++) acc[n] = simd_sum(acc[n]);
-  threadgroup float* part = tg;   // nsg x NR slice sums
-  if (lane == 0) {
-    for (uint n = 0; n < NR; n++) part[sg * NR + n] = acc[n];
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  if (slice != 0 || !live) return;
-  for (uint n = 0; n < NR; n++) {
-    acc[n] = 0.0f;
-    for (uint k = 0; k < KS; k++) acc[n] += part[(sg + k) * NR + n];
-  }
   if (lane == 0) {
     for (uint o = 0; o < NO && j0 + o < OUTW; o++) {
       float g = acc[2 * o], u = acc[2 * o + 1];
@@ -1021,24 +982,18 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_1f87869e(
 }
 
 // ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-
-// A part's local row lr as a row of its head: the part's RoPE pairs (j,
-// then j + HALF), then its share of the rows past the rotary ones. v's
-// rows are not rotated, so a part of v takes a contiguous run.
-inline uint qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458_row(uint kind, uint part, uint lr) {
-  constexpr uint R = 32 / 4;
-  constexpr uint HALF = 16;
-  constexpr uint HP = HALF / 4;
-  return kind == 2 ? part * R + lr
-      : lr < 2 * HP ? part * HP + lr % HP + (lr / HP) * HALF
-      : 2 * HALF + part * (R - 2 * HP) + (lr - 2 * HP);
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+// Stores n values of src into a cache row, rotated when the format stores
+// rows of n rotated. Called by one whole SIMD-group.
+inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
+  for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
 }
 
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+
 // qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458(
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -1059,105 +1014,98 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458(
     uint nsg [[simdgroups_per_threadgroup]]) {
   constexpr uint IN = 256;
   constexpr uint HD = 32;
+  constexpr uint VD = 32;
   constexpr uint QH = 8;
   constexpr uint KVH = 2;
-  constexpr uint PARTS = 4;
-  constexpr uint R = HD / PARTS;          // rows of a part
-  constexpr uint HALF = 16;       // rotary pairs of a head
-  constexpr uint HP = HALF / PARTS;       // rotary pairs of a part
-  constexpr uint KS = 2;        // input slices
-  const uint slot = tgid.x / PARTS, part = tgid.x % PARTS;
+  const uint slot = tgid.x;
   const uint t = tgid.y;
   const uint p = token_pos(args, t);
   device const float* xr = x + t * IN;
-  threadgroup float* xs = tg + 32;        // IN floats: the staged row
-  threadgroup float* sums = xs + IN;      // KS x R slice sums
   float ss = 0.0f;
-  for (uint i = tid; i < IN; i += 32 * nsg) { const float v = xr[i]; xs[i] = v; ss += v * v; }
+  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
   const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
-  for (uint i = tid; i < IN; i += 32 * nsg) xs[i] = xs[i] * inv * (bf16f(norm[i]) + 0.0f);
-  threadgroup_barrier(mem_flags::mem_threadgroup);
   // Which projection and which of its heads this threadgroup computes.
-  uint kind, head;
-  if (slot < QH) { kind = 0; head = slot; }
-  else if (slot < QH + KVH) { kind = 1; head = slot - QH; }
-  else { kind = 2; head = slot - QH - KVH; }
+  uint kind, head, width;
+  if (slot < QH) { kind = 0; head = slot; width = HD; }
+  else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
+  else { kind = 2; head = slot - QH - KVH; width = VD; }
+  threadgroup float* row = tg + 8;
+  // Each SIMD-group computes rows r and r + nsg in one pass over the
+  // input: each activation load serves both rows, and both rows' loads
+  // are in flight together.
   device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
-  const uint lr0 = 2 * (sg % (R / 2)), slice = sg / (R / 2);
-  device const ushort* w0 = wp + (head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458_row(kind, part, lr0)) * IN;
-  device const ushort* w1 = wp + (head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458_row(kind, part, lr0 + 1)) * IN;
-  float a0 = 0.0f, a1 = 0.0f;
-  constexpr uint N4 = IN / 4;
-  const uint lo = slice * N4 / KS, hi = (slice + 1) * N4 / KS;
-  threadgroup const float4* x4 = (threadgroup const float4*)xs;
-  for (uint i = lo + lane; i < hi; i += 32) {
-    const float4 xv = x4[i];
-    a0 += dot(bf16f4(ushort4(((device const packed_ushort4*)w0)[i])), xv);
-    a1 += dot(bf16f4(ushort4(((device const packed_ushort4*)w1)[i])), xv);
-  }
-  a0 = simd_sum(a0);
-  a1 = simd_sum(a1);
-  if (lane == 0) {
-    sums[slice * R + lr0] = a0;
-    sums[slice * R + lr0 + 1] = a1;
+  for (uint r0 = sg; r0 < width; r0 += 2 * nsg) {
+    const uint r1 = min(r0 + nsg, width - 1);
+    device const ushort* w0 = wp + (head * width + r0) * IN;
+    device const ushort* w1 = wp + (head * width + r1) * IN;
+    float a0 = 0.0f, a1 = 0.0f;
+    // Four weights and four activations per load; packed vectors need
+    // only the element's alignment.
+    device const float4* x4 = (device const float4*)xr;
+    for (uint i = lane; i < IN / 4; i += 32) {
+      float4 xv = x4[i];
+      xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + 0.0f);
+      a0 += dot(bf16f4(ushort4(((device const packed_ushort4*)w0)[i])), xv);
+      a1 += dot(bf16f4(ushort4(((device const packed_ushort4*)w1)[i])), xv);
+    }
+    a0 = simd_sum(a0);
+    a1 = simd_sum(a1);
+    if (lane == 0) {
+      for (uint n = 0; n < 2; n++) {
+        const uint r = n == 0 ? r0 : r0 + nsg;
+        if (r >= width) break;
+        const uint o = head * width + r;
+        float acc = n == 0 ? a0 : a1;
+        if (kind == 0) acc += bf16f(bq[o]);
+        if (kind == 1) acc += bf16f(bk[o]);
+        if (kind == 2) acc += bf16f(bv[o]);
+        row[r] = acc;
+      }
+    }
   }
   threadgroup_barrier(mem_flags::mem_threadgroup);
-  // Each row's slices in order, its bias, then RoPE from the pair's two
-  // sums (both in this part).
-  if (tid < R) {
-    const uint lr = tid;
-    const uint partner = lr < HP ? lr + HP : lr - HP;
-    float v[2];
-    for (uint n = 0; n < 2; n++) {
-      const uint l = n == 0 ? lr : partner;
-      float acc = 0.0f;
-      for (uint s = 0; s < KS; s++) acc += sums[s * R + l];
-      const uint o = head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458_row(kind, part, l);
-      if (kind == 0) acc += bf16f(bq[o]);
-      if (kind == 1) acc += bf16f(bk[o]);
-      if (kind == 2) acc += bf16f(bv[o]);
-      v[n] = acc;
+  // RoPE rotates the two halves of the first rotary dims of q and k heads.
+  threadgroup float* rot = row + 256;
+  if (kind < 2) {
+    const uint half_ = kind == 0 ? 16 : 16;
+    for (uint i = tid; i < HD; i += 32 * nsg) {
+      float v = row[i];
+      if (i < 2 * half_) {
+        const uint j = i % half_;
+        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invk[j];
+        const float angle = float(p) * f;
+        const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+        const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+        v = i < half_ ? row[i] * c - row[i + half_] * s : row[i] * c + row[i - half_] * s;
+      }
+      rot[i] = v;
     }
-    const uint r = qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458_row(kind, part, lr);
-    float out = v[0];
-    if (kind < 2 && lr < 2 * HP) {
-      const uint j = r % HALF;
-      const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ad91c458_invk[j];
-      const float angle = float(p) * f;
-      const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-      const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-      out = lr < HP ? v[0] * c - v[1] * s : v[0] * c + v[1] * s;
-    }
-    if (kind == 0) {
-      q[t * (QH * HD) + head * HD + r] = out;
-    } else {
-      const uint cslot = p % 191u;
-      device uchar* dst = kind == 1 ? kcache + token_kv(args, t) + (cslot * KVH + head) * 64
-                                    : vcache + token_kv(args, t) + (cslot * KVH + head) * 64;
-      ((device half*)dst)[r] = half(out);
-    }
+  } else {
+    for (uint i = tid; i < VD; i += 32 * nsg) rot[i] = row[i];
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (kind == 0) {
+    for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
+  } else if (sg == 0) {
+    const uint cslot = p;
+    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
+    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
   }
 }
 
 // ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-
-// A part's local row lr as a row of its head: the part's RoPE pairs (j,
-// then j + HALF), then its share of the rows past the rotary ones. v's
-// rows are not rotated, so a part of v takes a contiguous run.
-inline uint qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d_row(uint kind, uint part, uint lr) {
-  constexpr uint R = 32 / 4;
-  constexpr uint HALF = 16;
-  constexpr uint HP = HALF / 4;
-  return kind == 2 ? part * R + lr
-      : lr < 2 * HP ? part * HP + lr % HP + (lr / HP) * HALF
-      : 2 * HALF + part * (R - 2 * HP) + (lr - 2 * HP);
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+// Stores n values of src into a cache row, rotated when the format stores
+// rows of n rotated. Called by one whole SIMD-group.
+inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
+  for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
 }
 
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+
 // qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d(
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -1178,90 +1126,89 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d(
     uint nsg [[simdgroups_per_threadgroup]]) {
   constexpr uint IN = 256;
   constexpr uint HD = 32;
+  constexpr uint VD = 32;
   constexpr uint QH = 8;
   constexpr uint KVH = 2;
-  constexpr uint PARTS = 4;
-  constexpr uint R = HD / PARTS;          // rows of a part
-  constexpr uint HALF = 16;       // rotary pairs of a head
-  constexpr uint HP = HALF / PARTS;       // rotary pairs of a part
-  constexpr uint KS = 2;        // input slices
-  const uint slot = tgid.x / PARTS, part = tgid.x % PARTS;
+  const uint slot = tgid.x;
   const uint t = tgid.y;
   const uint p = token_pos(args, t);
   device const float* xr = x + t * IN;
-  threadgroup float* xs = tg + 32;        // IN floats: the staged row
-  threadgroup float* sums = xs + IN;      // KS x R slice sums
   float ss = 0.0f;
-  for (uint i = tid; i < IN; i += 32 * nsg) { const float v = xr[i]; xs[i] = v; ss += v * v; }
+  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
   const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
-  for (uint i = tid; i < IN; i += 32 * nsg) xs[i] = xs[i] * inv * (bf16f(norm[i]) + 0.0f);
-  threadgroup_barrier(mem_flags::mem_threadgroup);
   // Which projection and which of its heads this threadgroup computes.
-  uint kind, head;
-  if (slot < QH) { kind = 0; head = slot; }
-  else if (slot < QH + KVH) { kind = 1; head = slot - QH; }
-  else { kind = 2; head = slot - QH - KVH; }
+  uint kind, head, width;
+  if (slot < QH) { kind = 0; head = slot; width = HD; }
+  else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
+  else { kind = 2; head = slot - QH - KVH; width = VD; }
+  threadgroup float* row = tg + 8;
+  // Each SIMD-group computes rows r and r + nsg in one pass over the
+  // input: each activation load serves both rows, and both rows' loads
+  // are in flight together.
   device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
-  const uint lr0 = 2 * (sg % (R / 2)), slice = sg / (R / 2);
-  device const ushort* w0 = wp + (head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d_row(kind, part, lr0)) * IN;
-  device const ushort* w1 = wp + (head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d_row(kind, part, lr0 + 1)) * IN;
-  float a0 = 0.0f, a1 = 0.0f;
-  constexpr uint N4 = IN / 4;
-  const uint lo = slice * N4 / KS, hi = (slice + 1) * N4 / KS;
-  threadgroup const float4* x4 = (threadgroup const float4*)xs;
-  for (uint i = lo + lane; i < hi; i += 32) {
-    const float4 xv = x4[i];
-    a0 += dot(bf16f4(ushort4(((device const packed_ushort4*)w0)[i])), xv);
-    a1 += dot(bf16f4(ushort4(((device const packed_ushort4*)w1)[i])), xv);
-  }
-  a0 = simd_sum(a0);
-  a1 = simd_sum(a1);
-  if (lane == 0) {
-    sums[slice * R + lr0] = a0;
-    sums[slice * R + lr0 + 1] = a1;
+  for (uint r0 = sg; r0 < width; r0 += 2 * nsg) {
+    const uint r1 = min(r0 + nsg, width - 1);
+    device const ushort* w0 = wp + (head * width + r0) * IN;
+    device const ushort* w1 = wp + (head * width + r1) * IN;
+    float a0 = 0.0f, a1 = 0.0f;
+    // Four weights and four activations per load; packed vectors need
+    // only the element's alignment.
+    device const float4* x4 = (device const float4*)xr;
+    for (uint i = lane; i < IN / 4; i += 32) {
+      float4 xv = x4[i];
+      xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + 0.0f);
+      a0 += dot(bf16f4(ushort4(((device const packed_ushort4*)w0)[i])), xv);
+      a1 += dot(bf16f4(ushort4(((device const packed_ushort4*)w1)[i])), xv);
+    }
+    a0 = simd_sum(a0);
+    a1 = simd_sum(a1);
+    if (lane == 0) {
+      for (uint n = 0; n < 2; n++) {
+        const uint r = n == 0 ? r0 : r0 + nsg;
+        if (r >= width) break;
+        const uint o = head * width + r;
+        float acc = n == 0 ? a0 : a1;
+        if (kind == 0) acc += bf16f(bq[o]);
+        if (kind == 1) acc += bf16f(bk[o]);
+        if (kind == 2) acc += bf16f(bv[o]);
+        row[r] = acc;
+      }
+    }
   }
   threadgroup_barrier(mem_flags::mem_threadgroup);
-  // Each row's slices in order, its bias, then RoPE from the pair's two
-  // sums (both in this part).
-  if (tid < R) {
-    const uint lr = tid;
-    const uint partner = lr < HP ? lr + HP : lr - HP;
-    float v[2];
-    for (uint n = 0; n < 2; n++) {
-      const uint l = n == 0 ? lr : partner;
-      float acc = 0.0f;
-      for (uint s = 0; s < KS; s++) acc += sums[s * R + l];
-      const uint o = head * HD + qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d_row(kind, part, l);
-      if (kind == 0) acc += bf16f(bq[o]);
-      if (kind == 1) acc += bf16f(bk[o]);
-      if (kind == 2) acc += bf16f(bv[o]);
-      v[n] = acc;
+  // RoPE rotates the two halves of the first rotary dims of q and k heads.
+  threadgroup float* rot = row + 256;
+  if (kind < 2) {
+    const uint half_ = kind == 0 ? 16 : 16;
+    for (uint i = tid; i < HD; i += 32 * nsg) {
+      float v = row[i];
+      if (i < 2 * half_) {
+        const uint j = i % half_;
+        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invk[j];
+        const float angle = float(p) * f;
+        const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+        const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+        v = i < half_ ? row[i] * c - row[i + half_] * s : row[i] * c + row[i - half_] * s;
+      }
+      rot[i] = v;
     }
-    const uint r = qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d_row(kind, part, lr);
-    float out = v[0];
-    if (kind < 2 && lr < 2 * HP) {
-      const uint j = r % HALF;
-      const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_p4_ef20364d_invk[j];
-      const float angle = float(p) * f;
-      const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-      const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-      out = lr < HP ? v[0] * c - v[1] * s : v[0] * c + v[1] * s;
-    }
-    if (kind == 0) {
-      q[t * (QH * HD) + head * HD + r] = out;
-    } else {
-      const uint cslot = p;
-      device uchar* dst = kind == 1 ? kcache + token_kv(args, t) + (cslot * KVH + head) * 64
-                                    : vcache + token_kv(args, t) + (cslot * KVH + head) * 64;
-      ((device half*)dst)[r] = half(out);
-    }
+  } else {
+    for (uint i = tid; i < VD; i += 32 * nsg) rot[i] = row[i];
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (kind == 0) {
+    for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
+  } else if (sg == 0) {
+    const uint cslot = p % 191u;
+    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
+    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
   }
 }
 
 // ---------------------------------------------------------------------------
-// rmsnorm_linear_decode_bf16_4096x256_fe4a6afa: decode kernel of rmsnorm_linear (rmsnorm + linear)
+// rmsnorm_linear_decode_bf16_4096x256_17ec892d: decode kernel of rmsnorm_linear (rmsnorm + linear)
 // rmsnorm_linear = rmsnorm + linear
-kernel void rmsnorm_linear_decode_bf16_4096x256_fe4a6afa(
+kernel void rmsnorm_linear_decode_bf16_4096x256_17ec892d(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -1285,13 +1232,9 @@ kernel void rmsnorm_linear_decode_bf16_4096x256_fe4a6afa(
   // The SIMD-group's NR rows in one pass over the input, so that each
   // activation load serves NR rows and the rows' loads are in flight
   // together. Rows past the last repeat it; their sums are not stored.
-  // With KS slices, KS SIMD-groups share the rows, each over a slice of
-  // the input, and the first adds the slices' sums in slice order: more
-  // SIMD-groups for a matrix of few rows.
   constexpr uint NR = 1;
-  constexpr uint KS = 2;
-  const uint slice = sg % KS;
-  const uint o0 = (tgid.x * (nsg / KS) + sg / KS) * NR;
+  const uint o0 = (tgid.x * nsg + sg) * NR;
+  if (o0 >= OUT) return;
   float acc[NR];
   for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
   // Vectorised: four weights and four activations per load. Weights are
@@ -1299,22 +1242,12 @@ kernel void rmsnorm_linear_decode_bf16_4096x256_fe4a6afa(
   device const packed_ushort4* wr[NR];
   for (uint n = 0; n < NR; n++) wr[n] = (device const packed_ushort4*)(w + min(o0 + n, OUT - 1) * IN);
   device const float4* x4 = (device const float4*)xr;
-  for (uint i = slice * (IN / 4) / KS + lane; i < (slice + 1) * (IN / 4) / KS; i += 32) {
+  for (uint i = lane; i < IN / 4; i += 32) {
     float4 xv = x4[i];
     xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + OFFSET);
     for (uint n = 0; n < NR; n++) acc[n] += dot(bf16f4(ushort4(wr[n][i])), xv);
   }
   for (uint n = 0; n < NR; n++) acc[n] = simd_sum(acc[n]);
-  threadgroup float* part = tg + 32;   // nsg x NR slice sums
-  if (lane == 0) {
-    for (uint n = 0; n < NR; n++) part[sg * NR + n] = acc[n];
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  if (slice != 0) return;
-  for (uint n = 0; n < NR; n++) {
-    acc[n] = 0.0f;
-    for (uint s = 0; s < KS; s++) acc[n] += part[(sg + s) * NR + n];
-  }
   if (lane == 0) {
     for (uint n = 0; n < NR && o0 + n < OUT; n++) {
       const uint o = o0 + n;
