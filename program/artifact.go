@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/compiler/plan"
@@ -129,7 +130,50 @@ func DecodeArtifact(manifest []byte, metal string, where string) (*Program, *Man
 	if len(m.Dispatches) != len(f.Ops) {
 		return nil, nil, fmt.Errorf("artifact %s: %d dispatches for %d ops", where, len(m.Dispatches), len(f.Ops))
 	}
+	if err := checkKernelNames(&m); err != nil {
+		return nil, nil, fmt.Errorf("artifact %s: %v: recompile it: minervac compile ARCH -o %s", where, err, where)
+	}
 	p := &Program{Model: m.Model, Func: f, KV: m.KV, Arena: m.Arena, Config: m.Config,
 		Code: &Code{Kernels: m.Kernels, Dispatches: m.Dispatches, Metal: metal}}
 	return p, &m, nil
+}
+
+// checkKernelNames requires every kernel a dispatch launches, its stages'
+// included, to be one the manifest declares, so that an edited or
+// truncated manifest fails here and not when a backend looks the kernel up
+// mid-load.
+func checkKernelNames(m *Manifest) error {
+	declared := map[string]bool{}
+	for _, k := range m.Kernels {
+		if k != nil {
+			declared[k.Name] = true
+		}
+	}
+	for i, d := range m.Dispatches {
+		if d == nil {
+			return fmt.Errorf("dispatch %d is null", i)
+		}
+		for _, v := range sortedVariants(d.Kernels) {
+			if name := d.Kernels[v]; !declared[name] {
+				return fmt.Errorf("op %d (%s) launches kernel %q (%s), which the manifest does not declare", d.Op, d.Kind, name, v)
+			}
+		}
+		for _, s := range d.Then {
+			if !declared[s.Kernel] {
+				return fmt.Errorf("op %d (%s) has a %s stage launching kernel %q, which the manifest does not declare", d.Op, d.Kind, s.Variant, s.Kernel)
+			}
+		}
+	}
+	return nil
+}
+
+// sortedVariants are a dispatch's variants in name order, so that errors
+// name the same one every time.
+func sortedVariants(m map[Variant]string) []Variant {
+	out := make([]Variant, 0, len(m))
+	for v := range m {
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	return out
 }
