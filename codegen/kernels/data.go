@@ -148,6 +148,13 @@ type RouterData struct {
 	W        Weight
 	Bias     bool
 	BiasLoad string
+	// add_rmsnorm_router's norm in front: its weight's load, its group
+	// (the weight's length), eps, offset, and the row's values a thread
+	// holds.
+	NormLoad    string
+	G           int
+	Eps, Offset string
+	Held        int
 }
 
 // ExpertUpData is the expert_up template's: expert_linear, and

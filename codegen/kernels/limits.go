@@ -55,12 +55,8 @@ var limits = map[ir.OpKind]func(op *ir.Op) []Limit{
 		}
 		return nil
 	},
-	ir.OpRouter: func(op *ir.Op) []Limit {
-		if op.Input("w").W.DType == ir.MXFP4 {
-			return []Limit{{Message: "the router kernel does not read mxfp4 weights", Hint: "store the router weight in bf16, f16 or f32"}}
-		}
-		return nil
-	},
+	ir.OpRouter:           routerLimits,
+	ir.OpAddRMSNormRouter: routerLimits,
 }
 
 var groupedNormLimit = Limit{
@@ -87,6 +83,13 @@ func headLimits(store *ir.Op, vFeatures int64) []Limit {
 func Limits(op *ir.Op) []Limit {
 	if f := limits[op.Kind]; f != nil {
 		return f(op)
+	}
+	return nil
+}
+
+func routerLimits(op *ir.Op) []Limit {
+	if op.Input("w").W.DType == ir.MXFP4 {
+		return []Limit{{Message: "the router kernel does not read mxfp4 weights", Hint: "store the router weight in bf16, f16 or f32"}}
 	}
 	return nil
 }

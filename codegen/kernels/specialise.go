@@ -50,7 +50,7 @@ var specialisers = map[ir.OpKind]func(*builder) ([]spec, error){
 	ir.OpQKVRopeStore: specQKV,
 	ir.OpAttend:       specAttend,
 	ir.OpAddRMSNorm:   specNorm, ir.OpRMSNorm: specNorm, ir.OpLayerNorm: specNorm,
-	ir.OpRouter:    specRouter,
+	ir.OpRouter: specRouter, ir.OpAddRMSNormRouter: specNormRouter,
 	ir.OpMoEGateUp: specExpertUp, ir.OpExpertLinear: specExpertUp,
 	ir.OpMoEDown: specExpertDown,
 	ir.OpRope:    specRope,
@@ -438,6 +438,32 @@ func specRouter(b *builder) ([]spec, error) {
 		W: weightInfo(w), Bias: bias != nil, BiasLoad: loadOf(bias)}
 	desc := fmt.Sprintf("%s_e%d_k%d", w.DType, w.Shape[0], top.Attrs.Int("k"))
 	return []spec{{variant: Any, template: string(ir.OpRouter), desc: desc, threads: threads(wideThreads), tgmem: []int{4 * max(int(w.Shape[0]), wideSG)}, grid: tokensGrid(), data: data}}, nil
+}
+
+// specNormRouter covers add_rmsnorm_router: add_rmsnorm's held norm,
+// then the router over the normalised row, one threadgroup a token.
+func specNormRouter(b *builder) ([]spec, error) {
+	op := b.op
+	n, top := body(op, ir.OpRMSNorm, 0), body(op, ir.OpTopK, 0)
+	norm, w, bias := op.Input("norm").W, op.Input("w").W, op.Input("bias").W
+	b.args()
+	b.value("a", op.Input("a").V, false)
+	b.value("b", op.Input("b").V, false)
+	b.weight("normw", norm)
+	b.weight("w", w)
+	b.optionalWeight("bias", bias)
+	b.value("routes", op.Results[0], true)
+	b.value("out", op.Results[1], true)
+	b.value("sum", op.Results[2], true)
+	e, in, k := int(w.Shape[0]), int(w.Shape[1]), int(top.Attrs.Int("k"))
+	data := &RouterData{In: in, E: e, K: k, W: weightInfo(w), Bias: bias != nil, BiasLoad: loadOf(bias),
+		NormLoad: weightInfo(norm).Load, G: int(norm.Shape[0]), Held: (in + wideThreads - 1) / wideThreads,
+		Eps: hexFloat(float32(n.Attrs.Float("eps"))), Offset: hexFloat(0)}
+	if off, ok := n.Attrs.Get("offset"); ok {
+		data.Offset = hexFloat(float32(off.(float64)))
+	}
+	desc := fmt.Sprintf("%s_%s_e%d_k%d", norm.DType, w.DType, e, k)
+	return []spec{{variant: Any, template: string(ir.OpAddRMSNormRouter), desc: desc, threads: threads(wideThreads), tgmem: []int{4 * max(e, wideSG)}, grid: tokensGrid(), data: data}}, nil
 }
 
 // specExpertUp covers expert_linear and moe_gate_up (expert_linear +

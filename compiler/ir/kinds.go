@@ -47,14 +47,16 @@ const (
 
 // Fused ops, made by the rules of compiler/fuse/rules.fuse.
 const (
-	OpQKVRopeStore  OpKind = "qkv_rope_store"
-	OpRouter        OpKind = "router"
-	OpMoEGateUp     OpKind = "moe_gate_up"
-	OpMoEDown       OpKind = "moe_down"
-	OpGLU           OpKind = "glu"
-	OpAddRMSNorm    OpKind = "add_rmsnorm"
-	OpRMSNormLinear OpKind = "rmsnorm_linear"
-	OpLinearAdd     OpKind = "linear_add"
+	OpQKVRopeStore OpKind = "qkv_rope_store"
+	OpRouter       OpKind = "router"
+	OpMoEGateUp    OpKind = "moe_gate_up"
+	OpMoEDown      OpKind = "moe_down"
+	OpGLU          OpKind = "glu"
+	OpAddRMSNorm   OpKind = "add_rmsnorm"
+	// OpAddRMSNormRouter is add_rmsnorm with the router after it.
+	OpAddRMSNormRouter OpKind = "add_rmsnorm_router"
+	OpRMSNormLinear    OpKind = "rmsnorm_linear"
+	OpLinearAdd        OpKind = "linear_add"
 )
 
 // RoPE types: the values of rope's `type` attribute.

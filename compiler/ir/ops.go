@@ -694,6 +694,12 @@ var fusedOps = []*OpDef{
 			{Name: "wu", Kind: WeightIn, Role: RoleMatrix}, {Name: "bu", Kind: WeightIn, Optional: true, Role: RoleBias}},
 	},
 	{
+		Name: OpAddRMSNormRouter,
+		Doc:  "the residual add and the RMS norm, then the router over the normalised row; the normalised row and the sum are second and third results",
+		Inputs: []InputDef{{Name: "a", Kind: TensorIn}, {Name: "b", Kind: TensorIn}, {Name: "norm", Kind: WeightIn, Role: RoleScale},
+			{Name: "w", Kind: WeightIn, Role: RoleMatrix}, {Name: "bias", Kind: WeightIn, Optional: true, Role: RoleBias}},
+	},
+	{
 		Name:   OpAddRMSNorm,
 		Doc:    "the residual add and the RMS norm after it; the sum is a second result",
 		Inputs: []InputDef{{Name: "a", Kind: TensorIn}, {Name: "b", Kind: TensorIn}, {Name: "norm", Kind: WeightIn, Role: RoleScale}},

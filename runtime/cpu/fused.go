@@ -92,6 +92,18 @@ var fusedKernels = map[ir.OpKind]func(f fusedOp) (func(int, int), bool){
 		soft := m.softmaxRoutes(f.out(0), f.out(0))
 		return func(seq, pos int) { lin(seq, pos); top(seq, pos); soft(seq, pos) }, true
 	},
+	ir.OpAddRMSNormRouter: func(f fusedOp) (func(int, int), bool) {
+		m := f.m
+		n := f.find(ir.OpRMSNorm, 0)
+		norm := m.addRMSNorm(f.arg("a"), f.arg("b"), f.weight("norm").vector(), float32(n.Attrs.Float("eps")), float32(n.Attrs.Float("offset")), f.out(1), f.out(2))
+		w := f.weight("w")
+		logits := m.scratchBuf(w.rows)
+		lin := m.linear(f.out(1), w, vec(f.weight("bias")), logits, nil)
+		k := int(f.op.Results[0].Type.Shape[1])
+		top := m.topk(logits, f.out(0), k)
+		soft := m.softmaxRoutes(f.out(0), f.out(0))
+		return func(seq, pos int) { norm(seq, pos); lin(seq, pos); top(seq, pos); soft(seq, pos) }, true
+	},
 	ir.OpMoEGateUp: func(f fusedOp) (func(int, int), bool) {
 		a := f.find(ir.OpSwiGLU, 0).Attrs
 		shared := len(f.op.Input("x").V.Type.Shape) == 2

@@ -148,50 +148,104 @@ inline float hadamard32_lane(float v, uint lane) {
 inline int round_even(float v) { return int(rint(v)); }
 
 // ---------------------------------------------------------------------------
-// add_rmsnorm_any_bf16_256_854bfd82: any kernel of add_rmsnorm (add + rmsnorm)
-// add_rmsnorm = add + rmsnorm
-kernel void add_rmsnorm_any_bf16_256_854bfd82(
+// add_rmsnorm_router_any_bf16_bf16_e8_k2_f2a8fad1: any kernel of add_rmsnorm_router (add + rmsnorm + linear + topk + softmax)
+// add_rmsnorm_router = add + rmsnorm + linear + topk + softmax
+kernel void add_rmsnorm_router_any_bf16_bf16_e8_k2_f2a8fad1(
     constant StepArgs& args [[buffer(0)]],
     device const float* a [[buffer(1)]],
     device const float* b [[buffer(2)]],
-    device const ushort* w [[buffer(3)]],
-    device float* out [[buffer(4)]],
-    device float* sum [[buffer(5)]],
+    device const ushort* normw [[buffer(3)]],
+    device const ushort* w [[buffer(4)]],
+    device const ushort* bias [[buffer(5)]],
+    device Route* routes [[buffer(6)]],
+    device float* out [[buffer(7)]],
+    device float* sum [[buffer(8)]],
     threadgroup float* tg [[threadgroup(0)]],
     uint3 tgid [[threadgroup_position_in_grid]],
     uint tid [[thread_index_in_threadgroup]],
     uint lane [[thread_index_in_simdgroup]],
     uint sg [[simdgroup_index_in_threadgroup]],
     uint nsg [[simdgroups_per_threadgroup]]) {
-  constexpr uint N = 256;
+  constexpr uint IN = 256;
+  constexpr uint E = 8;
+  constexpr uint K = 2;
   constexpr uint G = 256;
-  constexpr float EPS = 9.99999975e-06f;
+  constexpr uint PER = 1;   // for the dispatch's thread count
   const uint t = tgid.x;
-  // The whole row in registers, PER values a thread (PER is for the
-  // dispatch's thread count, which every backend launches exactly): the
-  // row's (and the addend's) loads and the weight's are in flight
-  // together, and the norm waits on memory once. The kernel is a chain of latencies (one
-  // threadgroup a token); reading the row again after the sum and then
-  // the weight made it three (6.3 us a call on the H100, docs/gpu.md).
-  constexpr uint PER = 1;
-  float v[PER], wv[PER];
-  float ss = 0.0f;
+  float v[PER], nw[PER];
   for (uint k = 0; k < PER; k++) {
     const uint i = tid + k * 32 * nsg;
     v[k] = 0.0f;
-    wv[k] = 0.0f;
-    if (i < N) {
-      v[k] = a[t * N + i] + b[t * N + i];
-      wv[k] = bf16f(w[i]);
+    nw[k] = 0.0f;
+    if (i < IN) {
+      v[k] = a[t * IN + i] + b[t * IN + i];
+      nw[k] = bf16f(normw[i % G]);
     }
-    ss += v[k] * v[k];
   }
-  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(N) + EPS);
-  for (uint k = 0; k < PER; k++) {
-    const uint i = tid + k * 32 * nsg;
-    if (i < N) {
-      sum[t * N + i] = v[k];
-      out[t * N + i] = v[k] * inv * (wv[k] + 0.0f);
+  for (uint g0 = 0; g0 < IN; g0 += G) {
+    float ss = 0.0f;
+    for (uint k = 0; k < PER; k++) {
+      const uint i = tid + k * 32 * nsg;
+      if (i >= g0 && i < g0 + G) ss += v[k] * v[k];
+    }
+    const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(G) + 9.99999975e-06f);
+    for (uint k = 0; k < PER; k++) {
+      const uint i = tid + k * 32 * nsg;
+      if (i >= g0 && i < g0 + G) {
+        sum[t * IN + i] = v[k];
+        out[t * IN + i] = v[k] * inv * (nw[k] + 0.0f);
+      }
+    }
+  }
+  // The router reads the normalised row back: this threadgroup's own
+  // writes, made visible to it by the barrier.
+  threadgroup_barrier(mem_flags::mem_device);
+  device const float* xr = out + t * IN;
+  threadgroup float* logits = tg;
+  for (uint e = sg; e < E; e += nsg) {
+    float acc = 0.0f;
+    // Four weights and four activations per load.
+    device const packed_ushort4* wr = (device const packed_ushort4*)(w + e * IN);
+    device const float4* x4 = (device const float4*)xr;
+    for (uint i = lane; i < IN / 4; i += 32) acc += dot(bf16f4(ushort4(wr[i])), x4[i]);
+    acc = simd_sum(acc);
+    if (lane == 0) logits[e] = acc + bf16f(bias[e]);
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (sg == 0) {
+    constexpr uint PER = (E + 31) / 32;   // logits per lane
+    float v[PER];
+    bool taken[PER];
+    for (uint i = 0; i < PER; i++) {
+      const uint e = i * 32 + lane;
+      v[i] = e < E ? logits[e] : -INFINITY;
+      taken[i] = e >= E;
+    }
+    int chosen[K];
+    float vals[K];
+    for (uint s = 0; s < K; s++) {
+      // This lane's best untaken logit (the lower index on ties), then
+      // the SIMD-group's: the largest, and of those the lowest index.
+      float best = -INFINITY;
+      uint at = 0xffffffffu;
+      for (uint i = 0; i < PER; i++) {
+        if (!taken[i] && (at == 0xffffffffu || v[i] > best)) { best = v[i]; at = i * 32 + lane; }
+      }
+      const float top = simd_max(at != 0xffffffffu ? best : -INFINITY);
+      const uint e = simd_min(at != 0xffffffffu && best == top ? at : 0xffffffffu);
+      if (e % 32 == lane) taken[e / 32] = true;
+      chosen[s] = int(e);
+      vals[s] = top;
+    }
+    if (lane == 0) {
+      float mx = vals[0];
+      for (uint s = 1; s < K; s++) mx = max(mx, vals[s]);
+      float sum = 0.0f;
+      for (uint s = 0; s < K; s++) { vals[s] = exp(vals[s] - mx); sum += vals[s]; }
+      for (uint s = 0; s < K; s++) {
+        routes[t * K + s].expert = chosen[s];
+        routes[t * K + s].weight = vals[s] / sum;
+      }
     }
   }
 }
@@ -1331,74 +1385,5 @@ kernel void rmsnorm_linear_prefill_bf16_4096x256_2d9b1fb4(
     if (tok >= seq || o >= OUT) continue;
     float v = tC[idx];
     out[tok * OUT + o] = v;
-  }
-}
-
-// ---------------------------------------------------------------------------
-// router_any_bf16_e8_k2_65b44ba2: any kernel of router (linear + topk + softmax)
-// router = linear + topk + softmax
-kernel void router_any_bf16_e8_k2_65b44ba2(
-    constant StepArgs& args [[buffer(0)]],
-    device const float* x [[buffer(1)]],
-    device const ushort* w [[buffer(2)]],
-    device const ushort* bias [[buffer(3)]],
-    device Route* routes [[buffer(4)]],
-    threadgroup float* tg [[threadgroup(0)]],
-    uint3 tgid [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]],
-    uint nsg [[simdgroups_per_threadgroup]]) {
-  constexpr uint IN = 256;
-  constexpr uint E = 8;
-  constexpr uint K = 2;
-  const uint t = tgid.x;
-  device const float* xr = x + t * IN;
-  threadgroup float* logits = tg;
-  for (uint e = sg; e < E; e += nsg) {
-    float acc = 0.0f;
-    // Four weights and four activations per load.
-    device const packed_ushort4* wr = (device const packed_ushort4*)(w + e * IN);
-    device const float4* x4 = (device const float4*)xr;
-    for (uint i = lane; i < IN / 4; i += 32) acc += dot(bf16f4(ushort4(wr[i])), x4[i]);
-    acc = simd_sum(acc);
-    if (lane == 0) logits[e] = acc + bf16f(bias[e]);
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  if (sg == 0) {
-    constexpr uint PER = (E + 31) / 32;   // logits per lane
-    float v[PER];
-    bool taken[PER];
-    for (uint i = 0; i < PER; i++) {
-      const uint e = i * 32 + lane;
-      v[i] = e < E ? logits[e] : -INFINITY;
-      taken[i] = e >= E;
-    }
-    int chosen[K];
-    float vals[K];
-    for (uint s = 0; s < K; s++) {
-      // This lane's best untaken logit (the lower index on ties), then
-      // the SIMD-group's: the largest, and of those the lowest index.
-      float best = -INFINITY;
-      uint at = 0xffffffffu;
-      for (uint i = 0; i < PER; i++) {
-        if (!taken[i] && (at == 0xffffffffu || v[i] > best)) { best = v[i]; at = i * 32 + lane; }
-      }
-      const float top = simd_max(at != 0xffffffffu ? best : -INFINITY);
-      const uint e = simd_min(at != 0xffffffffu && best == top ? at : 0xffffffffu);
-      if (e % 32 == lane) taken[e / 32] = true;
-      chosen[s] = int(e);
-      vals[s] = top;
-    }
-    if (lane == 0) {
-      float mx = vals[0];
-      for (uint s = 1; s < K; s++) mx = max(mx, vals[s]);
-      float sum = 0.0f;
-      for (uint s = 0; s < K; s++) { vals[s] = exp(vals[s] - mx); sum += vals[s]; }
-      for (uint s = 0; s < K; s++) {
-        routes[t * K + s].expert = chosen[s];
-        routes[t * K + s].weight = vals[s] / sum;
-      }
-    }
   }
 }
