@@ -83,26 +83,13 @@ var fusedKernels = map[ir.OpKind]func(f fusedOp) (func(int, int), bool){
 		return f.m.glu(f.arg("h"), f.weight("wg"), vec(f.weight("bg")), f.weight("wu"), vec(f.weight("bu")), f.out(0)), true
 	},
 	ir.OpRouter: func(f fusedOp) (func(int, int), bool) {
-		m := f.m
-		w := f.weight("w")
-		logits := m.scratchBuf(w.rows)
-		lin := m.linear(f.arg("x"), w, vec(f.weight("b")), logits, nil)
-		k := int(f.op.Results[0].Type.Shape[1])
-		top := m.topk(logits, f.out(0), k)
-		soft := m.softmaxRoutes(f.out(0), f.out(0))
-		return func(seq, pos int) { lin(seq, pos); top(seq, pos); soft(seq, pos) }, true
+		return f.route(f.arg("x"), f.weight("b")), true
 	},
 	ir.OpAddRMSNormRouter: func(f fusedOp) (func(int, int), bool) {
-		m := f.m
 		n := f.find(ir.OpRMSNorm, 0)
-		norm := m.addRMSNorm(f.arg("a"), f.arg("b"), f.weight("norm").vector(), float32(n.Attrs.Float("eps")), float32(n.Attrs.Float("offset")), f.out(1), f.out(2))
-		w := f.weight("w")
-		logits := m.scratchBuf(w.rows)
-		lin := m.linear(f.out(1), w, vec(f.weight("bias")), logits, nil)
-		k := int(f.op.Results[0].Type.Shape[1])
-		top := m.topk(logits, f.out(0), k)
-		soft := m.softmaxRoutes(f.out(0), f.out(0))
-		return func(seq, pos int) { norm(seq, pos); lin(seq, pos); top(seq, pos); soft(seq, pos) }, true
+		norm := f.m.addRMSNorm(f.arg("a"), f.arg("b"), f.weight("norm").vector(), float32(n.Attrs.Float("eps")), float32(n.Attrs.Float("offset")), f.out(1), f.out(2))
+		route := f.route(f.out(1), f.weight("bias"))
+		return func(seq, pos int) { norm(seq, pos); route(seq, pos) }, true
 	},
 	ir.OpMoEGateUp: func(f fusedOp) (func(int, int), bool) {
 		a := f.find(ir.OpSwiGLU, 0).Attrs
@@ -116,6 +103,20 @@ var fusedKernels = map[ir.OpKind]func(f fusedOp) (func(int, int), bool){
 		return f.m.moeDown(f.arg("residual"), f.arg("y"), f.arg("routes"), k, f.weight("w"), f.weight("b"), f.out(0)), true
 	},
 	ir.OpQKVRopeStore: func(f fusedOp) (func(int, int), bool) { return f.m.qkvRopeStore(f) },
+}
+
+// route is a router's kernel over x, for the router ops: the logits
+// (weight "w", bias b) into scratch, then the top k and the softmax over
+// them into the op's first result.
+func (f fusedOp) route(x buf, b *weight) func(int, int) {
+	m := f.m
+	w := f.weight("w")
+	logits := m.scratchBuf(w.rows)
+	lin := m.linear(x, w, vec(b), logits, nil)
+	k := int(f.op.Results[0].Type.Shape[1])
+	top := m.topk(logits, f.out(0), k)
+	soft := m.softmaxRoutes(f.out(0), f.out(0))
+	return func(seq, pos int) { lin(seq, pos); top(seq, pos); soft(seq, pos) }
 }
 
 // fusedKernel returns the specialised kernel of a fused op, or false when
