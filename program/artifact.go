@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -153,7 +154,7 @@ func checkKernelNames(m *Manifest) error {
 		if d == nil {
 			return fmt.Errorf("dispatch %d is null", i)
 		}
-		for _, v := range sortedVariants(d.Kernels) {
+		for _, v := range slices.Sorted(maps.Keys(d.Kernels)) {
 			if name := d.Kernels[v]; !declared[name] {
 				return fmt.Errorf("op %d (%s) launches kernel %q (%s), which the manifest does not declare", d.Op, d.Kind, name, v)
 			}
@@ -165,15 +166,4 @@ func checkKernelNames(m *Manifest) error {
 		}
 	}
 	return nil
-}
-
-// sortedVariants are a dispatch's variants in name order, so that errors
-// name the same one every time.
-func sortedVariants(m map[Variant]string) []Variant {
-	out := make([]Variant, 0, len(m))
-	for v := range m {
-		out = append(out, v)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -89,9 +89,9 @@ type GLUData struct {
 type NormData struct {
 	Header
 	N, G int
-	// Held: values of the row each thread holds in registers (an
-	// ungrouped RMS norm whose row fits); 0 reads the row from memory.
-	Held   int
+	// Held, when set, holds the row in registers (an ungrouped RMS norm
+	// whose row fits); without it the kernel reads the row from memory.
+	Held   *HeldNorm
 	Add    bool
 	Layer  bool
 	Bias   bool
@@ -148,13 +148,18 @@ type RouterData struct {
 	W        Weight
 	Bias     bool
 	BiasLoad string
-	// add_rmsnorm_router's norm in front: its weight's load, its group
-	// (the weight's length), eps, offset, and the row's values a thread
-	// holds.
-	NormLoad    string
-	G           int
+	// Norm is add_rmsnorm_router's norm in front.
+	Norm HeldNorm
+}
+
+// HeldNorm is the held_norm template's: an RMS norm of rows of N values
+// (of a + b with Add, else of x), in groups of G, PER values a thread
+// in registers; W names the weight's parameter.
+type HeldNorm struct {
+	N, G, Per   int
+	Add         bool
+	W, WLoad    string
 	Eps, Offset string
-	Held        int
 }
 
 // ExpertUpData is the expert_up template's: expert_linear, and

@@ -247,8 +247,9 @@ func specNorm(b *builder) ([]spec, error) {
 		data.Offset = hexFloat(float32(off.(float64)))
 	}
 	data.WLoad = weightInfo(w).Load
-	if per := (data.N + wideThreads - 1) / wideThreads; !data.Layer && data.G == data.N && per <= normMaxHeld {
-		data.Held = per
+	if !data.Layer && data.G == data.N && heldPer(data.N) <= normMaxHeld {
+		h := heldNorm(n, w, data.N, data.Add, "w")
+		data.Held = &h
 	}
 	desc := fmt.Sprintf("%s_%d", w.DType, data.N)
 	return []spec{{variant: Any, template: "norm", desc: desc, threads: threads(wideThreads), tgmem: []int{4 * wideSG}, grid: tokensGrid(), data: data}}, nil
@@ -257,6 +258,17 @@ func specNorm(b *builder) ([]spec, error) {
 // normMaxHeld is the most values of a row a norm kernel's thread holds in
 // registers (a row of 8,192 at wideThreads threads).
 const normMaxHeld = 8
+
+// heldPer is how many values of a row of n each of wideThreads threads
+// holds.
+func heldPer(n int) int { return (n + wideThreads - 1) / wideThreads }
+
+// heldNorm describes RMS norm n (weight w, parameter wname) of rows of
+// length values, held in registers by wideThreads threads.
+func heldNorm(n *ir.Op, w *ir.Weight, length int, add bool, wname string) HeldNorm {
+	return HeldNorm{N: length, G: int(w.Shape[0]), Per: heldPer(length), Add: add, W: wname, WLoad: weightInfo(w).Load,
+		Eps: hexFloat(float32(n.Attrs.Float("eps"))), Offset: hexFloat(float32(n.Attrs.Float("offset")))}
+}
 
 // kvData describes a layer's cache for the kvcache templates.
 func kvData(c *Context, cache int) KVData {
@@ -427,24 +439,21 @@ func attendLanes(d, vd int) int {
 
 func specRouter(b *builder) ([]spec, error) {
 	op := b.op
-	top := body(op, ir.OpTopK, 0)
 	w, bias := op.Input("w").W, op.Input("b").W
 	b.args()
 	b.value("x", op.Input("x").V, false)
 	b.weight("w", w)
 	b.optionalWeight("bias", bias)
 	b.value("routes", op.Results[0], true)
-	data := &RouterData{In: int(w.Shape[1]), E: int(w.Shape[0]), K: int(top.Attrs.Int("k")),
-		W: weightInfo(w), Bias: bias != nil, BiasLoad: loadOf(bias)}
-	desc := fmt.Sprintf("%s_e%d_k%d", w.DType, w.Shape[0], top.Attrs.Int("k"))
-	return []spec{{variant: Any, template: string(ir.OpRouter), desc: desc, threads: threads(wideThreads), tgmem: []int{4 * max(int(w.Shape[0]), wideSG)}, grid: tokensGrid(), data: data}}, nil
+	data := routerData(op, w, bias)
+	desc := fmt.Sprintf("%s_e%d_k%d", w.DType, data.E, data.K)
+	return []spec{{variant: Any, template: string(ir.OpRouter), desc: desc, threads: threads(wideThreads), tgmem: []int{4 * max(data.E, wideSG)}, grid: tokensGrid(), data: data}}, nil
 }
 
 // specNormRouter covers add_rmsnorm_router: add_rmsnorm's held norm,
 // then the router over the normalised row, one threadgroup a token.
 func specNormRouter(b *builder) ([]spec, error) {
 	op := b.op
-	n, top := body(op, ir.OpRMSNorm, 0), body(op, ir.OpTopK, 0)
 	norm, w, bias := op.Input("norm").W, op.Input("w").W, op.Input("bias").W
 	b.args()
 	b.value("a", op.Input("a").V, false)
@@ -455,15 +464,16 @@ func specNormRouter(b *builder) ([]spec, error) {
 	b.value("routes", op.Results[0], true)
 	b.value("out", op.Results[1], true)
 	b.value("sum", op.Results[2], true)
-	e, in, k := int(w.Shape[0]), int(w.Shape[1]), int(top.Attrs.Int("k"))
-	data := &RouterData{In: in, E: e, K: k, W: weightInfo(w), Bias: bias != nil, BiasLoad: loadOf(bias),
-		NormLoad: weightInfo(norm).Load, G: int(norm.Shape[0]), Held: (in + wideThreads - 1) / wideThreads,
-		Eps: hexFloat(float32(n.Attrs.Float("eps"))), Offset: hexFloat(0)}
-	if off, ok := n.Attrs.Get("offset"); ok {
-		data.Offset = hexFloat(float32(off.(float64)))
-	}
-	desc := fmt.Sprintf("%s_%s_e%d_k%d", norm.DType, w.DType, e, k)
-	return []spec{{variant: Any, template: string(ir.OpAddRMSNormRouter), desc: desc, threads: threads(wideThreads), tgmem: []int{4 * max(e, wideSG)}, grid: tokensGrid(), data: data}}, nil
+	data := routerData(op, w, bias)
+	data.Norm = heldNorm(body(op, ir.OpRMSNorm, 0), norm, data.In, true, "normw")
+	desc := fmt.Sprintf("%s_%s_e%d_k%d", norm.DType, w.DType, data.E, data.K)
+	return []spec{{variant: Any, template: string(ir.OpAddRMSNormRouter), desc: desc, threads: threads(wideThreads), tgmem: []int{4 * max(data.E, wideSG)}, grid: tokensGrid(), data: data}}, nil
+}
+
+// routerData describes a router op's logits (weight w, bias) and top k.
+func routerData(op *ir.Op, w, bias *ir.Weight) *RouterData {
+	return &RouterData{In: int(w.Shape[1]), E: int(w.Shape[0]), K: int(body(op, ir.OpTopK, 0).Attrs.Int("k")),
+		W: weightInfo(w), Bias: bias != nil, BiasLoad: loadOf(bias)}
 }
 
 // specExpertUp covers expert_linear and moe_gate_up (expert_linear +

@@ -121,6 +121,7 @@ func LoadSequences(p *program.Program, ck *weights.Checkpoint, dev Device, seqs 
 		return nil, err
 	}
 	m := &Model{prog: p, dev: dev, code: out, kernels: map[string]*program.Kernel{}, tensors: map[string]tensorRef{},
+		launches: map[int][]Launch{}, args: abi.StepArgs{}.Bytes(),
 		batch: int(p.Arena.Batch), ctx: int(p.KV.Ctx), vocab: p.Vocab(), seqs: seqs}
 	for _, k := range out.Kernels {
 		m.kernels[k.Name] = k
@@ -203,13 +204,7 @@ func (m *Model) Step(tokens []engine.Token) ([]float32, error) {
 func (m *Model) run(tokens []int32, a abi.StepArgs) ([]float32, error) {
 	n := len(tokens)
 	copy(m.tokens, tokens)
-	args := a.Bytes()
-	if len(args) != len(m.args) {
-		// The step arguments are of one size (abi.StepArgs); the first
-		// call sizes the buffer the launches bind.
-		m.args, m.launches = make([]byte, len(args)), map[int][]Launch{}
-	}
-	copy(m.args, args)
+	copy(m.args, a.Bytes())
 	ls, ok := m.launches[n]
 	if !ok {
 		for _, l := range program.Launches(m.code.Dispatches, m.prog.Arena, m.prog.KV, n) {

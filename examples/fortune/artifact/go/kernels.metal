@@ -148,9 +148,9 @@ inline float hadamard32_lane(float v, uint lane) {
 inline int round_even(float v) { return int(rint(v)); }
 
 // ---------------------------------------------------------------------------
-// add_rmsnorm_router_any_bf16_bf16_e8_k2_f2a8fad1: any kernel of add_rmsnorm_router (add + rmsnorm + linear + topk + softmax)
+// add_rmsnorm_router_any_bf16_bf16_e8_k2_0bf5e000: any kernel of add_rmsnorm_router (add + rmsnorm + linear + topk + softmax)
 // add_rmsnorm_router = add + rmsnorm + linear + topk + softmax
-kernel void add_rmsnorm_router_any_bf16_bf16_e8_k2_f2a8fad1(
+kernel void add_rmsnorm_router_any_bf16_bf16_e8_k2_0bf5e000(
     constant StepArgs& args [[buffer(0)]],
     device const float* a [[buffer(1)]],
     device const float* b [[buffer(2)]],
@@ -169,31 +169,32 @@ kernel void add_rmsnorm_router_any_bf16_bf16_e8_k2_f2a8fad1(
   constexpr uint IN = 256;
   constexpr uint E = 8;
   constexpr uint K = 2;
-  constexpr uint G = 256;
-  constexpr uint PER = 1;   // for the dispatch's thread count
   const uint t = tgid.x;
-  float v[PER], nw[PER];
-  for (uint k = 0; k < PER; k++) {
-    const uint i = tid + k * 32 * nsg;
-    v[k] = 0.0f;
-    nw[k] = 0.0f;
-    if (i < IN) {
-      v[k] = a[t * IN + i] + b[t * IN + i];
-      nw[k] = bf16f(normw[i % G]);
-    }
-  }
-  for (uint g0 = 0; g0 < IN; g0 += G) {
-    float ss = 0.0f;
+  {
+    constexpr uint HN = 256, HG = 256, PER = 1;
+    float v[PER], nw[PER];
     for (uint k = 0; k < PER; k++) {
       const uint i = tid + k * 32 * nsg;
-      if (i >= g0 && i < g0 + G) ss += v[k] * v[k];
+      v[k] = 0.0f;
+      nw[k] = 0.0f;
+      if (i < HN) {
+        v[k] = a[t * HN + i] + b[t * HN + i];
+        nw[k] = bf16f(normw[i % HG]);
+      }
     }
-    const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(G) + 9.99999975e-06f);
-    for (uint k = 0; k < PER; k++) {
-      const uint i = tid + k * 32 * nsg;
-      if (i >= g0 && i < g0 + G) {
-        sum[t * IN + i] = v[k];
-        out[t * IN + i] = v[k] * inv * (nw[k] + 0.0f);
+    for (uint g0 = 0; g0 < HN; g0 += HG) {
+      float ss = 0.0f;
+      for (uint k = 0; k < PER; k++) {
+        const uint i = tid + k * 32 * nsg;
+        if (i >= g0 && i < g0 + HG) ss += v[k] * v[k];
+      }
+      const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(HG) + 9.99999975e-06f);
+      for (uint k = 0; k < PER; k++) {
+        const uint i = tid + k * 32 * nsg;
+        if (i >= g0 && i < g0 + HG) {
+          sum[t * HN + i] = v[k];
+          out[t * HN + i] = v[k] * inv * (nw[k] + 0.0f);
+        }
       }
     }
   }
