@@ -45,6 +45,9 @@ var api struct {
 	cuFuncSetAttribute        func(f uintptr, attr int32, v int32) int32
 	cuFuncGetAttribute        func(v *int32, attr int32, f uintptr) int32
 	cuLaunchKernel            func(f uintptr, gx, gy, gz, bx, by, bz, shmem uint32, stream uintptr, params unsafe.Pointer, extra unsafe.Pointer) int32
+	cuStreamCreate            func(s *uintptr, flags uint32) int32
+	cuStreamDestroy           func(s uintptr) int32
+	cuStreamSynchronize       func(s uintptr) int32
 	cuEventCreate             func(ev *uintptr, flags uint32) int32
 	cuEventRecord             func(ev uintptr, stream uintptr) int32
 	cuEventSynchronize        func(ev uintptr) int32
@@ -52,6 +55,16 @@ var api struct {
 	cuEventDestroy            func(ev uintptr) int32
 	cuGetErrorName            func(err int32, s **byte) int32
 	cuDriverGetVersion        func(v *int32) int32
+
+	// Optional: a driver without them runs launch by launch (graphs) or
+	// kernel after kernel (programmatic dependent launch).
+	cuLaunchKernelEx            func(cfg *launchConfig, f uintptr, params unsafe.Pointer, extra unsafe.Pointer) int32
+	cuStreamBeginCapture        func(s uintptr, mode int32) int32
+	cuStreamEndCapture          func(s uintptr, graph *uintptr) int32
+	cuGraphInstantiateWithFlags func(exec *uintptr, graph uintptr, flags uint64) int32
+	cuGraphLaunch               func(exec uintptr, s uintptr) int32
+	cuGraphExecDestroy          func(exec uintptr) int32
+	cuGraphDestroy              func(graph uintptr) int32
 
 	nvrtcCreateProgram     func(prog *uintptr, src string, name string, n int32, headers, names unsafe.Pointer) int32
 	nvrtcCompileProgram    func(prog uintptr, n int32, opts unsafe.Pointer) int32
@@ -155,6 +168,9 @@ func load() error {
 			{cu, &api.cuFuncSetAttribute, []string{"cuFuncSetAttribute"}},
 			{cu, &api.cuFuncGetAttribute, []string{"cuFuncGetAttribute"}},
 			{cu, &api.cuLaunchKernel, []string{"cuLaunchKernel"}},
+			{cu, &api.cuStreamCreate, []string{"cuStreamCreate"}},
+			{cu, &api.cuStreamDestroy, []string{"cuStreamDestroy_v2", "cuStreamDestroy"}},
+			{cu, &api.cuStreamSynchronize, []string{"cuStreamSynchronize"}},
 			{cu, &api.cuEventCreate, []string{"cuEventCreate"}},
 			{cu, &api.cuEventRecord, []string{"cuEventRecord"}},
 			{cu, &api.cuEventSynchronize, []string{"cuEventSynchronize"}},
@@ -176,6 +192,21 @@ func load() error {
 				api.err = fmt.Errorf("cuda: %v (driver or NVRTC too old?)", err)
 				return
 			}
+		}
+		optional := []struct {
+			fn    any
+			names []string
+		}{
+			{&api.cuLaunchKernelEx, []string{"cuLaunchKernelEx"}},
+			{&api.cuStreamBeginCapture, []string{"cuStreamBeginCapture_v2"}},
+			{&api.cuStreamEndCapture, []string{"cuStreamEndCapture"}},
+			{&api.cuGraphInstantiateWithFlags, []string{"cuGraphInstantiateWithFlags"}},
+			{&api.cuGraphLaunch, []string{"cuGraphLaunch"}},
+			{&api.cuGraphExecDestroy, []string{"cuGraphExecDestroy"}},
+			{&api.cuGraphDestroy, []string{"cuGraphDestroy"}},
+		}
+		for _, b := range optional {
+			bind(cu, b.fn, b.names...)
 		}
 		if r := api.cuInit(0); r != 0 {
 			api.err = fmt.Errorf("cuda: cuInit: %s", errName(r))
@@ -207,8 +238,8 @@ func check(what string, r int32) error {
 	return nil
 }
 
-// Device is one CUDA device with its primary context and the default
-// stream. Its methods may be called from any goroutine: each makes the
+// Device is one CUDA device with its primary context and one stream of
+// its own. Its methods may be called from any goroutine: each makes the
 // context current on its OS thread first.
 type Device struct {
 	dev   int32
@@ -218,6 +249,17 @@ type Device struct {
 	major int
 	minor int
 	smem  int // the most dynamic shared memory a block may opt in to
+	// stream is where every launch goes. It is a created stream, not the
+	// legacy default one, because a graph can be captured only from a
+	// created stream. It does not synchronise with the default stream,
+	// so the synchronous copies (Write, Read) wait for the device first.
+	stream uintptr
+	// PDL launches each kernel with programmatic stream serialisation
+	// (compute capability 9.0 and later): it may start while the kernel
+	// before it drains, and waits in griddepcontrol.wait (the entry
+	// Translate writes) until that kernel's memory is visible. Set
+	// MINERVA_CUDA_PDL=0 to launch kernel after kernel.
+	PDL bool
 }
 
 // Open opens device 0 (MINERVA_CUDA_DEVICE picks another).
@@ -254,7 +296,24 @@ func Open() (*Device, error) {
 	if err := check("cuDevicePrimaryCtxRetain", api.cuDevicePrimaryCtxRetain(&d.ctx, d.dev)); err != nil {
 		return nil, err
 	}
+	done, err := d.enter()
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	defer done()
+	if err := check("cuStreamCreate", api.cuStreamCreate(&d.stream, 1)); err != nil { // CU_STREAM_NON_BLOCKING
+		d.Close()
+		return nil, err
+	}
+	d.PDL = d.major >= 9 && api.cuLaunchKernelEx != nil && os.Getenv("MINERVA_CUDA_PDL") != "0"
 	return d, nil
+}
+
+// Graphs reports whether the driver can capture and replay graphs, and
+// MINERVA_CUDA_GRAPHS is not 0.
+func (d *Device) Graphs() bool {
+	return api.cuGraphLaunch != nil && api.cuStreamBeginCapture != nil && os.Getenv("MINERVA_CUDA_GRAPHS") != "0"
 }
 
 // Available reports whether a CUDA device can be opened here.
@@ -287,8 +346,15 @@ func (d *Device) Arch() string { return fmt.Sprintf("sm_%d%d", d.major, d.minor)
 // TotalMemory is the device's memory in bytes.
 func (d *Device) TotalMemory() uint64 { return d.mem }
 
-// Close releases the primary context.
+// Close releases the stream and the primary context.
 func (d *Device) Close() error {
+	if d.stream != 0 {
+		if done, err := d.enter(); err == nil {
+			api.cuStreamDestroy(d.stream)
+			done()
+		}
+		d.stream = 0
+	}
 	if d.ctx != 0 {
 		api.cuDevicePrimaryCtxRelease(d.dev)
 		d.ctx = 0
@@ -351,6 +417,10 @@ func (b *Buffer) Write(off int, p []byte) error {
 		return err
 	}
 	defer done()
+	// The launches' stream does not synchronise with the synchronous copy.
+	if err := check("cuStreamSynchronize", api.cuStreamSynchronize(b.d.stream)); err != nil {
+		return err
+	}
 	// Copy in pieces so that a huge memory-mapped source is paged in
 	// progressively.
 	const chunk = 256 << 20
@@ -376,6 +446,9 @@ func (b *Buffer) Read(off int, p []byte) error {
 		return err
 	}
 	defer done()
+	if err := check("cuStreamSynchronize", api.cuStreamSynchronize(b.d.stream)); err != nil {
+		return err
+	}
 	return check("cuMemcpyDtoH", api.cuMemcpyDtoH(unsafe.Pointer(&p[0]), b.ptr+uint64(off), uint64(len(p))))
 }
 
@@ -511,7 +584,7 @@ func (m *Module) Unload() error {
 	return check("cuModuleUnload", r)
 }
 
-// Stream is an ordered queue of launches (the default stream). A
+// Stream is an ordered queue of launches on the device's stream. A
 // Stream's launches must come from one goroutine; Begin locks it to its
 // thread until End.
 type Stream struct {
@@ -521,6 +594,8 @@ type Stream struct {
 	args   []uint64
 	params []unsafe.Pointer
 	pin    runtime.Pinner
+	// capturing: the launches are recorded into a graph, not run.
+	capturing bool
 }
 
 // Begin starts a sequence of launches on the calling goroutine's thread.
@@ -537,6 +612,25 @@ type Arg struct {
 	Ptr   uint64
 	Bytes []byte
 }
+
+// launchConfig is CUlaunchConfig, and launchAttr CUlaunchAttribute
+// (cuda.h, CUDA 12 and later): an id, 4 bytes of padding and a 64-byte
+// union of which programmatic stream serialisation uses the first int.
+type launchConfig struct {
+	grid, block [3]uint32
+	shmem       uint32
+	stream      uintptr
+	attrs       *launchAttr
+	numAttrs    uint32
+}
+
+type launchAttr struct {
+	id    uint32
+	_     uint32
+	value [64]byte
+}
+
+const attrProgrammaticStreamSerialization = 6
 
 // Launch queues f over grid blocks of block threads with shmem bytes of
 // dynamic shared memory.
@@ -579,8 +673,22 @@ func (s *Stream) Launch(f *Function, grid, block [3]int, shmem int, args []Arg) 
 	}
 	s.pin.Pin(&vals[0])
 	s.pin.Pin(&s.params[0])
-	r := api.cuLaunchKernel(f.f, uint32(grid[0]), uint32(grid[1]), uint32(grid[2]), uint32(block[0]), uint32(block[1]), uint32(block[2]),
-		uint32(shmem), 0, unsafe.Pointer(&s.params[0]), nil)
+	var r int32
+	if s.d.PDL {
+		attr := &launchAttr{id: attrProgrammaticStreamSerialization}
+		attr.value[0] = 1 // programmaticStreamSerializationAllowed
+		cfg := &launchConfig{
+			grid:  [3]uint32{uint32(grid[0]), uint32(grid[1]), uint32(grid[2])},
+			block: [3]uint32{uint32(block[0]), uint32(block[1]), uint32(block[2])},
+			shmem: uint32(shmem), stream: s.d.stream, attrs: attr, numAttrs: 1,
+		}
+		s.pin.Pin(attr)
+		s.pin.Pin(cfg)
+		r = api.cuLaunchKernelEx(cfg, f.f, unsafe.Pointer(&s.params[0]), nil)
+	} else {
+		r = api.cuLaunchKernel(f.f, uint32(grid[0]), uint32(grid[1]), uint32(grid[2]), uint32(block[0]), uint32(block[1]), uint32(block[2]),
+			uint32(shmem), s.d.stream, unsafe.Pointer(&s.params[0]), nil)
+	}
 	s.pin.Unpin()
 	if r != 0 {
 		return fmt.Errorf("cuda: launching %s (grid %v, block %v, %d bytes shared): %s", f.name, grid, block, shmem, errName(r))
@@ -590,7 +698,7 @@ func (s *Stream) Launch(f *Function, grid, block [3]int, shmem int, args []Arg) 
 
 // CopyDtoD queues a device-to-device copy.
 func (s *Stream) CopyDtoD(dst, src *Buffer, n int) error {
-	return check("cuMemcpyDtoDAsync", api.cuMemcpyDtoDAsync(dst.ptr, src.ptr, uint64(n), 0))
+	return check("cuMemcpyDtoDAsync", api.cuMemcpyDtoDAsync(dst.ptr, src.ptr, uint64(n), s.d.stream))
 }
 
 // Event is a point in the stream, for timing.
@@ -598,11 +706,14 @@ type Event struct{ e uintptr }
 
 // Record queues an event.
 func (s *Stream) Record() (*Event, error) {
+	if s.capturing {
+		return nil, errors.New("cuda: BUG: an event recorded while capturing a graph")
+	}
 	ev := &Event{}
 	if err := check("cuEventCreate", api.cuEventCreate(&ev.e, 0)); err != nil {
 		return nil, err
 	}
-	return ev, check("cuEventRecord", api.cuEventRecord(ev.e, 0))
+	return ev, check("cuEventRecord", api.cuEventRecord(ev.e, s.d.stream))
 }
 
 // Elapsed waits for end and returns the milliseconds from start to end.
@@ -622,4 +733,75 @@ func (s *Stream) Elapsed(start, end *Event) (float64, error) {
 func (s *Stream) End() error {
 	defer s.done()
 	return check("after the launches (a kernel faulted?)", api.cuCtxSynchronize())
+}
+
+// Graph is a recorded sequence of launches that replays with one call:
+// the driver checks and encodes the launches once, not every step. A
+// replay runs the same kernels with the same arguments; what changes from
+// step to step must live in device memory the kernels read.
+type Graph struct {
+	d    *Device
+	exec uintptr
+}
+
+// Capture records the launches queue makes into a graph; none of them
+// runs. queue must only launch (no copies to or from the host, no
+// events).
+func (d *Device) Capture(queue func(*Stream) error) (*Graph, error) {
+	if !d.Graphs() {
+		return nil, errors.New("cuda: this driver cannot capture graphs (cuStreamBeginCapture_v2, cuGraphLaunch)")
+	}
+	s, err := d.Begin()
+	if err != nil {
+		return nil, err
+	}
+	defer s.done()
+	// Thread-local mode: only calls on this thread that would break the
+	// capture are refused.
+	if err := check("cuStreamBeginCapture", api.cuStreamBeginCapture(d.stream, 1)); err != nil {
+		return nil, err
+	}
+	s.capturing = true
+	qerr := queue(s)
+	var graph uintptr
+	if err := check("cuStreamEndCapture", api.cuStreamEndCapture(d.stream, &graph)); err != nil && qerr == nil {
+		qerr = err
+	}
+	if qerr != nil {
+		if graph != 0 {
+			api.cuGraphDestroy(graph)
+		}
+		return nil, qerr
+	}
+	defer api.cuGraphDestroy(graph)
+	g := &Graph{d: d}
+	if err := check("cuGraphInstantiateWithFlags", api.cuGraphInstantiateWithFlags(&g.exec, graph, 0)); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// Launch runs the graph on the device's stream and waits for it.
+func (g *Graph) Launch() error {
+	done, err := g.d.enter()
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := check("cuGraphLaunch", api.cuGraphLaunch(g.exec, g.d.stream)); err != nil {
+		return err
+	}
+	return check("after the graph's launches (a kernel faulted?)", api.cuCtxSynchronize())
+}
+
+// Destroy releases the graph.
+func (g *Graph) Destroy() {
+	if g.exec == 0 {
+		return
+	}
+	if done, err := g.d.enter(); err == nil {
+		api.cuGraphExecDestroy(g.exec)
+		done()
+	}
+	g.exec = 0
 }

@@ -72,9 +72,12 @@ const (
 	// ParamPointer is a device pointer: a buffer's address plus the
 	// binding's offset.
 	ParamPointer ParamKind = iota
-	// ParamValue is a constant T& parameter bound with bytes (setBytes):
-	// passed by value.
-	ParamValue
+	// ParamBytes is a constant T& parameter bound with bytes (setBytes).
+	// The launch copies the bytes to device memory and passes their
+	// address, not the value: a captured graph replays its arguments
+	// unchanged, so bytes that change from step to step (StepArgs) must be
+	// read from memory the host rewrites before each replay.
+	ParamBytes
 	// ParamTGOffset is the byte offset of a [[threadgroup(n)]] region in
 	// the block's dynamic shared memory.
 	ParamTGOffset
@@ -503,9 +506,9 @@ func entry(k mslemu.Kernel) (string, Kernel, error) {
 				ck.Params = append(ck.Params, Param{ParamPointer, p.Index, p.Name})
 			case strings.HasSuffix(t, "&") && space == "constant":
 				base := cudaType(strings.TrimSuffix(t, "&"))
-				params = append(params, base+" "+p.Name)
-				args = append(args, p.Name)
-				ck.Params = append(ck.Params, Param{ParamValue, p.Index, p.Name})
+				params = append(params, "const "+base+"* __restrict__ "+p.Name)
+				args = append(args, "*"+p.Name)
+				ck.Params = append(ck.Params, Param{ParamBytes, p.Index, p.Name})
 			case strings.HasSuffix(t, "&") && space == "device":
 				base := cudaType(strings.TrimSuffix(t, "&"))
 				params = append(params, base+"* "+p.Name)
@@ -561,6 +564,15 @@ func entry(k mslemu.Kernel) (string, Kernel, error) {
 	b.WriteString(") {\n")
 	b.WriteString("  const uint minerva_tid = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);\n")
 	b.WriteString("  (void)minerva_tid;\n")
+	// Programmatic dependent launch (sm_90 on): the kernel may have been
+	// started while the one before it drained, so it first waits until
+	// that kernel has finished and its writes are visible, then lets the
+	// next kernel start its own blocks. Without the launch attribute both
+	// are no-ops.
+	b.WriteString("#if __CUDA_ARCH__ >= 900\n")
+	b.WriteString("  asm volatile(\"griddepcontrol.wait;\" ::: \"memory\");\n")
+	b.WriteString("  asm volatile(\"griddepcontrol.launch_dependents;\");\n")
+	b.WriteString("#endif\n")
 	fmt.Fprintf(&b, "  %s%s(", k.Name, EntrySuffix)
 	for i, a := range args {
 		if i > 0 {

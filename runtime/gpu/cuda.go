@@ -5,6 +5,7 @@ package gpu
 import (
 	"fmt"
 	"os"
+	"unsafe"
 
 	"github.com/minerva-ml/minerva/program"
 	"github.com/minerva-ml/minerva/runtime/cuda"
@@ -23,6 +24,11 @@ type cudaDevice struct {
 	kernels map[string]cudaKernel
 	buffers []*cudaBuffer
 	weights []*cuda.Buffer // one per checkpoint tensor (TensorBuffer)
+	// staging holds the bytes launches bind (ParamBytes), copied from
+	// stagingHost before each step.
+	staging     *cuda.Buffer
+	stagingHost []byte
+	graphs      map[int]*cudaGraph // by call size (Replay)
 	// Profile, when set, receives each launch's GPU time in milliseconds
 	// (one event pair per launch; it serialises nothing but adds work).
 	Profile func(kernel string, ms float64)
@@ -65,7 +71,7 @@ func NewCUDA(out *program.Code) (Device, error) {
 	if mod.Log != "" && len(opts) > 0 {
 		fmt.Fprintln(os.Stderr, mod.Log)
 	}
-	c := &cudaDevice{dev: dev, mod: mod, kernels: map[string]cudaKernel{}}
+	c := &cudaDevice{dev: dev, mod: mod, kernels: map[string]cudaKernel{}, graphs: map[int]*cudaGraph{}}
 	for _, k := range ks {
 		f, err := mod.Function(k.Name)
 		if err != nil {
@@ -162,9 +168,84 @@ func (c *cudaDevice) TensorBuffer(t *weights.Tensor) (Buffer, error) {
 }
 
 // Run launches a step's dispatches in order on one stream: each kernel
-// starts after the previous one finished, which covers every barrier the
-// step asks for.
+// starts after the previous one finished (or, with programmatic
+// dependent launch, waits for it before touching memory), which covers
+// every barrier the step asks for.
 func (c *cudaDevice) Run(launches []Launch) error {
+	if err := c.sendHostCopies(); err != nil {
+		return err
+	}
+	slots, offs, size := bytesSlots(launches)
+	if err := c.stage(slots, size); err != nil {
+		return err
+	}
+	s, err := c.dev.Begin()
+	if err != nil {
+		return err
+	}
+	if err := c.queue(s, launches, offs); err != nil {
+		s.End()
+		return err
+	}
+	if err := s.End(); err != nil {
+		return err
+	}
+	c.markStale()
+	return nil
+}
+
+// cudaGraph is a call size's launches captured once, and the byte slices
+// they bind, copied to the staging buffer before each replay.
+type cudaGraph struct {
+	g     *cuda.Graph
+	n     int
+	slots [][]byte
+	size  int
+}
+
+// Replay implements Replayer with a CUDA graph per call size: the
+// driver encodes a step's launches once, and a step is one call. Without
+// graphs (an old driver, MINERVA_CUDA_GRAPHS=0), or while profiling
+// launch by launch, it is Run.
+func (c *cudaDevice) Replay(key int, launches []Launch) error {
+	if c.Profile != nil || !c.dev.Graphs() {
+		return c.Run(launches)
+	}
+	if err := c.sendHostCopies(); err != nil {
+		return err
+	}
+	g := c.graphs[key]
+	if g != nil && g.n == len(launches) {
+		if err := c.stage(g.slots, g.size); err != nil {
+			return err
+		}
+	}
+	// stage may have grown the staging buffer, which drops every graph.
+	if g = c.graphs[key]; g == nil || g.n != len(launches) {
+		if g != nil {
+			g.g.Destroy()
+		}
+		slots, offs, size := bytesSlots(launches)
+		if err := c.stage(slots, size); err != nil {
+			return err
+		}
+		graph, err := c.dev.Capture(func(s *cuda.Stream) error { return c.queue(s, launches, offs) })
+		if err != nil {
+			return err
+		}
+		g = &cudaGraph{g: graph, n: len(launches), slots: slots, size: size}
+		c.graphs[key] = g
+	}
+	if err := g.g.Launch(); err != nil {
+		return err
+	}
+	c.markStale()
+	return nil
+}
+
+// sendHostCopies returns an error a read-back left, and sends the host
+// copies that tests changed through Bytes.
+func (c *cudaDevice) sendHostCopies() error {
 	for _, b := range c.buffers {
 		if err := b.err; err != nil {
 			b.err = nil
@@ -179,88 +260,151 @@ func (c *cudaDevice) Run(launches []Launch) error {
 			b.dirty = false
 		}
 	}
-	s, err := c.dev.Begin()
-	if err != nil {
-		return err
+	return nil
+}
+
+func (c *cudaDevice) markStale() {
+	for _, b := range c.buffers {
+		b.stale = true
 	}
+}
+
+// bytesSlots lays out the distinct byte slices that launches bind (the
+// step arguments, one slice for the whole step) in the staging buffer,
+// each at a 256-byte boundary, keyed by the slice's first byte.
+func bytesSlots(launches []Launch) (slots [][]byte, offs map[*byte]int, size int) {
+	offs = map[*byte]int{}
+	for _, l := range launches {
+		for _, b := range l.Binds {
+			if b.Buffer != nil || len(b.Bytes) == 0 {
+				continue
+			}
+			p := unsafe.SliceData(b.Bytes)
+			if _, ok := offs[p]; ok {
+				continue
+			}
+			offs[p] = size
+			slots = append(slots, b.Bytes)
+			size += (len(b.Bytes) + 255) / 256 * 256
+		}
+	}
+	return slots, offs, size
+}
+
+// stage copies slots, laid out by bytesSlots, to the staging buffer,
+// growing it (and dropping the graphs that bound the old one) when it is
+// too small.
+func (c *cudaDevice) stage(slots [][]byte, size int) error {
+	if size == 0 {
+		return nil
+	}
+	if c.staging == nil || c.staging.Len() < size {
+		for k, g := range c.graphs {
+			g.g.Destroy()
+			delete(c.graphs, k)
+		}
+		if c.staging != nil {
+			c.staging.Free()
+		}
+		var err error
+		if c.staging, err = c.dev.Alloc(max(size, 64<<10)); err != nil {
+			c.staging = nil
+			return err
+		}
+		c.stagingHost = make([]byte, c.staging.Len())
+	}
+	off := 0
+	for _, b := range slots {
+		copy(c.stagingHost[off:], b)
+		off += (len(b) + 255) / 256 * 256
+	}
+	return c.staging.Write(0, c.stagingHost[:size])
+}
+
+// queue launches a step's dispatches on s; offs places each bound byte
+// slice in the staging buffer.
+func (c *cudaDevice) queue(s *cuda.Stream, launches []Launch, offs map[*byte]int) error {
 	var args []cuda.Arg
-	binds := map[int]Bind{}
+	var tgOff []int
 	for _, l := range launches {
 		k, ok := c.kernels[l.Kernel]
 		if !ok {
-			s.End()
 			return fmt.Errorf("%s: BUG: no CUDA kernel %s", l.Label, l.Kernel)
-		}
-		clear(binds)
-		for _, b := range l.Binds {
-			binds[b.Index] = b
 		}
 		// Threadgroup memory: each [[threadgroup(n)]] region at a
 		// 16-aligned offset of the block's dynamic shared memory.
-		tgOff := make([]int, len(l.TGMem)+1)
+		tgOff = append(tgOff[:0], 0)
 		for i, n := range l.TGMem {
-			tgOff[i+1] = tgOff[i] + (n+15)/16*16
+			tgOff = append(tgOff, tgOff[i]+(n+15)/16*16)
 		}
 		args = args[:0]
 		for _, p := range k.params {
-			switch p.Kind {
-			case cuda.ParamTGOffset:
+			if p.Kind == cuda.ParamTGOffset {
 				if p.Index >= len(l.TGMem) {
-					s.End()
 					return fmt.Errorf("%s: kernel %s: no length for [[threadgroup(%d)]]", l.Label, l.Kernel, p.Index)
 				}
 				args = append(args, cuda.Arg{Bytes: le32(uint32(tgOff[p.Index]))})
-			default:
-				b, ok := binds[p.Index]
-				if !ok {
-					s.End()
-					return fmt.Errorf("%s: kernel %s: nothing bound at [[buffer(%d)]] (%s)", l.Label, l.Kernel, p.Index, p.Name)
-				}
-				if p.Kind == cuda.ParamValue {
-					if b.Buffer != nil {
-						s.End()
-						return fmt.Errorf("%s: kernel %s: [[buffer(%d)]] %s is a constant reference; the CUDA backend passes it by value, so bind bytes", l.Label, l.Kernel, p.Index, p.Name)
-					}
-					args = append(args, cuda.Arg{Bytes: b.Bytes})
-					continue
-				}
-				if b.Buffer == nil {
-					s.End()
-					return fmt.Errorf("%s: kernel %s: [[buffer(%d)]] %s is a pointer; bytes cannot be bound to it on CUDA", l.Label, l.Kernel, p.Index, p.Name)
-				}
-				args = append(args, cuda.Arg{Ptr: b.Buffer.(*cudaBuffer).b.Ptr() + uint64(b.Offset)})
+				continue
 			}
+			b, ok := bound(l.Binds, p.Index)
+			if !ok {
+				return fmt.Errorf("%s: kernel %s: nothing bound at [[buffer(%d)]] (%s)", l.Label, l.Kernel, p.Index, p.Name)
+			}
+			if p.Kind == cuda.ParamBytes {
+				if b.Buffer != nil {
+					return fmt.Errorf("%s: kernel %s: [[buffer(%d)]] %s is a constant reference; the CUDA backend stages bytes for it, so bind bytes", l.Label, l.Kernel, p.Index, p.Name)
+				}
+				if len(b.Bytes) == 0 {
+					return fmt.Errorf("%s: kernel %s: [[buffer(%d)]] %s is bound to no bytes", l.Label, l.Kernel, p.Index, p.Name)
+				}
+				args = append(args, cuda.Arg{Ptr: c.staging.Ptr() + uint64(offs[unsafe.SliceData(b.Bytes)])})
+				continue
+			}
+			if b.Buffer == nil {
+				return fmt.Errorf("%s: kernel %s: [[buffer(%d)]] %s is a pointer; bytes cannot be bound to it on CUDA", l.Label, l.Kernel, p.Index, p.Name)
+			}
+			args = append(args, cuda.Arg{Ptr: b.Buffer.(*cudaBuffer).b.Ptr() + uint64(b.Offset)})
 		}
 		var start *cuda.Event
 		if c.Profile != nil {
 			start, _ = s.Record()
 		}
 		if err := s.Launch(k.f, l.Groups, l.Threads, tgOff[len(l.TGMem)], args); err != nil {
-			s.End()
 			return fmt.Errorf("%s: %w", l.Label, err)
 		}
 		if c.Profile != nil {
 			end, _ := s.Record()
 			ms, err := s.Elapsed(start, end)
 			if err != nil {
-				s.End()
 				return fmt.Errorf("%s: %w", l.Label, err)
 			}
 			c.Profile(l.Kernel, ms)
 		}
 	}
-	if err := s.End(); err != nil {
-		return err
-	}
-	for _, b := range c.buffers {
-		b.stale = true
-	}
 	return nil
+}
+
+// bound is the binding at [[buffer(index)]].
+func bound(binds []Bind, index int) (Bind, bool) {
+	for _, b := range binds {
+		if b.Index == index {
+			return b, true
+		}
+	}
+	return Bind{}, false
 }
 
 func le32(v uint32) []byte { return []byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)} }
 
 func (c *cudaDevice) Close() error {
+	for k, g := range c.graphs {
+		g.g.Destroy()
+		delete(c.graphs, k)
+	}
+	if c.staging != nil {
+		c.staging.Free()
+		c.staging = nil
+	}
 	for _, b := range c.buffers {
 		b.b.Free()
 	}

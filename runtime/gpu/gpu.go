@@ -64,6 +64,16 @@ type Device interface {
 	Close() error
 }
 
+// Replayer is a device that records a call size's launches once and
+// replays the recording every step after (CUDA graphs): the executor's
+// launches for a call size never change, only the bytes their step
+// arguments point to, which the device must read anew at each replay.
+type Replayer interface {
+	// Replay runs launches as Run does; key names them (the call size),
+	// and the same key always comes with the same launches.
+	Replay(key int, launches []Launch) error
+}
+
 // Model is a program on a device. It implements engine.Backend.
 type Model struct {
 	prog    *program.Program
@@ -218,7 +228,13 @@ func (m *Model) run(tokens []int32, a abi.StepArgs) ([]float32, error) {
 			return nil, err
 		}
 	}
-	if err := m.dev.Run(ls); err != nil {
+	var err error
+	if r, ok := m.dev.(Replayer); ok {
+		err = r.Replay(n, ls)
+	} else {
+		err = m.dev.Run(ls)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if discrete {
