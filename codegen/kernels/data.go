@@ -139,11 +139,6 @@ type AttendData struct {
 	// attend kernel leaves partial results in scratch, attend_combine
 	// merges them.
 	Splits int
-	// HeadsPerTG is how many query heads of one KV head a threadgroup
-	// takes (attendHeadsPerTG; 1 but in split decode): its SIMD-groups
-	// read the same cached rows at about the same time, so the L1 serves
-	// all but the first.
-	HeadsPerTG int
 }
 
 // RouterData is the router template's.

@@ -372,7 +372,6 @@ func specAttend(b *builder) ([]spec, error) {
 	// registers; 32 would cap a thread at 64 registers on NVIDIA.
 	const attendSG, attendUnroll = 16, 8
 	data.Unroll = attendUnroll
-	data.HeadsPerTG = 1
 	tgmem := 4 * (d + attendSG*(vd+2))
 	heads := int(a.Int("heads"))
 	grid := Grid{{Const: heads}, {PerTile: 1, Tile: 1}, {Const: 1}}
@@ -380,8 +379,7 @@ func specAttend(b *builder) ([]spec, error) {
 	if w := int(a.Int("window")); w > 0 {
 		positions = min(positions, w)
 	}
-	ht := attendHeadsPerTG(data.Group, attendSG)
-	splits := attendSplits(heads/ht, positions)
+	splits := attendSplits(heads, positions)
 	if splits == 1 {
 		return []spec{{variant: Any, template: string(ir.OpAttend), desc: desc, threads: threads(32 * attendSG), tgmem: []int{tgmem}, grid: grid, data: data}}, nil
 	}
@@ -394,7 +392,6 @@ func specAttend(b *builder) ([]spec, error) {
 	b.scratch("scratch", partials, true)
 	split, combine := *data, *data
 	split.Splits, combine.Splits = splits, splits
-	split.HeadsPerTG = ht
 	cb := &builder{ctx: b.ctx, op: op}
 	cb.args()
 	cb.optionalWeight("sinks", sinks)
@@ -403,41 +400,26 @@ func specAttend(b *builder) ([]spec, error) {
 	sdesc := fmt.Sprintf("%s_s%d", desc, splits)
 	return []spec{
 		{variant: Prefill, template: string(ir.OpAttend), desc: desc, threads: threads(32 * attendSG), tgmem: []int{tgmem}, grid: grid, data: data},
-		{variant: Decode, template: string(ir.OpAttend), desc: sdesc, threads: threads(32 * attendSG), tgmem: []int{4 * (ht*d + attendSG*(vd+2))},
-			grid: Grid{{Const: heads / ht}, {Const: 1}, {Const: splits}}, data: &split},
+		{variant: Decode, template: string(ir.OpAttend), desc: sdesc, threads: threads(32 * attendSG), tgmem: []int{tgmem},
+			grid: Grid{{Const: heads}, {Const: 1}, {Const: splits}}, data: &split},
 		{variant: Decode, template: "attend_combine", name: "attend_combine", desc: sdesc, threads: threads(32 * min((vd+31)/32, 32)), tgmem: []int{16},
 			grid: Grid{{Const: heads}, {Const: 1}, {Const: 1}}, data: &combine, stage: cb},
 	}, nil
 }
 
-// attendSplits is how many threadgroups decode attention spreads a
-// layer's positions over, for each of its tgs threadgroups of heads:
-// enough that the grid has about attendGroups threadgroups (one per head
-// left most of an H100's SMs idle: 64 for gpt-oss-20b), but each split
-// at least attendMinPositions of the layer's most positions (its
-// capacity, or its window), so that a split's loop amortises its start,
-// its partial's write and the combine's launch. gpt-oss-20b (64 heads,
-// eight to a threadgroup) gets 64 splits on its full layers; its sliding
-// ones (a window of 128) keep the one-kernel attend: split in two at 64
-// positions each, they took 0.158 ms a token on the H100 plus 0.094 in
-// attend_combine, against 0.157 unsplit (docs/gpu.md).
-func attendSplits(tgs, positions int) int {
+// attendSplits is how many threadgroups of a head decode attention
+// spreads a layer's positions over: enough that the grid has about
+// attendGroups threadgroups (one per head left most of an H100's SMs
+// idle: 64 for gpt-oss-20b), but each split at least attendMinPositions
+// of the layer's most positions (its capacity, or its window), so that a
+// split's loop amortises its start, its partial's write and the combine's
+// launch. gpt-oss-20b (64 heads) gets 8 splits on its full layers; its
+// sliding ones (a window of 128) keep the one-kernel attend: split in two
+// at 64 positions each, they took 0.158 ms a token on the H100 plus 0.094
+// in attend_combine, against 0.157 unsplit (docs/gpu.md).
+func attendSplits(heads, positions int) int {
 	const attendGroups, attendMinPositions = 512, 128
-	return max(1, min(attendGroups/max(tgs, 1), positions/attendMinPositions))
-}
-
-// attendHeadsPerTG is how many query heads sharing a KV head one
-// threadgroup of split decode takes (AttendData.HeadsPerTG): the most that
-// divides both the group and the threadgroup's sg SIMD-groups, so that
-// every head gets the same number of stripes.
-func attendHeadsPerTG(group, sg int) int {
-	ht := 1
-	for n := 2; n <= min(group, sg); n++ {
-		if group%n == 0 && sg%n == 0 {
-			ht = n
-		}
-	}
-	return ht
+	return max(1, min(attendGroups/max(heads, 1), positions/attendMinPositions))
 }
 
 // attendLanes is how many lanes of a SIMD-group read one cached row of

@@ -261,12 +261,12 @@ kernel void add_rmsnorm_router_any_bf16_bf16_e8_k2_e861ba08(
 }
 
 // ---------------------------------------------------------------------------
-// attend_any_h8_kv2_d32_w64_f16_sinks_2956c88c: any kernel of attend (attend)
+// attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac: any kernel of attend (attend)
 // Attention reads each cached row with 4 lanes together, each
 // taking S consecutive values: lane part c covers values c*S .. c*S+S-1.
 // q · k over lane part c of one cached key row; q holds that part of the
 // query, already rotated when the format is.
-inline float attend_any_h8_kv2_d32_w64_f16_sinks_2956c88c_kdot(device const uchar* row, thread const float* q, uint c) {
+inline float attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac_kdot(device const uchar* row, thread const float* q, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   float s = 0.0f;
@@ -284,7 +284,7 @@ inline float attend_any_h8_kv2_d32_w64_f16_sinks_2956c88c_kdot(device const ucha
 
 // acc += w * v over lane part c of one cached value row (VD / 4
 // values).
-inline void attend_any_h8_kv2_d32_w64_f16_sinks_2956c88c_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
+inline void attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
@@ -298,7 +298,7 @@ inline void attend_any_h8_kv2_d32_w64_f16_sinks_2956c88c_vaxpy(device const ucha
 }
 
 // attend
-kernel void attend_any_h8_kv2_d32_w64_f16_sinks_2956c88c(
+kernel void attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -315,20 +315,16 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_2956c88c(
   constexpr uint VD = 32;
   constexpr uint KVH = 2;
   constexpr uint GROUP = 4;
-  constexpr uint HT = 1;   // query heads per threadgroup
-  const uint hs = sg % HT;                 // this SIMD-group's head, in the threadgroup
-  const uint h = tgid.x * HT + hs;
-  const uint stripe = sg / HT, stripes = nsg / HT;
+  const uint h = tgid.x;
   const uint t = tgid.y;
   const uint p = token_pos(args, t);
   const uint g = h / GROUP;
   const uint first = p + 1 > 64u ? p + 1 - 64u : 0u;
   const uint lo = first;
-  // The threadgroup's queries (head hs at tq + hs * D), rotated group by
-  // group when the cache stores keys rotated.
+  // The query, rotated group by group when the cache stores keys rotated.
   threadgroup float* tq = tg;
-  device const float* qt = q + t * (8 * D) + tgid.x * HT * D;
-  for (uint i = tid; i < HT * D; i += 32 * nsg) tq[i] = qt[i];
+  device const float* qh = q + t * (8 * D) + h * D;
+  for (uint i = tid; i < D; i += 32 * nsg) tq[i] = qh[i];
   threadgroup_barrier(mem_flags::mem_threadgroup);
   constexpr uint G = 4;   // lanes per cached position
   constexpr uint P = 32 / G;         // positions per round of a SIMD-group
@@ -336,7 +332,7 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_2956c88c(
   constexpr uint S = D / G, VS = VD / G;
   const uint c = lane % G, r = lane / G;
   float qv[S];
-  for (uint k = 0; k < S; k++) qv[k] = tq[hs * D + c * S + k];
+  for (uint k = 0; k < S; k++) qv[k] = tq[c * S + k];
   float m = -INFINITY, l = 0.0f;
   float acc[VS];
   for (uint k = 0; k < VS; k++) acc[k] = 0.0f;
@@ -346,13 +342,13 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_2956c88c(
   // r takes j0 + u * P + r in round u. Every lane of a SIMD-group runs the
   // same steps (the bound depends on the SIMD-group only), so each
   // shuffle finds its whole lane group.
-  for (uint j0 = lo + stripe * (U * P); j0 <= p; j0 += U * P * stripes) {
+  for (uint j0 = lo + sg * (U * P); j0 <= p; j0 += U * P * nsg) {
     uint slot[U];
     float s[U];
     for (uint u = 0; u < U; u++) {
       const uint j = min(j0 + u * P + r, p);
       slot[u] = j % 191u;
-      s[u] = attend_any_h8_kv2_d32_w64_f16_sinks_2956c88c_kdot(krows + slot[u] * (KVH * 64), qv, c);
+      s[u] = attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac_kdot(krows + slot[u] * (KVH * 64), qv, c);
     }
     for (uint u = 0; u < U; u++) {
       for (uint off = G / 2; off > 0; off /= 2) s[u] += simd_shuffle_xor(s[u], off);
@@ -374,7 +370,7 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_2956c88c(
     for (uint u = 0; u < U; u++) {
       const float e = s[u] == -INFINITY ? 0.0f : exp(s[u] - mNew);
       l += e;
-      attend_any_h8_kv2_d32_w64_f16_sinks_2956c88c_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
+      attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
     }
     m = mNew;
   }
@@ -385,8 +381,7 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_2956c88c(
   const float M = simd_max(m);
   const float corr = (m == -INFINITY) ? 0.0f : exp(m - M);
   const float L = simd_sum(l * corr) / float(G);
-  threadgroup float* parts = tg + HT * D;   // nsg x (VD + 2)
-  threadgroup float* part = parts + sg * (VD + 2);
+  threadgroup float* part = tg + D + sg * (VD + 2);
   for (uint k = 0; k < VS; k++) {
     float a = acc[k] * corr;
     for (uint off = G; off < 32; off *= 2) a += simd_shuffle_xor(a, off);
@@ -394,24 +389,22 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_2956c88c(
   }
   if (lane == 0) { part[0] = M; part[1] = L; }
   threadgroup_barrier(mem_flags::mem_threadgroup);
-  // Lane s weighs the partial of this head's stripe s, SIMD-group
-  // hs + s * HT (stripes <= 32), so each SIMD-group takes one exp per
-  // partial rather than one per partial and output; the head's
-  // SIMD-groups then share its outputs, 32 each.
-  threadgroup float* mine = parts + hs * (VD + 2);   // stripe s at mine + s * HT * (VD + 2)
-  const float Ms = lane < stripes ? mine[lane * HT * (VD + 2)] : -INFINITY;
+  // Lane s weighs SIMD-group s's partial (nsg <= 32), so each SIMD-group
+  // takes one exp per partial rather than one per partial and output;
+  // the SIMD-groups then share the outputs, 32 each.
+  const float Ms = lane < nsg ? tg[D + lane * (VD + 2)] : -INFINITY;
   float MM = simd_max(Ms);
   const float sink = bf16f(sinks[h]);
   MM = max(MM, sink);
   const float w = Ms == -INFINITY ? 0.0f : exp(Ms - MM);
-  float total = simd_sum(lane < stripes ? mine[lane * HT * (VD + 2) + 1] * w : 0.0f);
+  float total = simd_sum(lane < nsg ? tg[D + lane * (VD + 2) + 1] * w : 0.0f);
   total += exp(sink - MM);
-  for (uint i0 = stripe * 32; i0 < VD; i0 += 32 * stripes) {
+  for (uint i0 = sg * 32; i0 < VD; i0 += 32 * nsg) {
     const uint i = i0 + lane;
     float v = 0.0f;
-    for (uint s = 0; s < stripes; s++) {
+    for (uint s = 0; s < nsg; s++) {
       const float ws = simd_shuffle(w, ushort(s));
-      if (i < VD) v += mine[s * HT * (VD + 2) + 2 + i] * ws;
+      if (i < VD) v += tg[D + s * (VD + 2) + 2 + i] * ws;
     }
     v /= total;
     if (i < VD) out[t * (8 * VD) + h * VD + i] = v;
@@ -460,12 +453,12 @@ kernel void attend_combine_decode_h8_kv2_d32_w0_f16_sinks_s4_131a2ba1(
 }
 
 // ---------------------------------------------------------------------------
-// attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ee5e8d50: decode kernel of attend (attend)
+// attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a: decode kernel of attend (attend)
 // Attention reads each cached row with 4 lanes together, each
 // taking S consecutive values: lane part c covers values c*S .. c*S+S-1.
 // q · k over lane part c of one cached key row; q holds that part of the
 // query, already rotated when the format is.
-inline float attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ee5e8d50_kdot(device const uchar* row, thread const float* q, uint c) {
+inline float attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a_kdot(device const uchar* row, thread const float* q, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   float s = 0.0f;
@@ -483,7 +476,7 @@ inline float attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ee5e8d50_kdot(device const
 
 // acc += w * v over lane part c of one cached value row (VD / 4
 // values).
-inline void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ee5e8d50_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
+inline void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
@@ -497,7 +490,7 @@ inline void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ee5e8d50_vaxpy(device const
 }
 
 // attend
-kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ee5e8d50(
+kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -515,10 +508,7 @@ kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ee5e8d50(
   constexpr uint VD = 32;
   constexpr uint KVH = 2;
   constexpr uint GROUP = 4;
-  constexpr uint HT = 4;   // query heads per threadgroup
-  const uint hs = sg % HT;                 // this SIMD-group's head, in the threadgroup
-  const uint h = tgid.x * HT + hs;
-  const uint stripe = sg / HT, stripes = nsg / HT;
+  const uint h = tgid.x;
   const uint t = tgid.y;
   const uint p = token_pos(args, t);
   const uint g = h / GROUP;
@@ -527,11 +517,10 @@ kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ee5e8d50(
   const uint chunk = (p + 1 - first + 4u - 1) / 4u;
   const uint lo = first + tgid.z * chunk;
   const uint last = min(lo + chunk - 1, p);
-  // The threadgroup's queries (head hs at tq + hs * D), rotated group by
-  // group when the cache stores keys rotated.
+  // The query, rotated group by group when the cache stores keys rotated.
   threadgroup float* tq = tg;
-  device const float* qt = q + t * (8 * D) + tgid.x * HT * D;
-  for (uint i = tid; i < HT * D; i += 32 * nsg) tq[i] = qt[i];
+  device const float* qh = q + t * (8 * D) + h * D;
+  for (uint i = tid; i < D; i += 32 * nsg) tq[i] = qh[i];
   threadgroup_barrier(mem_flags::mem_threadgroup);
   constexpr uint G = 4;   // lanes per cached position
   constexpr uint P = 32 / G;         // positions per round of a SIMD-group
@@ -539,7 +528,7 @@ kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ee5e8d50(
   constexpr uint S = D / G, VS = VD / G;
   const uint c = lane % G, r = lane / G;
   float qv[S];
-  for (uint k = 0; k < S; k++) qv[k] = tq[hs * D + c * S + k];
+  for (uint k = 0; k < S; k++) qv[k] = tq[c * S + k];
   float m = -INFINITY, l = 0.0f;
   float acc[VS];
   for (uint k = 0; k < VS; k++) acc[k] = 0.0f;
@@ -549,13 +538,13 @@ kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ee5e8d50(
   // r takes j0 + u * P + r in round u. Every lane of a SIMD-group runs the
   // same steps (the bound depends on the SIMD-group only), so each
   // shuffle finds its whole lane group.
-  for (uint j0 = lo + stripe * (U * P); j0 <= last; j0 += U * P * stripes) {
+  for (uint j0 = lo + sg * (U * P); j0 <= last; j0 += U * P * nsg) {
     uint slot[U];
     float s[U];
     for (uint u = 0; u < U; u++) {
       const uint j = min(j0 + u * P + r, last);
       slot[u] = j;
-      s[u] = attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ee5e8d50_kdot(krows + slot[u] * (KVH * 64), qv, c);
+      s[u] = attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a_kdot(krows + slot[u] * (KVH * 64), qv, c);
     }
     for (uint u = 0; u < U; u++) {
       for (uint off = G / 2; off > 0; off /= 2) s[u] += simd_shuffle_xor(s[u], off);
@@ -577,7 +566,7 @@ kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ee5e8d50(
     for (uint u = 0; u < U; u++) {
       const float e = s[u] == -INFINITY ? 0.0f : exp(s[u] - mNew);
       l += e;
-      attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ee5e8d50_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
+      attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
     }
     m = mNew;
   }
@@ -588,8 +577,7 @@ kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ee5e8d50(
   const float M = simd_max(m);
   const float corr = (m == -INFINITY) ? 0.0f : exp(m - M);
   const float L = simd_sum(l * corr) / float(G);
-  threadgroup float* parts = tg + HT * D;   // nsg x (VD + 2)
-  threadgroup float* part = parts + sg * (VD + 2);
+  threadgroup float* part = tg + D + sg * (VD + 2);
   for (uint k = 0; k < VS; k++) {
     float a = acc[k] * corr;
     for (uint off = G; off < 32; off *= 2) a += simd_shuffle_xor(a, off);
@@ -597,35 +585,33 @@ kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_ee5e8d50(
   }
   if (lane == 0) { part[0] = M; part[1] = L; }
   threadgroup_barrier(mem_flags::mem_threadgroup);
-  // Lane s weighs the partial of this head's stripe s, SIMD-group
-  // hs + s * HT (stripes <= 32), so each SIMD-group takes one exp per
-  // partial rather than one per partial and output; the head's
-  // SIMD-groups then share its outputs, 32 each.
-  threadgroup float* mine = parts + hs * (VD + 2);   // stripe s at mine + s * HT * (VD + 2)
-  const float Ms = lane < stripes ? mine[lane * HT * (VD + 2)] : -INFINITY;
+  // Lane s weighs SIMD-group s's partial (nsg <= 32), so each SIMD-group
+  // takes one exp per partial rather than one per partial and output;
+  // the SIMD-groups then share the outputs, 32 each.
+  const float Ms = lane < nsg ? tg[D + lane * (VD + 2)] : -INFINITY;
   float MM = simd_max(Ms);
   const float w = Ms == -INFINITY ? 0.0f : exp(Ms - MM);
-  float total = simd_sum(lane < stripes ? mine[lane * HT * (VD + 2) + 1] * w : 0.0f);
+  float total = simd_sum(lane < nsg ? tg[D + lane * (VD + 2) + 1] * w : 0.0f);
   device float* partial = scratch + (h * 4u + tgid.z) * (VD + 2);
-  if (stripe == 0 && lane == 0) { partial[0] = MM; partial[1] = total; }
-  for (uint i0 = stripe * 32; i0 < VD; i0 += 32 * stripes) {
+  if (tid == 0) { partial[0] = MM; partial[1] = total; }
+  for (uint i0 = sg * 32; i0 < VD; i0 += 32 * nsg) {
     const uint i = i0 + lane;
     float v = 0.0f;
-    for (uint s = 0; s < stripes; s++) {
+    for (uint s = 0; s < nsg; s++) {
       const float ws = simd_shuffle(w, ushort(s));
-      if (i < VD) v += mine[s * HT * (VD + 2) + 2 + i] * ws;
+      if (i < VD) v += tg[D + s * (VD + 2) + 2 + i] * ws;
     }
     if (i < VD) partial[2 + i] = v;
   }
 }
 
 // ---------------------------------------------------------------------------
-// attend_prefill_h8_kv2_d32_w0_f16_sinks_2216e270: prefill kernel of attend (attend)
+// attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa: prefill kernel of attend (attend)
 // Attention reads each cached row with 4 lanes together, each
 // taking S consecutive values: lane part c covers values c*S .. c*S+S-1.
 // q · k over lane part c of one cached key row; q holds that part of the
 // query, already rotated when the format is.
-inline float attend_prefill_h8_kv2_d32_w0_f16_sinks_2216e270_kdot(device const uchar* row, thread const float* q, uint c) {
+inline float attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa_kdot(device const uchar* row, thread const float* q, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   float s = 0.0f;
@@ -643,7 +629,7 @@ inline float attend_prefill_h8_kv2_d32_w0_f16_sinks_2216e270_kdot(device const u
 
 // acc += w * v over lane part c of one cached value row (VD / 4
 // values).
-inline void attend_prefill_h8_kv2_d32_w0_f16_sinks_2216e270_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
+inline void attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
@@ -657,7 +643,7 @@ inline void attend_prefill_h8_kv2_d32_w0_f16_sinks_2216e270_vaxpy(device const u
 }
 
 // attend
-kernel void attend_prefill_h8_kv2_d32_w0_f16_sinks_2216e270(
+kernel void attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -675,20 +661,16 @@ kernel void attend_prefill_h8_kv2_d32_w0_f16_sinks_2216e270(
   constexpr uint VD = 32;
   constexpr uint KVH = 2;
   constexpr uint GROUP = 4;
-  constexpr uint HT = 1;   // query heads per threadgroup
-  const uint hs = sg % HT;                 // this SIMD-group's head, in the threadgroup
-  const uint h = tgid.x * HT + hs;
-  const uint stripe = sg / HT, stripes = nsg / HT;
+  const uint h = tgid.x;
   const uint t = tgid.y;
   const uint p = token_pos(args, t);
   const uint g = h / GROUP;
   const uint first = 0u;
   const uint lo = first;
-  // The threadgroup's queries (head hs at tq + hs * D), rotated group by
-  // group when the cache stores keys rotated.
+  // The query, rotated group by group when the cache stores keys rotated.
   threadgroup float* tq = tg;
-  device const float* qt = q + t * (8 * D) + tgid.x * HT * D;
-  for (uint i = tid; i < HT * D; i += 32 * nsg) tq[i] = qt[i];
+  device const float* qh = q + t * (8 * D) + h * D;
+  for (uint i = tid; i < D; i += 32 * nsg) tq[i] = qh[i];
   threadgroup_barrier(mem_flags::mem_threadgroup);
   constexpr uint G = 4;   // lanes per cached position
   constexpr uint P = 32 / G;         // positions per round of a SIMD-group
@@ -696,7 +678,7 @@ kernel void attend_prefill_h8_kv2_d32_w0_f16_sinks_2216e270(
   constexpr uint S = D / G, VS = VD / G;
   const uint c = lane % G, r = lane / G;
   float qv[S];
-  for (uint k = 0; k < S; k++) qv[k] = tq[hs * D + c * S + k];
+  for (uint k = 0; k < S; k++) qv[k] = tq[c * S + k];
   float m = -INFINITY, l = 0.0f;
   float acc[VS];
   for (uint k = 0; k < VS; k++) acc[k] = 0.0f;
@@ -706,13 +688,13 @@ kernel void attend_prefill_h8_kv2_d32_w0_f16_sinks_2216e270(
   // r takes j0 + u * P + r in round u. Every lane of a SIMD-group runs the
   // same steps (the bound depends on the SIMD-group only), so each
   // shuffle finds its whole lane group.
-  for (uint j0 = lo + stripe * (U * P); j0 <= p; j0 += U * P * stripes) {
+  for (uint j0 = lo + sg * (U * P); j0 <= p; j0 += U * P * nsg) {
     uint slot[U];
     float s[U];
     for (uint u = 0; u < U; u++) {
       const uint j = min(j0 + u * P + r, p);
       slot[u] = j;
-      s[u] = attend_prefill_h8_kv2_d32_w0_f16_sinks_2216e270_kdot(krows + slot[u] * (KVH * 64), qv, c);
+      s[u] = attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa_kdot(krows + slot[u] * (KVH * 64), qv, c);
     }
     for (uint u = 0; u < U; u++) {
       for (uint off = G / 2; off > 0; off /= 2) s[u] += simd_shuffle_xor(s[u], off);
@@ -734,7 +716,7 @@ kernel void attend_prefill_h8_kv2_d32_w0_f16_sinks_2216e270(
     for (uint u = 0; u < U; u++) {
       const float e = s[u] == -INFINITY ? 0.0f : exp(s[u] - mNew);
       l += e;
-      attend_prefill_h8_kv2_d32_w0_f16_sinks_2216e270_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
+      attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
     }
     m = mNew;
   }
@@ -745,8 +727,7 @@ kernel void attend_prefill_h8_kv2_d32_w0_f16_sinks_2216e270(
   const float M = simd_max(m);
   const float corr = (m == -INFINITY) ? 0.0f : exp(m - M);
   const float L = simd_sum(l * corr) / float(G);
-  threadgroup float* parts = tg + HT * D;   // nsg x (VD + 2)
-  threadgroup float* part = parts + sg * (VD + 2);
+  threadgroup float* part = tg + D + sg * (VD + 2);
   for (uint k = 0; k < VS; k++) {
     float a = acc[k] * corr;
     for (uint off = G; off < 32; off *= 2) a += simd_shuffle_xor(a, off);
@@ -754,24 +735,22 @@ kernel void attend_prefill_h8_kv2_d32_w0_f16_sinks_2216e270(
   }
   if (lane == 0) { part[0] = M; part[1] = L; }
   threadgroup_barrier(mem_flags::mem_threadgroup);
-  // Lane s weighs the partial of this head's stripe s, SIMD-group
-  // hs + s * HT (stripes <= 32), so each SIMD-group takes one exp per
-  // partial rather than one per partial and output; the head's
-  // SIMD-groups then share its outputs, 32 each.
-  threadgroup float* mine = parts + hs * (VD + 2);   // stripe s at mine + s * HT * (VD + 2)
-  const float Ms = lane < stripes ? mine[lane * HT * (VD + 2)] : -INFINITY;
+  // Lane s weighs SIMD-group s's partial (nsg <= 32), so each SIMD-group
+  // takes one exp per partial rather than one per partial and output;
+  // the SIMD-groups then share the outputs, 32 each.
+  const float Ms = lane < nsg ? tg[D + lane * (VD + 2)] : -INFINITY;
   float MM = simd_max(Ms);
   const float sink = bf16f(sinks[h]);
   MM = max(MM, sink);
   const float w = Ms == -INFINITY ? 0.0f : exp(Ms - MM);
-  float total = simd_sum(lane < stripes ? mine[lane * HT * (VD + 2) + 1] * w : 0.0f);
+  float total = simd_sum(lane < nsg ? tg[D + lane * (VD + 2) + 1] * w : 0.0f);
   total += exp(sink - MM);
-  for (uint i0 = stripe * 32; i0 < VD; i0 += 32 * stripes) {
+  for (uint i0 = sg * 32; i0 < VD; i0 += 32 * nsg) {
     const uint i = i0 + lane;
     float v = 0.0f;
-    for (uint s = 0; s < stripes; s++) {
+    for (uint s = 0; s < nsg; s++) {
       const float ws = simd_shuffle(w, ushort(s));
-      if (i < VD) v += mine[s * HT * (VD + 2) + 2 + i] * ws;
+      if (i < VD) v += tg[D + s * (VD + 2) + 2 + i] * ws;
     }
     v /= total;
     if (i < VD) out[t * (8 * VD) + h * VD + i] = v;
