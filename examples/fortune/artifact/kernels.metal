@@ -148,9 +148,9 @@ inline float hadamard32_lane(float v, uint lane) {
 inline int round_even(float v) { return int(rint(v)); }
 
 // ---------------------------------------------------------------------------
-// add_rmsnorm_router_any_bf16_bf16_e8_k2_e861ba08: any kernel of add_rmsnorm_router (add + rmsnorm + linear + topk + softmax)
+// add_rmsnorm_router_any_bf16_bf16_e8_k2_236b6f3c: any kernel of add_rmsnorm_router (add + rmsnorm + linear + topk + softmax)
 // add_rmsnorm_router = add + rmsnorm + linear + topk + softmax
-kernel void add_rmsnorm_router_any_bf16_bf16_e8_k2_e861ba08(
+kernel void add_rmsnorm_router_any_bf16_bf16_e8_k2_236b6f3c(
     constant StepArgs& args [[buffer(0)]],
     device const float* a [[buffer(1)]],
     device const float* b [[buffer(2)]],
@@ -170,6 +170,22 @@ kernel void add_rmsnorm_router_any_bf16_bf16_e8_k2_e861ba08(
   constexpr uint E = 8;
   constexpr uint K = 2;
   const uint t = tgid.x;
+  // SIMD-group sg's expert row, in registers before the norm starts, so
+  // that the row's loads and the norm's wait on memory together. Loaded
+  // after the norm, 32 registers a thread let the compiler keep only a
+  // few in flight, and the row came in one round trip after another:
+  // 17.5 us a call on the H100 for gpt-oss-20b, one threadgroup
+  // (docs/gpu.md).
+  constexpr uint N4 = IN / 4, PL = (N4 + 31) / 32;
+  ushort4 wv[PL];
+  {
+    device const packed_ushort4* wr = (device const packed_ushort4*)(w + min(sg, E - 1) * IN);
+    for (uint k = 0; k < PL; k++) {
+      const uint i = lane + 32 * k;
+      wv[k] = i < N4 ? ushort4(wr[i]) : ushort4(0);
+    }
+  }
+  threadgroup float* xs = tg + 32;   // the normalised row
   {
     constexpr uint HN = 256, HG = 256, PER = 1;
     float v[PER], nw[PER];
@@ -193,33 +209,23 @@ kernel void add_rmsnorm_router_any_bf16_bf16_e8_k2_e861ba08(
         const uint i = tid + k * 32 * nsg;
         if (i >= g0 && i < g0 + HG) {
           sum[t * HN + i] = v[k];
+          xs[i] = v[k] * inv * (nw[k] + 0.0f);
           out[t * HN + i] = v[k] * inv * (nw[k] + 0.0f);
         }
       }
     }
   }
-  // The router reads the normalised row back: this threadgroup's own
-  // writes, made visible to it by the barrier.
-  threadgroup_barrier(mem_flags::mem_device);
-  device const float* xr = out + t * IN;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
   threadgroup float* logits = tg;
-  for (uint e = sg; e < E; e += nsg) {
+  if (sg < E) {
+    threadgroup const float4* x4 = (threadgroup const float4*)xs;
     float acc = 0.0f;
-    // Each lane's trip count is known at compile time and its loads do
-    // not depend on one another, so they are issued together: a loop
-    // from the lane in steps of 32 waited on each load in turn (17.6 us
-    // a call for gpt-oss-20b's add_rmsnorm_router on the H100, one
-    // threadgroup, docs/gpu.md).
-    // Four weights and four activations per load.
-    constexpr uint N4 = IN / 4, PL = (N4 + 31) / 32;
-    device const packed_ushort4* wr = (device const packed_ushort4*)(w + e * IN);
-    device const float4* x4 = (device const float4*)xr;
     for (uint k = 0; k < PL; k++) {
       const uint i = lane + 32 * k;
-      if (i < N4) acc += dot(bf16f4(ushort4(wr[i])), x4[i]);
+      if (i < N4) acc += dot(bf16f4(wv[k]), x4[i]);
     }
     acc = simd_sum(acc);
-    if (lane == 0) logits[e] = acc + bf16f(bias[e]);
+    if (lane == 0) logits[sg] = acc + bf16f(bias[sg]);
   }
   threadgroup_barrier(mem_flags::mem_threadgroup);
   if (sg == 0) {
