@@ -150,11 +150,6 @@ type RouterData struct {
 	BiasLoad string
 	// Norm is add_rmsnorm_router's norm in front.
 	Norm HeldNorm
-	// Preload (add_rmsnorm_router): each SIMD-group loads its expert's
-	// row into registers before the norm, and reads the normalised row
-	// from threadgroup memory at XS floats into tg.
-	Preload bool
-	XS      int
 }
 
 // HeldNorm is the held_norm template's: an RMS norm of rows of N values
@@ -165,9 +160,6 @@ type HeldNorm struct {
 	Add         bool
 	W, WLoad    string
 	Eps, Offset string
-	// Copy, when set, names a threadgroup array that also receives the
-	// normalised row (add_rmsnorm_router's preloaded router reads it).
-	Copy string
 }
 
 // ExpertUpData is the expert_up template's: expert_linear, and

@@ -467,22 +467,8 @@ func specNormRouter(b *builder) ([]spec, error) {
 	data := routerData(op, w, bias)
 	data.Norm = heldNorm(body(op, ir.OpRMSNorm, 0), norm, data.In, true, "normw")
 	desc := fmt.Sprintf("%s_%s_e%d_k%d", norm.DType, w.DType, data.E, data.K)
-	tgmem := 4 * max(data.E, wideSG)
-	// A SIMD-group per expert holds its row in registers (Preload): up to
-	// wideSG experts, and rows of vector loads no longer than
-	// routerPreloadMax, whose normalised copy beside the logits keeps the
-	// threadgroup memory under 17 KiB (Apple GPUs allow 32).
-	data.XS = (max(data.E, wideSG) + 3) / 4 * 4
-	if data.E <= wideSG && data.W.Vec && data.In%4 == 0 && data.In <= routerPreloadMax {
-		data.Preload, data.Norm.Copy, tgmem = true, "xs", 4*(data.XS+data.In)
-	}
-	return []spec{{variant: Any, template: string(ir.OpAddRMSNormRouter), desc: desc, threads: threads(wideThreads), tgmem: []int{tgmem}, grid: tokensGrid(), data: data}}, nil
+	return []spec{{variant: Any, template: string(ir.OpAddRMSNormRouter), desc: desc, threads: threads(wideThreads), tgmem: []int{4 * max(data.E, wideSG)}, grid: tokensGrid(), data: data}}, nil
 }
-
-// routerPreloadMax is the longest row add_rmsnorm_router holds in
-// registers: 32 lanes of a SIMD-group take IN/128 four-value loads each
-// (two or four registers a load); gpt-oss-20b's 2880 is 23.
-const routerPreloadMax = 4096
 
 // routerData describes a router op's logits (weight w, bias) and top k.
 func routerData(op *ir.Op, w, bias *ir.Weight) *RouterData {

@@ -148,9 +148,9 @@ inline float hadamard32_lane(float v, uint lane) {
 inline int round_even(float v) { return int(rint(v)); }
 
 // ---------------------------------------------------------------------------
-// add_rmsnorm_router_any_bf16_bf16_e8_k2_236b6f3c: any kernel of add_rmsnorm_router (add + rmsnorm + linear + topk + softmax)
+// add_rmsnorm_router_any_bf16_bf16_e8_k2_0bf5e000: any kernel of add_rmsnorm_router (add + rmsnorm + linear + topk + softmax)
 // add_rmsnorm_router = add + rmsnorm + linear + topk + softmax
-kernel void add_rmsnorm_router_any_bf16_bf16_e8_k2_236b6f3c(
+kernel void add_rmsnorm_router_any_bf16_bf16_e8_k2_0bf5e000(
     constant StepArgs& args [[buffer(0)]],
     device const float* a [[buffer(1)]],
     device const float* b [[buffer(2)]],
@@ -170,22 +170,6 @@ kernel void add_rmsnorm_router_any_bf16_bf16_e8_k2_236b6f3c(
   constexpr uint E = 8;
   constexpr uint K = 2;
   const uint t = tgid.x;
-  // SIMD-group sg's expert row, in registers before the norm starts, so
-  // that the row's loads and the norm's wait on memory together. Loaded
-  // after the norm, 32 registers a thread let the compiler keep only a
-  // few in flight, and the row came in one round trip after another:
-  // 17.5 us a call on the H100 for gpt-oss-20b, one threadgroup
-  // (docs/gpu.md).
-  constexpr uint N4 = IN / 4, PL = (N4 + 31) / 32;
-  ushort4 wv[PL];
-  {
-    device const packed_ushort4* wr = (device const packed_ushort4*)(w + min(sg, E - 1) * IN);
-    for (uint k = 0; k < PL; k++) {
-      const uint i = lane + 32 * k;
-      wv[k] = i < N4 ? ushort4(wr[i]) : ushort4(0);
-    }
-  }
-  threadgroup float* xs = tg + 32;   // the normalised row
   {
     constexpr uint HN = 256, HG = 256, PER = 1;
     float v[PER], nw[PER];
@@ -209,23 +193,24 @@ kernel void add_rmsnorm_router_any_bf16_bf16_e8_k2_236b6f3c(
         const uint i = tid + k * 32 * nsg;
         if (i >= g0 && i < g0 + HG) {
           sum[t * HN + i] = v[k];
-          xs[i] = v[k] * inv * (nw[k] + 0.0f);
           out[t * HN + i] = v[k] * inv * (nw[k] + 0.0f);
         }
       }
     }
   }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
+  // The router reads the normalised row back: this threadgroup's own
+  // writes, made visible to it by the barrier.
+  threadgroup_barrier(mem_flags::mem_device);
+  device const float* xr = out + t * IN;
   threadgroup float* logits = tg;
-  if (sg < E) {
-    threadgroup const float4* x4 = (threadgroup const float4*)xs;
+  for (uint e = sg; e < E; e += nsg) {
     float acc = 0.0f;
-    for (uint k = 0; k < PL; k++) {
-      const uint i = lane + 32 * k;
-      if (i < N4) acc += dot(bf16f4(wv[k]), x4[i]);
-    }
+    // Four weights and four activations per load.
+    device const packed_ushort4* wr = (device const packed_ushort4*)(w + e * IN);
+    device const float4* x4 = (device const float4*)xr;
+    for (uint i = lane; i < IN / 4; i += 32) acc += dot(bf16f4(ushort4(wr[i])), x4[i]);
     acc = simd_sum(acc);
-    if (lane == 0) logits[sg] = acc + bf16f(bias[sg]);
+    if (lane == 0) logits[e] = acc + bf16f(bias[e]);
   }
   threadgroup_barrier(mem_flags::mem_threadgroup);
   if (sg == 0) {
