@@ -64,6 +64,13 @@ type Device interface {
 	Close() error
 }
 
+// replayMaxTokens is the largest call the executor replays (Replayer):
+// decode and small batched steps, whose kernels are short enough that
+// launching them is a visible share of the step. A prompt chunk of
+// hundreds of tokens gains nothing measurable, and recording one for
+// every chunk size a server sees would hold a graph per size.
+const replayMaxTokens = 64
+
 // Replayer is a device that records a call size's launches once and
 // replays the recording every step after (CUDA graphs): the executor's
 // launches for a call size never change, only the bytes their step
@@ -229,7 +236,7 @@ func (m *Model) run(tokens []int32, a abi.StepArgs) ([]float32, error) {
 		}
 	}
 	var err error
-	if r, ok := m.dev.(Replayer); ok {
+	if r, ok := m.dev.(Replayer); ok && n <= replayMaxTokens {
 		err = r.Replay(n, ls)
 	} else {
 		err = m.dev.Run(ls)
