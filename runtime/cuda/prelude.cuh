@@ -132,6 +132,8 @@ __device__ __forceinline__ To as_type(const From& f) {
 // ---- vectors --------------------------------------------------------------
 
 template <class T, int N> struct vec;
+// An aligned word of B bytes: copying one is one load or store.
+template <int B> struct __align__(B) packed_word { unsigned int w[B / 4]; };
 
 // A swizzle of K components (indices I0..I3) of an N-vector, a member of
 // the vector's union: it reads as vec<T, K> and, when its components are
@@ -199,13 +201,14 @@ struct __align__(sizeof(T) * (N == 3 ? 4 : N)) vec : vec_storage<T, N> {
   typedef T value_type;
   static constexpr int size = N;
   vec() = default;
-  __device__ __forceinline__ vec(const vec& o) {
-#pragma unroll
-    for (int i = 0; i < N; i++) this->e[i] = o.e[i];
-  }
+  // A vector of 4, 8 or 16 bytes is copied as one word, as Metal loads
+  // it: element by element, a float4 read from device memory became four
+  // 4-byte loads, and the expert kernels' activation loads touched four
+  // times the sectors they needed (Nsight Compute on the H100,
+  // docs/gpu.md). vec is aligned to its size, so the word is too.
+  __device__ __forceinline__ vec(const vec& o) { copy(o); }
   __device__ __forceinline__ vec& operator=(const vec& o) {
-#pragma unroll
-    for (int i = 0; i < N; i++) this->e[i] = o.e[i];
+    copy(o);
     return *this;
   }
   // Broadcast a scalar.
@@ -221,8 +224,9 @@ struct __align__(sizeof(T) * (N == 3 ? 4 : N)) vec : vec_storage<T, N> {
   // Conversion from another element type, explicit as in Metal.
   template <class U>
   __device__ __forceinline__ explicit vec(const vec<U, N>& o) {
+    const vec<U, N> w(o);  // one load when o is in memory
 #pragma unroll
-    for (int i = 0; i < N; i++) this->e[i] = T(o.e[i]);
+    for (int i = 0; i < N; i++) this->e[i] = T(w.e[i]);
   }
   // Any mix of scalars and vectors whose components add up to N.
   template <class A, class B, class... R>
@@ -236,6 +240,15 @@ struct __align__(sizeof(T) * (N == 3 ? 4 : N)) vec : vec_storage<T, N> {
   __device__ __forceinline__ const T& operator[](int i) const { return this->e[i]; }
 
  private:
+  __device__ __forceinline__ void copy(const vec& o) {
+    constexpr int B = int(sizeof(vec));
+    if constexpr (B == 4 || B == 8 || B == 16) {
+      *reinterpret_cast<packed_word<B>*>(this->e) = *reinterpret_cast<const packed_word<B>*>(o.e);
+    } else {
+#pragma unroll
+      for (int i = 0; i < N; i++) this->e[i] = o.e[i];
+    }
+  }
   template <class U, int M>
   __device__ __forceinline__ void put(int& k, const vec<U, M>& v) {
     for (int i = 0; i < M; i++) this->e[k++] = T(v.e[i]);
@@ -302,7 +315,6 @@ struct __align__(sizeof(T) * (N == 3 ? 4 : N)) vec : vec_storage<T, N> {
 // from putting a row's loads in flight together, which made o_proj 35%
 // slower on an H100.) A misaligned one would be reported by the driver
 // as a misaligned address, never read wrongly.
-template <int B> struct __align__(B) packed_word { unsigned int w[B / 4]; };
 template <class T, int N>
 struct packed_vec {
   T e[N];
