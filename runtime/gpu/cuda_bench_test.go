@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/minerva-ml/minerva/compiler"
+	"github.com/minerva-ml/minerva/internal/fixtures"
 	"github.com/minerva-ml/minerva/program"
 	"github.com/minerva-ml/minerva/runtime/cuda"
 	"github.com/minerva-ml/minerva/runtime/weights"
@@ -322,4 +323,26 @@ func kernelTable(t *testing.T, m *Model, dev Device, p *program.Program, ck *wei
 		gbs := r.bytes / (r.ms / 1e3) / 1e9
 		fmt.Printf("| %s | %.1f%% | %.3f | %.1f | %.0f | %.0f%% | %d |\n", k, 100*r.ms/total, r.ms/steps, r.bytes/steps/1e6, gbs, 100*gbs*1e9/bw, r.n/steps)
 	}
+}
+
+// TestCUDASourceFile writes the CUDA C++ that the backend compiles for
+// gpt-oss-20b (the plan TestCUDASpeed uses: f16 cache, 4K context) to the
+// file MINERVA_CUDA_SOURCE names, prelude included, so that its machine
+// code can be read on a GPU machine (scripts/gpu/sass.py counts each
+// kernel's loads by width; docs/gpu.md). It needs no GPU.
+func TestCUDASourceFile(t *testing.T) {
+	out := os.Getenv("MINERVA_CUDA_SOURCE")
+	if out == "" {
+		t.Skip("set MINERVA_CUDA_SOURCE=FILE to write gpt-oss-20b's CUDA source (docs/gpu.md)")
+	}
+	p := fixtures.CompileArch(t, fixtures.Path(t, "models/gpt-oss.arch"), fixtures.Path(t, "testdata/configs/gpt-oss-20b.json"),
+		compiler.PlanOptions{KV: "f16", Ctx: 4352, Batch: 512})
+	src, kernels, err := CUDASource(p.Code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s: %d kernels, %d bytes", out, len(kernels), len(src))
 }
