@@ -2,9 +2,10 @@
 // jennifer: typed weight bindings, the buffers of the plan, and Prefill
 // and Step functions that issue the model's dispatch sequence against
 // runtime/gpu's Device interface. Each sequence is a table of dispatch
-// records (one line per launch) that a small loop turns into launches:
-// unrolled calls made the generator and go/format the larger part of
-// `minervac compile -o` (docs/benchmarks.md). The package embeds its
+// records (one line per launch) that a small loop turns into launches,
+// once for each call size (the step arguments are copied into the bytes
+// the launches bind): unrolled calls made the generator and go/format the
+// larger part of `minervac compile -o` (docs/benchmarks.md). The package embeds its
 // kernels.metal and manifest.json, so an app that imports it ships the
 // model's code in its binary. The output is gofmt'd, vet-clean, and
 // starts with the "Code generated ... DO NOT EDIT." line.
@@ -139,6 +140,12 @@ func Generate(m *Model) ([]byte, error) {
 		jen.Id("W").Op("*").Id("Weights"),
 		jen.Id("Arena").Qual(gpuPkg, "Buffer"),
 		jen.Id("KV").Qual(gpuPkg, "Buffer"),
+		jen.Line().Comment("args holds the step arguments that the launches below bind; each"),
+		jen.Comment("call copies its own into it, so a call size's launches are built once."),
+		jen.Id("args").Index().Byte(),
+		jen.Id("prefill").Map(jen.Int()).Index().Qual(gpuPkg, "Launch"),
+		jen.Id("step").Index().Qual(gpuPkg, "Launch"),
+		jen.Id("logits").Index().Float32(),
 	)
 	f.Comment("New allocates the plan's buffers and binds the weights.")
 	f.Func().Id("New").Params(jen.Id("dev").Qual(gpuPkg, "Device"), jen.Id("ck").Op("*").Qual(weightsPkg, "Checkpoint")).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
@@ -150,6 +157,8 @@ func Generate(m *Model) ([]byte, error) {
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
 		jen.Return(jen.Op("&").Id("Model").Values(jen.Dict{
 			jen.Id("dev"): jen.Id("dev"), jen.Id("W"): jen.Id("w"), jen.Id("Arena"): jen.Id("arena"), jen.Id("KV"): jen.Id("kv"),
+			jen.Id("args"):    jen.Qual(abiPkg, "StepArgs").Values().Dot("Bytes").Call(),
+			jen.Id("prefill"): jen.Map(jen.Int()).Index().Qual(gpuPkg, "Launch").Values(),
 		}), jen.Nil()),
 	)
 
@@ -175,7 +184,10 @@ func Generate(m *Model) ([]byte, error) {
 			jen.Id("err").Op("=").Id("m").Dot("Prefill").Call(jen.Id("args"), jen.Id("seq")),
 		),
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
-		jen.Id("out").Op(":=").Make(jen.Index().Float32(), jen.Id("seq").Op("*").Id("Vocab")),
+		jen.If(jen.Cap(jen.Id("m").Dot("logits")).Op("<").Id("seq").Op("*").Id("Vocab")).Block(
+			jen.Id("m").Dot("logits").Op("=").Make(jen.Index().Float32(), jen.Id("seq").Op("*").Id("Vocab")),
+		),
+		jen.Id("out").Op(":=").Id("m").Dot("logits").Index(jen.Op(":").Id("seq").Op("*").Id("Vocab")),
 		jen.For(jen.Id("i").Op(":=").Range().Id("out")).Block(
 			jen.Id("out").Index(jen.Id("i")).Op("=").Qual("math", "Float32frombits").Call(jen.Qual("encoding/binary", "LittleEndian").Dot("Uint32").Call(jen.Id("buf").Index(jen.Id("logitsOffset").Op("+").Lit(4).Op("*").Id("i").Op(":")))),
 		),
@@ -184,11 +196,29 @@ func Generate(m *Model) ([]byte, error) {
 
 	f.Comment("Prefill issues the dispatch sequence for a call of several tokens.")
 	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Prefill").Params(jen.Id("args").Index().Byte(), jen.Id("seq").Int()).Error().Block(
-		jen.Return(jen.Id("m").Dot("dev").Dot("Run").Call(jen.Id("m").Dot("launches").Call(jen.Id("prefillTable"), jen.Id("args"), jen.Id("seq")))),
+		jen.If(jen.Err().Op(":=").Id("m").Dot("setArgs").Call(jen.Id("args")), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Err())),
+		jen.List(jen.Id("ls"), jen.Id("ok")).Op(":=").Id("m").Dot("prefill").Index(jen.Id("seq")),
+		jen.If(jen.Op("!").Id("ok")).Block(
+			jen.Id("ls").Op("=").Id("m").Dot("launches").Call(jen.Id("prefillTable"), jen.Id("m").Dot("args"), jen.Id("seq")),
+			jen.Id("m").Dot("prefill").Index(jen.Id("seq")).Op("=").Id("ls"),
+		),
+		jen.Return(jen.Id("m").Dot("dev").Dot("Run").Call(jen.Id("ls"))),
 	)
 	f.Comment("Step issues the dispatch sequence for one token (the decode kernels).")
 	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Step").Params(jen.Id("args").Index().Byte()).Error().Block(
-		jen.Return(jen.Id("m").Dot("dev").Dot("Run").Call(jen.Id("m").Dot("launches").Call(jen.Id("stepTable"), jen.Id("args"), jen.Lit(1)))),
+		jen.If(jen.Err().Op(":=").Id("m").Dot("setArgs").Call(jen.Id("args")), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Err())),
+		jen.If(jen.Id("m").Dot("step").Op("==").Nil()).Block(
+			jen.Id("m").Dot("step").Op("=").Id("m").Dot("launches").Call(jen.Id("stepTable"), jen.Id("m").Dot("args"), jen.Lit(1)),
+		),
+		jen.Return(jen.Id("m").Dot("dev").Dot("Run").Call(jen.Id("m").Dot("step"))),
+	)
+	f.Comment("setArgs copies a call's step arguments (abi.StepArgs.Bytes) into the bytes the launches bind.")
+	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("setArgs").Params(jen.Id("args").Index().Byte()).Error().Block(
+		jen.If(jen.Len(jen.Id("args")).Op("!=").Len(jen.Id("m").Dot("args"))).Block(
+			jen.Return(jen.Qual("fmt", "Errorf").Call(jen.Lit("the step arguments are %d bytes, not the %d of abi.StepArgs.Bytes"), jen.Len(jen.Id("args")), jen.Len(jen.Id("m").Dot("args")))),
+		),
+		jen.Copy(jen.Id("m").Dot("args"), jen.Id("args")),
+		jen.Return(jen.Nil()),
 	)
 	helpers(f)
 

@@ -87,10 +87,12 @@ func TestGeneratedPackageMatchesLogits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := m.Forward(ids[:len(ids)/2], 0)
+	// Forward's logits are valid until the next call: keep copies.
+	l, err := m.Forward(ids[:len(ids)/2], 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := append([]float32(nil), l...)
 	for p := len(ids) / 2; p < len(ids); p++ {
 		l, err := m.Forward(ids[p:p+1], p)
 		if err != nil {

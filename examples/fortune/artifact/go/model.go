@@ -308,6 +308,13 @@ type Model struct {
 	W     *Weights
 	Arena gpu.Buffer
 	KV    gpu.Buffer
+
+	// args holds the step arguments that the launches below bind; each
+	// call copies its own into it, so a call size's launches are built once.
+	args    []byte
+	prefill map[int][]gpu.Launch
+	step    []gpu.Launch
+	logits  []float32
 }
 
 // New allocates the plan's buffers and binds the weights.
@@ -325,10 +332,12 @@ func New(dev gpu.Device, ck *weights.Checkpoint) (*Model, error) {
 		return nil, err
 	}
 	return &Model{
-		Arena: arena,
-		KV:    kv,
-		W:     w,
-		dev:   dev,
+		Arena:   arena,
+		KV:      kv,
+		W:       w,
+		args:    abi.StepArgs{}.Bytes(),
+		dev:     dev,
+		prefill: map[int][]gpu.Launch{},
 	}, nil
 }
 
@@ -359,7 +368,10 @@ func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]float32, seq*Vocab)
+	if cap(m.logits) < seq*Vocab {
+		m.logits = make([]float32, seq*Vocab)
+	}
+	out := m.logits[:seq*Vocab]
 	for i := range out {
 		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[logitsOffset+4*i:]))
 	}
@@ -368,12 +380,35 @@ func (m *Model) Forward(tokens []int32, pos int) ([]float32, error) {
 
 // Prefill issues the dispatch sequence for a call of several tokens.
 func (m *Model) Prefill(args []byte, seq int) error {
-	return m.dev.Run(m.launches(prefillTable, args, seq))
+	if err := m.setArgs(args); err != nil {
+		return err
+	}
+	ls, ok := m.prefill[seq]
+	if !ok {
+		ls = m.launches(prefillTable, m.args, seq)
+		m.prefill[seq] = ls
+	}
+	return m.dev.Run(ls)
 }
 
 // Step issues the dispatch sequence for one token (the decode kernels).
 func (m *Model) Step(args []byte) error {
-	return m.dev.Run(m.launches(stepTable, args, 1))
+	if err := m.setArgs(args); err != nil {
+		return err
+	}
+	if m.step == nil {
+		m.step = m.launches(stepTable, m.args, 1)
+	}
+	return m.dev.Run(m.step)
+}
+
+// setArgs copies a call's step arguments (abi.StepArgs.Bytes) into the bytes the launches bind.
+func (m *Model) setArgs(args []byte) error {
+	if len(args) != len(m.args) {
+		return fmt.Errorf("the step arguments are %d bytes, not the %d of abi.StepArgs.Bytes", len(args), len(m.args))
+	}
+	copy(m.args, args)
+	return nil
 }
 
 // dim is one extent of a dispatch's grid: c + perTile*ceil(seq/tile) threadgroups, or c when perTile is 0.
