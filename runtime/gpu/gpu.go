@@ -66,9 +66,10 @@ type Device interface {
 
 // replayMaxTokens is the largest call the executor replays (Replayer):
 // decode and small batched steps, whose kernels are short enough that
-// launching them is a visible share of the step. A prompt chunk of
-// hundreds of tokens gains nothing measurable, and recording one for
-// every chunk size a server sees would hold a graph per size.
+// launching them is a visible share of the step (docs/gpu.md). A prompt
+// chunk of hundreds of tokens runs kernels long enough for their launches
+// to matter less (not measured), and recording one for every chunk size
+// a server sees would hold a graph per size.
 const replayMaxTokens = 64
 
 // Replayer is a device that records a call size's launches once and
