@@ -99,10 +99,12 @@ func TestResponsesTools(t *testing.T) {
 	}
 	checkCityArgs(t, call.Arguments)
 
-	// Streamed: the call's item, its argument deltas and their end.
+	// Streamed: each call's item, its argument deltas and their end. At
+	// temperature 1 the model may call the tool more than once (parallel
+	// calls), so the deltas are matched to their item by output index.
 	stream := client.Responses.NewStreaming(context.Background(), params)
-	var args strings.Builder
-	var doneArgs string
+	args := map[int64]*strings.Builder{}
+	doneArgs := map[int64]string{}
 	var kinds []string
 	for stream.Next() {
 		ev := stream.Current()
@@ -110,19 +112,35 @@ func TestResponsesTools(t *testing.T) {
 		case "response.output_item.added":
 			kinds = append(kinds, ev.Item.Type)
 		case "response.function_call_arguments.delta":
-			args.WriteString(ev.AsResponseFunctionCallArgumentsDelta().Delta)
+			d := ev.AsResponseFunctionCallArgumentsDelta()
+			if args[d.OutputIndex] == nil {
+				args[d.OutputIndex] = &strings.Builder{}
+			}
+			args[d.OutputIndex].WriteString(d.Delta)
 		case "response.function_call_arguments.done":
-			doneArgs = ev.AsResponseFunctionCallArgumentsDone().Arguments
+			d := ev.AsResponseFunctionCallArgumentsDone()
+			doneArgs[d.OutputIndex] = d.Arguments
 		}
 	}
 	if err := stream.Err(); err != nil {
 		t.Fatal(err)
 	}
 	stream.Close()
-	if len(kinds) != 1 || kinds[0] != "function_call" || args.String() != doneArgs {
-		t.Errorf("streamed items %v, argument deltas %q, done %q", kinds, args.String(), doneArgs)
+	if len(kinds) == 0 || len(doneArgs) != len(kinds) {
+		t.Errorf("streamed items %v, %d of them with their arguments done", kinds, len(doneArgs))
 	}
-	checkCityArgs(t, doneArgs)
+	for _, k := range kinds {
+		if k != "function_call" {
+			t.Errorf("streamed items %v, want only function calls (tool_choice names the function)", kinds)
+			break
+		}
+	}
+	for i, done := range doneArgs {
+		if args[i] == nil || args[i].String() != done {
+			t.Errorf("item %d: argument deltas %v, done %q", i, args[i], done)
+		}
+		checkCityArgs(t, done)
+	}
 
 	// The call and its output go back as input items.
 	output := responses.ResponseInputItemParamOfFunctionCallOutput(`{"temperature": 21}`)
