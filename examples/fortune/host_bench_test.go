@@ -4,25 +4,10 @@ import (
 	"testing"
 
 	fortunemodel "github.com/minerva-ml/minerva/examples/fortune/artifact/go"
+	"github.com/minerva-ml/minerva/internal/gputest"
 	"github.com/minerva-ml/minerva/models"
-	"github.com/minerva-ml/minerva/runtime/gpu"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
-
-// nullDevice runs nothing, so that a step's time is the generated
-// package's host work alone: on a GPU, time before the first kernel.
-type nullDevice struct{ launches int }
-
-type nullBuffer []byte
-
-func (b nullBuffer) Bytes() []byte { return b }
-
-func (*nullDevice) NewBuffer(n int) (gpu.Buffer, error) { return nullBuffer(make([]byte, n)), nil }
-func (*nullDevice) FileBuffer(f weights.MappedFile) (gpu.Buffer, error) {
-	return nullBuffer(f.Data), nil
-}
-func (d *nullDevice) Run(ls []gpu.Launch) error { d.launches = len(ls); return nil }
-func (*nullDevice) Close() error                { return nil }
 
 // BenchmarkGeneratedStepHost is the generated fortune package's host time
 // for one decode step (Forward of one token) on a device that runs
@@ -33,7 +18,7 @@ func BenchmarkGeneratedStepHost(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer ck.Close()
-	dev := &nullDevice{}
+	dev := &gputest.NullDevice{}
 	m, err := fortunemodel.New(dev, ck)
 	if err != nil {
 		b.Fatal(err)
@@ -49,5 +34,5 @@ func BenchmarkGeneratedStepHost(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(dev.launches), "launches/step")
+	b.ReportMetric(float64(dev.Launches), "launches/step")
 }

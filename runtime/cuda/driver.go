@@ -260,6 +260,9 @@ type Device struct {
 	// Translate writes) until that kernel's memory is visible. Set
 	// MINERVA_CUDA_PDL=0 to launch kernel after kernel.
 	PDL bool
+	// graphs: the driver can capture and replay graphs, and
+	// MINERVA_CUDA_GRAPHS is not 0 (read once, at Open).
+	graphs bool
 }
 
 // Open opens device 0 (MINERVA_CUDA_DEVICE picks another).
@@ -307,14 +310,13 @@ func Open() (*Device, error) {
 		return nil, err
 	}
 	d.PDL = d.major >= 9 && api.cuLaunchKernelEx != nil && os.Getenv("MINERVA_CUDA_PDL") != "0"
+	d.graphs = api.cuGraphLaunch != nil && api.cuStreamBeginCapture != nil && os.Getenv("MINERVA_CUDA_GRAPHS") != "0"
 	return d, nil
 }
 
 // Graphs reports whether the driver can capture and replay graphs, and
-// MINERVA_CUDA_GRAPHS is not 0.
-func (d *Device) Graphs() bool {
-	return api.cuGraphLaunch != nil && api.cuStreamBeginCapture != nil && os.Getenv("MINERVA_CUDA_GRAPHS") != "0"
-}
+// MINERVA_CUDA_GRAPHS was not 0 when the device was opened.
+func (d *Device) Graphs() bool { return d.graphs }
 
 // Available reports whether a CUDA device can be opened here.
 func Available() bool {

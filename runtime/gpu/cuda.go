@@ -215,16 +215,17 @@ func (c *cudaDevice) Replay(key int, launches []Launch) error {
 		return err
 	}
 	g := c.graphs[key]
-	if g != nil && g.n == len(launches) {
+	if g != nil && g.n != len(launches) {
+		g.g.Destroy()
+		delete(c.graphs, key)
+		g = nil
+	}
+	if g != nil {
+		// The staging buffer already holds g.size bytes: it does not grow.
 		if err := c.stage(g.slots, g.size); err != nil {
 			return err
 		}
-	}
-	// stage may have grown the staging buffer, which drops every graph.
-	if g = c.graphs[key]; g == nil || g.n != len(launches) {
-		if g != nil {
-			g.g.Destroy()
-		}
+	} else {
 		slots, offs, size := bytesSlots(launches)
 		if err := c.stage(slots, size); err != nil {
 			return err
