@@ -150,6 +150,8 @@ type RouterData struct {
 	BiasLoad string
 	// Norm is add_rmsnorm_router's norm in front.
 	Norm HeldNorm
+	// PerGroup is add_rmsnorm_logits' experts per threadgroup.
+	PerGroup int
 }
 
 // HeldNorm is the held_norm template's: an RMS norm of rows of N values

@@ -467,8 +467,38 @@ func specNormRouter(b *builder) ([]spec, error) {
 	data := routerData(op, w, bias)
 	data.Norm = heldNorm(body(op, ir.OpRMSNorm, 0), norm, data.In, true, "normw")
 	desc := fmt.Sprintf("%s_%s_e%d_k%d", norm.DType, w.DType, data.E, data.K)
-	return []spec{{variant: Any, template: string(ir.OpAddRMSNormRouter), desc: desc, threads: threads(wideThreads), tgmem: []int{4 * max(data.E, wideSG)}, grid: tokensGrid(), data: data}}, nil
+	whole := spec{template: string(ir.OpAddRMSNormRouter), desc: desc, threads: threads(wideThreads), tgmem: []int{4 * max(data.E, wideSG)}, grid: tokensGrid(), data: data}
+	if data.Norm.G != data.In {
+		// A grouped norm keeps the one-kernel router in decode too.
+		whole.variant = Any
+		return []spec{whole}, nil
+	}
+	// Decode: the logits over routerGroups threadgroups, then the top k
+	// (templates/router.metal.tmpl says why). Prefill has a threadgroup
+	// per token already, and keeps the one kernel; it binds the logits'
+	// scratch it does not use, since an op's kernels share their bindings.
+	whole.variant = Prefill
+	logitBytes := int64(4 * data.E)
+	b.scratch("scores", logitBytes, true)
+	split := *data
+	split.PerGroup = (data.E + routerGroups - 1) / routerGroups
+	groups := (data.E + split.PerGroup - 1) / split.PerGroup
+	tb := &builder{ctx: b.ctx, op: op}
+	tb.args()
+	tb.scratch("scores", logitBytes, false)
+	tb.value("routes", op.Results[0], true)
+	return []spec{
+		whole,
+		{variant: Decode, template: "add_rmsnorm_logits", desc: fmt.Sprintf("%s_g%d", desc, groups), threads: threads(wideThreads),
+			tgmem: []int{4 * ((split.PerGroup+1)*wideSG + split.PerGroup + 1)}, grid: Grid{{Const: groups}, {Const: 1}, {Const: 1}}, data: &split},
+		{variant: Decode, template: "router_topk", name: "router_topk", desc: desc, threads: threads(32), tgmem: []int{16},
+			grid: Grid{{Const: 1}, {Const: 1}, {Const: 1}}, data: &split, stage: tb},
+	}, nil
 }
+
+// routerGroups is about how many threadgroups decode's router logits
+// spread over: one expert each for gpt-oss-20b's 32.
+const routerGroups = 32
 
 // routerData describes a router op's logits (weight w, bias) and top k.
 func routerData(op *ir.Op, w, bias *ir.Weight) *RouterData {

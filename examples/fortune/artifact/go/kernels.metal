@@ -58,6 +58,17 @@ inline float2 fp4x2_scaled(uint w) {
 }
 inline float e8m0(uchar s) { return s == 0 ? as_type<float>(0x00400000u) : as_type<float>(uint(s) << 23); }
 
+// prefetch_rows: a hint that this SIMD-group will read the n bytes from p
+// soon (its weight rows). A matrix-vector kernel's SIMD-group walks its
+// rows in steps that each wait on memory, so without the hint a step's
+// loads are all it has in flight. Metal has no prefetch instruction, so
+// here the hint does nothing; the CUDA layer defines it as L2 prefetches,
+// one 128-byte line a lane (runtime/cuda/prelude.cuh), which puts all of
+// a SIMD-group's rows in flight at its start. It changes no value.
+#ifndef MINERVA_PREFETCH_ROWS
+inline void prefetch_rows(device const void* p, uint n, uint lane) {}
+#endif
+
 // The 16 E2M1 values in threadgroup memory, for kernels that decode many
 // codes: a lookup by each lane's own code is then a conflict-free
 // threadgroup-memory read, where the arithmetic above costs about ten
@@ -148,9 +159,9 @@ inline float hadamard32_lane(float v, uint lane) {
 inline int round_even(float v) { return int(rint(v)); }
 
 // ---------------------------------------------------------------------------
-// add_rmsnorm_router_any_bf16_bf16_e8_k2_0bf5e000: any kernel of add_rmsnorm_router (add + rmsnorm + linear + topk + softmax)
+// add_rmsnorm_router_decode_bf16_bf16_e8_k2_g8_09ec61e6: decode kernel of add_rmsnorm_router (add + rmsnorm + linear + topk + softmax)
 // add_rmsnorm_router = add + rmsnorm + linear + topk + softmax
-kernel void add_rmsnorm_router_any_bf16_bf16_e8_k2_0bf5e000(
+kernel void add_rmsnorm_router_decode_bf16_bf16_e8_k2_g8_09ec61e6(
     constant StepArgs& args [[buffer(0)]],
     device const float* a [[buffer(1)]],
     device const float* b [[buffer(2)]],
@@ -160,6 +171,73 @@ kernel void add_rmsnorm_router_any_bf16_bf16_e8_k2_0bf5e000(
     device Route* routes [[buffer(6)]],
     device float* out [[buffer(7)]],
     device float* sum [[buffer(8)]],
+    device float* scores [[buffer(9)]],
+    threadgroup float* tg [[threadgroup(0)]],
+    uint3 tgid [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]],
+    uint nsg [[simdgroups_per_threadgroup]]) {
+  constexpr uint IN = 256;
+  constexpr uint E = 8;
+  constexpr uint EPT = 1;   // experts per threadgroup
+  constexpr uint PER = 1;   // values of the row per thread
+  const uint t = tgid.y, e0 = tgid.x * EPT;
+  // Every load is independent of the others, so all are in flight at once.
+  float v[PER], nw[PER], wv[EPT][PER];
+  for (uint k = 0; k < PER; k++) {
+    const uint i = tid + k * 32 * nsg;
+    const bool in = i < IN;
+    v[k] = in ? a[t * IN + i] + b[t * IN + i] : 0.0f;
+    nw[k] = in ? bf16f(normw[i]) + 0.0f : 0.0f;
+    for (uint j = 0; j < EPT; j++) wv[j][k] = in && e0 + j < E ? bf16f(w[(e0 + j) * IN + i]) : 0.0f;
+  }
+  float part[EPT + 1];
+  for (uint j = 0; j <= EPT; j++) part[j] = 0.0f;
+  for (uint k = 0; k < PER; k++) {
+    part[EPT] += v[k] * v[k];
+    for (uint j = 0; j < EPT; j++) part[j] += wv[j][k] * (v[k] * nw[k]);
+  }
+  for (uint j = 0; j <= EPT; j++) {
+    part[j] = simd_sum(part[j]);
+    if (lane == 0) tg[j * nsg + sg] = part[j];
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  // SIMD-group j adds the SIMD-groups' parts of sum j.
+  for (uint j = sg; j <= EPT; j += nsg) {
+    const float s = simd_sum(lane < nsg ? tg[j * nsg + lane] : 0.0f);
+    if (lane == 0) tg[(EPT + 1) * nsg + j] = s;
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  const float inv = rsqrt(tg[(EPT + 1) * nsg + EPT] / float(IN) + 9.99999975e-06f);
+  if (tgid.x == 0) {
+    for (uint k = 0; k < PER; k++) {
+      const uint i = tid + k * 32 * nsg;
+      if (i < IN) {
+        sum[t * IN + i] = v[k];
+        out[t * IN + i] = v[k] * inv * nw[k];
+      }
+    }
+  }
+  if (tid < EPT && e0 + tid < E) {
+    scores[t * E + e0 + tid] = inv * tg[(EPT + 1) * nsg + tid] + bf16f(bias[e0 + tid]);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// add_rmsnorm_router_prefill_bf16_bf16_e8_k2_3251c8c5: prefill kernel of add_rmsnorm_router (add + rmsnorm + linear + topk + softmax)
+// add_rmsnorm_router = add + rmsnorm + linear + topk + softmax
+kernel void add_rmsnorm_router_prefill_bf16_bf16_e8_k2_3251c8c5(
+    constant StepArgs& args [[buffer(0)]],
+    device const float* a [[buffer(1)]],
+    device const float* b [[buffer(2)]],
+    device const ushort* normw [[buffer(3)]],
+    device const ushort* w [[buffer(4)]],
+    device const ushort* bias [[buffer(5)]],
+    device Route* routes [[buffer(6)]],
+    device float* out [[buffer(7)]],
+    device float* sum [[buffer(8)]],
+    device float* scores [[buffer(9)]],
     threadgroup float* tg [[threadgroup(0)]],
     uint3 tgid [[threadgroup_position_in_grid]],
     uint tid [[thread_index_in_threadgroup]],
@@ -771,9 +849,9 @@ kernel void embedding_any_bf16_03dca740(
 }
 
 // ---------------------------------------------------------------------------
-// linear_decode_bf16_256x256_783ec97d: decode kernel of linear (linear)
+// linear_decode_bf16_256x256_92a81429: decode kernel of linear (linear)
 // linear
-kernel void linear_decode_bf16_256x256_783ec97d(
+kernel void linear_decode_bf16_256x256_92a81429(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* w [[buffer(2)]],
@@ -789,6 +867,12 @@ kernel void linear_decode_bf16_256x256_783ec97d(
   constexpr uint OUT = 256;
   const uint t = tgid.y;
   device const float* xr = x + t * IN;
+  {
+    // This SIMD-group's rows (common.metal.tmpl's prefetch_rows), in
+    // flight before the first activation is read.
+    const uint p0 = (tgid.x * nsg + sg) * 1;
+    if (p0 < OUT) prefetch_rows(w + p0 * IN, min(1u, OUT - p0) * IN * uint(sizeof(w[0])), lane);
+  }
   // The SIMD-group's NR rows in one pass over the input, so that each
   // activation load serves NR rows and the rows' loads are in flight
   // together. Rows past the last repeat it; their sums are not stored.
@@ -884,9 +968,9 @@ kernel void linear_prefill_bf16_256x256_5fb0e739(
 }
 
 // ---------------------------------------------------------------------------
-// moe_down_any_mxfp4_e8_256x256_k2_ba36d129: any kernel of moe_down (expert_linear + mix + add)
+// moe_down_any_mxfp4_e8_256x256_k2_719ad10b: any kernel of moe_down (expert_linear + mix + add)
 // moe_down = expert_linear + mix + add
-kernel void moe_down_any_mxfp4_e8_256x256_k2_ba36d129(
+kernel void moe_down_any_mxfp4_e8_256x256_k2_719ad10b(
     constant StepArgs& args [[buffer(0)]],
     device const float* residual [[buffer(1)]],
     device const float* y [[buffer(2)]],
@@ -916,6 +1000,11 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_ba36d129(
     device const float* XR = y + (t * K + s) * IN;
     float acc[NR];
     for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
+  // All NR rows in flight at once (common.metal.tmpl's prefetch_rows).
+  for (uint n = 0; n < NR; n++) {
+    prefetch_rows(w_blocks + row[n] * (IN / 2), IN / 2, lane);
+    prefetch_rows(w_scales + row[n] * (IN / 32), IN / 32, lane);
+  }
   // Four lanes per 32-value block, four bytes (eight values) each: a
   // SIMD-group reads eight consecutive blocks of each row (128 bytes of
   // weights) and their 256 activations per step, so its loads are
@@ -959,9 +1048,9 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_ba36d129(
 }
 
 // ---------------------------------------------------------------------------
-// moe_gate_up_any_mxfp4_e8_512x256_k2_dbd8372a: any kernel of moe_gate_up (expert_linear + swiglu)
+// moe_gate_up_any_mxfp4_e8_512x256_k2_1827eb00: any kernel of moe_gate_up (expert_linear + swiglu)
 // moe_gate_up = expert_linear + swiglu
-kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_dbd8372a(
+kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_1827eb00(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const Route* routes [[buffer(2)]],
@@ -999,6 +1088,11 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_dbd8372a(
   }
   float acc[NR];
   for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
+  // All NR rows in flight at once (common.metal.tmpl's prefetch_rows).
+  for (uint n = 0; n < NR; n++) {
+    prefetch_rows(w_blocks + row[n] * (IN / 2), IN / 2, lane);
+    prefetch_rows(w_scales + row[n] * (IN / 32), IN / 32, lane);
+  }
   // Four lanes per 32-value block, four bytes (eight values) each: a
   // SIMD-group reads eight consecutive blocks of each row (128 bytes of
   // weights) and their 256 activations per step, so its loads are
@@ -1037,18 +1131,18 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_dbd8372a(
 }
 
 // ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
 // Stores n values of src into a cache row, rotated when the format stores
 // rows of n rotated. Called by one whole SIMD-group.
-inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
+inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
   for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
 }
 
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
 
 // qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5(
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -1076,19 +1170,22 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5(
   const uint t = tgid.y;
   const uint p = token_pos(args, t);
   device const float* xr = x + t * IN;
-  float ss = 0.0f;
-  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
-  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
   // Which projection and which of its heads this threadgroup computes.
   uint kind, head, width;
   if (slot < QH) { kind = 0; head = slot; width = HD; }
   else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
   else { kind = 2; head = slot - QH - KVH; width = VD; }
+  device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
+  // This SIMD-group's rows (common.metal.tmpl's prefetch_rows), in
+  // flight while the norm is reduced.
+  for (uint r = sg; r < width; r += nsg) prefetch_rows(wp + (head * width + r) * IN, IN * uint(sizeof(wp[0])), lane);
+  float ss = 0.0f;
+  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
+  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
   threadgroup float* row = tg + 8;
   // Each SIMD-group computes rows r and r + nsg in one pass over the
   // input: each activation load serves both rows, and both rows' loads
   // are in flight together.
-  device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
   for (uint r0 = sg; r0 < width; r0 += 2 * nsg) {
     const uint r1 = min(r0 + nsg, width - 1);
     device const ushort* w0 = wp + (head * width + r0) * IN;
@@ -1127,119 +1224,7 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5(
       float v = row[i];
       if (i < 2 * half_) {
         const uint j = i % half_;
-        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invk[j];
-        const float angle = float(p) * f;
-        const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-        const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-        v = i < half_ ? row[i] * c - row[i + half_] * s : row[i] * c + row[i - half_] * s;
-      }
-      rot[i] = v;
-    }
-  } else {
-    for (uint i = tid; i < VD; i += 32 * nsg) rot[i] = row[i];
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  if (kind == 0) {
-    for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
-  } else if (sg == 0) {
-    const uint cslot = p;
-    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
-    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
-  }
-}
-
-// ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
-// Stores n values of src into a cache row, rotated when the format stores
-// rows of n rotated. Called by one whole SIMD-group.
-inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
-  for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
-}
-
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-
-// qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54(
-    constant StepArgs& args [[buffer(0)]],
-    device const float* x [[buffer(1)]],
-    device const ushort* norm [[buffer(2)]],
-    device const ushort* wq [[buffer(3)]],
-    device const ushort* bq [[buffer(4)]],
-    device const ushort* wk [[buffer(5)]],
-    device const ushort* bk [[buffer(6)]],
-    device const ushort* wv [[buffer(7)]],
-    device const ushort* bv [[buffer(8)]],
-    device float* q [[buffer(9)]],
-    device uchar* kcache [[buffer(10)]],
-    device uchar* vcache [[buffer(11)]],
-    threadgroup float* tg [[threadgroup(0)]],
-    uint3 tgid [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]],
-    uint nsg [[simdgroups_per_threadgroup]]) {
-  constexpr uint IN = 256;
-  constexpr uint HD = 32;
-  constexpr uint VD = 32;
-  constexpr uint QH = 8;
-  constexpr uint KVH = 2;
-  const uint slot = tgid.x;
-  const uint t = tgid.y;
-  const uint p = token_pos(args, t);
-  device const float* xr = x + t * IN;
-  float ss = 0.0f;
-  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
-  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
-  // Which projection and which of its heads this threadgroup computes.
-  uint kind, head, width;
-  if (slot < QH) { kind = 0; head = slot; width = HD; }
-  else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
-  else { kind = 2; head = slot - QH - KVH; width = VD; }
-  threadgroup float* row = tg + 8;
-  // Each SIMD-group computes rows r and r + nsg in one pass over the
-  // input: each activation load serves both rows, and both rows' loads
-  // are in flight together.
-  device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
-  for (uint r0 = sg; r0 < width; r0 += 2 * nsg) {
-    const uint r1 = min(r0 + nsg, width - 1);
-    device const ushort* w0 = wp + (head * width + r0) * IN;
-    device const ushort* w1 = wp + (head * width + r1) * IN;
-    float a0 = 0.0f, a1 = 0.0f;
-    // Four weights and four activations per load; packed vectors need
-    // only the element's alignment.
-    device const float4* x4 = (device const float4*)xr;
-    for (uint i = lane; i < IN / 4; i += 32) {
-      float4 xv = x4[i];
-      xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + 0.0f);
-      a0 += dot(bf16f4(ushort4(((device const packed_ushort4*)w0)[i])), xv);
-      a1 += dot(bf16f4(ushort4(((device const packed_ushort4*)w1)[i])), xv);
-    }
-    a0 = simd_sum(a0);
-    a1 = simd_sum(a1);
-    if (lane == 0) {
-      for (uint n = 0; n < 2; n++) {
-        const uint r = n == 0 ? r0 : r0 + nsg;
-        if (r >= width) break;
-        const uint o = head * width + r;
-        float acc = n == 0 ? a0 : a1;
-        if (kind == 0) acc += bf16f(bq[o]);
-        if (kind == 1) acc += bf16f(bk[o]);
-        if (kind == 2) acc += bf16f(bv[o]);
-        row[r] = acc;
-      }
-    }
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  // RoPE rotates the two halves of the first rotary dims of q and k heads.
-  threadgroup float* rot = row + 256;
-  if (kind < 2) {
-    const uint half_ = kind == 0 ? 16 : 16;
-    for (uint i = tid; i < HD; i += 32 * nsg) {
-      float v = row[i];
-      if (i < 2 * half_) {
-        const uint j = i % half_;
-        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invk[j];
+        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f_invk[j];
         const float angle = float(p) * f;
         const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
         const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
@@ -1255,15 +1240,130 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54(
     for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
   } else if (sg == 0) {
     const uint cslot = p % 191u;
-    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
-    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
+    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
+    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
   }
 }
 
 // ---------------------------------------------------------------------------
-// rmsnorm_linear_decode_bf16_4096x256_17ec892d: decode kernel of rmsnorm_linear (rmsnorm + linear)
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+// Stores n values of src into a cache row, rotated when the format stores
+// rows of n rotated. Called by one whole SIMD-group.
+inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
+  for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
+}
+
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+
+// qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787(
+    constant StepArgs& args [[buffer(0)]],
+    device const float* x [[buffer(1)]],
+    device const ushort* norm [[buffer(2)]],
+    device const ushort* wq [[buffer(3)]],
+    device const ushort* bq [[buffer(4)]],
+    device const ushort* wk [[buffer(5)]],
+    device const ushort* bk [[buffer(6)]],
+    device const ushort* wv [[buffer(7)]],
+    device const ushort* bv [[buffer(8)]],
+    device float* q [[buffer(9)]],
+    device uchar* kcache [[buffer(10)]],
+    device uchar* vcache [[buffer(11)]],
+    threadgroup float* tg [[threadgroup(0)]],
+    uint3 tgid [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]],
+    uint nsg [[simdgroups_per_threadgroup]]) {
+  constexpr uint IN = 256;
+  constexpr uint HD = 32;
+  constexpr uint VD = 32;
+  constexpr uint QH = 8;
+  constexpr uint KVH = 2;
+  const uint slot = tgid.x;
+  const uint t = tgid.y;
+  const uint p = token_pos(args, t);
+  device const float* xr = x + t * IN;
+  // Which projection and which of its heads this threadgroup computes.
+  uint kind, head, width;
+  if (slot < QH) { kind = 0; head = slot; width = HD; }
+  else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
+  else { kind = 2; head = slot - QH - KVH; width = VD; }
+  device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
+  // This SIMD-group's rows (common.metal.tmpl's prefetch_rows), in
+  // flight while the norm is reduced.
+  for (uint r = sg; r < width; r += nsg) prefetch_rows(wp + (head * width + r) * IN, IN * uint(sizeof(wp[0])), lane);
+  float ss = 0.0f;
+  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
+  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
+  threadgroup float* row = tg + 8;
+  // Each SIMD-group computes rows r and r + nsg in one pass over the
+  // input: each activation load serves both rows, and both rows' loads
+  // are in flight together.
+  for (uint r0 = sg; r0 < width; r0 += 2 * nsg) {
+    const uint r1 = min(r0 + nsg, width - 1);
+    device const ushort* w0 = wp + (head * width + r0) * IN;
+    device const ushort* w1 = wp + (head * width + r1) * IN;
+    float a0 = 0.0f, a1 = 0.0f;
+    // Four weights and four activations per load; packed vectors need
+    // only the element's alignment.
+    device const float4* x4 = (device const float4*)xr;
+    for (uint i = lane; i < IN / 4; i += 32) {
+      float4 xv = x4[i];
+      xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + 0.0f);
+      a0 += dot(bf16f4(ushort4(((device const packed_ushort4*)w0)[i])), xv);
+      a1 += dot(bf16f4(ushort4(((device const packed_ushort4*)w1)[i])), xv);
+    }
+    a0 = simd_sum(a0);
+    a1 = simd_sum(a1);
+    if (lane == 0) {
+      for (uint n = 0; n < 2; n++) {
+        const uint r = n == 0 ? r0 : r0 + nsg;
+        if (r >= width) break;
+        const uint o = head * width + r;
+        float acc = n == 0 ? a0 : a1;
+        if (kind == 0) acc += bf16f(bq[o]);
+        if (kind == 1) acc += bf16f(bk[o]);
+        if (kind == 2) acc += bf16f(bv[o]);
+        row[r] = acc;
+      }
+    }
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  // RoPE rotates the two halves of the first rotary dims of q and k heads.
+  threadgroup float* rot = row + 256;
+  if (kind < 2) {
+    const uint half_ = kind == 0 ? 16 : 16;
+    for (uint i = tid; i < HD; i += 32 * nsg) {
+      float v = row[i];
+      if (i < 2 * half_) {
+        const uint j = i % half_;
+        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787_invk[j];
+        const float angle = float(p) * f;
+        const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+        const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+        v = i < half_ ? row[i] * c - row[i + half_] * s : row[i] * c + row[i - half_] * s;
+      }
+      rot[i] = v;
+    }
+  } else {
+    for (uint i = tid; i < VD; i += 32 * nsg) rot[i] = row[i];
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (kind == 0) {
+    for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
+  } else if (sg == 0) {
+    const uint cslot = p;
+    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
+    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// rmsnorm_linear_decode_bf16_4096x256_b3fbde29: decode kernel of rmsnorm_linear (rmsnorm + linear)
 // rmsnorm_linear = rmsnorm + linear
-kernel void rmsnorm_linear_decode_bf16_4096x256_17ec892d(
+kernel void rmsnorm_linear_decode_bf16_4096x256_b3fbde29(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -1281,6 +1381,12 @@ kernel void rmsnorm_linear_decode_bf16_4096x256_17ec892d(
   constexpr float OFFSET = 0.0f;
   const uint t = tgid.y;
   device const float* xr = x + t * IN;
+  {
+    // This SIMD-group's rows (common.metal.tmpl's prefetch_rows), in
+    // flight before the first activation is read.
+    const uint p0 = (tgid.x * nsg + sg) * 1;
+    if (p0 < OUT) prefetch_rows(w + p0 * IN, min(1u, OUT - p0) * IN * uint(sizeof(w[0])), lane);
+  }
   float ss = 0.0f;
   for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
   const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + EPS);
@@ -1387,4 +1493,57 @@ kernel void rmsnorm_linear_prefill_bf16_4096x256_2d9b1fb4(
     float v = tC[idx];
     out[tok * OUT + o] = v;
   }
+}
+
+// ---------------------------------------------------------------------------
+// router_topk_decode_bf16_bf16_e8_k2_72c54874: decode kernel of add_rmsnorm_router (add + rmsnorm + linear + topk + softmax)
+// add_rmsnorm_router = add + rmsnorm + linear + topk + softmax
+kernel void router_topk_decode_bf16_bf16_e8_k2_72c54874(
+    constant StepArgs& args [[buffer(0)]],
+    device const float* scores [[buffer(1)]],
+    device Route* routes [[buffer(2)]],
+    threadgroup float* tg [[threadgroup(0)]],
+    uint3 tgid [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]],
+    uint nsg [[simdgroups_per_threadgroup]]) {
+  constexpr uint E = 8;
+  constexpr uint K = 2;
+  const uint t = tgid.x;
+  device const float* logits = scores + t * E;
+    constexpr uint PER = (E + 31) / 32;   // logits per lane
+    float v[PER];
+    bool taken[PER];
+    for (uint i = 0; i < PER; i++) {
+      const uint e = i * 32 + lane;
+      v[i] = e < E ? logits[e] : -INFINITY;
+      taken[i] = e >= E;
+    }
+    int chosen[K];
+    float vals[K];
+    for (uint s = 0; s < K; s++) {
+      // This lane's best untaken logit (the lower index on ties), then
+      // the SIMD-group's: the largest, and of those the lowest index.
+      float best = -INFINITY;
+      uint at = 0xffffffffu;
+      for (uint i = 0; i < PER; i++) {
+        if (!taken[i] && (at == 0xffffffffu || v[i] > best)) { best = v[i]; at = i * 32 + lane; }
+      }
+      const float top = simd_max(at != 0xffffffffu ? best : -INFINITY);
+      const uint e = simd_min(at != 0xffffffffu && best == top ? at : 0xffffffffu);
+      if (e % 32 == lane) taken[e / 32] = true;
+      chosen[s] = int(e);
+      vals[s] = top;
+    }
+    if (lane == 0) {
+      float mx = vals[0];
+      for (uint s = 1; s < K; s++) mx = max(mx, vals[s]);
+      float sum = 0.0f;
+      for (uint s = 0; s < K; s++) { vals[s] = exp(vals[s] - mx); sum += vals[s]; }
+      for (uint s = 0; s < K; s++) {
+        routes[t * K + s].expert = chosen[s];
+        routes[t * K + s].weight = vals[s] / sum;
+      }
+    }
 }
