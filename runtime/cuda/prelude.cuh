@@ -754,16 +754,3 @@ __device__ __forceinline__ bool atomic_compare_exchange_weak_explicit(atomic<T>*
 }
 
 }  // namespace metal
-
-// prefetch_rows (templates/common.metal.tmpl, where Metal's is empty): L2
-// prefetches of the 128-byte lines that the n bytes from p touch, one line
-// a lane. They fetch nothing into registers and change no value; they put
-// a SIMD-group's whole rows in flight at once, where its loop would wait
-// on memory once a step.
-#define MINERVA_PREFETCH_ROWS 1
-__device__ __forceinline__ void prefetch_rows(const void* p, uint n, uint lane) {
-  const unsigned long long a = (unsigned long long)p, end = a + n;
-  for (unsigned long long l = (a & ~127ull) + 128ull * lane; l < end; l += 32ull * 128ull) {
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(l));
-  }
-}

@@ -58,17 +58,6 @@ inline float2 fp4x2_scaled(uint w) {
 }
 inline float e8m0(uchar s) { return s == 0 ? as_type<float>(0x00400000u) : as_type<float>(uint(s) << 23); }
 
-// prefetch_rows: a hint that this SIMD-group will read the n bytes from p
-// soon (its weight rows). A matrix-vector kernel's SIMD-group walks its
-// rows in steps that each wait on memory, so without the hint a step's
-// loads are all it has in flight. Metal has no prefetch instruction, so
-// here the hint does nothing; the CUDA layer defines it as L2 prefetches,
-// one 128-byte line a lane (runtime/cuda/prelude.cuh), which puts all of
-// a SIMD-group's rows in flight at its start. It changes no value.
-#ifndef MINERVA_PREFETCH_ROWS
-inline void prefetch_rows(device const void* p, uint n, uint lane) {}
-#endif
-
 // The 16 E2M1 values in threadgroup memory, for kernels that decode many
 // codes: a lookup by each lane's own code is then a conflict-free
 // threadgroup-memory read, where the arithmetic above costs about ten
@@ -121,13 +110,17 @@ inline float sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
 // ---- threadgroup reductions --------------------------------------------
 
 // Sum over the threadgroup: SIMD-group sums, then one per SIMD-group in
-// threadgroup memory. tg must hold nsg floats.
+// threadgroup memory. tg must hold nsg floats (nsg <= 32). Each lane reads
+// one partial and the SIMD-group sums them, rather than every thread
+// reading all nsg: one threadgroup-memory read a thread instead of up to
+// 32, which the wide norm kernels were bound by (shared memory and
+// shuffles). Every lane of every SIMD-group gets the same bits, since
+// simd_sum's order does not depend on the lane.
 inline float tg_sum(float v, threadgroup float* tg, uint lane, uint sg, uint nsg) {
   v = simd_sum(v);
   if (lane == 0) tg[sg] = v;
   threadgroup_barrier(mem_flags::mem_threadgroup);
-  float total = 0.0f;
-  for (uint i = 0; i < nsg; i++) total += tg[i];
+  const float total = simd_sum(lane < nsg ? tg[lane] : 0.0f);
   threadgroup_barrier(mem_flags::mem_threadgroup);
   return total;
 }
@@ -849,9 +842,9 @@ kernel void embedding_any_bf16_03dca740(
 }
 
 // ---------------------------------------------------------------------------
-// linear_decode_bf16_256x256_92a81429: decode kernel of linear (linear)
+// linear_decode_bf16_256x256_783ec97d: decode kernel of linear (linear)
 // linear
-kernel void linear_decode_bf16_256x256_92a81429(
+kernel void linear_decode_bf16_256x256_783ec97d(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* w [[buffer(2)]],
@@ -867,12 +860,6 @@ kernel void linear_decode_bf16_256x256_92a81429(
   constexpr uint OUT = 256;
   const uint t = tgid.y;
   device const float* xr = x + t * IN;
-  {
-    // This SIMD-group's rows (common.metal.tmpl's prefetch_rows), in
-    // flight before the first activation is read.
-    const uint p0 = (tgid.x * nsg + sg) * 1;
-    if (p0 < OUT) prefetch_rows(w + p0 * IN, min(1u, OUT - p0) * IN * uint(sizeof(w[0])), lane);
-  }
   // The SIMD-group's NR rows in one pass over the input, so that each
   // activation load serves NR rows and the rows' loads are in flight
   // together. Rows past the last repeat it; their sums are not stored.
@@ -968,9 +955,9 @@ kernel void linear_prefill_bf16_256x256_5fb0e739(
 }
 
 // ---------------------------------------------------------------------------
-// moe_down_any_mxfp4_e8_256x256_k2_719ad10b: any kernel of moe_down (expert_linear + mix + add)
+// moe_down_any_mxfp4_e8_256x256_k2_ba36d129: any kernel of moe_down (expert_linear + mix + add)
 // moe_down = expert_linear + mix + add
-kernel void moe_down_any_mxfp4_e8_256x256_k2_719ad10b(
+kernel void moe_down_any_mxfp4_e8_256x256_k2_ba36d129(
     constant StepArgs& args [[buffer(0)]],
     device const float* residual [[buffer(1)]],
     device const float* y [[buffer(2)]],
@@ -1000,11 +987,6 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_719ad10b(
     device const float* XR = y + (t * K + s) * IN;
     float acc[NR];
     for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
-  // All NR rows in flight at once (common.metal.tmpl's prefetch_rows).
-  for (uint n = 0; n < NR; n++) {
-    prefetch_rows(w_blocks + row[n] * (IN / 2), IN / 2, lane);
-    prefetch_rows(w_scales + row[n] * (IN / 32), IN / 32, lane);
-  }
   // Four lanes per 32-value block, four bytes (eight values) each: a
   // SIMD-group reads eight consecutive blocks of each row (128 bytes of
   // weights) and their 256 activations per step, so its loads are
@@ -1048,9 +1030,9 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_719ad10b(
 }
 
 // ---------------------------------------------------------------------------
-// moe_gate_up_any_mxfp4_e8_512x256_k2_1827eb00: any kernel of moe_gate_up (expert_linear + swiglu)
+// moe_gate_up_any_mxfp4_e8_512x256_k2_dbd8372a: any kernel of moe_gate_up (expert_linear + swiglu)
 // moe_gate_up = expert_linear + swiglu
-kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_1827eb00(
+kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_dbd8372a(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const Route* routes [[buffer(2)]],
@@ -1088,11 +1070,6 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_1827eb00(
   }
   float acc[NR];
   for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
-  // All NR rows in flight at once (common.metal.tmpl's prefetch_rows).
-  for (uint n = 0; n < NR; n++) {
-    prefetch_rows(w_blocks + row[n] * (IN / 2), IN / 2, lane);
-    prefetch_rows(w_scales + row[n] * (IN / 32), IN / 32, lane);
-  }
   // Four lanes per 32-value block, four bytes (eight values) each: a
   // SIMD-group reads eight consecutive blocks of each row (128 bytes of
   // weights) and their 256 activations per step, so its loads are
@@ -1131,18 +1108,18 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_1827eb00(
 }
 
 // ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
 // Stores n values of src into a cache row, rotated when the format stores
 // rows of n rotated. Called by one whole SIMD-group.
-inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
+inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
   for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
 }
 
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
 
 // qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f(
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -1170,22 +1147,19 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f(
   const uint t = tgid.y;
   const uint p = token_pos(args, t);
   device const float* xr = x + t * IN;
+  float ss = 0.0f;
+  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
+  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
   // Which projection and which of its heads this threadgroup computes.
   uint kind, head, width;
   if (slot < QH) { kind = 0; head = slot; width = HD; }
   else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
   else { kind = 2; head = slot - QH - KVH; width = VD; }
-  device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
-  // This SIMD-group's rows (common.metal.tmpl's prefetch_rows), in
-  // flight while the norm is reduced.
-  for (uint r = sg; r < width; r += nsg) prefetch_rows(wp + (head * width + r) * IN, IN * uint(sizeof(wp[0])), lane);
-  float ss = 0.0f;
-  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
-  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
   threadgroup float* row = tg + 8;
   // Each SIMD-group computes rows r and r + nsg in one pass over the
   // input: each activation load serves both rows, and both rows' loads
   // are in flight together.
+  device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
   for (uint r0 = sg; r0 < width; r0 += 2 * nsg) {
     const uint r1 = min(r0 + nsg, width - 1);
     device const ushort* w0 = wp + (head * width + r0) * IN;
@@ -1224,122 +1198,7 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f(
       float v = row[i];
       if (i < 2 * half_) {
         const uint j = i % half_;
-        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f_invk[j];
-        const float angle = float(p) * f;
-        const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-        const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-        v = i < half_ ? row[i] * c - row[i + half_] * s : row[i] * c + row[i - half_] * s;
-      }
-      rot[i] = v;
-    }
-  } else {
-    for (uint i = tid; i < VD; i += 32 * nsg) rot[i] = row[i];
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  if (kind == 0) {
-    for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
-  } else if (sg == 0) {
-    const uint cslot = p % 191u;
-    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
-    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_1cdd902f_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
-  }
-}
-
-// ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
-// Stores n values of src into a cache row, rotated when the format stores
-// rows of n rotated. Called by one whole SIMD-group.
-inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
-  for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
-}
-
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-
-// qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787(
-    constant StepArgs& args [[buffer(0)]],
-    device const float* x [[buffer(1)]],
-    device const ushort* norm [[buffer(2)]],
-    device const ushort* wq [[buffer(3)]],
-    device const ushort* bq [[buffer(4)]],
-    device const ushort* wk [[buffer(5)]],
-    device const ushort* bk [[buffer(6)]],
-    device const ushort* wv [[buffer(7)]],
-    device const ushort* bv [[buffer(8)]],
-    device float* q [[buffer(9)]],
-    device uchar* kcache [[buffer(10)]],
-    device uchar* vcache [[buffer(11)]],
-    threadgroup float* tg [[threadgroup(0)]],
-    uint3 tgid [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]],
-    uint nsg [[simdgroups_per_threadgroup]]) {
-  constexpr uint IN = 256;
-  constexpr uint HD = 32;
-  constexpr uint VD = 32;
-  constexpr uint QH = 8;
-  constexpr uint KVH = 2;
-  const uint slot = tgid.x;
-  const uint t = tgid.y;
-  const uint p = token_pos(args, t);
-  device const float* xr = x + t * IN;
-  // Which projection and which of its heads this threadgroup computes.
-  uint kind, head, width;
-  if (slot < QH) { kind = 0; head = slot; width = HD; }
-  else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
-  else { kind = 2; head = slot - QH - KVH; width = VD; }
-  device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
-  // This SIMD-group's rows (common.metal.tmpl's prefetch_rows), in
-  // flight while the norm is reduced.
-  for (uint r = sg; r < width; r += nsg) prefetch_rows(wp + (head * width + r) * IN, IN * uint(sizeof(wp[0])), lane);
-  float ss = 0.0f;
-  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
-  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
-  threadgroup float* row = tg + 8;
-  // Each SIMD-group computes rows r and r + nsg in one pass over the
-  // input: each activation load serves both rows, and both rows' loads
-  // are in flight together.
-  for (uint r0 = sg; r0 < width; r0 += 2 * nsg) {
-    const uint r1 = min(r0 + nsg, width - 1);
-    device const ushort* w0 = wp + (head * width + r0) * IN;
-    device const ushort* w1 = wp + (head * width + r1) * IN;
-    float a0 = 0.0f, a1 = 0.0f;
-    // Four weights and four activations per load; packed vectors need
-    // only the element's alignment.
-    device const float4* x4 = (device const float4*)xr;
-    for (uint i = lane; i < IN / 4; i += 32) {
-      float4 xv = x4[i];
-      xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + 0.0f);
-      a0 += dot(bf16f4(ushort4(((device const packed_ushort4*)w0)[i])), xv);
-      a1 += dot(bf16f4(ushort4(((device const packed_ushort4*)w1)[i])), xv);
-    }
-    a0 = simd_sum(a0);
-    a1 = simd_sum(a1);
-    if (lane == 0) {
-      for (uint n = 0; n < 2; n++) {
-        const uint r = n == 0 ? r0 : r0 + nsg;
-        if (r >= width) break;
-        const uint o = head * width + r;
-        float acc = n == 0 ? a0 : a1;
-        if (kind == 0) acc += bf16f(bq[o]);
-        if (kind == 1) acc += bf16f(bk[o]);
-        if (kind == 2) acc += bf16f(bv[o]);
-        row[r] = acc;
-      }
-    }
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  // RoPE rotates the two halves of the first rotary dims of q and k heads.
-  threadgroup float* rot = row + 256;
-  if (kind < 2) {
-    const uint half_ = kind == 0 ? 16 : 16;
-    for (uint i = tid; i < HD; i += 32 * nsg) {
-      float v = row[i];
-      if (i < 2 * half_) {
-        const uint j = i % half_;
-        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787_invk[j];
+        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invk[j];
         const float angle = float(p) * f;
         const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
         const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
@@ -1355,15 +1214,127 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787(
     for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
   } else if (sg == 0) {
     const uint cslot = p;
-    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
-    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_3488f787_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
+    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
+    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
   }
 }
 
 // ---------------------------------------------------------------------------
-// rmsnorm_linear_decode_bf16_4096x256_b3fbde29: decode kernel of rmsnorm_linear (rmsnorm + linear)
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+// Stores n values of src into a cache row, rotated when the format stores
+// rows of n rotated. Called by one whole SIMD-group.
+inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
+  for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
+}
+
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+
+// qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54(
+    constant StepArgs& args [[buffer(0)]],
+    device const float* x [[buffer(1)]],
+    device const ushort* norm [[buffer(2)]],
+    device const ushort* wq [[buffer(3)]],
+    device const ushort* bq [[buffer(4)]],
+    device const ushort* wk [[buffer(5)]],
+    device const ushort* bk [[buffer(6)]],
+    device const ushort* wv [[buffer(7)]],
+    device const ushort* bv [[buffer(8)]],
+    device float* q [[buffer(9)]],
+    device uchar* kcache [[buffer(10)]],
+    device uchar* vcache [[buffer(11)]],
+    threadgroup float* tg [[threadgroup(0)]],
+    uint3 tgid [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]],
+    uint nsg [[simdgroups_per_threadgroup]]) {
+  constexpr uint IN = 256;
+  constexpr uint HD = 32;
+  constexpr uint VD = 32;
+  constexpr uint QH = 8;
+  constexpr uint KVH = 2;
+  const uint slot = tgid.x;
+  const uint t = tgid.y;
+  const uint p = token_pos(args, t);
+  device const float* xr = x + t * IN;
+  float ss = 0.0f;
+  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
+  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
+  // Which projection and which of its heads this threadgroup computes.
+  uint kind, head, width;
+  if (slot < QH) { kind = 0; head = slot; width = HD; }
+  else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
+  else { kind = 2; head = slot - QH - KVH; width = VD; }
+  threadgroup float* row = tg + 8;
+  // Each SIMD-group computes rows r and r + nsg in one pass over the
+  // input: each activation load serves both rows, and both rows' loads
+  // are in flight together.
+  device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
+  for (uint r0 = sg; r0 < width; r0 += 2 * nsg) {
+    const uint r1 = min(r0 + nsg, width - 1);
+    device const ushort* w0 = wp + (head * width + r0) * IN;
+    device const ushort* w1 = wp + (head * width + r1) * IN;
+    float a0 = 0.0f, a1 = 0.0f;
+    // Four weights and four activations per load; packed vectors need
+    // only the element's alignment.
+    device const float4* x4 = (device const float4*)xr;
+    for (uint i = lane; i < IN / 4; i += 32) {
+      float4 xv = x4[i];
+      xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + 0.0f);
+      a0 += dot(bf16f4(ushort4(((device const packed_ushort4*)w0)[i])), xv);
+      a1 += dot(bf16f4(ushort4(((device const packed_ushort4*)w1)[i])), xv);
+    }
+    a0 = simd_sum(a0);
+    a1 = simd_sum(a1);
+    if (lane == 0) {
+      for (uint n = 0; n < 2; n++) {
+        const uint r = n == 0 ? r0 : r0 + nsg;
+        if (r >= width) break;
+        const uint o = head * width + r;
+        float acc = n == 0 ? a0 : a1;
+        if (kind == 0) acc += bf16f(bq[o]);
+        if (kind == 1) acc += bf16f(bk[o]);
+        if (kind == 2) acc += bf16f(bv[o]);
+        row[r] = acc;
+      }
+    }
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  // RoPE rotates the two halves of the first rotary dims of q and k heads.
+  threadgroup float* rot = row + 256;
+  if (kind < 2) {
+    const uint half_ = kind == 0 ? 16 : 16;
+    for (uint i = tid; i < HD; i += 32 * nsg) {
+      float v = row[i];
+      if (i < 2 * half_) {
+        const uint j = i % half_;
+        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invk[j];
+        const float angle = float(p) * f;
+        const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+        const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+        v = i < half_ ? row[i] * c - row[i + half_] * s : row[i] * c + row[i - half_] * s;
+      }
+      rot[i] = v;
+    }
+  } else {
+    for (uint i = tid; i < VD; i += 32 * nsg) rot[i] = row[i];
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (kind == 0) {
+    for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
+  } else if (sg == 0) {
+    const uint cslot = p % 191u;
+    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
+    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// rmsnorm_linear_decode_bf16_4096x256_17ec892d: decode kernel of rmsnorm_linear (rmsnorm + linear)
 // rmsnorm_linear = rmsnorm + linear
-kernel void rmsnorm_linear_decode_bf16_4096x256_b3fbde29(
+kernel void rmsnorm_linear_decode_bf16_4096x256_17ec892d(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -1381,12 +1352,6 @@ kernel void rmsnorm_linear_decode_bf16_4096x256_b3fbde29(
   constexpr float OFFSET = 0.0f;
   const uint t = tgid.y;
   device const float* xr = x + t * IN;
-  {
-    // This SIMD-group's rows (common.metal.tmpl's prefetch_rows), in
-    // flight before the first activation is read.
-    const uint p0 = (tgid.x * nsg + sg) * 1;
-    if (p0 < OUT) prefetch_rows(w + p0 * IN, min(1u, OUT - p0) * IN * uint(sizeof(w[0])), lane);
-  }
   float ss = 0.0f;
   for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
   const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + EPS);
