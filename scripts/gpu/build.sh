@@ -21,13 +21,17 @@ if [ -n "${MINERVA_GPU_BASE:-}" ]; then
   git worktree remove --force "$base"
   binaries="$binaries gpu-base.test"
 fi
-# MINERVA_GPU_VARIANTS="NAME=REV ..." builds each REV's (a commit or
-# branch) runtime/gpu tests as gpu-NAME.test, for compare.sh to time
-# beside the others: every candidate kernel change in one device call.
+# MINERVA_GPU_VARIANTS="NAME=REV ..." builds each REV's runtime/gpu tests
+# as gpu-NAME.test, for compare.sh to time beside the others: every
+# candidate kernel change in one device call. REV is a commit, a branch,
+# or a patch file (scripts/gpu/candidates/*.patch) applied to HEAD.
 for v in ${MINERVA_GPU_VARIANTS:-}; do
   name=${v%%=*} rev=${v#*=}
   wt=$(mktemp -d)
-  git worktree add -q --detach "$wt" "$rev"
+  case "$rev" in
+    *.patch) git worktree add -q --detach "$wt" HEAD; (cd "$wt" && git apply "$OLDPWD/$rev") ;;
+    *) git worktree add -q --detach "$wt" "$rev" ;;
+  esac
   (cd "$wt" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o "$OLDPWD/.gpu/gpu-$name.test" ./runtime/gpu)
   git worktree remove --force "$wt"
   binaries="$binaries gpu-$name.test"
