@@ -29,7 +29,8 @@ for v in ${MINERVA_GPU_VARIANTS:-}; do
   name=${v%%=*} rev=${v#*=}
   wt=$(mktemp -d)
   case "$rev" in
-    *.patch) git worktree add -q --detach "$wt" HEAD; (cd "$wt" && git apply "$OLDPWD/$rev") ;;
+    *.patch) patch=$(realpath "$rev"); git worktree add -q --detach "$wt" HEAD
+      (cd "$wt" && git apply "$patch") || { git worktree remove --force "$wt"; echo "build.sh: $rev does not apply to HEAD; regenerate it from its branch" >&2; exit 1; } ;;
     *) git worktree add -q --detach "$wt" "$rev" ;;
   esac
   (cd "$wt" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o "$OLDPWD/.gpu/gpu-$name.test" ./runtime/gpu)

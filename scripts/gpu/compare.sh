@@ -21,7 +21,7 @@ for b in $builds $(echo $builds | tr ' ' '\n' | tac); do
   [ -x $G/$b.test ] || continue
   # The base may predate MINERVA_CUDA_BENCH_DECODE; SHORT skips its 4096-token prefill.
   MINERVA_CUDA_BENCH=/tmp/g20 MINERVA_REQUIRE_CUDA=1 MINERVA_CUDA_BENCH_DECODE=1 MINERVA_CUDA_BENCH_SHORT=1 timeout 130 $G/$b.test -test.run TestCUDASpeed -test.v -test.timeout 20m >> $OUT/speed_$b.log 2>&1
-  el "speed $b rc=$?"; grep -E "decode at|floor|bandwidth" $OUT/speed_$b.log | tail -3
+  el "speed $b rc=$?"; grep -E "decode at context|decode floor" $OUT/speed_$b.log | tail -3
 done
 cd $R; [ "${MINERVA_GPU_SKIP_BATCH:-}" = 1 ] && exit 0  # kernels only
 el cpu-batch; OUT=$OUT timeout 120 bash $G/cpu_batch.sh > $OUT/cpu_batch_run.log 2>&1; el "cpu-batch rc=$?"; tail -20 $OUT/cpu_batch_run.log
