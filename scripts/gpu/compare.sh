@@ -16,7 +16,8 @@ while pgrep -f "minerva synth" >/dev/null; do sleep 2; done; el synth-done; tail
 cd $R/runtime/gpu
 # gpu, gpu-base and every variant (MINERVA_GPU_VARIANTS), twice, in
 # alternating order, since one binary moves by a few percent between runs.
-builds="gpu gpu-base $(cd $G && ls gpu-*.test 2>/dev/null | sed 's/\.test$//' | grep -v '^gpu-base$')"
+# MINERVA_GPU_BUILDS="gpu gpu-all" times only those, when device time is short.
+builds=${MINERVA_GPU_BUILDS:-"gpu gpu-base $(cd $G && ls gpu-*.test 2>/dev/null | sed 's/\.test$//' | grep -v '^gpu-base$')"}
 for b in $builds $(echo $builds | tr ' ' '\n' | tac); do
   [ -x $G/$b.test ] || continue
   # The base may predate MINERVA_CUDA_BENCH_DECODE; SHORT skips its 4096-token prefill.
