@@ -955,9 +955,9 @@ kernel void linear_prefill_bf16_256x256_5fb0e739(
 }
 
 // ---------------------------------------------------------------------------
-// moe_down_any_mxfp4_e8_256x256_k2_ba36d129: any kernel of moe_down (expert_linear + mix + add)
+// moe_down_any_mxfp4_e8_256x256_k2_b87d63b9: any kernel of moe_down (expert_linear + mix + add)
 // moe_down = expert_linear + mix + add
-kernel void moe_down_any_mxfp4_e8_256x256_k2_ba36d129(
+kernel void moe_down_any_mxfp4_e8_256x256_k2_b87d63b9(
     constant StepArgs& args [[buffer(0)]],
     device const float* residual [[buffer(1)]],
     device const float* y [[buffer(2)]],
@@ -987,25 +987,27 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_ba36d129(
     device const float* XR = y + (t * K + s) * IN;
     float acc[NR];
     for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
-  // Four lanes per 32-value block, four bytes (eight values) each: a
-  // SIMD-group reads eight consecutive blocks of each row (128 bytes of
-  // weights) and their 256 activations per step, so its loads are
-  // contiguous. Blocks are 16 bytes from an 8-byte-aligned tensor and x
-  // is 16-byte aligned, so the loads are aligned. The trip count is known
-  // at compile time, so the loop unrolls.
-  for (uint b0 = 0; b0 < IN / 32; b0 += 8) {
-    const uint blk = b0 + lane / 4;
+  // Two lanes per 32-value block, eight bytes (sixteen values) each: a
+  // SIMD-group reads sixteen consecutive blocks of each row (256 bytes of
+  // weights) and their 512 activations per step, so its loads are
+  // contiguous and each is a whole 8-byte word. Blocks are 16 bytes from
+  // an 8-byte-aligned tensor (gpu.Load checks it) and x is 16-byte
+  // aligned, so the loads are aligned. The trip count is known at compile
+  // time, so the loop unrolls.
+  for (uint b0 = 0; b0 < IN / 32; b0 += 16) {
+    const uint blk = b0 + lane / 2;
     if (blk < IN / 32) {
-      const uint q = lane % 4;
-      device const float4* x4 = (device const float4*)(XR + blk * 32 + q * 8);
-      const float4 xa = x4[0], xb = x4[1];
+      const uint q = lane % 2;
+      device const float4* x4 = (device const float4*)(XR + blk * 32 + q * 16);
+      const float4 xa = x4[0], xb = x4[1], xc = x4[2], xd = x4[3];
       for (uint n = 0; n < NR; n++) {
-        const uint w4 = ((device const uint*)(w_blocks + (row[n] * (IN / 32) + blk) * 16))[q];
-        // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble);
-        // pair k decodes values k and k + 4.
-        const float2 p0 = fp4x2_scaled(w4), p1 = fp4x2_scaled(w4 >> 4), p2 = fp4x2_scaled(w4 >> 8), p3 = fp4x2_scaled(w4 >> 12);
-        const float lo = p0.x * xa.x + p1.x * xa.y + p2.x * xa.z + p3.x * xa.w;
-        const float hi = p0.y * xb.x + p1.y * xb.y + p2.y * xb.z + p3.y * xb.w;
+        const uint2 w8 = ((device const uint2*)(w_blocks + (row[n] * (IN / 32) + blk) * 16))[q];
+        // Byte b of a word holds values 2b (low nibble) and 2b + 1 (high
+        // nibble); pair k of a word decodes its values k and k + 4.
+        const float2 p0 = fp4x2_scaled(w8.x), p1 = fp4x2_scaled(w8.x >> 4), p2 = fp4x2_scaled(w8.x >> 8), p3 = fp4x2_scaled(w8.x >> 12);
+        const float2 r0 = fp4x2_scaled(w8.y), r1 = fp4x2_scaled(w8.y >> 4), r2 = fp4x2_scaled(w8.y >> 8), r3 = fp4x2_scaled(w8.y >> 12);
+        const float lo = p0.x * xa.x + p1.x * xa.y + p2.x * xa.z + p3.x * xa.w + r0.x * xc.x + r1.x * xc.y + r2.x * xc.z + r3.x * xc.w;
+        const float hi = p0.y * xb.x + p1.y * xb.y + p2.y * xb.z + p3.y * xb.w + r0.y * xd.x + r1.y * xd.y + r2.y * xd.z + r3.y * xd.w;
         acc[n] += (lo + hi) * 16384.0f * e8m0(w_scales[row[n] * (IN / 32) + blk]);
       }
     }
@@ -1030,9 +1032,9 @@ kernel void moe_down_any_mxfp4_e8_256x256_k2_ba36d129(
 }
 
 // ---------------------------------------------------------------------------
-// moe_gate_up_any_mxfp4_e8_512x256_k2_dbd8372a: any kernel of moe_gate_up (expert_linear + swiglu)
+// moe_gate_up_any_mxfp4_e8_512x256_k2_eebe5e34: any kernel of moe_gate_up (expert_linear + swiglu)
 // moe_gate_up = expert_linear + swiglu
-kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_dbd8372a(
+kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_eebe5e34(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const Route* routes [[buffer(2)]],
@@ -1070,25 +1072,27 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_dbd8372a(
   }
   float acc[NR];
   for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
-  // Four lanes per 32-value block, four bytes (eight values) each: a
-  // SIMD-group reads eight consecutive blocks of each row (128 bytes of
-  // weights) and their 256 activations per step, so its loads are
-  // contiguous. Blocks are 16 bytes from an 8-byte-aligned tensor and x
-  // is 16-byte aligned, so the loads are aligned. The trip count is known
-  // at compile time, so the loop unrolls.
-  for (uint b0 = 0; b0 < IN / 32; b0 += 8) {
-    const uint blk = b0 + lane / 4;
+  // Two lanes per 32-value block, eight bytes (sixteen values) each: a
+  // SIMD-group reads sixteen consecutive blocks of each row (256 bytes of
+  // weights) and their 512 activations per step, so its loads are
+  // contiguous and each is a whole 8-byte word. Blocks are 16 bytes from
+  // an 8-byte-aligned tensor (gpu.Load checks it) and x is 16-byte
+  // aligned, so the loads are aligned. The trip count is known at compile
+  // time, so the loop unrolls.
+  for (uint b0 = 0; b0 < IN / 32; b0 += 16) {
+    const uint blk = b0 + lane / 2;
     if (blk < IN / 32) {
-      const uint q = lane % 4;
-      device const float4* x4 = (device const float4*)(XR + blk * 32 + q * 8);
-      const float4 xa = x4[0], xb = x4[1];
+      const uint q = lane % 2;
+      device const float4* x4 = (device const float4*)(XR + blk * 32 + q * 16);
+      const float4 xa = x4[0], xb = x4[1], xc = x4[2], xd = x4[3];
       for (uint n = 0; n < NR; n++) {
-        const uint w4 = ((device const uint*)(w_blocks + (row[n] * (IN / 32) + blk) * 16))[q];
-        // Byte b holds values 2b (low nibble) and 2b + 1 (high nibble);
-        // pair k decodes values k and k + 4.
-        const float2 p0 = fp4x2_scaled(w4), p1 = fp4x2_scaled(w4 >> 4), p2 = fp4x2_scaled(w4 >> 8), p3 = fp4x2_scaled(w4 >> 12);
-        const float lo = p0.x * xa.x + p1.x * xa.y + p2.x * xa.z + p3.x * xa.w;
-        const float hi = p0.y * xb.x + p1.y * xb.y + p2.y * xb.z + p3.y * xb.w;
+        const uint2 w8 = ((device const uint2*)(w_blocks + (row[n] * (IN / 32) + blk) * 16))[q];
+        // Byte b of a word holds values 2b (low nibble) and 2b + 1 (high
+        // nibble); pair k of a word decodes its values k and k + 4.
+        const float2 p0 = fp4x2_scaled(w8.x), p1 = fp4x2_scaled(w8.x >> 4), p2 = fp4x2_scaled(w8.x >> 8), p3 = fp4x2_scaled(w8.x >> 12);
+        const float2 r0 = fp4x2_scaled(w8.y), r1 = fp4x2_scaled(w8.y >> 4), r2 = fp4x2_scaled(w8.y >> 8), r3 = fp4x2_scaled(w8.y >> 12);
+        const float lo = p0.x * xa.x + p1.x * xa.y + p2.x * xa.z + p3.x * xa.w + r0.x * xc.x + r1.x * xc.y + r2.x * xc.z + r3.x * xc.w;
+        const float hi = p0.y * xb.x + p1.y * xb.y + p2.y * xb.z + p3.y * xb.w + r0.y * xd.x + r1.y * xd.y + r2.y * xd.z + r3.y * xd.w;
         acc[n] += (lo + hi) * 16384.0f * e8m0(w_scales[row[n] * (IN / 32) + blk]);
       }
     }
