@@ -10,22 +10,15 @@ CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -ldflags='-s -w' -o .gpu/minerva 
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o .gpu/gpu.test ./runtime/gpu
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o .gpu/engine.test ./runtime/engine
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o .gpu/cpu.test ./runtime/cpu
+binaries="minerva gpu.test engine.test cpu.test"
 # MINERVA_GPU_BASE=COMMIT also builds that commit's runtime/gpu tests as
 # gpu-base.test, so compare.sh can time the old kernels beside the new on
-# the same GPU in the same run.
-binaries="minerva gpu.test engine.test cpu.test"
-if [ -n "${MINERVA_GPU_BASE:-}" ]; then
-  base=$(mktemp -d)
-  git worktree add -q --detach "$base" "$MINERVA_GPU_BASE"
-  (cd "$base" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o "$OLDPWD/.gpu/gpu-base.test" ./runtime/gpu)
-  git worktree remove --force "$base"
-  binaries="$binaries gpu-base.test"
-fi
+# the same GPU in the same run: it is the variant named base.
 # MINERVA_GPU_VARIANTS="NAME=REV ..." builds each REV's runtime/gpu tests
 # as gpu-NAME.test, for compare.sh to time beside the others: every
 # candidate kernel change in one device call. REV is a commit, a branch,
 # or a patch file (scripts/gpu/candidates/*.patch) applied to HEAD.
-for v in ${MINERVA_GPU_VARIANTS:-}; do
+for v in ${MINERVA_GPU_BASE:+base=$MINERVA_GPU_BASE} ${MINERVA_GPU_VARIANTS:-}; do
   name=${v%%=*} rev=${v#*=}
   wt=$(mktemp -d)
   case "$rev" in
