@@ -5,24 +5,54 @@
 # still brings back what is there):
 #   1. compare.sh without batching: correctness on main (correctness.sh),
 #      then decode timings of the builds (MINERVA_GPU_BUILDS, default all);
-#   2. the correctness tests of each variant build (gpu-NAME.test), so a
-#      candidate that wins has run against transformers and the CPU;
-#   3. the full speed run on main (bench.sh's TestCUDASpeed, no
-#      transformers) with what is left of ROUND_S seconds.
+#   2. the fastest build at 4K (best.txt): if it is a variant, its
+#      correctness tests (gpu-NAME.test) and compute-sanitizer's memcheck,
+#      racecheck and synccheck over its kernels on fortune, so a candidate
+#      that wins has run against transformers, the CPU and the sanitizers;
+#   3. the full speed run (TestCUDASpeed) with the fastest build, then
+#      transformers on the same GPU (hf_bench.py): issue 13's figures from
+#      the kernels that would land;
+#   4. the other variants' correctness tests, with what is left of
+#      ROUND_S seconds.
 # On the device, after scripts/gpu/build.sh here:
 #   ROUND_S=520 bash .gpu/round.sh
 R=$(pwd); G=$R/.gpu; export PATH=/usr/local/cuda/bin:$PATH
 S=$(date +%s); left() { echo $(( ${ROUND_S:-520} - ($(date +%s) - S) )); }
 pack() { (cd $OUT && tar czf logs.tgz --exclude logs.tgz *.log *.txt 2>/dev/null); }
 MINERVA_GPU_SKIP_BATCH=1 timeout $(( $(left) - 60 )) bash $G/compare.sh; echo "compare rc=$?"; pack
-cd $R/runtime/gpu
-for t in $(cd $G && ls gpu-*.test 2>/dev/null | grep -v '^gpu-base.test$'); do
-  [ $(left) -lt 120 ] && break
-  MINERVA_REQUIRE_CUDA=1 timeout 90 $G/$t -test.run 'CUDAMatchesTransformers|CUDAEveryKernel|CUDAEveryOp|CUDAFortuneGreedy' -test.v > $OUT/corr_${t%.test}.log 2>&1
-  echo "correctness ${t%.test} rc=$?: $(grep -E '^(--- |FAIL)' $OUT/corr_${t%.test}.log | tr '\n' ' ')"; pack
+# Mean of a build's two 4K decode figures (f16 cache).
+rate() { sed -n 's/.*decode at context 4096: \([0-9.]*\) tok\/s.*/\1/p' $OUT/speed_$1.log | awk '{s+=$1; n++} END {if (n) printf "%.1f", s/n; else print 0}'; }
+best=gpu
+for f in $OUT/speed_gpu*.log; do
+  b=${f#$OUT/speed_}; b=${b%.log}
+  echo "$b: $(rate $b) tok/s at 4K" | tee -a $OUT/best.txt
+  [ $b != gpu-base ] && awk -v a=$(rate $b) -v c=$(rate $best) 'BEGIN {exit !(a > c)}' && best=$b
 done
-if [ $(left) -gt 90 ]; then
-  MINERVA_CUDA_BENCH=/tmp/g20 MINERVA_REQUIRE_CUDA=1 timeout $(( $(left) - 10 )) $G/gpu.test -test.run TestCUDASpeed -test.v -test.timeout 20m > $OUT/bench_full.log 2>&1
-  echo "full speed run rc=$?"; grep -E "prefill|decode at" $OUT/bench_full.log
+echo "best: $best" | tee -a $OUT/best.txt
+cd $R/runtime/gpu
+corr() {
+  MINERVA_REQUIRE_CUDA=1 timeout 90 $G/$1.test -test.run 'CUDAMatchesTransformers|CUDAEveryKernel|CUDAEveryOp|CUDAFortuneGreedy|CUDAGraphReplay' -test.v > $OUT/corr_$1.log 2>&1
+  echo "correctness $1 rc=$?: $(grep -E '^(--- |FAIL)' $OUT/corr_$1.log | tr '\n' ' ')"; pack
+}
+if [ $best != gpu ]; then
+  corr $best
+  for tool in memcheck racecheck synccheck; do
+    timeout 60 compute-sanitizer --tool $tool --print-limit 20 $G/$best.test -test.run 'TestCUDAEveryKernelAgainstCPU/gpt-oss/fortune-f16' -test.v > $OUT/san_${best}_$tool.log 2>&1
+    echo "$best $tool (exit $?): $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/san_${best}_$tool.log)"
+  done
+  pack
 fi
+if [ $(left) -gt 90 ]; then
+  MINERVA_CUDA_BENCH=/tmp/g20 MINERVA_REQUIRE_CUDA=1 timeout $(( $(left) - 10 )) $G/$best.test -test.run TestCUDASpeed -test.v -test.timeout 20m > $OUT/bench_full.log 2>&1
+  echo "full speed run ($best) rc=$?"; grep -E "bandwidth|prefill|decode at" $OUT/bench_full.log; pack
+fi
+if [ $(left) -gt 60 ]; then
+  PY=/opt/torch/.venv/bin/python3; [ -x $PY ] || PY=python3
+  MINERVA_HF_RANDOM=1 PYTHONUNBUFFERED=1 timeout $(( $(left) - 10 )) $PY $G/hf_bench.py /tmp/g20 2>&1 | grep -v Warning > $OUT/hf.log
+  tail -6 $OUT/hf.log; pack
+fi
+for t in $(cd $G && ls gpu-*.test 2>/dev/null | sed 's/\.test$//' | grep -v -e '^gpu-base$' -e "^$best\$"); do
+  [ $(left) -lt 100 ] && break
+  corr $t
+done
 pack
