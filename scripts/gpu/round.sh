@@ -6,13 +6,14 @@
 #   1. compare.sh without batching: correctness on main (correctness.sh),
 #      then decode timings of the builds (MINERVA_GPU_BUILDS, default all);
 #   2. the fastest build at 4K (best.txt): if it is a variant, its
-#      correctness tests (gpu-NAME.test) and compute-sanitizer's memcheck,
-#      racecheck and synccheck over its kernels on fortune, so a candidate
-#      that wins has run against transformers, the CPU and the sanitizers;
+#      correctness tests (gpu-NAME.test), so a candidate that wins has
+#      run against transformers and the CPU;
 #   3. the full speed run (TestCUDASpeed) with the fastest build, then
 #      transformers on the same GPU (hf_bench.py): issue 13's figures from
 #      the kernels that would land;
-#   4. the other variants' correctness tests, with what is left of
+#   4. compute-sanitizer's memcheck, racecheck and synccheck over the
+#      winning variant's kernels on fortune;
+#   5. the other variants' correctness tests, with what is left of
 #      ROUND_S seconds.
 # On the device, after scripts/gpu/build.sh here:
 #   ROUND_S=520 bash .gpu/round.sh
@@ -34,14 +35,7 @@ corr() {
   MINERVA_REQUIRE_CUDA=1 timeout 90 $G/$1.test -test.run 'CUDAMatchesTransformers|CUDAEveryKernel|CUDAEveryOp|CUDAFortuneGreedy|CUDAGraphReplay' -test.v > $OUT/corr_$1.log 2>&1
   echo "correctness $1 rc=$?: $(grep -E '^(--- |FAIL)' $OUT/corr_$1.log | tr '\n' ' ')"; pack
 }
-if [ $best != gpu ]; then
-  corr $best
-  for tool in memcheck racecheck synccheck; do
-    timeout 60 compute-sanitizer --tool $tool --print-limit 20 $G/$best.test -test.run 'TestCUDAEveryKernelAgainstCPU/gpt-oss/fortune-f16' -test.v > $OUT/san_${best}_$tool.log 2>&1
-    echo "$best $tool (exit $?): $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/san_${best}_$tool.log)"
-  done
-  pack
-fi
+[ $best != gpu ] && corr $best
 if [ $(left) -gt 90 ]; then
   MINERVA_CUDA_BENCH=/tmp/g20 MINERVA_REQUIRE_CUDA=1 timeout $(( $(left) - 10 )) $G/$best.test -test.run TestCUDASpeed -test.v -test.timeout 20m > $OUT/bench_full.log 2>&1
   echo "full speed run ($best) rc=$?"; grep -E "bandwidth|prefill|decode at" $OUT/bench_full.log; pack
@@ -50,6 +44,17 @@ if [ $(left) -gt 60 ]; then
   PY=/opt/torch/.venv/bin/python3; [ -x $PY ] || PY=python3
   MINERVA_HF_RANDOM=1 PYTHONUNBUFFERED=1 timeout $(( $(left) - 10 )) $PY $G/hf_bench.py /tmp/g20 2>&1 | grep -v Warning > $OUT/hf.log
   tail -6 $OUT/hf.log; pack
+fi
+# The sanitizers last of the winner's checks: a short call keeps its
+# figures and correctness, and main's own sanitizer runs are in
+# correctness.sh.
+if [ $best != gpu ]; then
+  for tool in memcheck racecheck synccheck; do
+    [ $(left) -lt 40 ] && break
+    timeout $(( $(left) < 70 ? $(left) - 10 : 60 )) compute-sanitizer --tool $tool --print-limit 20 $G/$best.test -test.run 'TestCUDAEveryKernelAgainstCPU/gpt-oss/fortune-f16' -test.v > $OUT/san_${best}_$tool.log 2>&1
+    echo "$best $tool (exit $?): $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/san_${best}_$tool.log)"
+  done
+  pack
 fi
 for t in $(cd $G && ls gpu-*.test 2>/dev/null | sed 's/\.test$//' | grep -v -e '^gpu-base$' -e "^$best\$"); do
   [ $(left) -lt 100 ] && break
