@@ -17,10 +17,11 @@
 #      ROUND_S seconds.
 # On the device, after scripts/gpu/build.sh here:
 #   ROUND_S=520 bash .gpu/round.sh
+# (ROUND_AFTER=S keeps S seconds after the timings, default 60.)
 R=$(pwd); G=$R/.gpu; export PATH=/usr/local/cuda/bin:$PATH
 S=$(date +%s); left() { echo $(( ${ROUND_S:-520} - ($(date +%s) - S) )); }
 pack() { (cd $OUT && tar czf logs.tgz --exclude logs.tgz *.log *.txt 2>/dev/null); }
-MINERVA_GPU_SKIP_BATCH=1 timeout $(( $(left) - 60 )) bash $G/compare.sh; echo "compare rc=$?"; pack
+MINERVA_GPU_SKIP_BATCH=1 timeout $(( $(left) - ${ROUND_AFTER:-60} )) bash $G/compare.sh; echo "compare rc=$?"; pack
 # Mean of a build's two 4K decode figures (f16 cache).
 rate() { sed -n 's/.*decode at context 4096: \([0-9.]*\) tok\/s.*/\1/p' $OUT/speed_$1.log | awk '{s+=$1; n++} END {if (n) printf "%.1f", s/n; else print 0}'; }
 best=gpu
