@@ -8,9 +8,9 @@
 #   2. the fastest build at 4K (best.txt): if it is a variant, its
 #      correctness tests (gpu-NAME.test), so a candidate that wins has
 #      run against transformers and the CPU;
-#   3. the full speed run (TestCUDASpeed) with the fastest build, then
-#      transformers on the same GPU (hf_bench.py): issue 13's figures from
-#      the kernels that would land;
+#   3. bench.sh with the fastest build: the full speed run (TestCUDASpeed),
+#      then transformers on the same GPU; issue 13's figures from the
+#      kernels that would land;
 #   4. compute-sanitizer's memcheck, racecheck and synccheck over the
 #      winning variant's kernels on fortune;
 #   5. the other variants' correctness tests, with what is left of
@@ -38,13 +38,8 @@ corr() {
 }
 [ $best != gpu ] && corr $best
 if [ $(left) -gt 90 ]; then
-  MINERVA_CUDA_BENCH=/tmp/g20 MINERVA_REQUIRE_CUDA=1 timeout $(( $(left) - 10 )) $G/$best.test -test.run TestCUDASpeed -test.v -test.timeout 20m > $OUT/bench_full.log 2>&1
-  echo "full speed run ($best) rc=$?"; grep -E "bandwidth|prefill|decode at" $OUT/bench_full.log; pack
-fi
-if [ $(left) -gt 60 ]; then
-  PY=/opt/torch/.venv/bin/python3; [ -x $PY ] || PY=python3
-  MINERVA_HF_RANDOM=1 PYTHONUNBUFFERED=1 timeout $(( $(left) - 10 )) $PY $G/hf_bench.py /tmp/g20 2>&1 | grep -v Warning > $OUT/hf.log
-  tail -6 $OUT/hf.log; pack
+  (cd $R && MINERVA_GPU_TEST=$best OUT=$OUT timeout $(( $(left) - 10 )) bash $G/bench.sh > /dev/null 2>&1)
+  echo "full speed run and transformers ($best) rc=$?"; grep -E "bandwidth|prefill|decode at" $OUT/bench.log $OUT/hf.log; pack
 fi
 # The sanitizers last of the winner's checks: a short call keeps its
 # figures and correctness, and main's own sanitizer runs are in
