@@ -8,9 +8,16 @@ export GOTOOLCHAIN=go1.27.3 # go.mod names Go 1.27.3
 mkdir -p .gpu
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -ldflags='-s -w' -o .gpu/minerva ./cmd/minerva
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o .gpu/gpu.test ./runtime/gpu
-CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o .gpu/engine.test ./runtime/engine
-CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o .gpu/cpu.test ./runtime/cpu
-binaries="minerva gpu.test engine.test cpu.test"
+binaries="minerva gpu.test"
+# MINERVA_GPU_LEAN=1 leaves out engine.test and cpu.test (14 MB of the
+# 64 MiB a call carries), which only main's correctness suite
+# (correctness.sh) and the batching runs use: room for more variants in a
+# call that sets MINERVA_GPU_SKIP_CORRECTNESS=1.
+if [ "${MINERVA_GPU_LEAN:-0}" != 1 ]; then
+  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o .gpu/engine.test ./runtime/engine
+  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -ldflags='-s -w' -o .gpu/cpu.test ./runtime/cpu
+  binaries="$binaries engine.test cpu.test"
+fi
 # MINERVA_GPU_BASE=COMMIT also builds that commit's runtime/gpu tests as
 # gpu-base.test, so compare.sh can time the old kernels beside the new on
 # the same GPU in the same run: it is the variant named base.
