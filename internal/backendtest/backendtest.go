@@ -332,6 +332,28 @@ func (s *suite) ops(t *testing.T) {
 			s.compareOpByOp(t, p, ck, 20, seen)
 		}
 	})
+	// Decode attention split over positions with 8 query heads a KV head,
+	// as gpt-oss-20b has and no fixture does (they have 2): allops.arch
+	// with heads=8 in a context of 576 (4 splits), 300 positions cached.
+	// Kernels that share a KV head's rows between its query heads run
+	// here.
+	t.Run("allops-gqa8-300", func(t *testing.T) {
+		arch := fixtures.Path(t, AllOpsArch)
+		opts, err := compiler.SourceOptions(arch, "", []string{"heads=8"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan := Plan("f16")
+		plan.Ctx = 576
+		opts.Plan, opts.Verify = plan, true
+		u, err := compiler.Compile(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := u.Program()
+		ck := fixtures.OpenCheckpoint(t, WriteRandomCheckpoint(t, p, 11), p)
+		s.compareOpByOp(t, p, ck, 300, seen)
+	})
 	if t.Failed() {
 		return
 	}
