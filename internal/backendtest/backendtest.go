@@ -338,19 +338,9 @@ func (s *suite) ops(t *testing.T) {
 	// Kernels that share a KV head's rows between its query heads run
 	// here.
 	t.Run("allops-gqa8-300", func(t *testing.T) {
-		arch := fixtures.Path(t, AllOpsArch)
-		opts, err := compiler.SourceOptions(arch, "", []string{"heads=8"})
-		if err != nil {
-			t.Fatal(err)
-		}
 		plan := Plan("f16")
 		plan.Ctx = 576
-		opts.Plan, opts.Verify = plan, true
-		u, err := compiler.Compile(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := u.Program()
+		p := fixtures.CompileArchSets(t, fixtures.Path(t, AllOpsArch), "", []string{"heads=8"}, plan)
 		ck := fixtures.OpenCheckpoint(t, WriteRandomCheckpoint(t, p, 11), p)
 		s.compareOpByOp(t, p, ck, 300, seen)
 	})
