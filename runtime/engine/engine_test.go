@@ -98,6 +98,32 @@ func TestGenerateCancelled(t *testing.T) {
 	}
 }
 
+// TestGenerateCallbackCancelled: a token callback that fails because the
+// caller went away (its error wraps context.Canceled, as the server's does
+// when a write to a disconnected client fails before the request's context
+// ends) stops the generation as "cancelled"; any other callback error
+// leaves StoppedBy empty. The server's TestCancelMidStream failed in CI
+// when the write error came first.
+func TestGenerateCallbackCancelled(t *testing.T) {
+	f := &fake{batch: 8, ctx: 100, vocab: 10}
+	gone := fmt.Errorf("%w: writing to the client failed: %w", context.Canceled, errors.New("connection reset by peer"))
+	n := 0
+	st, err := Generate(context.Background(), NewSession(f), []int32{0}, GenOptions{MaxTokens: 50}, func(int32, bool) error {
+		if n++; n == 3 {
+			return gone
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || st.StoppedBy != "cancelled" || st.GeneratedTokens != 3 {
+		t.Fatalf("a callback that lost its client: %+v %v", st, err)
+	}
+	broken := errors.New("disk full")
+	st, err = Generate(context.Background(), NewSession(f), []int32{0}, GenOptions{MaxTokens: 50}, func(int32, bool) error { return broken })
+	if !errors.Is(err, broken) || st.StoppedBy != "" {
+		t.Fatalf("a callback that failed: %+v %v", st, err)
+	}
+}
+
 // nanAfter is fake, except that the logits of every position from nan on
 // are NaN (or +Inf when inf is set).
 type nanAfter struct {

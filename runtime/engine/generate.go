@@ -116,6 +116,7 @@ func Generate(ctx context.Context, s *Session, prompt []int32, opts GenOptions, 
 				st.StoppedBy = "stop"
 				return st, nil
 			}
+			st.StoppedBy = stoppedByError(ctx, err)
 			return st, err
 		}
 		if stop {

@@ -469,11 +469,18 @@ func (o *outputSink) tokenText(id int32) (string, byteList) {
 	return sb.String(), byteList(b)
 }
 
+// keep records the first write error. A failed write means the client's
+// connection is gone, which may show before the request's context ends:
+// the error wraps context.Canceled so the generation stops as cancelled
+// either way.
 func (o *outputSink) keep(err error) error {
-	if err != nil && o.err == nil {
-		o.err = err
+	if err == nil {
+		return nil
 	}
-	return err
+	if o.err == nil {
+		o.err = fmt.Errorf("%w: writing to the client failed: %w", context.Canceled, err)
+	}
+	return o.err
 }
 
 func toInt32(ids []int) []int32 {
