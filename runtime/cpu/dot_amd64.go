@@ -39,9 +39,9 @@ func useKernels(name string) bool {
 		dotF32, dotBF16, dotMXFP4 = dotF32AVX2, dotBF16AVX2, dotMXFP4AVX2
 		decodeBF16, decodeMXFP4, dotF32x4 = decodeBF16AVX2, decodeMXFP4AVX2, dotF32x4AVX2
 		dotF32x2x4 = dotF32x2x4AVX2
-		dotF32x2x8, expSum = dotF32x2x8Halves, expSumGo
-		dotBF16x2x8, dotMXFP4x2x4, dotMXFP4x2x2 = dotBF16x2x8Each, dotMXFP4x2x4Each, dotMXFP4x2x2Each
-		decodeF16, attnScores2, attnValues2, swigluExp = decodeF16AVX2, attnScores2AVX2, attnValues2AVX2, expAllGo
+		dotF32x2x8, expSum = dotF32x2x8Halves, expSumAVX2
+		dotBF16x2x8, dotMXFP4x2x4, dotMXFP4x2x2 = dotBF16x2x8AVX2, dotMXFP4x2x4AVX2, dotMXFP4x2x2AVX2
+		decodeF16, attnScores2, attnValues2, swigluExp = decodeF16AVX2, attnScores2AVX2, attnValues2AVX2, expAllAVX2
 	case name == "avx512" && haveAVX512:
 		useKernels("avx2")
 		dotMXFP4 = dotMXFP4AVX512
@@ -54,7 +54,7 @@ func useKernels(name string) bool {
 	}
 	decodeKernels(name)
 	kernelSet = name
-	mxfp4Quads = name == "avx512"
+	mxfp4Quads = name != "go"
 	return true
 }
 
@@ -77,6 +77,18 @@ func dotF32x4Asm(a, x0, x1, x2, x3 *float32, n int) (r0, r1, r2, r3 float32)
 
 //go:noescape
 func dotF32x2x4Asm(a, b, x0, x1, x2, x3 *float32, n int, outA, outB *float32)
+
+//go:noescape
+func expSumAVX2Asm(x *float32, n int, mx float32) float32
+
+//go:noescape
+func dotBF16x2x4Asm(a, b *uint16, xs *[4]*float32, n int, outA, outB *float32)
+
+//go:noescape
+func dotMXFP4x2x4AVX2Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32)
+
+//go:noescape
+func dotMXFP4x2x2AVX2Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32)
 
 //go:noescape
 func dotF32x2x8AVX512Asm(a, b *float32, xs *[8]*float32, n int, outA, outB *float32)
@@ -454,6 +466,32 @@ func attnValues2Asm(v []float32, stride int, pa, pb, accA, accB []float32, width
 // values padded to a full vector, so that every value gets the same
 // result wherever it lies in x: a token's MoE output must not depend on
 // which other tokens share its step.
+func expSumAVX2(x []float32, mx float32) float32 {
+	n := len(x) &^ 7
+	var s float32
+	if n > 0 {
+		s = expSumAVX2Asm(&x[0], n, mx)
+	}
+	for i := n; i < len(x); i++ {
+		x[i] = exp32(x[i] - mx)
+		s += x[i]
+	}
+	return s
+}
+
+func expAllAVX2(x []float32) {
+	n := len(x) &^ 7
+	if n > 0 {
+		expSumAVX2Asm(&x[0], n, 0)
+	}
+	if n < len(x) {
+		var tail [8]float32
+		copy(tail[:], x[n:])
+		expSumAVX2Asm(&tail[0], 8, 0)
+		copy(x[n:], tail[:])
+	}
+}
+
 func expAllAVX512(x []float32) {
 	n := len(x) &^ 15
 	if n > 0 {
@@ -468,16 +506,59 @@ func expAllAVX512(x []float32) {
 }
 
 func dotMXFP4x2x4AVX512(a, b mxRow, x *[4][]float32, outA, outB []float32) {
-	dotMXFP4x2xN(a, b, x, outA, outB, false)
+	dotMXFP4x2xN(a, b, x, outA, outB, mx2x4AVX512)
 }
 
 func dotMXFP4x2x2AVX512(a, b mxRow, x *[4][]float32, outA, outB []float32) {
-	dotMXFP4x2xN(a, b, x, outA, outB, true)
+	dotMXFP4x2xN(a, b, x, outA, outB, mx2x2AVX512)
 }
 
-// dotMXFP4x2xN calls the four-input kernel, or the two-input one; not
-// through a func value, which would move the pointer array to the heap.
-func dotMXFP4x2xN(a, b mxRow, x *[4][]float32, outA, outB []float32, two bool) {
+func dotMXFP4x2x4AVX2(a, b mxRow, x *[4][]float32, outA, outB []float32) {
+	dotMXFP4x2xN(a, b, x, outA, outB, mx2x4AVX2)
+}
+
+func dotMXFP4x2x2AVX2(a, b mxRow, x *[4][]float32, outA, outB []float32) {
+	dotMXFP4x2xN(a, b, x, outA, outB, mx2x2AVX2)
+}
+
+// dotBF16x2x8AVX2 is two calls of the four-input kernel.
+func dotBF16x2x8AVX2(a, b []uint16, x *tok8, outA, outB []float32) {
+	n := len(a)
+	b = b[:n]
+	outA, outB = outA[:8], outB[:8]
+	m := n &^ 7
+	for h := 0; h < 8; h += 4 {
+		if m == 0 {
+			clear(outA[h : h+4])
+			clear(outB[h : h+4])
+			continue
+		}
+		var p [4]*float32
+		for i := range p {
+			p[i] = &x[h+i][:n][0]
+		}
+		dotBF16x2x4Asm(&a[0], &b[0], &p, m, &outA[h], &outB[h])
+	}
+	for i := m; i < n; i++ {
+		wa, wb := bf16(a[i]), bf16(b[i])
+		for t := range x {
+			outA[t] += wa * x[t][i]
+			outB[t] += wb * x[t][i]
+		}
+	}
+}
+
+// The MXFP4 2-row kernels, for dotMXFP4x2xN.
+const (
+	mx2x4AVX512 = iota
+	mx2x2AVX512
+	mx2x4AVX2
+	mx2x2AVX2
+)
+
+// dotMXFP4x2xN calls one of the 2-row kernels; not through a func value,
+// which would move the pointer array to the heap.
+func dotMXFP4x2xN(a, b mxRow, x *[4][]float32, outA, outB []float32, kernel int) {
 	nb := len(a.scales)
 	outA, outB = outA[:4], outB[:4]
 	if nb == 0 {
@@ -490,9 +571,14 @@ func dotMXFP4x2xN(a, b mxRow, x *[4][]float32, outA, outB []float32, two bool) {
 	for i := range x {
 		p[i] = &x[i][:32*nb][0]
 	}
-	if two {
-		dotMXFP4x2x2AVX512Asm(&ab[0], &a.scales[0], &bb[0], &bs[0], &p, nb, &outA[0], &outB[0])
-	} else {
+	switch kernel {
+	case mx2x4AVX512:
 		dotMXFP4x2x4AVX512Asm(&ab[0], &a.scales[0], &bb[0], &bs[0], &p, nb, &outA[0], &outB[0])
+	case mx2x2AVX512:
+		dotMXFP4x2x2AVX512Asm(&ab[0], &a.scales[0], &bb[0], &bs[0], &p, nb, &outA[0], &outB[0])
+	case mx2x4AVX2:
+		dotMXFP4x2x4AVX2Asm(&ab[0], &a.scales[0], &bb[0], &bs[0], &p, nb, &outA[0], &outB[0])
+	case mx2x2AVX2:
+		dotMXFP4x2x2AVX2Asm(&ab[0], &a.scales[0], &bb[0], &bs[0], &p, nb, &outA[0], &outB[0])
 	}
 }

@@ -1281,3 +1281,301 @@ mx22done:
 	VEXTRACTF128  $1, Y8, (BX)
 	VZEROUPPER
 	RET
+
+// REDUCE2X4 reduces accumulators Y0-Y3 (row a against inputs 0-3) and
+// Y4-Y7 (row b) to four floats each, at (DI) and (BX), as dotF32x2x4Asm
+// does.
+#define REDUCE2X4 \
+	VHADDPS      Y1, Y0, Y0 \
+	VHADDPS      Y3, Y2, Y2 \
+	VHADDPS      Y2, Y0, Y0 \
+	VHADDPS      Y5, Y4, Y4 \
+	VHADDPS      Y7, Y6, Y6 \
+	VHADDPS      Y6, Y4, Y4 \
+	VPERM2F128   $0x20, Y4, Y0, Y8 \
+	VPERM2F128   $0x31, Y4, Y0, Y9 \
+	VADDPS       Y9, Y8, Y8 \
+	VMOVUPS      X8, (DI) \
+	VEXTRACTF128 $1, Y8, (BX)
+
+// func dotBF16x2x4Asm(a, b *uint16, xs *[4]*float32, n int, outA, outB *float32)
+//
+// Two bf16 rows against four inputs: dotF32x2x4Asm with the rows widened
+// in registers (zero-extend, shift left 16), so a several-token step on
+// an AVX2 machine reads each row once for four tokens instead of once
+// for each.
+TEXT ·dotBF16x2x4Asm(SB), NOSPLIT, $0-48
+	MOVQ   a+0(FP), SI
+	MOVQ   b+8(FP), DX
+	MOVQ   xs+16(FP), AX
+	MOVQ   0(AX), R8
+	MOVQ   8(AX), R9
+	MOVQ   16(AX), R10
+	MOVQ   24(AX), R11
+	MOVQ   n+24(FP), CX
+	MOVQ   outA+32(FP), DI
+	MOVQ   outB+40(FP), BX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+b24loop:
+	CMPQ        CX, $8
+	JLT         b24done
+	VPMOVZXWD   (SI), Y8
+	VPMOVZXWD   (DX), Y9
+	VPSLLD      $16, Y8, Y8
+	VPSLLD      $16, Y9, Y9
+	VMOVUPS     (R8), Y10
+	VMOVUPS     (R9), Y11
+	VMOVUPS     (R10), Y12
+	VMOVUPS     (R11), Y13
+	VFMADD231PS Y10, Y8, Y0
+	VFMADD231PS Y11, Y8, Y1
+	VFMADD231PS Y12, Y8, Y2
+	VFMADD231PS Y13, Y8, Y3
+	VFMADD231PS Y10, Y9, Y4
+	VFMADD231PS Y11, Y9, Y5
+	VFMADD231PS Y12, Y9, Y6
+	VFMADD231PS Y13, Y9, Y7
+	ADDQ        $16, SI
+	ADDQ        $16, DX
+	ADDQ        $32, R8
+	ADDQ        $32, R9
+	ADDQ        $32, R10
+	ADDQ        $32, R11
+	SUBQ        $8, CX
+	JMP         b24loop
+
+b24done:
+	REDUCE2X4
+	VZEROUPPER
+	RET
+
+// MXROW32 looks up the 16 bytes at (src) as LOOKUP32 does (pair order:
+// the 16 even elements in Y8 and Y9, the 16 odd ones in Y10 and Y11) and
+// scales them by the block's power of two at (scale), exactly. It needs
+// the code table in X14 and the nibble mask in X15, and clobbers Y12 and
+// Y13.
+#define MXROW32(src, scale) \
+	VMOVDQU      (src), X12    \
+	VPSRLW       $4, X12, X13  \
+	VPAND        X15, X12, X12 \
+	VPAND        X15, X13, X13 \
+	VPSHUFB      X12, X14, X12 \
+	VPSHUFB      X13, X14, X13 \
+	VPMOVSXBD    X12, Y8       \
+	VPSRLDQ      $8, X12, X12  \
+	VPMOVSXBD    X12, Y9       \
+	VPMOVSXBD    X13, Y10      \
+	VPSRLDQ      $8, X13, X13  \
+	VPMOVSXBD    X13, Y11      \
+	VCVTDQ2PS    Y8, Y8        \
+	VCVTDQ2PS    Y9, Y9        \
+	VCVTDQ2PS    Y10, Y10      \
+	VCVTDQ2PS    Y11, Y11      \
+	MOVBLZX      (scale), AX   \
+	VBROADCASTSS (R8)(AX*4), Y12 \
+	VMULPS       Y12, Y8, Y8   \
+	VMULPS       Y12, Y9, Y9   \
+	VMULPS       Y12, Y10, Y10 \
+	VMULPS       Y12, Y11, Y11
+
+// MXINPUT adds the scaled codes in Y8-Y11 times one input's block at
+// (ptr)(DI*1), in pair order, to acc.
+#define MXINPUT(ptr, acc) \
+	VFMADD231PS (ptr)(DI*1), Y8, acc   \
+	VFMADD231PS 32(ptr)(DI*1), Y9, acc \
+	VFMADD231PS 64(ptr)(DI*1), Y10, acc \
+	VFMADD231PS 96(ptr)(DI*1), Y11, acc
+
+// func dotMXFP4x2x4AVX2Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32)
+//
+// dotMXFP4x2x4AVX512Asm with 256-bit registers: each block of row a is
+// looked up and scaled once for the four inputs, then row b's; eight
+// accumulators (Y0-Y3 row a, Y4-Y7 row b), reduced as dotF32x2x4Asm
+// does. The inputs are read twice a block, from L1.
+TEXT ·dotMXFP4x2x4AVX2Asm(SB), NOSPLIT, $0-64
+	MOVQ    blocksA+0(FP), SI
+	MOVQ    scalesA+8(FP), BX
+	MOVQ    blocksB+16(FP), DX
+	MOVQ    scalesB+24(FP), R12
+	MOVQ    xs+32(FP), DI
+	MOVQ    nblocks+40(FP), CX
+	MOVQ    0(DI), R9
+	MOVQ    8(DI), R10
+	MOVQ    16(DI), R11
+	MOVQ    24(DI), R13
+	LEAQ    ·mxfp4Half(SB), R8
+	VMOVDQU fp4x2lut<>(SB), X14
+	VMOVDQU nibblemask<>(SB), X15
+	VXORPS  Y0, Y0, Y0
+	VXORPS  Y1, Y1, Y1
+	VXORPS  Y2, Y2, Y2
+	VXORPS  Y3, Y3, Y3
+	VXORPS  Y4, Y4, Y4
+	VXORPS  Y5, Y5, Y5
+	VXORPS  Y6, Y6, Y6
+	VXORPS  Y7, Y7, Y7
+	XORQ    DI, DI
+
+m24loop:
+	CMPQ    CX, $0
+	JLE     m24done
+	MXROW32(SI, BX)
+	MXINPUT(R9, Y0)
+	MXINPUT(R10, Y1)
+	MXINPUT(R11, Y2)
+	MXINPUT(R13, Y3)
+	MXROW32(DX, R12)
+	MXINPUT(R9, Y4)
+	MXINPUT(R10, Y5)
+	MXINPUT(R11, Y6)
+	MXINPUT(R13, Y7)
+	ADDQ    $16, SI
+	ADDQ    $16, DX
+	INCQ    BX
+	INCQ    R12
+	ADDQ    $128, DI
+	DECQ    CX
+	JMP     m24loop
+
+m24done:
+	MOVQ outA+48(FP), DI
+	MOVQ outB+56(FP), BX
+	REDUCE2X4
+	VZEROUPPER
+	RET
+
+// func dotMXFP4x2x2AVX2Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32)
+//
+// dotMXFP4x2x4AVX2Asm for two inputs (xs[0:2]); outA[2:4] and outB[2:4]
+// get 0.
+TEXT ·dotMXFP4x2x2AVX2Asm(SB), NOSPLIT, $0-64
+	MOVQ    blocksA+0(FP), SI
+	MOVQ    scalesA+8(FP), BX
+	MOVQ    blocksB+16(FP), DX
+	MOVQ    scalesB+24(FP), R12
+	MOVQ    xs+32(FP), DI
+	MOVQ    nblocks+40(FP), CX
+	MOVQ    0(DI), R9
+	MOVQ    8(DI), R10
+	LEAQ    ·mxfp4Half(SB), R8
+	VMOVDQU fp4x2lut<>(SB), X14
+	VMOVDQU nibblemask<>(SB), X15
+	VXORPS  Y0, Y0, Y0
+	VXORPS  Y1, Y1, Y1
+	VXORPS  Y2, Y2, Y2
+	VXORPS  Y3, Y3, Y3
+	VXORPS  Y4, Y4, Y4
+	VXORPS  Y5, Y5, Y5
+	VXORPS  Y6, Y6, Y6
+	VXORPS  Y7, Y7, Y7
+	XORQ    DI, DI
+
+m22loop:
+	CMPQ    CX, $0
+	JLE     m22done
+	MXROW32(SI, BX)
+	MXINPUT(R9, Y0)
+	MXINPUT(R10, Y1)
+	MXROW32(DX, R12)
+	MXINPUT(R9, Y4)
+	MXINPUT(R10, Y5)
+	ADDQ    $16, SI
+	ADDQ    $16, DX
+	INCQ    BX
+	INCQ    R12
+	ADDQ    $128, DI
+	DECQ    CX
+	JMP     m22loop
+
+m22done:
+	MOVQ outA+48(FP), DI
+	MOVQ outB+56(FP), BX
+	REDUCE2X4
+	VZEROUPPER
+	RET
+
+// The AVX2 exponential's constants beyond expconst: the upper clamp
+// (e^100 is +Inf in float32, as is anything the clamp cuts) and the
+// float32 exponent bias.
+DATA exp2const<>+0(SB)/4, $0x42c80000 // 100
+DATA exp2const<>+4(SB)/4, $0x0000007f // 127
+GLOBL exp2const<>(SB), RODATA|NOPTR, $8
+
+// func expSumAVX2Asm(x *float32, n int, mx float32) float32
+//
+// expSumAVX512Asm with 256-bit registers, for n a multiple of 8. AVX2
+// has no VSCALEFPS, so 2^k is built in the exponent bits, as two factors
+// 2^(k>>1) and 2^(k-k>>1): each stays a normal float for k in [-150,
+// 144], which the clamps to [-104, 100] keep it in, and the second
+// product rounds once, into the subnormals or to +Inf where the result
+// lies there. A NaN passes the clamps (their second operand wins) and
+// stays NaN.
+TEXT ·expSumAVX2Asm(SB), NOSPLIT, $0-28
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS mx+16(FP), Y1
+	LEAQ         expconst<>(SB), AX
+	LEAQ         exp2const<>(SB), DX
+	VBROADCASTSS 0(AX), Y2
+	VBROADCASTSS 4(AX), Y3
+	VBROADCASTSS 8(AX), Y4
+	VBROADCASTSS 12(AX), Y5
+	VBROADCASTSS 16(AX), Y6
+	VBROADCASTSS 20(AX), Y7
+	VBROADCASTSS 24(AX), Y8
+	VBROADCASTSS 28(AX), Y9
+	VBROADCASTSS 32(AX), Y10
+	VBROADCASTSS 36(AX), Y11
+	VXORPS       Y0, Y0, Y0
+
+exp2loop:
+	CMPQ         CX, $0
+	JLE          exp2done
+	VMOVUPS      (SI), Y12
+	VSUBPS       Y1, Y12, Y12
+	VBROADCASTSS 40(AX), Y15
+	VMAXPS       Y12, Y15, Y12
+	VBROADCASTSS 0(DX), Y15
+	VMINPS       Y12, Y15, Y12
+	VMULPS       Y2, Y12, Y13
+	VROUNDPS     $0, Y13, Y13
+	VFNMADD231PS Y3, Y13, Y12
+	VFNMADD231PS Y4, Y13, Y12
+	VMOVAPS      Y5, Y14
+	VFMADD213PS  Y6, Y12, Y14
+	VFMADD213PS  Y7, Y12, Y14
+	VFMADD213PS  Y8, Y12, Y14
+	VFMADD213PS  Y9, Y12, Y14
+	VFMADD213PS  Y10, Y12, Y14
+	VMULPS       Y12, Y12, Y15
+	VADDPS       Y11, Y12, Y12
+	VFMADD231PS  Y15, Y14, Y12
+	VCVTPS2DQ    Y13, Y13
+	VPSRAD       $1, Y13, Y14
+	VPSUBD       Y14, Y13, Y13
+	VPBROADCASTD 4(DX), Y15
+	VPADDD       Y15, Y14, Y14
+	VPADDD       Y15, Y13, Y13
+	VPSLLD       $23, Y14, Y14
+	VPSLLD       $23, Y13, Y13
+	VMULPS       Y14, Y12, Y12
+	VMULPS       Y13, Y12, Y12
+	VMOVUPS      Y12, (SI)
+	VADDPS       Y12, Y0, Y0
+	ADDQ         $32, SI
+	SUBQ         $8, CX
+	JMP          exp2loop
+
+exp2done:
+	HSUM
+	VMOVSS       X0, ret+24(FP)
+	VZEROUPPER
+	RET
