@@ -34,7 +34,9 @@ var (
 	// dotBF16x2x8 is bf16 rows a and b against eight tokens x[0..7]
 	// (each at least len(a) long): outA[0:8] gets a · x0..x7, outB[0:8]
 	// b · x0..x7. The AVX-512 version widens the rows in registers, so
-	// a step of several tokens never decodes them to memory.
+	// a step of several tokens never decodes them to memory; the AVX2
+	// one does the same four tokens at a time (two calls of a 2x4
+	// kernel, for the register count).
 	dotBF16x2x8 = dotBF16x2x8Each
 	// expSum replaces each x[i] by e^(x[i]-mx) and returns their sum:
 	// the exponentials of a softmax. Attention spends most of its
@@ -73,11 +75,11 @@ var (
 // kernelSet names the kernels in use, for benchmarks and reports.
 var kernelSet = "go"
 
-// mxfp4Quads says that dotMXFP4x2x4 has a kernel of its own, which
-// multiplies an expert's packed rows with four of its inputs at once: the
-// MoE then never decodes an expert's rows. Elsewhere it runs the one-row
-// kernel for each input, and experts with many inputs decode their rows
-// instead.
+// mxfp4Quads says that dotMXFP4x2x4 has a kernel of its own (AVX2 and
+// AVX-512), which multiplies an expert's packed rows with four of its
+// inputs at once: the MoE then never decodes an expert's rows. The Go
+// set runs the one-row kernel for each input, and experts with many
+// inputs decode their rows instead.
 var mxfp4Quads = false
 
 // fp4x2 holds twice the E2M1 values and mxfp4Half[s] is 2^(s-128), so
