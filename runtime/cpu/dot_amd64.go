@@ -85,10 +85,7 @@ func expSumAVX2Asm(x *float32, n int, mx float32) float32
 func dotBF16x2x4Asm(a, b *uint16, xs *[4]*float32, n int, outA, outB *float32)
 
 //go:noescape
-func dotMXFP4x2x4AVX2Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32)
-
-//go:noescape
-func dotMXFP4x2x2AVX2Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32)
+func dotMXFP4x2xAVX2Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32, four bool)
 
 //go:noescape
 func dotF32x2x8AVX512Asm(a, b *float32, xs *[8]*float32, n int, outA, outB *float32)
@@ -265,10 +262,20 @@ func dotBF16x2x8AVX512(a, b []uint16, x *tok8, outA, outB []float32) {
 // within 2 ulps of the correctly rounded value) 16 values at a time, the
 // last n%16 with math.Exp.
 func expSumAVX512(x []float32, mx float32) float32 {
-	n := len(x) &^ 15
+	return expSumWidth(x, mx, 16, expSumAVX512Asm)
+}
+
+func expSumAVX2(x []float32, mx float32) float32 {
+	return expSumWidth(x, mx, 8, expSumAVX2Asm)
+}
+
+// expSumWidth runs an assembly exponential over the whole multiples of
+// width and the Go one over the rest.
+func expSumWidth(x []float32, mx float32, width int, asm func(x *float32, n int, mx float32) float32) float32 {
+	n := len(x) / width * width
 	var s float32
 	if n > 0 {
-		s = expSumAVX512Asm(&x[0], n, mx)
+		s = asm(&x[0], n, mx)
 	}
 	for i := n; i < len(x); i++ {
 		x[i] = exp32(x[i] - mx)
@@ -466,19 +473,6 @@ func attnValues2Asm(v []float32, stride int, pa, pb, accA, accB []float32, width
 // values padded to a full vector, so that every value gets the same
 // result wherever it lies in x: a token's MoE output must not depend on
 // which other tokens share its step.
-func expSumAVX2(x []float32, mx float32) float32 {
-	n := len(x) &^ 7
-	var s float32
-	if n > 0 {
-		s = expSumAVX2Asm(&x[0], n, mx)
-	}
-	for i := n; i < len(x); i++ {
-		x[i] = exp32(x[i] - mx)
-		s += x[i]
-	}
-	return s
-}
-
 func expAllAVX2(x []float32) {
 	n := len(x) &^ 7
 	if n > 0 {
@@ -576,9 +570,7 @@ func dotMXFP4x2xN(a, b mxRow, x *[4][]float32, outA, outB []float32, kernel int)
 		dotMXFP4x2x4AVX512Asm(&ab[0], &a.scales[0], &bb[0], &bs[0], &p, nb, &outA[0], &outB[0])
 	case mx2x2AVX512:
 		dotMXFP4x2x2AVX512Asm(&ab[0], &a.scales[0], &bb[0], &bs[0], &p, nb, &outA[0], &outB[0])
-	case mx2x4AVX2:
-		dotMXFP4x2x4AVX2Asm(&ab[0], &a.scales[0], &bb[0], &bs[0], &p, nb, &outA[0], &outB[0])
-	case mx2x2AVX2:
-		dotMXFP4x2x2AVX2Asm(&ab[0], &a.scales[0], &bb[0], &bs[0], &p, nb, &outA[0], &outB[0])
+	case mx2x4AVX2, mx2x2AVX2:
+		dotMXFP4x2xAVX2Asm(&ab[0], &a.scales[0], &bb[0], &bs[0], &p, nb, &outA[0], &outB[0], kernel == mx2x4AVX2)
 	}
 }

@@ -1394,19 +1394,23 @@ b24done:
 	VFMADD231PS 64(ptr)(DI*1), Y10, acc \
 	VFMADD231PS 96(ptr)(DI*1), Y11, acc
 
-// func dotMXFP4x2x4AVX2Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32)
+// func dotMXFP4x2xAVX2Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32, four bool)
 //
 // dotMXFP4x2x4AVX512Asm with 256-bit registers: each block of row a is
-// looked up and scaled once for the four inputs, then row b's; eight
+// looked up and scaled once for the inputs, then row b's; eight
 // accumulators (Y0-Y3 row a, Y4-Y7 row b), reduced as dotF32x2x4Asm
-// does. The inputs are read twice a block, from L1.
-TEXT ·dotMXFP4x2x4AVX2Asm(SB), NOSPLIT, $0-64
+// does. The inputs are read twice a block, from L1. Without four, only
+// xs[0:2] are read (the branch goes the same way every block), and
+// outA[2:4] and outB[2:4] get 0; the first two results are the same as
+// with four, addition for addition.
+TEXT ·dotMXFP4x2xAVX2Asm(SB), NOSPLIT, $0-65
 	MOVQ    blocksA+0(FP), SI
 	MOVQ    scalesA+8(FP), BX
 	MOVQ    blocksB+16(FP), DX
 	MOVQ    scalesB+24(FP), R12
 	MOVQ    xs+32(FP), DI
 	MOVQ    nblocks+40(FP), CX
+	MOVBLZX four+64(FP), R14
 	MOVQ    0(DI), R9
 	MOVQ    8(DI), R10
 	MOVQ    16(DI), R11
@@ -1424,78 +1428,36 @@ TEXT ·dotMXFP4x2x4AVX2Asm(SB), NOSPLIT, $0-64
 	VXORPS  Y7, Y7, Y7
 	XORQ    DI, DI
 
-m24loop:
+m2loop:
 	CMPQ    CX, $0
-	JLE     m24done
+	JLE     m2done
 	MXROW32(SI, BX)
 	MXINPUT(R9, Y0)
 	MXINPUT(R10, Y1)
+	TESTQ   R14, R14
+	JZ      m2rowb
 	MXINPUT(R11, Y2)
 	MXINPUT(R13, Y3)
+
+m2rowb:
 	MXROW32(DX, R12)
 	MXINPUT(R9, Y4)
 	MXINPUT(R10, Y5)
+	TESTQ   R14, R14
+	JZ      m2next
 	MXINPUT(R11, Y6)
 	MXINPUT(R13, Y7)
+
+m2next:
 	ADDQ    $16, SI
 	ADDQ    $16, DX
 	INCQ    BX
 	INCQ    R12
 	ADDQ    $128, DI
 	DECQ    CX
-	JMP     m24loop
+	JMP     m2loop
 
-m24done:
-	MOVQ outA+48(FP), DI
-	MOVQ outB+56(FP), BX
-	REDUCE2X4
-	VZEROUPPER
-	RET
-
-// func dotMXFP4x2x2AVX2Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float32, nblocks int, outA, outB *float32)
-//
-// dotMXFP4x2x4AVX2Asm for two inputs (xs[0:2]); outA[2:4] and outB[2:4]
-// get 0.
-TEXT ·dotMXFP4x2x2AVX2Asm(SB), NOSPLIT, $0-64
-	MOVQ    blocksA+0(FP), SI
-	MOVQ    scalesA+8(FP), BX
-	MOVQ    blocksB+16(FP), DX
-	MOVQ    scalesB+24(FP), R12
-	MOVQ    xs+32(FP), DI
-	MOVQ    nblocks+40(FP), CX
-	MOVQ    0(DI), R9
-	MOVQ    8(DI), R10
-	LEAQ    ·mxfp4Half(SB), R8
-	VMOVDQU fp4x2lut<>(SB), X14
-	VMOVDQU nibblemask<>(SB), X15
-	VXORPS  Y0, Y0, Y0
-	VXORPS  Y1, Y1, Y1
-	VXORPS  Y2, Y2, Y2
-	VXORPS  Y3, Y3, Y3
-	VXORPS  Y4, Y4, Y4
-	VXORPS  Y5, Y5, Y5
-	VXORPS  Y6, Y6, Y6
-	VXORPS  Y7, Y7, Y7
-	XORQ    DI, DI
-
-m22loop:
-	CMPQ    CX, $0
-	JLE     m22done
-	MXROW32(SI, BX)
-	MXINPUT(R9, Y0)
-	MXINPUT(R10, Y1)
-	MXROW32(DX, R12)
-	MXINPUT(R9, Y4)
-	MXINPUT(R10, Y5)
-	ADDQ    $16, SI
-	ADDQ    $16, DX
-	INCQ    BX
-	INCQ    R12
-	ADDQ    $128, DI
-	DECQ    CX
-	JMP     m22loop
-
-m22done:
+m2done:
 	MOVQ outA+48(FP), DI
 	MOVQ outB+56(FP), BX
 	REDUCE2X4
