@@ -395,6 +395,24 @@ func BenchmarkKernels(b *testing.B) {
 		run("dotMXFP4", n/2+n/32, func() { sink += dotMXFP4(blocks, scales, x) })
 		run("decodeBF16", 2*n, func() { decodeBF16(w, dst) })
 		run("decodeMXFP4", n/2+n/32, func() { decodeMXFP4(blocks, scales, dst) })
+		// The several-token kernels: bytes are the rows' (each read once
+		// for all the tokens), so MB/s over the one-row kernel's is how
+		// much a row's work the extra tokens share.
+		var toks tok8
+		for i := range toks {
+			toks[i] = randFloats(r, n)
+		}
+		w2 := randBF16(r, n)
+		run("dotBF16x2x8", 4*n, func() { dotBF16x2x8(w, w2, &toks, dst[:8], dst[8:16]); sink += dst[0] })
+		blocks2, scales2 := mxfp4Row(r, n/32, 118, 124)
+		ra, rb := mxRow{blocks, scales}, mxRow{blocks2, scales2}
+		var quad [4][]float32
+		for i := range quad {
+			quad[i] = make([]float32, n)
+			pairOrder(toks[i], quad[i])
+		}
+		run("dotMXFP4x2x4", n+n/16, func() { dotMXFP4x2x4(ra, rb, &quad, dst[:4], dst[4:8]); sink += dst[0] })
+		run("dotMXFP4x2x2", n+n/16, func() { dotMXFP4x2x2(ra, rb, &quad, dst[:4], dst[4:8]); sink += dst[0] })
 		_ = sink
 	}
 }
