@@ -261,21 +261,17 @@ func dotBF16x2x8AVX512(a, b []uint16, x *tok8, outA, outB []float32) {
 // expSumAVX512 computes e^y with a degree-6 polynomial (Cephes expf,
 // within 2 ulps of the correctly rounded value) 16 values at a time, the
 // last n%16 with math.Exp.
-func expSumAVX512(x []float32, mx float32) float32 {
-	return expSumWidth(x, mx, 16, expSumAVX512Asm)
-}
+func expSumAVX512(x []float32, mx float32) float32 { return expSumWidth(x, mx, 16) }
 
-func expSumAVX2(x []float32, mx float32) float32 {
-	return expSumWidth(x, mx, 8, expSumAVX2Asm)
-}
+func expSumAVX2(x []float32, mx float32) float32 { return expSumWidth(x, mx, 8) }
 
-// expSumWidth runs an assembly exponential over the whole multiples of
-// width and the Go one over the rest.
-func expSumWidth(x []float32, mx float32, width int, asm func(x *float32, n int, mx float32) float32) float32 {
+// expSumWidth runs the assembly exponential of width floats (8: AVX2, 16:
+// AVX-512) over the whole vectors and the Go one over the rest.
+func expSumWidth(x []float32, mx float32, width int) float32 {
 	n := len(x) / width * width
 	var s float32
 	if n > 0 {
-		s = asm(&x[0], n, mx)
+		s = expAsm(&x[0], n, mx, width)
 	}
 	for i := n; i < len(x); i++ {
 		x[i] = exp32(x[i] - mx)
@@ -469,34 +465,34 @@ func attnValues2Asm(v []float32, stride int, pa, pb, accA, accB []float32, width
 	}
 }
 
-// expAllAVX512 is expSumAVX512 with nothing subtracted, the last n%16
+func expAllAVX2(x []float32) { expAllWidth(x, 8) }
+
+func expAllAVX512(x []float32) { expAllWidth(x, 16) }
+
+// expAllWidth is expSumWidth with nothing subtracted, the last n%width
 // values padded to a full vector, so that every value gets the same
 // result wherever it lies in x: a token's MoE output must not depend on
 // which other tokens share its step.
-func expAllAVX2(x []float32) {
-	n := len(x) &^ 7
+func expAllWidth(x []float32, width int) {
+	n := len(x) / width * width
 	if n > 0 {
-		expSumAVX2Asm(&x[0], n, 0)
-	}
-	if n < len(x) {
-		var tail [8]float32
-		copy(tail[:], x[n:])
-		expSumAVX2Asm(&tail[0], 8, 0)
-		copy(x[n:], tail[:])
-	}
-}
-
-func expAllAVX512(x []float32) {
-	n := len(x) &^ 15
-	if n > 0 {
-		expSumAVX512Asm(&x[0], n, 0)
+		expAsm(&x[0], n, 0, width)
 	}
 	if n < len(x) {
 		var tail [16]float32
 		copy(tail[:], x[n:])
-		expSumAVX512Asm(&tail[0], 16, 0)
-		copy(x[n:], tail[:])
+		expAsm(&tail[0], width, 0, width)
+		copy(x[n:], tail[:width])
 	}
+}
+
+// expAsm calls the exponential kernel of width floats; not through a
+// func value, which would move expAllWidth's tail to the heap.
+func expAsm(x *float32, n int, mx float32, width int) float32 {
+	if width == 16 {
+		return expSumAVX512Asm(x, n, mx)
+	}
+	return expSumAVX2Asm(x, n, mx)
 }
 
 func dotMXFP4x2x4AVX512(a, b mxRow, x *[4][]float32, outA, outB []float32) {
@@ -521,12 +517,11 @@ func dotBF16x2x8AVX2(a, b []uint16, x *tok8, outA, outB []float32) {
 	b = b[:n]
 	outA, outB = outA[:8], outB[:8]
 	m := n &^ 7
-	for h := 0; h < 8; h += 4 {
-		if m == 0 {
-			clear(outA[h : h+4])
-			clear(outB[h : h+4])
-			continue
-		}
+	if m == 0 {
+		clear(outA)
+		clear(outB)
+	}
+	for h := 0; h < 8 && m > 0; h += 4 {
 		var p [4]*float32
 		for i := range p {
 			p[i] = &x[h+i][:n][0]

@@ -317,26 +317,29 @@ dbf16done:
 	VCVTDQ2PS  Y8, Y8       \
 	VCVTDQ2PS  Y9, Y9
 
-// LOOKUP32 is UNPACK32 for x in pair order: the values come out as the
-// 16 even elements (Y6, Y7), then the 16 odd ones (Y8, Y9), which saves
-// the interleave.
-#define LOOKUP32(src) \
-	VMOVDQU   (src), X2    \
-	VPSRLW    $4, X2, X3   \
-	VPAND     X15, X2, X2  \
-	VPAND     X15, X3, X3  \
-	VPSHUFB   X2, X14, X2  \
-	VPSHUFB   X3, X14, X3  \
-	VPMOVSXBD X2, Y6       \
-	VPSRLDQ   $8, X2, X2   \
-	VPMOVSXBD X2, Y7       \
-	VPMOVSXBD X3, Y8       \
-	VPSRLDQ   $8, X3, X3   \
-	VPMOVSXBD X3, Y9       \
-	VCVTDQ2PS Y6, Y6       \
-	VCVTDQ2PS Y7, Y7       \
-	VCVTDQ2PS Y8, Y8       \
-	VCVTDQ2PS Y9, Y9
+// LOOKUPREGS is UNPACK32 for x in pair order: the values come out as the
+// 16 even elements (e0, e1), then the 16 odd ones (o0, o1), which saves
+// the interleave. t0 and t1 are X scratch registers; LOOKUP32 names the
+// one-row kernel's registers.
+#define LOOKUPREGS(src, t0, t1, e0, e1, o0, o1) \
+	VMOVDQU   (src), t0    \
+	VPSRLW    $4, t0, t1   \
+	VPAND     X15, t0, t0  \
+	VPAND     X15, t1, t1  \
+	VPSHUFB   t0, X14, t0  \
+	VPSHUFB   t1, X14, t1  \
+	VPMOVSXBD t0, e0       \
+	VPSRLDQ   $8, t0, t0   \
+	VPMOVSXBD t0, e1       \
+	VPMOVSXBD t1, o0       \
+	VPSRLDQ   $8, t1, t1   \
+	VPMOVSXBD t1, o1       \
+	VCVTDQ2PS e0, e0       \
+	VCVTDQ2PS e1, e1       \
+	VCVTDQ2PS o0, o0       \
+	VCVTDQ2PS o1, o1
+
+#define LOOKUP32(src) LOOKUPREGS(src, X2, X3, Y6, Y7, Y8, Y9)
 
 // func dotMXFP4Asm(blocks, scales *byte, x *float32, nblocks int) float32
 //
@@ -1357,28 +1360,12 @@ b24done:
 	VZEROUPPER
 	RET
 
-// MXROW32 looks up the 16 bytes at (src) as LOOKUP32 does (pair order:
-// the 16 even elements in Y8 and Y9, the 16 odd ones in Y10 and Y11) and
-// scales them by the block's power of two at (scale), exactly. It needs
-// the code table in X14 and the nibble mask in X15, and clobbers Y12 and
-// Y13.
+// MXROW32 looks up the 16 bytes at (src) as LOOKUP32 does, into Y8 and
+// Y9 (even elements) and Y10 and Y11 (odd), and scales them by the
+// block's power of two at (scale), exactly. It needs the code table in
+// X14 and the nibble mask in X15, and clobbers Y12 and Y13.
 #define MXROW32(src, scale) \
-	VMOVDQU      (src), X12    \
-	VPSRLW       $4, X12, X13  \
-	VPAND        X15, X12, X12 \
-	VPAND        X15, X13, X13 \
-	VPSHUFB      X12, X14, X12 \
-	VPSHUFB      X13, X14, X13 \
-	VPMOVSXBD    X12, Y8       \
-	VPSRLDQ      $8, X12, X12  \
-	VPMOVSXBD    X12, Y9       \
-	VPMOVSXBD    X13, Y10      \
-	VPSRLDQ      $8, X13, X13  \
-	VPMOVSXBD    X13, Y11      \
-	VCVTDQ2PS    Y8, Y8        \
-	VCVTDQ2PS    Y9, Y9        \
-	VCVTDQ2PS    Y10, Y10      \
-	VCVTDQ2PS    Y11, Y11      \
+	LOOKUPREGS(src, X12, X13, Y8, Y9, Y10, Y11) \
 	MOVBLZX      (scale), AX   \
 	VBROADCASTSS (R8)(AX*4), Y12 \
 	VMULPS       Y12, Y8, Y8   \
