@@ -62,6 +62,9 @@ type LinearData struct {
 	Weight
 	In, Out   int
 	RowsPerSG int // decode only
+	// Preload is how many of a decode SIMD-group's steps of weights it
+	// reads before wait_inputs (vectorised dense weights only).
+	Preload   int
 	Bias      bool
 	BiasLoad  string
 	Residual  bool
@@ -118,6 +121,9 @@ type QKVData struct {
 	Ring                bool
 	Capacity            int
 	KRow, VRow          int
+	// Preload is how many steps of a SIMD-group's first two rows it reads
+	// before wait_inputs (vectorised weights only).
+	Preload int
 }
 
 // AttendData is the attend template's.

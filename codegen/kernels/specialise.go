@@ -154,6 +154,7 @@ func specLinear(b *builder) ([]spec, error) {
 	out := int(w.Shape[0])
 	decode := data
 	decode.RowsPerSG = decodeRows(out)
+	decode.Preload = linearPreload
 	return []spec{
 		{variant: Decode, template: string(ir.OpLinear), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 64}, grid: rowsGrid(out, sgPerTG*decode.RowsPerSG), data: &decode},
 		{variant: Prefill, template: string(ir.OpLinear), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * (tileTokens*8 + sgPerTG*64 + tileTokens*tileOut + tileTokens)}, grid: tiledGrid(out), data: &data},
@@ -174,6 +175,16 @@ func decodeRows(out int) int {
 	}
 	return 1
 }
+
+// How many steps of weights (a 32-lane SIMD-group's four values a lane
+// per row) a decode matrix-vector kernel reads before it waits for the
+// kernel before it (wait_inputs, templates/common.metal.tmpl). The q/k/v
+// kernel's threadgroups have 32 SIMD-groups, which leaves a thread 64
+// registers on NVIDIA, so it holds fewer.
+const (
+	linearPreload = 4
+	qkvPreload    = 2
+)
 
 // loadOf is the load function of an optional weight ("" when absent).
 func loadOf(w *ir.Weight) string {
@@ -323,6 +334,7 @@ func specQKV(b *builder) ([]spec, error) {
 	data.ScaleQ, data.ScaleK = hexFloat(scaleQ), hexFloat(scaleK)
 	data.Ring, data.Capacity = l.Ring, int(l.Capacity)
 	data.KRow, data.VRow = int(b.ctx.KV.Format.RowBytes(l.HeadDim)), int(b.ctx.KV.Format.RowBytes(l.VDim))
+	data.Preload = qkvPreload
 	desc := fmt.Sprintf("%s_h%d_q%d_kv%d_%s", wq.DType, wq.Shape[1], qh, l.KVHeads, b.ctx.KV.Format)
 	grid := Grid{{Const: qh + 2*int(l.KVHeads)}, {PerTile: 1, Tile: 1}, {Const: 1}}
 	return []spec{{variant: Any, template: "qkv", desc: desc, threads: threads(wideThreads), tgmem: []int{4 * (wideSG + 512)}, grid: grid, data: data}}, nil

@@ -754,3 +754,16 @@ __device__ __forceinline__ bool atomic_compare_exchange_weak_explicit(atomic<T>*
 }
 
 }  // namespace metal
+
+// wait_inputs (templates/common.metal.tmpl, where Metal's is empty): a
+// kernel that calls it reads only weights before it, so Translate leaves
+// the entry's wait out and the kernel waits here for the kernel before it
+// to finish and its writes to be visible, then lets the next one start
+// its blocks.
+#define MINERVA_WAIT_INPUTS 1
+__device__ __forceinline__ void wait_inputs() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}

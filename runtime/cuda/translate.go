@@ -408,8 +408,9 @@ func Translate(metalSrc string, kernels []mslemu.Kernel) (string, []Kernel, erro
 	var out []Kernel
 	var errs []error
 	seen := map[string]bool{}
+	waits := selfWaiting(metalSrc)
 	for _, k := range kernels {
-		e, ck, err := entry(k)
+		e, ck, err := entry(k, waits[k.Name[strings.LastIndex(k.Name, ":")+1:]])
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -473,8 +474,48 @@ var attrExprs = map[string][2]string{ // [scalar expression, three-component exp
 
 var attrComponents = map[string]int{"uint": 1, "ushort": 1, "uint2": 2, "ushort2": 2, "uint3": 3, "ushort3": 3}
 
-// entry generates the __global__ entry of one kernel.
-func entry(k mslemu.Kernel) (string, Kernel, error) {
+// selfWaiting names the kernels of src whose bodies call wait_inputs
+// (templates/common.metal.tmpl): they read only weights before the call,
+// so their entries leave programmatic dependent launch's wait to it.
+func selfWaiting(src string) map[string]bool {
+	ts := tokenize(src)
+	out := map[string]bool{}
+	for i := 0; i < len(ts); i++ {
+		if ts[i].text != "kernel" {
+			continue
+		}
+		v := next(ts, i)
+		n := next(ts, v)
+		if v >= len(ts) || ts[v].text != "void" || n >= len(ts) || ts[n].kind != 'i' {
+			continue
+		}
+		// The body: from the first "{" after the parameters to its match.
+		j := n
+		for j < len(ts) && ts[j].text != "{" {
+			j++
+		}
+		depth := 0
+		for ; j < len(ts); j++ {
+			switch ts[j].text {
+			case "{":
+				depth++
+			case "}":
+				depth--
+			case "wait_inputs":
+				out[ts[n].text] = true
+			}
+			if depth == 0 {
+				break
+			}
+		}
+		i = j
+	}
+	return out
+}
+
+// entry generates the __global__ entry of one kernel. A kernel that waits
+// for its inputs itself (selfWaiting) gets no wait at its entry.
+func entry(k mslemu.Kernel, waits bool) (string, Kernel, error) {
 	short := k.Name[strings.LastIndex(k.Name, ":")+1:]
 	ck := Kernel{Name: short}
 	if !identRE.MatchString(short) {
@@ -569,10 +610,14 @@ func entry(k mslemu.Kernel) (string, Kernel, error) {
 	// that kernel has finished and its writes are visible, then lets the
 	// next kernel start its own blocks. Without the launch attribute both
 	// are no-ops.
-	b.WriteString("#if __CUDA_ARCH__ >= 900\n")
-	b.WriteString("  asm volatile(\"griddepcontrol.wait;\" ::: \"memory\");\n")
-	b.WriteString("  asm volatile(\"griddepcontrol.launch_dependents;\");\n")
-	b.WriteString("#endif\n")
+	if waits {
+		b.WriteString("  // The kernel calls wait_inputs after its first weight loads.\n")
+	} else {
+		b.WriteString("#if __CUDA_ARCH__ >= 900\n")
+		b.WriteString("  asm volatile(\"griddepcontrol.wait;\" ::: \"memory\");\n")
+		b.WriteString("  asm volatile(\"griddepcontrol.launch_dependents;\");\n")
+		b.WriteString("#endif\n")
+	}
 	fmt.Fprintf(&b, "  %s%s(", k.Name, EntrySuffix)
 	for i, a := range args {
 		if i > 0 {

@@ -171,3 +171,43 @@ func TestRewriteKeepsLines(t *testing.T) {
 		}
 	}
 }
+
+// TestEntryWaitsUnlessTheKernelDoes checks programmatic dependent launch's
+// wait: at the entry of a kernel that does not call wait_inputs, and left
+// to the kernel that does (only it knows which of its loads are weights),
+// even where a helper after it or a comment mentions the name.
+func TestEntryWaitsUnlessTheKernelDoes(t *testing.T) {
+	src := `kernel void plain(device float* x [[buffer(0)]]) { x[0] = 1; }
+// wait_inputs in a comment is not a call
+kernel void early(device const float* w [[buffer(0)]], device float* x [[buffer(1)]]) {
+  float v = w[0];
+  { wait_inputs(); }
+  x[0] = v;
+}
+kernel void after(device float* x [[buffer(0)]]) { if (x[0] > 0) { x[1] = 2; } }
+inline void helper() { wait_inputs(); }
+`
+	buf := func(i int, typ string) mslemu.Param {
+		return mslemu.Param{Name: "xw"[i : i+1], Kind: mslemu.ParamBuffer, Index: i, Type: typ}
+	}
+	out, _, err := Translate(src, []mslemu.Kernel{
+		{Name: "plain", Params: []mslemu.Param{buf(0, "device float*")}},
+		{Name: "early", Params: []mslemu.Param{buf(1, "device const float*"), buf(0, "device float*")}},
+		{Name: "after", Params: []mslemu.Param{buf(0, "device float*")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := out[strings.Index(out, "---- entries"):]
+	for name, waits := range map[string]bool{"plain": true, "early": false, "after": true} {
+		at := strings.Index(entries, "void "+name+"(")
+		if at < 0 {
+			t.Fatalf("no entry for %s in\n%s", name, entries)
+		}
+		e := entries[at:]
+		e = e[:strings.Index(e, "\n}\n")]
+		if got := strings.Contains(e, "griddepcontrol.wait"); got != waits {
+			t.Errorf("entry of %s: waits %v, want %v:\n%s", name, got, waits, e)
+		}
+	}
+}

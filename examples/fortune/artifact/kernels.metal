@@ -58,6 +58,20 @@ inline float2 fp4x2_scaled(uint w) {
 }
 inline float e8m0(uchar s) { return s == 0 ? as_type<float>(0x00400000u) : as_type<float>(uint(s) << 23); }
 
+// wait_inputs: from here on a kernel may read what the kernels before it
+// wrote (activations, the cache, routes) and may write. Before it, it may
+// read only weights, which are written once, when the model loads. Metal
+// runs a compute encoder's dispatches one after another, so here it does
+// nothing. The CUDA layer starts each kernel while the one before it
+// drains (programmatic dependent launch) and waits here rather than at
+// the kernel's entry (runtime/cuda/prelude.cuh), so a matrix-vector
+// kernel's first weight loads are in flight during that tail instead of
+// after it. A kernel that calls it calls it once, on every path that
+// reads an input, at the top level of its body.
+#ifndef MINERVA_WAIT_INPUTS
+inline void wait_inputs() {}
+#endif
+
 // The 16 E2M1 values in threadgroup memory, for kernels that decode many
 // codes: a lookup by each lane's own code is then a conflict-free
 // threadgroup-memory read, where the arithmetic above costs about ten
@@ -152,9 +166,9 @@ inline float hadamard32_lane(float v, uint lane) {
 inline int round_even(float v) { return int(rint(v)); }
 
 // ---------------------------------------------------------------------------
-// add_rmsnorm_router_decode_bf16_bf16_e8_k2_g8_09ec61e6: decode kernel of add_rmsnorm_router (add + rmsnorm + linear + topk + softmax)
+// add_rmsnorm_router_decode_bf16_bf16_e8_k2_g8_87c0bc41: decode kernel of add_rmsnorm_router (add + rmsnorm + linear + topk + softmax)
 // add_rmsnorm_router = add + rmsnorm + linear + topk + softmax
-kernel void add_rmsnorm_router_decode_bf16_bf16_e8_k2_g8_09ec61e6(
+kernel void add_rmsnorm_router_decode_bf16_bf16_e8_k2_g8_87c0bc41(
     constant StepArgs& args [[buffer(0)]],
     device const float* a [[buffer(1)]],
     device const float* b [[buffer(2)]],
@@ -176,14 +190,20 @@ kernel void add_rmsnorm_router_decode_bf16_bf16_e8_k2_g8_09ec61e6(
   constexpr uint EPT = 1;   // experts per threadgroup
   constexpr uint PER = 1;   // values of the row per thread
   const uint t = tgid.y, e0 = tgid.x * EPT;
-  // Every load is independent of the others, so all are in flight at once.
+  // Every load is independent of the others, so all are in flight at
+  // once. The weights' are issued before wait_inputs (common.metal.tmpl),
+  // while the kernel before this one finishes.
   float v[PER], nw[PER], wv[EPT][PER];
   for (uint k = 0; k < PER; k++) {
     const uint i = tid + k * 32 * nsg;
     const bool in = i < IN;
-    v[k] = in ? a[t * IN + i] + b[t * IN + i] : 0.0f;
     nw[k] = in ? bf16f(normw[i]) + 0.0f : 0.0f;
     for (uint j = 0; j < EPT; j++) wv[j][k] = in && e0 + j < E ? bf16f(w[(e0 + j) * IN + i]) : 0.0f;
+  }
+  wait_inputs();
+  for (uint k = 0; k < PER; k++) {
+    const uint i = tid + k * 32 * nsg;
+    v[k] = i < IN ? a[t * IN + i] + b[t * IN + i] : 0.0f;
   }
   float part[EPT + 1];
   for (uint j = 0; j <= EPT; j++) part[j] = 0.0f;
@@ -842,9 +862,9 @@ kernel void embedding_any_bf16_03dca740(
 }
 
 // ---------------------------------------------------------------------------
-// linear_decode_bf16_256x256_783ec97d: decode kernel of linear (linear)
+// linear_decode_bf16_256x256_4bbb4096: decode kernel of linear (linear)
 // linear
-kernel void linear_decode_bf16_256x256_783ec97d(
+kernel void linear_decode_bf16_256x256_4bbb4096(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* w [[buffer(2)]],
@@ -863,17 +883,35 @@ kernel void linear_decode_bf16_256x256_783ec97d(
   // The SIMD-group's NR rows in one pass over the input, so that each
   // activation load serves NR rows and the rows' loads are in flight
   // together. Rows past the last repeat it; their sums are not stored.
+  // Vectorised: four weights and four activations per load. Weights are
+  // read as packed vectors, which need only the element's alignment.
   constexpr uint NR = 1;
+  constexpr uint PRE = 4;
   const uint o0 = (tgid.x * nsg + sg) * NR;
+  device const packed_ushort4* wr[NR];
+  for (uint n = 0; n < NR; n++) wr[n] = (device const packed_ushort4*)(w + min(o0 + n, OUT - 1) * IN);
+  // The first PRE steps' weights are read before wait_inputs
+  // (common.metal.tmpl), so they are in flight while the kernel before
+  // this one finishes.
+  ushort4 pre[PRE][NR];
+  for (uint st = 0; st < PRE; st++) {
+    const uint i = lane + 32 * st;
+    for (uint n = 0; n < NR; n++) pre[st][n] = o0 < OUT && i < IN / 4 ? ushort4(wr[n][i]) : ushort4(0);
+  }
+  wait_inputs();
   if (o0 >= OUT) return;
   float acc[NR];
   for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
-  // Vectorised: four weights and four activations per load. Weights are
-  // read as packed vectors, which need only the element's alignment.
-  device const packed_ushort4* wr[NR];
-  for (uint n = 0; n < NR; n++) wr[n] = (device const packed_ushort4*)(w + min(o0 + n, OUT - 1) * IN);
   device const float4* x4 = (device const float4*)xr;
-  for (uint i = lane; i < IN / 4; i += 32) {
+  // The preloaded steps, then the rest, in the same order.
+  for (uint st = 0; st < PRE; st++) {
+    const uint i = lane + 32 * st;
+    if (i < IN / 4) {
+    float4 xv = x4[i];
+      for (uint n = 0; n < NR; n++) acc[n] += dot(bf16f4(pre[st][n]), xv);
+    }
+  }
+  for (uint i = lane + 32 * PRE; i < IN / 4; i += 32) {
     float4 xv = x4[i];
     for (uint n = 0; n < NR; n++) acc[n] += dot(bf16f4(ushort4(wr[n][i])), xv);
   }
@@ -1112,18 +1150,18 @@ kernel void moe_gate_up_any_mxfp4_e8_512x256_k2_eebe5e34(
 }
 
 // ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_03d20378: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
 // Stores n values of src into a cache row, rotated when the format stores
 // rows of n rotated. Called by one whole SIMD-group.
-inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
+inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_03d20378_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
   for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
 }
 
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_03d20378_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_03d20378_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
 
 // qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5(
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_03d20378(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -1151,28 +1189,57 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5(
   const uint t = tgid.y;
   const uint p = token_pos(args, t);
   device const float* xr = x + t * IN;
-  float ss = 0.0f;
-  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
-  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
   // Which projection and which of its heads this threadgroup computes.
   uint kind, head, width;
   if (slot < QH) { kind = 0; head = slot; width = HD; }
   else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
   else { kind = 2; head = slot - QH - KVH; width = VD; }
+  device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
+  // The first PRE steps of this SIMD-group's first two rows are read
+  // before wait_inputs (common.metal.tmpl), so they are in flight while
+  // the kernel before this one finishes.
+  constexpr uint PRE = 2;
+  ushort4 pre0[PRE], pre1[PRE];
+  {
+    device const packed_ushort4* w0 = (device const packed_ushort4*)(wp + (head * width + min(sg, width - 1)) * IN);
+    device const packed_ushort4* w1 = (device const packed_ushort4*)(wp + (head * width + min(sg + nsg, width - 1)) * IN);
+    for (uint st = 0; st < PRE; st++) {
+      const uint i = lane + 32 * st;
+      pre0[st] = sg < width && i < IN / 4 ? ushort4(w0[i]) : ushort4(0);
+      pre1[st] = sg < width && i < IN / 4 ? ushort4(w1[i]) : ushort4(0);
+    }
+  }
+  wait_inputs();
+  float ss = 0.0f;
+  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
+  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
   threadgroup float* row = tg + 8;
   // Each SIMD-group computes rows r and r + nsg in one pass over the
   // input: each activation load serves both rows, and both rows' loads
   // are in flight together.
-  device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
   for (uint r0 = sg; r0 < width; r0 += 2 * nsg) {
     const uint r1 = min(r0 + nsg, width - 1);
     device const ushort* w0 = wp + (head * width + r0) * IN;
     device const ushort* w1 = wp + (head * width + r1) * IN;
     float a0 = 0.0f, a1 = 0.0f;
     // Four weights and four activations per load; packed vectors need
-    // only the element's alignment.
+    // only the element's alignment. The first pass starts with the
+    // preloaded steps; the order of the sums is the same.
     device const float4* x4 = (device const float4*)xr;
-    for (uint i = lane; i < IN / 4; i += 32) {
+    uint i0 = lane;
+    if (r0 == sg) {
+      for (uint st = 0; st < PRE; st++) {
+        const uint i = lane + 32 * st;
+        if (i < IN / 4) {
+      float4 xv = x4[i];
+      xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + 0.0f);
+          a0 += dot(bf16f4(pre0[st]), xv);
+          a1 += dot(bf16f4(pre1[st]), xv);
+        }
+      }
+      i0 = lane + 32 * PRE;
+    }
+    for (uint i = i0; i < IN / 4; i += 32) {
       float4 xv = x4[i];
       xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + 0.0f);
       a0 += dot(bf16f4(ushort4(((device const packed_ushort4*)w0)[i])), xv);
@@ -1202,119 +1269,7 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5(
       float v = row[i];
       if (i < 2 * half_) {
         const uint j = i % half_;
-        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_invk[j];
-        const float angle = float(p) * f;
-        const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-        const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
-        v = i < half_ ? row[i] * c - row[i + half_] * s : row[i] * c + row[i - half_] * s;
-      }
-      rot[i] = v;
-    }
-  } else {
-    for (uint i = tid; i < VD; i += 32 * nsg) rot[i] = row[i];
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  if (kind == 0) {
-    for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
-  } else if (sg == 0) {
-    const uint cslot = p;
-    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
-    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_202debe5_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
-  }
-}
-
-// ---------------------------------------------------------------------------
-// qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
-// Stores n values of src into a cache row, rotated when the format stores
-// rows of n rotated. Called by one whole SIMD-group.
-inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
-  for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
-}
-
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
-
-// qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
-kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54(
-    constant StepArgs& args [[buffer(0)]],
-    device const float* x [[buffer(1)]],
-    device const ushort* norm [[buffer(2)]],
-    device const ushort* wq [[buffer(3)]],
-    device const ushort* bq [[buffer(4)]],
-    device const ushort* wk [[buffer(5)]],
-    device const ushort* bk [[buffer(6)]],
-    device const ushort* wv [[buffer(7)]],
-    device const ushort* bv [[buffer(8)]],
-    device float* q [[buffer(9)]],
-    device uchar* kcache [[buffer(10)]],
-    device uchar* vcache [[buffer(11)]],
-    threadgroup float* tg [[threadgroup(0)]],
-    uint3 tgid [[threadgroup_position_in_grid]],
-    uint tid [[thread_index_in_threadgroup]],
-    uint lane [[thread_index_in_simdgroup]],
-    uint sg [[simdgroup_index_in_threadgroup]],
-    uint nsg [[simdgroups_per_threadgroup]]) {
-  constexpr uint IN = 256;
-  constexpr uint HD = 32;
-  constexpr uint VD = 32;
-  constexpr uint QH = 8;
-  constexpr uint KVH = 2;
-  const uint slot = tgid.x;
-  const uint t = tgid.y;
-  const uint p = token_pos(args, t);
-  device const float* xr = x + t * IN;
-  float ss = 0.0f;
-  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
-  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
-  // Which projection and which of its heads this threadgroup computes.
-  uint kind, head, width;
-  if (slot < QH) { kind = 0; head = slot; width = HD; }
-  else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
-  else { kind = 2; head = slot - QH - KVH; width = VD; }
-  threadgroup float* row = tg + 8;
-  // Each SIMD-group computes rows r and r + nsg in one pass over the
-  // input: each activation load serves both rows, and both rows' loads
-  // are in flight together.
-  device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
-  for (uint r0 = sg; r0 < width; r0 += 2 * nsg) {
-    const uint r1 = min(r0 + nsg, width - 1);
-    device const ushort* w0 = wp + (head * width + r0) * IN;
-    device const ushort* w1 = wp + (head * width + r1) * IN;
-    float a0 = 0.0f, a1 = 0.0f;
-    // Four weights and four activations per load; packed vectors need
-    // only the element's alignment.
-    device const float4* x4 = (device const float4*)xr;
-    for (uint i = lane; i < IN / 4; i += 32) {
-      float4 xv = x4[i];
-      xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + 0.0f);
-      a0 += dot(bf16f4(ushort4(((device const packed_ushort4*)w0)[i])), xv);
-      a1 += dot(bf16f4(ushort4(((device const packed_ushort4*)w1)[i])), xv);
-    }
-    a0 = simd_sum(a0);
-    a1 = simd_sum(a1);
-    if (lane == 0) {
-      for (uint n = 0; n < 2; n++) {
-        const uint r = n == 0 ? r0 : r0 + nsg;
-        if (r >= width) break;
-        const uint o = head * width + r;
-        float acc = n == 0 ? a0 : a1;
-        if (kind == 0) acc += bf16f(bq[o]);
-        if (kind == 1) acc += bf16f(bk[o]);
-        if (kind == 2) acc += bf16f(bv[o]);
-        row[r] = acc;
-      }
-    }
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  // RoPE rotates the two halves of the first rotary dims of q and k heads.
-  threadgroup float* rot = row + 256;
-  if (kind < 2) {
-    const uint half_ = kind == 0 ? 16 : 16;
-    for (uint i = tid; i < HD; i += 32 * nsg) {
-      float v = row[i];
-      if (i < 2 * half_) {
-        const uint j = i % half_;
-        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_invk[j];
+        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_03d20378_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_03d20378_invk[j];
         const float angle = float(p) * f;
         const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
         const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
@@ -1330,15 +1285,156 @@ kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54(
     for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
   } else if (sg == 0) {
     const uint cslot = p % 191u;
-    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
-    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_df1bab54_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
+    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_03d20378_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
+    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_03d20378_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
   }
 }
 
 // ---------------------------------------------------------------------------
-// rmsnorm_linear_decode_bf16_4096x256_17ec892d: decode kernel of rmsnorm_linear (rmsnorm + linear)
+// qkv_rope_store_any_bf16_h256_q8_kv2_f16_3eb55ec4: any kernel of qkv_rope_store (rmsnorm + linear + linear + linear + rope + rope + cache_kv)
+// Stores n values of src into a cache row, rotated when the format stores
+// rows of n rotated. Called by one whole SIMD-group.
+inline void qkv_rope_store_any_bf16_h256_q8_kv2_f16_3eb55ec4_store(device uchar* dst, threadgroup const float* src, uint n, bool rotated, uint lane) {
+  for (uint i = lane; i < n; i += 32) ((device half*)dst)[i] = half(src[i]);
+}
+
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_3eb55ec4_invq[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+constant float qkv_rope_store_any_bf16_h256_q8_kv2_f16_3eb55ec4_invk[16] = { 1.0f, 0.47478205f, 0.225418001f, 0.107024416f, 0.0508132726f, 0.0193350017f, 0.00679495931f, 0.00209379219f, 0.000456483802f, 3.83088118e-05f, 1.8188337e-05f, 8.63549576e-06f, 4.09997847e-06f, 1.94659629e-06f, 9.24208962e-07f, 4.38797855e-07f };
+
+// qkv_rope_store = rmsnorm + linear + linear + linear + rope + rope + cache_kv
+kernel void qkv_rope_store_any_bf16_h256_q8_kv2_f16_3eb55ec4(
+    constant StepArgs& args [[buffer(0)]],
+    device const float* x [[buffer(1)]],
+    device const ushort* norm [[buffer(2)]],
+    device const ushort* wq [[buffer(3)]],
+    device const ushort* bq [[buffer(4)]],
+    device const ushort* wk [[buffer(5)]],
+    device const ushort* bk [[buffer(6)]],
+    device const ushort* wv [[buffer(7)]],
+    device const ushort* bv [[buffer(8)]],
+    device float* q [[buffer(9)]],
+    device uchar* kcache [[buffer(10)]],
+    device uchar* vcache [[buffer(11)]],
+    threadgroup float* tg [[threadgroup(0)]],
+    uint3 tgid [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]],
+    uint lane [[thread_index_in_simdgroup]],
+    uint sg [[simdgroup_index_in_threadgroup]],
+    uint nsg [[simdgroups_per_threadgroup]]) {
+  constexpr uint IN = 256;
+  constexpr uint HD = 32;
+  constexpr uint VD = 32;
+  constexpr uint QH = 8;
+  constexpr uint KVH = 2;
+  const uint slot = tgid.x;
+  const uint t = tgid.y;
+  const uint p = token_pos(args, t);
+  device const float* xr = x + t * IN;
+  // Which projection and which of its heads this threadgroup computes.
+  uint kind, head, width;
+  if (slot < QH) { kind = 0; head = slot; width = HD; }
+  else if (slot < QH + KVH) { kind = 1; head = slot - QH; width = HD; }
+  else { kind = 2; head = slot - QH - KVH; width = VD; }
+  device const ushort* wp = kind == 0 ? wq : kind == 1 ? wk : wv;
+  // The first PRE steps of this SIMD-group's first two rows are read
+  // before wait_inputs (common.metal.tmpl), so they are in flight while
+  // the kernel before this one finishes.
+  constexpr uint PRE = 2;
+  ushort4 pre0[PRE], pre1[PRE];
+  {
+    device const packed_ushort4* w0 = (device const packed_ushort4*)(wp + (head * width + min(sg, width - 1)) * IN);
+    device const packed_ushort4* w1 = (device const packed_ushort4*)(wp + (head * width + min(sg + nsg, width - 1)) * IN);
+    for (uint st = 0; st < PRE; st++) {
+      const uint i = lane + 32 * st;
+      pre0[st] = sg < width && i < IN / 4 ? ushort4(w0[i]) : ushort4(0);
+      pre1[st] = sg < width && i < IN / 4 ? ushort4(w1[i]) : ushort4(0);
+    }
+  }
+  wait_inputs();
+  float ss = 0.0f;
+  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
+  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + 9.99999975e-06f);
+  threadgroup float* row = tg + 8;
+  // Each SIMD-group computes rows r and r + nsg in one pass over the
+  // input: each activation load serves both rows, and both rows' loads
+  // are in flight together.
+  for (uint r0 = sg; r0 < width; r0 += 2 * nsg) {
+    const uint r1 = min(r0 + nsg, width - 1);
+    device const ushort* w0 = wp + (head * width + r0) * IN;
+    device const ushort* w1 = wp + (head * width + r1) * IN;
+    float a0 = 0.0f, a1 = 0.0f;
+    // Four weights and four activations per load; packed vectors need
+    // only the element's alignment. The first pass starts with the
+    // preloaded steps; the order of the sums is the same.
+    device const float4* x4 = (device const float4*)xr;
+    uint i0 = lane;
+    if (r0 == sg) {
+      for (uint st = 0; st < PRE; st++) {
+        const uint i = lane + 32 * st;
+        if (i < IN / 4) {
+      float4 xv = x4[i];
+      xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + 0.0f);
+          a0 += dot(bf16f4(pre0[st]), xv);
+          a1 += dot(bf16f4(pre1[st]), xv);
+        }
+      }
+      i0 = lane + 32 * PRE;
+    }
+    for (uint i = i0; i < IN / 4; i += 32) {
+      float4 xv = x4[i];
+      xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + 0.0f);
+      a0 += dot(bf16f4(ushort4(((device const packed_ushort4*)w0)[i])), xv);
+      a1 += dot(bf16f4(ushort4(((device const packed_ushort4*)w1)[i])), xv);
+    }
+    a0 = simd_sum(a0);
+    a1 = simd_sum(a1);
+    if (lane == 0) {
+      for (uint n = 0; n < 2; n++) {
+        const uint r = n == 0 ? r0 : r0 + nsg;
+        if (r >= width) break;
+        const uint o = head * width + r;
+        float acc = n == 0 ? a0 : a1;
+        if (kind == 0) acc += bf16f(bq[o]);
+        if (kind == 1) acc += bf16f(bk[o]);
+        if (kind == 2) acc += bf16f(bv[o]);
+        row[r] = acc;
+      }
+    }
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  // RoPE rotates the two halves of the first rotary dims of q and k heads.
+  threadgroup float* rot = row + 256;
+  if (kind < 2) {
+    const uint half_ = kind == 0 ? 16 : 16;
+    for (uint i = tid; i < HD; i += 32 * nsg) {
+      float v = row[i];
+      if (i < 2 * half_) {
+        const uint j = i % half_;
+        const float f = kind == 0 ? qkv_rope_store_any_bf16_h256_q8_kv2_f16_3eb55ec4_invq[j] : qkv_rope_store_any_bf16_h256_q8_kv2_f16_3eb55ec4_invk[j];
+        const float angle = float(p) * f;
+        const float c = cos(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+        const float s = sin(angle) * (kind == 0 ? 1.34657359f : 1.34657359f);
+        v = i < half_ ? row[i] * c - row[i + half_] * s : row[i] * c + row[i - half_] * s;
+      }
+      rot[i] = v;
+    }
+  } else {
+    for (uint i = tid; i < VD; i += 32 * nsg) rot[i] = row[i];
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (kind == 0) {
+    for (uint i = tid; i < HD; i += 32 * nsg) q[t * (QH * HD) + head * HD + i] = rot[i];
+  } else if (sg == 0) {
+    const uint cslot = p;
+    if (kind == 1) qkv_rope_store_any_bf16_h256_q8_kv2_f16_3eb55ec4_store(kcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, HD, false, lane);
+    else qkv_rope_store_any_bf16_h256_q8_kv2_f16_3eb55ec4_store(vcache + token_kv(args, t) + (cslot * KVH + head) * 64, rot, VD, false, lane);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// rmsnorm_linear_decode_bf16_4096x256_eca665c0: decode kernel of rmsnorm_linear (rmsnorm + linear)
 // rmsnorm_linear = rmsnorm + linear
-kernel void rmsnorm_linear_decode_bf16_4096x256_17ec892d(
+kernel void rmsnorm_linear_decode_bf16_4096x256_eca665c0(
     constant StepArgs& args [[buffer(0)]],
     device const float* x [[buffer(1)]],
     device const ushort* norm [[buffer(2)]],
@@ -1356,23 +1452,42 @@ kernel void rmsnorm_linear_decode_bf16_4096x256_17ec892d(
   constexpr float OFFSET = 0.0f;
   const uint t = tgid.y;
   device const float* xr = x + t * IN;
-  float ss = 0.0f;
-  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
-  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + EPS);
   // The SIMD-group's NR rows in one pass over the input, so that each
   // activation load serves NR rows and the rows' loads are in flight
   // together. Rows past the last repeat it; their sums are not stored.
+  // Vectorised: four weights and four activations per load. Weights are
+  // read as packed vectors, which need only the element's alignment.
   constexpr uint NR = 1;
+  constexpr uint PRE = 4;
   const uint o0 = (tgid.x * nsg + sg) * NR;
+  device const packed_ushort4* wr[NR];
+  for (uint n = 0; n < NR; n++) wr[n] = (device const packed_ushort4*)(w + min(o0 + n, OUT - 1) * IN);
+  // The first PRE steps' weights are read before wait_inputs
+  // (common.metal.tmpl), so they are in flight while the kernel before
+  // this one finishes.
+  ushort4 pre[PRE][NR];
+  for (uint st = 0; st < PRE; st++) {
+    const uint i = lane + 32 * st;
+    for (uint n = 0; n < NR; n++) pre[st][n] = o0 < OUT && i < IN / 4 ? ushort4(wr[n][i]) : ushort4(0);
+  }
+  wait_inputs();
+  float ss = 0.0f;
+  for (uint i = tid; i < IN; i += 32 * nsg) { float v = xr[i]; ss += v * v; }
+  const float inv = rsqrt(tg_sum(ss, tg, lane, sg, nsg) / float(IN) + EPS);
   if (o0 >= OUT) return;
   float acc[NR];
   for (uint n = 0; n < NR; n++) acc[n] = 0.0f;
-  // Vectorised: four weights and four activations per load. Weights are
-  // read as packed vectors, which need only the element's alignment.
-  device const packed_ushort4* wr[NR];
-  for (uint n = 0; n < NR; n++) wr[n] = (device const packed_ushort4*)(w + min(o0 + n, OUT - 1) * IN);
   device const float4* x4 = (device const float4*)xr;
-  for (uint i = lane; i < IN / 4; i += 32) {
+  // The preloaded steps, then the rest, in the same order.
+  for (uint st = 0; st < PRE; st++) {
+    const uint i = lane + 32 * st;
+    if (i < IN / 4) {
+    float4 xv = x4[i];
+    xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + OFFSET);
+      for (uint n = 0; n < NR; n++) acc[n] += dot(bf16f4(pre[st][n]), xv);
+    }
+  }
+  for (uint i = lane + 32 * PRE; i < IN / 4; i += 32) {
     float4 xv = x4[i];
     xv = xv * inv * (bf16f4(ushort4(((device const packed_ushort4*)norm)[i])) + OFFSET);
     for (uint n = 0; n < NR; n++) acc[n] += dot(bf16f4(ushort4(wr[n][i])), xv);
