@@ -20,7 +20,11 @@
 # (ROUND_AFTER=S keeps S seconds after the timings, default 60.)
 R=$(pwd); G=$R/.gpu; export PATH=/usr/local/cuda/bin:$PATH
 S=$(date +%s); left() { echo $(( ${ROUND_S:-520} - ($(date +%s) - S) )); }
-pack() { (cd $OUT && tar czf logs.tgz --exclude logs.tgz *.log *.txt 2>/dev/null); }
+# A call brings back at most 8 files from $OUT, and a round writes about
+# 20 logs: they go to a folder of their own, and $OUT gets logs.tgz and
+# the three a reader wants first.
+BACK=$OUT; export OUT=$(mktemp -d)
+pack() { (cd $OUT && tar czf $BACK/logs.tgz *.log *.txt 2>/dev/null; cp best.txt bench.log hf.log $BACK/ 2>/dev/null); }
 MINERVA_GPU_SKIP_BATCH=1 timeout $(( $(left) - ${ROUND_AFTER:-60} )) bash $G/compare.sh; echo "compare rc=$?"; pack
 # Mean of a build's two 4K decode figures (f16 cache).
 rate() { sed -n 's/.*decode at context 4096: \([0-9.]*\) tok\/s.*/\1/p' $OUT/speed_$1.log | awk '{s+=$1; n++} END {if (n) printf "%.1f", s/n; else print 0}'; }
