@@ -141,6 +141,9 @@ type AttendData struct {
 	// Unroll is how many rounds of 32/KV.Lanes positions a SIMD-group
 	// step covers (attendUnroll).
 	Unroll int
+	// HeadsPerTG query heads of one KV head share a threadgroup, so each
+	// cached row is read once for all of them (1 but in split decode).
+	HeadsPerTG int
 	// Splits, when set, splits decode over positions (attendSplits): the
 	// attend kernel leaves partial results in scratch, attend_combine
 	// merges them.

@@ -384,6 +384,7 @@ func specAttend(b *builder) ([]spec, error) {
 	// registers; 32 would cap a thread at 64 registers on NVIDIA.
 	const attendSG, attendUnroll = 16, 8
 	data.Unroll = attendUnroll
+	data.HeadsPerTG = 1
 	tgmem := 4 * (d + attendSG*(vd+2))
 	heads := int(a.Int("heads"))
 	grid := Grid{{Const: heads}, {PerTile: 1, Tile: 1}, {Const: 1}}
@@ -404,6 +405,16 @@ func specAttend(b *builder) ([]spec, error) {
 	b.scratch("scratch", partials, true)
 	split, combine := *data, *data
 	split.Splits, combine.Splits = splits, splits
+	// Decode's threadgroups each take attendHeadsPerTG query heads of one
+	// KV head, so a cached row is read once for all of them: one head a
+	// threadgroup read each row GROUP times (8 for gpt-oss-20b: 8.4 MB a
+	// layer at 4K from memory, 67 MB through the L2).
+	split.HeadsPerTG = gcd(data.Group, attendHeadsPerTG)
+	hpt := split.HeadsPerTG
+	// Each head adds U scores, S query and VS accumulator values to a
+	// lane's registers; past 2 heads, fewer rounds a step keep a thread
+	// within the 128 registers that 16 SIMD-groups leave it on NVIDIA.
+	split.Unroll = attendUnroll * 2 / max(2, hpt)
 	cb := &builder{ctx: b.ctx, op: op}
 	cb.args()
 	cb.optionalWeight("sinks", sinks)
@@ -412,8 +423,8 @@ func specAttend(b *builder) ([]spec, error) {
 	sdesc := fmt.Sprintf("%s_s%d", desc, splits)
 	return []spec{
 		{variant: Prefill, template: string(ir.OpAttend), desc: desc, threads: threads(32 * attendSG), tgmem: []int{tgmem}, grid: grid, data: data},
-		{variant: Decode, template: string(ir.OpAttend), desc: sdesc, threads: threads(32 * attendSG), tgmem: []int{tgmem},
-			grid: Grid{{Const: heads}, {Const: 1}, {Const: splits}}, data: &split},
+		{variant: Decode, template: string(ir.OpAttend), desc: sdesc, threads: threads(32 * attendSG), tgmem: []int{4 * hpt * (d + attendSG*(vd+2))},
+			grid: Grid{{Const: heads / hpt}, {Const: 1}, {Const: splits}}, data: &split},
 		{variant: Decode, template: "attend_combine", name: "attend_combine", desc: sdesc, threads: threads(32 * min((vd+31)/32, 32)), tgmem: []int{16},
 			grid: Grid{{Const: heads}, {Const: 1}, {Const: 1}}, data: &combine, stage: cb},
 	}, nil
@@ -432,6 +443,17 @@ func specAttend(b *builder) ([]spec, error) {
 func attendSplits(heads, positions int) int {
 	const attendGroups, attendMinPositions = 512, 128
 	return max(1, min(attendGroups/max(heads, 1), positions/attendMinPositions))
+}
+
+// attendHeadsPerTG is how many query heads of a KV head a split decode
+// threadgroup attends for, at most (gcd with the group).
+const attendHeadsPerTG = 4
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }
 
 // attendLanes is how many lanes of a SIMD-group read one cached row of

@@ -343,12 +343,12 @@ kernel void add_rmsnorm_router_prefill_bf16_bf16_e8_k2_3251c8c5(
 }
 
 // ---------------------------------------------------------------------------
-// attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac: any kernel of attend (attend)
+// attend_any_h8_kv2_d32_w64_f16_sinks_0b0c3162: any kernel of attend (attend)
 // Attention reads each cached row with 4 lanes together, each
 // taking S consecutive values: lane part c covers values c*S .. c*S+S-1.
 // q · k over lane part c of one cached key row; q holds that part of the
 // query, already rotated when the format is.
-inline float attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac_kdot(device const uchar* row, thread const float* q, uint c) {
+inline float attend_any_h8_kv2_d32_w64_f16_sinks_0b0c3162_kdot(device const uchar* row, thread const float* q, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   float s = 0.0f;
@@ -366,7 +366,7 @@ inline float attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac_kdot(device const ucha
 
 // acc += w * v over lane part c of one cached value row (VD / 4
 // values).
-inline void attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
+inline void attend_any_h8_kv2_d32_w64_f16_sinks_0b0c3162_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
@@ -380,7 +380,7 @@ inline void attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac_vaxpy(device const ucha
 }
 
 // attend
-kernel void attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac(
+kernel void attend_any_h8_kv2_d32_w64_f16_sinks_0b0c3162(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -397,99 +397,121 @@ kernel void attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac(
   constexpr uint VD = 32;
   constexpr uint KVH = 2;
   constexpr uint GROUP = 4;
-  const uint h = tgid.x;
+  constexpr uint HPS = 1;   // query heads a threadgroup attends for
+  const uint h0 = tgid.x * HPS;
   const uint t = tgid.y;
   const uint p = token_pos(args, t);
-  const uint g = h / GROUP;
+  const uint g = h0 / GROUP;
   const uint first = p + 1 > 64u ? p + 1 - 64u : 0u;
   const uint lo = first;
-  // The query, rotated group by group when the cache stores keys rotated.
+  // The queries of heads h0 .. h0 + HPS - 1 (consecutive in q), rotated
+  // group by group when the cache stores keys rotated.
   threadgroup float* tq = tg;
-  device const float* qh = q + t * (8 * D) + h * D;
-  for (uint i = tid; i < D; i += 32 * nsg) tq[i] = qh[i];
+  device const float* qh = q + t * (8 * D) + h0 * D;
+  for (uint i = tid; i < HPS * D; i += 32 * nsg) tq[i] = qh[i];
   threadgroup_barrier(mem_flags::mem_threadgroup);
   constexpr uint G = 4;   // lanes per cached position
   constexpr uint P = 32 / G;         // positions per round of a SIMD-group
   constexpr uint U = 8;    // rounds per step
   constexpr uint S = D / G, VS = VD / G;
   const uint c = lane % G, r = lane / G;
-  float qv[S];
-  for (uint k = 0; k < S; k++) qv[k] = tq[c * S + k];
-  float m = -INFINITY, l = 0.0f;
-  float acc[VS];
-  for (uint k = 0; k < VS; k++) acc[k] = 0.0f;
+  float qv[HPS][S];
+  for (uint hh = 0; hh < HPS; hh++) {
+    for (uint k = 0; k < S; k++) qv[hh][k] = tq[hh * D + c * S + k];
+  }
+  float m[HPS], l[HPS];
+  float acc[HPS][VS];
+  for (uint hh = 0; hh < HPS; hh++) {
+    m[hh] = -INFINITY;
+    l[hh] = 0.0f;
+    for (uint k = 0; k < VS; k++) acc[hh][k] = 0.0f;
+  }
   device const uchar* krows = kcache + token_kv(args, t) + g * 64;
   device const uchar* vrows = vcache + token_kv(args, t) + g * 64;
   // A step of SIMD-group sg covers the U * P positions from j0; lane group
   // r takes j0 + u * P + r in round u. Every lane of a SIMD-group runs the
   // same steps (the bound depends on the SIMD-group only), so each
-  // shuffle finds its whole lane group.
+  // shuffle finds its whole lane group. The HPS heads share each row's
+  // loads (the same addresses, no store between them).
   for (uint j0 = lo + sg * (U * P); j0 <= p; j0 += U * P * nsg) {
     uint slot[U];
-    float s[U];
+    float s[U][HPS];
     for (uint u = 0; u < U; u++) {
       const uint j = min(j0 + u * P + r, p);
       slot[u] = j % 191u;
-      s[u] = attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac_kdot(krows + slot[u] * (KVH * 64), qv, c);
+      for (uint hh = 0; hh < HPS; hh++) s[u][hh] = attend_any_h8_kv2_d32_w64_f16_sinks_0b0c3162_kdot(krows + slot[u] * (KVH * 64), qv[hh], c);
     }
     for (uint u = 0; u < U; u++) {
-      for (uint off = G / 2; off > 0; off /= 2) s[u] += simd_shuffle_xor(s[u], off);
+      for (uint hh = 0; hh < HPS; hh++) {
+        for (uint off = G / 2; off > 0; off /= 2) s[u][hh] += simd_shuffle_xor(s[u][hh], off);
+      }
     }
-    // Positions past p weigh exactly 0: their score is -inf, and the
-    // maximum below starts from m, so it is finite once any position of
-    // this lane group was.
-    float mNew = m;
+    for (uint hh = 0; hh < HPS; hh++) {
+      // Positions past p weigh exactly 0: their score is -inf, and the
+      // maximum below starts from m, so it is finite once any position of
+      // this lane group was.
+      float mNew = m[hh];
+      for (uint u = 0; u < U; u++) {
+        s[u][hh] *= 0.176776692f;
+        if (j0 + u * P + r > p) s[u][hh] = -INFINITY;
+        mNew = max(mNew, s[u][hh]);
+      }
+      // m == mNew also covers a lane group that has seen no position yet
+      // (both -inf; its l and acc are 0).
+      const float corr = m[hh] == mNew ? 1.0f : exp(m[hh] - mNew);
+      l[hh] *= corr;
+      for (uint k = 0; k < VS; k++) acc[hh][k] *= corr;
+      m[hh] = mNew;
+    }
     for (uint u = 0; u < U; u++) {
-      s[u] *= 0.176776692f;
-      if (j0 + u * P + r > p) s[u] = -INFINITY;
-      mNew = max(mNew, s[u]);
+      for (uint hh = 0; hh < HPS; hh++) {
+        const float e = s[u][hh] == -INFINITY ? 0.0f : exp(s[u][hh] - m[hh]);
+        l[hh] += e;
+        attend_any_h8_kv2_d32_w64_f16_sinks_0b0c3162_vaxpy(vrows + slot[u] * (KVH * 64), e, acc[hh], c);
+      }
     }
-    // m == mNew also covers a lane group that has seen no position yet
-    // (both -inf; its l and acc are 0).
-    const float corr = m == mNew ? 1.0f : exp(m - mNew);
-    l *= corr;
-    for (uint k = 0; k < VS; k++) acc[k] *= corr;
-    for (uint u = 0; u < U; u++) {
-      const float e = s[u] == -INFINITY ? 0.0f : exp(s[u] - mNew);
-      l += e;
-      attend_any_h8_kv2_d32_w64_f16_sinks_133f30ac_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
-    }
-    m = mNew;
   }
   // Combine the lane groups of each SIMD-group, then the SIMD-groups.
   // Every lane of a group holds the same m and l (the butterfly sums
   // above give each lane the same bits), so the SIMD-group's sum of l
-  // counts each group G times.
-  const float M = simd_max(m);
-  const float corr = (m == -INFINITY) ? 0.0f : exp(m - M);
-  const float L = simd_sum(l * corr) / float(G);
-  threadgroup float* part = tg + D + sg * (VD + 2);
-  for (uint k = 0; k < VS; k++) {
-    float a = acc[k] * corr;
-    for (uint off = G; off < 32; off *= 2) a += simd_shuffle_xor(a, off);
-    if (r == 0) part[2 + c * VS + k] = a;
-  }
-  if (lane == 0) { part[0] = M; part[1] = L; }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  // Lane s weighs SIMD-group s's partial (nsg <= 32), so each SIMD-group
-  // takes one exp per partial rather than one per partial and output;
-  // the SIMD-groups then share the outputs, 32 each.
-  const float Ms = lane < nsg ? tg[D + lane * (VD + 2)] : -INFINITY;
-  float MM = simd_max(Ms);
-  const float sink = bf16f(sinks[h]);
-  MM = max(MM, sink);
-  const float w = Ms == -INFINITY ? 0.0f : exp(Ms - MM);
-  float total = simd_sum(lane < nsg ? tg[D + lane * (VD + 2) + 1] * w : 0.0f);
-  total += exp(sink - MM);
-  for (uint i0 = sg * 32; i0 < VD; i0 += 32 * nsg) {
-    const uint i = i0 + lane;
-    float v = 0.0f;
-    for (uint s = 0; s < nsg; s++) {
-      const float ws = simd_shuffle(w, ushort(s));
-      if (i < VD) v += tg[D + s * (VD + 2) + 2 + i] * ws;
+  // counts each group G times. SIMD-group sg's partial of head hh is at
+  // D * HPS + (sg * HPS + hh) * (VD + 2).
+  for (uint hh = 0; hh < HPS; hh++) {
+    const float M = simd_max(m[hh]);
+    const float corr = (m[hh] == -INFINITY) ? 0.0f : exp(m[hh] - M);
+    const float L = simd_sum(l[hh] * corr) / float(G);
+    threadgroup float* part = tg + HPS * D + (sg * HPS + hh) * (VD + 2);
+    for (uint k = 0; k < VS; k++) {
+      float a = acc[hh][k] * corr;
+      for (uint off = G; off < 32; off *= 2) a += simd_shuffle_xor(a, off);
+      if (r == 0) part[2 + c * VS + k] = a;
     }
-    v /= total;
-    if (i < VD) out[t * (8 * VD) + h * VD + i] = v;
+    if (lane == 0) { part[0] = M; part[1] = L; }
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  for (uint hh = 0; hh < HPS; hh++) {
+    const uint h = h0 + hh;
+    threadgroup float* parts = tg + HPS * D + hh * (VD + 2);   // SIMD-group s's at s * HPS * (VD + 2)
+    // Lane s weighs SIMD-group s's partial (nsg <= 32), so each SIMD-group
+    // takes one exp per partial rather than one per partial and output;
+    // the SIMD-groups then share the outputs, 32 each.
+    const float Ms = lane < nsg ? parts[lane * HPS * (VD + 2)] : -INFINITY;
+    float MM = simd_max(Ms);
+    const float sink = bf16f(sinks[h]);
+    MM = max(MM, sink);
+    const float w = Ms == -INFINITY ? 0.0f : exp(Ms - MM);
+    float total = simd_sum(lane < nsg ? parts[lane * HPS * (VD + 2) + 1] * w : 0.0f);
+    total += exp(sink - MM);
+    for (uint i0 = sg * 32; i0 < VD; i0 += 32 * nsg) {
+      const uint i = i0 + lane;
+      float v = 0.0f;
+      for (uint s = 0; s < nsg; s++) {
+        const float ws = simd_shuffle(w, ushort(s));
+        if (i < VD) v += parts[s * HPS * (VD + 2) + 2 + i] * ws;
+      }
+      v /= total;
+      if (i < VD) out[t * (8 * VD) + h * VD + i] = v;
+    }
   }
 }
 
@@ -535,12 +557,12 @@ kernel void attend_combine_decode_h8_kv2_d32_w0_f16_sinks_s4_131a2ba1(
 }
 
 // ---------------------------------------------------------------------------
-// attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a: decode kernel of attend (attend)
+// attend_decode_h8_kv2_d32_w0_f16_sinks_s4_e03c5f23: decode kernel of attend (attend)
 // Attention reads each cached row with 4 lanes together, each
 // taking S consecutive values: lane part c covers values c*S .. c*S+S-1.
 // q · k over lane part c of one cached key row; q holds that part of the
 // query, already rotated when the format is.
-inline float attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a_kdot(device const uchar* row, thread const float* q, uint c) {
+inline float attend_decode_h8_kv2_d32_w0_f16_sinks_s4_e03c5f23_kdot(device const uchar* row, thread const float* q, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   float s = 0.0f;
@@ -558,7 +580,7 @@ inline float attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a_kdot(device const
 
 // acc += w * v over lane part c of one cached value row (VD / 4
 // values).
-inline void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
+inline void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_e03c5f23_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
@@ -572,7 +594,7 @@ inline void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a_vaxpy(device const
 }
 
 // attend
-kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a(
+kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_e03c5f23(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -590,110 +612,132 @@ kernel void attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a(
   constexpr uint VD = 32;
   constexpr uint KVH = 2;
   constexpr uint GROUP = 4;
-  const uint h = tgid.x;
+  constexpr uint HPS = 4;   // query heads a threadgroup attends for
+  const uint h0 = tgid.x * HPS;
   const uint t = tgid.y;
   const uint p = token_pos(args, t);
-  const uint g = h / GROUP;
+  const uint g = h0 / GROUP;
   const uint first = 0u;
   // Split tgid.z covers lo..last, one of Splits equal chunks of first..p.
   const uint chunk = (p + 1 - first + 4u - 1) / 4u;
   const uint lo = first + tgid.z * chunk;
   const uint last = min(lo + chunk - 1, p);
-  // The query, rotated group by group when the cache stores keys rotated.
+  // The queries of heads h0 .. h0 + HPS - 1 (consecutive in q), rotated
+  // group by group when the cache stores keys rotated.
   threadgroup float* tq = tg;
-  device const float* qh = q + t * (8 * D) + h * D;
-  for (uint i = tid; i < D; i += 32 * nsg) tq[i] = qh[i];
+  device const float* qh = q + t * (8 * D) + h0 * D;
+  for (uint i = tid; i < HPS * D; i += 32 * nsg) tq[i] = qh[i];
   threadgroup_barrier(mem_flags::mem_threadgroup);
   constexpr uint G = 4;   // lanes per cached position
   constexpr uint P = 32 / G;         // positions per round of a SIMD-group
-  constexpr uint U = 8;    // rounds per step
+  constexpr uint U = 4;    // rounds per step
   constexpr uint S = D / G, VS = VD / G;
   const uint c = lane % G, r = lane / G;
-  float qv[S];
-  for (uint k = 0; k < S; k++) qv[k] = tq[c * S + k];
-  float m = -INFINITY, l = 0.0f;
-  float acc[VS];
-  for (uint k = 0; k < VS; k++) acc[k] = 0.0f;
+  float qv[HPS][S];
+  for (uint hh = 0; hh < HPS; hh++) {
+    for (uint k = 0; k < S; k++) qv[hh][k] = tq[hh * D + c * S + k];
+  }
+  float m[HPS], l[HPS];
+  float acc[HPS][VS];
+  for (uint hh = 0; hh < HPS; hh++) {
+    m[hh] = -INFINITY;
+    l[hh] = 0.0f;
+    for (uint k = 0; k < VS; k++) acc[hh][k] = 0.0f;
+  }
   device const uchar* krows = kcache + token_kv(args, t) + g * 64;
   device const uchar* vrows = vcache + token_kv(args, t) + g * 64;
   // A step of SIMD-group sg covers the U * P positions from j0; lane group
   // r takes j0 + u * P + r in round u. Every lane of a SIMD-group runs the
   // same steps (the bound depends on the SIMD-group only), so each
-  // shuffle finds its whole lane group.
+  // shuffle finds its whole lane group. The HPS heads share each row's
+  // loads (the same addresses, no store between them).
   for (uint j0 = lo + sg * (U * P); j0 <= last; j0 += U * P * nsg) {
     uint slot[U];
-    float s[U];
+    float s[U][HPS];
     for (uint u = 0; u < U; u++) {
       const uint j = min(j0 + u * P + r, last);
       slot[u] = j;
-      s[u] = attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a_kdot(krows + slot[u] * (KVH * 64), qv, c);
+      for (uint hh = 0; hh < HPS; hh++) s[u][hh] = attend_decode_h8_kv2_d32_w0_f16_sinks_s4_e03c5f23_kdot(krows + slot[u] * (KVH * 64), qv[hh], c);
     }
     for (uint u = 0; u < U; u++) {
-      for (uint off = G / 2; off > 0; off /= 2) s[u] += simd_shuffle_xor(s[u], off);
+      for (uint hh = 0; hh < HPS; hh++) {
+        for (uint off = G / 2; off > 0; off /= 2) s[u][hh] += simd_shuffle_xor(s[u][hh], off);
+      }
     }
-    // Positions past p weigh exactly 0: their score is -inf, and the
-    // maximum below starts from m, so it is finite once any position of
-    // this lane group was.
-    float mNew = m;
+    for (uint hh = 0; hh < HPS; hh++) {
+      // Positions past p weigh exactly 0: their score is -inf, and the
+      // maximum below starts from m, so it is finite once any position of
+      // this lane group was.
+      float mNew = m[hh];
+      for (uint u = 0; u < U; u++) {
+        s[u][hh] *= 0.176776692f;
+        if (j0 + u * P + r > last) s[u][hh] = -INFINITY;
+        mNew = max(mNew, s[u][hh]);
+      }
+      // m == mNew also covers a lane group that has seen no position yet
+      // (both -inf; its l and acc are 0).
+      const float corr = m[hh] == mNew ? 1.0f : exp(m[hh] - mNew);
+      l[hh] *= corr;
+      for (uint k = 0; k < VS; k++) acc[hh][k] *= corr;
+      m[hh] = mNew;
+    }
     for (uint u = 0; u < U; u++) {
-      s[u] *= 0.176776692f;
-      if (j0 + u * P + r > last) s[u] = -INFINITY;
-      mNew = max(mNew, s[u]);
+      for (uint hh = 0; hh < HPS; hh++) {
+        const float e = s[u][hh] == -INFINITY ? 0.0f : exp(s[u][hh] - m[hh]);
+        l[hh] += e;
+        attend_decode_h8_kv2_d32_w0_f16_sinks_s4_e03c5f23_vaxpy(vrows + slot[u] * (KVH * 64), e, acc[hh], c);
+      }
     }
-    // m == mNew also covers a lane group that has seen no position yet
-    // (both -inf; its l and acc are 0).
-    const float corr = m == mNew ? 1.0f : exp(m - mNew);
-    l *= corr;
-    for (uint k = 0; k < VS; k++) acc[k] *= corr;
-    for (uint u = 0; u < U; u++) {
-      const float e = s[u] == -INFINITY ? 0.0f : exp(s[u] - mNew);
-      l += e;
-      attend_decode_h8_kv2_d32_w0_f16_sinks_s4_358d378a_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
-    }
-    m = mNew;
   }
   // Combine the lane groups of each SIMD-group, then the SIMD-groups.
   // Every lane of a group holds the same m and l (the butterfly sums
   // above give each lane the same bits), so the SIMD-group's sum of l
-  // counts each group G times.
-  const float M = simd_max(m);
-  const float corr = (m == -INFINITY) ? 0.0f : exp(m - M);
-  const float L = simd_sum(l * corr) / float(G);
-  threadgroup float* part = tg + D + sg * (VD + 2);
-  for (uint k = 0; k < VS; k++) {
-    float a = acc[k] * corr;
-    for (uint off = G; off < 32; off *= 2) a += simd_shuffle_xor(a, off);
-    if (r == 0) part[2 + c * VS + k] = a;
-  }
-  if (lane == 0) { part[0] = M; part[1] = L; }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  // Lane s weighs SIMD-group s's partial (nsg <= 32), so each SIMD-group
-  // takes one exp per partial rather than one per partial and output;
-  // the SIMD-groups then share the outputs, 32 each.
-  const float Ms = lane < nsg ? tg[D + lane * (VD + 2)] : -INFINITY;
-  float MM = simd_max(Ms);
-  const float w = Ms == -INFINITY ? 0.0f : exp(Ms - MM);
-  float total = simd_sum(lane < nsg ? tg[D + lane * (VD + 2) + 1] * w : 0.0f);
-  device float* partial = scratch + (h * 4u + tgid.z) * (VD + 2);
-  if (tid == 0) { partial[0] = MM; partial[1] = total; }
-  for (uint i0 = sg * 32; i0 < VD; i0 += 32 * nsg) {
-    const uint i = i0 + lane;
-    float v = 0.0f;
-    for (uint s = 0; s < nsg; s++) {
-      const float ws = simd_shuffle(w, ushort(s));
-      if (i < VD) v += tg[D + s * (VD + 2) + 2 + i] * ws;
+  // counts each group G times. SIMD-group sg's partial of head hh is at
+  // D * HPS + (sg * HPS + hh) * (VD + 2).
+  for (uint hh = 0; hh < HPS; hh++) {
+    const float M = simd_max(m[hh]);
+    const float corr = (m[hh] == -INFINITY) ? 0.0f : exp(m[hh] - M);
+    const float L = simd_sum(l[hh] * corr) / float(G);
+    threadgroup float* part = tg + HPS * D + (sg * HPS + hh) * (VD + 2);
+    for (uint k = 0; k < VS; k++) {
+      float a = acc[hh][k] * corr;
+      for (uint off = G; off < 32; off *= 2) a += simd_shuffle_xor(a, off);
+      if (r == 0) part[2 + c * VS + k] = a;
     }
-    if (i < VD) partial[2 + i] = v;
+    if (lane == 0) { part[0] = M; part[1] = L; }
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  for (uint hh = 0; hh < HPS; hh++) {
+    const uint h = h0 + hh;
+    threadgroup float* parts = tg + HPS * D + hh * (VD + 2);   // SIMD-group s's at s * HPS * (VD + 2)
+    // Lane s weighs SIMD-group s's partial (nsg <= 32), so each SIMD-group
+    // takes one exp per partial rather than one per partial and output;
+    // the SIMD-groups then share the outputs, 32 each.
+    const float Ms = lane < nsg ? parts[lane * HPS * (VD + 2)] : -INFINITY;
+    float MM = simd_max(Ms);
+    const float w = Ms == -INFINITY ? 0.0f : exp(Ms - MM);
+    float total = simd_sum(lane < nsg ? parts[lane * HPS * (VD + 2) + 1] * w : 0.0f);
+    device float* partial = scratch + (h * 4u + tgid.z) * (VD + 2);
+    if (tid == 0) { partial[0] = MM; partial[1] = total; }
+    for (uint i0 = sg * 32; i0 < VD; i0 += 32 * nsg) {
+      const uint i = i0 + lane;
+      float v = 0.0f;
+      for (uint s = 0; s < nsg; s++) {
+        const float ws = simd_shuffle(w, ushort(s));
+        if (i < VD) v += parts[s * HPS * (VD + 2) + 2 + i] * ws;
+      }
+      if (i < VD) partial[2 + i] = v;
+    }
   }
 }
 
 // ---------------------------------------------------------------------------
-// attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa: prefill kernel of attend (attend)
+// attend_prefill_h8_kv2_d32_w0_f16_sinks_94d297bb: prefill kernel of attend (attend)
 // Attention reads each cached row with 4 lanes together, each
 // taking S consecutive values: lane part c covers values c*S .. c*S+S-1.
 // q · k over lane part c of one cached key row; q holds that part of the
 // query, already rotated when the format is.
-inline float attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa_kdot(device const uchar* row, thread const float* q, uint c) {
+inline float attend_prefill_h8_kv2_d32_w0_f16_sinks_94d297bb_kdot(device const uchar* row, thread const float* q, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   float s = 0.0f;
@@ -711,7 +755,7 @@ inline float attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa_kdot(device const u
 
 // acc += w * v over lane part c of one cached value row (VD / 4
 // values).
-inline void attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
+inline void attend_prefill_h8_kv2_d32_w0_f16_sinks_94d297bb_vaxpy(device const uchar* row, float w, thread float* acc, uint c) {
   constexpr uint S = 32 / 4;
   const uint i0 = c * S;
   for (uint k = 0; k < (S % 4 == 0 ? S : 0u); k += 4) {
@@ -725,7 +769,7 @@ inline void attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa_vaxpy(device const u
 }
 
 // attend
-kernel void attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa(
+kernel void attend_prefill_h8_kv2_d32_w0_f16_sinks_94d297bb(
     constant StepArgs& args [[buffer(0)]],
     device const float* q [[buffer(1)]],
     device const ushort* sinks [[buffer(2)]],
@@ -743,99 +787,121 @@ kernel void attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa(
   constexpr uint VD = 32;
   constexpr uint KVH = 2;
   constexpr uint GROUP = 4;
-  const uint h = tgid.x;
+  constexpr uint HPS = 1;   // query heads a threadgroup attends for
+  const uint h0 = tgid.x * HPS;
   const uint t = tgid.y;
   const uint p = token_pos(args, t);
-  const uint g = h / GROUP;
+  const uint g = h0 / GROUP;
   const uint first = 0u;
   const uint lo = first;
-  // The query, rotated group by group when the cache stores keys rotated.
+  // The queries of heads h0 .. h0 + HPS - 1 (consecutive in q), rotated
+  // group by group when the cache stores keys rotated.
   threadgroup float* tq = tg;
-  device const float* qh = q + t * (8 * D) + h * D;
-  for (uint i = tid; i < D; i += 32 * nsg) tq[i] = qh[i];
+  device const float* qh = q + t * (8 * D) + h0 * D;
+  for (uint i = tid; i < HPS * D; i += 32 * nsg) tq[i] = qh[i];
   threadgroup_barrier(mem_flags::mem_threadgroup);
   constexpr uint G = 4;   // lanes per cached position
   constexpr uint P = 32 / G;         // positions per round of a SIMD-group
   constexpr uint U = 8;    // rounds per step
   constexpr uint S = D / G, VS = VD / G;
   const uint c = lane % G, r = lane / G;
-  float qv[S];
-  for (uint k = 0; k < S; k++) qv[k] = tq[c * S + k];
-  float m = -INFINITY, l = 0.0f;
-  float acc[VS];
-  for (uint k = 0; k < VS; k++) acc[k] = 0.0f;
+  float qv[HPS][S];
+  for (uint hh = 0; hh < HPS; hh++) {
+    for (uint k = 0; k < S; k++) qv[hh][k] = tq[hh * D + c * S + k];
+  }
+  float m[HPS], l[HPS];
+  float acc[HPS][VS];
+  for (uint hh = 0; hh < HPS; hh++) {
+    m[hh] = -INFINITY;
+    l[hh] = 0.0f;
+    for (uint k = 0; k < VS; k++) acc[hh][k] = 0.0f;
+  }
   device const uchar* krows = kcache + token_kv(args, t) + g * 64;
   device const uchar* vrows = vcache + token_kv(args, t) + g * 64;
   // A step of SIMD-group sg covers the U * P positions from j0; lane group
   // r takes j0 + u * P + r in round u. Every lane of a SIMD-group runs the
   // same steps (the bound depends on the SIMD-group only), so each
-  // shuffle finds its whole lane group.
+  // shuffle finds its whole lane group. The HPS heads share each row's
+  // loads (the same addresses, no store between them).
   for (uint j0 = lo + sg * (U * P); j0 <= p; j0 += U * P * nsg) {
     uint slot[U];
-    float s[U];
+    float s[U][HPS];
     for (uint u = 0; u < U; u++) {
       const uint j = min(j0 + u * P + r, p);
       slot[u] = j;
-      s[u] = attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa_kdot(krows + slot[u] * (KVH * 64), qv, c);
+      for (uint hh = 0; hh < HPS; hh++) s[u][hh] = attend_prefill_h8_kv2_d32_w0_f16_sinks_94d297bb_kdot(krows + slot[u] * (KVH * 64), qv[hh], c);
     }
     for (uint u = 0; u < U; u++) {
-      for (uint off = G / 2; off > 0; off /= 2) s[u] += simd_shuffle_xor(s[u], off);
+      for (uint hh = 0; hh < HPS; hh++) {
+        for (uint off = G / 2; off > 0; off /= 2) s[u][hh] += simd_shuffle_xor(s[u][hh], off);
+      }
     }
-    // Positions past p weigh exactly 0: their score is -inf, and the
-    // maximum below starts from m, so it is finite once any position of
-    // this lane group was.
-    float mNew = m;
+    for (uint hh = 0; hh < HPS; hh++) {
+      // Positions past p weigh exactly 0: their score is -inf, and the
+      // maximum below starts from m, so it is finite once any position of
+      // this lane group was.
+      float mNew = m[hh];
+      for (uint u = 0; u < U; u++) {
+        s[u][hh] *= 0.176776692f;
+        if (j0 + u * P + r > p) s[u][hh] = -INFINITY;
+        mNew = max(mNew, s[u][hh]);
+      }
+      // m == mNew also covers a lane group that has seen no position yet
+      // (both -inf; its l and acc are 0).
+      const float corr = m[hh] == mNew ? 1.0f : exp(m[hh] - mNew);
+      l[hh] *= corr;
+      for (uint k = 0; k < VS; k++) acc[hh][k] *= corr;
+      m[hh] = mNew;
+    }
     for (uint u = 0; u < U; u++) {
-      s[u] *= 0.176776692f;
-      if (j0 + u * P + r > p) s[u] = -INFINITY;
-      mNew = max(mNew, s[u]);
+      for (uint hh = 0; hh < HPS; hh++) {
+        const float e = s[u][hh] == -INFINITY ? 0.0f : exp(s[u][hh] - m[hh]);
+        l[hh] += e;
+        attend_prefill_h8_kv2_d32_w0_f16_sinks_94d297bb_vaxpy(vrows + slot[u] * (KVH * 64), e, acc[hh], c);
+      }
     }
-    // m == mNew also covers a lane group that has seen no position yet
-    // (both -inf; its l and acc are 0).
-    const float corr = m == mNew ? 1.0f : exp(m - mNew);
-    l *= corr;
-    for (uint k = 0; k < VS; k++) acc[k] *= corr;
-    for (uint u = 0; u < U; u++) {
-      const float e = s[u] == -INFINITY ? 0.0f : exp(s[u] - mNew);
-      l += e;
-      attend_prefill_h8_kv2_d32_w0_f16_sinks_b7c72aaa_vaxpy(vrows + slot[u] * (KVH * 64), e, acc, c);
-    }
-    m = mNew;
   }
   // Combine the lane groups of each SIMD-group, then the SIMD-groups.
   // Every lane of a group holds the same m and l (the butterfly sums
   // above give each lane the same bits), so the SIMD-group's sum of l
-  // counts each group G times.
-  const float M = simd_max(m);
-  const float corr = (m == -INFINITY) ? 0.0f : exp(m - M);
-  const float L = simd_sum(l * corr) / float(G);
-  threadgroup float* part = tg + D + sg * (VD + 2);
-  for (uint k = 0; k < VS; k++) {
-    float a = acc[k] * corr;
-    for (uint off = G; off < 32; off *= 2) a += simd_shuffle_xor(a, off);
-    if (r == 0) part[2 + c * VS + k] = a;
-  }
-  if (lane == 0) { part[0] = M; part[1] = L; }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  // Lane s weighs SIMD-group s's partial (nsg <= 32), so each SIMD-group
-  // takes one exp per partial rather than one per partial and output;
-  // the SIMD-groups then share the outputs, 32 each.
-  const float Ms = lane < nsg ? tg[D + lane * (VD + 2)] : -INFINITY;
-  float MM = simd_max(Ms);
-  const float sink = bf16f(sinks[h]);
-  MM = max(MM, sink);
-  const float w = Ms == -INFINITY ? 0.0f : exp(Ms - MM);
-  float total = simd_sum(lane < nsg ? tg[D + lane * (VD + 2) + 1] * w : 0.0f);
-  total += exp(sink - MM);
-  for (uint i0 = sg * 32; i0 < VD; i0 += 32 * nsg) {
-    const uint i = i0 + lane;
-    float v = 0.0f;
-    for (uint s = 0; s < nsg; s++) {
-      const float ws = simd_shuffle(w, ushort(s));
-      if (i < VD) v += tg[D + s * (VD + 2) + 2 + i] * ws;
+  // counts each group G times. SIMD-group sg's partial of head hh is at
+  // D * HPS + (sg * HPS + hh) * (VD + 2).
+  for (uint hh = 0; hh < HPS; hh++) {
+    const float M = simd_max(m[hh]);
+    const float corr = (m[hh] == -INFINITY) ? 0.0f : exp(m[hh] - M);
+    const float L = simd_sum(l[hh] * corr) / float(G);
+    threadgroup float* part = tg + HPS * D + (sg * HPS + hh) * (VD + 2);
+    for (uint k = 0; k < VS; k++) {
+      float a = acc[hh][k] * corr;
+      for (uint off = G; off < 32; off *= 2) a += simd_shuffle_xor(a, off);
+      if (r == 0) part[2 + c * VS + k] = a;
     }
-    v /= total;
-    if (i < VD) out[t * (8 * VD) + h * VD + i] = v;
+    if (lane == 0) { part[0] = M; part[1] = L; }
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  for (uint hh = 0; hh < HPS; hh++) {
+    const uint h = h0 + hh;
+    threadgroup float* parts = tg + HPS * D + hh * (VD + 2);   // SIMD-group s's at s * HPS * (VD + 2)
+    // Lane s weighs SIMD-group s's partial (nsg <= 32), so each SIMD-group
+    // takes one exp per partial rather than one per partial and output;
+    // the SIMD-groups then share the outputs, 32 each.
+    const float Ms = lane < nsg ? parts[lane * HPS * (VD + 2)] : -INFINITY;
+    float MM = simd_max(Ms);
+    const float sink = bf16f(sinks[h]);
+    MM = max(MM, sink);
+    const float w = Ms == -INFINITY ? 0.0f : exp(Ms - MM);
+    float total = simd_sum(lane < nsg ? parts[lane * HPS * (VD + 2) + 1] * w : 0.0f);
+    total += exp(sink - MM);
+    for (uint i0 = sg * 32; i0 < VD; i0 += 32 * nsg) {
+      const uint i = i0 + lane;
+      float v = 0.0f;
+      for (uint s = 0; s < nsg; s++) {
+        const float ws = simd_shuffle(w, ushort(s));
+        if (i < VD) v += parts[s * HPS * (VD + 2) + 2 + i] * ws;
+      }
+      v /= total;
+      if (i < VD) out[t * (8 * VD) + h * VD + i] = v;
+    }
   }
 }
 
