@@ -111,12 +111,18 @@ type Kernel struct {
 // same for every variant) and the grid of each, and the stages that follow
 // the kernel in some variant.
 type Dispatch struct {
-	Op       int                `json:"op"`
-	Kind     string             `json:"kind"`
-	Layer    int                `json:"layer"`
-	Kernels  map[Variant]string `json:"kernels"`
-	Grids    map[Variant]Grid   `json:"grids"`
-	Bindings []Binding          `json:"bindings"`
+	Op      int                `json:"op"`
+	Kind    string             `json:"kind"`
+	Layer   int                `json:"layer"`
+	Kernels map[Variant]string `json:"kernels"`
+	Grids   map[Variant]Grid   `json:"grids"`
+	// DecodeUpTo is the most tokens a call may have for the decode kernel
+	// to serve it (0: one). A matrix-vector kernel whose grid has a row of
+	// threadgroups per token serves a few tokens faster than a tiled
+	// kernel, whose few tiles leave the GPU idle (docs/gpu.md, "Few-token
+	// calls").
+	DecodeUpTo int       `json:"decode_up_to,omitempty"`
+	Bindings   []Binding `json:"bindings"`
 	// Then are further launches of the op, after its kernel, in order:
 	// each runs in the calls whose variant it names (VariantAny: all).
 	Then []Stage `json:"then,omitempty"`
@@ -140,7 +146,7 @@ type Stage struct {
 // decode or prefill kernel when the dispatch has one, else VariantAny.
 func (d *Dispatch) variantFor(seq int) Variant {
 	v := VariantPrefill
-	if seq == 1 {
+	if seq == 1 || seq <= d.DecodeUpTo {
 		v = VariantDecode
 	}
 	if _, ok := d.Kernels[v]; ok {

@@ -85,3 +85,31 @@ func TestLaunchesOfStages(t *testing.T) {
 		t.Errorf("arena buffer without scratch %d bytes, want the arena's (at least 256)", got)
 	}
 }
+
+// TestDecodeUpTo: a dispatch whose decode kernel serves a few tokens
+// gets it for calls of up to DecodeUpTo tokens and the prefill kernel
+// beyond; one without it gets the decode kernel for one token only. The
+// decode grid is evaluated at the call's own token count.
+func TestDecodeUpTo(t *testing.T) {
+	rows := Grid{{Const: 5}, {PerTile: 1, Tile: 1}, {Const: 1}}
+	tiles := Grid{{Const: 2}, {PerTile: 1, Tile: 8}, {Const: 1}}
+	few := &Dispatch{Kernels: map[Variant]string{VariantDecode: "mv", VariantPrefill: "tiled"}, Grids: map[Variant]Grid{VariantDecode: rows, VariantPrefill: tiles}, DecodeUpTo: 4}
+	one := &Dispatch{Kernels: few.Kernels, Grids: few.Grids}
+	for _, c := range []struct {
+		d    *Dispatch
+		seq  int
+		want string
+		grid [3]int
+	}{
+		{few, 1, "mv", [3]int{5, 1, 1}},
+		{few, 4, "mv", [3]int{5, 4, 1}},
+		{few, 5, "tiled", [3]int{2, 1, 1}},
+		{one, 1, "mv", [3]int{5, 1, 1}},
+		{one, 2, "tiled", [3]int{2, 1, 1}},
+	} {
+		name, g := c.d.KernelFor(c.seq)
+		if name != c.want || g.Eval(c.seq) != c.grid {
+			t.Errorf("DecodeUpTo %d, %d tokens: %s %v, want %s %v", c.d.DecodeUpTo, c.seq, name, g.Eval(c.seq), c.want, c.grid)
+		}
+	}
+}

@@ -91,6 +91,9 @@ type spec struct {
 	// the kernel's name before its description (the op kind otherwise).
 	stage *builder
 	name  string
+	// upTo is, for a decode spec, the most tokens a call may have for it
+	// to serve the call (Dispatch.DecodeUpTo).
+	upTo int
 }
 
 // builder accumulates an op's parameters and bindings.
@@ -197,6 +200,9 @@ func (c *Context) Specialize(i int) (*Dispatch, error) {
 		}
 		d.Kernels[s.variant] = k.Name
 		d.Grids[s.variant] = s.grid
+		if s.variant == Decode {
+			d.DecodeUpTo = s.upTo
+		}
 	}
 	d.Scratch = max(d.Scratch, b.scratchBytes)
 	return d, nil

@@ -156,10 +156,36 @@ func specLinear(b *builder) ([]spec, error) {
 	decode.RowsPerSG = decodeRows(out)
 	decode.Preload = linearPreload
 	return []spec{
-		{variant: Decode, template: string(ir.OpLinear), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 64}, grid: rowsGrid(out, sgPerTG*decode.RowsPerSG), data: &decode},
+		{variant: Decode, template: string(ir.OpLinear), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 64}, grid: rowsGrid(out, sgPerTG*decode.RowsPerSG), data: &decode, upTo: fewTokens(w.Bytes())},
 		{variant: Prefill, template: string(ir.OpLinear), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * (tileTokens*8 + sgPerTG*64 + tileTokens*tileOut + tileTokens)}, grid: tiledGrid(out), data: &data},
 	}, nil
 }
+
+// fewTokens is the most tokens a call of a dense matrix kernel may have
+// for the matrix-vector (decode) kernel to serve it rather than the tiled
+// one; a batched step of a few sequences is such a call. The tiled
+// kernel reads the weights once a call, but with 8 tokens x 32 outputs a
+// threadgroup, a call of up to 8 tokens gives gpt-oss-20b's o_proj (2880
+// rows) 90 threadgroups, each walking all 4096 inputs: on an H100 its 24
+// layers took 8.3 ms a call of 2 to 16 tokens. The decode grid has a row
+// of threadgroups a token, each reading the rows itself, so a call of n
+// tokens reads the weights n times: from the cache while they fit it
+// (o_proj: 0.44 ms for 2 tokens, 1.01 ms for 8), from memory when they do
+// not (the LM head, 1.16 GB: 0.83 ms for 2 tokens, 3.26 ms for 8, against
+// 2.0 ms tiled). Hence up to 8 tokens for a matrix of at most cachedBytes
+// and up to 4 for a larger one (docs/gpu.md, "Few-token calls"). Apple
+// GPUs' system-level caches are of the same order as the H100's 50 MB L2.
+func fewTokens(weightBytes int64) int {
+	if weightBytes > cachedBytes {
+		return 4
+	}
+	return 8
+}
+
+// cachedBytes is the largest weight matrix that fewTokens counts on a
+// GPU's last-level cache to hold between one token's threadgroups and
+// the next's.
+const cachedBytes = 64 << 20
 
 // decodeRows is how many output rows each SIMD-group of a matrix-vector
 // kernel computes in one pass over the input. Two rows share each
@@ -211,7 +237,7 @@ func specGLU(b *builder) ([]spec, error) {
 	decode := data
 	decode.RowsPerSG = decodeRows(out)
 	return []spec{
-		{variant: Decode, template: string(ir.OpGLU), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 16}, grid: rowsGrid(out, sgPerTG*decode.RowsPerSG), data: &decode},
+		{variant: Decode, template: string(ir.OpGLU), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * 16}, grid: rowsGrid(out, sgPerTG*decode.RowsPerSG), data: &decode, upTo: fewTokens(wg.Bytes() + wu.Bytes())},
 		{variant: Prefill, template: string(ir.OpGLU), desc: desc, threads: threads(tgThreads), tgmem: []int{4 * (tileTokens*8 + 2*sgPerTG*64 + 2*tileTokens*tileOut)}, grid: tiledGrid(out), data: &data},
 	}, nil
 }

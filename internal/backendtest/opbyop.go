@@ -58,7 +58,11 @@ func CompareOpByOp(t *testing.T, g OpRunner, p *program.Program, ck *weights.Che
 	experts := expertCounts(p)
 	for i, op := range p.Func.Ops {
 		seen[op.Kind] = true
-		for _, seq := range []int{1, 3} {
+		// 3 tokens run the decode kernels of the ops whose decode kernel
+		// serves a few tokens (program.Dispatch.DecodeUpTo) and the prefill
+		// kernels of the others; 11 the prefill kernels of all, with a
+		// partial tile.
+		for _, seq := range []int{1, 3, min(11, int(p.Arena.Batch))} {
 			randomizeOperands(rng, p, op, experts, cm.Arena(), g.Arena(), seq)
 			// Both caches hold the prefill; the op writes the positions
 			// after it.

@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -134,6 +135,7 @@ func TestCUDASpeed(t *testing.T) {
 		// Decode at each context: the cache holds random values (finite,
 		// |x| < 2) at every position, then steps run at positions ctx...
 		fillKV(m.KVBuffer(), rng)
+		var decode4K float64
 		for _, c := range ctxs {
 			steps := 32
 			if quick {
@@ -150,10 +152,34 @@ func TestCUDASpeed(t *testing.T) {
 				}
 			}
 			s := time.Since(t0).Seconds() / float64(steps)
+			if c == 4096 {
+				decode4K = s
+			}
 			fmt.Printf("[%s] decode at context %d: %.1f tok/s (%.3f ms/token) = %.0f%% of the floor\n", kv, c, 1/s, 1e3*s, 100*(perTok/bw)/s)
 		}
 		if kv == "f16" && !quick {
-			kernelTable(t, m, gd, p, ck, bw, 4096)
+			kernelTable(t, m, gd, p, ck, bw, 4096, 1)
+			// MINERVA_CUDA_BENCH_CALLS=2,8: calls of that many tokens at
+			// position 4096 and their kernel tables. A batched step of n
+			// sequences runs these kernels (every call of more than one
+			// token runs the prefill variants), so they show what a step
+			// of n costs.
+			for _, f := range strings.Split(os.Getenv("MINERVA_CUDA_BENCH_CALLS"), ",") {
+				n, err := strconv.Atoi(f)
+				if err != nil || n < 2 {
+					continue
+				}
+				ids := tokens(4 * n)
+				t0 := time.Now()
+				for i := 0; i < 4; i++ {
+					if _, err := m.Forward(ids[i*n:(i+1)*n], 4096+i*n); err != nil {
+						t.Fatal(err)
+					}
+				}
+				s := time.Since(t0).Seconds() / 4
+				fmt.Printf("[%s] a call of %d tokens at context 4096: %.3f ms (%.3f ms/token; a decode step %.2f× as long)\n", kv, n, 1e3*s, 1e3*s/float64(n), s/decode4K)
+				kernelTable(t, m, gd, p, ck, bw, 4096, n)
+			}
 		}
 		m.Close()
 	}
@@ -244,8 +270,9 @@ func fillKV(kv []byte, rng *rand.Rand) {
 // prints, per kernel, its share of the step's GPU time, the bytes it
 // reads (weights as bound, experts scaled to the routes a token takes,
 // KV-cache rows up to pos), its GB/s, the fraction of the copy bandwidth
-// and its dispatches per token.
-func kernelTable(t *testing.T, m *Model, dev Device, p *program.Program, ck *weights.Checkpoint, bw float64, pos int) {
+// and its dispatches per token. With n > 1 it times calls of n tokens
+// instead, and prints each kernel's share and time a call.
+func kernelTable(t *testing.T, m *Model, dev Device, p *program.Program, ck *weights.Checkpoint, bw float64, pos, n int) {
 	type row struct {
 		ms    float64
 		n     int
@@ -262,12 +289,32 @@ func kernelTable(t *testing.T, m *Model, dev Device, p *program.Program, ck *wei
 		r.n++
 	})
 	const steps = 8
+	ids := make([]int32, n)
+	for i := range ids {
+		ids[i] = int32(1 + i)
+	}
 	for i := 0; i < steps; i++ {
-		if _, err := m.Forward([]int32{1}, pos+i); err != nil {
+		if _, err := m.Forward(ids, pos+i*n); err != nil {
 			t.Fatal(err)
 		}
 	}
 	SetProfile(dev, nil)
+	if n > 1 {
+		var total float64
+		var names []string
+		for k, r := range rows {
+			total += r.ms
+			names = append(names, k)
+		}
+		sort.Slice(names, func(i, j int) bool { return rows[names[i]].ms > rows[names[j]].ms })
+		fmt.Printf("\nper-kernel calls of %d tokens at position %d, f16 cache (%d calls, one event pair per launch): GPU time %.3f ms/call\n", n, pos, steps, total/steps)
+		fmt.Printf("| kernel | share | ms/call | ms/token | dispatches/call |\n|---|---|---|---|---|\n")
+		for _, k := range names {
+			r := rows[k]
+			fmt.Printf("| %s | %.1f%% | %.3f | %.3f | %d |\n", k, 100*r.ms/total, r.ms/steps, r.ms/steps/float64(n), r.n/steps)
+		}
+		return
+	}
 	// Bytes per dispatch, from the bindings.
 	cfg := map[string]float64{}
 	for _, c := range p.Config {
