@@ -14,6 +14,8 @@ package gocode
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -199,11 +201,25 @@ func Generate(m *Model) ([]byte, error) {
 		jen.If(jen.Err().Op(":=").Id("m").Dot("setArgs").Call(jen.Id("args")), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Err())),
 		jen.List(jen.Id("ls"), jen.Id("ok")).Op(":=").Id("m").Dot("prefill").Index(jen.Id("seq")),
 		jen.If(jen.Op("!").Id("ok")).Block(
-			jen.Id("ls").Op("=").Id("m").Dot("launches").Call(jen.Id("prefillTable"), jen.Id("m").Dot("args"), jen.Id("seq")),
+			jen.Id("ls").Op("=").Id("m").Dot("launches").Call(jen.Id("tableFor").Call(jen.Id("seq")), jen.Id("m").Dot("args"), jen.Id("seq")),
 			jen.Id("m").Dot("prefill").Index(jen.Id("seq")).Op("=").Id("ls"),
 		),
 		jen.Return(jen.Id("m").Dot("dev").Dot("Run").Call(jen.Id("ls"))),
 	)
+	// A call of a few tokens runs the decode kernels of the dispatches
+	// whose decode kernel serves that many (program.Dispatch.DecodeUpTo):
+	// one table for each range of call sizes with the same kernels.
+	few := fewSizes(m)
+	var cases []jen.Code
+	for _, n := range few {
+		cases = append(cases, jen.Case(jen.Id("seq").Op("<=").Lit(n)).Block(jen.Return(jen.Id(fmt.Sprintf("fewTable%d", n)))))
+	}
+	f.Comment("tableFor is the dispatch table of a call of seq > 1 tokens.")
+	if len(cases) == 0 {
+		f.Func().Id("tableFor").Params(jen.Id("seq").Int()).Index().Id("dispatch").Block(jen.Return(jen.Id("prefillTable")))
+	} else {
+		f.Func().Id("tableFor").Params(jen.Id("seq").Int()).Index().Id("dispatch").Block(jen.Switch().Block(cases...), jen.Return(jen.Id("prefillTable")))
+	}
 	f.Comment("Step issues the dispatch sequence for one token (the decode kernels).")
 	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Step").Params(jen.Id("args").Index().Byte()).Error().Block(
 		jen.If(jen.Err().Op(":=").Id("m").Dot("setArgs").Call(jen.Id("args")), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Err())),
@@ -230,21 +246,37 @@ func Generate(m *Model) ([]byte, error) {
 		return nil, fmt.Errorf("BUG: rendering Go: %v", err)
 	}
 	b.WriteString("\n// prefillTable is the dispatch sequence of Prefill: the prefill kernels, with the barriers a full batch needs.\n")
-	writeTable(&b, "prefillTable", m, program.VariantPrefill)
+	writeTable(&b, "prefillTable", m, int(m.Arena.Batch))
+	lo := 2
+	for _, n := range few {
+		fmt.Fprintf(&b, "\n// fewTable%d is the dispatch sequence of Prefill for calls of %d to %d tokens, with the barriers %d need.\n", n, lo, n, n)
+		writeTable(&b, fmt.Sprintf("fewTable%d", n), m, n)
+		lo = n + 1
+	}
 	b.WriteString("\n// stepTable is the dispatch sequence of Step: the decode kernels.\n")
-	writeTable(&b, "stepTable", m, program.VariantDecode)
+	writeTable(&b, "stepTable", m, 1)
 	return b.Bytes(), nil
 }
 
-// writeTable writes one dispatch record per launch for a variant (an op's
-// kernel, then its stages: program.Launches), with
-// the barriers the plan's dependencies need (computed for a full batch, the
-// widest extent of every value), as a Go variable in gofmt's form.
-func writeTable(b *bytes.Buffer, name string, m *Model, v program.Variant) {
-	seqFor := int(m.Arena.Batch)
-	if v == program.VariantDecode {
-		seqFor = 1
+// fewSizes are the upper ends of the ranges of call sizes, from 2 tokens
+// to the largest DecodeUpTo below the batch, within which every call
+// runs the same kernels: the distinct DecodeUpTo values, in order.
+func fewSizes(m *Model) []int {
+	seen := map[int]bool{}
+	for _, d := range m.Dispatches {
+		if n := min(d.DecodeUpTo, int(m.Arena.Batch)); n >= 2 {
+			seen[n] = true
+		}
 	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
+// writeTable writes one dispatch record per launch of a call of seqFor
+// tokens (an op's kernel, then its stages: program.Launches), with the
+// barriers the plan's dependencies need for that many tokens (the widest
+// extent of every value in the calls the table serves), as a Go variable
+// in gofmt's form.
+func writeTable(b *bytes.Buffer, name string, m *Model, seqFor int) {
 	weight := map[string]int{}
 	for i, t := range m.Tensors {
 		weight[t.Name] = i

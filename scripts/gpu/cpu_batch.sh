@@ -8,7 +8,9 @@
 R=$(pwd); G=$R/.gpu
 [ -x $G/cpu.test ] || (cd $G && tar xzf bin.tgz)
 OUT=${OUT:-/tmp/minerva-gpu}; mkdir -p $OUT
-lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Core|Socket|NUMA node\(s\)|Flags)' | cut -c1-200 > $OUT/cpu_host.txt
+lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Core|Socket|NUMA node\(s\))' > $OUT/cpu_host.txt
+# The flags line is long; the vector extensions are what the kernels pick by.
+echo "vector extensions: $(grep -o -w -E 'avx2|fma|avx512[a-z_]*' /proc/cpuinfo | sort -u | tr '\n' ' ')" >> $OUT/cpu_host.txt
 [ -f /tmp/g20/config.json ] || $G/minerva synth gpt-oss --out /tmp/g20 --threads 16 > /dev/null 2>&1
 cd $R/runtime/engine
 $G/engine.test -test.run '^$' -test.bench BatcherStreams -test.benchtime 6x -test.v 2>&1 | grep -E 'streams|: [0-9]' > $OUT/cpu_fortune_streams.log

@@ -385,10 +385,19 @@ func (m *Model) Prefill(args []byte, seq int) error {
 	}
 	ls, ok := m.prefill[seq]
 	if !ok {
-		ls = m.launches(prefillTable, m.args, seq)
+		ls = m.launches(tableFor(seq), m.args, seq)
 		m.prefill[seq] = ls
 	}
 	return m.dev.Run(ls)
+}
+
+// tableFor is the dispatch table of a call of seq > 1 tokens.
+func tableFor(seq int) []dispatch {
+	switch {
+	case seq <= 8:
+		return fewTable8
+	}
+	return prefillTable
 }
 
 // Step issues the dispatch sequence for one token (the decode kernels).
@@ -522,6 +531,36 @@ var prefillTable = []dispatch{
 	{"moe_gate_up_any_mxfp4_e8_512x256_k2_eebe5e34", [3]dim{{16, 0, 1}, {0, 2, 1}, {1, 0, 1}}, 128, 16, true, "op 23 (moe_gate_up, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 131072}, {bindArena, 2, 524288}, {bindWeight, 3, 73}, {bindWeight, 4, 74}, {bindWeight, 5, 75}, {bindArena, 6, 526336}}},
 	{"moe_down_any_mxfp4_e8_256x256_k2_b87d63b9", [3]dim{{64, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 64, 32, true, "op 24 (moe_down, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 393216}, {bindArena, 2, 526336}, {bindArena, 3, 524288}, {bindWeight, 4, 76}, {bindWeight, 5, 77}, {bindWeight, 6, 78}, {bindArena, 7, 0}}},
 	{"rmsnorm_linear_prefill_bf16_4096x256_2d9b1fb4", [3]dim{{128, 0, 1}, {0, 1, 8}, {1, 0, 1}}, 128, 2336, true, "op 25 (rmsnorm_linear, layer -1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 0}, {bindWeight, 2, 1}, {bindWeight, 3, 2}, {bindArena, 4, 131072}}},
+}
+
+// fewTable8 is the dispatch sequence of Prefill for calls of 2 to 8 tokens, with the barriers 8 need.
+var fewTable8 = []dispatch{
+	{"embedding_any_bf16_03dca740", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 128, 16, false, "op 0 (embedding, layer -1)", []bind{{bindArgs, 0, 0}, {bindWeight, 1, 0}, {bindArena, 2, 0}, {bindArena, 3, 512}}},
+	{"qkv_rope_store_any_bf16_h256_q8_kv2_f16_03d20378", [3]dim{{12, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 1024, 2176, true, "op 1 (qkv_rope_store, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 512}, {bindWeight, 2, 3}, {bindWeight, 3, 4}, {bindWeight, 4, 5}, {bindWeight, 5, 6}, {bindWeight, 6, 7}, {bindWeight, 7, 8}, {bindWeight, 8, 9}, {bindArena, 9, 131584}, {bindKV, 10, 0}, {bindKV, 11, 24576}}},
+	{"attend_any_h8_kv2_d32_w64_f16_sinks_0b0c3162", [3]dim{{8, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 512, 2304, true, "op 2 (attend, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 131584}, {bindWeight, 2, 12}, {bindKV, 3, 0}, {bindKV, 4, 24576}, {bindArena, 5, 262656}}},
+	{"linear_decode_bf16_256x256_4bbb4096", [3]dim{{64, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 256, true, "op 3 (linear, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 262656}, {bindWeight, 2, 10}, {bindWeight, 3, 11}, {bindArena, 4, 131584}}},
+	{"add_rmsnorm_router_prefill_bf16_bf16_e8_k2_3251c8c5", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 4 (add_rmsnorm_router, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 512}, {bindArena, 2, 131584}, {bindWeight, 3, 13}, {bindWeight, 4, 14}, {bindWeight, 5, 15}, {bindArena, 6, 524800}, {bindArena, 7, 262656}, {bindArena, 8, 393728}, {bindArena, 9, 2228224}}},
+	{"moe_gate_up_any_mxfp4_e8_512x256_k2_eebe5e34", [3]dim{{16, 0, 1}, {0, 2, 1}, {1, 0, 1}}, 128, 16, true, "op 5 (moe_gate_up, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 262656}, {bindArena, 2, 524800}, {bindWeight, 3, 16}, {bindWeight, 4, 17}, {bindWeight, 5, 18}, {bindArena, 6, 0}}},
+	{"moe_down_any_mxfp4_e8_256x256_k2_b87d63b9", [3]dim{{64, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 64, 32, true, "op 6 (moe_down, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 393728}, {bindArena, 2, 0}, {bindArena, 3, 524800}, {bindWeight, 4, 19}, {bindWeight, 5, 20}, {bindWeight, 6, 21}, {bindArena, 7, 262144}}},
+	{"qkv_rope_store_any_bf16_h256_q8_kv2_f16_3eb55ec4", [3]dim{{12, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 1024, 2176, true, "op 7 (qkv_rope_store, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 262144}, {bindWeight, 2, 22}, {bindWeight, 3, 23}, {bindWeight, 4, 24}, {bindWeight, 5, 25}, {bindWeight, 6, 26}, {bindWeight, 7, 27}, {bindWeight, 8, 28}, {bindArena, 9, 0}, {bindKV, 10, 49152}, {bindKV, 11, 114688}}},
+	{"attend_prefill_h8_kv2_d32_w0_f16_sinks_94d297bb", [3]dim{{8, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 512, 2304, true, "op 8 (attend, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 0}, {bindWeight, 2, 31}, {bindKV, 3, 49152}, {bindKV, 4, 114688}, {bindArena, 5, 131072}, {bindArena, 6, 2228224}}},
+	{"linear_decode_bf16_256x256_4bbb4096", [3]dim{{64, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 256, true, "op 9 (linear, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 131072}, {bindWeight, 2, 29}, {bindWeight, 3, 30}, {bindArena, 4, 0}}},
+	{"add_rmsnorm_router_prefill_bf16_bf16_e8_k2_3251c8c5", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 10 (add_rmsnorm_router, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 262144}, {bindArena, 2, 0}, {bindWeight, 3, 32}, {bindWeight, 4, 33}, {bindWeight, 5, 34}, {bindArena, 6, 524288}, {bindArena, 7, 131072}, {bindArena, 8, 393216}, {bindArena, 9, 2228224}}},
+	{"moe_gate_up_any_mxfp4_e8_512x256_k2_eebe5e34", [3]dim{{16, 0, 1}, {0, 2, 1}, {1, 0, 1}}, 128, 16, true, "op 11 (moe_gate_up, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 131072}, {bindArena, 2, 524288}, {bindWeight, 3, 35}, {bindWeight, 4, 36}, {bindWeight, 5, 37}, {bindArena, 6, 526336}}},
+	{"moe_down_any_mxfp4_e8_256x256_k2_b87d63b9", [3]dim{{64, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 64, 32, true, "op 12 (moe_down, layer 1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 393216}, {bindArena, 2, 526336}, {bindArena, 3, 524288}, {bindWeight, 4, 38}, {bindWeight, 5, 39}, {bindWeight, 6, 40}, {bindArena, 7, 0}}},
+	{"qkv_rope_store_any_bf16_h256_q8_kv2_f16_03d20378", [3]dim{{12, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 1024, 2176, true, "op 13 (qkv_rope_store, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 0}, {bindWeight, 2, 41}, {bindWeight, 3, 42}, {bindWeight, 4, 43}, {bindWeight, 5, 44}, {bindWeight, 6, 45}, {bindWeight, 7, 46}, {bindWeight, 8, 47}, {bindArena, 9, 131072}, {bindKV, 10, 180224}, {bindKV, 11, 204800}}},
+	{"attend_any_h8_kv2_d32_w64_f16_sinks_0b0c3162", [3]dim{{8, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 512, 2304, true, "op 14 (attend, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 131072}, {bindWeight, 2, 50}, {bindKV, 3, 180224}, {bindKV, 4, 204800}, {bindArena, 5, 262144}}},
+	{"linear_decode_bf16_256x256_4bbb4096", [3]dim{{64, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 256, true, "op 15 (linear, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 262144}, {bindWeight, 2, 48}, {bindWeight, 3, 49}, {bindArena, 4, 131072}}},
+	{"add_rmsnorm_router_prefill_bf16_bf16_e8_k2_3251c8c5", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 16 (add_rmsnorm_router, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 0}, {bindArena, 2, 131072}, {bindWeight, 3, 51}, {bindWeight, 4, 52}, {bindWeight, 5, 53}, {bindArena, 6, 524288}, {bindArena, 7, 262144}, {bindArena, 8, 393216}, {bindArena, 9, 2228224}}},
+	{"moe_gate_up_any_mxfp4_e8_512x256_k2_eebe5e34", [3]dim{{16, 0, 1}, {0, 2, 1}, {1, 0, 1}}, 128, 16, true, "op 17 (moe_gate_up, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 262144}, {bindArena, 2, 524288}, {bindWeight, 3, 54}, {bindWeight, 4, 55}, {bindWeight, 5, 56}, {bindArena, 6, 0}}},
+	{"moe_down_any_mxfp4_e8_256x256_k2_b87d63b9", [3]dim{{64, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 64, 32, true, "op 18 (moe_down, layer 2)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 393216}, {bindArena, 2, 0}, {bindArena, 3, 524288}, {bindWeight, 4, 57}, {bindWeight, 5, 58}, {bindWeight, 6, 59}, {bindArena, 7, 262144}}},
+	{"qkv_rope_store_any_bf16_h256_q8_kv2_f16_3eb55ec4", [3]dim{{12, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 1024, 2176, true, "op 19 (qkv_rope_store, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 262144}, {bindWeight, 2, 60}, {bindWeight, 3, 61}, {bindWeight, 4, 62}, {bindWeight, 5, 63}, {bindWeight, 6, 64}, {bindWeight, 7, 65}, {bindWeight, 8, 66}, {bindArena, 9, 0}, {bindKV, 10, 229376}, {bindKV, 11, 294912}}},
+	{"attend_prefill_h8_kv2_d32_w0_f16_sinks_94d297bb", [3]dim{{8, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 512, 2304, true, "op 20 (attend, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 0}, {bindWeight, 2, 69}, {bindKV, 3, 229376}, {bindKV, 4, 294912}, {bindArena, 5, 131072}, {bindArena, 6, 2228224}}},
+	{"linear_decode_bf16_256x256_4bbb4096", [3]dim{{64, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 256, true, "op 21 (linear, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 131072}, {bindWeight, 2, 67}, {bindWeight, 3, 68}, {bindArena, 4, 0}}},
+	{"add_rmsnorm_router_prefill_bf16_bf16_e8_k2_3251c8c5", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 1024, 128, true, "op 22 (add_rmsnorm_router, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 262144}, {bindArena, 2, 0}, {bindWeight, 3, 70}, {bindWeight, 4, 71}, {bindWeight, 5, 72}, {bindArena, 6, 524288}, {bindArena, 7, 131072}, {bindArena, 8, 393216}, {bindArena, 9, 2228224}}},
+	{"moe_gate_up_any_mxfp4_e8_512x256_k2_eebe5e34", [3]dim{{16, 0, 1}, {0, 2, 1}, {1, 0, 1}}, 128, 16, true, "op 23 (moe_gate_up, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 131072}, {bindArena, 2, 524288}, {bindWeight, 3, 73}, {bindWeight, 4, 74}, {bindWeight, 5, 75}, {bindArena, 6, 526336}}},
+	{"moe_down_any_mxfp4_e8_256x256_k2_b87d63b9", [3]dim{{64, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 64, 32, true, "op 24 (moe_down, layer 3)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 393216}, {bindArena, 2, 526336}, {bindArena, 3, 524288}, {bindWeight, 4, 76}, {bindWeight, 5, 77}, {bindWeight, 6, 78}, {bindArena, 7, 0}}},
+	{"rmsnorm_linear_decode_bf16_4096x256_eca665c0", [3]dim{{1024, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 128, 256, true, "op 25 (rmsnorm_linear, layer -1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 0}, {bindWeight, 2, 1}, {bindWeight, 3, 2}, {bindArena, 4, 131072}}},
 }
 
 // stepTable is the dispatch sequence of Step: the decode kernels.
