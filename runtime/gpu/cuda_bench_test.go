@@ -299,14 +299,15 @@ func kernelTable(t *testing.T, m *Model, dev Device, p *program.Program, ck *wei
 		}
 	}
 	SetProfile(dev, nil)
+	// The kernels by their share of the GPU time, largest first.
+	var total float64
+	var names []string
+	for k, r := range rows {
+		total += r.ms
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool { return rows[names[i]].ms > rows[names[j]].ms })
 	if n > 1 {
-		var total float64
-		var names []string
-		for k, r := range rows {
-			total += r.ms
-			names = append(names, k)
-		}
-		sort.Slice(names, func(i, j int) bool { return rows[names[i]].ms > rows[names[j]].ms })
 		fmt.Printf("\nper-kernel calls of %d tokens at position %d, f16 cache (%d calls, one event pair per launch): GPU time %.3f ms/call\n", n, pos, steps, total/steps)
 		fmt.Printf("| kernel | share | ms/call | ms/token | dispatches/call |\n|---|---|---|---|---|\n")
 		for _, k := range names {
@@ -356,13 +357,6 @@ func kernelTable(t *testing.T, m *Model, dev Device, p *program.Program, ck *wei
 			}
 		}
 	}
-	var total float64
-	var names []string
-	for k, r := range rows {
-		total += r.ms
-		names = append(names, k)
-	}
-	sort.Slice(names, func(i, j int) bool { return rows[names[i]].ms > rows[names[j]].ms })
 	fmt.Printf("\nper-kernel decode at position %d, f16 cache (%d steps, one event pair per launch): GPU time %.3f ms/token\n", pos, steps, total/steps)
 	fmt.Printf("| kernel | share | ms/token | MB/token | GB/s | %% of copy bw | dispatches/token |\n|---|---|---|---|---|---|---|\n")
 	for _, k := range names {
