@@ -85,6 +85,21 @@ func (p *minervaProc) waitStderr(t *testing.T, s string) {
 	}
 }
 
+// waitStdoutSuffix waits until stdout ends with s, and reports whether
+// it did within a few seconds. Stdout and stderr reach the test through
+// two pipes, each copied by its own goroutine, so a line on stderr that
+// minerva wrote after its reply can arrive before the reply's last bytes.
+func (p *minervaProc) waitStdoutSuffix(s string) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.HasSuffix(p.stdout.String(), s) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
 // exitCode waits for the process; -1 means a signal ended it.
 func (p *minervaProc) exitCode(t *testing.T) int {
 	t.Helper()
@@ -135,7 +150,7 @@ func TestRunSIGINTChat(t *testing.T) {
 	p.waitStderr(t, "stopped by Ctrl-C")
 	io.WriteString(p.stdin, "/reset\nA computer\n")
 	p.waitStderr(t, "stopped by eos")
-	if !strings.HasSuffix(p.stdout.String(), fortuneAnswer) {
+	if !p.waitStdoutSuffix(fortuneAnswer) {
 		t.Errorf("after the interrupted reply, stdout %q; want the answer to the next message", p.stdout.String())
 	}
 	p.interrupt(t) // at the prompt, the input still open
