@@ -291,6 +291,17 @@ dbf16done:
 	VZEROUPPER
 	RET
 
+// NIBBLES looks up the 16 bytes at (src) in the code table in X14 (the
+// nibble mask in X15): the low nibbles' doubled E2M1 values as bytes in
+// t0, the high nibbles' in t1.
+#define NIBBLES(src, t0, t1) \
+	VMOVDQU (src), t0   \
+	VPSRLW  $4, t0, t1  \
+	VPAND   X15, t0, t0 \
+	VPAND   X15, t1, t1 \
+	VPSHUFB t0, X14, t0 \
+	VPSHUFB t1, X14, t1
+
 // UNPACK32 turns the 16 bytes at (SI) into the 32 doubled E2M1 values of
 // the block, in element order, as floats in Y6 (0-7), Y7 (8-15), Y8
 // (16-23) and Y9 (24-31). It needs the code table in X14 and the nibble
@@ -298,12 +309,7 @@ dbf16done:
 // nibble and 2j+1 in its high nibble, so interleaving the looked-up low
 // and high nibbles restores the order.
 #define UNPACK32 \
-	VMOVDQU    (SI), X2     \
-	VPSRLW     $4, X2, X3   \
-	VPAND      X15, X2, X2  \
-	VPAND      X15, X3, X3  \
-	VPSHUFB    X2, X14, X2  \
-	VPSHUFB    X3, X14, X3  \
+	NIBBLES(SI, X2, X3)     \
 	VPUNPCKLBW X3, X2, X4   \
 	VPUNPCKHBW X3, X2, X5   \
 	VPMOVSXBD  X4, Y6       \
@@ -322,12 +328,7 @@ dbf16done:
 // the interleave. t0 and t1 are X scratch registers; LOOKUP32 names the
 // one-row kernel's registers.
 #define LOOKUPREGS(src, t0, t1, e0, e1, o0, o1) \
-	VMOVDQU   (src), t0    \
-	VPSRLW    $4, t0, t1   \
-	VPAND     X15, t0, t0  \
-	VPAND     X15, t1, t1  \
-	VPSHUFB   t0, X14, t0  \
-	VPSHUFB   t1, X14, t1  \
+	NIBBLES(src, t0, t1)   \
 	VPMOVSXBD t0, e0       \
 	VPSRLDQ   $8, t0, t0   \
 	VPMOVSXBD t0, e1       \
