@@ -90,6 +90,11 @@ func dotMXFP4x2xAVX2Asm(blocksA, scalesA, blocksB, scalesB *byte, xs *[4]*float3
 //go:noescape
 func dotF32x2x8AVX512Asm(a, b *float32, xs *[8]*float32, n int, outA, outB *float32)
 
+// prefetchLines asks for the cache lines of p[:n] ahead of their use.
+//
+//go:noescape
+func prefetchLines(p *byte, n int)
+
 //go:noescape
 func dotBF16x2x8AVX512Asm(a, b *uint16, xs *[8]*float32, n int, outA, outB *float32)
 

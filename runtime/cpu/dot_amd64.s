@@ -1529,3 +1529,19 @@ exp2done:
 	VMOVSS       X0, ret+24(FP)
 	VZEROUPPER
 	RET
+
+// func prefetchLines(p *byte, n int)
+// PREFETCHT0 for each 64-byte line of p[:n]; nothing is read into
+// registers, so p need not be valid memory beyond what the caller checks.
+TEXT ·prefetchLines(SB), NOSPLIT, $0-16
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+pfloop:
+	CMPQ CX, $0
+	JLE  pfdone
+	PREFETCHT0 (SI)
+	ADDQ $64, SI
+	SUBQ $64, CX
+	JMP  pfloop
+pfdone:
+	RET

@@ -5,11 +5,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/minerva-ml/minerva/internal/fixtures"
 
 	"github.com/minerva-ml/minerva/compiler"
+	"github.com/minerva-ml/minerva/compiler/ir"
 	"github.com/minerva-ml/minerva/runtime/weights"
 )
 
@@ -461,4 +463,85 @@ func TestPrefillAllocatesNothing(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRowsBF16: the chunked several-token matrix product (rowsBF16) over
+// rows longer than a chunk and not a multiple of it, with odd row runs
+// short of prefetchAhead and token counts with and without full groups
+// and a padded last group, against float64 sums of the bf16 rows.
+func TestRowsBF16(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	withKernels(t, func(set string) {
+		for _, cols := range []int{16, 250, bf16Chunk, 2*bf16Chunk + 37, 1000} {
+			const rows, batch = 40, 24
+			w := &weight{dtype: ir.BF16, cols: cols, rows: rows, u16: randBF16(r, rows*cols)}
+			x := buf{data: randFloats(r, batch*(cols+3)), row: cols + 3}
+			groups := tokenGroups(x, cols, batch)
+			offs := tokenOffsets(x, batch)
+			for _, seq := range []int{4, 5, 8, 11, 13, 19, 24} {
+				groups.setTail(seq)
+				for _, run := range [][2]int{{0, 2}, {2, 6}, {6, 22}, {22, 38}, {38, 40}} {
+					o0, o1 := run[0], run[1]
+					acc := make([]float32, chunkRows*batch)
+					for i := range acc {
+						acc[i] = float32(math.NaN())
+					}
+					rowsBF16(w, o0, o1, seq, groups, x.data, offs, acc, make([]float32, 16), &chunkViews{})
+					for o := o0; o < o1; o++ {
+						for tk := range seq {
+							var want, mags float64
+							for i, h := range w.row16(o) {
+								v := float64(math.Float32frombits(uint32(h)<<16)) * float64(x.data[tk*x.row+i])
+								want += v
+								mags += math.Abs(v)
+							}
+							if got := acc[(o-o0)*seq+tk]; !(math.Abs(float64(got)-want) <= dotBound(mags, cols)) {
+								t.Errorf("%s: cols %d, %d tokens, rows %d-%d: row %d token %d: %g, want %g", set, cols, seq, o0, o1, o, tk, got, want)
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkRowsBF16 multiplies a bf16 matrix too large for any cache
+// (32768 rows of 2880, 189 MB, gpt-oss-20b's width) with eight tokens,
+// on two threads as a step's loops run: by whole row pairs (rowPair, how
+// every several-token call ran before rowsBF16) and chunk by chunk
+// (rowsBF16). Its rate is in multiply-adds a second.
+//
+//	go test ./runtime/cpu -run '^$' -bench RowsBF16 -benchtime 10x -count 3
+func BenchmarkRowsBF16(b *testing.B) {
+	const rows, cols, seq, threads = 32768, 2880, 8, 2
+	r := rand.New(rand.NewPCG(1, 2))
+	w := &weight{dtype: ir.BF16, cols: cols, rows: rows, u16: randBF16(r, rows*cols)}
+	x := buf{data: randFloats(r, seq*cols), row: cols}
+	groups, offs := tokenGroups(x, cols, seq), tokenOffsets(x, seq)
+	for _, how := range []string{"pairs", "chunked"} {
+		b.Run(how, func(b *testing.B) {
+			for b.Loop() {
+				var wg sync.WaitGroup
+				for th := range threads {
+					wg.Go(func() {
+						lo, hi := th*rows/threads, (th+1)*rows/threads
+						acc, tmp := make([]float32, chunkRows*seq), make([]float32, 16)
+						dotsA, dotsB, row := make([]float32, seq), make([]float32, seq), make([]float32, 2*cols)
+						for o := lo; o < hi; {
+							if how == "pairs" {
+								rowPair(w, o, seq, groups, x.data, offs, row[:cols], row[cols:], dotsA, dotsB, tmp)
+								o += 2
+								continue
+							}
+							rowsBF16(w, o, o+chunkRows, seq, groups, x.data, offs, acc, tmp, &chunkViews{})
+							o += chunkRows
+						}
+					})
+				}
+				wg.Wait()
+			}
+			b.ReportMetric(float64(rows*cols*seq)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+		})
+	}
 }

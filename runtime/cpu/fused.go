@@ -532,7 +532,7 @@ func (m *Model) qkvRopeStore(f fusedOp) (func(int, int), bool) {
 	outs := [3]buf{q, k, v}
 	total := wq.rows + wk.rows + wv.rows
 	in := wq.cols
-	m.needScratch(2*in + 2*m.batch + 16)
+	m.needScratch(2*in + 2*m.batch + 16 + chunkRows*m.batch)
 	anyMXFP4 := wq.dtype == ir.MXFP4 || wk.dtype == ir.MXFP4 || wv.dtype == ir.MXFP4
 	if anyMXFP4 {
 		m.needPrep(in)
@@ -570,6 +570,14 @@ func (m *Model) qkvRopeStore(f fusedOp) (func(int, int), bool) {
 				dotsA[0] = w.dot(o, st.x[which])
 				store(which, o, dotsA)
 				g++
+			case chunked(w, seq) && g+1 < hi && o+1 < w.rows:
+				n := min(chunkRows, hi-g, w.rows-o) &^ 1
+				acc := sc[2*in+2*m.batch+16:]
+				rowsBF16(w, o, o+n, seq, groups, h.data, offs, acc, tmp, &m.views[worker])
+				for r := range n {
+					store(which, o+r, acc[r*seq:(r+1)*seq])
+				}
+				g += n
 			case g+1 < hi && o+1 < w.rows:
 				rowPair(w, o, seq, groups, h.data, offs, rowA, rowB, dotsA, dotsB, tmp)
 				store(which, o, dotsA)
@@ -610,7 +618,7 @@ func (m *Model) qkvRopeStore(f fusedOp) (func(int, int), bool) {
 			prepare()
 		}
 		groups.setTail(seq)
-		m.pool.run(total, grainFor(in*seq), body)
+		m.pool.run(total, rowGrain(wq, seq), body)
 		rq(seq, pos)
 		rk(seq, pos)
 		save(seq, pos)

@@ -94,6 +94,9 @@ type Model struct {
 	// scratch is per-worker float space for kernels (a decoded weight
 	// row, attention scores), sized at load: the kernels' registers.
 	scratch [][]float32
+	// views is per-worker room for the token groups' chunks that
+	// rowsBF16 hands its kernel.
+	views []chunkViews
 	// bodyScratch is the plan's scratch region for values inside fused
 	// ops; scratchUsed is the part the fused op being built has taken.
 	bodyScratch []float32
@@ -176,6 +179,7 @@ func Load(p *program.Program, ck *weights.Checkpoint, opts Options) (*Model, err
 		m.caches[l.Cache] = newKVLayer(l, p.KV.Format, m.kv, m.seqs, p.KV.Bytes)
 	}
 	m.scratch = make([][]float32, m.pool.workers)
+	m.views = make([]chunkViews, m.pool.workers)
 	val := func(v *ir.Value) buf { return m.arenaBuf(v) }
 	m.input = val(p.Func.Input)
 	m.output = val(p.Func.Output)

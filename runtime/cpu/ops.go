@@ -3,6 +3,7 @@ package cpu
 import (
 	"fmt"
 	"math"
+	"unsafe"
 
 	"github.com/minerva-ml/minerva/compiler/ir"
 )
@@ -150,7 +151,7 @@ func (m *Model) embedding(table *weight, ids, out buf) func(int, int) {
 // weight row straight from the mapping; several tokens decode the row once
 // into scratch and multiply it with four tokens at a time.
 func (m *Model) linear(x buf, w *weight, bias []float32, out buf, residual *buf) func(int, int) {
-	m.needScratch(2*w.cols + 2*m.batch + 16)
+	m.needScratch(2*w.cols + 2*m.batch + 16 + chunkRows*m.batch)
 	if w.dtype == ir.MXFP4 {
 		m.needPrep(w.cols)
 	}
@@ -187,6 +188,17 @@ func (m *Model) linear(x buf, w *weight, bias []float32, out buf, residual *buf)
 			return
 		}
 		o := lo
+		if chunked(w, seq) {
+			acc := sc[2*w.cols+2*m.batch+16:]
+			for o+2 <= hi {
+				o1 := o + min(chunkRows, (hi-o)&^1)
+				rowsBF16(w, o, o1, seq, groups, x.data, offs, acc, tmp, &m.views[worker])
+				for r := o; r < o1; r++ {
+					store(r, acc[(r-o)*seq:(r-o+1)*seq])
+				}
+				o = o1
+			}
+		}
 		for ; o+2 <= hi; o += 2 {
 			rowPair(w, o, seq, groups, x.data, offs, rowA, rowB, dotsA, dotsB, tmp)
 			store(o, dotsA)
@@ -204,7 +216,7 @@ func (m *Model) linear(x buf, w *weight, bias []float32, out buf, residual *buf)
 			st.x = w.prepare(x.data[:w.cols], m.prep)
 		}
 		groups.setTail(seq)
-		m.pool.run(w.rows, grainFor(w.cols*seq), body)
+		m.pool.run(w.rows, rowGrain(w, seq), body)
 	}
 }
 
@@ -279,6 +291,118 @@ func rowPair(w *weight, o, seq int, groups *tokGroups, data []float32, offs []in
 	w.decodeRow(o, rowA)
 	w.decodeRow(o+1, rowB)
 	dotGather2(rowA, rowB, data, offs[done:seq], dotsA[done:seq], dotsB[done:seq])
+}
+
+// bf16Chunk is how many inputs rowsBF16 multiplies at a time, and
+// chunkRows how many rows it takes through each chunk before the next.
+// Whole rows two at a time left the memory system idle between one pair
+// and the next; a chunk of 64 rows' worth of loads in flight keeps it
+// busy, and the eight tokens' chunks (8 x 1.25 KB) stay in L1 while the
+// rows stream past them. On an AVX-512 EPYC the 2x8 kernel ran at 32 G
+// multiply-adds a second over a matrix in memory this way, against 21 G
+// by whole rows (BenchmarkRowsBF16, docs/benchmarks.md).
+const (
+	bf16Chunk     = 320
+	chunkRows     = 16
+	prefetchAhead = 4
+)
+
+// chunked tells whether a call of seq tokens multiplies w chunk by chunk:
+// a bf16 matrix against the 2x8 kernel's groups (a padded group from four
+// tokens).
+func chunked(w *weight, seq int) bool { return w.dtype == ir.BF16 && seq >= 4 }
+
+// rowGrain is the least rows a worker claims of a matrix-vector loop: a
+// chunked one takes whole runs of rows, the others follow the work.
+func rowGrain(w *weight, seq int) int {
+	if chunked(w, seq) {
+		return 16
+	}
+	return grainFor(w.cols * seq)
+}
+
+// chunkViews holds, for rowsBF16, the rows of the run and a chunk of
+// each group of eight tokens (the first four groups made once a chunk,
+// the others in xs as they come) and of the padded last group.
+type chunkViews struct {
+	first    [4]tok8
+	xs, tail tok8
+	rows     [chunkRows][]uint16
+}
+
+// rowsBF16 computes rows o0 to o1 (an even count, at most chunkRows) of a
+// bf16 w against the seq tokens of x into acc, row by row (acc[(o-o0)*seq+t]),
+// bf16Chunk inputs at a time. The chunks' sums add up in float32, as the
+// kernels' lanes do.
+func rowsBF16(w *weight, o0, o1, seq int, groups *tokGroups, data []float32, offs []int32, acc, tmp []float32, v *chunkViews) {
+	n := w.cols
+	acc = acc[:(o1-o0)*seq]
+	clear(acc)
+	full := seq &^ 7
+	r := seq - full
+	first, xs, tail := &v.first, &v.xs, &v.tail
+	rows := v.rows[:o1-o0]
+	for i := range rows {
+		rows[i] = w.row16(o0 + i)
+	}
+	for c := 0; c < n; c += bf16Chunk {
+		e := min(c+bf16Chunk, n)
+		for g := 0; g < min(full, 32); g += 8 {
+			for i := range 8 {
+				first[g/8][i] = groups.full[g/8][i][c:e]
+			}
+		}
+		if r >= 4 {
+			for i := range tail {
+				tail[i] = groups.tail[i][c:e]
+			}
+		}
+		for o := o0; o < o1; o += 2 {
+			i := o - o0
+			// The chunk of the pair prefetchAhead rows on (of the next
+			// chunk, at the end of the run) is asked for now.
+			if q, qc := i+prefetchAhead, c+bf16Chunk; q < len(rows) || qc < n {
+				if q < len(rows) {
+					qc = c
+				} else {
+					q %= len(rows)
+				}
+				qn := 2 * (min(qc+bf16Chunk, n) - qc)
+				prefetchLines((*byte)(unsafe.Pointer(&rows[q][qc])), qn)
+				prefetchLines((*byte)(unsafe.Pointer(&rows[q+1][qc])), qn)
+			}
+			a, b := rows[i][c:e], rows[i+1][c:e]
+			accA, accB := acc[(o-o0)*seq:(o-o0+1)*seq], acc[(o-o0+1)*seq:(o-o0+2)*seq]
+			for g := 0; g < full; g += 8 {
+				x := xs
+				if g < 32 {
+					x = &first[g/8]
+				} else {
+					for i := range xs {
+						xs[i] = groups.full[g/8][i][c:e]
+					}
+				}
+				dotBF16x2x8(a, b, x, tmp[:8], tmp[8:16])
+				for i := range 8 {
+					accA[g+i] += tmp[i]
+					accB[g+i] += tmp[8+i]
+				}
+			}
+			if r >= 4 {
+				dotBF16x2x8(a, b, tail, tmp[:8], tmp[8:16])
+				for i := range r {
+					accA[full+i] += tmp[i]
+					accB[full+i] += tmp[8+i]
+				}
+				continue
+			}
+			for t := full; t < seq; t++ {
+				x := data[int(offs[t])+c : int(offs[t])+e]
+				accA[t] += dotBF16(a, x)
+				accB[t] += dotBF16(b, x)
+			}
+		}
+	}
 }
 
 // dotGather2 is dotGather for two rows at once: each input is read once
