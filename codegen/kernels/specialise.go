@@ -165,21 +165,22 @@ func specLinear(b *builder) ([]spec, error) {
 // for the matrix-vector (decode) kernel to serve it rather than the tiled
 // one; a batched step of a few sequences is such a call. The tiled
 // kernel reads the weights once a call, but with 8 tokens x 32 outputs a
-// threadgroup, a call of up to 8 tokens gives gpt-oss-20b's o_proj (2880
-// rows) 90 threadgroups, each walking all 4096 inputs: on an H100 its 24
-// layers took 8.3 ms a call of 2 to 16 tokens. The decode grid has a row
-// of threadgroups a token, each reading the rows itself, so a call of n
-// tokens reads the weights n times: from the cache while they fit it
-// (o_proj: 0.44 ms for 2 tokens, 1.01 ms for 8), from memory when they do
-// not (the LM head, 1.16 GB: 0.83 ms for 2 tokens, 3.26 ms for 8, against
-// 2.0 ms tiled). Hence up to 8 tokens for a matrix of at most cachedBytes
-// and up to 4 for a larger one (docs/gpu.md, "Few-token calls"). Apple
-// GPUs' system-level caches are of the same order as the H100's 50 MB L2.
+// threadgroup, a call of up to 16 tokens gives gpt-oss-20b's o_proj (2880
+// rows) 90 to 180 threadgroups, each walking all 4096 inputs: on an H100
+// its 24 layers took 8.3 ms a call of 2 to 16 tokens. The decode grid has
+// a row of threadgroups a token, each reading the rows itself, so a call
+// of n tokens reads the weights n times: from the cache while they fit
+// it (o_proj: 0.44 ms for 2 tokens, 1.01 ms for 8), from memory when they
+// do not (the LM head, 1.16 GB: 0.83 ms for 2 tokens, 3.26 ms for 8,
+// against 2.0 ms tiled). Hence up to 16 tokens (a batched step of 16
+// sequences) for a matrix of at most cachedBytes and up to 4 for a larger
+// one (docs/gpu.md, "Few-token calls"). Apple GPUs' system-level caches
+// are of the same order as the H100's 50 MB L2.
 func fewTokens(weightBytes int64) int {
 	if weightBytes > cachedBytes {
 		return 4
 	}
-	return 8
+	return 16
 }
 
 // cachedBytes is the largest weight matrix that fewTokens counts on a

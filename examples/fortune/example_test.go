@@ -58,7 +58,7 @@ func TestGeneratedPackageMatchesLogits(t *testing.T) {
 	if _, err := exec.LookPath("g++"); err != nil {
 		t.Skip("mslemu needs a C++17 compiler (apt-get install g++); .ci/run installs it")
 	}
-	ids := []int32{325, 2910, 298, 681, 309, 290, 316, 386, 262, 1110, 287, 257, 1700, 318, 340, 13, 198, 464}
+	ids := []int32{325, 2910, 298, 681, 309, 290, 316, 386, 262, 1110, 287, 257, 1700, 318, 340, 13, 198, 464, 2004, 77, 1303, 262, 981, 13}
 	// minerva logits: the first half as a prefill, the rest one at a time.
 	lm, err := loader.Load(loader.Spec{Arch: "../../models/gpt-oss.arch", Model: "../../models/fortune", Plan: compiler.PlanOptions{Ctx: 512}, Backend: "cpu"})
 	if err != nil {
@@ -88,12 +88,12 @@ func TestGeneratedPackageMatchesLogits(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Forward's logits are valid until the next call: keep copies. The
-	// calls cover the package's three kinds of table: 9 tokens (the
+	// calls cover the package's three kinds of table: 17 tokens (the
 	// prefill kernels), 3 (a few tokens: the decode kernels of the dense
-	// matmuls, fewTable8) and 1 (stepTable). The CPU's logits do not
+	// matmuls, fewTable16) and 1 (stepTable). The CPU's logits do not
 	// depend on how the calls split the ids.
 	var got []float32
-	for _, c := range [][2]int{{0, 9}, {9, 12}, {12, 13}, {13, 14}, {14, 15}, {15, 16}, {16, 17}, {17, 18}} {
+	for _, c := range [][2]int{{0, 17}, {17, 20}, {20, 21}, {21, 22}, {22, 23}, {23, 24}} {
 		l, err := m.Forward(ids[c[0]:c[1]], c[0])
 		if err != nil {
 			t.Fatal(err)

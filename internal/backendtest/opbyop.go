@@ -60,9 +60,9 @@ func CompareOpByOp(t *testing.T, g OpRunner, p *program.Program, ck *weights.Che
 		seen[op.Kind] = true
 		// 3 tokens run the decode kernels of the ops whose decode kernel
 		// serves a few tokens (program.Dispatch.DecodeUpTo) and the prefill
-		// kernels of the others; 11 the prefill kernels of all, with a
-		// partial tile.
-		for _, seq := range []int{1, 3, min(11, int(p.Arena.Batch))} {
+		// kernels of the others; 19 (more than any DecodeUpTo) the prefill
+		// kernels of all, with a partial tile.
+		for _, seq := range []int{1, 3, min(19, int(p.Arena.Batch))} {
 			randomizeOperands(rng, p, op, experts, cm.Arena(), g.Arena(), seq)
 			// Both caches hold the prefill; the op writes the positions
 			// after it.

@@ -394,8 +394,8 @@ func (m *Model) Prefill(args []byte, seq int) error {
 // tableFor is the dispatch table of a call of seq > 1 tokens.
 func tableFor(seq int) []dispatch {
 	switch {
-	case seq <= 8:
-		return fewTable8
+	case seq <= 16:
+		return fewTable16
 	}
 	return prefillTable
 }
@@ -533,8 +533,8 @@ var prefillTable = []dispatch{
 	{"rmsnorm_linear_prefill_bf16_4096x256_2d9b1fb4", [3]dim{{128, 0, 1}, {0, 1, 8}, {1, 0, 1}}, 128, 2336, true, "op 25 (rmsnorm_linear, layer -1)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 0}, {bindWeight, 2, 1}, {bindWeight, 3, 2}, {bindArena, 4, 131072}}},
 }
 
-// fewTable8 is the dispatch sequence of Prefill for calls of 2 to 8 tokens, with the barriers 8 need.
-var fewTable8 = []dispatch{
+// fewTable16 is the dispatch sequence of Prefill for calls of 2 to 16 tokens, with the barriers 16 need.
+var fewTable16 = []dispatch{
 	{"embedding_any_bf16_03dca740", [3]dim{{0, 1, 1}, {1, 0, 1}, {1, 0, 1}}, 128, 16, false, "op 0 (embedding, layer -1)", []bind{{bindArgs, 0, 0}, {bindWeight, 1, 0}, {bindArena, 2, 0}, {bindArena, 3, 512}}},
 	{"qkv_rope_store_any_bf16_h256_q8_kv2_f16_03d20378", [3]dim{{12, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 1024, 2176, true, "op 1 (qkv_rope_store, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 512}, {bindWeight, 2, 3}, {bindWeight, 3, 4}, {bindWeight, 4, 5}, {bindWeight, 5, 6}, {bindWeight, 6, 7}, {bindWeight, 7, 8}, {bindWeight, 8, 9}, {bindArena, 9, 131584}, {bindKV, 10, 0}, {bindKV, 11, 24576}}},
 	{"attend_any_h8_kv2_d32_w64_f16_sinks_0b0c3162", [3]dim{{8, 0, 1}, {0, 1, 1}, {1, 0, 1}}, 512, 2304, true, "op 2 (attend, layer 0)", []bind{{bindArgs, 0, 0}, {bindArena, 1, 131584}, {bindWeight, 2, 12}, {bindKV, 3, 0}, {bindKV, 4, 24576}, {bindArena, 5, 262656}}},
