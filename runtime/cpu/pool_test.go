@@ -10,7 +10,7 @@ import (
 // item of the loop exactly once, start on even items, are no smaller than
 // the grain except the loop's last, and are the same chunks on every run.
 func TestPoolCoversEachItemOnce(t *testing.T) {
-	for _, workers := range []int{1, 2, 3, 8} {
+	for _, workers := range []int{1, 2, 3, 8, 16} {
 		p := newPool(workers, 0)
 		defer p.close()
 		for _, c := range []struct{ total, grain int }{{1, 1}, {7, 1}, {32, 11}, {33, 2}, {1000, 1}, {5120, 11}, {201088, 11}, {2304, 1}} {
