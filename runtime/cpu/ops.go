@@ -148,8 +148,9 @@ func (m *Model) embedding(table *weight, ids, out buf) func(int, int) {
 }
 
 // linear computes x @ w^T + b (+ residual when given). One token reads each
-// weight row straight from the mapping; several tokens decode the row once
-// into scratch and multiply it with four tokens at a time.
+// weight row straight from the mapping; four or more tokens multiply a
+// bf16 matrix chunk by chunk (rowsBF16), and other calls take rows two at
+// a time (rowPair).
 func (m *Model) linear(x buf, w *weight, bias []float32, out buf, residual *buf) func(int, int) {
 	m.needScratch(2*w.cols + 2*m.batch + 16 + chunkRows*m.batch)
 	if w.dtype == ir.MXFP4 {
@@ -293,14 +294,16 @@ func rowPair(w *weight, o, seq int, groups *tokGroups, data []float32, offs []in
 	dotGather2(rowA, rowB, data, offs[done:seq], dotsA[done:seq], dotsB[done:seq])
 }
 
-// bf16Chunk is how many inputs rowsBF16 multiplies at a time, and
-// chunkRows how many rows it takes through each chunk before the next.
-// Whole rows two at a time left the memory system idle between one pair
-// and the next; a chunk of 64 rows' worth of loads in flight keeps it
-// busy, and the eight tokens' chunks (8 x 1.25 KB) stay in L1 while the
-// rows stream past them. On an AVX-512 EPYC the 2x8 kernel ran at 32 G
-// multiply-adds a second over a matrix in memory this way, against 21 G
-// by whole rows (BenchmarkRowsBF16, docs/benchmarks.md).
+// bf16Chunk is how many inputs rowsBF16 multiplies at a time,
+// chunkRows how many rows it takes through each chunk before the next,
+// and prefetchAhead how many rows ahead of the pair it multiplies it asks
+// for the next rows' chunks. The eight tokens' chunks (8 x 1.25 KB) stay
+// in L1 while the rows stream past them, and the prefetches keep loads in
+// flight across the rows, where whole rows two at a time left the memory
+// system idle between one pair and the next. On an AVX-512 EPYC (2
+// threads) the 2x8 kernel ran at 53 G multiply-adds a second over a
+// matrix in memory this way, against 37 G by whole row pairs
+// (BenchmarkRowsBF16, docs/benchmarks.md).
 const (
 	bf16Chunk     = 320
 	chunkRows     = 16
@@ -316,7 +319,7 @@ func chunked(w *weight, seq int) bool { return w.dtype == ir.BF16 && seq >= 4 }
 // chunked one takes whole runs of rows, the others follow the work.
 func rowGrain(w *weight, seq int) int {
 	if chunked(w, seq) {
-		return 16
+		return chunkRows
 	}
 	return grainFor(w.cols * seq)
 }

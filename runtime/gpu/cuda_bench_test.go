@@ -161,9 +161,9 @@ func TestCUDASpeed(t *testing.T) {
 			kernelTable(t, m, gd, p, ck, bw, 4096, 1)
 			// MINERVA_CUDA_BENCH_CALLS=2,8: calls of that many tokens at
 			// position 4096 and their kernel tables. A batched step of n
-			// sequences runs these kernels (every call of more than one
-			// token runs the prefill variants), so they show what a step
-			// of n costs.
+			// sequences runs these kernels (the decode kernels of the
+			// dispatches whose decode_up_to reaches n, the prefill kernels
+			// of the rest), so they show what a step of n costs.
 			for _, f := range strings.Split(os.Getenv("MINERVA_CUDA_BENCH_CALLS"), ",") {
 				n, err := strconv.Atoi(f)
 				if err != nil || n < 2 {
